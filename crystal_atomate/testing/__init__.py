@@ -1,0 +1,1 @@
+"""Testing support: the recorded CRYSTAL runs and the replay executable."""

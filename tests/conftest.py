@@ -1,0 +1,18 @@
+"""Shared fixtures. The recorded runs are required: a missing directory fails the run, never skips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crystal_atomate.testing.reference import ReferenceDataMissing, reference_dir
+
+
+@pytest.fixture(scope="session")
+def ref_dir() -> Path:
+    """``shared/crystal-reference`` (override with ``CRYSTAL_ATOMATE_REFERENCE_DIR``)."""
+    try:
+        return reference_dir()
+    except ReferenceDataMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
