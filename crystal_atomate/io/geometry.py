@@ -1,0 +1,299 @@
+"""The geometry block of a CRYSTAL deck, and conversions from/to pymatgen.
+
+CRYSTAL's own ``CRYSTAL`` input is the compact, symmetrised form: space group, the independent
+lattice parameters of its crystal system and the asymmetric unit. Getting the setting wrong
+silently builds another crystal, so the conventions below were checked against CRYSTAL's own
+expansion of real decks (``gui_geometry_examples``): with ``IFSO=0`` CRYSTAL uses ITA origin
+choice 2 for the groups that have two, with ``IFSO=1`` origin choice 1; monoclinic cells are
+unique-axis b (``a b c beta``), trigonal ones hexagonal axes unless ``IFHR=1``.
+
+Structures with magnetic moments go through ``EXTERNAL`` (fort.34) instead, with the symmetry
+reduced so that up and down sites are inequivalent; :func:`atomspin_from_structure` gives the
+matching ``ATOMSPIN`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymatgen.core import Lattice, Molecule, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pymatgen.symmetry.groups import SpaceGroup
+
+from crystal_atomate.io.basis import LineCursor, format_number
+from crystal_atomate.io.fort34 import (
+    Fort34,
+    Vec3,
+    check_structure,
+    conventional_atomic_number,
+    crystal_system,
+    spin_signs,
+)
+
+#: Independent lattice parameters CRYSTAL reads per crystal system.
+N_LATTICE_PARAMETERS = {"triclinic": 6, "monoclinic": 4, "orthorhombic": 3, "tetragonal": 2,
+                        "trigonal": 2, "hexagonal": 2, "cubic": 1}
+
+
+class AtomSite(BaseModel):
+    """``Z x y z``: conventional atomic number (Z+200 for ECP) and coordinates as the block defines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    number: int = Field(gt=0)
+    coords: Vec3
+
+    def to_line(self) -> str:
+        return f"{self.number} " + " ".join(format_number(c) for c in self.coords)
+
+
+def _slab_parameter_count(layer_group: int) -> int:
+    """Oblique (1-7) a b gamma; rectangular (8-48) a b; square (49-64) and hexagonal (65-80) a."""
+    return 3 if layer_group <= 7 else 2 if layer_group <= 48 else 1
+
+
+class CrystalGeometry(BaseModel):
+    """``CRYSTAL``: 3D, space group + independent lattice parameters + asymmetric unit (fractional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["CRYSTAL"] = "CRYSTAL"
+    iflag: Literal[0, 1] = 0
+    ifhr: Literal[0, 1] = 0
+    ifso: int = Field(default=0, ge=0)
+    space_group: int | str
+    origin_shift: tuple[int, int, int] | None = None
+    lattice_parameters: list[float] = Field(min_length=1, max_length=6)
+    atoms: list[AtomSite] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CrystalGeometry:
+        if self.iflag == 0 and not (isinstance(self.space_group, int) and 1 <= self.space_group <= 230):
+            raise ValueError(f"IFLAG=0 needs a space-group number 1..230, got {self.space_group!r}")
+        if self.iflag == 1 and not isinstance(self.space_group, str):
+            raise ValueError("IFLAG=1 needs a space-group symbol")
+        if (self.ifso > 1) != (self.origin_shift is not None):
+            raise ValueError("an origin-shift line is given iff IFSO > 1")
+        if isinstance(self.space_group, int):
+            expected = N_LATTICE_PARAMETERS[crystal_system(self.space_group)]
+            if crystal_system(self.space_group) == "trigonal" and self.ifhr == 1:
+                expected = 2
+            if len(self.lattice_parameters) != expected:
+                raise ValueError(f"space group {self.space_group} takes {expected} lattice parameter(s), "
+                                 f"got {len(self.lattice_parameters)}")
+        if any(p <= 0 for p in self.lattice_parameters):
+            raise ValueError("lattice parameters must be positive")
+        return self
+
+    def to_lines(self) -> list[str]:
+        lines = ["CRYSTAL", f"{self.iflag} {self.ifhr} {self.ifso}", str(self.space_group)]
+        if self.origin_shift is not None:
+            lines.append(" ".join(map(str, self.origin_shift)))
+        lines.append(" ".join(format_number(p) for p in self.lattice_parameters))
+        lines.append(str(len(self.atoms)))
+        lines.extend(atom.to_line() for atom in self.atoms)
+        return lines
+
+    def to_structure(self) -> Structure:
+        """Expand the asymmetric unit with pymatgen, in the setting CRYSTAL uses (see module doc)."""
+        if self.iflag != 0 or self.ifso > 1:
+            raise NotImplementedError("only numbered space groups with IFSO 0 or 1 can be expanded")
+        system = crystal_system(self.space_group)
+        lattice = _lattice_from_parameters(system, self.lattice_parameters, rhombohedral=self.ifhr == 1)
+        return Structure.from_spacegroup(
+            self._setting_symbol(), lattice, [atom.number % 100 for atom in self.atoms],
+            [atom.coords for atom in self.atoms], tol=1e-3,
+        )
+
+    def _setting_symbol(self) -> str:
+        """pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
+        symbol = SpaceGroup.from_int_number(self.space_group).symbol
+        if crystal_system(self.space_group) == "trigonal" and symbol.startswith("R"):
+            return f"{symbol}:{'R' if self.ifhr else 'H'}"
+        choice = f"{symbol}:{1 if self.ifso == 1 else 2}"
+        return choice if _is_known_setting(choice) else symbol
+
+
+def _is_known_setting(symbol: str) -> bool:
+    try:
+        SpaceGroup(symbol)
+    except ValueError:
+        return False
+    return True
+
+
+def _lattice_from_parameters(system: str, p: list[float], rhombohedral: bool = False) -> Lattice:
+    if system == "cubic":
+        return Lattice.cubic(p[0])
+    if system in ("tetragonal",):
+        return Lattice.tetragonal(p[0], p[1])
+    if system in ("trigonal", "hexagonal"):
+        return Lattice.rhombohedral(p[0], p[1]) if rhombohedral else Lattice.hexagonal(p[0], p[1])
+    if system == "orthorhombic":
+        return Lattice.orthorhombic(*p)
+    if system == "monoclinic":
+        return Lattice.monoclinic(*p)
+    return Lattice.from_parameters(*p)
+
+
+class SlabGeometry(BaseModel):
+    """``SLAB``: layer group, its lattice parameters, atoms with x y fractional and z in Angstrom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["SLAB"] = "SLAB"
+    layer_group: int = Field(ge=1, le=80)
+    lattice_parameters: list[float] = Field(min_length=1, max_length=3)
+    atoms: list[AtomSite] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _parameter_count(self) -> SlabGeometry:
+        expected = _slab_parameter_count(self.layer_group)
+        if len(self.lattice_parameters) != expected:
+            raise ValueError(f"layer group {self.layer_group} takes {expected} lattice parameter(s)")
+        return self
+
+    def to_lines(self) -> list[str]:
+        return ["SLAB", str(self.layer_group), " ".join(format_number(p) for p in self.lattice_parameters),
+                str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+
+
+class PolymerGeometry(BaseModel):
+    """``POLYMER``: rod group, ``a``, atoms with x fractional and y z in Angstrom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["POLYMER"] = "POLYMER"
+    rod_group: int = Field(ge=1, le=75)
+    lattice_parameters: list[float] = Field(min_length=1, max_length=1)
+    atoms: list[AtomSite] = Field(min_length=1)
+
+    def to_lines(self) -> list[str]:
+        return ["POLYMER", str(self.rod_group), format_number(self.lattice_parameters[0]),
+                str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+
+
+class MoleculeGeometry(BaseModel):
+    """``MOLECULE``: point group and the symmetry-independent atoms in Cartesian Angstrom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["MOLECULE"] = "MOLECULE"
+    point_group: int = Field(ge=1, le=48)
+    atoms: list[AtomSite] = Field(min_length=1)
+
+    def to_lines(self) -> list[str]:
+        return ["MOLECULE", str(self.point_group), str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+
+
+class ExternalGeometry(BaseModel):
+    """``EXTERNAL``: the geometry is in a separate ``fort.34``, carried here when known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["EXTERNAL"] = "EXTERNAL"
+    fort34: Fort34 | None = None
+
+    def to_lines(self) -> list[str]:
+        return ["EXTERNAL"]
+
+
+Geometry = Annotated[
+    CrystalGeometry | SlabGeometry | PolymerGeometry | MoleculeGeometry | ExternalGeometry,
+    Field(discriminator="kind"),
+]
+GEOMETRY_KEYWORDS = ("CRYSTAL", "SLAB", "POLYMER", "MOLECULE", "EXTERNAL")
+
+
+def parse_geometry(cursor: LineCursor) -> Geometry:
+    """Parse the geometry definition (keyword through the last atom) at the cursor."""
+    keyword = cursor.peek_keyword()
+    if keyword not in GEOMETRY_KEYWORDS:
+        raise cursor.error(f"a geometry keyword ({', '.join(GEOMETRY_KEYWORDS)})")
+    cursor.line(keyword)
+    if keyword == "EXTERNAL":
+        return ExternalGeometry()
+    if keyword == "CRYSTAL":
+        iflag, ifhr, ifso = cursor.ints(3, "'IFLAG IFHR IFSO'")
+        space_group: int | str = cursor.line("a space group").strip() if iflag else cursor.ints(1, "a space-group number")[0]
+        origin = tuple(cursor.ints(3, "an origin shift 'n1 n2 n3'")) if ifso > 1 else None
+        parameters = cursor.reals(None, "the lattice parameters")
+        atoms = _parse_atoms(cursor)
+        return _validated(cursor, CrystalGeometry, iflag=iflag, ifhr=ifhr, ifso=ifso, space_group=space_group,
+                          origin_shift=origin, lattice_parameters=parameters, atoms=atoms)
+    if keyword == "MOLECULE":
+        group = cursor.ints(1, "a point-group number")[0]
+        return _validated(cursor, MoleculeGeometry, point_group=group, atoms=_parse_atoms(cursor))
+    group = cursor.ints(1, "a layer/rod group number")[0]
+    parameters = cursor.reals(None, "the lattice parameters")
+    model = SlabGeometry if keyword == "SLAB" else PolymerGeometry
+    field = "layer_group" if keyword == "SLAB" else "rod_group"
+    return _validated(cursor, model, **{field: group}, lattice_parameters=parameters, atoms=_parse_atoms(cursor))
+
+
+def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
+    count = cursor.ints(1, "the number of atoms")[0]
+    atoms = []
+    for _ in range(count):
+        number, *_ = cursor.ints(1, "an atom 'Z x y z'")
+        cursor.index -= 1
+        coords = cursor.reals(4, "an atom 'Z x y z'")[1:]
+        atoms.append(AtomSite(number=number, coords=tuple(coords)))
+    return atoms
+
+
+def _validated(cursor: LineCursor, model: type[BaseModel], **fields) -> BaseModel:
+    try:
+        return model(**fields)
+    except ValueError as exc:
+        cursor.index -= 1
+        raise cursor.error(f"a valid {model.__name__} ({exc})") from None
+
+
+# -- pymatgen -> CRYSTAL ---------------------------------------------------------------------------
+def crystal_geometry_from_structure(
+    structure: Structure, symprec: float = 1e-3, ecp_elements: Collection[str] = (),
+) -> CrystalGeometry:
+    """The symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
+
+    Magnetic moments are not representable here (equivalent sites must share a spin): use
+    ``EXTERNAL`` via :meth:`Fort34.from_structure` for magnetic structures.
+    """
+    check_structure(structure)
+    analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+    refined = analyzer.get_refined_structure()
+    number = analyzer.get_space_group_number()
+    system = crystal_system(number)
+    a, b, c, alpha, beta, gamma = refined.lattice.parameters
+    parameters = {"cubic": [a], "tetragonal": [a, c], "trigonal": [a, c], "hexagonal": [a, c],
+                  "orthorhombic": [a, b, c], "monoclinic": [a, b, c, beta],
+                  "triclinic": [a, b, c, alpha, beta, gamma]}[system]
+    symbol = SpaceGroup.from_int_number(number).symbol
+    ifso = 1 if _is_known_setting(f"{symbol}:1") else 0
+    symmetrized = SpacegroupAnalyzer(refined, symprec=symprec).get_symmetrized_structure()
+    atoms = []
+    for group in symmetrized.equivalent_sites:
+        site = min(group, key=lambda s: tuple(np.round(s.frac_coords % 1.0, 6)))
+        coords = np.round(site.frac_coords % 1.0, 10) % 1.0
+        atoms.append(AtomSite(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
+                              coords=tuple(float(x) for x in coords)))
+    return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[float(p) for p in parameters],
+                           atoms=atoms)
+
+
+def atomspin_from_structure(structure: Structure | Molecule) -> list[tuple[int, int]]:
+    """``ATOMSPIN`` entries (1-based site index, +1/-1) from the ``magmom`` site property.
+
+    Labels follow the site order, which is the order written to fort.34 and kept by CRYSTAL
+    for EXTERNAL geometries (checked on the NiO AFM reference run). Sites without a moment are
+    left out: CRYSTAL treats them as unconstrained.
+    """
+    return [(index, sign) for index, sign in enumerate(spin_signs(structure), start=1) if sign]
+
+
+def has_magnetic_moments(structure: Structure | Molecule) -> bool:
+    """True when any site carries a non-negligible ``magmom``."""
+    return any(spin_signs(structure))
