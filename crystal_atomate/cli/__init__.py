@@ -1,5 +1,6 @@
 """Command-line interface. Importing the command modules registers their commands on ``app``."""
 
 from crystal_atomate.cli.app import app
+from crystal_atomate.cli import parse as _parse  # noqa: F401  (registers the command)
 
 __all__ = ["app"]

@@ -1,0 +1,824 @@
+"""Single-pass, constant-memory state machine over the lines of a CRYSTAL output.
+
+Speed comes from the pre-filter: CRYSTAL writes every line of its own with one leading blank
+(Fortran carriage control), so the first two characters after the indentation pick the
+handful of handlers that can possibly apply, and most lines (tables, timings, neighbour lists)
+cost one ``lstrip`` and one dictionary miss. Lines that do *not* start with a blank come from
+MPI, the Fortran runtime or the job wrapper, and are the only ones checked against the error
+catalogue in full. Tables are consumed by small row collectors that hold only the table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pymatgen.core import DummySpecies, Element, Lattice, Molecule, Structure
+
+from crystal_atomate.io.errors import CrystalError, CrystalErrorKind, classify_line
+from crystal_atomate.io.outputs.model import (
+    BandEdges,
+    CalculationKind,
+    CrystalOutput,
+    FrequencyMode,
+    MullikenAnalysis,
+    OptStep,
+    ScfCycle,
+    ScfRun,
+)
+
+__all__ = ["OutputScanner"]
+
+F = r"[-+]?(?:\d+\.\d*|\.\d+)(?:[EeDd][-+]?\d+)?"
+_NUMBER = re.compile(F)
+_FIXED_DECIMAL = re.compile(r"-?\d+\.\d+")
+
+_VERSION = re.compile(r"\*\s+CRYSTAL(\d\d)\s+\*")
+_RELEASE = re.compile(r"\*\s+public\s*:\s*(.+?)\s*\*")
+_CYC = re.compile(rf"CYC\s+(\d+)\s+ETOT\(AU\)\s+({F})\s+DETOT\s+({F})")
+_SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s+(\d+)")
+_TOTAL_ENERGY = re.compile(rf"TOTAL ENERGY\((\w+)\)\(AU\)\(\s*\d+\)\s*({F})(\s+DE \(AU\))?")
+_TOTAL_DISP = re.compile(rf"TOTAL ENERGY \+ DISP(?: \+ GCP)? \(AU\)\s+({F})")
+_D3 = re.compile(rf"D3 DISPERSION ENERGY \(AU\)\s+({F})")
+_OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s+(\d+)")
+_OPT_TEST = re.compile(rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s+({F})\s+THRESHOLD\s+{F}\s+CONVERGED\s+(YES|NO)")
+_OPT_END = re.compile(rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s+POINTS\s+(\d+)")
+_CENTRAL = re.compile(rf"CENTRAL POINT\s+({F})")
+_TIMING = re.compile(rf"T{{10,}}\s+\S+\s+TELAPSE\s+({F})\s+TCPU\s+({F})")
+_COUNT = re.compile(r"(N\. OF ATOMS PER CELL|NUMBER OF AO|N\. OF ELECTRONS PER CELL)\s+(\d+)")
+_SHRINK = re.compile(r"SHRINK\. FACT\.\(MONKH\.\)\s+(\d+)\s+(\d+)\s+(\d+)")
+_GILAT = re.compile(r"SHRINKING FACTOR\(GILAT NET\)\s+(\d+)")
+_CALC_TYPE = re.compile(r"TYPE OF CALCULATION :\s+(.+?)\s*$")
+_FUNCTIONAL = re.compile(r"\(EXCHANGE\)\[CORRELATION\] FUNCTIONAL:\((.*)\)\[(.*)\]")
+_HYBRID = re.compile(rf"HYBRID EXCHANGE - PERCENTAGE OF FOCK EXCHANGE\s+({F})")
+_GAP = re.compile(rf"(DIRECT|INDIRECT) ENERGY BAND GAP:\s+({F})")
+_FINAL_GAP = re.compile(rf"BAND GAP:\s+({F})\s+eV")
+_EFERMI = re.compile(rf"POSSIBLY CONDUCTING STATE - EFERMI\(AU\)\s+({F})")
+_DIMENSION = re.compile(r"DIMENSIONALITY OF THE SYSTEM\s+(\d)")
+_PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s+({F})")
+_ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
+_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number)")
+
+_ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
+_FLOATS_ONLY = re.compile(rf"\s*(?:{F}\s*)+$")
+_CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s+([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
+_FORCE_ROW = re.compile(rf"\s*(\d+)\s+(\d+)\s+({F})\s+({F})\s+({F})\s*$")
+_ASYM_ATOM = re.compile(rf"\s*(\d+)\s+([TF])\s+(\d+)\s+([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})")
+_CELL_ROW = re.compile(rf"\s*({F})\s+({F})\s+({F})\s+({F})\s+({F})\s+({F})\s*$")
+_MULLIKEN_ATOM = re.compile(r"\s*(\d+)\s+([A-Za-z]{1,2})\s+(\d+)\s+(-?\d+\.\d+)")
+_MULLIKEN_STOP = re.compile(r"\s*(ATOM\s+Z\s+CHARGE\s+SHELL|OVERLAP POPULATION|\*{5}|M{5}|TTTTT)")
+_FREQ_ROW = re.compile(
+    rf"\s*(\d+)-\s*(\d+)\s+{F}\s+({F})\s+{F}\s+\(\s*([^)]*?)\s*\)"
+    rf"(?:\s+([AI])\s+\(\s*({F})\s*\)\s+([AI]))?"
+)
+_ELASTIC_ROW = re.compile(r"\s*\|(.*)\|\s*$")
+
+
+def _float(text: str) -> float:
+    """CRYSTAL sometimes writes Fortran ``D`` exponents."""
+    return float(text.replace("D", "E").replace("d", "e"))
+
+
+def _true_z(conventional: int) -> int:
+    """CRYSTAL's conventional atomic number: Z, or Z+200 with an ECP (``NAT % 100``)."""
+    return conventional % 100
+
+
+def _species(conventional: int) -> Element | DummySpecies:
+    """Element of a conventional atomic number; Z = 0 (ghost / removed atom) is a dummy ``X``."""
+    z = _true_z(conventional)
+    return Element.from_Z(z) if z else DummySpecies("X")
+
+
+class _RowCollector:
+    """Consume a table: skip up to ``max_skip`` header lines, take rows matching ``row``.
+
+    Ends at the first non-row line after a row (or, with ``stop``, at the line matching it,
+    skipping everything else), after ``max_rows`` rows, or after ``max_lines`` lines.
+    """
+
+    def __init__(
+        self,
+        row: re.Pattern[str],
+        done: Callable[[list[re.Match[str]], list[str]], None],
+        *,
+        max_rows: int | None = None,
+        max_skip: int = 4,
+        stop: re.Pattern[str] | None = None,
+        max_lines: int = 100_000,
+    ) -> None:
+        self.row = row
+        self.done = done
+        self.max_rows = max_rows
+        self.max_skip = max_skip
+        self.stop = stop
+        self.max_lines = max_lines
+        self.rows: list[re.Match[str]] = []
+        self.skipped: list[str] = []
+        self.seen = 0
+
+    def feed(self, line: str) -> bool:
+        """True when the line belonged to the table; False hands it back to the dispatcher."""
+        self.seen += 1
+        if self.stop is not None and self.stop.match(line):
+            self.done(self.rows, self.skipped)
+            return False
+        found = self.row.match(line)
+        if found:
+            self.rows.append(found)
+            if self.max_rows is not None and len(self.rows) >= self.max_rows:
+                self.done(self.rows, self.skipped)
+                return True
+            return True
+        if self.seen > self.max_lines:
+            self.done(self.rows, self.skipped)
+            return False
+        if self.stop is not None or (not self.rows and len(self.skipped) < self.max_skip):
+            self.skipped.append(line)
+            return True
+        self.done(self.rows, self.skipped)
+        return False
+
+
+@dataclass
+class _Geometry:
+    """The latest printed geometry of one kind and the line where it ended."""
+
+    line_number: int = -1
+    lattice: list[list[float]] | None = None
+    cell_parameters: list[float] | None = None
+    numbers: list[int] = field(default_factory=list)
+    coords: list[list[float]] = field(default_factory=list)
+    columns: str = ""
+
+
+class OutputScanner:
+    """Feed lines in order with :meth:`feed`, then build the result with :meth:`result`."""
+
+    def __init__(self, source: str = "output") -> None:
+        self.source = source
+        self.out = CrystalOutput()
+        self.line_number = 0
+        self.block: _RowCollector | None = None
+        self.awaiting_title = False
+        self.scf_open: ScfRun | None = None
+        self.step: OptStep | None = None
+        self.band_closed = True
+        self.band_spin: str = "both"
+        self.edges: dict[str, BandEdges] = {}
+        self.error_keys: set[tuple[str, str | None]] = set()
+        self.flags: set[str] = set()
+        self.pending_lattice: list[list[float]] | None = None
+        self.cartesian = _Geometry()
+        self.cell_block = _Geometry()
+        self.pending_cell: list[float] | None = None
+        self.atomic_guess_seen = False
+        self.reference_electrons: list[float] | None = None
+        self.last_charges: list[float] | None = None
+        self.last_spins: list[float] | None = None
+        self.mulliken_mode = "total"
+        self.mulliken_total: list[re.Match[str]] | None = None
+        self.mulliken_spin: list[re.Match[str]] | None = None
+        self.frequency_tables = 0
+        self.dispatch: dict[str, Callable[[str], None]] = {
+            "CY": self._cyc,
+            "==": self._scf_end,
+            "TO": self._total,
+            "ER": self._error,
+            "EE": self._banner_e,
+            "TT": self._timing,
+            "* ": self._star,
+            "*\t": self._star,
+            "MA": self._opt_test,
+            "RM": self._opt_test,
+            "DI": self._direct,
+            "IN": self._in,
+            "PO": self._conducting,
+            "SP": self._spin_locking,
+            "CA": self._cartesian,
+            "CE": self._ce,
+            "CO": self._co,
+            "AT": self._atoms,
+            "CR": self._crystal_header,
+            "FI": self._final_geometry,
+            "FR": self._frequency_marker,
+            "N.": self._counts,
+            "NU": self._counts,
+            "SH": self._shrink,
+            "TY": self._calc_type,
+            "KO": self._hamiltonian,
+            "HA": self._hamiltonian,
+            "HY": self._hybrid,
+            "(E": self._functional,
+            "D3": self._d3,
+            "MU": self._mulliken,
+            "AL": self._spin_label,
+            "BE": self._spin_label,
+            "BA": self._band_gap_final,
+            "MO": self._modes,
+            "SY": self._elastic,
+            "EL": self._compliance,
+            "EN": self._rejected,
+            "PR": self._primitive,
+            "GE": self._dimension,
+            "GR": self._cell_gradient,
+            "EO": self._eos,
+            "WA": self._warning,
+            "io": self._error,
+        }
+
+    # ------------------------------------------------------------------ driving
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        """Scan an iterable of lines (a file object streams; nothing is read ahead)."""
+        dispatch = self.dispatch
+        for line in lines:
+            self.line_number += 1
+            if self.block is not None:
+                if self.block.feed(line):
+                    continue
+            if self.awaiting_title:
+                self._title(line)
+            if line[:1] != " ":
+                self._foreign(line)
+                continue
+            text = line.lstrip()
+            handler = dispatch.get(text[:2])
+            if handler is not None:
+                handler(text)
+
+    def _start_block(self, collector: _RowCollector) -> None:
+        """Later lines go to the collector until it hands one back."""
+        self.block = collector
+
+    def _end_block(self) -> None:
+        self.block = None
+
+    # ------------------------------------------------------------------ errors
+    def _add_error(self, text: str) -> None:
+        """Record a failure once per kind (per routine+message for unknown ERROR lines)."""
+        error = classify_line(text, self.line_number, self.source)
+        if error is None:
+            return
+        key = (error.kind.value, error.message if error.kind is CrystalErrorKind.UNKNOWN_ERROR else None)
+        if key not in self.error_keys:
+            self.error_keys.add(key)
+            self.out.errors.append(error)
+
+    def _foreign(self, line: str) -> None:
+        """Lines from MPI, the Fortran runtime or wrappers - plus CRYSTAL's unindented stress block."""
+        if line.startswith("STRESS TENSOR"):
+            self._start_block(_RowCollector(_ROW3, self._stress_done, max_rows=3))
+        elif line.startswith("PRESSURE IN GIGAPASCAL"):
+            found = _PRESSURE.match(line)
+            if found:
+                self.out.pressure_gpa = _float(found.group(1))
+        elif not line.startswith(("ORDER:", "NODE", "   ", "-rw", "lrw", "drw", "total ")):
+            self._add_error(line)
+
+    def _error(self, text: str) -> None:
+        self._add_error(text)
+
+    # ------------------------------------------------------------------ header
+    def _star(self, text: str) -> None:
+        """Banner (version, release), ``* OPT END`` and ``* ELASTCON OPTION``."""
+        if text.startswith("* OPT END") or text.startswith("*OPT END"):
+            self._opt_end(text)
+            return
+        if self.out.crystal_version is None:
+            found = _VERSION.match(text)
+            if found:
+                self.out.crystal_version = int(found.group(1))
+                return
+        if self.out.crystal_release is None and "public" in text:
+            found = _RELEASE.match(text)
+            if found:
+                self.out.crystal_release = found.group(1)
+                return
+        if "ELASTCON OPTION" in text:
+            self.flags.add("elastic")
+
+    def _banner_e(self, text: str) -> None:
+        """``EEEEEEEEEE STARTING`` (title follows) and ``EEEEEEEEEE TERMINATION``."""
+        rest = text.lstrip("E")
+        if rest.startswith(" STARTING"):
+            self.flags.add("started")
+            if self.out.title is None:
+                self.awaiting_title = True
+        elif rest.startswith(" TERMINATION"):
+            self.out.terminated = True
+
+    def _title(self, line: str) -> None:
+        """The first line after STARTING that is not MPI chatter (facts obs. 3)."""
+        if self.line_is_blank(line) or _TITLE_NOISE.match(line.strip()) or line.lstrip().startswith("EEEEEEEEEE"):
+            return
+        self.out.title = line.strip()
+        self.awaiting_title = False
+
+    @staticmethod
+    def line_is_blank(line: str) -> bool:
+        """Whitespace only."""
+        return not line.strip()
+
+    def _counts(self, text: str) -> None:
+        for found in _COUNT.finditer(text):
+            name, value = found.group(1), int(found.group(2))
+            if name.startswith("N. OF ATOMS") and self.out.n_atoms is None:
+                self.out.n_atoms = value
+            elif name == "NUMBER OF AO" and self.out.n_ao is None:
+                self.out.n_ao = value
+            elif name.startswith("N. OF ELECTRONS") and self.out.n_electrons is None:
+                self.out.n_electrons = value
+
+    def _shrink(self, text: str) -> None:
+        found = _SHRINK.match(text)
+        if found and self.out.shrink is None:
+            self.out.shrink = [int(found.group(i)) for i in (1, 2, 3)]
+            return
+        found = _GILAT.match(text)
+        if found and self.out.shrink_gilat is None:
+            self.out.shrink_gilat = int(found.group(1))
+
+    def _calc_type(self, text: str) -> None:
+        found = _CALC_TYPE.match(text)
+        if found and self.out.calculation_type is None:
+            self.out.calculation_type = found.group(1)
+            self.out.spin_polarized = found.group(1).startswith("UNRESTRICTED")
+
+    def _hamiltonian(self, text: str) -> None:
+        if text.startswith("KOHN-SHAM HAMILTONIAN"):
+            self.out.hamiltonian = "DFT"
+        elif text.startswith("HARTREE-FOCK HAMILTONIAN"):
+            self.out.hamiltonian = "HF"
+
+    def _functional(self, text: str) -> None:
+        found = _FUNCTIONAL.match(text)
+        if found:
+            self.out.functional_exchange = found.group(1).strip()
+            self.out.functional_correlation = found.group(2).strip()
+
+    def _hybrid(self, text: str) -> None:
+        found = _HYBRID.match(text)
+        if found:
+            self.out.hybrid_exchange_percent = _float(found.group(1))
+
+    def _crystal_header(self, text: str) -> None:
+        """``CRYSTAL - SCF - TYPE OF CALCULATION`` opens an SCF; PROPERTIES marks a properties run."""
+        if text.startswith("CRYSTAL - SCF"):
+            self._open_scf()
+        elif text.startswith("CRYSTAL - PROPERTIES"):
+            self.flags.add("properties")
+
+    def _frequency_marker(self, text: str) -> None:
+        if text.startswith("FREQUENCY CALCULATION"):
+            self.flags.add("frequency")
+
+    def _eos(self, text: str) -> None:
+        if text.startswith("EOS OPTION") or text.startswith("EOSEOSEOS"):
+            self.flags.add("eos")
+
+    def _warning(self, text: str) -> None:
+        if "TESTGEOM" in text:
+            self.flags.add("testgeom")
+
+    def _in(self, text: str) -> None:
+        """``INSULATING STATE``, ``INDIRECT ENERGY BAND GAP`` (INFORMATION lines fall through)."""
+        if text.startswith("INSULATING STATE"):
+            self._band(insulating=True)
+        elif text.startswith("INDIRECT"):
+            self._gap(text)
+
+    # ------------------------------------------------------------------ SCF
+    def _open_scf(self) -> ScfRun:
+        run = self.scf_open
+        if run is None or run.cycles or run.converged is not None:
+            run = ScfRun(source=self.source)
+            self.out.scf.append(run)
+            self.scf_open = run
+        return run
+
+    def _cyc(self, text: str) -> None:
+        found = _CYC.match(text)
+        if not found:
+            return
+        run = self.scf_open
+        if run is None or run.converged is not None:
+            run = self._open_scf()
+        run.cycles.append(
+            ScfCycle(
+                cycle=int(found.group(1)),
+                energy_ha=_float(found.group(2)),
+                delta_energy_ha=_float(found.group(3)),
+            )
+        )
+        self.band_closed = True
+        self.band_spin = "both"
+
+    def _scf_end(self, text: str) -> None:
+        found = _SCF_END.match(text)
+        if not found:
+            return
+        run = self.scf_open if self.scf_open is not None else self._open_scf()
+        run.converged = found.group(1) == "CONVERGENCE"
+        run.energy_ha = _float(found.group(2))
+        run.n_cycles = int(found.group(3))
+        self.out.scf_energy_ha = run.energy_ha
+        self.out.energy_ha = run.energy_ha
+        self._step_energy(run.energy_ha)
+        if not run.converged:
+            self._add_error(text)
+        self.scf_open = None
+
+    def _total(self, text: str) -> None:
+        """``TOTAL ENERGY(..)(AU)``, ``TOTAL ENERGY + DISP``, ``TOTAL ATOMIC CHARGES/SPINS``."""
+        if text.startswith("TOTAL ENERGY"):
+            found = _TOTAL_DISP.match(text)
+            if found:
+                value = _float(found.group(1))
+                self.out.energy_with_dispersion_ha = value
+                self.out.energy_ha = value
+                self._step_energy(value)
+                return
+            found = _TOTAL_ENERGY.match(text)
+            if found and found.group(3):
+                value = _float(found.group(2))
+                self.out.energy_ha = value
+                self._step_energy(value)
+        elif text.startswith("TOTAL ATOMIC CHARGES"):
+            self._start_block(_RowCollector(_FLOATS_ONLY, self._charges_done, max_skip=0))
+        elif text.startswith("TOTAL ATOMIC SPINS"):
+            self._start_block(_RowCollector(_FLOATS_ONLY, self._spins_done, max_skip=0))
+        elif text.startswith("TOO SMALL TRUST RADIUS"):
+            self._add_error(text)
+
+    def _d3(self, text: str) -> None:
+        found = _D3.match(text)
+        if found:
+            self.out.dispersion_energy_ha = _float(found.group(1))
+
+    @staticmethod
+    def _floats(rows: list[re.Match[str]]) -> list[float]:
+        return [_float(value) for row in rows for value in _NUMBER.findall(row.group(0))]
+
+    def _charges_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        values = self._floats(rows)
+        if self.atomic_guess_seen and self.reference_electrons is None:
+            self.reference_electrons = values
+        self.last_charges = values
+
+    def _spins_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        self.last_spins = self._floats(rows)
+
+    def _timing(self, text: str) -> None:
+        found = _TIMING.match(text)
+        if found:
+            self.out.telapse_s = _float(found.group(1))
+            self.out.tcpu_s = _float(found.group(2))
+
+    # ------------------------------------------------------------------ band structure
+    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> BandEdges:
+        """The edges record of the current spin channel, reset at the first one after a cycle."""
+        if self.band_closed:
+            self.edges = {}
+            self.band_closed = False
+        edge = self.edges.get(self.band_spin)
+        if edge is None:
+            edge = BandEdges(spin=self.band_spin)  # type: ignore[arg-type]
+            self.edges[self.band_spin] = edge
+        if insulating is not None:
+            edge.insulating = insulating
+        if fermi is not None:
+            edge.fermi_energy_ha = fermi
+        return edge
+
+    def _gap(self, text: str) -> None:
+        found = _GAP.match(text)
+        if found:
+            edge = self._band()
+            edge.band_gap_ev = _float(found.group(2))
+            edge.direct = found.group(1) == "DIRECT"
+
+    def _conducting(self, text: str) -> None:
+        found = _EFERMI.match(text)
+        if found:
+            self._band(insulating=False, fermi=_float(found.group(1)))
+
+    def _spin_locking(self, text: str) -> None:
+        if text.startswith("SPIN LOCKING"):
+            self._band()
+
+    def _spin_label(self, text: str) -> None:
+        """``ALPHA / BETA ELECTRONS`` (band edges) and ``ALPHA+BETA / ALPHA-BETA`` (Mulliken)."""
+        if text.startswith("ALPHA+BETA"):
+            self.mulliken_mode = "total"
+        elif text.startswith("ALPHA-BETA"):
+            self.mulliken_mode = "spin"
+        elif text.startswith("ALPHA") and text.rstrip().endswith("ELECTRONS"):
+            self.band_spin = "alpha"
+            self._band()
+        elif text.startswith("BETA") and text.rstrip().endswith("ELECTRONS"):
+            self.band_spin = "beta"
+            self._band()
+
+    def _band_gap_final(self, text: str) -> None:
+        if text.startswith("BAND GAP:"):
+            found = _FINAL_GAP.match(text)
+            if found:
+                self.out.final_band_gap_ev = _float(found.group(1))
+        elif "LINEARLY DEPENDENT" in text:
+            self._add_error(text)
+
+    def _direct(self, text: str) -> None:
+        if text.startswith("DIRECT LATTICE VECTORS CARTESIAN"):
+            self._start_block(_RowCollector(_ROW3, self._lattice_done, max_rows=3))
+        elif text.startswith("DIRECT ENERGY BAND GAP"):
+            self._gap(text)
+        elif text.startswith("DISTANCE BETWEEN ATOMS"):
+            self._add_error(text)
+
+    # ------------------------------------------------------------------ optimisation
+    def _step_energy(self, value: float) -> None:
+        if self.step is not None:
+            self.step.energy_ha = value
+
+    def _ce(self, text: str) -> None:
+        if text.startswith("CELL OPTIMIZATION"):
+            self._opt_point(text)
+        elif text.startswith("CENTRAL POINT"):
+            found = _CENTRAL.match(text)
+            if found:
+                self.out.energy_ha = _float(found.group(1))
+
+    def _co(self, text: str) -> None:
+        if text.startswith("COORDINATE"):
+            self._opt_point(text)
+        elif text.startswith("CONVERGENCE TESTS UNSATISFIED"):
+            self._add_error(text)
+
+    def _opt_point(self, text: str) -> None:
+        found = _OPT_POINT.match(text)
+        if not found:
+            return
+        self.out.optimisation_type = found.group(1)
+        self.step = OptStep(point=int(found.group(2)))
+        self.out.opt_steps.append(self.step)
+
+    def _opt_test(self, text: str) -> None:
+        found = _OPT_TEST.match(text)
+        if not found or self.step is None:
+            return
+        which = ("max_" if found.group(1) == "MAX" else "rms_") + (
+            "gradient" if found.group(2) == "GRADIENT" else "displacement"
+        )
+        setattr(self.step, which, _float(found.group(3)))
+        setattr(self.step, which + "_converged", found.group(4) == "YES")
+
+    def _rejected(self, text: str) -> None:
+        if text.startswith("ENERGY CHANGE > 0") and self.step is not None:
+            self.step.step_rejected = True
+
+    def _opt_end(self, text: str) -> None:
+        found = _OPT_END.match(text)
+        if not found:
+            return
+        self.out.opt_converged = found.group(1) == "CONVERGED"
+        self.out.opt_energy_ha = _float(found.group(2))
+        self.out.opt_points = int(found.group(3))
+        self.out.energy_ha = self.out.opt_energy_ha
+        self.step = None
+        if not self.out.opt_converged:
+            self._add_error(text)
+
+    # ------------------------------------------------------------------ geometry
+    def _dimension(self, text: str) -> None:
+        found = _DIMENSION.search(text)
+        if found and text.startswith("GEOMETRY FOR WAVE FUNCTION"):
+            self.out.dimensionality = int(found.group(1))
+
+    def _final_geometry(self, text: str) -> None:
+        found = _DIMENSION.search(text)
+        if found and text.startswith("FINAL OPTIMIZED GEOMETRY"):
+            self.out.dimensionality = int(found.group(1))
+
+    def _lattice_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if len(rows) == 3:
+            self.pending_lattice = [[_float(v) for v in row.groups()] for row in rows]
+
+    def _cartesian(self, text: str) -> None:
+        if text.startswith("CARTESIAN COORDINATES - PRIMITIVE CELL"):
+            self._start_block(_RowCollector(_CART_ATOM, self._cartesian_done, max_skip=5))
+        elif text.startswith("CARTESIAN FORCES IN HARTREE/BOHR"):
+            self._start_block(_RowCollector(_FORCE_ROW, self._forces_done, max_skip=2))
+
+    def _cartesian_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if rows and self.pending_lattice is not None:
+            self.cartesian = _Geometry(
+                line_number=self.line_number,
+                lattice=self.pending_lattice,
+                numbers=[int(row.group(2)) for row in rows],
+                coords=[[_float(row.group(i)) for i in (4, 5, 6)] for row in rows],
+            )
+
+    def _primitive(self, text: str) -> None:
+        if text.startswith("PRIMITIVE CELL - CENTRING CODE"):
+            self._start_block(_RowCollector(_CELL_ROW, self._cell_done, max_rows=1, max_skip=1))
+
+    def _cell_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        self.pending_cell = [_float(v) for v in rows[0].groups()] if rows else None
+
+    def _atoms(self, text: str) -> None:
+        if text.startswith("ATOMS IN THE ASYMMETRIC UNIT"):
+            self._start_block(_RowCollector(_ASYM_ATOM, self._asym_done, max_skip=3))
+        elif text.startswith("ATOMIC WAVEFUNCTION"):
+            self.atomic_guess_seen = True
+
+    def _asym_done(self, rows: list[re.Match[str]], skipped: list[str]) -> None:
+        self._end_block()
+        if not rows:
+            return
+        self.cell_block = _Geometry(
+            line_number=self.line_number,
+            cell_parameters=self.pending_cell,
+            numbers=[int(row.group(3)) for row in rows],
+            coords=[[_float(row.group(i)) for i in (5, 6, 7)] for row in rows],
+            columns=" ".join(skipped),
+        )
+        self.pending_cell = None
+
+    def _forces_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if rows:
+            self.out.forces_ha_per_bohr = [[_float(row.group(i)) for i in (3, 4, 5)] for row in rows]
+
+    def _cell_gradient(self, text: str) -> None:
+        if text.startswith("GRADIENT WITH RESPECT TO THE CELL"):
+            self._start_block(_RowCollector(_ROW3, self._cell_gradient_done, max_rows=3))
+
+    def _cell_gradient_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if len(rows) == 3:
+            self.out.cell_gradient_ha_per_bohr = [[_float(v) for v in row.groups()] for row in rows]
+
+    def _stress_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if len(rows) == 3:
+            self.out.stress_ha_per_bohr3 = [[_float(v) for v in row.groups()] for row in rows]
+
+    # ------------------------------------------------------------------ populations
+    def _mulliken(self, text: str) -> None:
+        if text.startswith("MULLIKEN POPULATION ANALYSIS"):
+            self._start_block(
+                _RowCollector(_MULLIKEN_ATOM, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000)
+            )
+
+    def _mulliken_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if not rows:
+            return
+        if self.mulliken_mode == "spin":
+            self.mulliken_spin = rows
+        else:
+            self.mulliken_total = rows
+        self.mulliken_mode = "total"
+
+    # ------------------------------------------------------------------ vibrations, elastic
+    def _modes(self, text: str) -> None:
+        if text.startswith("MODES") and "EIGV" in text:
+            self.frequency_tables += 1
+            self.flags.add("frequency")
+            if self.frequency_tables == 1:
+                self._start_block(_RowCollector(_FREQ_ROW, self._modes_done, max_skip=2))
+
+    def _modes_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        self.out.frequencies = [
+            FrequencyMode(
+                first_mode=int(row.group(1)),
+                last_mode=int(row.group(2)),
+                frequency_cm1=_float(row.group(3)),
+                irrep=row.group(4),
+                ir_active=None if row.group(5) is None else row.group(5) == "A",
+                ir_intensity_km_mol=None if row.group(6) is None else _float(row.group(6)),
+                raman_active=None if row.group(7) is None else row.group(7) == "A",
+            )
+            for row in rows
+        ]
+
+    def _elastic(self, text: str) -> None:
+        found = _ELASTIC.match(text)
+        if found:
+            self.flags.add("elastic")
+            self.out.elastic_constants_unit = found.group(1)
+            self._start_block(_RowCollector(_ELASTIC_ROW, self._elastic_done, max_skip=2))
+
+    def _compliance(self, text: str) -> None:
+        if text.startswith("ELASTIC MODULI (COMPLIANCE TENSOR)"):
+            self._start_block(_RowCollector(_ELASTIC_ROW, self._compliance_done, max_skip=2))
+
+    @staticmethod
+    def _upper_triangle(rows: list[re.Match[str]]) -> list[list[float]] | None:
+        """Symmetric matrix from CRYSTAL's upper-triangular ``| ... |`` rows.
+
+        Values are taken by their fixed decimals, so run-together fields such as
+        ``248.7824-108.0635`` still split into two numbers.
+        """
+        values = [[float(v) for v in _FIXED_DECIMAL.findall(row.group(1))] for row in rows]
+        size = len(values[0]) if values else 0
+        if size == 0 or len(values) != size or any(len(v) != size - i for i, v in enumerate(values)):
+            return None
+        matrix = [[0.0] * size for _ in range(size)]
+        for i, row_values in enumerate(values):
+            for offset, value in enumerate(row_values):
+                j = i + offset
+                matrix[i][j] = value
+                matrix[j][i] = value
+        return matrix
+
+    def _elastic_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        self.out.elastic_constants = self._upper_triangle(rows)
+
+    def _compliance_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        self.out.compliance_tpa_inv = self._upper_triangle(rows)
+
+    # ------------------------------------------------------------------ result
+    def result(self) -> CrystalOutput:
+        """Close open tables and derive calculation kind, geometry, populations and state."""
+        if self.block is not None:
+            self.block.done(self.block.rows, self.block.skipped)
+            self.block = None
+        out = self.out
+        out.band_edges = list(self.edges.values())
+        out.calculation = self._calculation_kind()
+        out.structure = self._structure()
+        out.mulliken = self._mulliken_analysis()
+        return out
+
+    def _calculation_kind(self) -> CalculationKind:
+        for flag, kind in (
+            ("properties", CalculationKind.PROPERTIES),
+            ("elastic", CalculationKind.ELASTIC),
+            ("eos", CalculationKind.EOS),
+            ("frequency", CalculationKind.FREQUENCY),
+        ):
+            if flag in self.flags:
+                return kind
+        if self.out.opt_steps or self.out.opt_converged is not None:
+            return CalculationKind.OPTIMISATION
+        if "testgeom" in self.flags:
+            return CalculationKind.TESTGEOM
+        return CalculationKind.SINGLE_POINT
+
+    def _structure(self) -> Structure | Molecule | None:
+        """The last geometry printed: Cartesian lattice + atoms, or the later cell+atoms block."""
+        cart, cell = self.cartesian, self.cell_block
+        try:
+            if self.out.dimensionality == 0 and cell.numbers and "X(ANGSTROM)" in cell.columns:
+                return Molecule([_species(z) for z in cell.numbers], cell.coords)
+            if cell.line_number > cart.line_number and cell.cell_parameters and "X/A" in cell.columns and "Z/C" in cell.columns:
+                lattice = Lattice.from_parameters(*cell.cell_parameters)
+                return Structure(lattice, [_species(z) for z in cell.numbers], cell.coords)
+            if cart.lattice is not None and cart.numbers:
+                dims = self.out.dimensionality if self.out.dimensionality is not None else 3
+                pbc = tuple(axis < dims for axis in range(3))
+                lattice = Lattice(cart.lattice, pbc=pbc)  # type: ignore[arg-type]
+                species = [_species(z) for z in cart.numbers]
+                return Structure(lattice, species, cart.coords, coords_are_cartesian=True)
+        except (ValueError, KeyError, TypeError):
+            return None
+        return None
+
+    def _mulliken_analysis(self) -> MullikenAnalysis | None:
+        """PPAN tables when printed, else the last per-cycle ``TOTAL ATOMIC CHARGES``."""
+        rows = self.mulliken_total
+        if rows:
+            labels = [row.group(2) for row in rows]
+            numbers = [int(row.group(3)) for row in rows]
+            populations = [float(row.group(4)) for row in rows]
+            spins = [float(row.group(4)) for row in self.mulliken_spin] if self.mulliken_spin else self.last_spins
+        elif self.last_charges is not None and (self.cartesian.numbers or self.cell_block.numbers):
+            numbers = self.cartesian.numbers or self.cell_block.numbers
+            if len(numbers) != len(self.last_charges):
+                return None
+            labels = [str(_species(z)) for z in numbers]
+            populations = self.last_charges
+            spins = self.last_spins
+        else:
+            return None
+        reference = self.reference_electrons
+        if reference is None or len(reference) != len(populations):
+            reference = [float(z) if z < 100 else float("nan") for z in numbers]
+        net = [ref - pop for ref, pop in zip(reference, populations, strict=True)]
+        return MullikenAnalysis(
+            labels=[label.capitalize() for label in labels],
+            atomic_numbers=[_true_z(z) for z in numbers],
+            populations=populations,
+            net_charges=None if any(value != value for value in net) else net,
+            spins=spins if spins is not None and len(spins) == len(populations) else None,
+        )
