@@ -1,0 +1,1 @@
+"""CRYSTAL file formats: input decks, geometries, basis sets and outputs."""
