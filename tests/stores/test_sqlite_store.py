@@ -1,0 +1,161 @@
+"""One behaviour suite, run against maggma's MemoryStore (mongomock) and our SQLiteStore."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from maggma.stores import MemoryStore
+
+from crystal_atomate.stores.query import UnsupportedOperatorError
+from crystal_atomate.stores.sqlite_store import SQLiteStore
+
+DOCS = [
+    {"task_id": 1, "name": "mgo", "e": -10.5, "tags": ["oxide", "cubic"], "a": {"b": 1, "c": "x"},
+     "sites": [{"el": "Mg", "occ": 1}, {"el": "O", "occ": 1}], "flag": True},
+    {"task_id": 2, "name": "si", "e": -5.0, "tags": ["cubic"], "a": {"b": 2}, "flag": False},
+    {"task_id": 3, "name": "graphene", "e": 1.5, "tags": "2d", "a": {"b": 3, "c": None}},
+    {"task_id": 4, "name": "MgO-slab", "e": None, "a": {"b": "3"}},
+]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryStore("t", key="task_id") if request.param == "memory" else SQLiteStore(
+        tmp_path / "s.db", "t", key="task_id")
+    s.connect()
+    s.update([dict(d) for d in DOCS])
+    yield s
+    s.close()
+
+
+def ids(store, criteria, **kw):
+    return sorted(d["task_id"] for d in store.query(criteria, **kw))
+
+
+@pytest.mark.parametrize(("criteria", "expected"), [
+    ({}, [1, 2, 3, 4]),
+    ({"name": "si"}, [2]),
+    ({"a.b": 3}, [3]),
+    ({"a.b": "3"}, [4]),
+    ({"tags": "cubic"}, [1, 2]),
+    ({"tags": ["cubic"]}, [2]),
+    ({"sites.el": "O"}, [1]),
+    ({"sites.0.el": "Mg"}, [1]),
+    ({"e": {"$gt": -6}}, [2, 3]),
+    ({"e": {"$gte": -5, "$lt": 2}}, [2, 3]),
+    ({"e": {"$lte": -10.5}}, [1]),
+    ({"e": None}, [4]),
+    ({"a.c": None}, [2, 3, 4]),
+    ({"a.c": {"$exists": True}}, [1, 3]),
+    ({"a.c": {"$exists": False}}, [2, 4]),
+    ({"name": {"$in": ["si", "mgo", "nope"]}}, [1, 2]),
+    ({"name": {"$nin": ["si", "mgo"]}}, [3, 4]),
+    ({"tags": {"$in": ["2d", "oxide"]}}, [1, 3]),
+    ({"tags": {"$nin": ["cubic"]}}, [3, 4]),
+    ({"name": {"$ne": "si"}}, [1, 3, 4]),
+    ({"tags": {"$ne": "cubic"}}, [3, 4]),
+    ({"name": {"$regex": "^mg", "$options": "i"}}, [1, 4]),
+    ({"name": re.compile("o$")}, [1]),
+    ({"name": {"$not": {"$regex": "^m"}}}, [2, 3, 4]),
+    ({"e": {"$not": {"$gt": 0}}}, [1, 2, 4]),
+    ({"$or": [{"name": "si"}, {"a.b": 3}]}, [2, 3]),
+    ({"$and": [{"tags": "cubic"}, {"e": {"$lt": -6}}]}, [1]),
+    ({"$nor": [{"name": "si"}, {"a.b": 3}]}, [1, 4]),
+    ({"flag": True}, [1]),
+    ({"flag": False}, [2]),
+    ({"a": {"b": 2}}, [2]),
+    ({"tags": {"$all": ["cubic", "oxide"]}}, [1]),
+    ({"tags": {"$size": 2}}, [1]),
+    ({"task_id": {"$in": [1, 3]}, "e": {"$ne": None}}, [1, 3]),
+])
+def test_criteria(store, criteria, expected):
+    assert ids(store, criteria) == expected
+    assert store.count(criteria) == len(expected)
+
+
+def test_projection_sort_skip_limit(store):
+    docs = list(store.query({}, properties=["a.b", "task_id"], sort={"task_id": -1}, skip=1, limit=2))
+    assert [d["task_id"] for d in docs] == [3, 2]
+    assert all(set(d) - {"_id"} == {"a", "task_id"} and set(d["a"]) == {"b"} for d in docs)
+    first = store.query_one({"task_id": 1}, properties={"sites.el": 1, "_id": 0})
+    assert first == {"sites": [{"el": "Mg"}, {"el": "O"}]}
+
+
+def test_multi_key_sort(store):
+    store.update([{"task_id": 5, "name": "si", "e": -7.0}])
+    docs = list(store.query({"name": {"$in": ["si", "mgo"]}}, sort={"name": 1, "e": -1}))
+    assert [d["task_id"] for d in docs] == [1, 2, 5]
+
+
+def test_upsert_single_and_compound_keys(store):
+    store.update({"task_id": 2, "name": "si-new"})
+    assert store.count() == 4
+    assert store.query_one({"task_id": 2})["name"] == "si-new"
+    store.update([{"task_id": 9, "run": 1, "v": "a"}, {"task_id": 9, "run": 2, "v": "b"}],
+                 key=["task_id", "run"])
+    store.update({"task_id": 9, "run": 2, "v": "c"}, key=["task_id", "run"])
+    assert sorted(d["v"] for d in store.query({"task_id": 9})) == ["a", "c"]
+
+
+def test_remove_distinct_groupby(store):
+    assert sorted(map(repr, store.distinct("a.b"))) == ["'3'", "1", "2", "3"]
+    assert sorted(store.distinct("tags")) == ["2d", "cubic", "oxide"]
+    assert store.distinct("nope") == []
+    # maggma's MemoryStore cannot sort mixed int/str group keys, so task 4 is left out here.
+    groups = {k["a"]["b"]: len(v) for k, v in store.groupby("a.b", {"task_id": {"$lt": 4}})}
+    assert groups == {1: 1, 2: 1, 3: 1}
+    pairs = {k["flag"]: [d["name"] for d in v] for k, v in store.groupby("flag", properties=["name"])}
+    assert pairs == {False: ["si"], True: ["mgo"]}
+    store.remove_docs({"tags": "cubic"})
+    assert ids(store, {}) == [3, 4]
+
+
+def test_last_updated_and_newer_in(store, tmp_path):
+    assert store.ensure_index("last_updated")
+    now = datetime(2024, 5, 1, 12, 0, 0)
+    store.update([{"task_id": i, "last_updated": now + timedelta(seconds=i)} for i in range(1, 5)])
+    assert store.last_updated == now + timedelta(seconds=4)
+    assert ids(store, {"last_updated": {"$gt": now + timedelta(seconds=2)}}) == [3, 4]
+    target = SQLiteStore(tmp_path / "target.db", "target", key="task_id")
+    target.connect()
+    target.update([{"task_id": i, "last_updated": now} for i in range(1, 5)])
+    assert sorted(target.newer_in(store)) == [1, 2, 3, 4]
+    assert store.newer_in(target) == []
+
+
+def test_unsupported_operator_is_named(store):
+    if isinstance(store, MemoryStore):
+        pytest.skip("mongomock implements the operator")
+    for criteria, name in [({"e": {"$elemMatch": {"x": 1}}}, "$elemMatch"),
+                           ({"$where": "1"}, "$where"), ({"e": {"$type": "double"}}, "$type")]:
+        with pytest.raises(UnsupportedOperatorError, match=re.escape(name)):
+            list(store.query(criteria))
+
+
+def test_sqlite_indexes_are_used(tmp_path):
+    s = SQLiteStore(tmp_path / "i.db", "t", key="uuid")
+    s.connect()
+    s.update([{"uuid": f"u{i}", "index": 1, "x": i} for i in range(50)], key=["uuid", "index"])
+    assert s.ensure_index("x")
+    conn = s._connection()
+    for field, value in [("uuid", "u3"), ("x", 3)]:
+        from crystal_atomate.stores.query import Compiler
+        c = Compiler()
+        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM {s.table} WHERE {c.where({field: value})}",
+                            c.params).fetchall()
+        assert any("USING INDEX" in row[-1] for row in plan), plan
+
+
+def test_sqlite_store_serialises(tmp_path):
+    import pickle
+
+    from monty.json import MontyDecoder, MontyEncoder
+    import json
+
+    s = SQLiteStore(tmp_path / "x.db", "c", key="k")
+    again = json.loads(json.dumps(s, cls=MontyEncoder), cls=MontyDecoder)
+    assert again == s and again.key == "k"
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert s != SQLiteStore(tmp_path / "x.db", "d")
