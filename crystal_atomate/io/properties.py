@@ -155,8 +155,7 @@ class Band(_Model):
         if self.shrink == 0:
             raise ValueError("BAND path is given by labels: CRYSTAL decides their coordinates")
         return [
-            (np.array(s.start, dtype=float) / self.shrink, np.array(s.end, dtype=float) / self.shrink)
-            for s in self.path
+            (np.divide(s.start, self.shrink), np.divide(s.end, self.shrink)) for s in self.path
         ]
 
     def lines(self) -> list[str]:
@@ -210,7 +209,9 @@ class Band(_Model):
             first_band=bands[0],
             last_band=bands[1],
             path=[
-                BandSegment(start=_to_integers(points[a], shrink), end=_to_integers(points[b], shrink))
+                BandSegment(
+                    start=_to_integers(points[a], shrink), end=_to_integers(points[b], shrink)
+                )
                 for a, b in label_segments
             ],
             labels=label_segments,
@@ -392,7 +393,8 @@ def _kpath(
         finder = HighSymmKpath(structure, path_type=kpath, symprec=symprec)
     basis = finder.prim.lattice if kpath == "setyawan_curtarolo" else structure.lattice
     scale = _basis_change(basis, structure.lattice)
-    points = {label: scale @ np.asarray(k, dtype=float) for label, k in finder.kpath["kpoints"].items()}
+    kpoints = finder.kpath["kpoints"]
+    points = {label: scale @ np.asarray(k, dtype=float) for label, k in kpoints.items()}
     segments = [(a, b) for branch in finder.kpath["path"] for a, b in zip(branch, branch[1:])]
     return points, segments
 
