@@ -57,6 +57,7 @@ __all__ = [
 DEFAULT_INDEXED_FIELDS = ("uuid", "index", "blob_uuid", "job_uuid")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _TAG_MARK = "\\u0001"
+_PLAIN_PART = re.compile(r"^[A-Za-z0-9_@-]+$")
 
 
 def docs_table(collection_name: str) -> str:
@@ -493,8 +494,14 @@ class SQLiteStore(Store):
     # -- indexes ----------------------------------------------------------------------------
 
     def ensure_index(self, key: str, unique: bool = False) -> bool:
-        """An expression index on ``json_extract(doc, <path of key>)``; False if impossible
-        (an invalid field name, or duplicates under ``unique``)."""
+        """An expression index on ``json_extract(doc, <path of key>)``; False if impossible.
+
+        Only plain dotted names (letters, digits, ``_``, ``@``, ``-``) are indexed: an index
+        changes the schema the UI also reads, so odd names are refused rather than quoted.
+        Duplicates under ``unique`` also give False.
+        """
+        if not isinstance(key, str) or not all(_PLAIN_PART.match(p) for p in key.split(".")):
+            return False
         try:
             with self._write() as conn:
                 self._create_index(conn, [(key, 1)], unique=unique)
