@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymatgen.core import Element
 
 Line = tuple[int, str]
@@ -432,6 +432,6 @@ def _parse_shell(cursor: LineCursor) -> Shell:
         primitives = [tuple(cursor.reals(width, f"a primitive line with {width} numbers")) for _ in range(ng)]
     try:
         return Shell(ityb=ityb, lat=lat, ng=ng, che=che, scal=scal, primitives=primitives)
-    except ValueError as exc:
+    except ValidationError as exc:
         cursor.index = start
-        raise cursor.error(f"a valid shell ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})") from None
+        raise cursor.error(f"a valid shell ({exc.errors()[0]['msg']})") from None

@@ -259,6 +259,8 @@ def crystal_geometry_from_structure(
 ) -> CrystalGeometry:
     """The symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
 
+    Lattice parameters are rounded to 1e-8 A / degree to drop spglib's refinement noise.
+
     Magnetic moments are not representable here (equivalent sites must share a spin): use
     ``EXTERNAL`` via :meth:`Fort34.from_structure` for magnetic structures.
     """
@@ -280,7 +282,7 @@ def crystal_geometry_from_structure(
         coords = np.round(site.frac_coords % 1.0, 10) % 1.0
         atoms.append(AtomSite(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                               coords=tuple(float(x) for x in coords)))
-    return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[float(p) for p in parameters],
+    return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[round(float(p), 8) for p in parameters],
                            atoms=atoms)
 
 
