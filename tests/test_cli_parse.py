@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
-import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -16,10 +14,8 @@ runner = CliRunner()
 
 
 def _invoke(*args: str) -> Result:
-    """Run ``crystal-atomate parse ...``; typer collapses a one-command app, so add the name only
-    when the app is a group (once other engineers' commands are registered)."""
-    is_group = isinstance(typer.main.get_command(app), click.Group)
-    return runner.invoke(app, ["parse", *args] if is_group else list(args))
+    """Run ``crystal-atomate parse ...`` in-process."""
+    return runner.invoke(app, ["parse", *args])
 
 
 def test_summary_of_a_converged_optimisation(ref_dir: Path) -> None:

@@ -73,11 +73,22 @@ _FREQ_ROW = re.compile(
     rf"(?:\s+([AI])\s+\(\s*({F})\s*\)\s+([AI]))?"
 )
 _ELASTIC_ROW = re.compile(r"\s*\|(.*)\|\s*$")
+#: Words that can start a catalogue match on an unindented (non-CRYSTAL) line; a directory
+#: listing line ending in a file named ERROR is excluded by the catalogue's own anchors.
+_FOREIGN_TRIGGER = re.compile(r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND")
 
 
 def _float(text: str) -> float:
-    """CRYSTAL sometimes writes Fortran ``D`` exponents."""
-    return float(text.replace("D", "E").replace("d", "e"))
+    """A number as printed; Fortran ``D`` exponents (rare) take the slow path."""
+    try:
+        return float(text)
+    except ValueError:
+        return float(text.replace("D", "E").replace("d", "e"))
+
+
+def _matrix(rows: list[re.Match[str]]) -> list[list[float]]:
+    """Rows of numbers captured by a table regex, as a matrix."""
+    return [[_float(value) for value in row.groups()] for row in rows]
 
 
 def _true_z(conventional: int) -> int:
@@ -181,6 +192,7 @@ class OutputScanner:
         self.mulliken_total: list[re.Match[str]] | None = None
         self.mulliken_spin: list[re.Match[str]] | None = None
         self.frequency_tables = 0
+        self.last_timing: str | None = None
         self.dispatch: dict[str, Callable[[str], None]] = {
             "CY": self._cyc,
             "==": self._scf_end,
@@ -230,22 +242,32 @@ class OutputScanner:
 
     # ------------------------------------------------------------------ driving
     def feed_lines(self, lines: Iterable[str]) -> None:
-        """Scan an iterable of lines (a file object streams; nothing is read ahead)."""
+        """Scan an iterable of lines (a file object streams; nothing is read ahead).
+
+        The loop keeps the line counter local and publishes it only to the handlers that run,
+        because attribute writes on every one of millions of lines are measurable.
+        """
         dispatch = self.dispatch
-        for line in lines:
-            self.line_number += 1
+        number = self.line_number
+        for number, line in enumerate(lines, start=number + 1):  # noqa: B007 - kept after loop
             if self.block is not None:
+                self.line_number = number
                 if self.block.feed(line):
                     continue
             if self.awaiting_title:
                 self._title(line)
-            if line[:1] != " ":
-                self._foreign(line)
+            first = line[:1]
+            if first != " ":
+                if first not in "\n\r":
+                    self.line_number = number
+                    self._foreign(line)
                 continue
             text = line.lstrip()
             handler = dispatch.get(text[:2])
             if handler is not None:
+                self.line_number = number
                 handler(text)
+        self.line_number = number
 
     def _start_block(self, collector: _RowCollector) -> None:
         """Later lines go to the collector until it hands one back."""
@@ -273,7 +295,7 @@ class OutputScanner:
             found = _PRESSURE.match(line)
             if found:
                 self.out.pressure_gpa = _float(found.group(1))
-        elif not line.startswith(("ORDER:", "NODE", "   ", "-rw", "lrw", "drw", "total ")):
+        elif _FOREIGN_TRIGGER.search(line):
             self._add_error(line)
 
     def _error(self, text: str) -> None:
@@ -472,10 +494,8 @@ class OutputScanner:
         self.last_spins = self._floats(rows)
 
     def _timing(self, text: str) -> None:
-        found = _TIMING.match(text)
-        if found:
-            self.out.telapse_s = _float(found.group(1))
-            self.out.tcpu_s = _float(found.group(2))
+        """Every ``TTTT`` line carries the running totals; only the last one is decoded."""
+        self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
     def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> BandEdges:
@@ -605,7 +625,7 @@ class OutputScanner:
     def _lattice_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if len(rows) == 3:
-            self.pending_lattice = [[_float(v) for v in row.groups()] for row in rows]
+            self.pending_lattice = _matrix(rows)
 
     def _cartesian(self, text: str) -> None:
         if text.startswith("CARTESIAN COORDINATES - PRIMITIVE CELL"):
@@ -662,12 +682,12 @@ class OutputScanner:
     def _cell_gradient_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if len(rows) == 3:
-            self.out.cell_gradient_ha_per_bohr = [[_float(v) for v in row.groups()] for row in rows]
+            self.out.cell_gradient_ha_per_bohr = _matrix(rows)
 
     def _stress_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if len(rows) == 3:
-            self.out.stress_ha_per_bohr3 = [[_float(v) for v in row.groups()] for row in rows]
+            self.out.stress_ha_per_bohr3 = _matrix(rows)
 
     # ------------------------------------------------------------------ populations
     def _mulliken(self, text: str) -> None:
@@ -754,6 +774,10 @@ class OutputScanner:
             self.block.done(self.block.rows, self.block.skipped)
             self.block = None
         out = self.out
+        found = _TIMING.match(self.last_timing) if self.last_timing else None
+        if found:
+            out.telapse_s = _float(found.group(1))
+            out.tcpu_s = _float(found.group(2))
         out.band_edges = list(self.edges.values())
         out.calculation = self._calculation_kind()
         out.structure = self._structure()

@@ -1,0 +1,135 @@
+"""Benchmark ``parse_output`` against CRYSTALpytools' ``Crystal_output`` and ``grep -c``.
+
+Run: ``python benchmarks/bench_parser.py [--repeat 3] [--target-mb 30]``
+
+Each measurement runs in its own subprocess so that peak memory (``ru_maxrss``) is not
+polluted by the other parser; imports happen before the clock starts and the memory reported
+is the growth of the peak RSS during the work (the interpreter and its imports excluded).
+Both parsers do the same work: load, final energy, SCF and optimisation convergence, geometry.
+The ~30 MB input is built at run time in a temp dir by repeating the optimisation points of
+``mgo_opt_onelog_crystal22`` (header and tail untouched, so the final energy is unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from crystal_atomate.testing.reference import reference_file
+
+OURS = """
+import json, resource, sys, time
+from crystal_atomate.io.outputs import parse_output
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+out = parse_output(sys.argv[1], discover=False)
+result = (out.energy_ha, out.scf_converged, out.opt_converged, out.structure)
+elapsed = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": elapsed, "peak_kb": after - before, "energy_ha": out.energy_ha}))
+"""
+
+THEIRS = """
+import json, resource, sys, time
+from CRYSTALpytools.crystal_io import Crystal_output
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+steps = {}
+try:
+    out = Crystal_output(sys.argv[1])
+    energy = float(out.get_final_energy())
+    out.get_scf_convergence()
+    out.get_opt_convergence()
+    out.get_geometry()
+    error = None
+except Exception as exc:
+    energy, error = None, f"{type(exc).__name__}: {exc}"
+elapsed = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": elapsed, "peak_kb": after - before, "energy_ha": energy, "error": error}))
+"""
+
+
+def build_large_output(target_mb: float, directory: Path) -> Path:
+    """Repeat the optimisation points 2..4 of the ONELOG MgO run until the file has ``target_mb``."""
+    lines = reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out").read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if "OPTIMIZATION - POINT    2" in line)
+    end = next(i for i, line in enumerate(lines) if "* OPT END - CONVERGED" in line) - 2
+    head, body, tail = lines[:start], lines[start:end], lines[end:]
+    body_size = sum(len(line) for line in body)
+    copies = max(1, int(target_mb * 1e6 / body_size))
+    path = directory / "OUTPUT_large.out"
+    with path.open("w") as handle:
+        handle.writelines(head)
+        for _ in range(copies):
+            handle.writelines(body)
+        handle.writelines(tail)
+    return path
+
+
+def measure(script: str, path: Path) -> dict[str, object]:
+    """One subprocess run of ``script`` on ``path``."""
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def grep_seconds(path: Path) -> float:
+    """``grep -c`` over the same file: the floor for any line scanner."""
+    start = time.perf_counter()
+    subprocess.run(["grep", "-c", "CYC", str(path)], capture_output=True, check=False)
+    return time.perf_counter() - start
+
+
+def bench(path: Path, repeat: int) -> dict[str, object]:
+    """Median time and max memory of each contender on one file."""
+    ours = [measure(OURS, path) for _ in range(repeat)]
+    theirs = [measure(THEIRS, path) for _ in range(repeat)]
+    grep = [grep_seconds(path) for _ in range(repeat)]
+    return {
+        "file": path.name,
+        "size_mb": path.stat().st_size / 1e6,
+        "ours_s": statistics.median(float(r["seconds"]) for r in ours),
+        "ours_peak_mb": max(float(r["peak_kb"]) for r in ours) / 1024,
+        "ours_energy_ha": ours[0]["energy_ha"],
+        "theirs_s": statistics.median(float(r["seconds"]) for r in theirs),
+        "theirs_peak_mb": max(float(r["peak_kb"]) for r in theirs) / 1024,
+        "theirs_energy_ha": theirs[0]["energy_ha"],
+        "theirs_error": theirs[0]["error"],
+        "grep_s": statistics.median(grep),
+    }
+
+
+def main() -> None:
+    """Print a Markdown table (paste into docs/benchmarks.md) and the raw JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--target-mb", type=float, default=30.0)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        large = build_large_output(args.target_mb, Path(tmp))
+        paracetamol = reference_file("paracetamol_phonon_dispersion_large_crystal22", "OUTPUT.out")
+        for path in (paracetamol, large):
+            rows.append(bench(path, args.repeat))
+    print("| file | MB | ours s | ours peak MB | CRYSTALpytools s | CRYSTALpytools peak MB | grep -c s | speed-up | memory ratio | ours / grep |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        speed = float(r["theirs_s"]) / float(r["ours_s"])
+        memory = float(r["theirs_peak_mb"]) / max(float(r["ours_peak_mb"]), 0.1)
+        floor = float(r["ours_s"]) / float(r["grep_s"])
+        print(
+            f"| {r['file']} | {r['size_mb']:.1f} | {r['ours_s']:.3f} | {r['ours_peak_mb']:.1f} | "
+            f"{r['theirs_s']:.3f} | {r['theirs_peak_mb']:.1f} | {r['grep_s']:.4f} | {speed:.0f}x | "
+            f"{memory:.0f}x | {floor:.0f}x |"
+        )
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
