@@ -1,0 +1,42 @@
+"""Fixtures of the mp tests: the local MP server, a fresh shared database, no real network.
+
+An autouse fixture points ``MP_API_ENDPOINT`` at a closed local port, so a test that forgets the
+server fails to connect instead of reaching api.materialsproject.org.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mp_server import VALID_KEY, MPServer, start_server
+
+
+@pytest.fixture(autouse=True)
+def _no_real_materials_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts pointed at a closed local port, with the valid test key."""
+    monkeypatch.setenv("MP_API_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.setenv("MP_API_KEY", VALID_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def mp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MPServer]:
+    """A fresh server on a random free port of 127.0.0.1; ``MP_API_ENDPOINT`` points at it.
+
+    A new port per test also gives mp-api a new endpoint, whose heartbeat it has not cached.
+    """
+    server, thread = start_server()
+    monkeypatch.setenv("MP_API_ENDPOINT", server.url)
+    yield server
+    server.stop()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A new shared database file, also what ``CRYSTAL_TUI_DB`` names for the CLI."""
+    path = tmp_path / "crystal_tui.db"
+    monkeypatch.setenv("CRYSTAL_TUI_DB", str(path))
+    return path
