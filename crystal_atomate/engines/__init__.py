@@ -1,0 +1,1 @@
+"""Workflow-engine integrations (FireWorks, jobflow-remote) and their embedded database."""
