@@ -9,9 +9,7 @@ terminal UI reads, so both programs open the same file without extra configurati
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -21,7 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["CrystalAtomateSettings", "get_settings", "default_reference_dir"]
+__all__ = ["CrystalAtomateSettings", "default_reference_dir"]
 
 _CONFIG_FILE_ENV = "CRYSTAL_ATOMATE_CONFIG_FILE"
 _DEFAULT_CONFIG_FILE = Path("~/.crystal_atomate.yaml")
@@ -76,8 +74,9 @@ class CrystalAtomateSettings(BaseSettings):
     )
     HANDLE_UNSUCCESSFUL: str | bool = Field(
         "error",
-        description="What a job does when CRYSTAL fails after all fixes: 'error', True (store and "
-        "continue) or False (store and stop children), as in atomate2.",
+        description="What a job does when CRYSTAL still fails after every fix, as in atomate2: "
+        "'error' raises, True stores the task document and stops the children, False stores it "
+        "and lets the children run.",
     )
     MAX_ERRORS: int = Field(5, ge=0, description="Maximum restarts the error handlers may make per job.")
 
@@ -100,9 +99,3 @@ class CrystalAtomateSettings(BaseSettings):
         if config.is_file():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
-
-
-@lru_cache
-def get_settings(**overrides: Any) -> CrystalAtomateSettings:
-    """The process-wide settings (cached); call ``get_settings.cache_clear()`` after changing env."""
-    return CrystalAtomateSettings(**overrides)

@@ -10,3 +10,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """CRYSTAL23 workflows with jobflow, atomate2 and the CRYSTAL-TOOLS shared database.
+
+    (A group callback keeps subcommands as subcommands even when only one is registered.)
+    """

@@ -1,0 +1,1 @@
+"""CRYSTAL job Makers."""

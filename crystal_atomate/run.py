@@ -1,0 +1,147 @@
+"""Run the CRYSTAL and properties executables in a directory that already holds their input files.
+
+CRYSTAL exits with status 0 even on fatal errors, and its parallel builds write the output to standard
+error, so this module only *runs* the program and records what happened; whether the calculation
+succeeded is decided by parsing the output (see :mod:`crystal_atomate.io.outputs`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from crystal_atomate.settings import CrystalAtomateSettings
+
+__all__ = [
+    "OUTPUT_FILE",
+    "CrystalExecutableNotFound",
+    "CrystalRunError",
+    "CrystalRunRecord",
+    "crystal_command",
+    "run_crystal",
+]
+
+OUTPUT_FILE = "OUTPUT"
+_STDERR_FILE = "crystal.stderr"
+JOB_NAME_ENV = "CRYSTAL_ATOMATE_JOB_NAME"
+
+Program = Literal["crystal", "properties"]
+
+
+class CrystalExecutableNotFound(FileNotFoundError):
+    """The configured CRYSTAL command is not on this machine."""
+
+
+class CrystalRunError(RuntimeError):
+    """The executable could not produce an output at all (it did not start, or wrote nothing)."""
+
+
+class CrystalRunRecord(BaseModel):
+    """What one execution did: recorded in the task document's run statistics."""
+
+    command: str
+    program: Program
+    mpi: bool
+    exit_code: int
+    wall_time_seconds: float
+    output_file: str = Field(description="Relative name of the file holding the program's output.")
+
+
+def crystal_command(
+    program: Program, mpi_procs: int, settings: CrystalAtomateSettings | None = None
+) -> tuple[str, bool]:
+    """The command line to run and whether it is a parallel build (reads INPUT, writes stderr)."""
+    settings = settings or CrystalAtomateSettings()
+    if program == "crystal":
+        serial, parallel = settings.CRYSTAL_CMD, settings.CRYSTAL_MPI_CMD
+    else:
+        serial, parallel = settings.PROPERTIES_CMD, settings.PROPERTIES_MPI_CMD
+    if mpi_procs > 1 and parallel:
+        return parallel.replace("{nprocs}", str(mpi_procs)), True
+    return serial, False
+
+
+def _check_executable(command: str, program: Program) -> None:
+    executable = shlex.split(command)[0]
+    if shutil.which(executable) is None:
+        setting = "CRYSTAL_CMD" if program == "crystal" else "PROPERTIES_CMD"
+        raise CrystalExecutableNotFound(
+            f"CRYSTAL executable {executable!r} not found: set CRYSTAL_ATOMATE_{setting} "
+            f"(or ~/.crystal_atomate.yaml) to your {program} binary"
+        )
+
+
+def run_crystal(
+    directory: str | Path = ".",
+    *,
+    program: Program = "crystal",
+    mpi_procs: int = 1,
+    job_name: str | None = None,
+    settings: CrystalAtomateSettings | None = None,
+    timeout: float | None = None,
+) -> CrystalRunRecord:
+    """Run ``program`` in ``directory`` on its ``INPUT`` file; the output goes to ``OUTPUT``.
+
+    Serial builds read the deck on standard input and write standard output; parallel builds
+    (``Pcrystal``, ``MPPcrystal``, ``Pproperties``) read ``INPUT`` and write standard error, so for them
+    both streams go to ``OUTPUT``. ``job_name`` is exported as ``CRYSTAL_ATOMATE_JOB_NAME`` for
+    wrappers (the replay executable uses it to pick the recorded run).
+    """
+    settings = settings or CrystalAtomateSettings()
+    workdir = Path(directory).resolve()
+    deck = workdir / "INPUT"
+    if not deck.is_file():
+        raise CrystalRunError(f"No INPUT file in {workdir}")
+    if program == "properties" and not (workdir / "fort.9").is_file():
+        raise CrystalRunError(f"properties needs the wavefunction fort.9 in {workdir}")
+    command, mpi = crystal_command(program, mpi_procs, settings)
+    _check_executable(command, program)
+    env = dict(os.environ, OMP_NUM_THREADS=str(settings.CRYSTAL_OMP_THREADS))
+    if job_name:
+        env[JOB_NAME_ENV] = job_name
+    output_path = workdir / OUTPUT_FILE
+    start = time.perf_counter()
+    with open(deck, "rb") as stdin, open(output_path, "wb") as out:
+        stderr_target = subprocess.STDOUT if mpi else open(workdir / _STDERR_FILE, "wb")
+        try:
+            proc = subprocess.run(
+                shlex.split(command),
+                cwd=workdir,
+                stdin=subprocess.DEVNULL if mpi else stdin,
+                stdout=out,
+                stderr=stderr_target,
+                env=env,
+                timeout=timeout,
+                check=False,
+            )
+        finally:
+            if stderr_target is not subprocess.STDOUT:
+                stderr_target.close()
+    elapsed = time.perf_counter() - start
+    if output_path.stat().st_size == 0:
+        raise CrystalRunError(
+            f"{command!r} wrote no output in {workdir} (exit code {proc.returncode}): "
+            f"{_stderr_tail(workdir)}"
+        )
+    return CrystalRunRecord(
+        command=command,
+        program=program,
+        mpi=mpi,
+        exit_code=proc.returncode,
+        wall_time_seconds=elapsed,
+        output_file=OUTPUT_FILE,
+    )
+
+
+def _stderr_tail(workdir: Path, lines: int = 20) -> str:
+    path = workdir / _STDERR_FILE
+    if not path.is_file():
+        return "no standard error recorded"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "standard error empty"

@@ -1,0 +1,1 @@
+"""Input-set generators: pymatgen structures plus settings in, CRYSTAL input files out."""
