@@ -163,11 +163,25 @@ class MPCache:
         record = _record_from_ui(json.loads(row[0]))
         return Cached(record, _parse_time(row[1]), _parse_time(row[2]))
 
-    def put_structure(self, record: MPStructure, d12_text: str | None) -> None:
-        """Insert or replace the row of ``record`` with a new 30-day expiry."""
+    def put_structures(self, rows: list[tuple[MPStructure, str | None]]) -> None:
+        """Insert or replace one row per (record, d12 text), all with a new 30-day expiry."""
         now, expires = _times(STRUCTURE_TTL)
+        values = [
+            (
+                SOURCE,
+                record.material_id,
+                record.formula,
+                json.dumps(_record_to_ui(record)),
+                record.structure.to(fmt="cif"),
+                d12_text,
+                now,
+                now,
+                expires,
+            )
+            for record, d12_text in rows
+        ]
         with write_transaction(self._db()) as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO materials_structures (source, material_id, formula, structure_json,"
                 " cif_text, d12_text, fetched_at, updated_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -175,17 +189,7 @@ class MPCache:
                 " structure_json = excluded.structure_json, cif_text = excluded.cif_text,"
                 " d12_text = excluded.d12_text, fetched_at = excluded.fetched_at,"
                 " updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-                (
-                    SOURCE,
-                    record.material_id,
-                    record.formula,
-                    json.dumps(_record_to_ui(record)),
-                    record.structure.to(fmt="cif"),
-                    d12_text,
-                    now,
-                    now,
-                    expires,
-                ),
+                values,
             )
 
     def search(self, query: MPQuery) -> Cached[list[MPStructure]] | None:
@@ -251,7 +255,7 @@ class MaterialsProject:
         return self._cache_first(
             self.cache.structure(mid),
             lambda: self.client.get_structure(mid),
-            self._store_structure,
+            lambda record: self._store_structures([record]),
             refresh,
             mid,
         )
@@ -266,12 +270,11 @@ class MaterialsProject:
             f"the search ({query.describe()})",
         )
 
-    def _store_structure(self, record: MPStructure) -> None:
-        self.cache.put_structure(record, self._d12(record))
+    def _store_structures(self, records: list[MPStructure]) -> None:
+        self.cache.put_structures([(record, self._d12(record)) for record in records])
 
     def _store_search(self, query: MPQuery, records: list[MPStructure]) -> None:
-        for record in records:
-            self._store_structure(record)
+        self._store_structures(records)
         self.cache.put_search(query, records, self.client.endpoint)
 
     def _d12(self, record: MPStructure) -> str | None:
