@@ -152,7 +152,11 @@ class MPCache:
         return self._conn
 
     def structure(self, material_id: str) -> Cached[MPStructure] | None:
-        """The cached structure of ``material_id``, fresh or not; None if never cached."""
+        """The cached structure of ``material_id``, fresh or not; None if never cached.
+
+        The UI may store a record without a structure (or one we cannot read): that row counts as
+        absent, and the next fetch replaces it with a complete one.
+        """
         row = self._db().execute(
             "SELECT structure_json, fetched_at, expires_at FROM materials_structures "
             "WHERE source = ? AND material_id = ?",
@@ -160,7 +164,11 @@ class MPCache:
         ).fetchone()
         if row is None:
             return None
-        record = _record_from_ui(json.loads(row[0]))
+        try:
+            record = _record_from_ui(json.loads(row[0]))
+        except (KeyError, TypeError, ValueError):
+            log.info("Cached row of %s has no usable structure; fetching it again", material_id)
+            return None
         return Cached(record, _parse_time(row[1]), _parse_time(row[2]))
 
     def put_structures(self, rows: list[tuple[MPStructure, str | None]]) -> None:

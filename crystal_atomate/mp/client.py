@@ -220,7 +220,10 @@ class MPClient:
         mid = normalise_material_id(material_id)
         structure = self._call(lambda rester: rester.get_structure_by_material_id(mid), mid)
         if structure is None:
-            raise MPNotFoundError(f"{mid} is not in the Materials Project database at {self.endpoint}.")
+            raise MPNotFoundError(
+                f"{mid} is not in the Materials Project database at {self.endpoint} "
+                "(or it is deprecated)."
+            )
         return self._record(mid, structure)
 
     def search_structures(self, query: MPQuery) -> list[MPStructure]:

@@ -227,30 +227,46 @@ def test_failing_d12_writer_keeps_the_structure(
     assert "No .d12 for mp-1265" in caplog.text
 
 
-def test_row_written_by_the_ui_is_read(db_file: Path) -> None:
-    """A row in the UI's own format (no origin, its timestamps) answers without any server."""
+def insert_ui_row(db_file: Path, record: dict) -> None:
+    """A ``materials_structures`` row as the UI's ``set_material_record`` writes it."""
     conn = connect_sqlite(db_file)
     ensure_ui_schema(conn)
-    conn.close()
-    structure = Structure.from_dict(json.loads((DATA / "materials_core.json").read_text())[0]["structure"])
     now = datetime.now()
-    ui_record = {
-        "material_id": "mp-2534", "source": "mp", "formula": "GaAs", "formula_pretty": "GaAs",
-        "properties": {"band_gap": 0.19}, "metadata": {}, "structure": structure.as_dict(),
-    }
-    with sqlite3.connect(db_file) as conn:
-        conn.execute(
-            "INSERT INTO materials_structures (material_id, source, formula, structure_json,"
-            " fetched_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ("mp-2534", "mp", "GaAs", json.dumps(ui_record), now.isoformat(), now.isoformat(),
-             (now + timedelta(days=30)).isoformat()),
-        )
+    conn.execute(
+        "INSERT INTO materials_structures (material_id, source, formula, structure_json,"
+        " fetched_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (record["material_id"], "mp", record["formula"], json.dumps(record), now.isoformat(),
+         now.isoformat(), (now + timedelta(days=30)).isoformat()),
+    )
     conn.close()
+
+
+def test_row_written_by_the_ui_is_read(db_file: Path) -> None:
+    """A row in the UI's own format (no origin, its timestamps) answers without any server."""
+    structure = json.loads((DATA / "materials_core.json").read_text())[0]["structure"]
+    insert_ui_row(db_file, {
+        "material_id": "mp-2534", "source": "mp", "formula": "GaAs", "formula_pretty": "GaAs",
+        "properties": {"band_gap": 0.19}, "metadata": {}, "structure": structure,
+    })
 
     record = service(db_file).get_structure("mp-2534")
 
     assert (record.material_id, record.formula, record.band_gap) == ("mp-2534", "GaAs", 0.19)
+    assert record.nsites == 2 and record.from_cache
     assert record.origin.db_version is None and record.origin.retrieved_at is None
+
+
+def test_ui_row_without_structure_is_completed(mp_server: MPServer, db_file: Path) -> None:
+    insert_ui_row(db_file, {
+        "material_id": "mp-149", "source": "mp", "formula": "Si", "formula_pretty": "Si",
+        "properties": {}, "metadata": {},
+    })
+
+    record = service(db_file).get_structure("mp-149")
+
+    assert not record.from_cache and record.nsites == 2
+    [row] = rows(db_file, "materials_structures")
+    assert Structure.from_dict(json.loads(row["structure_json"])["structure"]).num_sites == 2
 
 
 @pytest.mark.parametrize(
