@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crystal_atomate.cli.app import app
-from crystal_atomate.mp.cache import MaterialsProject
+from crystal_atomate.mp.cache import MaterialsProject, default_d12
 from crystal_atomate.mp.client import MPQuery, MPStructure
 from crystal_atomate.mp.errors import MPError
 from crystal_atomate.settings import CrystalAtomateSettings
@@ -40,8 +40,9 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """The cache-first service on the settings' database; a user error exits 1 with its message."""
-    service = MaterialsProject(CrystalAtomateSettings().DB_FILE)
+    """The cache-first service on the settings' database, storing the default input set's deck
+    with each structure; a user error exits 1 with its message."""
+    service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
     try:
         yield service
     except MPError as exc:

@@ -47,6 +47,7 @@ __all__ = [
     "SEARCH_TTL",
     "SEARCH_KEY_PREFIX",
     "D12Writer",
+    "default_d12",
     "Cached",
     "MPCache",
     "MaterialsProject",
@@ -61,6 +62,18 @@ SEARCH_KEY_PREFIX = "summary_search"
 D12Writer = Callable[[Structure], str]
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+def default_d12(structure: Structure) -> str:
+    """The ``INPUT`` deck the default input set (``StaticSetGenerator()``) writes for ``structure``.
+
+    As in a real run its geometry is ``EXTERNAL`` (the fort.34 written beside it); the row's
+    ``cif_text`` and ``structure_json`` carry the geometry. The sets are imported here, on use,
+    because they cost most of a second and a cache hit never needs them.
+    """
+    from crystal_atomate.sets.core import StaticSetGenerator
+
+    return StaticSetGenerator().get_input_set(structure)["INPUT"]
 
 
 def search_cache_key(query: MPQuery) -> str:

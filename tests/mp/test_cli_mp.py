@@ -8,13 +8,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from mp_server import CORE, SUMMARY, VALID_KEY, MPServer
+from mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifParser
 from pymatgen.io.vasp import Poscar
 from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
+from crystal_atomate.sets.core import StaticSetGenerator
 
 runner = CliRunner()
 
@@ -36,6 +37,19 @@ def test_get_prints_cif_and_caches(mp_server: MPServer, db_file: Path) -> None:
     assert structure.lattice.a == pytest.approx(4.25 / math.sqrt(2), abs=1e-5)
     assert f"mp-1265 MgO, 2 sites, MP database 2025.09.25 (from {mp_server.url})" in result.stderr
     assert cached_ids(db_file) == ["mp-1265"]
+
+
+def test_cached_rows_carry_the_default_d12(mp_server: MPServer, db_file: Path) -> None:
+    assert runner.invoke(app, ["mp", "search", "--formula", "Si"]).exit_code == 0
+
+    conn = sqlite3.connect(db_file)
+    decks = dict(conn.execute("SELECT material_id, d12_text FROM materials_structures"))
+    conn.close()
+    assert set(decks) == {"mp-149", "mp-165"}
+    docs = {d["material_id"]: d for d in json.loads((DATA / "materials_summary.json").read_text())}
+    si = Structure.from_dict(docs["mp-149"]["structure"])
+    assert decks["mp-149"] == StaticSetGenerator().get_input_set(si)["INPUT"]
+    assert decks["mp-149"].startswith("Si\nEXTERNAL\nBASISSET\nPOB-TZVP-REV2\n")
 
 
 @pytest.mark.parametrize("fmt", ["json", "poscar"])
