@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from jobflow import Maker, Response, job
+from jobflow import Job, Maker, Response, job
 from pymatgen.core import Molecule, Structure
 from pymatgen.core.trajectory import Trajectory
 from pymatgen.electronic_structure.bandstructure import BandStructure, BandStructureSymmLine
@@ -47,9 +48,23 @@ class CrystalJobFailed(RuntimeError):
     """CRYSTAL failed and could not be fixed, and ``handle_unsuccessful`` is ``"error"``."""
 
 
-def crystal_job(method: Callable) -> job:
-    """Decorate the ``make`` method of CRYSTAL job Makers (large objects go to the data store)."""
-    return job(method, data=_DATA_OBJECTS, output_schema=CrystalTaskDoc)
+def crystal_job(method: Callable) -> Callable[..., Job]:
+    """Decorate the ``make`` method of CRYSTAL job Makers (large objects go to the data store).
+
+    Unlike a bare ``@job``, the structure is checked when the job is *created* (overlapping atoms,
+    partial occupancies, an element the basis set lacks), so a bad structure fails at once with
+    its reason instead of hours later on a worker.
+    """
+    get_job = job(method, data=_DATA_OBJECTS, output_schema=CrystalTaskDoc)
+
+    @wraps(method)
+    def make(self: BaseCrystalMaker, structure: Any, *args: Any, **kwargs: Any) -> Job:
+        if isinstance(structure, Structure | Molecule):
+            self.input_set_generator.check_structure(structure)
+        return get_job(self, structure, *args, **kwargs)
+
+    make.original = method  # type: ignore[attr-defined]  # how jobflow finds the undecorated method
+    return make
 
 
 def should_stop_children(task_document: CrystalTaskDoc, handle_unsuccessful: bool | str = "error") -> bool:

@@ -21,11 +21,13 @@ from crystal_atomate.io.d12 import CrystalInput, ExternalGeometry
 from crystal_atomate.io.errors import CrystalError, CrystalErrorKind
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
-from crystal_atomate.io.units import HARTREE_TO_EV
+from crystal_atomate.io.outputs.model import EosResult
+from crystal_atomate.io.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR3_TO_GPA, HARTREE_TO_EV
 from crystal_atomate.run import OUTPUT_FILE, CrystalRunRecord
 
 __all__ = [
     "CrystalCalculation",
+    "CrystalEosDoc",
     "CrystalInputDoc",
     "CrystalOutputDoc",
     "CrystalTaskDoc",
@@ -77,6 +79,51 @@ class CrystalInputDoc(BaseModel):
     structure: Structure | Molecule | None = None
 
 
+#: pymatgen's EOS names (``pymatgen.analysis.eos.EOS``) for CRYSTAL's fits; others are slugified.
+_PYMATGEN_EOS_NAMES = {
+    "MURNAGHAN": "murnaghan",
+    "BIRCH-MURNAGHAN": "birch_murnaghan",
+    "POIRIER-TARANTOLA": "pourier_tarantola",
+    "VINET": "vinet",
+}
+_GPA_PER_EV_PER_A3 = HARTREE_PER_BOHR3_TO_GPA * BOHR_TO_ANGSTROM**3 / HARTREE_TO_EV
+
+
+class CrystalEosDoc(BaseModel):
+    """CRYSTAL's native EOS in the layout of atomate2's EOS flow output (eV, Angstrom^3).
+
+    The same keys as ``CommonEosMaker``'s ``{"energy", "volume", "EOS": {name: {e0, b0, b1, v0,
+    "b0 GPa"}}}``, so a native EOS job and an atomate2-style EOS flow can be compared directly.
+    """
+
+    volume: list[float] = Field(description="Volumes (Angstrom^3), sorted, the restart's included.")
+    energy: list[float] = Field(description="Total energies (eV) at those volumes.")
+    EOS: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description="Fit name -> e0 (eV), v0 (Angstrom^3), b0 (eV/Angstrom^3), b1, 'b0 GPa'.",
+    )
+
+    @classmethod
+    def from_eos_result(cls, eos: EosResult) -> CrystalEosDoc:
+        """Convert the parser's Hartree/GPa tables."""
+        fits = {}
+        for fit in eos.fits:
+            equation = fit.equation.rsplit(" ", 1)[0] if fit.equation[-4:].isdigit() else fit.equation
+            name = _PYMATGEN_EOS_NAMES.get(equation, equation.lower().replace(" ", "_").replace("-", "_"))
+            fits[name] = {
+                "e0": fit.energy_ha * HARTREE_TO_EV,
+                "v0": fit.volume_a3,
+                "b0": fit.bulk_modulus_gpa / _GPA_PER_EV_PER_A3,
+                "b1": fit.bulk_modulus_derivative,
+                "b0 GPa": fit.bulk_modulus_gpa,
+            }
+        return cls(
+            volume=eos.volumes_a3,
+            energy=[energy * HARTREE_TO_EV for energy in eos.energies_ha],
+            EOS=fits,
+        )
+
+
 class CrystalOutputDoc(BaseModel):
     """Headline results in the units of the Materials Project stack (eV, Angstrom, kbar)."""
 
@@ -93,6 +140,7 @@ class CrystalOutputDoc(BaseModel):
     opt_points: int | None = None
     frequencies: list[float] | None = Field(None, description="Gamma-point modes (cm^-1).")
     elastic_tensor: list[list[float]] | None = Field(None, description="Voigt 6x6 (GPa).")
+    eos: CrystalEosDoc | None = Field(None, description="CRYSTAL's native equation of state (EOS).")
     mulliken_charges: list[float] | None = None
     mulliken_spins: list[float] | None = None
 
@@ -117,6 +165,7 @@ class CrystalOutputDoc(BaseModel):
             opt_points=out.opt_points,
             frequencies=out.frequencies_cm1 or None,
             elastic_tensor=out.elastic_constants,
+            eos=None if out.eos is None else CrystalEosDoc.from_eos_result(out.eos),
             mulliken_charges=out.mulliken.net_charges if out.mulliken else None,
             mulliken_spins=out.mulliken.spins if out.mulliken else None,
         )

@@ -22,6 +22,7 @@ from pymatgen.core import Molecule, Structure
 from pymatgen.io.core import InputGenerator, InputSet
 
 from crystal_atomate.io.basis import BasisSet
+from crystal_atomate.io.fort34 import check_structure
 from crystal_atomate.io.d12 import (
     CrystalInput,
     Elastcon,
@@ -177,6 +178,12 @@ class CrystalInputGenerator(InputGenerator):
         except ValidationError as exc:
             raise InputSettingsError(_explain(exc)) from exc
         return CrystalInputSet(crystal_input, restart_files)
+
+    def check_structure(self, structure: Structure | Molecule) -> None:
+        """Reject what CRYSTAL cannot run (empty, disordered, overlapping, an element without a
+        basis) with an error naming the site or element, before anything is written."""
+        check_structure(structure)
+        self._basis().check_elements({site.specie.symbol for site in structure})
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
         """Section updates that make this generator's calculation type (overridden by subclasses)."""

@@ -138,35 +138,52 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def _crystal_keywords(deck: str, workdir: Path) -> tuple[dict[str, Any], Any, set[str]]:
+def _crystal_keywords(deck: str, workdir: Path, recorded_output: Path | None) -> tuple[dict[str, Any], Any, set[str]]:
     """Flat keywords (everything but geometry and basis), the structure, and the basis elements."""
     from crystal_atomate.io.d12 import CrystalInput
 
     model = CrystalInput.from_string(deck)
-    geometry = _deck_structure(model, workdir)
+    geometry = _deck_structure(model, workdir, recorded_output)
     elements = {str(el) for el in geometry.composition.elements}
     dump = model.model_dump(mode="json", exclude={"title", "geometry", "basis"})
     return _flatten(dump), geometry, elements
 
 
-def _deck_structure(model: Any, workdir: Path) -> Any:
-    """The pymatgen Structure/Molecule a deck describes (EXTERNAL reads fort.34 beside it)."""
+def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> Any:
+    """The geometry a deck describes, without site properties (spins are compared as ATOMSPIN).
+
+    EXTERNAL decks read fort.34 beside them. A recorded fort.34 that carries an energy header was
+    written by CRYSTAL at the end of that run, not read by it: the recorded output's own geometry
+    is then the truth.
+    """
+    from crystal_atomate.io.d12 import ExternalGeometry
     from crystal_atomate.io.fort34 import Fort34
+    from crystal_atomate.io.outputs import parse_output
 
     geometry = model.geometry
-    if getattr(geometry, "fort34", None) is None and type(geometry).__name__ == "ExternalGeometry":
-        fort34 = Fort34.from_file(workdir / "fort.34")
-    elif type(geometry).__name__ == "ExternalGeometry":
-        fort34 = geometry.fort34
+    if not isinstance(geometry, ExternalGeometry):
+        structure = geometry.to_structure()
     else:
-        return geometry.to_structure()
-    return fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+        fort34 = geometry.fort34 or Fort34.from_file(workdir / "fort.34")
+        if fort34.energy is not None and recorded_output is not None:
+            structure = parse_output(recorded_output, discover=False).structure
+        else:
+            structure = fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+    return _bare(structure)
+
+
+def _bare(structure: Any) -> Any:
+    """The same atoms and cell with every site property dropped."""
+    bare = structure.copy()
+    for name in list(bare.site_properties):
+        bare.remove_site_property(name)
+    return bare
 
 
 def _properties_keywords(deck: str) -> dict[str, Any]:
     from crystal_atomate.io.properties import PropertiesInput
 
-    return _flatten(PropertiesInput.from_string(deck).model_dump(mode="json"))
+    return _flatten(PropertiesInput.from_string(deck).model_dump(mode="json", exclude={"layout"}))
 
 
 def compare_decks(
@@ -178,8 +195,10 @@ def compare_decks(
     if _is_properties_deck(ours):
         mine, theirs = _properties_keywords(ours), _properties_keywords(recorded)
         return _keyword_differences(mine, theirs, step.ignore)
-    mine, my_geometry, my_elements = _crystal_keywords(ours, our_dir)
-    theirs, their_geometry, their_elements = _crystal_keywords(recorded, recorded_dir)
+    mine, my_geometry, my_elements = _crystal_keywords(ours, our_dir, None)
+    theirs, their_geometry, their_elements = _crystal_keywords(
+        recorded, recorded_dir, recorded_dir / step.output
+    )
     problems = _keyword_differences(mine, theirs, step.ignore)
     if my_elements != their_elements:
         problems.append(f"elements differ: ours {sorted(my_elements)}, recorded {sorted(their_elements)}")

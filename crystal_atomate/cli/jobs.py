@@ -1,0 +1,203 @@
+"""``crystal-atomate demo | run | jobs | show``: run flows and look at what the shared database holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from crystal_atomate.cli.app import app
+from crystal_atomate.settings import CrystalAtomateSettings
+
+console = Console()
+
+FLOWS = ("static", "relax", "double-relax", "relax-bands", "frequency", "elastic", "eos")
+
+
+def _store(db: Path | None) -> Any:
+    from crystal_atomate.stores.jobstore import CrystalMathJobStore
+
+    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+
+
+@app.command()
+def demo(
+    db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
+    work_dir: Path = typer.Option(Path("crystal-atomate-demo"), help="Where the job folders go."),
+) -> None:
+    """Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers)."""
+    from crystal_atomate.demo import run_demo
+    from crystal_atomate.testing.reference import reference_dir
+
+    store = _store(db)
+    console.print(
+        Panel(
+            "CRYSTAL is licensed and not installed here, so the CRYSTAL binary is [bold]replayed[/]: "
+            f"real recorded CRYSTAL outputs from {reference_dir()} are written back after each "
+            "input deck is checked keyword by keyword. Input writing, restarts, parsing and the "
+            "store all run for real.\nWith a real CRYSTAL23, set CRYSTAL_ATOMATE_CRYSTAL_CMD "
+            "(and CRYSTAL_ATOMATE_PROPERTIES_CMD) and use 'crystal-atomate run'.",
+            title="crystal-atomate demo",
+        )
+    )
+    with console.status("running the demo flows"):
+        results = run_demo(store, work_dir.resolve())
+    uuids = [uuid for responses in results.values() for uuid in responses]
+    _print_jobs(Path(store.db_file), uuids=uuids)
+    console.print(f"Database: {store.db_file}   Job folders: {work_dir.resolve()}")
+
+
+@app.command()
+def run(
+    flow: str = typer.Argument(..., help=f"One of {', '.join(FLOWS)}."),
+    structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON)."),
+    functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
+    basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
+    kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
+    settings: str = typer.Option(None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'),
+    db: Path = typer.Option(None, help="Shared database."),
+    work_dir: Path = typer.Option(Path("."), help="Where the job folders go."),
+) -> None:
+    """Run a named flow on a structure through jobflow's run_locally into the shared database."""
+    from jobflow import run_locally
+
+    from crystal_atomate.cli.flows import build_flow, load_structure
+
+    overrides = json.loads(settings) if settings else {}
+    job_flow = build_flow(
+        flow, load_structure(structure), functional=functional, basis=basis, kspacing=kspacing, settings=overrides
+    )
+    store = _store(db)
+    responses = run_locally(job_flow, store=store, create_folders=True, root_dir=work_dir.resolve(), log=False)
+    _print_jobs(Path(store.db_file), uuids=list(responses))
+
+
+@app.command()
+def jobs(
+    db: Path = typer.Option(None, help="Shared database."),
+    status: str = typer.Option(None, help="Only this status (COMPLETED, FAILED, RUNNING, ...)."),
+    name: str = typer.Option(None, help="Only names containing this text."),
+    limit: int = typer.Option(50, help="At most this many rows, newest first."),
+) -> None:
+    """The job list of the shared database (the terminal UI's jobs table)."""
+    _print_jobs(db or CrystalAtomateSettings().DB_FILE, status=status, name=name, limit=limit)
+
+
+@app.command()
+def show(
+    job: str = typer.Argument(..., help="The UI job number or the jobflow job uuid."),
+    db: Path = typer.Option(None, help="Shared database."),
+) -> None:
+    """A job's task document summary, its input deck, its errors and restarts."""
+    store = _store(db)
+    store.connect()
+    uuid = _resolve_uuid(Path(store.db_file), job)
+    docs = list(store.query({"uuid": uuid}, sort={"index": 1})) if uuid else []
+    if not docs:
+        console.print(f"[red]No job {job!r} in {store.db_file}[/]")
+        raise typer.Exit(1)
+    for doc in docs:
+        _print_document(doc)
+
+
+def _resolve_uuid(db_file: Path, job: str) -> str | None:
+    if not job.isdigit():
+        return job
+    with sqlite3.connect(db_file) as conn:
+        row = conn.execute("SELECT job_uuid FROM jobflow_job_links WHERE tui_job_id = ?", (int(job),)).fetchone()
+    return row[0] if row else None
+
+
+def _print_document(doc: dict[str, Any]) -> None:
+    task = doc.get("output") or {}
+    output = task.get("output") or {}
+    table = Table(show_header=False, title=f"{doc.get('name')} (run {doc.get('index')})")
+    for label, value in (
+        ("uuid", doc.get("uuid")),
+        ("state", task.get("state")),
+        ("task type", task.get("task_type")),
+        ("directory", task.get("dir_name")),
+        ("formula", task.get("formula_pretty")),
+        ("energy (eV)", output.get("energy")),
+        ("energy (Ha)", output.get("energy_hartree")),
+        ("band gap (eV)", output.get("bandgap")),
+        ("SCF cycles", output.get("scf_cycles")),
+        ("errors", ", ".join(task.get("errors") or []) or "none"),
+    ):
+        table.add_row(label, "-" if value is None else str(value))
+    console.print(table)
+    for restart in task.get("restarts") or []:
+        console.print(f"  restart {restart['attempt']}: {', '.join(restart['errors'])} -> {restart['action']}")
+    for message in task.get("error_messages") or []:
+        console.print(f"  [red]{message}[/]")
+    deck = (task.get("input") or {}).get("d12") or (task.get("input") or {}).get("d3")
+    if deck:
+        console.print(Syntax(deck, "text", line_numbers=False, theme="ansi_dark"))
+
+
+def _age(created: str | None) -> str:
+    if not created:
+        return "-"
+    moment = datetime.fromisoformat(created.replace(" ", "T"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _print_jobs(
+    db_file: Path,
+    *,
+    uuids: list[str] | None = None,
+    status: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+) -> None:
+    """Rows of the UI's jobs table (the same the terminal UI lists), newest first."""
+    if not Path(db_file).is_file():
+        console.print(f"No database at {db_file} yet: run 'crystal-atomate demo' or a flow first.")
+        return
+    clauses, params = [], []
+    if uuids is not None:
+        clauses.append(f"l.job_uuid IN ({', '.join('?' for _ in uuids)})")
+        params.extend(uuids)
+    if status:
+        clauses.append("j.status = ?")
+        params.append(status.upper())
+    if name:
+        clauses.append("j.name LIKE ?")
+        params.append(f"%{name}%")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = (
+        "SELECT j.id, j.name, j.status, j.final_energy, j.workflow_id, j.created_at "
+        f"FROM jobs j LEFT JOIN jobflow_job_links l ON l.tui_job_id = j.id {where} "
+        "ORDER BY j.created_at DESC, j.id DESC LIMIT ?"
+    )
+    with sqlite3.connect(db_file) as conn:
+        rows = conn.execute(query, [*params, limit]).fetchall()
+    table = Table(title=f"jobs in {db_file}")
+    for column in ("id", "name", "status", "energy (Ha)", "workflow", "age"):
+        table.add_column(column)
+    colours = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}
+    for job_id, job_name, job_status, energy, workflow, created in rows:
+        colour = colours.get(job_status, "white")
+        table.add_row(
+            str(job_id),
+            job_name,
+            f"[{colour}]{job_status}[/]",
+            "-" if energy is None else f"{energy:.10f}",
+            (workflow or "-")[:8],
+            _age(created),
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""CRYSTAL flows: multi-job workflows built from the job Makers."""
