@@ -85,7 +85,9 @@ class StructureOrigin(BaseModel):
     source: Literal["mp"] = "mp"
     material_id: str
     db_version: str | None = Field(None, description="MP database release, e.g. '2025.09.25'.")
-    endpoint: str = Field(DEFAULT_ENDPOINT, description="API endpoint the structure came from.")
+    endpoint: str | None = Field(
+        None, description="API endpoint the structure came from; unknown for rows the UI wrote."
+    )
     retrieved_at: datetime | None = Field(
         None, description="When it was fetched from the API (UTC); unknown for rows the UI wrote."
     )

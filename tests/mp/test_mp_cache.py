@@ -253,7 +253,8 @@ def test_row_written_by_the_ui_is_read(db_file: Path) -> None:
 
     assert (record.material_id, record.formula, record.band_gap) == ("mp-2534", "GaAs", 0.19)
     assert record.nsites == 2 and record.from_cache
-    assert record.origin.db_version is None and record.origin.retrieved_at is None
+    assert record.origin.material_id == "mp-2534"
+    assert (record.origin.db_version, record.origin.endpoint, record.origin.retrieved_at) == (None,) * 3
 
 
 def test_ui_row_without_structure_is_completed(mp_server: MPServer, db_file: Path) -> None:
