@@ -139,6 +139,9 @@ class CrystalOutputDoc(BaseModel):
     scf_cycles: int | None = None
     opt_points: int | None = None
     frequencies: list[float] | None = Field(None, description="Gamma-point modes (cm^-1).")
+    ir_intensities: list[float | None] | None = Field(
+        None, description="IR intensity of each mode in ``frequencies`` (km/mol); None where not printed."
+    )
     elastic_tensor: list[list[float]] | None = Field(None, description="Voigt 6x6 (GPa).")
     eos: CrystalEosDoc | None = Field(None, description="CRYSTAL's native equation of state (EOS).")
     mulliken_charges: list[float] | None = None
@@ -164,6 +167,7 @@ class CrystalOutputDoc(BaseModel):
             scf_cycles=out.scf_cycles,
             opt_points=out.opt_points,
             frequencies=out.frequencies_cm1 or None,
+            ir_intensities=_per_mode_ir_intensities(out),
             elastic_tensor=out.elastic_constants,
             eos=None if out.eos is None else CrystalEosDoc.from_eos_result(out.eos),
             mulliken_charges=out.mulliken.net_charges if out.mulliken else None,
@@ -262,6 +266,17 @@ class CrystalTaskDoc(StructureMetadata):
             metadata=dict(metadata or {}),
             completed_at=calc.completed_at,
         )
+
+
+def _per_mode_ir_intensities(out: CrystalOutput) -> list[float | None] | None:
+    """IR intensities aligned with ``frequencies_cm1`` (degenerate rows expanded the same way)."""
+    if not any(mode.ir_intensity_km_mol is not None for mode in out.frequencies):
+        return None
+    return [
+        mode.ir_intensity_km_mol
+        for mode in out.frequencies
+        for _ in range(mode.last_mode - mode.first_mode + 1)
+    ]
 
 
 def task_type_of(crystal_input: CrystalInput) -> TaskType:

@@ -25,6 +25,8 @@ __all__ = [
     "BandEdges",
     "CalculationKind",
     "CrystalOutput",
+    "EosFit",
+    "EosResult",
     "FrequencyMode",
     "MullikenAnalysis",
     "OptStep",
@@ -121,6 +123,27 @@ class FrequencyMode(BaseModel):
     raman_active: bool | None = None
 
 
+class EosFit(BaseModel):
+    """One row of CRYSTAL's EOS fit tables: the equilibrium found by one equation of state.
+
+    Polynomial fits print no bulk-modulus derivative, so ``bulk_modulus_derivative`` is None there.
+    """
+
+    equation: str
+    volume_a3: float
+    energy_ha: float
+    bulk_modulus_gpa: float
+    bulk_modulus_derivative: float | None = None
+
+
+class EosResult(BaseModel):
+    """CRYSTAL's native equation of state: the sorted energy-volume points and the fits."""
+
+    volumes_a3: list[float]
+    energies_ha: list[float]
+    fits: list[EosFit] = []
+
+
 class CrystalOutput(BaseModel):
     """Everything :func:`parse_output` read from one CRYSTAL run."""
 
@@ -170,6 +193,7 @@ class CrystalOutput(BaseModel):
     elastic_constants: Matrix | None = None
     elastic_constants_unit: str | None = None
     compliance_tpa_inv: Matrix | None = None
+    eos: EosResult | None = None
 
     telapse_s: float | None = None
     tcpu_s: float | None = None

@@ -21,6 +21,8 @@ from crystal_atomate.io.outputs.model import (
     BandEdges,
     CalculationKind,
     CrystalOutput,
+    EosFit,
+    EosResult,
     FrequencyMode,
     MullikenAnalysis,
     OptStep,
@@ -73,6 +75,9 @@ _FREQ_ROW = re.compile(
     rf"(?:\s+([AI])\s+\(\s*({F})\s*\)\s+([AI]))?"
 )
 _ELASTIC_ROW = re.compile(r"\s*\|(.*)\|\s*$")
+_EOS_POINT = re.compile(rf"\s*({F})\s+({F})\s*$")
+#: ``MURNAGHAN 1944  34.7673  -63.71760925  180.21  3.76`` (polynomial rows lack the last column).
+_EOS_FIT = re.compile(rf"\s*([A-Z][A-Z0-9 \-]*?)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$")
 #: Words that can start a catalogue match on an unindented (non-CRYSTAL) line; a directory
 #: listing line ending in a file named ERROR is excluded by the catalogue's own anchors.
 _FOREIGN_TRIGGER = re.compile(r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND")
@@ -206,7 +211,7 @@ class OutputScanner:
             "RM": self._opt_test,
             "DI": self._direct,
             "IN": self._in,
-            "PO": self._conducting,
+            "PO": self._po,
             "SP": self._spin_locking,
             "CA": self._cartesian,
             "CE": self._ce,
@@ -236,6 +241,8 @@ class OutputScanner:
             "GE": self._dimension,
             "GR": self._cell_gradient,
             "EO": self._eos,
+            "SO": self._eos_points,
+            "EQ": self._eos_fits,
             "WA": self._warning,
             "io": self._error,
         }
@@ -398,6 +405,45 @@ class OutputScanner:
     def _eos(self, text: str) -> None:
         if text.startswith("EOS OPTION") or text.startswith("EOSEOSEOS"):
             self.flags.add("eos")
+
+    def _eos_points(self, text: str) -> None:
+        """``SORTING VOLUMES/ENERGIES``: every E(V) point, the restart's included, by volume."""
+        if text.startswith("SORTING VOLUMES/ENERGIES"):
+            self._start_block(_RowCollector(_EOS_POINT, self._eos_points_done, max_skip=3))
+
+    def _eos_points_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if rows:
+            self.out.eos = EosResult(
+                volumes_a3=[_float(row.group(1)) for row in rows],
+                energies_ha=[_float(row.group(2)) for row in rows],
+            )
+
+    def _eos_fits(self, text: str) -> None:
+        if text.startswith("EQUATION OF STATE") and "BM(GPa)" in text:
+            self._start_block(_RowCollector(_EOS_FIT, self._eos_fits_done, max_skip=1))
+
+    def _po(self, text: str) -> None:
+        """``POSSIBLY CONDUCTING`` (band edges) and the EOS ``POLYNOMIAL FITTING`` table."""
+        if text.startswith("POLYNOMIAL FITTING") and "BM(GPa)" in text:
+            self._start_block(_RowCollector(_EOS_FIT, self._eos_fits_done, max_skip=1))
+        else:
+            self._conducting(text)
+
+    def _eos_fits_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+        self._end_block()
+        if self.out.eos is None:
+            return
+        self.out.eos.fits.extend(
+            EosFit(
+                equation=row.group(1),
+                volume_a3=_float(row.group(2)),
+                energy_ha=_float(row.group(3)),
+                bulk_modulus_gpa=_float(row.group(4)),
+                bulk_modulus_derivative=None if row.group(5) is None else _float(row.group(5)),
+            )
+            for row in rows
+        )
 
     def _warning(self, text: str) -> None:
         if "TESTGEOM" in text:
