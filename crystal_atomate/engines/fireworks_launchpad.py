@@ -2,9 +2,9 @@
 
 FireWorks builds its own ``pymongo.MongoClient`` from the LaunchPad settings, so the hook is its
 supported ``uri_mode``: the host is the ``mongodb://`` URI of the embedded server's Unix socket,
-and no FireWorks code is patched. The same settings written as YAML serve ``lpad -l`` and ``rlaunch -l``
-in any process; only the server has to be running (``embedded_launchpad`` starts it, and so does
-``python -m crystal_atomate.engines.embedded_db start DIR``).
+and no FireWorks code is patched. The same settings written as YAML serve ``lpad -l`` and
+``rlaunch -l`` in any process; only the server has to be running (``embedded_launchpad`` starts
+it, and so does ``python -m crystal_atomate.engines.embedded_db start DIR``).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ pytestmark = [
 ]
 
 Spawn = Callable[..., subprocess.Popen]
+EXAMPLES = Path(__file__).parents[2] / "stores" / "fireworks"
 
 
 @pytest.fixture
@@ -184,3 +185,11 @@ def test_killed_launcher_keeps_finished_work_and_lost_run_is_rerun(
     assert launchpad.get_fw_by_id(slow_id).state == "COMPLETED"
     assert sorted(runs.read_text().split()) == ["q0", "q1", "q2", "slow"]
     assert launchpad.get_wf_summary_dict(slow_id)["state"] == "COMPLETED"
+
+
+def test_example_launchpad_files_load() -> None:
+    embedded = LaunchPad.from_file(str(EXAMPLES / "my_launchpad.yaml"))
+    assert embedded.host == mongodb_uri("/home/user/.crystal_atomate/fireworks")
+    assert embedded.uri_mode and embedded.name == "fireworks"
+    mongodb = LaunchPad.from_file(str(EXAMPLES / "my_launchpad-mongodb.yaml"))
+    assert (mongodb.host, mongodb.port, mongodb.uri_mode) == ("mongodb.example.org", 27017, False)

@@ -1,0 +1,213 @@
+"""jobflow-remote on the embedded database: ``jf admin reset``, ``submit_flow``, the real
+``jf runner`` daemon with a local worker, outputs read back, and a runner killed mid-flow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from jobflow import JobStore
+
+from crystal_atomate.engines.embedded_db import stop_server
+from crystal_atomate.engines.remote_store import EmbeddedMongoStore, project_store_config
+
+pytestmark = pytest.mark.timeout(150)
+
+EXAMPLES = Path(__file__).parents[2] / "stores" / "jobflow-remote"
+
+FAST_RUNNER = {
+    "delay_checkout": 1,
+    "delay_check_run_status": 1,
+    "delay_advance_status": 1,
+    "delay_refresh_limited": 5,
+    "delay_update_batch": 5,
+}
+
+SUBMIT = """
+import sys
+from jobflow import Flow
+from jobflow_remote import submit_flow
+from jobflow_remote.testing import add, add_sleep
+
+first = add_sleep(1, int(sys.argv[1]))
+second = add(first.output, 10)
+submit_flow(Flow([first, second]), worker="local_shell")
+print(first.uuid, second.uuid)
+"""
+
+
+@dataclass
+class RemoteProject:
+    """A jobflow-remote project in a temporary folder, on its own embedded database."""
+
+    env: dict[str, str]
+    db_dir: Path
+    base_dir: Path
+    config: dict
+
+    def jf(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run ``jf ARGS`` for this project; fail the test with its output if it fails."""
+        result = subprocess.run(
+            ["jf", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode:
+            pytest.fail(f"jf {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def submit(self, sleep_seconds: int) -> tuple[str, str]:
+        """Submit ``add_sleep(1, s) -> add(_, 10)`` from a separate process; return the uuids."""
+        result = subprocess.run(
+            [sys.executable, "-c", SUBMIT, str(sleep_seconds)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        first, second = result.stdout.split()[-2:]
+        return first, second
+
+    def states(self) -> dict[str, str]:
+        jobs = EmbeddedMongoStore(self.db_dir, collection_name="jobs")
+        jobs.connect()
+        try:
+            return {doc["uuid"]: doc["state"] for doc in jobs.query(properties=["uuid", "state"])}
+        finally:
+            jobs.close()
+
+    def wait_for_states(self, wanted: Callable[[dict[str, str]], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        states = self.states()
+        while not wanted(states):
+            if time.monotonic() > deadline:
+                log = self.base_dir / "log" / "runner.log"
+                tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
+                pytest.fail(f"timed out after {timeout:.0f} s; job states {states}\n{tail}")
+            time.sleep(0.5)
+            states = self.states()
+
+    def supervisord_pid(self) -> int | None:
+        pid_file = self.base_dir / "daemon" / "supervisord.pid"
+        return int(pid_file.read_text().strip()) if pid_file.exists() else None
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[RemoteProject]:
+    name = "crystal_atomate_test"
+    projects_dir, base_dir, db_dir = tmp_path / "projects", tmp_path / "base", tmp_path / "db"
+    projects_dir.mkdir()
+    config = {
+        "name": name,
+        "base_dir": str(base_dir),
+        "workers": {
+            "local_shell": {
+                "type": "local",
+                "scheduler_type": "shell",
+                "work_dir": str(tmp_path / "work"),
+                "resources": {},
+                "timeout_execute": 60,
+            }
+        },
+        **project_store_config(db_dir),
+        "runner": FAST_RUNNER,
+    }
+    (projects_dir / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "JFREMOTE_PROJECTS_FOLDER": str(projects_dir), "JFREMOTE_PROJECT": name}
+    remote = RemoteProject(env=env, db_dir=db_dir, base_dir=base_dir, config=config)
+    yield remote
+    _shutdown_runner(remote)
+    stop_server(db_dir)
+
+
+def _shutdown_runner(remote: RemoteProject) -> None:
+    """Stop the runner daemon; if it does not go, kill supervisord and its runner processes."""
+    pid = remote.supervisord_pid()
+    if pid is None or not psutil.pid_exists(pid):
+        return
+    subprocess.run(
+        ["jf", "runner", "shutdown", "--wait"], env=remote.env, capture_output=True, timeout=60
+    )
+    if psutil.pid_exists(pid):
+        daemon = psutil.Process(pid)
+        for process in [*daemon.children(recursive=True), daemon]:
+            process.kill()
+
+
+def _outputs(remote: RemoteProject) -> JobStore:
+    store = JobStore.from_dict(remote.config["jobstore"])
+    store.connect()
+    return store
+
+
+def test_queue_store_is_accepted_by_jobflow_remote(project: RemoteProject) -> None:
+    from jobflow_remote.config.base import Project
+
+    parsed = Project.model_validate(project.config)
+    assert isinstance(parsed.get_queue_store(), EmbeddedMongoStore)
+    assert isinstance(parsed.get_jobstore().docs_store, EmbeddedMongoStore)
+    queue_dict = parsed.get_queue_store().as_dict()
+    assert EmbeddedMongoStore.from_dict(queue_dict).db_dir == str(project.db_dir.absolute())
+
+
+def _without_versions(spec: object) -> object:
+    if isinstance(spec, dict):
+        return {k: _without_versions(v) for k, v in spec.items() if k != "@version"}
+    return spec
+
+
+def test_example_projects_validate() -> None:
+    from jobflow_remote.config.base import Project
+
+    embedded = yaml.safe_load((EXAMPLES / "crystal_atomate.yaml").read_text())
+    expected = project_store_config("/home/user/.crystal_atomate/jobflow-remote")
+    assert _without_versions(embedded["queue"]) == _without_versions(expected["queue"])
+    outputs = expected["jobstore"]["docs_store"]
+    assert _without_versions(embedded["jobstore"]["docs_store"]) == _without_versions(outputs)
+    assert isinstance(Project.model_validate(embedded).get_queue_store(), EmbeddedMongoStore)
+
+    slurm = yaml.safe_load((EXAMPLES / "crystal_atomate-mongodb-slurm.yaml").read_text())
+    parsed = Project.model_validate(slurm)
+    assert parsed.workers["cluster_slurm"].scheduler_type == "slurm"
+    assert parsed.get_jobstore().docs_store.host == "mongodb.example.org"
+
+
+def test_runner_daemon_completes_a_flow(project: RemoteProject) -> None:
+    project.jf("admin", "reset", "-y")
+    first, second = project.submit(sleep_seconds=1)
+    assert project.states() == {first: "READY", second: "WAITING"}
+
+    project.jf("runner", "start")
+    project.wait_for_states(lambda s: set(s.values()) == {"COMPLETED"}, timeout=90)
+    project.jf("runner", "shutdown", "--wait")
+
+    store = _outputs(project)
+    assert store.get_output(first) == 2
+    assert store.get_output(second) == 12
+    assert "COMPLETED" in project.jf("job", "list").stdout
+    assert "COMPLETED" in project.jf("flow", "list").stdout  # an aggregation with $lookup
+
+
+def test_killed_runner_restarts_and_finishes_the_flow(project: RemoteProject) -> None:
+    project.jf("admin", "reset", "-y")
+    first, second = project.submit(sleep_seconds=8)
+
+    project.jf("runner", "start")
+    project.wait_for_states(lambda s: s[first] in ("SUBMITTED", "RUNNING"), timeout=60)
+    project.jf("runner", "kill", "--wait")
+    states = project.states()
+    assert states[second] == "WAITING", states
+
+    project.jf("runner", "start")
+    project.wait_for_states(lambda s: set(s.values()) == {"COMPLETED"}, timeout=90)
+    project.jf("runner", "shutdown", "--wait")
+
+    store = _outputs(project)
+    assert (store.get_output(first), store.get_output(second)) == (9, 19)
