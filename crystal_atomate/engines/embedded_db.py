@@ -41,6 +41,7 @@ from urllib.parse import quote
 import bson
 import litemongo
 from bson.int64 import Int64
+from litemongo._vendor.mongomock.filtering import filter_applies
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
@@ -308,8 +309,6 @@ class _Commands:
         return {"dropped": db.name}
 
     def list_collections(self, db: Any, target: Any, command: Document) -> Document:
-        from litemongo._vendor.mongomock.filtering import filter_applies
-
         entries = [
             {"name": name, "type": "collection", "options": {}, "info": {"readOnly": False}}
             for name in db.list_collection_names()

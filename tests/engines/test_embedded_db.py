@@ -81,7 +81,7 @@ def _output(proc_dir: Path) -> str:
     return (proc_dir / "output.log").read_text()
 
 
-def test_server_start_is_idempotent_across_processes(db_dir: Path, tmp_path: Path) -> None:
+def test_server_start_is_idempotent_across_processes(db_dir: Path) -> None:
     starters = [
         subprocess.Popen(
             [sys.executable, "-m", "crystal_atomate.engines.embedded_db", "start", str(db_dir)],
