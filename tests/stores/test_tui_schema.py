@@ -120,3 +120,14 @@ def test_new_file_matches_schema_sql(tmp_path):
         "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'")}
     text = (REPO / "stores" / "schema.sql").read_text()
     assert all(sql in text for sql in got)
+
+
+def test_why_v4_runs_with_foreign_keys_off(tmp_path):
+    """The UI's own v4 step, run with foreign keys ON as the UI does, loses remote_jobs rows."""
+    db = tmp_path / "v3.db"
+    build_ui_db(db, 3)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    assert conn.execute("SELECT COUNT(*) FROM remote_jobs").fetchone()[0] == 1
+    UI_MIGRATIONS[4](conn)
+    assert conn.execute("SELECT COUNT(*) FROM remote_jobs").fetchone()[0] == 0
