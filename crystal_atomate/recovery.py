@@ -27,6 +27,8 @@ K = CrystalErrorKind
 _SCF_KINDS = {K.SCF_NOT_CONVERGED, K.SCF_FAILED_IN_OPT}
 _OPT_KINDS = {K.OPT_NOT_CONVERGED, K.TRUST_RADIUS_COLLAPSED}
 _GUESSP_KINDS = {K.GUESSP_MISMATCH, K.GUESSP_EMPTY_WAVEFUNCTION}
+#: Kinds that report how a run ended rather than why: beside a real cause they are not the cause.
+_CONSEQUENCES = {K.MPI_ABORT, K.TRUNCATED}
 
 #: Restart budget per family of failure, before the job gives up with the reason.
 MAX_OPT_RESTARTS = 3
@@ -57,13 +59,14 @@ def plan_restart(
     kinds = list(dict.fromkeys(errors))
     if not kinds:
         return Unrecoverable(errors=[], reason="the run failed without a recognised error")
-    fatal = [kind for kind in kinds if not kind.recoverable]
+    causes = [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
+    fatal = [kind for kind in causes if not kind.recoverable]
     if fatal:
         return Unrecoverable(
             errors=kinds, reason="; ".join(f"{kind.message} ({kind.fix})" for kind in fatal)
         )
     attempt = len(history) + 1
-    kind = kinds[0]
+    kind = causes[0]
     previous = [record for record in history if kind in record.errors]
     plan = _RULES[_family(kind)](kind, crystal_input, len(previous), is_metal, set(files))
     if isinstance(plan, Unrecoverable):

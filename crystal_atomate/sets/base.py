@@ -107,10 +107,6 @@ class CrystalInputSet(InputSet):
         for name, source in self.restart_files.items():
             shutil.copyfile(source, directory / name)
 
-    def validate(self) -> bool:
-        """A deck that parses back to the same model is one CRYSTAL will read as we meant it."""
-        return CrystalInput.from_string(self.crystal_input.to_string()) == self.crystal_input
-
 
 @dataclass
 class CrystalInputGenerator(InputGenerator):
@@ -138,6 +134,9 @@ class CrystalInputGenerator(InputGenerator):
         or ``"symmetrized"`` (the CRYSTAL keyword with space group and asymmetric unit).
     inherit_wavefunction
         Start from ``prev_dir``'s ``fort.9`` (copied to ``fort.20``, ``GUESSP``) when it exists.
+    primitive
+        Run periodic structures in their primitive cell (magnetic order kept), as CRYSTAL users
+        do: a conventional cell multiplies the cost for nothing.
     """
 
     config_dict: dict = field(default_factory=lambda: load_config("BaseCrystalSet"))
@@ -148,6 +147,7 @@ class CrystalInputGenerator(InputGenerator):
     auto_spin: bool = True
     geometry: Literal["external", "symmetrized"] = "external"
     inherit_wavefunction: bool = True
+    primitive: bool = True
     symprec: float = 1e-3
 
     def get_input_set(
@@ -164,8 +164,10 @@ class CrystalInputGenerator(InputGenerator):
         if structure is None:
             raise InputSettingsError("A CRYSTAL input set needs a structure")
         restart_files = self._restart_files(prev_dir)
-        sections = self._sections(structure, bool(restart_files.get("fort.20")))
         structure = self._with_spin(structure)
+        if self.primitive and isinstance(structure, Structure) and self.geometry == "external":
+            structure = structure.get_primitive_structure(use_site_props=True)
+        sections = self._sections(structure, bool(restart_files.get("fort.20")))
         try:
             crystal_input = CrystalInput.from_structure(
                 structure,

@@ -34,16 +34,20 @@ class MirrorFields:
     """Dotted paths, in a jobflow job document, that fill the UI row; the first present wins."""
 
     state: tuple[str, ...] = ("output.state",)
-    energy_hartree: tuple[str, ...] = ("output.final_energy_hartree",)
-    energy_ev: tuple[str, ...] = ("output.energy",)
+    energy_hartree: tuple[str, ...] = ("output.output.energy_hartree", "output.final_energy_hartree")
+    energy_ev: tuple[str, ...] = ("output.output.energy", "output.energy")
     dir_name: tuple[str, ...] = ("output.dir_name",)
-    input_deck: tuple[str, ...] = ("output.input.d12",)
+    input_deck: tuple[str, ...] = ("output.input.d12", "output.input.d3")
     formula: tuple[str, ...] = ("output.formula_pretty",)
     task_label: tuple[str, ...] = ("output.task_label",)
-    converged: tuple[str, ...] = ("output.output.converged", "output.converged")
+    converged: tuple[str, ...] = (
+        "output.calcs_reversed.0.has_crystal_completed",
+        "output.output.converged",
+        "output.converged",
+    )
     scf_cycles: tuple[str, ...] = ("output.output.scf_cycles", "output.scf_cycles")
-    cpu_time: tuple[str, ...] = ("output.run_stats.cpu_time",)
-    wall_time: tuple[str, ...] = ("output.run_stats.wall_time",)
+    cpu_time: tuple[str, ...] = ("output.run_stats.cpu_time_seconds", "output.run_stats.cpu_time")
+    wall_time: tuple[str, ...] = ("output.run_stats.wall_time_seconds", "output.run_stats.wall_time")
     workflow_id: tuple[str, ...] = ("metadata.flow_uuid",)
     tui_job_id: tuple[str, ...] = ("metadata.tui_job_id",)
 

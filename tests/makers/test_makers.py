@@ -1,0 +1,149 @@
+"""Makers and flows end to end: real subprocesses through the replay, real parsing, the real store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from jobflow import Flow, run_locally
+
+from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure, run_demo
+from crystal_atomate.io.errors import CrystalErrorKind
+from crystal_atomate.jobs.base import CrystalJobFailed
+from crystal_atomate.jobs.core import StaticMaker
+from crystal_atomate.sets.core import StaticSetGenerator
+from crystal_atomate.stores.jobstore import CrystalMathJobStore
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The demo's two flows run once into a fresh shared database."""
+    root = tmp_path_factory.mktemp("demo")
+    store = CrystalMathJobStore(root / ".crystal_tui.db")
+    run_demo(store, root / "runs")
+    store.connect()
+    return store, root
+
+
+def _doc(store, name: str, index: int = 1) -> dict:
+    return store.query_one({"name": name, "index": index})
+
+
+def test_relax_static_bands_dos(demo_run):
+    store, _ = demo_run
+    relax, static = _doc(store, "relax")["output"], _doc(store, "static")["output"]
+    assert relax["state"] == static["state"] == "successful"
+    assert relax["task_type"] == "relax" and static["task_type"] == "static"
+    assert relax["output"]["energy_hartree"] == pytest.approx(-2.754486980727e02, abs=1e-8)
+    assert static["output"]["energy_hartree"] == pytest.approx(-2.7544859113743e02, abs=1e-8)
+    assert relax["output"]["opt_points"] == 4
+    assert relax["output"]["bandgap"] == pytest.approx(6.9612, abs=1e-4)
+    assert relax["structure"]["lattice"]["a"] == pytest.approx(2.99828782, abs=1e-6)
+    assert "GUESSP" in static["input"]["d12"]
+    band = _doc(store, "band structure")["output"]
+    assert band["state"] == "successful"
+    assert band["output"]["bandgap"] == pytest.approx(7.1237, abs=1e-3)
+    assert band["output"]["n_kpoints"] >= 200
+    dos = _doc(store, "dos")["output"]
+    assert dos["state"] == "successful" and dos["output"]["n_dos_points"] == 302
+
+
+def test_large_objects_go_to_the_data_store(demo_run):
+    store, _ = demo_run
+    band = store.query_one({"name": "band structure"}, load=True)["output"]
+    assert band["bandstructure"]["@class"] == "BandStructureSymmLine"
+    raw = store.query_one({"name": "band structure"}, load=False)["output"]["bandstructure"]
+    assert raw["@class"] == "BandStructureSymmLine" and "blob_uuid" in raw
+
+
+def test_scf_failure_is_restarted_and_recorded(demo_run):
+    store, _ = demo_run
+    failed, recovered = _doc(store, "NiO static", 1)["output"], _doc(store, "NiO static", 2)["output"]
+    assert failed["state"] == "failed"
+    assert failed["errors"] == [CrystalErrorKind.SCF_NOT_CONVERGED.value]
+    assert failed["output"]["energy_hartree"] == pytest.approx(-3.1282821683361e03, abs=1e-8)
+    assert recovered["state"] == "successful"
+    assert recovered["output"]["energy_hartree"] == pytest.approx(-3.1282821705429e03, abs=1e-8)
+    (restart,) = recovered["restarts"]
+    assert restart["errors"] == ["scf_not_converged"] and restart["wavefunction"] is True
+    assert restart["from_dir"] == failed["dir_name"]
+    assert "GUESSP" in recovered["input"]["d12"] and "MAXCYCLE\n100" in recovered["input"]["d12"]
+
+
+def test_the_ui_job_list_shows_every_job(demo_run):
+    store, _ = demo_run
+    with sqlite3.connect(store.db_file) as conn:
+        rows = dict(conn.execute("SELECT name, status FROM jobs").fetchall())
+        energies = dict(conn.execute("SELECT name, final_energy FROM jobs").fetchall())
+        flows = {row[0] for row in conn.execute("SELECT DISTINCT workflow_id FROM jobs")}
+    assert rows == {
+        "relax": "COMPLETED",
+        "static": "COMPLETED",
+        "band structure": "COMPLETED",
+        "dos": "COMPLETED",
+        "NiO static": "COMPLETED",
+    }
+    assert energies["static"] == pytest.approx(-2.7544859113743e02, abs=1e-8)
+    assert energies["NiO static"] == pytest.approx(-3.1282821705429e03, abs=1e-8)
+    assert len(flows) == 2
+
+
+def _nio_job(**maker_kwargs):
+    return StaticMaker(
+        name="NiO static",
+        input_set_generator=StaticSetGenerator(
+            functional="HF",
+            user_basis_settings=demo_flows()[1].jobs[0].maker.input_set_generator.user_basis_settings,
+            user_kpoints_settings={"shrink": [8, 8]},
+            user_input_settings={
+                "scf": {"tolinteg": None, "toldee": None, "maxcycle": 10, "fmixing": 50, "spinlock": [0, 15]}
+            },
+        ),
+        **maker_kwargs,
+    ).make(nio_structure())
+
+
+def test_unfixable_failure_stops_children_when_asked(mock_crystal, tmp_path, monkeypatch):
+    mock_crystal({"NiO static": DEMO_REPLAY["NiO static"][0]})
+    monkeypatch.chdir(tmp_path)
+    job = _nio_job(max_restarts=0, stop_children_kwargs={"handle_unsuccessful": True})
+    responses = run_locally(Flow([job]), create_folders=True, log=False)
+    doc = responses[job.uuid][1].output
+    assert doc.state == "failed" and responses[job.uuid][1].stop_children
+    assert any("restarts already made" in message for message in doc.error_messages)
+
+
+def test_unfixable_failure_raises_by_default(mock_crystal, tmp_path, monkeypatch):
+    mock_crystal({"NiO static": DEMO_REPLAY["NiO static"][0]})
+    monkeypatch.chdir(tmp_path)
+    job = _nio_job(max_restarts=0)
+    with pytest.raises(CrystalJobFailed, match="scf_not_converged"):
+        job.run(store=_memory_store())
+
+
+def _memory_store():
+    from jobflow import JobStore
+    from maggma.stores import MemoryStore
+
+    store = JobStore(MemoryStore())
+    store.connect()
+    return store
+
+
+def test_cli_demo_prints_the_results_table(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crystal_atomate.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["demo", "--db", str(tmp_path / "ui.db")])
+    assert result.exit_code == 0, result.output
+    assert "replayed" in result.output
+    assert "NiO static" in result.output and "COMPLETED" in result.output
+    assert "-275.4485911374" in result.output
+    shown = CliRunner().invoke(app, ["show", "5", "--db", str(tmp_path / "ui.db")])
+    assert shown.exit_code == 0, shown.output
+    assert "restart 1: scf_not_converged" in shown.output
+    listed = CliRunner().invoke(app, ["jobs", "--db", str(tmp_path / "ui.db"), "--status", "completed"])
+    assert listed.output.count("COMPLETED") == 5
