@@ -26,7 +26,8 @@ class CrystalEosMaker(CommonEosMaker):
     Gaussian basis follows the atoms, so there is no plane-wave basis left behind by a change of
     cell (Pulay stress) for a second relaxation to correct. The deformed cells relax their atoms
     only (``ATOMONLY``, VASP's ``ISIF = 2``); to also relax the cell shape at fixed volume, set
-    ``optgeom.type`` to ``CVOLOPT`` with :func:`crystal_atomate.powerups.update_user_input_settings`.
+    ``optgeom.type`` to ``CVOLOPT`` with
+    :func:`crystal_atomate.powerups.update_user_input_settings`.
 
     Parameters are those of :class:`~atomate2.common.flows.eos.CommonEosMaker`.
     """

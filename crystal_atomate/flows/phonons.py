@@ -1,4 +1,4 @@
-"""Finite-displacement phonons with CRYSTAL forces and phonopy, as atomate2's ``vasp.flows.phonons``.
+"""Finite-displacement phonons from CRYSTAL forces and phonopy, as atomate2's vasp phonon flow.
 
 atomate2's :class:`~atomate2.common.flows.phonons.BasePhononMaker` builds the supercells, runs one
 force calculation per displacement and hands the forces to phonopy; this module supplies CRYSTAL

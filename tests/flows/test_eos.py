@@ -109,5 +109,6 @@ def test_native_eos_deck_that_differs_from_the_recording_fails_with_the_replay_m
     maker.input_set_generator.volume_range = (0.9, 1.1, 7)
     store = JobStore(MemoryStore())
     store.connect()
-    with pytest.raises(CrystalRunError, match=r"eos\.range: ours \[0\.9, 1\.1, 7\], recorded \[0\.87, 1\.02, 13\]"):
+    expected = r"eos\.range: ours \[0\.9, 1\.1, 7\], recorded \[0\.87, 1\.02, 13\]"
+    with pytest.raises(CrystalRunError, match=expected):
         maker.make(tantalum_arsenide).run(store)
