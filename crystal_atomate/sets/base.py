@@ -46,7 +46,13 @@ __all__ = [
 _MODULE_DIR = Path(__file__).parent
 
 #: Files a job copies from ``prev_dir``, with the name CRYSTAL reads them under in the new run.
-RESTART_FILES: dict[str, str] = {"fort.9": "fort.20", "HESSOPT.DAT": "HESSOPT.DAT"}
+RESTART_FILES: dict[str, str] = {
+    "fort.9": "fort.20",
+    "HESSOPT.DAT": "HESSOPT.DAT",
+    "OPTINFO.DAT": "OPTINFO.DAT",
+    "FREQINFO.DAT": "FREQINFO.DAT",
+    "EOSINFO.DAT": "EOSINFO.DAT",
+}
 
 #: The sections a user may override; each is a field of CrystalInput (plus k-points and basis).
 SETTINGS_SECTIONS = ("hamiltonian", "scf", "optgeom", "freqcalc", "elastcon", "eos", "geometry_keywords")

@@ -162,7 +162,12 @@ def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> 
 
     geometry = model.geometry
     if not isinstance(geometry, ExternalGeometry):
-        structure = geometry.to_structure()
+        if hasattr(geometry, "to_structure"):
+            structure = geometry.to_structure()
+        elif recorded_output is not None:
+            structure = parse_output(recorded_output, discover=False).structure
+        else:
+            raise ReplayError(f"Cannot compare a {geometry.kind} geometry block: write it as EXTERNAL")
     else:
         fort34 = geometry.fort34 or Fort34.from_file(workdir / "fort.34")
         if fort34.energy is not None and recorded_output is not None:
