@@ -11,7 +11,10 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -106,14 +109,32 @@ def run_crystal(
     env = dict(os.environ, OMP_NUM_THREADS=str(settings.CRYSTAL_OMP_THREADS))
     if job_name:
         env[JOB_NAME_ENV] = job_name
-    output_path = workdir / OUTPUT_FILE
     start = time.perf_counter()
-    with open(deck, "rb") as stdin, open(output_path, "wb") as out:
-        stderr_target = subprocess.STDOUT if mpi else open(workdir / _STDERR_FILE, "wb")
+    with _run_directory(workdir, settings.SCRATCH_DIR) as rundir:
+        returncode = _execute(command, mpi, rundir, env, timeout)
+    elapsed = time.perf_counter() - start
+    if (workdir / OUTPUT_FILE).stat().st_size == 0:
+        raise CrystalRunError(
+            f"{command!r} wrote no output in {workdir} (exit code {returncode}): {_stderr_tail(workdir)}"
+        )
+    return CrystalRunRecord(
+        command=command,
+        program=program,
+        mpi=mpi,
+        exit_code=returncode,
+        wall_time_seconds=elapsed,
+        output_file=OUTPUT_FILE,
+    )
+
+
+def _execute(command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None) -> int:
+    """One run of the program in ``rundir``; its exit code (which CRYSTAL sets to 0 even on errors)."""
+    with open(rundir / "INPUT", "rb") as stdin, open(rundir / OUTPUT_FILE, "wb") as out:
+        stderr_target = subprocess.STDOUT if mpi else open(rundir / _STDERR_FILE, "wb")
         try:
             proc = subprocess.run(
                 shlex.split(command),
-                cwd=workdir,
+                cwd=rundir,
                 stdin=subprocess.DEVNULL if mpi else stdin,
                 stdout=out,
                 stderr=stderr_target,
@@ -124,20 +145,24 @@ def run_crystal(
         finally:
             if stderr_target is not subprocess.STDOUT:
                 stderr_target.close()
-    elapsed = time.perf_counter() - start
-    if output_path.stat().st_size == 0:
-        raise CrystalRunError(
-            f"{command!r} wrote no output in {workdir} (exit code {proc.returncode}): "
-            f"{_stderr_tail(workdir)}"
-        )
-    return CrystalRunRecord(
-        command=command,
-        program=program,
-        mpi=mpi,
-        exit_code=proc.returncode,
-        wall_time_seconds=elapsed,
-        output_file=OUTPUT_FILE,
-    )
+    return proc.returncode
+
+
+@contextmanager
+def _run_directory(workdir: Path, scratch_root: Path | None) -> Iterator[Path]:
+    """Run in place, or in a private folder under ``scratch_root`` whose files are copied back
+    even when the run is interrupted, so a killed job still leaves its output and optc files."""
+    if scratch_root is None:
+        yield workdir
+        return
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    rundir = Path(tempfile.mkdtemp(prefix="crystal-", dir=scratch_root))
+    shutil.copytree(workdir, rundir, dirs_exist_ok=True)
+    try:
+        yield rundir
+    finally:
+        shutil.copytree(rundir, workdir, dirs_exist_ok=True)
+        shutil.rmtree(rundir, ignore_errors=True)
 
 
 def _stderr_tail(workdir: Path, lines: int = 20) -> str:

@@ -107,3 +107,14 @@ def test_properties_without_wavefunction_is_refused(tmp_path):
     (tmp_path / "INPUT").write_text("NEWK\n8 8\n1 0\nEND\n")
     with pytest.raises(CrystalRunError, match="fort.9"):
         run_crystal(tmp_path, program="properties")
+
+
+def test_scratch_directory_runs_elsewhere_and_copies_back(ref_dir, mock_crystal, tmp_path, monkeypatch):
+    mock_crystal({"MgO bulk": MGO_SCF})
+    scratch = tmp_path / "scratch"
+    monkeypatch.setenv("CRYSTAL_ATOMATE_SCRATCH_DIR", str(scratch))
+    workdir = _stage(ref_dir, MGO_SCF, tmp_path / "run")
+    run_crystal(workdir)
+    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert (workdir / "fort.9").is_file()
+    assert scratch.is_dir() and not list(scratch.iterdir())
