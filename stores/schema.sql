@@ -142,7 +142,7 @@ CREATE TABLE jobflow_arrays_outputs (path TEXT PRIMARY KEY);
 
 CREATE INDEX ix_jobflow_docs_outputs_ne2ac43cd40f0 ON jobflow_docs_outputs(json_extract(doc, '$."uuid"') ASC);
 
-CREATE INDEX ix_jobflow_docs_outputs_nfb7964f08c2c ON jobflow_docs_outputs(json_extract(doc, '$."index"') ASC);
+CREATE INDEX ix_jobflow_docs_outputs_ncd5034fc88d1 ON jobflow_docs_outputs(json_extract(doc, '$."uuid"') ASC, json_extract(doc, '$."index"') ASC);
 
 CREATE INDEX ix_jobflow_docs_outputs_nd8175890f58d ON jobflow_docs_outputs(json_extract(doc, '$."blob_uuid"') ASC);
 
@@ -154,7 +154,7 @@ CREATE TABLE jobflow_arrays_outputs_blobs (path TEXT PRIMARY KEY);
 
 CREATE INDEX ix_jobflow_docs_outputs_blobs_ne2ac43cd40f0 ON jobflow_docs_outputs_blobs(json_extract(doc, '$."uuid"') ASC);
 
-CREATE INDEX ix_jobflow_docs_outputs_blobs_nfb7964f08c2c ON jobflow_docs_outputs_blobs(json_extract(doc, '$."index"') ASC);
+CREATE INDEX ix_jobflow_docs_outputs_blobs_ncd5034fc88d1 ON jobflow_docs_outputs_blobs(json_extract(doc, '$."uuid"') ASC, json_extract(doc, '$."index"') ASC);
 
 CREATE INDEX ix_jobflow_docs_outputs_blobs_nd8175890f58d ON jobflow_docs_outputs_blobs(json_extract(doc, '$."blob_uuid"') ASC);
 

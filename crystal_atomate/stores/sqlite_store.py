@@ -46,7 +46,7 @@ from crystal_atomate.stores.query import (
 
 __all__ = [
     "SQLiteStore",
-    "DEFAULT_INDEXED_FIELDS",
+    "DEFAULT_INDEXES",
     "connect_sqlite",
     "create_collection",
     "docs_table",
@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 #: Fields jobflow looks documents up by; each gets an expression index in every collection.
-DEFAULT_INDEXED_FIELDS = ("uuid", "index", "blob_uuid", "job_uuid")
+#: ``index`` (the run number, nearly always 1) is indexed together with ``uuid``: on its own it
+#: would be a useless index that SQLite's planner, without statistics, may still prefer.
+DEFAULT_INDEXES = ((("uuid", 1),), (("uuid", 1), ("index", 1)), (("blob_uuid", 1),), (("job_uuid", 1),))
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _TAG_MARK = "\\u0001"
 _PLAIN_PART = re.compile(r"^[A-Za-z0-9_@-]+$")
@@ -543,8 +545,8 @@ def create_collection(conn: sqlite3.Connection, collection_name: str, key: str) 
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {_arrays_table(collection_name)} (path TEXT PRIMARY KEY)"
     )
-    for field in dict.fromkeys((*DEFAULT_INDEXED_FIELDS, key)):
-        create_json_index(conn, table, [(field, 1)], unique=False)
+    for fields in dict.fromkeys((*DEFAULT_INDEXES, ((key, 1),))):
+        create_json_index(conn, table, list(fields), unique=False)
 
 
 def create_json_index(
