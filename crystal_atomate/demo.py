@@ -32,7 +32,15 @@ from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGen
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
-__all__ = ["DEMO_REPLAY", "demo_flows", "mgo_structure", "nio_structure", "replay_environment", "run_demo"]
+__all__ = [
+    "DEMO_REPLAY",
+    "demo_flows",
+    "mgo_makers",
+    "mgo_structure",
+    "nio_structure",
+    "replay_environment",
+    "run_demo",
+]
 
 _MGO_OPT = "mgo_opt_b3lyp_crystal22"
 _MGO_SCF = "mgo_scf_band_doss_b3lyp_crystal17"
@@ -68,7 +76,8 @@ def _recorded_basis(folder: str) -> Any:
     return CrystalInput.from_file(reference_dir() / folder / "INPUT.d12").basis
 
 
-def _mgo_flow() -> Flow:
+def mgo_makers() -> dict[str, Any]:
+    """The Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
     common: dict[str, Any] = {
         "functional": "B3LYP",
         "user_basis_settings": _recorded_basis(_MGO_OPT),
@@ -114,8 +123,17 @@ def _mgo_flow() -> Flow:
             }
         )
     )
+    return {"relax": relax, "static": static, "band_structure": band, "dos": dos}
+
+
+def _mgo_flow() -> Flow:
+    makers = mgo_makers()
     maker = RelaxBandStructureMaker(
-        name="MgO relax band structure", relax_maker=relax, static_maker=static, band_structure_maker=band, dos_maker=dos
+        name="MgO relax band structure",
+        relax_maker=makers["relax"],
+        static_maker=makers["static"],
+        band_structure_maker=makers["band_structure"],
+        dos_maker=makers["dos"],
     )
     return maker.make(mgo_structure())
 

@@ -147,3 +147,22 @@ def test_cli_demo_prints_the_results_table(tmp_path, monkeypatch):
     assert "restart 1: scf_not_converged" in shown.output
     listed = CliRunner().invoke(app, ["jobs", "--db", str(tmp_path / "ui.db"), "--status", "completed"])
     assert listed.output.count("COMPLETED") == 5
+
+
+def test_tutorial_outputs_are_the_recorded_values(tmp_path):
+    """The first two tutorials, run in-process: their numbers are the recorded CRYSTAL results."""
+    import importlib.util
+
+    root = Path(__file__).parent.parent.parent / "tutorials"
+    modules = {}
+    for name in ("01_first_static", "02_relax_bands_dos"):
+        spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    energy = modules["01_first_static"].main(tmp_path / "one")
+    assert energy == pytest.approx(-2.7544859113743e02, abs=1e-8)
+    png = tmp_path / "bands.png"
+    numbers = modules["02_relax_bands_dos"].main(tmp_path / "two", png)
+    assert numbers["a"] == pytest.approx(2.99828782, abs=1e-6)
+    assert numbers["gap"] == pytest.approx(7.1237, abs=1e-3)
+    assert png.stat().st_size > 20_000
