@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mp_server import VALID_KEY, MPServer, start_server
+
+from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifParser
 from pymatgen.io.vasp import Poscar
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
 from crystal_atomate.sets.core import StaticSetGenerator
+from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 
 runner = CliRunner()
 

@@ -12,7 +12,6 @@ from emmet.core.vasp.material import MaterialsDoc
 from mp_api.client.core.settings import MAPI_CLIENT_SETTINGS
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 from crystal_atomate.mp.client import MPClient, MPQuery, RetryPolicy, StructureOrigin
 from crystal_atomate.mp.errors import (
     MPAuthError,
@@ -23,6 +22,7 @@ from crystal_atomate.mp.errors import (
     MPRateLimitError,
     MPRequestError,
 )
+from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 #: Requests one call makes through 429s: mp-api's session tries once plus MAX_RETRIES times.

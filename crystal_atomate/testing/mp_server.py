@@ -1,10 +1,13 @@
-"""A local Materials Project API for the mp tests: the real MPRester talks to it over real HTTP.
+"""A local Materials Project API for tests and tutorials: the real MPRester talks to it over HTTP.
 
 The server answers ``/heartbeat``, ``/materials/core/`` and ``/materials/summary/`` from the
 fixture documents in ``tests/data/mp`` with maggma's response envelope (``{"data", "meta"}``),
 filters them by the query parameters mp-api sends, and refuses any parameter it does not know
 (HTTP 400), so a client sending the wrong filter fails here as it would against MP. Error statuses
 (401, 404, 429, ...) are scripted per route; ``stop()`` takes the server away (offline).
+
+It lives in the package, not under ``tests/``, so the tutorials can start it without importing the
+test suite; the documents stay in the checkout's ``tests/data/mp`` (``data_dir`` to use others).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "mp"
+#: The recorded documents in the checkout this package runs from.
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "mp"
 #: 32 characters, as mp-api requires; distinctive so a leak is easy to grep for.
 VALID_KEY = "ZqXw7KeyNeverLogged0123456789abc"
 CORE = "/materials/core/"
@@ -34,8 +38,11 @@ _ROUTE_FIELDS = {
 _DOC_FIELD = {"material_ids": "material_id", "formula": "formula_pretty"}
 
 
-def _load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+def _load(data_dir: Path, name: str) -> Any:
+    path = data_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(f"No recorded Materials Project response {path}: pass data_dir")
+    return json.loads(path.read_text())
 
 
 def _matches(doc: dict[str, Any], key: str, value: str) -> bool:
@@ -94,9 +101,12 @@ class MPServer:
         return queue.pop(0) if queue else None
 
 
-def _handler(server: MPServer) -> type[BaseHTTPRequestHandler]:
-    documents = {CORE: _load("materials_core.json"), SUMMARY: _load("materials_summary.json")}
-    heartbeat = _load("heartbeat.json")
+def _handler(server: MPServer, data_dir: Path) -> type[BaseHTTPRequestHandler]:
+    documents = {
+        CORE: _load(data_dir, "materials_core.json"),
+        SUMMARY: _load(data_dir, "materials_summary.json"),
+    }
+    heartbeat = _load(data_dir, "heartbeat.json")
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
@@ -152,11 +162,12 @@ def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, A
     return {"data": page, "meta": meta}
 
 
-def start_server() -> tuple[MPServer, threading.Thread]:
-    """A server on a random free port of 127.0.0.1, serving from a daemon thread."""
+def start_server(data_dir: Path = DATA) -> tuple[MPServer, threading.Thread]:
+    """A server on a random free port of 127.0.0.1, serving ``data_dir``'s documents from a daemon
+    thread."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     server = MPServer(url=f"http://127.0.0.1:{httpd.server_address[1]}/", _httpd=httpd)
-    httpd.RequestHandlerClass = _handler(server)
+    httpd.RequestHandlerClass = _handler(server, data_dir)
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
