@@ -19,6 +19,7 @@ from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
 def main(work_dir: Path) -> float:
     """Run one static job on MgO into a fresh shared database; return its energy in Hartree."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     structure = mgo_structure()
     # The static Maker with the settings of the recorded run (B3LYP, SHRINK 12 24, ...).
     # Any StaticMaker works the same way with a real CRYSTAL: StaticMaker().make(structure).

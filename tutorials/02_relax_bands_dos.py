@@ -27,6 +27,7 @@ from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
 def main(work_dir: Path, png: Path) -> dict[str, float]:
     """Run the flow, plot the band structure and the DOS to ``png``; return the headline numbers."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     makers = mgo_makers()
     flow = RelaxBandStructureMaker(
         relax_maker=makers["relax"],
