@@ -1,0 +1,153 @@
+"""Benchmark CrystalMathJobStore (SQLite) against maggma's MemoryStore, MontyStore and JSONStore.
+
+Run: ``python benchmarks/bench_store.py [--jobs 10000] [--ui-jobs 100000] [--lookups 1000]``
+
+Every store sits behind a plain ``jobflow.JobStore`` (ours is ``CrystalMathJobStore``, which also
+mirrors each document into the UI's ``jobs`` table in the same transaction) and does the same
+work, timed with ``time.perf_counter``:
+
+* insert: ``--jobs`` job documents, one ``JobStore.update`` call each, as ``run_locally`` does;
+* fetch by uuid: ``query_one({"uuid": ...})`` for ``--lookups`` random jobs (per call);
+* resolve references: ``OutputReference(uuid, (("i", "energy"),)).resolve(store)`` (per call);
+* UI job list: the latest 50 jobs with ``--ui-jobs`` jobs in the store (per call, median of 20;
+  loaded in chunks of 1000, plain inserts for mongomock):
+  for SQLite the UI's own ``SELECT ... FROM jobs ORDER BY created_at DESC LIMIT 50`` and the
+  jobflow-side ``query(sort={"completed_at": -1}, limit=50)``; for the others the latter.
+
+JSONStore rewrites its whole file on every update and MontyStore (sqlite back end) is slower
+still, so both hold ``--jobs // 10`` documents (figures are per call, so they stay comparable,
+though flattering to them) and are skipped for the 100k-job list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from jobflow import JobStore, OutputReference
+from maggma.stores import JSONStore, MemoryStore, MontyStore
+
+from crystal_atomate.stores import CrystalMathJobStore
+
+START = datetime(2025, 1, 1)
+SMALL_ONLY = ("JSONStore", "MontyStore (montydb)")
+
+
+def job_doc(i: int) -> dict:
+    """A job document shaped like ours: a task document output with a small structure."""
+    return {
+        "uuid": f"00000000-0000-4000-8000-{i:012d}",
+        "index": 1,
+        "name": f"relax_{i}",
+        "completed_at": (START + timedelta(seconds=i)).isoformat(),
+        "metadata": {"flow_uuid": f"flow-{i // 10}"},
+        "hosts": [f"flow-{i // 10}"],
+        "output": {
+            "state": "successful",
+            "energy": -7495.6 - i * 1e-6,
+            "final_energy_hartree": -275.45 - i * 1e-7,
+            "dir_name": f"node01:/scratch/run_{i}",
+            "formula_pretty": "MgO",
+            "input": {"d12": "MgO\nCRYSTAL\n0 0 0\n225\n4.21\n2\n12 0. 0. 0.\n8 0.5 0.5 0.5\nEND\n"},
+            "structure": {"lattice": [[4.21, 0, 0], [0, 4.21, 0], [0, 0, 4.21]],
+                          "sites": [{"species": "Mg", "xyz": [0, 0, 0]},
+                                    {"species": "O", "xyz": [2.1, 2.1, 2.1]}]},
+            "output": {"converged": True, "scf_cycles": 12},
+        },
+    }
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def per_call(fn: Callable[[int], object], keys: list[int]) -> float:
+    """Mean seconds per call over ``keys``."""
+    return timed(lambda: [fn(k) for k in keys]) / len(keys)
+
+
+def make_stores(tmp: Path) -> dict[str, Callable[[str], JobStore]]:
+    stores = {
+        "CrystalMathJobStore (SQLite)": lambda tag: CrystalMathJobStore(tmp / f"{tag}.db"),
+        "MemoryStore (mongomock)": lambda tag: JobStore(MemoryStore(f"mem_{tag}")),
+        "MontyStore (montydb)": lambda tag: JobStore(
+            MontyStore(f"monty_{tag}", database_path=str(tmp / f"monty_{tag}"), storage="sqlite")),
+        "JSONStore": lambda tag: JobStore(JSONStore(str(tmp / f"{tag}.json"), read_only=False)),
+    }
+    if importlib.util.find_spec("montydb") is None:
+        print("MontyStore skipped: montydb is not installed", flush=True)
+        del stores["MontyStore (montydb)"]
+    return stores
+
+
+def bench_small(factory: Callable[[str], JobStore], name: str, n: int, lookups: int) -> dict:
+    store = factory("small")
+    store.connect()
+    n = n // 10 if name in SMALL_ONLY else n
+    docs = [job_doc(i) for i in range(n)]
+    insert = timed(lambda: [store.update(d) for d in docs]) / n
+    lookups = min(lookups, n)
+    keys = random.Random(0).sample(range(n), lookups)
+    fetch = per_call(lambda i: store.query_one({"uuid": job_doc(i)["uuid"]}), keys)
+    resolve = per_call(lambda i: OutputReference(job_doc(i)["uuid"], (("i", "energy"),)).resolve(store),
+                       keys)
+    return {"insert_ms_per_doc": insert * 1e3, "fetch_ms": fetch * 1e3, "resolve_ms": resolve * 1e3}
+
+
+def bench_ui_list(factory: Callable[[str], JobStore], name: str, n: int) -> dict:
+    store = factory("big")
+    store.connect()
+    for start in range(0, n, 1000):
+        chunk = [job_doc(i) for i in range(start, min(start + 1000, n))]
+        if isinstance(store, CrystalMathJobStore):
+            store.update(chunk)  # through the store, so the UI's jobs table is filled too
+        else:  # mongomock upserts scan the collection: loading 100k that way is quadratic
+            store.docs_store._collection.insert_many(chunk)
+    store.ensure_index("completed_at")
+
+    def latest() -> list:
+        return list(store.query({}, properties=["uuid", "name", "completed_at", "output.energy"],
+                                sort={"completed_at": -1}, limit=50))
+
+    assert len(latest()) == 50
+    out = {"list_jobflow_ms": statistics.median(timed(latest) for _ in range(20)) * 1e3}
+    if isinstance(store, CrystalMathJobStore):
+        conn = sqlite3.connect(store.db_file)
+
+        def ui() -> list:
+            return conn.execute(
+                "SELECT id, name, status, final_energy, created_at FROM jobs "
+                "ORDER BY created_at DESC LIMIT 50").fetchall()
+
+        assert len(ui()) == 50
+        out["list_ui_sql_ms"] = statistics.median(timed(ui) for _ in range(20)) * 1e3
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10000)
+    parser.add_argument("--ui-jobs", type=int, default=100000)
+    parser.add_argument("--lookups", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, factory in make_stores(Path(tmp)).items():
+            row = bench_small(factory, name, args.jobs, args.lookups)
+            if name not in SMALL_ONLY:
+                row.update(bench_ui_list(factory, name, args.ui_jobs))
+            cells = " | ".join(f"{k}={v:.3f}" for k, v in row.items())
+            print(f"{name} | {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
