@@ -125,8 +125,8 @@ class CrystalMathJobStore(JobStore):
 
         Rows already linked to a jobflow document, and rows without an output file in their
         ``work_dir``, are skipped. ``parse`` reads a CRYSTAL output file into a pydantic model
-        (default: ``crystal_atomate.io.outputs.parse_output``); its dump becomes
-        ``output.output`` of the document.
+        (default: ``crystal_atomate.io.outputs.parse_output``); the headline values land where our
+        task documents keep them, the whole result under ``output.parsed``.
         """
         self._ensure_connected()
         parse = parse or _default_parser()
@@ -153,17 +153,28 @@ def _imported_document(
     job_id: int, name: str, work_dir: str, status: str, deck: str | None,
     energy_ha: float | None, workflow_id: str | None, completed: str | None, parsed: dict,
 ) -> dict:
-    """A job document shaped like our task documents, for the fields the mirror reads."""
-    parsed_ha = parsed.get("final_energy_hartree")
+    """A job document with our task documents' field names (``output.output.energy_hartree`` ...),
+    so imported runs answer the same queries; the parser's full result is kept under ``parsed``."""
+    parsed_ha = parsed.get("energy_ha")
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha
+    parsed_state = parsed.get("state")
+    if parsed_state is None:
+        state = "successful" if status == "COMPLETED" else "failed"
+    else:
+        state = "successful" if parsed_state == "converged" else "failed"
     output = {
-        "state": "successful" if status == "COMPLETED" else "failed",
+        "state": state,
         "dir_name": work_dir,
         "task_label": name,
         "input": {"d12": deck},
-        "final_energy_hartree": energy_ha,
-        "energy": None if energy_ha is None else energy_ha * HARTREE_TO_EV,
-        "output": parsed,
+        "errors": parsed.get("error_kinds", []),
+        "output": {
+            "energy_hartree": energy_ha,
+            "energy": None if energy_ha is None else energy_ha * HARTREE_TO_EV,
+            "bandgap": parsed.get("band_gap_ev"),
+            "scf_cycles": parsed.get("scf_cycles"),
+        },
+        "parsed": parsed,
     }
     metadata: dict[str, Any] = {"tui_job_id": job_id, "imported_from": "crystal_tui"}
     if workflow_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -139,27 +140,32 @@ def test_default_path_follows_settings(tmp_path, monkeypatch):
     assert CrystalMathJobStore().db_file == str(tmp_path / "from_env.db")
 
 
-def test_import_tui_jobs(db, tmp_path):
+def test_import_tui_jobs(db, tmp_path, ref_dir):
+    """A run the UI made by itself (a real CRYSTAL output in its work_dir) becomes a job document."""
     store = CrystalMathJobStore(db)
     store.connect()
     run = tmp_path / "ui_run"
     run.mkdir()
-    (run / "mgo.out").write_text("CRYSTAL output")
+    shutil.copy(ref_dir / "mgo_scf_hf_sto3g_crystal17" / "OUTPUT.out", run / "mgo.out")
+    failed = tmp_path / "ui_failed"
+    failed.mkdir()
+    shutil.copy(ref_dir / "nio_scf_too_many_cycles_crystal17" / "OUTPUT.out", failed / "nio.out")
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO jobs(name, work_dir, status, input_file, final_energy) "
-                 "VALUES ('mgo', ?, 'COMPLETED', 'MgO deck', -275.1)", (str(run),))
+                 "VALUES ('mgo', ?, 'COMPLETED', 'MgO deck', -271.2)", (str(run),))
+    conn.execute("INSERT INTO jobs(name, work_dir, status) VALUES ('nio', ?, 'COMPLETED')", (str(failed),))
     conn.execute("INSERT INTO jobs(name, work_dir, status) VALUES ('gone', '/nonexistent', 'COMPLETED')")
     conn.commit()
 
-    class Parsed:
-        def model_dump(self, mode="json"):
-            return {"final_energy_hartree": -275.2, "converged": True}
-
-    seen = []
-    uuids = store.import_tui_jobs(parse=lambda p: seen.append(p) or Parsed())
-    assert uuids == [tui_job_uuid(str(run))] and seen == [run / "mgo.out"]
-    doc = store.query_one({"uuid": uuids[0]})
-    assert doc["output"]["final_energy_hartree"] == -275.2
-    assert doc["output"]["input"]["d12"] == "MgO deck"
-    assert conn.execute("SELECT COUNT(*), MIN(final_energy) FROM jobs").fetchone() == (2, -275.2)
-    assert store.import_tui_jobs(parse=lambda p: Parsed()) == []
+    uuids = store.import_tui_jobs()
+    assert uuids == [tui_job_uuid(str(run)), tui_job_uuid(str(failed))]
+    doc = store.query_one({"uuid": uuids[0]})["output"]
+    assert doc["state"] == "successful"
+    assert doc["output"]["energy_hartree"] == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert doc["output"]["scf_cycles"] == 7
+    assert doc["input"]["d12"] == "MgO deck"
+    nio = store.query_one({"uuid": uuids[1]})["output"]
+    assert nio["state"] == "failed" and nio["errors"] == ["scf_not_converged"]
+    energies = dict(conn.execute("SELECT name, final_energy FROM jobs").fetchall())
+    assert energies["mgo"] == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert store.import_tui_jobs() == []
