@@ -125,9 +125,10 @@ def test_last_updated_and_newer_in(store, tmp_path):
     assert store.newer_in(target) == []
 
 
-def test_unsupported_operator_is_named(store):
-    if isinstance(store, MemoryStore):
-        pytest.skip("mongomock implements the operator")
+def test_unsupported_operator_is_named(tmp_path):
+    """Only our store: mongomock implements these operators, ours names them instead."""
+    store = SQLiteStore(tmp_path / "ops.db", "ops", key="task_id")
+    store.connect()
     for criteria, name in [({"e": {"$elemMatch": {"x": 1}}}, "$elemMatch"),
                            ({"$where": "1"}, "$where"), ({"e": {"$type": "double"}}, "$type")]:
         with pytest.raises(UnsupportedOperatorError, match=re.escape(name)):
