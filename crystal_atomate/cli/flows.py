@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobflow import Flow, Maker
 from pymatgen.core import Structure
@@ -13,7 +14,12 @@ from crystal_atomate.flows.core import DoubleRelaxMaker, RelaxBandStructureMaker
 from crystal_atomate.jobs.base import BaseCrystalMaker
 from crystal_atomate.jobs.core import ElasticMaker, EosMaker, FreqMaker, RelaxMaker, StaticMaker
 
-__all__ = ["FLOW_MAKERS", "UnknownFlowError", "build_flow", "load_structure"]
+if TYPE_CHECKING:
+    from crystal_atomate.mp.client import StructureOrigin
+
+__all__ = ["FLOW_MAKERS", "UnknownFlowError", "build_flow", "load_structure", "load_structure_with_origin"]
+
+_MATERIAL_ID = re.compile(r"^(mp|mvc)-[a-z0-9]+$", re.IGNORECASE)
 
 FLOW_MAKERS: dict[str, type[Maker]] = {
     "static": StaticMaker,
@@ -31,11 +37,30 @@ class UnknownFlowError(ValueError):
 
 
 def load_structure(source: str) -> Structure:
-    """A structure from a CIF, POSCAR or pymatgen JSON file."""
+    """A structure from a CIF, POSCAR or pymatgen JSON file, or a Materials Project id."""
+    return load_structure_with_origin(source)[0]
+
+
+def load_structure_with_origin(source: str) -> tuple[Structure, StructureOrigin | None]:
+    """The structure and, for a Materials Project id (``mp-1265``, ``mvc-...``), its origin.
+
+    A file of that name wins. An id goes through the shared database's cache, so repeated runs
+    ask the API once per material and work offline once it is cached.
+    """
     path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"No structure file {source!r}")
-    return Structure.from_file(path)
+    if path.is_file():
+        return Structure.from_file(path), None
+    if not _MATERIAL_ID.match(source.strip()):
+        raise FileNotFoundError(f"No structure file {source!r} (nor a Materials Project id like mp-1265)")
+    from crystal_atomate.mp.cache import MaterialsProject, default_d12
+    from crystal_atomate.settings import CrystalAtomateSettings
+
+    materials_project = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
+    try:
+        record = materials_project.get_structure(source)
+    finally:
+        materials_project.close()
+    return record.structure, record.origin
 
 
 def _configured(maker: BaseCrystalMaker, overrides: dict[str, Any]) -> BaseCrystalMaker:

@@ -1,0 +1,161 @@
+"""``crystal-atomate ht submit|summary``: one flow per structure, then a table of what came out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crystal_atomate.cli.app import app
+from crystal_atomate.settings import CrystalAtomateSettings
+
+__all__ = ["ht_app"]
+
+console = Console()
+
+ht_app = typer.Typer(
+    help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
+    no_args_is_help=True,
+)
+app.add_typer(ht_app, name="ht")
+
+
+def _store(db: Path | None) -> Any:
+    from crystal_atomate.stores.jobstore import CrystalMathJobStore
+
+    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+
+
+def _query(criteria: list[str]) -> Any:
+    """``["formula=MgO", "max_sites=4"]`` -> ``MPQuery``; pydantic turns the text into numbers and
+    booleans and refuses unknown keys."""
+    from pydantic import ValidationError
+
+    from crystal_atomate.mp.client import MPQuery
+
+    pairs = [item.split("=", 1) for item in criteria]
+    if any(len(pair) != 2 for pair in pairs):
+        raise typer.BadParameter("write each criterion as KEY=VALUE, e.g. formula=MgO", param_hint="--query")
+    try:
+        return MPQuery.model_validate(dict(pairs))
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--query") from exc
+
+
+def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: bool) -> list[Any]:
+    from crystal_atomate.cli.mp import _materials_project
+    from crystal_atomate.highthroughput import (
+        candidates_from_files,
+        candidates_from_ids,
+        candidates_from_query,
+    )
+
+    candidates = candidates_from_files(folder) if folder else []
+    material_ids = [part.strip() for item in ids for part in item.split(",") if part.strip()]
+    if query or material_ids:
+        with _materials_project() as materials_project:
+            if query:
+                candidates += candidates_from_query(materials_project, _query(query), refresh)
+            candidates += candidates_from_ids(materials_project, material_ids, refresh)
+    return candidates
+
+
+def _origin(candidate: Any) -> str:
+    """'MP 2025.09.25' or 'file' for the table."""
+    if candidate.origin is None:
+        return "file"
+    return f"MP {candidate.origin.db_version or '(release unknown)'}"
+
+
+def _entries_table(batch: Any, states: dict[str, str]) -> Table:
+    table = Table(title=f"batch {batch.batch_id} ({batch.flow_name})")
+    for column in ("structure", "formula", "origin", "status", "flow"):
+        table.add_column(column, overflow="fold")
+    colours = {"completed": "green", "failed": "red", "done": "cyan", "submitted": "yellow", "rejected": "red"}
+    for entry in batch.entries:
+        candidate = entry.candidate
+        status = states.get(entry.flow.uuid, entry.status) if entry.flow else entry.status
+        shown = f"[{colours.get(status, 'white')}]{status}[/]" + (f" ({entry.reason})" if entry.reason else "")
+        table.add_row(
+            candidate.label, candidate.formula, _origin(candidate), shown, entry.flow.uuid[:8] if entry.flow else "-"
+        )
+    return table
+
+
+@ht_app.command()
+def submit(
+    query: list[str] = typer.Option(None, help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit)."),
+    ids: list[str] = typer.Option(None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."),
+    folder: list[Path] = typer.Option(None, help="A folder of CIF files (or one structure file); repeatable."),
+    flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
+    engine: str = typer.Option("local", help="local, fireworks, remote or aiida."),
+    functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
+    basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
+    kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
+    settings: str = typer.Option(None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'),
+    tag: list[str] = typer.Option(None, help="Tag stored in every task document's metadata.tags; repeatable."),
+    batch: str = typer.Option(None, help="Batch id (default: FLOW-date-time-random)."),
+    refresh: bool = typer.Option(False, help="Ask the Materials Project even when the cache is fresh."),
+    dry_run: bool = typer.Option(False, help="Show what would run and what is skipped; submit nothing."),
+    db: Path = typer.Option(None, help="Shared database."),
+    work_dir: Path = typer.Option(Path("."), help="Where the job folders go (local engine)."),
+) -> None:
+    """One flow per structure, tagged with its origin and batch; finished ones are skipped.
+
+    A structure is finished when the store holds the same structure run with the same settings,
+    successfully; everything else is handed to the engine.
+    """
+    from crystal_atomate.highthroughput import HighThroughputBuilder, make_engine, submit_batch
+
+    if not (query or ids or folder):
+        raise typer.BadParameter("give structures with --query, --ids or --folder")
+    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing}
+    if settings:
+        flow_settings["settings"] = json.loads(settings)
+    builder = HighThroughputBuilder(
+        flow=flow, flow_settings={k: v for k, v in flow_settings.items() if v is not None},
+        tags=list(tag or []), batch_id=batch,
+    )
+    store = _store(db)
+    with console.status("building flows and checking the store"):
+        built = builder.build(_candidates(query or [], ids or [], folder or [], refresh), store)
+    states: dict[str, str] = {}
+    if not dry_run and built.flows:
+        runner = make_engine(engine, store, work_dir.resolve())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"{engine}: {built.flow_name}", total=len(built.flows))
+            for result in submit_batch(built, runner, lambda _: progress.advance(task)):
+                states[result.flow_uuid] = result.state
+    console.print(_entries_table(built, states))
+    skipped = built.count("done") + built.count("duplicate")
+    console.print(
+        f"{len(built.flows)} to run, {skipped} skipped, {built.count('rejected')} rejected. "
+        f"Summary: crystal-atomate ht summary --batch {built.batch_id}"
+    )
+
+
+@ht_app.command()
+def summary(
+    batch: str = typer.Option(None, help="Only this batch (default: every batch in the database)."),
+    csv: Path = typer.Option(None, help="Write the rows to this CSV file."),
+    json_file: Path = typer.Option(None, "--json", help="Write the rows to this JSON file."),
+    plot: Path = typer.Option(None, help="Save a PNG: energy above the lowest per formula, band gaps."),
+    db: Path = typer.Option(None, help="Shared database."),
+) -> None:
+    """Energies (Ha, eV/atom), gaps, states and material ids of a batch, from the store."""
+    from crystal_atomate.summary import batch_rows, plot_batch, summary_table, write_csv, write_json
+
+    rows = batch_rows(_store(db), batch)
+    if not rows:
+        console.print(f"No high-throughput jobs{f' in batch {batch}' if batch else ''} in the database.")
+        raise typer.Exit(1)
+    console.print(summary_table(rows, title=f"batch {batch}" if batch else "all batches"))
+    for path, write in ((csv, write_csv), (json_file, write_json), (plot, plot_batch)):
+        if path is not None:
+            console.print(f"wrote {write(rows, path)}")
