@@ -1,0 +1,149 @@
+"""Create, idempotently, what running CRYSTAL through AiiDA needs: profile, computer, codes.
+
+Used by ``crystal-atomate aiida setup`` and by the tests, so the tests exercise the very objects a
+new user gets. Everything is looked up by label first; a second call returns what the first made.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+
+__all__ = [
+    "CODE_LABELS",
+    "CodeMismatch",
+    "ensure_code",
+    "ensure_codes",
+    "ensure_localhost",
+    "ensure_profile",
+    "replay_prepend_text",
+]
+
+#: Code label -> (program, CalcJob plugin).
+CODE_LABELS: dict[str, tuple[str, str]] = {
+    "crystal": ("crystal", "crystal_atomate.crystal"),
+    "properties": ("properties", "crystal_atomate.properties"),
+}
+
+
+class CodeMismatch(ValueError):
+    """A code with this label exists but runs another executable (codes are immutable in AiiDA)."""
+
+
+def ensure_profile(
+    name: str,
+    *,
+    storage: str = "core.sqlite_dos",
+    storage_config: dict[str, Any] | None = None,
+    broker: str | None = "core.zeromq",
+    broker_config: dict[str, Any] | None = None,
+    email: str = "crystal-atomate@localhost",
+) -> Any:
+    """Load profile ``name``, creating it first if needed (embedded SQLite + ZeroMQ by default, as
+    ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one)."""
+    from aiida import load_profile
+    from aiida.manage.configuration import create_profile, get_config
+
+    config = get_config(create=True)
+    if name not in config.profile_names:
+        if storage == "core.sqlite_dos" and not storage_config:
+            storage_config = {"filepath": str(Path(config.dirpath) / "repository" / name)}
+        profile = create_profile(
+            config,
+            name=name,
+            email=email,
+            storage_backend=storage,
+            storage_config=storage_config or {},
+            broker_backend=broker,
+            broker_config=broker_config,
+        )
+        profile.set_option("warnings.development_version", False)
+        if config.default_profile_name is None:
+            config.set_default_profile(name)
+        config.update_profile(profile)
+        config.store()
+    return load_profile(name, allow_switch=True)
+
+
+def ensure_localhost(label: str = "localhost", workdir: str | Path | None = None) -> orm.Computer:
+    """A ``core.local`` + ``core.direct`` computer, configured, polling without delay and without a
+    login shell (local jobs finish in a second; AiiDA's default 10 s poll interval, or sourcing the
+    login profile for each of the ~10 commands of a job, would dominate every run)."""
+    try:
+        computer = orm.load_computer(label)
+    except NotExistent:
+        workdir = Path(workdir or Path.home() / "aiida_run").expanduser().resolve()
+        computer = orm.Computer(
+            label=label,
+            hostname="localhost",
+            description="this machine (crystal-atomate aiida setup)",
+            transport_type="core.local",
+            scheduler_type="core.direct",
+            workdir=str(workdir),
+        ).store()
+        computer.set_minimum_job_poll_interval(0.0)
+        computer.set_default_mpiprocs_per_machine(1)
+    if not computer.is_configured:
+        computer.configure(safe_interval=0.0, use_login_shell=False)
+    return computer
+
+
+def ensure_code(
+    label: str,
+    computer: orm.Computer,
+    command: str,
+    plugin: str,
+    prepend_text: str = "",
+) -> orm.InstalledCode:
+    """The code ``label@computer`` running ``command``; an existing one must run the same executable."""
+    executable = _resolve(command)
+    try:
+        code = orm.load_code(f"{label}@{computer.label}")
+    except NotExistent:
+        code = orm.InstalledCode(
+            label=label,
+            computer=computer,
+            filepath_executable=executable,
+            default_calc_job_plugin=plugin,
+            prepend_text=prepend_text,
+            description=f"CRYSTAL {label} ({command})",
+        ).store()
+        return code
+    if str(code.filepath_executable) != executable:
+        raise CodeMismatch(
+            f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}: "
+            "use another --label or delete it with 'verdi code delete'"
+        )
+    return code
+
+
+def ensure_codes(
+    computer: orm.Computer, crystal: str, properties: str, prefix: str = "", prepend_text: str = ""
+) -> dict[str, orm.InstalledCode]:
+    """The ``crystal`` and ``properties`` codes (labels ``{prefix}crystal``, ``{prefix}properties``)."""
+    commands = {"crystal": crystal, "properties": properties}
+    return {
+        name: ensure_code(f"{prefix}{name}", computer, commands[name], plugin, prepend_text)
+        for name, (_, plugin) in CODE_LABELS.items()
+    }
+
+
+def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = None) -> str:
+    """Shell lines that point the replay executable at a plan (AiiDA jobs do not inherit the
+    submitting shell's environment when the daemon runs them)."""
+    lines = [f"export CRYSTAL_ATOMATE_REPLAY_PLAN={shlex.quote(str(plan))}"]
+    if reference_dir is not None:
+        lines.append(f"export CRYSTAL_ATOMATE_REFERENCE_DIR={shlex.quote(str(reference_dir))}")
+    return "\n".join(lines)
+
+
+def _resolve(command: str) -> str:
+    path = shutil.which(command)
+    if path is None:
+        raise FileNotFoundError(f"{command!r} is not an executable on this machine's PATH")
+    return str(Path(path).resolve())

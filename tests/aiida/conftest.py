@@ -1,0 +1,59 @@
+"""A real AiiDA profile for the AiiDA tests: embedded SQLite storage, the built-in ZeroMQ broker.
+
+aiida-core's own pytest fixtures create the profile in a temporary AIIDA_PATH and start the ZeroMQ
+broker service; CalcJobs run through ``core.direct`` on localhost with the replay executable as the
+CRYSTAL code, exactly what ``crystal-atomate aiida setup --replay`` makes for a user.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiida", reason="the aiida extra is not installed")
+
+from aiida.tools.pytest_fixtures import *  # noqa: E402,F401,F403 - aiida's profile, broker and daemon fixtures
+
+from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, replay_prepend_text  # noqa: E402
+from crystal_atomate.testing.reference import reference_dir  # noqa: E402
+from crystal_atomate.testing.replay_setup import use_replay  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def aiida_profile(aiida_config, aiida_profile_factory):  # noqa: F811 - aiida's, with the ZeroMQ broker
+    """The session profile: ``core.sqlite_dos`` with the ZeroMQ broker, so the daemon is tested too."""
+    with aiida_profile_factory(aiida_config, broker_backend="core.zeromq") as profile:
+        yield profile
+
+
+@pytest.fixture(scope="session")
+def localhost(aiida_profile, tmp_path_factory):
+    """The localhost computer the setup command creates (direct scheduler, no poll delay)."""
+    return ensure_localhost("localhost", tmp_path_factory.mktemp("aiida_run"))
+
+
+@pytest.fixture(scope="session")
+def codes(localhost):
+    """``crystal@localhost`` and ``properties@localhost`` running the replay executable."""
+    replay = shutil.which("crystal-atomate-replay")
+    assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
+    return ensure_codes(localhost, replay, replay)
+
+
+@pytest.fixture
+def replay(localhost, tmp_path) -> Iterator[Callable[[Mapping[str, Any]], Path]]:
+    """Write a replay plan for ``{job name: recordings}`` and export it in the computer's prepend
+    text, so jobs run by this process or by the daemon replay it."""
+
+    def configure(jobs: Mapping[str, Any]) -> Path:
+        env = use_replay(jobs, tmp_path / "replay")
+        plan = Path(env["CRYSTAL_ATOMATE_REPLAY_PLAN"])
+        localhost.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+        return plan
+
+    yield configure
+    localhost.set_prepend_text("")
