@@ -220,10 +220,15 @@ def launchpad_file(
 def open_launchpad(
     launchpad_yaml: str | Path | None = None, db_dir: str | Path | None = None
 ) -> LaunchPad:
-    """The LaunchPad of ``launchpad_yaml`` if given, else the embedded one (server started)."""
+    """The LaunchPad of ``launchpad_yaml`` if given, else the embedded one (server started, and
+    initialised on first use: a new directory needs no ``lpad reset``)."""
     if launchpad_yaml:
         return LaunchPad.from_file(str(launchpad_yaml))
-    return embedded_launchpad(_db_dir(db_dir), strm_lvl="WARNING")
+    launchpad = embedded_launchpad(_db_dir(db_dir), strm_lvl="WARNING")
+    fresh = launchpad.fw_id_assigner.count_documents({}) == 0
+    if fresh and launchpad.workflows.count_documents({}) == 0:
+        launchpad.reset("", require_password=False)
+    return launchpad
 
 
 def write_fworker_yaml(

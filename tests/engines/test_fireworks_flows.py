@@ -214,3 +214,31 @@ def test_the_ui_job_list_follows_fireworks(fireworks_run: FireworksRun) -> None:
     assert Path(by_name["NiO unfixable"][0][2]).is_dir()  # the launch folder, marked on failure
     flow_ids = {flow.uuid for flow in fireworks_run.flows.values()}
     assert {row[3] for entries in by_name.values() for row in entries} == flow_ids
+
+
+def test_cli_adds_one_workflow_per_structure(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crystal_atomate.cli import app
+    from crystal_atomate.demo import mgo_structure
+
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    for name in ("a", "b"):
+        mgo_structure().to(filename=str(folder / f"{name}.cif"))
+    ui_db, db_dir = tmp_path / "ui.db", tmp_path / "db"
+    options = ["--fw-db-dir", str(db_dir)]
+    try:
+        added = CliRunner().invoke(
+            app, ["fw", "add", "static", str(folder), "--db", str(ui_db), *options]
+        )
+        assert added.exit_code == 0, added.output
+        assert "Added 2 workflows (2 Fireworks)" in added.output
+        status = CliRunner().invoke(app, ["fw", "status", *options])
+        assert status.exit_code == 0, status.output
+        assert "READY" in status.output and "2" in status.output
+        with sqlite3.connect(ui_db) as conn:
+            rows = conn.execute("SELECT name, status FROM jobs").fetchall()
+        assert rows == [("static", "QUEUED"), ("static", "QUEUED")]
+    finally:
+        stop_server(db_dir)
