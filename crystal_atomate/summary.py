@@ -50,7 +50,7 @@ _PROPERTIES = [
 ]
 
 #: Columns a narrow terminal must not break; the others wrap.
-_KEEP_WHOLE = frozenset({"structure", "formula", "job", "state", "E (Ha)", "eV/atom"})
+_KEEP_WHOLE = frozenset({"structure", "formula", "job", "state", "E (Ha)", "eV/atom", "gap eV"})
 
 
 @dataclass(frozen=True)
