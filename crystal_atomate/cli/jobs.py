@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from datetime import datetime, timezone
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from crystal_atomate.cli.app import app
 from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid
 
 console = Console()
 
@@ -109,11 +109,8 @@ def show(
 
 
 def _resolve_uuid(db_file: Path, job: str) -> str | None:
-    if not job.isdigit():
-        return job
-    with sqlite3.connect(db_file) as conn:
-        row = conn.execute("SELECT job_uuid FROM jobflow_job_links WHERE tui_job_id = ?", (int(job),)).fetchone()
-    return row[0] if row else None
+    with closing(open_readonly(db_file)) as conn:
+        return resolve_job_uuid(conn, job)
 
 
 def _print_document(doc: dict[str, Any]) -> None:
@@ -143,19 +140,6 @@ def _print_document(doc: dict[str, Any]) -> None:
         console.print(Syntax(deck, "text", line_numbers=False, theme="ansi_dark"))
 
 
-def _age(created: str | None) -> str:
-    if not created:
-        return "-"
-    moment = datetime.fromisoformat(created.replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
 def _print_jobs(
     db_file: Path,
     *,
@@ -168,36 +152,20 @@ def _print_jobs(
     if not Path(db_file).is_file():
         console.print(f"No database at {db_file} yet: run 'crystal-atomate demo' or a flow first.")
         return
-    clauses, params = [], []
-    if uuids is not None:
-        clauses.append(f"l.job_uuid IN ({', '.join('?' for _ in uuids)})")
-        params.extend(uuids)
-    if status:
-        clauses.append("j.status = ?")
-        params.append(status.upper())
-    if name:
-        clauses.append("j.name LIKE ?")
-        params.append(f"%{name}%")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = (
-        "SELECT j.id, j.name, j.status, j.final_energy, j.workflow_id, j.created_at "
-        f"FROM jobs j LEFT JOIN jobflow_job_links l ON l.tui_job_id = j.id {where} "
-        "ORDER BY j.created_at DESC, j.id DESC LIMIT ?"
-    )
-    with sqlite3.connect(db_file) as conn:
-        rows = conn.execute(query, [*params, limit]).fetchall()
+    with closing(open_readonly(db_file)) as conn:
+        rows = list_jobs(conn, uuids=uuids, statuses=[status] if status else (), name=name, limit=limit)
     table = Table(title=f"jobs in {db_file}")
     for column in ("id", "name", "status", "energy (Ha)", "workflow", "age"):
         table.add_column(column)
     colours = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}
-    for job_id, job_name, job_status, energy, workflow, created in rows:
-        colour = colours.get(job_status, "white")
+    for row in rows:
+        colour = colours.get(row.status, "white")
         table.add_row(
-            str(job_id),
-            job_name,
-            f"[{colour}]{job_status}[/]",
-            "-" if energy is None else f"{energy:.10f}",
-            (workflow or "-")[:8],
-            _age(created),
+            str(row.id),
+            row.name,
+            f"[{colour}]{row.status}[/]",
+            "-" if row.final_energy is None else f"{row.final_energy:.10f}",
+            (row.workflow_id or "-")[:8],
+            age(row.created_at),
         )
     console.print(table)
