@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +30,9 @@ __all__ = [
     "CrystalRunError",
     "CrystalRunRecord",
     "crystal_command",
+    "load_executor",
     "run_crystal",
+    "run_local",
 ]
 
 OUTPUT_FILE = "OUTPUT"
@@ -55,6 +59,8 @@ class CrystalRunRecord(BaseModel):
     exit_code: int
     wall_time_seconds: float
     output_file: str = Field(description="Relative name of the file holding the program's output.")
+    executor: str = Field("local", description="Who ran it (see run_crystal's executor).")
+    aiida_uuid: str | None = Field(None, description="The AiiDA CalcJob node, with the aiida executor.")
 
 
 def crystal_command(
@@ -81,7 +87,32 @@ def _check_executable(command: str, program: Program) -> None:
         )
 
 
-def run_crystal(
+EXECUTOR_GROUP = "crystal_atomate.executors"
+
+
+@cache
+def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
+    """The executor registered as ``name`` in the ``crystal_atomate.executors`` entry-point group.
+
+    Engines plug in here (``aiida`` runs the directory as an AiiDA CalcJob), so Makers select one by
+    name in ``run_crystal_kwargs`` and never import an engine themselves.
+    """
+    found = entry_points(group=EXECUTOR_GROUP, name=name)
+    if not found:
+        known = sorted(point.name for point in entry_points(group=EXECUTOR_GROUP))
+        raise ValueError(f"Unknown executor {name!r}; installed executors: {known}")
+    return next(iter(found)).load()
+
+
+def run_crystal(directory: str | Path = ".", *, executor: str = "local", **kwargs) -> CrystalRunRecord:
+    """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
+    leaves the program's files in ``directory``, so parsing and restarts do not depend on it."""
+    if executor == "local":
+        return run_local(directory, **kwargs)
+    return load_executor(executor)(directory, **kwargs)
+
+
+def run_local(
     directory: str | Path = ".",
     *,
     program: Program = "crystal",

@@ -207,7 +207,7 @@ class CrystalCalculation(CalcJob):
             input_set.crystal_input.write_input(folder.abspath, make_dir=False)
             self._stage_parent(calcinfo, input_set.crystal_input)
         calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = list(CRYSTAL_RETRIEVE)
+        calcinfo.retrieve_list = [*CRYSTAL_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
         calcinfo.retrieve_temporary_list = list(CRYSTAL_RETRIEVE_TEMPORARY)
         return calcinfo
 
@@ -267,5 +267,5 @@ class PropertiesCalculation(CalcJob):
         else:
             calcinfo.remote_copy_list.append((parent.computer.uuid, f"{parent.get_remote_path()}/fort.9", "fort.9"))
         calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = list(PROPERTIES_RETRIEVE)
+        calcinfo.retrieve_list = [*PROPERTIES_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
         return calcinfo

@@ -1,0 +1,145 @@
+"""Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any jobflow manager.
+
+``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors`` entry-point
+group) hands the directory the Maker already wrote to a :class:`CrystalCalculation` (``input_folder``)
+or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile, and copies every
+retrieved file back, so the Maker parses and restarts exactly as after a local run. The task document
+gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the jobflow job's uuid
+(extra ``jobflow_uuid``), so either side leads to the other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from aiida import load_profile, orm
+from aiida.engine import run_get_node
+from aiida.manage import get_manager
+
+from crystal_atomate.aiida.calculations import OUTPUT_FILE, CrystalCalculation, PropertiesCalculation
+from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
+from crystal_atomate.settings import CrystalAtomateSettings
+
+__all__ = ["JOBFLOW_UUID_EXTRA", "run_aiida", "use_aiida_executor"]
+
+JOBFLOW_UUID_EXTRA = "jobflow_uuid"
+_DEFAULT_CODES: dict[str, str] = {"crystal": "crystal", "properties": "properties"}
+
+
+def run_aiida(
+    directory: str | Path = ".",
+    *,
+    program: Program = "crystal",
+    mpi_procs: int = 1,
+    job_name: str | None = None,
+    settings: CrystalAtomateSettings | None = None,
+    timeout: float | None = None,
+    code: str | None = None,
+    profile: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> CrystalRunRecord:
+    """Run ``program`` on the files in ``directory`` as a CalcJob and bring its files back.
+
+    ``code`` is the AiiDA code label (default ``crystal`` / ``properties``, as made by
+    ``crystal-atomate aiida setup``); ``profile`` the profile to load when none is loaded;
+    ``options`` extra ``metadata.options`` (queue, account, ...).
+    """
+    del settings
+    workdir = Path(directory).resolve()
+    if not (workdir / "INPUT").is_file():
+        raise CrystalRunError(f"No INPUT file in {workdir}")
+    if get_manager().get_profile() is None:
+        load_profile(profile)
+    aiida_code = orm.load_code(code or _DEFAULT_CODES[program])
+    builder = _builder(program, workdir, aiida_code)
+    builder.metadata.label = job_name or workdir.name
+    builder.metadata.options = _options(mpi_procs, timeout, options)
+    if job_name:
+        builder.metadata.options["environment_variables"] = {JOB_NAME_ENV: job_name}
+    start = time.perf_counter()
+    _, node = run_get_node(builder)
+    elapsed = time.perf_counter() - start
+    _tag(node, job_name, workdir)
+    _copy_back(node, workdir)
+    if not (workdir / OUTPUT_FILE).is_file() or (workdir / OUTPUT_FILE).stat().st_size == 0:
+        raise CrystalRunError(f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: {node.exit_message}")
+    return CrystalRunRecord(
+        command=f"aiida:{aiida_code.full_label}",
+        program=program,
+        mpi=mpi_procs > 1,
+        exit_code=0,
+        wall_time_seconds=elapsed,
+        output_file=OUTPUT_FILE,
+        executor="aiida",
+        aiida_uuid=node.uuid,
+    )
+
+
+def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
+    """CrystalCalculation on the written directory, or properties on its deck and fort.9."""
+    if program == "crystal":
+        builder = CrystalCalculation.get_builder()
+        builder.input_folder = orm.FolderData(tree=workdir)
+    else:
+        builder = PropertiesCalculation.get_builder()
+        builder.deck = orm.SinglefileData(workdir / "INPUT")
+        parent = orm.FolderData()
+        parent.base.repository.put_object_from_file(str(workdir / "fort.9"), "fort.9")
+        builder.parent_folder = parent
+    builder.code = code
+    return builder
+
+
+def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Resources as ``run_crystal`` would use them, and every file retrieved (the Maker needs fort.9,
+    HESSOPT.DAT, optc* ... in its directory afterwards)."""
+    options: dict[str, Any] = {
+        "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpi_procs},
+        "withmpi": mpi_procs > 1,
+        "additional_retrieve_list": ["*"],
+    }
+    if timeout is not None:
+        options["max_wallclock_seconds"] = int(timeout)
+    return options | dict(extra or {})
+
+
+def _tag(node: orm.ProcessNode, job_name: str | None, workdir: Path) -> None:
+    """The jobflow side of the provenance, on the node."""
+    from jobflow import CURRENT_JOB
+
+    extras = {"jobflow_directory": str(workdir)}
+    if job_name:
+        extras["jobflow_name"] = job_name
+    if CURRENT_JOB.job is not None:
+        extras[JOBFLOW_UUID_EXTRA] = CURRENT_JOB.job.uuid
+        extras["jobflow_index"] = CURRENT_JOB.job.index
+    node.base.extras.set_many(extras)
+
+
+def _copy_back(node: orm.ProcessNode, workdir: Path) -> None:
+    """Every retrieved file (but AiiDA's own submit script and scheduler logs) into ``workdir``."""
+    if "retrieved" not in node.outputs:
+        return
+    with node.outputs.retrieved.base.repository.as_path() as retrieved:
+        for path in retrieved.iterdir():
+            if path.is_file() and not path.name.startswith("_"):
+                shutil.copyfile(path, workdir / path.name)
+
+
+def use_aiida_executor(flow: Any, code: str | None = None, profile: str | None = None, **options: Any) -> Any:
+    """Powerup: run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA
+    CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``)."""
+    from crystal_atomate.jobs.base import BaseCrystalMaker
+    from crystal_atomate.jobs.properties import BasePropertiesMaker
+    from crystal_atomate.powerups import update_run_crystal_kwargs
+
+    common: dict[str, Any] = {"executor": "aiida"}
+    if profile is not None:
+        common["profile"] = profile
+    if options:
+        common["options"] = options
+    flow = update_run_crystal_kwargs(flow, common | ({"code": code} if code else {}), class_filter=BaseCrystalMaker)
+    return update_run_crystal_kwargs(flow, common, class_filter=BasePropertiesMaker)

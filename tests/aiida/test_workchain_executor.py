@@ -1,0 +1,63 @@
+"""The restart work chain (the Makers' recovery rules in AiiDA) and executor mode (the Makers' own
+flows, each CRYSTAL step run as an AiiDA CalcJob), both against the Maker tests' real figures."""
+
+from __future__ import annotations
+
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from jobflow import run_locally
+
+from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA, use_aiida_executor
+from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
+from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
+from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
+
+NIO_RECOVERED_HA = -3.1282821705429e03
+
+
+def test_nio_failed_scf_is_recovered_by_the_shared_rules(codes, replay):
+    replay({"NiO static": DEMO_REPLAY["NiO static"]})
+    inputs = crystal_inputs(codes["crystal"], "NiO static", nio_structure())
+    results, node = run_get_node(CrystalBaseWorkChain, crystal=inputs)
+    assert node.is_finished_ok, node.exit_message
+    assert results["output_parameters"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
+    first, second = sorted(node.called, key=lambda calc: calc.ctime)
+    assert first.exit_status == 410
+    assert first.outputs.output_parameters["energy_hartree"] == pytest.approx(NIO_FAILED_HA, abs=1e-8)
+    assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
+    deck = second.base.repository.get_object_content("INPUT")
+    assert "GUESSP" in deck and "MAXCYCLE\n100" in deck
+    (restart,) = node.base.extras.get("restarts")
+    assert restart["errors"] == ["scf_not_converged"] and restart["wavefunction"] is True
+
+
+def test_unrecoverable_failure_stops_with_the_reason(codes, replay):
+    replay({"NiO static": {"recording": "be_scf_truncated_crystal17", "deck": None}})
+    inputs = crystal_inputs(codes["crystal"], "NiO static", nio_structure())
+    _, node = run_get_node(CrystalBaseWorkChain, crystal=inputs)
+    assert node.exit_status == CrystalBaseWorkChain.exit_codes.ERROR_UNRECOVERABLE_FAILURE.status
+    assert "TERMINATION" in node.exit_message and len(node.called) == 1
+
+
+def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, tmp_path):
+    replay(DEMO_REPLAY)
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    for flow in demo_flows():
+        run_locally(use_aiida_executor(flow), store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False)
+    store.connect()
+    relax = store.query_one({"name": "relax"})
+    static = store.query_one({"name": "static"})["output"]
+    assert relax["output"]["output"]["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
+    assert static["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    recovered = store.query_one({"name": "NiO static", "index": 2})["output"]
+    assert recovered["output"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
+    assert store.query_one({"name": "dos"})["output"]["state"] == "successful"
+    run = relax["output"]["calcs_reversed"][0]["run"]
+    assert run["executor"] == "aiida"
+    node = orm.load_node(run["aiida_uuid"])
+    assert node.is_finished_ok and node.base.extras.get(JOBFLOW_UUID_EXTRA) == relax["uuid"]
+    assert node.outputs.output_parameters["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
+    calcs = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras": {"has_key": JOBFLOW_UUID_EXTRA}}).count()
+    assert calcs >= 6
