@@ -15,7 +15,7 @@ from rich.table import Table
 
 from crystal_atomate.cli.app import app
 from crystal_atomate.settings import CrystalAtomateSettings
-from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid
+from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid, task_documents
 
 console = Console()
 
@@ -58,7 +58,7 @@ def demo(
 @app.command()
 def run(
     flow: str = typer.Argument(..., help=f"One of {', '.join(FLOWS)}."),
-    structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON)."),
+    structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON) or a Materials Project id."),
     functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
     basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
     kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
@@ -69,12 +69,20 @@ def run(
     """Run a named flow on a structure through jobflow's run_locally into the shared database."""
     from jobflow import run_locally
 
-    from crystal_atomate.cli.flows import build_flow, load_structure
+    from crystal_atomate.cli.flows import build_flow, load_structure_with_origin
+    from crystal_atomate.highthroughput import origin_metadata
+    from crystal_atomate.mp.errors import MPError
+    from crystal_atomate.powerups import add_metadata_to_flow
 
-    overrides = json.loads(settings) if settings else {}
-    job_flow = build_flow(
-        flow, load_structure(structure), functional=functional, basis=basis, kspacing=kspacing, settings=overrides
-    )
+    try:
+        loaded, origin = load_structure_with_origin(structure)
+        overrides = json.loads(settings) if settings else {}
+        job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
+    except (MPError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if origin is not None:
+        job_flow = add_metadata_to_flow(job_flow, origin_metadata(origin))
     store = _store(db)
     responses = run_locally(job_flow, store=store, create_folders=True, root_dir=work_dir.resolve(), log=False)
     _print_jobs(Path(store.db_file), uuids=list(responses))
@@ -97,20 +105,17 @@ def show(
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
     """A job's task document summary, its input deck, its errors and restarts."""
-    store = _store(db)
-    store.connect()
-    uuid = _resolve_uuid(Path(store.db_file), job)
-    docs = list(store.query({"uuid": uuid}, sort={"index": 1})) if uuid else []
+    db_file = Path(db or CrystalAtomateSettings().DB_FILE)
+    docs: list[dict[str, Any]] = []
+    if db_file.is_file():
+        with closing(open_readonly(db_file)) as conn:
+            uuid = resolve_job_uuid(conn, job)
+            docs = task_documents(conn, uuid) if uuid else []
     if not docs:
-        console.print(f"[red]No job {job!r} in {store.db_file}[/]")
+        console.print(f"[red]No job {job!r} in {db_file}[/]")
         raise typer.Exit(1)
     for doc in docs:
         _print_document(doc)
-
-
-def _resolve_uuid(db_file: Path, job: str) -> str | None:
-    with closing(open_readonly(db_file)) as conn:
-        return resolve_job_uuid(conn, job)
 
 
 def _print_document(doc: dict[str, Any]) -> None:
