@@ -1,0 +1,137 @@
+"""The query side: CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import
+of the UI's SQLite jobs into AiiDA nodes.
+
+Listing is two QueryBuilder projections (the calculations, then their energies), never node loads,
+so a thousand calculations list in milliseconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.manage import get_manager
+
+__all__ = ["AiidaJobRow", "CRYSTAL_PROCESS_TYPES", "import_tui_jobs", "list_crystal_jobs", "tui_status"]
+
+CRYSTAL_PROCESS_TYPES = (
+    "aiida.calculations:crystal_atomate.crystal",
+    "aiida.calculations:crystal_atomate.properties",
+)
+_TUI_EXTRA = "tui_job"
+
+
+@dataclass(frozen=True)
+class AiidaJobRow:
+    """One line of ``crystal-atomate aiida jobs``."""
+
+    pk: int
+    label: str
+    status: str
+    energy_hartree: float | None
+    ctime: datetime
+    exit_status: int | None
+
+
+def tui_status(process_state: str | None, exit_status: int | None, scheduler_state: str | None) -> str:
+    """The terminal UI's status for an AiiDA process state (CalcJobs wait while their job runs)."""
+    if process_state == "finished":
+        return "COMPLETED" if exit_status == 0 else "FAILED"
+    if process_state == "excepted":
+        return "FAILED"
+    if process_state == "killed":
+        return "CANCELLED"
+    if process_state == "running" or scheduler_state == "running":
+        return "RUNNING"
+    if scheduler_state == "queued":
+        return "QUEUED"
+    return "PENDING"
+
+
+def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> list[AiidaJobRow]:
+    """CRYSTAL calculations, newest first, with the UI's status and the final energy (Ha)."""
+    calcs = orm.QueryBuilder().append(
+        orm.CalcJobNode,
+        filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
+        project=[
+            "id", "label", "ctime", "attributes.process_state", "attributes.exit_status",
+            "attributes.scheduler_state",
+        ],
+    ).order_by({orm.CalcJobNode: {"ctime": "desc"}})
+    energies = dict(
+        orm.QueryBuilder()
+        .append(orm.CalcJobNode, filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}}, project="id", tag="calc")
+        .append(orm.Dict, with_incoming="calc", edge_filters={"label": "output_parameters"},
+                project="attributes.energy_hartree")
+        .all()
+    )
+    rows = []
+    for pk, label, ctime, state, exit_status, scheduler_state in calcs.iterall():
+        row_status = tui_status(state, exit_status, scheduler_state)
+        if status is None or row_status == status.upper():
+            rows.append(AiidaJobRow(pk, label or "", row_status, energies.get(pk), ctime, exit_status))
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows
+
+
+_PROCESS_STATES = {
+    "COMPLETED": ("finished", 0),
+    "FAILED": ("finished", 300),
+    "CANCELLED": ("killed", None),
+    "RUNNING": ("running", None),
+}
+
+
+def import_tui_jobs(db_file: str | Path) -> tuple[int, int]:
+    """Import the UI's jobs as CalcJobNodes (``crystal_atomate.crystal``) with their creation time,
+    name, directory, status and final energy; jobs imported before are skipped. One transaction:
+    all or nothing, and one commit instead of one per node. Returns (imported, skipped)."""
+    db_file = Path(db_file).resolve()
+    done = {
+        extra["id"]
+        for (extra,) in orm.QueryBuilder()
+        .append(orm.CalcJobNode, filters={f"extras.{_TUI_EXTRA}.db": str(db_file)}, project=f"extras.{_TUI_EXTRA}")
+        .all()
+    }
+    with sqlite3.connect(db_file) as conn:
+        conn.row_factory = sqlite3.Row
+        jobs = conn.execute(
+            "SELECT id, name, work_dir, status, created_at, completed_at, final_energy FROM jobs ORDER BY id"
+        ).fetchall()
+    todo = [job for job in jobs if job["id"] not in done]
+    with get_manager().get_profile_storage().transaction():
+        for job in todo:
+            _import_job(job, db_file)
+    return len(todo), len(jobs) - len(todo)
+
+
+def _import_job(job: sqlite3.Row, db_file: Path) -> None:
+    state, exit_status = _PROCESS_STATES.get(job["status"], ("created", None))
+    node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
+    node.label = job["name"]
+    node.description = f"imported from the CRYSTAL-TOOLS terminal UI: {job['work_dir']}"
+    node.set_process_state(state)
+    if exit_status is not None:
+        node.set_exit_status(exit_status)
+    node.backend_entity.model.ctime = _timestamp(job["created_at"])
+    if job["final_energy"] is not None:
+        energy = orm.Dict({"energy_hartree": job["final_energy"], "state": job["status"].lower()})
+        energy.base.links.add_incoming(node, LinkType.CREATE, "output_parameters")
+    node.base.extras.set(_TUI_EXTRA, {"db": str(db_file), "id": job["id"], "work_dir": job["work_dir"],
+                                      "status": job["status"], "completed_at": job["completed_at"]})
+    node.store()
+    if job["final_energy"] is not None:
+        energy.store()
+
+
+def _timestamp(value: str | None) -> datetime:
+    """SQLite's CURRENT_TIMESTAMP text is UTC without a zone."""
+    if not value:
+        return datetime.now(timezone.utc)
+    stamp = datetime.fromisoformat(value)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)

@@ -1,0 +1,129 @@
+"""``crystal-atomate aiida``: set up AiiDA for CRYSTAL, list its calculations, import the UI's jobs.
+
+AiiDA is imported inside the commands, so the rest of the CLI works without the ``aiida`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crystal_atomate.cli.app import app
+from crystal_atomate.settings import CrystalAtomateSettings
+
+aiida_app = typer.Typer(help="Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs.", no_args_is_help=True)
+app.add_typer(aiida_app, name="aiida")
+
+_console = Console()
+_STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "cyan", "QUEUED": "yellow", "PENDING": "white"}
+
+
+@aiida_app.command()
+def setup(
+    profile: Annotated[str, typer.Option(help="Profile name (created if missing).")] = "crystal-atomate",
+    computer: Annotated[str, typer.Option(help="Label of the localhost computer.")] = "localhost",
+    workdir: Annotated[Optional[Path], typer.Option(help="Where jobs run (default ~/aiida_run).")] = None,
+    crystal: Annotated[Optional[str], typer.Option(help="CRYSTAL executable (default: CRYSTAL_CMD).")] = None,
+    properties: Annotated[Optional[str], typer.Option(help="properties executable (default: PROPERTIES_CMD).")] = None,
+    replay: Annotated[bool, typer.Option(help="Use the replay executable (tests, demo, tutorial).")] = False,
+    postgres: Annotated[bool, typer.Option(help="core.psql_dos storage instead of embedded SQLite.")] = False,
+    db_host: Annotated[str, typer.Option(help="PostgreSQL host.")] = "127.0.0.1",
+    db_port: Annotated[int, typer.Option(help="PostgreSQL port.")] = 5432,
+    db_name: Annotated[Optional[str], typer.Option(help="Database (default: the profile name).")] = None,
+    db_user: Annotated[str, typer.Option(help="Database user.")] = "aiida",
+    db_password: Annotated[str, typer.Option(help="Database password.")] = "aiida",
+    rabbitmq: Annotated[bool, typer.Option(help="RabbitMQ broker instead of the built-in ZeroMQ one.")] = False,
+    broker_host: Annotated[str, typer.Option(help="RabbitMQ host.")] = "127.0.0.1",
+    broker_port: Annotated[int, typer.Option(help="RabbitMQ port.")] = 5672,
+) -> None:
+    """Create (idempotently) a profile, a localhost computer and the crystal + properties codes."""
+    from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile
+
+    settings = CrystalAtomateSettings()
+    storage, storage_config = "core.sqlite_dos", None
+    if postgres:
+        storage, storage_config = "core.psql_dos", _psql_config(profile, db_host, db_port, db_name, db_user, db_password)
+    broker, broker_config = "core.zeromq", None
+    if rabbitmq:
+        broker, broker_config = "core.rabbitmq", _rabbitmq_config(broker_host, broker_port)
+    loaded = ensure_profile(profile, storage=storage, storage_config=storage_config, broker=broker,
+                            broker_config=broker_config)
+    host = ensure_localhost(computer, workdir)
+    if replay:
+        crystal = properties = "crystal-atomate-replay"
+    codes = ensure_codes(host, crystal or settings.CRYSTAL_CMD, properties or settings.PROPERTIES_CMD)
+    _console.print(f"profile [bold]{loaded.name}[/] ({loaded.storage_backend}, broker {broker})")
+    _console.print(f"computer [bold]{host.label}[/] ({host.transport_type}, {host.scheduler_type}) in {host.get_workdir()}")
+    for code in codes.values():
+        _console.print(f"code [bold]{code.full_label}[/] -> {code.filepath_executable}")
+
+
+def _psql_config(profile: str, host: str, port: int, name: str | None, user: str, password: str) -> dict:
+    from aiida.manage.configuration.settings import AiiDAConfigDir
+
+    repository = AiiDAConfigDir.get() / "repository" / profile
+    return {
+        "database_engine": "postgresql_psycopg",
+        "database_hostname": host,
+        "database_port": port,
+        "database_name": name or profile,
+        "database_username": user,
+        "database_password": password,
+        "repository_uri": f"file://{repository}",
+    }
+
+
+def _rabbitmq_config(host: str, port: int) -> dict:
+    return {
+        "broker_protocol": "amqp",
+        "broker_username": "guest",
+        "broker_password": "guest",
+        "broker_host": host,
+        "broker_port": port,
+        "broker_virtual_host": "",
+    }
+
+
+@aiida_app.command()
+def jobs(
+    status: Annotated[Optional[str], typer.Option(help="Only this status (completed, failed, running, ...).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
+) -> None:
+    """CRYSTAL calculations in AiiDA with the terminal UI's status and energy."""
+    from aiida import load_profile
+
+    from crystal_atomate.aiida.query import list_crystal_jobs
+
+    load_profile(profile, allow_switch=True)
+    table = Table("PK", "Name", "Status", "Energy (Ha)", "Created", "Exit")
+    for row in list_crystal_jobs(status, limit):
+        energy = "" if row.energy_hartree is None else f"{row.energy_hartree:.10f}"
+        style = _STATUS_STYLE.get(row.status, "white")
+        exit_status = "" if row.exit_status is None else str(row.exit_status)
+        table.add_row(str(row.pk), row.label, f"[{style}]{row.status}[/]", energy,
+                      row.ctime.strftime("%Y-%m-%d %H:%M"), exit_status)
+    _console.print(table)
+
+
+@aiida_app.command("import-tui")
+def import_tui(
+    db: Annotated[Optional[Path], typer.Option(help="The UI's database (default: CRYSTAL_TUI_DB).")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
+) -> None:
+    """Import the terminal UI's jobs into AiiDA nodes with their timestamps (again: no duplicates)."""
+    from aiida import load_profile
+
+    from crystal_atomate.aiida.query import import_tui_jobs
+
+    db = db or CrystalAtomateSettings().DB_FILE
+    if not Path(db).is_file():
+        raise typer.BadParameter(f"no database at {db}", param_hint="--db")
+    load_profile(profile, allow_switch=True)
+    imported, skipped = import_tui_jobs(db)
+    _console.print(f"imported {imported} job(s), {skipped} already in AiiDA")
+
