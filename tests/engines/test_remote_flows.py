@@ -248,3 +248,27 @@ def test_failed_job_reruns_after_a_fix(settled: Remote) -> None:
     assert doc["output"]["energy_hartree"] == pytest.approx(-3.1282821705429e03, abs=1e-8)
     assert settled.ui_rows()["NiO unfixable"][0] == "COMPLETED"
     assert failed_jobs(settled.project_file) == []
+
+
+def test_example_project_is_what_init_writes() -> None:
+    import yaml
+    from jobflow_remote.config.base import Project
+
+    from crystal_atomate.engines.remote import project_config
+
+    examples = Path(__file__).parents[2] / "stores" / "jobflow-remote"
+    example = yaml.safe_load((examples / "crystal_atomate-ui.yaml").read_text())
+    expected = project_config(
+        db_dir="/home/user/.crystal_atomate/jobflow-remote",
+        ui_db_file="/home/user/.crystal_tui.db",
+        work_dir="/home/user/crystal_atomate/remote_runs",
+    )
+    for section in ("queue", "jobstore", "workers", "runner"):
+        assert _without_versions(example[section]) == _without_versions(expected[section])
+    assert Project.model_validate(example).get_jobstore().docs_store.tui_mirror
+
+
+def _without_versions(spec: object) -> object:
+    if isinstance(spec, dict):
+        return {k: _without_versions(v) for k, v in spec.items() if k != "@version"}
+    return spec
