@@ -25,8 +25,12 @@ from crystal_atomate.testing.replay_setup import use_replay  # noqa: E402
 
 @pytest.fixture(scope="session")
 def aiida_profile(aiida_config, aiida_profile_factory):  # noqa: F811 - aiida's, with the ZeroMQ broker
-    """The session profile: ``core.sqlite_dos`` with the ZeroMQ broker, so the daemon is tested too."""
+    """The session profile: ``core.sqlite_dos`` with the ZeroMQ broker, so the daemon is tested too.
+    The daemon's 2 s call timeout is raised: on a busy CI machine, stopping it takes longer."""
     with aiida_profile_factory(aiida_config, broker_backend="core.zeromq") as profile:
+        profile.set_option("daemon.timeout", 30)
+        aiida_config.update_profile(profile)
+        aiida_config.store()
         yield profile
 
 
