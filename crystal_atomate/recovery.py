@@ -20,7 +20,7 @@ from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.schemas.task import RestartRecord
 
-__all__ = ["Unrecoverable", "plan_restart"]
+__all__ = ["Unrecoverable", "plan_restart", "root_causes"]
 
 K = CrystalErrorKind
 
@@ -43,6 +43,13 @@ class Unrecoverable(BaseModel):
     reason: str
 
 
+def root_causes(kinds: Sequence[CrystalErrorKind]) -> list[CrystalErrorKind]:
+    """The kinds that say why a run failed: an MPI abort or a truncation beside a real error only
+    reports how the run ended. Both engines rank errors with this one rule."""
+    kinds = list(dict.fromkeys(kinds))
+    return [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
+
+
 def plan_restart(
     errors: Sequence[CrystalErrorKind],
     crystal_input: CrystalInput,
@@ -59,7 +66,7 @@ def plan_restart(
     kinds = list(dict.fromkeys(errors))
     if not kinds:
         return Unrecoverable(errors=[], reason="the run failed without a recognised error")
-    causes = [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
+    causes = root_causes(kinds)
     fatal = [kind for kind in causes if not kind.recoverable]
     if fatal:
         return Unrecoverable(

@@ -25,7 +25,7 @@ from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
 from crystal_atomate.io.properties_outputs import parse_properties_output
-from crystal_atomate.recovery import _CONSEQUENCES
+from crystal_atomate.recovery import root_causes
 from crystal_atomate.schemas.task import CrystalOutputDoc
 from crystal_atomate.sets.base import RESTART_FILES
 
@@ -38,7 +38,7 @@ def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
     """The error that names the exit code: a cause before a consequence (an MPI abort or a
     truncation follows the real error), and an unrecoverable cause before a recoverable one, so a
     3xx code means exactly what ``plan_restart`` will answer: no restart."""
-    causes = [kind for kind in kinds if kind not in _CONSEQUENCES] or list(kinds)
+    causes = root_causes(kinds)
     fatal = [kind for kind in causes if not kind.recoverable]
     return (fatal or causes)[0]
 
