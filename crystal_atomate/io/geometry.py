@@ -15,6 +15,7 @@ matching ``ATOMSPIN`` list.
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import numpy as np
@@ -110,19 +111,38 @@ class CrystalGeometry(BaseModel):
 
     def _setting_symbol(self) -> str:
         """pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
-        symbol = SpaceGroup.from_int_number(self.space_group).symbol
+        symbol = _space_group_symbol(self.space_group)
         if crystal_system(self.space_group) == "trigonal" and symbol.startswith("R"):
             return f"{symbol}:{'R' if self.ifhr else 'H'}"
         choice = f"{symbol}:{1 if self.ifso == 1 else 2}"
         return choice if _is_known_setting(choice) else symbol
 
 
-def _is_known_setting(symbol: str) -> bool:
+@lru_cache(maxsize=None)
+def _space_group(symbol: str) -> SpaceGroup | None:
+    """pymatgen's SpaceGroup for ``symbol`` (None if unknown), kept alive for the process.
+
+    pymatgen caches SpaceGroup instances only weakly and builds the operations of a cubic group
+    with O(n^2) SymmOp comparisons (Fm-3m: ~0.3 s); holding them here also makes the
+    ``SpaceGroup(symbol)`` inside ``Structure.from_spacegroup`` a cache hit.
+    """
     try:
-        SpaceGroup(symbol)
+        return SpaceGroup(symbol)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+@lru_cache(maxsize=None)
+def _space_group_by_number(number: int) -> SpaceGroup:
+    return SpaceGroup.from_int_number(number)
+
+
+def _space_group_symbol(number: int) -> str:
+    return _space_group_by_number(number).symbol
+
+
+def _is_known_setting(symbol: str) -> bool:
+    return _space_group(symbol) is not None
 
 
 def _lattice_from_parameters(system: str, p: list[float], rhombohedral: bool = False) -> Lattice:
@@ -273,7 +293,7 @@ def crystal_geometry_from_structure(
     parameters = {"cubic": [a], "tetragonal": [a, c], "trigonal": [a, c], "hexagonal": [a, c],
                   "orthorhombic": [a, b, c], "monoclinic": [a, b, c, beta],
                   "triclinic": [a, b, c, alpha, beta, gamma]}[system]
-    symbol = SpaceGroup.from_int_number(number).symbol
+    symbol = _space_group_symbol(number)
     ifso = 1 if _is_known_setting(f"{symbol}:1") else 0
     symmetrized = SpacegroupAnalyzer(refined, symprec=symprec).get_symmetrized_structure()
     atoms = []
