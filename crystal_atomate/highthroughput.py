@@ -438,18 +438,17 @@ class JobflowRemoteEngine:
 
 
 @dataclass
-class AiidaEngine:
-    """AiiDA: each flow as processes on the daemon, through ``crystal_atomate.aiida.submit_flows``
-    (the plugin's jobflow mode) once that exists."""
+class AiidaEngine(LocalEngine):
+    """AiiDA: jobflow runs the flows here while every CRYSTAL and properties step runs as an AiiDA
+    CalcJob (executor mode, :func:`crystal_atomate.aiida.executor.use_aiida_executor`), so each
+    calculation has its provenance node and its task document lands in the store as usual."""
 
-    store: JobStore
-    root_dir: Path = Path(".")
     name: str = "aiida"
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
-        """Submit each flow to the AiiDA daemon."""
-        submit_flows = _engine_function("crystal_atomate.aiida", "submit_flows", "AiiDA")
-        return _queued(flows, submit_flows(flows), "AiiDA processes")
+        """Run each flow with its CRYSTAL steps as CalcJobs on the loaded AiiDA profile."""
+        use_aiida_executor = _engine_function("crystal_atomate.aiida.executor", "use_aiida_executor", "AiiDA")
+        return super().submit([use_aiida_executor(flow) for flow in flows])
 
 
 ENGINES: dict[str, Callable[..., Engine]] = {

@@ -61,3 +61,23 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     assert node.outputs.output_parameters["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     calcs = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras": {"has_key": JOBFLOW_UUID_EXTRA}}).count()
     assert calcs >= 6
+
+
+def test_high_throughput_batch_on_the_aiida_engine(codes, replay, tmp_path):
+    """The builder's ``aiida`` engine: jobflow here, every CRYSTAL run a CalcJob with provenance."""
+    from crystal_atomate.demo import mgo_makers, mgo_structure
+    from crystal_atomate.highthroughput import Candidate, HighThroughputBuilder, make_engine, submit_batch
+
+    replay({"static": DEMO_REPLAY["static"]})
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    batch = HighThroughputBuilder(mgo_makers()["static"], batch_id="aiida").build(
+        [Candidate("mgo", mgo_structure())], store
+    )
+    (result,) = submit_batch(batch, make_engine("aiida", store, tmp_path))
+    assert result.state == "completed"
+    store.connect()
+    doc = store.query_one({"name": "static"})["output"]
+    assert doc["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    assert doc["metadata"]["batch_id"] == "aiida"
+    node = orm.load_node(doc["calcs_reversed"][0]["run"]["aiida_uuid"])
+    assert node.is_finished_ok and node.process_type.endswith("crystal_atomate.crystal")

@@ -9,7 +9,6 @@ recorded one (4.217 A), but the replay compares primitive lattice lengths, 3.005
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import sqlite3
@@ -195,17 +194,6 @@ def test_fireworks_engine_queues_the_tagged_flows(
     assert len(open_launchpad().get_wf_ids()) == 1
     with sqlite3.connect(db_file) as conn:
         assert conn.execute("SELECT name, status FROM jobs").fetchall() == [("static", "QUEUED")]
-
-
-@pytest.mark.skipif(
-    hasattr(importlib.import_module("crystal_atomate.aiida"), "submit_flows"),
-    reason="the AiiDA plugin submits flows now",
-)
-def test_an_engine_without_its_module_names_it(db_file: Path, tmp_path: Path) -> None:
-    batch = HighThroughputBuilder("static", MGO_STATIC).build([Candidate("mgo", mgo_structure())])
-
-    with pytest.raises(NotImplementedError, match=r"crystal_atomate\.aiida\.submit_flows"):
-        submit_batch(batch, make_engine("aiida", CrystalMathJobStore(db_file), tmp_path))
 
 
 def test_run_accepts_a_material_id(
