@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pymatgen.core import Lattice, Molecule, Structure
+from pymatgen.core import Composition, Lattice, Molecule, PeriodicSite, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.symmetry.groups import SpaceGroup
 
@@ -286,7 +286,7 @@ def crystal_geometry_from_structure(
     """
     check_structure(structure)
     analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
-    refined = analyzer.get_refined_structure()
+    refined = _refined_structure(structure, analyzer)
     number = analyzer.get_space_group_number()
     system = crystal_system(number)
     a, b, c, alpha, beta, gamma = refined.lattice.parameters
@@ -295,15 +295,43 @@ def crystal_geometry_from_structure(
                   "triclinic": [a, b, c, alpha, beta, gamma]}[system]
     symbol = _space_group_symbol(number)
     ifso = 1 if _is_known_setting(f"{symbol}:1") else 0
-    symmetrized = SpacegroupAnalyzer(refined, symprec=symprec).get_symmetrized_structure()
     atoms = []
-    for group in symmetrized.equivalent_sites:
+    for group in _equivalent_sites(refined, symprec):
         site = min(group, key=lambda s: tuple(np.round(s.frac_coords % 1.0, 6)))
         coords = np.round(site.frac_coords % 1.0, 10) % 1.0
         atoms.append(AtomSite(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                               coords=tuple(float(x) for x in coords)))
     return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[round(float(p), 8) for p in parameters],
                            atoms=atoms)
+
+
+def _refined_structure(structure: Structure, analyzer: SpacegroupAnalyzer) -> Structure:
+    """``analyzer.get_refined_structure()``, taken from the symmetry dataset the analyzer holds.
+
+    spglib's ``refine_cell`` returns that dataset's standardized cell but finds it by a second
+    symmetry search (~25 ms for an 8-atom cubic cell). Type numbers are pymatgen's: species
+    numbered from 1 by first occurrence.
+    """
+    unique_species: list[Composition] = []
+    for site in structure:
+        if site.species not in unique_species:
+            unique_species.append(site.species)
+    dataset = analyzer.get_symmetry_dataset()
+    species = [unique_species[number - 1] for number in dataset.std_types]
+    return Structure(dataset.std_lattice, species, dataset.std_positions).get_sorted_structure()
+
+
+def _equivalent_sites(structure: Structure, symprec: float) -> list[list[PeriodicSite]]:
+    """``get_symmetrized_structure().equivalent_sites``, from the symmetry dataset alone.
+
+    Groups are ordered by spglib's equivalent-atom label, sites by index, as pymatgen orders them;
+    pymatgen would also build the space-group operations with another spglib run, unused here.
+    """
+    labels = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset().equivalent_atoms
+    groups: dict[int, list[PeriodicSite]] = {}
+    for label, site in zip(labels, structure, strict=True):
+        groups.setdefault(int(label), []).append(site)
+    return [groups[label] for label in sorted(groups)]
 
 
 def atomspin_from_structure(structure: Structure | Molecule) -> list[tuple[int, int]]:
