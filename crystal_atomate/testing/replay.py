@@ -30,6 +30,8 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,15 +140,52 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def _crystal_keywords(deck: str, workdir: Path, recorded_output: Path | None) -> tuple[dict[str, Any], Any, set[str]]:
-    """Flat keywords (everything but geometry and basis), the structure, and the basis elements."""
+def _crystal_keywords(model: Any) -> dict[str, Any]:
+    """Flat keywords of a crystal deck: everything but the title, the geometry and the basis."""
+    return _flatten(model.model_dump(mode="json", exclude={"title", "geometry", "basis"}))
+
+
+def _elements(structure: Any) -> frozenset[str]:
+    return frozenset(str(el) for el in structure.composition.elements)
+
+
+@dataclass(frozen=True)
+class _RecordedCrystalDeck:
+    """The recorded side of a crystal-deck comparison, parsed and expanded once per recording.
+
+    Recordings do not change while a process replays them, and parsing the recorded deck, expanding
+    its geometry and reducing it to a primitive cell cost more than the rest of the check.
+    """
+
+    keywords: dict[str, Any]
+    geometry: Any
+    structure: Any
+    elements: frozenset[str]
+
+    @cached_property
+    def primitive(self) -> Any:
+        return self.structure.get_primitive_structure()
+
+
+@lru_cache(maxsize=32)
+def _recorded_crystal_deck(deck: str, recorded_dir: Path, output: str) -> _RecordedCrystalDeck:
+    """Keyed on the deck's text (not only its path), so an edited recording is never served stale."""
     from crystal_atomate.io.d12 import CrystalInput
 
     model = CrystalInput.from_string(deck)
-    geometry = _deck_structure(model, workdir, recorded_output)
-    elements = {str(el) for el in geometry.composition.elements}
-    dump = model.model_dump(mode="json", exclude={"title", "geometry", "basis"})
-    return _flatten(dump), geometry, elements
+    structure = _deck_structure(model, recorded_dir, recorded_dir / output)
+    return _RecordedCrystalDeck(_crystal_keywords(model), model.geometry, structure, _elements(structure))
+
+
+def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
+    """Identical ``CRYSTAL`` blocks expand to identical structures: nothing to expand or compare.
+
+    Only blocks that expand on their own qualify: EXTERNAL ones point at different fort.34 files,
+    and other kinds must still fail as uncomparable.
+    """
+    from crystal_atomate.io.d12 import CrystalGeometry
+
+    return isinstance(mine, CrystalGeometry) and mine == theirs
 
 
 def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> Any:
@@ -200,14 +239,20 @@ def compare_decks(
     if _is_properties_deck(ours):
         mine, theirs = _properties_keywords(ours), _properties_keywords(recorded)
         return _keyword_differences(mine, theirs, step.ignore)
-    mine, my_geometry, my_elements = _crystal_keywords(ours, our_dir, None)
-    theirs, their_geometry, their_elements = _crystal_keywords(
-        recorded, recorded_dir, recorded_dir / step.output
-    )
-    problems = _keyword_differences(mine, theirs, step.ignore)
-    if my_elements != their_elements:
-        problems.append(f"elements differ: ours {sorted(my_elements)}, recorded {sorted(their_elements)}")
-    problems.extend(_geometry_differences(my_geometry, their_geometry, step.lattice_tolerance))
+    from crystal_atomate.io.d12 import CrystalInput
+
+    model = CrystalInput.from_string(ours)
+    recorded_deck = _recorded_crystal_deck(recorded, recorded_dir, step.output)
+    problems = _keyword_differences(_crystal_keywords(model), recorded_deck.keywords, step.ignore)
+    if _same_expandable_geometry(model.geometry, recorded_deck.geometry):
+        return problems
+    my_geometry = _deck_structure(model, our_dir, None)
+    my_elements = _elements(my_geometry)
+    if my_elements != recorded_deck.elements:
+        problems.append(
+            f"elements differ: ours {sorted(my_elements)}, recorded {sorted(recorded_deck.elements)}"
+        )
+    problems.extend(_geometry_differences(my_geometry, recorded_deck, step.lattice_tolerance))
     return problems
 
 
@@ -225,13 +270,14 @@ def _keyword_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: l
     return problems
 
 
-def _geometry_differences(mine: Any, theirs: Any, tolerance: float) -> list[str]:
+def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: float) -> list[str]:
+    theirs = recorded.structure
     if mine.composition.reduced_formula != theirs.composition.reduced_formula:
         return [f"formula: ours {mine.composition.formula}, recorded {theirs.composition.formula}"]
     if not hasattr(mine, "lattice"):
         return [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
     ours_prim = mine.get_primitive_structure()
-    theirs_prim = theirs.get_primitive_structure()
+    theirs_prim = recorded.primitive
     if len(ours_prim) != len(theirs_prim):
         return [f"atoms in the primitive cell: ours {len(ours_prim)}, recorded {len(theirs_prim)}"]
     volume_ratio = (ours_prim.volume / theirs_prim.volume) ** (1 / 3)
