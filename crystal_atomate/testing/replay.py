@@ -276,6 +276,8 @@ def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: 
         return [f"formula: ours {mine.composition.formula}, recorded {theirs.composition.formula}"]
     if not hasattr(mine, "lattice"):
         return [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
+    if mine == theirs:  # the same sites in the same cell: no primitive reduction needed to compare
+        return []
     ours_prim = mine.get_primitive_structure()
     theirs_prim = recorded.primitive
     if len(ours_prim) != len(theirs_prim):
