@@ -7,6 +7,10 @@ Two flows, both through jobflow's ``run_locally`` into the shared database:
 * NiO (antiferromagnetic, UHF): an SCF that stops at MAXCYCLE (``nio_scf_too_many_cycles``), which
   the error handlers restart from the density with more mixing (``nio_scf_restart_guessp``).
 
+Next to them, not part of the demo run, CRYSTAL's native EOS job on hexagonal TaAs
+(:func:`eos_flow`, replayed by :data:`EOS_REPLAY`): the EOS tests and the engine parity matrix share
+its settings from here.
+
 The settings reproduce the recorded decks, so the replay executable accepts them keyword by
 keyword; with a real CRYSTAL23 (``CRYSTAL_ATOMATE_CRYSTAL_CMD``) the same flows run for real.
 """
@@ -14,7 +18,7 @@ keyword; with a real CRYSTAL23 (``CRYSTAL_ATOMATE_CRYSTAL_CMD``) the same flows 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -24,17 +28,22 @@ from pymatgen.core import Lattice, Structure
 
 from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.fort34 import Fort34
-from crystal_atomate.jobs.core import RelaxMaker, StaticMaker
+from crystal_atomate.jobs.core import EosMaker, RelaxMaker, StaticMaker
 from crystal_atomate.jobs.properties import BandStructureMaker, DosMaker
 from crystal_atomate.flows.core import RelaxBandStructureMaker
-from crystal_atomate.sets.core import RelaxSetGenerator, StaticSetGenerator
+from crystal_atomate.sets.core import EosSetGenerator, RelaxSetGenerator, StaticSetGenerator
 from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGenerator
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
 __all__ = [
     "DEMO_REPLAY",
+    "EOS_RECORDING",
+    "EOS_REPLAY",
     "demo_flows",
+    "eos_flow",
+    "eos_maker",
+    "eos_structure",
     "mgo_makers",
     "mgo_structure",
     "nio_structure",
@@ -46,6 +55,7 @@ _MGO_OPT = "mgo_opt_b3lyp_crystal22"
 _MGO_SCF = "mgo_scf_band_doss_b3lyp_crystal17"
 _NIO_FAIL = "nio_scf_too_many_cycles_crystal17"
 _NIO_OK = "nio_scf_restart_guessp_crystal17"
+EOS_RECORDING = "hTaAs_eos_lda_ecp_crystal23"
 
 #: Which recording answers which job. The recorded static run started from scratch while ours
 #: reuses the relaxation's density (GUESSP); the recorded NiO restart used MAXCYCLE 10 and
@@ -57,6 +67,9 @@ DEMO_REPLAY: dict[str, Any] = {
     "dos": {"recording": _MGO_SCF, "output": "DOSS.outp", "deck": "DOSS.d3", "files": ["DOSS.DAT"]},
     "NiO static": [_NIO_FAIL, {"recording": _NIO_OK, "ignore": ["scf.maxcycle", "scf.fmixing"]}],
 }
+
+#: The native EOS job (:func:`eos_flow`) replays the recorded hTaAs EOS, keyword by keyword.
+EOS_REPLAY: dict[str, Any] = {"TaAs eos": EOS_RECORDING}
 
 
 def mgo_structure() -> Structure:
@@ -153,15 +166,45 @@ def _nio_flow() -> Flow:
     return Flow([static.make(nio_structure())], name="NiO recovered SCF")
 
 
+def eos_structure() -> Structure:
+    """Hexagonal TaAs, the cell of the recorded EOS run."""
+    return CrystalInput.from_file(reference_dir() / EOS_RECORDING / "INPUT.d12").geometry.to_structure()
+
+
+def eos_maker(name: str = "TaAs eos") -> EosMaker:
+    """CRYSTAL's native EOS with the settings that write the recorded hTaAs deck, keyword by keyword
+    (RESTART2 included), so the replay accepts it; :data:`EOS_REPLAY` answers the default name."""
+    generator = EosSetGenerator(
+        volume_range=(0.87, 1.02, 13),
+        user_basis_settings=_recorded_basis(EOS_RECORDING),
+        user_kpoints_settings={"shrink": [30, 30]},
+        user_input_settings={
+            "eos": {"prange": [0, 35, 30], "extra": ["RESTART2"]},
+            "hamiltonian": {"dft": {"functional": "SVWN", "grid": None}},
+            "scf": {
+                "tolinteg": [8, 8, 8, 8, 20], "toldee": 7, "maxcycle": 200, "fmixing": 70,
+                "smear": 0.001, "extra": ["NOSHIFT"], "ppan": None,
+            },
+        },
+    )
+    return EosMaker(name=name, input_set_generator=generator)
+
+
+def eos_flow() -> Flow:
+    """The native EOS job on TaAs as a one-job flow (built fresh each call)."""
+    return Flow([eos_maker().make(eos_structure())], name="TaAs native EOS")
+
+
 def demo_flows() -> list[Flow]:
     """The demo's flows (built fresh each call: jobflow jobs run once)."""
     return [_mgo_flow(), _nio_flow()]
 
 
 @contextmanager
-def replay_environment(plan_dir: Path) -> Iterator[None]:
-    """Point the CRYSTAL commands at the replay executable for the duration of the block."""
-    updates = use_replay(DEMO_REPLAY, plan_dir)
+def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) -> Iterator[None]:
+    """Point the CRYSTAL commands at the replay executable for the duration of the block; ``jobs``
+    is the replay plan (``{job name: recordings}``), the demo's by default."""
+    updates = use_replay(jobs, plan_dir)
     saved = {key: os.environ.get(key) for key in updates}
     os.environ.update(updates)
     try:

@@ -10,15 +10,12 @@ from jobflow import JobStore, OutputReference, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 
+from crystal_atomate.demo import EOS_REPLAY, eos_maker, eos_structure
 from crystal_atomate.flows.eos import CrystalEosMaker
-from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.units import HARTREE_TO_EV
-from crystal_atomate.jobs.core import EosMaker, RelaxMaker, TightRelaxMaker
+from crystal_atomate.jobs.core import RelaxMaker, TightRelaxMaker
 from crystal_atomate.run import CrystalRunError
-from crystal_atomate.sets.core import EosSetGenerator
-from crystal_atomate.testing.reference import reference_dir
 
-EOS_RUN = "hTaAs_eos_lda_ecp_crystal23"
 TOL = 1e-8
 
 
@@ -56,36 +53,12 @@ def test_deformation_decks_relax_atoms_only(mgo: Structure) -> None:
     assert deck.optgeom.toldeg == 1e-4
 
 
-def _tantalum_arsenide_eos_maker(name: str = "TaAs eos") -> EosMaker:
-    """Settings that write the recorded hTaAs EOS deck, keyword by keyword (RESTART2 included)."""
-    recorded = CrystalInput.from_file(reference_dir() / EOS_RUN / "INPUT.d12")
-    generator = EosSetGenerator(
-        volume_range=(0.87, 1.02, 13),
-        user_basis_settings=recorded.basis,
-        user_kpoints_settings={"shrink": [30, 30]},
-        user_input_settings={
-            "eos": {"prange": [0, 35, 30], "extra": ["RESTART2"]},
-            "hamiltonian": {"dft": {"functional": "SVWN", "grid": None}},
-            "scf": {
-                "tolinteg": [8, 8, 8, 8, 20], "toldee": 7, "maxcycle": 200, "fmixing": 70,
-                "smear": 0.001, "extra": ["NOSHIFT"], "ppan": None,
-            },
-        },
-    )
-    return EosMaker(name=name, input_set_generator=generator)
-
-
-@pytest.fixture
-def tantalum_arsenide() -> Structure:
-    return CrystalInput.from_file(reference_dir() / EOS_RUN / "INPUT.d12").geometry.to_structure()
-
-
 def test_native_eos_job_puts_crystal_fits_in_the_task_document(
-    mock_crystal, tantalum_arsenide: Structure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mock_crystal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mock_crystal({"TaAs eos": EOS_RUN})
+    mock_crystal(EOS_REPLAY)
     monkeypatch.chdir(tmp_path)
-    job = _tantalum_arsenide_eos_maker().make(tantalum_arsenide)
+    job = eos_maker().make(eos_structure())
     doc = run_locally(job, create_folders=True, ensure_success=True)[job.uuid][1].output
     assert doc.state == "successful" and doc.task_type == "eos"
     assert doc.input.parameters["eos"]["extra"] == ["RESTART2"]
@@ -101,14 +74,14 @@ def test_native_eos_job_puts_crystal_fits_in_the_task_document(
 
 
 def test_native_eos_deck_that_differs_from_the_recording_fails_with_the_replay_message(
-    mock_crystal, tantalum_arsenide: Structure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mock_crystal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mock_crystal({"TaAs eos": EOS_RUN})
+    mock_crystal(EOS_REPLAY)
     monkeypatch.chdir(tmp_path)
-    maker = _tantalum_arsenide_eos_maker()
+    maker = eos_maker()
     maker.input_set_generator.volume_range = (0.9, 1.1, 7)
     store = JobStore(MemoryStore())
     store.connect()
     expected = r"eos\.range: ours \[0\.9, 1\.1, 7\], recorded \[0\.87, 1\.02, 13\]"
     with pytest.raises(CrystalRunError, match=expected):
-        maker.make(tantalum_arsenide).run(store)
+        maker.make(eos_structure()).run(store)
