@@ -8,11 +8,7 @@ that fails and is restarted through a FireWorks detour, plus a failure that defu
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +23,13 @@ from crystal_atomate.engines.fireworks import (
     add_flows,
     crystal_workflow,
     launchpad_file,
-    open_launchpad,
-    start_launchers,
     workflow_states,
     write_fworker_yaml,
 )
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.jobs.properties import DosMaker
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.engines import embedded_launchpad, run_launchers
 from crystal_atomate.testing.replay_setup import use_replay
 
 pytestmark = [
@@ -43,7 +38,6 @@ pytestmark = [
 ]
 
 NIO_FAILED_RUN = DEMO_REPLAY["NiO static"][0]
-LAUNCH_TIMEOUT = 180
 
 
 @dataclass
@@ -75,24 +69,10 @@ def _ui_rows(store: CrystalMathJobStore) -> list[tuple[str, str]]:
         return conn.execute("SELECT name, status FROM jobs").fetchall()
 
 
-def _wait_for_launchers(processes: list[subprocess.Popen], launch_dir: Path) -> None:
-    deadline = time.monotonic() + LAUNCH_TIMEOUT
-    for process in processes:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            logs = [log.read_text()[-2000:] for log in sorted(launch_dir.glob("launcher-*.log"))]
-            joined = "\n".join(logs)
-            pytest.fail(f"rlaunch did not finish within {LAUNCH_TIMEOUT} s:\n{joined}")
-    assert [p.returncode for p in processes] == [0] * len(processes)
-
-
 @pytest.fixture(scope="module")
 def fireworks_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FireworksRun]:
     root = tmp_path_factory.mktemp("fireworks")
     db_dir = root / "db"
-    launchpad = open_launchpad(db_dir=db_dir)
-    launchpad.reset("", require_password=False)
     store = CrystalMathJobStore(root / ".crystal_tui.db")
     mgo, nio = demo_flows()
     flows = {
@@ -101,24 +81,15 @@ def fireworks_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firework
         "stopped": _stopped_flow(),
         "unfixable": Flow([_nio_failing("NiO unfixable", max_restarts=0)], name="NiO unfixable"),
     }
-    add_flows(flows.values(), launchpad, store, category="crystal")
-    queued = _ui_rows(store)
-
     plan = {**DEMO_REPLAY, "NiO stopped": NIO_FAILED_RUN, "NiO unfixable": NIO_FAILED_RUN}
-    env = use_replay(plan, root / "replay")
-    fworker = write_fworker_yaml(root / "my_fworker.yaml", category="crystal")
-    launch_dir = root / "launches"
-    processes = start_launchers(2, launchpad_file(db_dir=db_dir), launch_dir, fworker, env)
-    try:
-        _wait_for_launchers(processes, launch_dir)
+    with embedded_launchpad(db_dir) as launchpad:
+        add_flows(flows.values(), launchpad, store, category="crystal")
+        queued = _ui_rows(store)
+        env = use_replay(plan, root / "replay")
+        fworker = write_fworker_yaml(root / "my_fworker.yaml", category="crystal")
+        run_launchers(2, launchpad_file(db_dir=db_dir), root / "launches", fworker, env)
         store.connect()
         yield FireworksRun(launchpad, store, queued, flows)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        stop_server(db_dir)
 
 
 def _doc(store: CrystalMathJobStore, name: str, index: int = 1) -> dict:

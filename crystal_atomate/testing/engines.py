@@ -1,0 +1,210 @@
+"""Run flows through the real FireWorks and jobflow-remote engines from a test.
+
+The engine tests and the engine parity matrix share these: ``rlaunch`` processes on the embedded
+LaunchPad, and a jobflow-remote project (written by ``crystal-atomate remote init``) with its
+``jf runner`` daemon, both with CRYSTAL replaced by the replay executable. Every wait has a
+deadline and every process started here is stopped again, so a hung engine fails a test with its
+log instead of hanging CI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from fireworks import LaunchPad
+from jobflow import Flow
+
+from crystal_atomate.engines.embedded_db import stop_server
+from crystal_atomate.engines.fireworks import open_launchpad, start_launchers
+from crystal_atomate.engines.remote import submit_flows
+from crystal_atomate.engines.remote_store import EmbeddedMongoStore
+from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.replay_setup import use_replay
+
+__all__ = [
+    "LAUNCH_TIMEOUT",
+    "REMOTE_PROJECT",
+    "RemoteProject",
+    "embedded_launchpad",
+    "remote_project",
+    "run_launchers",
+]
+
+#: Seconds the launchers get to run every Firework of a test's flows.
+LAUNCH_TIMEOUT = 180
+#: The jobflow-remote project name the tests use (in a temporary projects folder).
+REMOTE_PROJECT = "crystal_atomate_test"
+
+
+@contextmanager
+def embedded_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
+    """An empty LaunchPad on the embedded database in ``db_dir``; its server is stopped on exit."""
+    launchpad = open_launchpad(db_dir=db_dir)
+    try:
+        launchpad.reset("", require_password=False)
+        yield launchpad
+    finally:
+        stop_server(db_dir)
+
+
+def run_launchers(
+    count: int,
+    launchpad_yaml: str | Path,
+    launch_dir: Path,
+    fworker_yaml: str | Path,
+    env: Mapping[str, str],
+    timeout: float = LAUNCH_TIMEOUT,
+) -> None:
+    """Run ``count`` rapidfire launchers until the LaunchPad has nothing left for them.
+
+    Raises ``TimeoutError`` (with the launcher logs) if they are not done within ``timeout``
+    seconds and ``RuntimeError`` if one fails; launchers still running then are killed together
+    with the CRYSTAL run they started (each has its own process group)."""
+    processes = start_launchers(count, launchpad_yaml, launch_dir, fworker_yaml, env)
+    try:
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                raise TimeoutError(f"rlaunch did not finish within {timeout} s:\n{_logs(launch_dir)}") from None
+        if any(process.returncode for process in processes):
+            codes = [process.returncode for process in processes]
+            raise RuntimeError(f"rlaunch exited with {codes}:\n{_logs(launch_dir)}")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def _logs(launch_dir: Path) -> str:
+    return "\n".join(log.read_text()[-2000:] for log in sorted(launch_dir.glob("launcher-*.log")))
+
+
+@dataclass
+class RemoteProject:
+    """A crystal_atomate project in a temporary projects folder, its flows submitted."""
+
+    env: dict[str, str]
+    project_file: Path
+    db_dir: Path
+    base_dir: Path
+    store: CrystalMathJobStore
+    plan_dir: Path
+    flows: dict[str, Flow]
+    name: str = REMOTE_PROJECT
+
+    def jf(self, *args: str, timeout: float = 60) -> str:
+        """Run ``jf ARGS``; raise ``RuntimeError`` with its output if it fails."""
+        result = subprocess.run(
+            ["jf", "-p", self.name, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode:
+            raise RuntimeError(f"jf {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def states(self) -> dict[tuple[str, int], str]:
+        """The queue's state of every job, by job name and index."""
+        jobs = EmbeddedMongoStore(self.db_dir, collection_name="jobs")
+        jobs.connect()
+        try:
+            docs = jobs.query(properties=["uuid", "index", "state", "job.name"])
+            return {(doc["job"]["name"], doc["index"]): doc["state"] for doc in docs}
+        finally:
+            jobs.close()
+
+    def wait_for(self, wanted: Callable[[dict], bool], timeout: float, what: str) -> None:
+        """Poll :meth:`states` until ``wanted(states)``; ``TimeoutError`` with the runner log after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        states = self.states()
+        while not wanted(states):
+            if time.monotonic() > deadline:
+                log = self.base_dir / "log" / "runner.log"
+                tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}: {states}\n{tail}")
+            time.sleep(0.5)
+            states = self.states()
+
+    def ui_rows(self) -> dict[str, tuple]:
+        """The UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""
+        with sqlite3.connect(self.store.db_file) as conn:
+            rows = conn.execute("SELECT name, status, final_energy, workflow_id FROM jobs")
+            return {name: tuple(rest) for name, *rest in rows.fetchall()}
+
+    def shutdown_runner(self) -> None:
+        """Stop the runner daemon; if it does not go, kill supervisord and its runner processes."""
+        pid_file = self.base_dir / "daemon" / "supervisord.pid"
+        pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        if pid is None or not psutil.pid_exists(pid):
+            return
+        subprocess.run(
+            ["jf", "-p", self.name, "runner", "shutdown", "--wait"],
+            env=self.env, capture_output=True, timeout=60,
+        )
+        if psutil.pid_exists(pid):
+            daemon = psutil.Process(pid)
+            for process in [*daemon.children(recursive=True), daemon]:
+                process.kill()
+
+
+def _init_project(root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float) -> Path:
+    """``crystal-atomate remote init`` into the temporary projects folder (a real CLI call)."""
+    from typer.testing import CliRunner
+
+    from crystal_atomate.cli import app
+
+    args = [
+        "remote", "init", "--name", name,
+        "--db-dir", str(root / "db"),
+        "--ui-db", str(root / ".crystal_tui.db"),
+        "--work-dir", str(root / "work"),
+        "--base-dir", str(root / "base"),
+        "--runner-delay", str(runner_delay),
+    ]
+    for key, value in replay_env.items():
+        args += ["--env", f"{key}={value}"]
+    result = CliRunner().invoke(app, args, env=env)
+    if result.exit_code:
+        raise RuntimeError(f"crystal-atomate remote init failed:\n{result.output}")
+    return Path(env["JFREMOTE_PROJECTS_FOLDER"]) / f"{name}.yaml"
+
+
+@contextmanager
+def remote_project(
+    root: Path,
+    flows: Mapping[str, Flow],
+    plan: Mapping[str, Any],
+    name: str = REMOTE_PROJECT,
+    runner_delay: float = 1,
+) -> Iterator[RemoteProject]:
+    """A project in ``root`` replaying ``plan`` (exported by its ``crystal`` exec config), the queue
+    reset and ``flows`` submitted, the runner not started yet (a test may want to see the QUEUED
+    rows first). On exit the runner is shut down and the embedded database server stopped.
+
+    ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second."""
+    env = {**os.environ, "JFREMOTE_PROJECTS_FOLDER": str(root / "projects")}
+    replay_env = use_replay(plan, root / "replay")
+    project_file = _init_project(root, name, env, replay_env, runner_delay)
+    store = CrystalMathJobStore(root / ".crystal_tui.db")
+    remote = RemoteProject(
+        env, project_file, root / "db", root / "base", store, root / "replay", dict(flows), name
+    )
+    try:
+        remote.jf("admin", "reset", "-y")
+        submit_flows(flows.values(), project_file)
+        yield remote
+    finally:
+        remote.shutdown_runner()
+        stop_server(remote.db_dir)
