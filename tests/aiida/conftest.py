@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +49,30 @@ def codes(localhost):
     return ensure_codes(localhost, replay, replay)
 
 
-@pytest.fixture
-def replay(localhost, tmp_path) -> Iterator[Callable[[Mapping[str, Any]], Path]]:
-    """Write a replay plan for ``{job name: recordings}`` and export it in the computer's prepend
-    text, so jobs run by this process or by the daemon replay it."""
+@pytest.fixture(scope="session")
+def localhost_replay(localhost) -> Callable[[Mapping[str, Any], Path], AbstractContextManager[Path]]:
+    """A context manager: write a replay plan for ``{job name: recordings}`` in a folder and export
+    it in the computer's prepend text while it is open, so jobs run by this process or by the
+    daemon replay it. Session-scoped, for module-scoped runs too."""
 
-    def configure(jobs: Mapping[str, Any]) -> Path:
-        env = use_replay(jobs, tmp_path / "replay")
-        plan = Path(env["CRYSTAL_ATOMATE_REPLAY_PLAN"])
+    @contextmanager
+    def exported(jobs: Mapping[str, Any], plan_dir: Path) -> Iterator[Path]:
+        plan = Path(use_replay(jobs, plan_dir)["CRYSTAL_ATOMATE_REPLAY_PLAN"])
         localhost.set_prepend_text(replay_prepend_text(plan, reference_dir()))
-        return plan
+        try:
+            yield plan
+        finally:
+            localhost.set_prepend_text("")
 
-    yield configure
-    localhost.set_prepend_text("")
+    return exported
+
+
+@pytest.fixture
+def replay(localhost_replay, tmp_path) -> Iterator[Callable[[Mapping[str, Any]], Path]]:
+    """``localhost_replay`` for one test: call it with ``{job name: recordings}``; the plan goes
+    to the test's ``tmp_path`` and stays exported until the test ends."""
+    with ExitStack() as stack:
+        yield lambda jobs: stack.enter_context(localhost_replay(jobs, tmp_path / "replay"))
 
 
 def pytest_collection_modifyitems(config, items):
