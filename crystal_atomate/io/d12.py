@@ -21,10 +21,8 @@ from pymatgen.core import Element, Molecule, Structure
 from crystal_atomate.io.basis import BasisSet, LineCursor, clean_lines, format_number, parse_basis, parse_real
 from crystal_atomate.io.fort34 import Fort34, check_structure
 from crystal_atomate.io.geometry import (
-    CrystalGeometry,
     ExternalGeometry,
     Geometry,
-    MoleculeGeometry,
     atomspin_from_structure,
     crystal_geometry_from_structure,
     has_magnetic_moments,

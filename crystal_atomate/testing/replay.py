@@ -183,7 +183,7 @@ def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
     Only blocks that expand on their own qualify: EXTERNAL ones point at different fort.34 files,
     and other kinds must still fail as uncomparable.
     """
-    from crystal_atomate.io.d12 import CrystalGeometry
+    from crystal_atomate.io.geometry import CrystalGeometry
 
     return isinstance(mine, CrystalGeometry) and mine == theirs
 

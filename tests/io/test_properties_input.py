@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from pymatgen.core import Element, Lattice, Structure
-from pymatgen.symmetry.bandstructure import HighSymmKpath
 
 from crystal_atomate.io.properties import (
     Band,
@@ -22,17 +20,6 @@ from crystal_atomate.io.properties import (
 )
 
 MGO = "mgo_scf_band_doss_b3lyp_crystal17"
-
-
-@pytest.fixture(scope="module")
-def mgo_primitive() -> Structure:
-    """Rocksalt MgO in pymatgen's standard primitive cell, the basis CRYSTAL uses for Fm-3m."""
-    conventional = Structure.from_spacegroup(
-        225, Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return HighSymmKpath(conventional).prim
 
 
 def test_real_band_deck(ref_dir):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 
 import matplotlib
 import numpy as np
 import pytest
-from pymatgen.core import Element, Lattice, Structure
+from pymatgen.core import Element
 from pymatgen.electronic_structure.core import Spin
 from pymatgen.electronic_structure.plotter import BSPlotter
-from pymatgen.symmetry.bandstructure import HighSymmKpath
 
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.properties import Doss, PropertiesInput, PropertiesParseError
@@ -26,17 +24,6 @@ MGO = "mgo_scf_band_doss_b3lyp_crystal17"
 FES = "fes_rocksalt_doss_pdos_crystal17"
 NACL = "nacl_band_doss_hf_crystal14"
 HA = HARTREE_TO_EV
-
-
-@pytest.fixture(scope="module")
-def mgo_primitive() -> Structure:
-    """MgO as CRYSTAL builds it from ``225 / 4.217`` (its Fm-3m primitive = pymatgen's)."""
-    conventional = Structure.from_spacegroup(
-        225, Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return HighSymmKpath(conventional).prim
 
 
 def test_band_dat_mgo(ref_dir):

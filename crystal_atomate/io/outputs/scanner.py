@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pymatgen.core import DummySpecies, Element, Lattice, Molecule, Structure
 
-from crystal_atomate.io.errors import CrystalError, CrystalErrorKind, classify_line
+from crystal_atomate.io.errors import CrystalErrorKind, classify_line
 from crystal_atomate.io.outputs.model import (
     BandEdges,
     CalculationKind,
