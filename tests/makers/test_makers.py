@@ -181,3 +181,23 @@ def test_cli_run_names_a_missing_structure_and_an_unknown_flow(tmp_path, ref_dir
     mgo_structure().to(filename=str(cif))
     unknown = CliRunner().invoke(app, ["run", "magic", str(cif), "--db", str(tmp_path / "x.db")])
     assert unknown.exit_code == 1 and "Unknown flow 'magic'" in unknown.output
+
+
+def test_eos_tutorial_refit_agrees_with_crystal(tmp_path, ref_dir):
+    """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan as CRYSTAL's."""
+    import importlib.util
+
+    from crystal_atomate.io.outputs import parse_output
+
+    path = Path(__file__).parent.parent.parent / "tutorials" / "03_equation_of_state.py"
+    spec = importlib.util.spec_from_file_location("eos_tutorial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = tmp_path / "eos.png"
+    numbers = module.main(tmp_path / "run", png)
+    crystal = {fit.equation: fit for fit in parse_output(ref_dir / "hTaAs_eos_lda_ecp_crystal23" / "OUTPUT.out").eos.fits}
+    birch = next(fit for name, fit in crystal.items() if name.startswith("BIRCH-MURNAGHAN"))
+    assert numbers["n_points"] == 14
+    assert numbers["v0"] == pytest.approx(birch.volume_a3, abs=5e-3)
+    assert numbers["b0_GPa"] == pytest.approx(birch.bulk_modulus_gpa, rel=5e-3)
+    assert png.stat().st_size > 20_000
