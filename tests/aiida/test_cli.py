@@ -76,3 +76,21 @@ def test_jobs_lists_hundreds_of_calculations_fast(aiida_profile, tmp_path):
     result = CliRunner().invoke(app, ["aiida", "jobs", "--status", "completed", "--limit", "5"])
     assert result.exit_code == 0, result.output
     assert result.output.count("COMPLETED") == 5
+
+
+def test_limited_listing_is_the_head_of_the_full_one_with_its_energies(aiida_profile, tmp_path):
+    """The limit goes into the SQL and energies are fetched for the listed rows only: the rows
+    and energies must still be those of the full listing (these jobs are the newest: year 2099)."""
+    rows = [
+        (f"future {i}", str(tmp_path / str(i)), "FAILED" if i % 4 == 0 else "COMPLETED",
+         f"2099-01-01 00:{i:02d}:00", None if i % 3 == 0 else -100.0 - i)
+        for i in range(12)
+    ]
+    import_tui_jobs(_tui_db(tmp_path / "future.db", rows))
+    full = list_crystal_jobs()
+    assert [(row.label, row.energy_hartree) for row in full[:12]] == [
+        (name, energy) for name, _, _, _, energy in reversed(rows)
+    ]
+    assert list_crystal_jobs(limit=5) == full[:5]
+    assert list_crystal_jobs("failed", limit=2) == [row for row in full if row.status == "FAILED"][:2]
+    assert list_crystal_jobs(limit=0) == []
