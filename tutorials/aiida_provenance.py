@@ -8,7 +8,8 @@ Runs in a throw-away AIIDA_PATH (nothing touches ~/.aiida):
    CrystalBaseWorkChain;
 3. run the demo's jobflow flows with every CRYSTAL step as an AiiDA CalcJob (executor mode), the
    results going to the shared database as usual;
-4. print the provenance as ``verdi process show`` does.
+4. run the MgO flow again as one AiiDA work chain (flow mode: what ``submit_flow`` hands the daemon);
+5. print the provenance as ``verdi process show`` does.
 
     python tutorials/aiida_provenance.py
 """
@@ -32,6 +33,7 @@ def main() -> None:
 
     from crystal_atomate.aiida.calculations import CrystalCalculation
     from crystal_atomate.aiida.executor import use_aiida_executor
+    from crystal_atomate.aiida.flow_mode import run_flow
     from crystal_atomate.aiida.parameters import parameters_from_generator
     from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
     from crystal_atomate.aiida.structures import structure_to_node
@@ -76,9 +78,19 @@ def main() -> None:
     run = doc["output"]["calcs_reversed"][0]["run"]
     print(f"jobflow 'static' job {doc['uuid']} ran as AiiDA node {run['aiida_uuid']}")
 
-    # 4. provenance
+    # 4. flow mode: the whole MgO flow as one work chain calling a CalcJob per CRYSTAL step
+    #    (submit_flow(...) instead of run_flow(...) hands it to a running daemon and returns at once)
+    plan = use_replay(DEMO_REPLAY, root / "replay-flow-mode")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
+    computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+    flow_store = CrystalMathJobStore(root / "flow-mode.db")
+    work_chain = run_flow(demo_flows()[0], store=flow_store, root_dir=root / "flow-mode")
+    assert work_chain.is_finished_ok, work_chain.exit_message
+    for done in work_chain.outputs.jobs.get_dict().values():
+        print(f"flow mode: {done['name']:<15} {done['state']:<10} CalcJobs {done['calcjobs']}")
+
+    # 5. provenance
     env = dict(os.environ)
-    for pk in (chain.pk, orm.load_node(run["aiida_uuid"]).pk):
+    for pk in (chain.pk, orm.load_node(run["aiida_uuid"]).pk, work_chain.pk):
         print(subprocess.run(["verdi", "-p", profile.name, "process", "show", str(pk)], env=env,
                              capture_output=True, text=True).stdout)
 

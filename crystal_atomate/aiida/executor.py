@@ -6,12 +6,20 @@ or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile, a
 retrieved file back, so the Maker parses and restarts exactly as after a local run. The task document
 gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the jobflow job's uuid
 (extra ``jobflow_uuid``), so either side leads to the other.
+
+Inside a flow-mode work chain (:mod:`crystal_atomate.aiida.flow_mode`) the same call does not block:
+it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob has
+finished it runs the job again, and this call then takes the finished node instead of running one.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +27,67 @@ from aiida import load_profile, orm
 from aiida.engine import run_get_node
 from aiida.manage import get_manager
 
-from crystal_atomate.aiida.calculations import OUTPUT_FILE, CrystalCalculation, PropertiesCalculation
+from crystal_atomate.aiida.calculations import (
+    OUTPUT_FILE,
+    CrystalCalculation,
+    PropertiesCalculation,
+)
 from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
 from crystal_atomate.settings import CrystalAtomateSettings
 
-__all__ = ["JOBFLOW_UUID_EXTRA", "run_aiida", "use_aiida_executor"]
+__all__ = [
+    "JOBFLOW_UUID_EXTRA",
+    "CalcJobPending",
+    "FinishedCalcJobs",
+    "finished_calcjobs",
+    "run_aiida",
+    "use_aiida_executor",
+]
 
 JOBFLOW_UUID_EXTRA = "jobflow_uuid"
 _DEFAULT_CODES: dict[str, str] = {"crystal": "crystal", "properties": "properties"}
+
+
+class CalcJobPending(BaseException):
+    """This CRYSTAL run's CalcJob has yet to run: raised by :func:`run_aiida` in a flow-mode work
+    chain step, which submits ``builder`` and runs the job again once the CalcJob has finished.
+
+    A ``BaseException``, like ``GeneratorExit``: no ``except Exception`` in a job function between
+    ``run_crystal`` and the work chain may mistake it for a failure and swallow it."""
+
+    def __init__(self, builder: Any) -> None:
+        super().__init__(f"CalcJob {builder.metadata.get('label', '')} pending")
+        self.builder = builder
+
+
+@dataclass
+class FinishedCalcJobs:
+    """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
+    the job asks for them; each ``run_aiida`` call takes the next one, or raises :class:`CalcJobPending`."""
+
+    uuids: list[str]
+    taken: int = field(default=0)
+
+    def take(self, builder: Any) -> orm.CalcJobNode:
+        if self.taken == len(self.uuids):
+            raise CalcJobPending(builder)
+        self.taken += 1
+        return orm.load_node(self.uuids[self.taken - 1])
+
+
+_FINISHED: ContextVar[FinishedCalcJobs | None] = ContextVar(
+    "crystal_atomate_finished_calcjobs", default=None
+)
+
+
+@contextmanager
+def finished_calcjobs(uuids: list[str]) -> Iterator[FinishedCalcJobs]:
+    """While open, :func:`run_aiida` takes these finished CalcJobs instead of running new ones."""
+    token = _FINISHED.set(FinishedCalcJobs(list(uuids)))
+    try:
+        yield _FINISHED.get()
+    finally:
+        _FINISHED.reset(token)
 
 
 def run_aiida(
@@ -59,13 +120,13 @@ def run_aiida(
     builder.metadata.options = _options(mpi_procs, timeout, options)
     if job_name:
         builder.metadata.options["environment_variables"] = {JOB_NAME_ENV: job_name}
-    start = time.perf_counter()
-    _, node = run_get_node(builder)
-    elapsed = time.perf_counter() - start
+    node, elapsed = _run_or_take(builder)
     _tag(node, job_name, workdir)
     _copy_back(node, workdir)
     if not (workdir / OUTPUT_FILE).is_file() or (workdir / OUTPUT_FILE).stat().st_size == 0:
-        raise CrystalRunError(f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: {node.exit_message}")
+        raise CrystalRunError(
+            f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: {node.exit_message}"
+        )
     return CrystalRunRecord(
         command=f"aiida:{aiida_code.full_label}",
         program=program,
@@ -76,6 +137,18 @@ def run_aiida(
         executor="aiida",
         aiida_uuid=node.uuid,
     )
+
+
+def _run_or_take(builder: Any) -> tuple[orm.CalcJobNode, float]:
+    """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran (its wall
+    time then from the node's creation to its last change)."""
+    finished = _FINISHED.get()
+    if finished is not None:
+        node = finished.take(builder)
+        return node, (node.mtime - node.ctime).total_seconds()
+    start = time.perf_counter()
+    _, node = run_get_node(builder)
+    return node, time.perf_counter() - start
 
 
 def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
@@ -129,7 +202,9 @@ def _copy_back(node: orm.ProcessNode, workdir: Path) -> None:
                 shutil.copyfile(path, workdir / path.name)
 
 
-def use_aiida_executor(flow: Any, code: str | None = None, profile: str | None = None, **options: Any) -> Any:
+def use_aiida_executor(
+    flow: Any, code: str | None = None, profile: str | None = None, **options: Any
+) -> Any:
     """Powerup: run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA
     CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``)."""
     from crystal_atomate.jobs.base import BaseCrystalMaker
@@ -141,5 +216,7 @@ def use_aiida_executor(flow: Any, code: str | None = None, profile: str | None =
         common["profile"] = profile
     if options:
         common["options"] = options
-    flow = update_run_crystal_kwargs(flow, common | ({"code": code} if code else {}), class_filter=BaseCrystalMaker)
+    flow = update_run_crystal_kwargs(
+        flow, common | ({"code": code} if code else {}), class_filter=BaseCrystalMaker
+    )
     return update_run_crystal_kwargs(flow, common, class_filter=BasePropertiesMaker)

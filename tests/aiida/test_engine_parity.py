@@ -1,4 +1,4 @@
-"""Engine parity: one set of flows, four engines, the same task documents and the same UI rows.
+"""Engine parity: one set of flows, five engines, the same task documents and the same UI rows.
 
 MgO relax -> static -> band structure + DOS, the NiO SCF that stops at MAXCYCLE and is restarted,
 and CRYSTAL's native EOS on TaAs (all from ``crystal_atomate.demo``) run once per engine, CRYSTAL
@@ -7,9 +7,10 @@ replaced by the replay executable, each engine into its own ``CrystalMathJobStor
 * ``run_locally`` (the reference the others are compared with);
 * FireWorks: two real ``rlaunch`` processes on the embedded LaunchPad;
 * jobflow-remote: the real ``jf runner`` daemon, one runner session for all flows;
-* AiiDA in executor mode (``use_aiida_executor``): jobflow drives the flow and every CRYSTAL and
-  properties step is a CalcJob on the embedded ``core.sqlite_dos`` profile. Submitting a whole
-  Flow to the AiiDA daemon is not implemented, so this is how AiiDA runs crystal_atomate flows.
+* AiiDA in executor mode (``use_aiida_executor``): jobflow's ``run_locally`` drives the flow and
+  every CRYSTAL and properties step is a CalcJob on the embedded ``core.sqlite_dos`` profile;
+* AiiDA in flow mode (``run_flow``): each flow is one ``JobflowWorkChain`` and every CRYSTAL and
+  properties step a CalcJob it calls.
 
 Every document is compared with run_locally's, per job name and index: the fields that carry the
 science with their tolerances (:data:`FIELDS`), then everything else exactly, except the engine
@@ -31,6 +32,7 @@ from jobflow import Flow, run_locally
 from pymatgen.core import Structure
 
 from crystal_atomate.aiida.executor import use_aiida_executor
+from crystal_atomate.aiida.flow_mode import run_flow
 from crystal_atomate.demo import DEMO_REPLAY, EOS_REPLAY, demo_flows, eos_flow, replay_environment
 from crystal_atomate.engines.fireworks import add_flows, launchpad_file, write_fworker_yaml
 from crystal_atomate.io.units import HARTREE_TO_EV
@@ -42,7 +44,7 @@ from crystal_atomate.testing.replay_setup import use_replay
 pytestmark = pytest.mark.timeout(300)
 
 PLAN = {**DEMO_REPLAY, **EOS_REPLAY}
-ENGINES = ["fireworks", "jobflow_remote", "aiida"]
+ENGINES = ["fireworks", "jobflow_remote", "aiida", "aiida_flow"]
 #: Every job document the flows leave, by (name, index): the NiO restart is index 2.
 JOBS = [
     ("relax", 1),
@@ -180,6 +182,19 @@ def aiida_store(codes, localhost_replay, tmp_path_factory: pytest.TempPathFactor
     with localhost_replay(PLAN, root / "replay"):
         flows = [use_aiida_executor(flow) for flow in _flows()]
         return _run_locally(flows, CrystalMathJobStore(root / ".crystal_tui.db"), root)
+
+
+@pytest.fixture(scope="module")
+def aiida_flow_store(codes, localhost_replay, tmp_path_factory: pytest.TempPathFactory) -> CrystalMathJobStore:
+    del codes
+    root = tmp_path_factory.mktemp("parity_aiida_flow")
+    store = CrystalMathJobStore(root / ".crystal_tui.db")
+    with localhost_replay(PLAN, root / "replay"):
+        for flow in _flows():
+            node = run_flow(flow, store=store, root_dir=root)
+            assert node.is_finished_ok, node.exit_message
+    store.connect()
+    return store
 
 
 def _documents(store: CrystalMathJobStore) -> dict[tuple[str, int], dict]:

@@ -1,0 +1,332 @@
+"""Flow mode: a whole jobflow Flow run by the AiiDA daemon as one work chain.
+
+:class:`JobflowWorkChain` is a jobflow manager written as an AiiDA work chain. It walks the flow's
+graph as ``run_locally`` does (references resolved from the JobStore, ``Response`` replace, detour,
+addition, ``stop_children`` and ``stop_jobflow``, children of a failed job not run), and every
+finished job's output goes to the JobStore, so the task documents are the ones every other engine
+writes. What differs is how a CRYSTAL step runs: the flow's Makers use the ``aiida`` executor, and a
+job reaching its CRYSTAL step raises :class:`~crystal_atomate.aiida.executor.CalcJobPending`; the work
+chain submits that CalcJob (a child in the provenance graph, as in ``verdi process show``) and
+returns to the daemon, and when the CalcJob has finished it runs the job again, which now takes the
+finished CalcJob's files and parses them. A job therefore runs twice, its input writing must be
+deterministic (it is, for our Makers), and nothing blocks a daemon worker while CRYSTAL runs.
+
+Jobs that are ready together start together; the work chain then waits for all the CalcJobs it
+started in that step before it looks again, so independent branches advance in waves.
+
+The state (jobs to run, their parents, the CalcJobs each has run, the outcomes) is plain data in the
+work chain's context, checkpointed by AiiDA at every step: a daemon restart resumes the flow.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, run_get_node, submit, while_
+from jobflow import CURRENT_JOB, Flow, Job, JobStore, Response
+from jobflow.core.flow import get_flow
+from jobflow.core.reference import OnMissing
+from monty.json import MontyDecoder, MontyEncoder
+from monty.os import cd
+
+from crystal_atomate.aiida.executor import CalcJobPending, finished_calcjobs, use_aiida_executor
+
+__all__ = ["FlowPlan", "JobflowWorkChain", "flow_builder", "run_flow", "submit_flow"]
+
+COMPLETED, FAILED, STOPPED = "COMPLETED", "FAILED", "STOPPED"
+
+
+def _encode(obj: Any) -> str:
+    return json.dumps(obj, cls=MontyEncoder)
+
+
+def _decode(text: str) -> Any:
+    return json.loads(text, cls=MontyDecoder)
+
+
+@dataclass
+class FlowPlan:
+    """jobflow's flow semantics on plain, checkpointable data (the work chain's ``ctx.plan``).
+
+    ``state["jobs"]`` are the jobs still to finish, in the order jobflow's ``iterflow`` gives, each
+    ``{"key", "uuid", "index", "name", "job" (JSON), "parents", "calcs", "waiting", "on_missing"}``;
+    ``state["outcomes"]`` maps a settled uuid to COMPLETED, FAILED or STOPPED; ``state["done"]``
+    records every finished job for the work chain's ``jobs`` output.
+    """
+
+    state: dict[str, Any]
+
+    @classmethod
+    def start(cls, flow: Flow) -> FlowPlan:
+        plan = cls(
+            {"jobs": [], "outcomes": {}, "stops_children": [], "done": {}, "stop_all": False}
+        )
+        plan.add(flow)
+        return plan
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.state["jobs"]
+
+    def add(self, flow: Flow) -> list[str]:
+        """Queue the jobs of ``flow`` (a response's replace/detour/addition too); their uuids."""
+        added = []
+        for job, parents in flow.iterflow():
+            self.jobs.append(
+                {
+                    "key": f"{job.uuid}_{job.index}",
+                    "uuid": job.uuid,
+                    "index": job.index,
+                    "name": job.name,
+                    "job": _encode(job),
+                    "parents": list(parents),
+                    "calcs": [],
+                    "waiting": False,
+                    "on_missing": OnMissing(job.config.on_missing_references).value,
+                }
+            )
+            added.append(job.uuid)
+        return added
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """Jobs whose CalcJob the work chain has been waiting for (finished when a step starts)."""
+        return [entry for entry in self.jobs if entry["waiting"]]
+
+    def next_ready(self) -> dict[str, Any] | None:
+        """The first job whose parents have all settled, after settling the jobs that can no longer
+        run (a parent stopped its children, or failed); None when no job is ready."""
+        while True:
+            for entry in self.jobs:
+                if entry["waiting"]:
+                    continue
+                verdict = self._verdict(entry)
+                if verdict == "ready":
+                    return entry
+                if verdict in (STOPPED, FAILED):
+                    self.finish(
+                        entry,
+                        verdict,
+                        "parent " + ("stopped its children" if verdict == STOPPED else "failed"),
+                    )
+                    break
+            else:
+                return None
+
+    def _verdict(self, entry: dict[str, Any]) -> str:
+        if self.state["stop_all"]:
+            return STOPPED
+        open_uuids = {other["uuid"] for other in self.jobs}
+        if any(parent in open_uuids for parent in entry["parents"]):
+            return "wait"
+        outcomes = [self.state["outcomes"].get(parent) for parent in entry["parents"]]
+        if STOPPED in outcomes or set(entry["parents"]) & set(self.state["stops_children"]):
+            return STOPPED
+        if FAILED in outcomes and entry["on_missing"] == OnMissing.ERROR.value:
+            return FAILED
+        return "ready"
+
+    def respond(self, entry: dict[str, Any], response: Response) -> None:
+        """Apply a finished job's response as ``run_locally`` does: replacements, detours (which the
+        job's children then wait for too) and additions join the plan; stops take effect."""
+        self.finish(entry, COMPLETED)
+        if response.stop_children:
+            self.state["stops_children"].append(entry["uuid"])
+        if response.stop_jobflow:
+            self.state["stop_all"] = True
+            return
+        if response.replace is not None:
+            self.add(response.replace)
+        if response.detour is not None:
+            detours = self.add(response.detour)
+            for other in self.jobs:
+                if entry["uuid"] in other["parents"]:
+                    other["parents"].extend(detours)
+        if response.addition is not None:
+            self.add(response.addition)
+
+    def finish(self, entry: dict[str, Any], outcome: str, message: str = "") -> None:
+        """Take ``entry`` off the plan; its uuid's outcome is the latest index's."""
+        self.jobs.remove(entry)
+        self.state["outcomes"][entry["uuid"]] = outcome
+        self.state["done"][entry["key"]] = {
+            "name": entry["name"],
+            "uuid": entry["uuid"],
+            "index": entry["index"],
+            "state": outcome,
+            "calcjobs": entry["calcs"],
+            "message": message,
+        }
+
+    def failed_names(self) -> list[str]:
+        return sorted(
+            {
+                done["name"]
+                for done in self.state["done"].values()
+                if done["state"] == FAILED and not done["message"]
+            }
+        )
+
+
+class JobflowWorkChain(WorkChain):
+    """Run a jobflow Flow of crystal_atomate jobs; CRYSTAL steps as CalcJobs it calls (see the
+    module docstring). Inputs: the flow (JSON), the JobStore (its ``as_dict``) and the folder the
+    job directories are made in, on the daemon's machine."""
+
+    @classmethod
+    def define(cls, spec: Any) -> None:
+        super().define(spec)
+        spec.input(
+            "flow",
+            valid_type=orm.SinglefileData,
+            validator=_validate_flow,
+            help="The flow, as JSON.",
+        )
+        spec.input(
+            "store",
+            valid_type=orm.Dict,
+            validator=_validate_store,
+            help="The JobStore's as_dict().",
+        )
+        spec.input("root_dir", valid_type=orm.Str, help="Where the job directories are made.")
+        spec.outline(cls.setup, while_(cls.has_jobs)(cls.advance), cls.results)
+        spec.output(
+            "jobs", valid_type=orm.Dict, help="Every job run: name, uuid, index, state, CalcJobs."
+        )
+        spec.exit_code(401, "ERROR_JOBS_FAILED", message="jobs failed: {names}")
+        spec.exit_code(402, "ERROR_FLOW_STALLED", message="jobs could not start: {names}")
+
+    def setup(self) -> None:
+        self.ctx.plan = FlowPlan.start(_flow(self.inputs.flow)).state
+
+    def has_jobs(self) -> bool:
+        return bool(self.ctx.plan["jobs"])
+
+    def advance(self) -> Any:
+        """Finish the jobs whose CalcJobs are done, then start every job that is ready; wait for the
+        CalcJobs started."""
+        plan = FlowPlan(self.ctx.plan)
+        store = _store(self.inputs.store)
+        store.connect()
+        started: dict[str, orm.ProcessNode] = {}
+        try:
+            for entry in plan.waiting():
+                self._run_job(plan, entry, store, started)
+            while (entry := plan.next_ready()) is not None:
+                self._run_job(plan, entry, store, started)
+        finally:
+            store.close()
+        self.ctx.plan = plan.state
+        if plan.jobs and not started:
+            names = ", ".join(sorted({entry["name"] for entry in plan.jobs}))
+            return self.exit_codes.ERROR_FLOW_STALLED.format(names=names)
+        return ToContext(**{f"calcjob_{node.pk}": node for node in started.values()})
+
+    def _run_job(
+        self,
+        plan: FlowPlan,
+        entry: dict[str, Any],
+        store: JobStore,
+        started: dict[str, orm.ProcessNode],
+    ) -> None:
+        """Run one job in its directory; it finishes, fails, or asks for a CalcJob (submitted here)."""
+        job: Job = _decode(entry["job"])
+        workdir = Path(self.inputs.root_dir.value) / f"job_{entry['key']}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        entry["waiting"] = False
+        try:
+            with cd(workdir), finished_calcjobs(entry["calcs"]):
+                response = job.run(store=store, job_dir=workdir)
+        except CalcJobPending as pending:
+            node = self.submit(pending.builder)
+            entry["calcs"].append(node.uuid)
+            entry["waiting"] = True
+            started[entry["key"]] = node
+            self.report(
+                f"{job.name} ({entry['key']}): CRYSTAL step as {node.process_label}<{node.pk}>"
+            )
+            return
+        except Exception:  # noqa: BLE001 - as run_locally: the job failed, its children don't run
+            self.report(f"{job.name} ({entry['key']}) failed:\n{traceback.format_exc()}")
+            plan.finish(entry, FAILED)
+            return
+        finally:
+            CURRENT_JOB.reset()
+        plan.respond(entry, response)
+
+    def results(self) -> Any:
+        plan = FlowPlan(self.ctx.plan)
+        self.out("jobs", orm.Dict(plan.state["done"]).store())
+        failed = plan.failed_names()
+        if failed:
+            return self.exit_codes.ERROR_JOBS_FAILED.format(names=", ".join(failed))
+        return None
+
+
+def _flow(value: orm.SinglefileData) -> Flow:
+    flow = _decode(value.get_content())
+    if not isinstance(flow, Flow | Job):
+        raise TypeError(f"got {type(flow).__name__}")
+    return get_flow(flow)
+
+
+def _validate_flow(value: orm.SinglefileData, _: Any) -> str | None:
+    try:
+        _flow(value)
+    except Exception as error:  # noqa: BLE001 - any failure means the same: not a flow
+        return f"the flow input is not a jobflow Flow or Job in JSON: {error}"
+    return None
+
+
+def _store(value: orm.Dict) -> JobStore:
+    store = MontyDecoder().process_decoded(value.get_dict())
+    if not isinstance(store, JobStore):
+        raise TypeError(f"{type(store).__name__} is not a jobflow JobStore")
+    return store
+
+
+def _validate_store(value: orm.Dict, _: Any) -> str | None:
+    try:
+        _store(value)
+    except Exception as error:  # noqa: BLE001 - any failure means the same: not a store
+        return f"the store input is not a JobStore's as_dict(): {error}"
+    return None
+
+
+def flow_builder(
+    flow: Flow | Job | list[Job],
+    store: JobStore | None = None,
+    root_dir: str | Path | None = None,
+    code: str | None = None,
+    **options: Any,
+) -> Any:
+    """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
+    ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
+    (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
+    ``./aiida_flows``)."""
+    from crystal_atomate.stores.jobstore import CrystalMathJobStore
+
+    flow = use_aiida_executor(get_flow(flow), code=code, **options)
+    store = store if store is not None else CrystalMathJobStore()
+    root = Path(root_dir if root_dir is not None else "aiida_flows").expanduser().absolute()
+    builder = JobflowWorkChain.get_builder()
+    builder.flow = orm.SinglefileData.from_string(_encode(flow), filename="flow.json")
+    builder.store = orm.Dict(json.loads(_encode(store.as_dict())))
+    builder.root_dir = orm.Str(str(root))
+    builder.metadata.label = flow.name
+    return builder
+
+
+def submit_flow(flow: Flow | Job | list[Job], **kwargs: Any) -> orm.WorkChainNode:
+    """Submit ``flow`` to the daemon (non-blocking); ``kwargs`` as :func:`flow_builder`."""
+    return submit(flow_builder(flow, **kwargs))
+
+
+def run_flow(flow: Flow | Job | list[Job], **kwargs: Any) -> orm.WorkChainNode:
+    """Run ``flow`` to the end in this process; ``kwargs`` as :func:`flow_builder`."""
+    _, node = run_get_node(flow_builder(flow, **kwargs))
+    return node
