@@ -171,6 +171,11 @@ def remote_init(
     env: list[str] = typer.Option([], help="KEY=VALUE exported for every CRYSTAL job."),
     runner_delay: float = typer.Option(None, help="Seconds between the runner's polls."),
     max_jobs: int = typer.Option(None, help="Jobs the local worker runs at once."),
+    warm: bool = typer.Option(
+        True,
+        "--warm-executor/--plain-executor",
+        help="Fork jobs from a warm server, or run each in a fresh `jf execution run`.",
+    ),
     force: bool = typer.Option(False, help="Replace an existing project file."),
 ) -> None:
     """Write the crystal_atomate project into the jobflow-remote projects folder."""
@@ -186,6 +191,7 @@ def remote_init(
         env=_env_pairs(env),
         runner=runner,
         max_jobs=max_jobs,
+        warm_executor=warm,
     )
     try:
         path = write_project(config, overwrite=force)

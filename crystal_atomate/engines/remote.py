@@ -9,7 +9,10 @@ The project (:func:`project_config`, written by ``crystal-atomate remote init``)
   the same transaction. jobflow-remote rebuilds a job store only from a plain ``JobStore`` dict (any
   other ``@class`` is read as a ``type:`` spec), so the section is a ``JobStore`` over the very
   ``SQLiteStore`` pair ``CrystalMathJobStore`` builds, not a copy or a mirror of it;
-* a local shell worker, and an exec config (``crystal``) exporting the CRYSTAL commands.
+* a local shell worker, and an exec config (``crystal``) exporting the CRYSTAL commands. The
+  worker runs jobs with the warm executor (:mod:`crystal_atomate.engines.remote_exec`): forked
+  from a server that imported jobflow-remote and crystal_atomate once, instead of
+  ``jf -fe execution run`` paying those imports (seconds) for every job.
 
 The UI's table follows a job as far as jobflow-remote lets an outsider see it: QUEUED at
 submission (:func:`submit_flows`), COMPLETED or FAILED when the runner stores the job document,
@@ -36,6 +39,7 @@ from jobflow_remote.jobs.jobcontroller import JobController
 from jobflow_remote.jobs.state import JobState
 from monty.json import jsanitize
 
+from crystal_atomate.engines.remote_exec import execution_command
 from crystal_atomate.engines.remote_store import project_store_config
 from crystal_atomate.settings import CrystalAtomateSettings
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
@@ -58,6 +62,7 @@ __all__ = [
     "sync_ui_states",
     "ui_jobstore_config",
     "ui_store",
+    "warm_execution_command",
     "write_project",
 ]
 
@@ -139,10 +144,12 @@ def project_config(
     env: Mapping[str, str] | None = None,
     runner: Mapping[str, float] | None = None,
     max_jobs: int | None = None,
+    warm_executor: bool = True,
 ) -> dict[str, Any]:
     """A jobflow-remote project for crystal_atomate on this machine (see the module docstring).
 
     ``max_jobs`` bounds how many jobs the local worker runs at once (None: no bound).
+    ``warm_executor=False`` keeps jobflow-remote's own ``jf -fe execution run {}`` for each job.
     """
     worker: dict[str, Any] = {
         "type": "local",
@@ -163,7 +170,19 @@ def project_config(
     }
     if base_dir:
         config["base_dir"] = str(Path(base_dir).expanduser().absolute())
+    if warm_executor:
+        worker["execution_cmd"] = warm_execution_command(config)
     return jsanitize(config, strict=True)
+
+
+def warm_execution_command(config: Mapping[str, Any]) -> str:
+    """The local worker's ``execution_cmd`` for the warm executor of project ``config``.
+
+    Its servers belong to the project's runner daemon: an idle server retires as soon as the
+    daemon's supervisord is gone (``jf runner shutdown``) instead of lingering for the idle
+    timeout."""
+    daemon_dir = Path(Project.model_validate(dict(config)).daemon_dir)
+    return execution_command(owner=daemon_dir / "supervisord.pid")
 
 
 def write_project(

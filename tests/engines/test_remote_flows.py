@@ -6,7 +6,9 @@ back from ``CrystalMathJobStore`` and the UI's ``jobs`` table.
 One runner serves the module: MgO relax -> static, the NiO SCF restarted after its failure, and a
 NiO SCF that may not restart (FAILED on the worker with its classified error). The runner is killed
 while the relaxation runs and started again; the failed job is rerun with ``jf job rerun`` once
-the replay (standing in for the fixed CRYSTAL installation) is repaired."""
+the replay (standing in for the fixed CRYSTAL installation) is repaired. Every job runs on the
+warm executor ``remote init`` configures, its servers in the module's own folder (stopped and
+checked gone at the end)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from jobflow import Flow
 
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
 from crystal_atomate.engines.remote import LOCAL_WORKER, failed_jobs, load_project, sync_ui_states
+from crystal_atomate.engines.remote_exec import EXEC_DIR_ENV, running_servers, stop_servers
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore
 from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
@@ -57,8 +60,12 @@ def _unfixable() -> Flow:
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteProject]:
     flows = {"mgo": _relax_static(), "nio": demo_flows()[1], "unfixable": _unfixable()}
     plan = {**DEMO_REPLAY, "NiO unfixable": NIO_FAILED_RUN}
+    exec_dir = str(tmp_path_factory.mktemp("exec"))
     with remote_project(tmp_path_factory.mktemp("remote"), flows, plan) as remote:
+        remote.env[EXEC_DIR_ENV] = exec_dir  # the runner's environment, so every job's
         yield remote
+    stop_servers(exec_dir)
+    assert running_servers(exec_dir) == {}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,23 @@ def test_the_project_is_the_one_init_wrote(remote: RemoteProject) -> None:
     assert isinstance(project.get_queue_store(), EmbeddedMongoStore)
     docs_store = project.get_jobstore().docs_store
     assert docs_store.db_file == remote.store.db_file and docs_store.tui_mirror
+    command = project.workers[LOCAL_WORKER].execution_cmd
+    assert "remote_exec.py --owner" in command and command.endswith(" {}")
+
+
+def test_jobs_ran_on_the_warm_executor(settled: RemoteProject) -> None:
+    """Every run dir of the queue was forked from a warm server, each job exactly once."""
+    logs = "".join(log.read_text() for log in Path(settled.env[EXEC_DIR_ENV]).glob("*.log"))
+    lines = logs.splitlines()
+    started = [line.rsplit(" started: ", 1)[1] for line in lines if " started: " in line]
+    finished = [line.rsplit(": ", 1)[1] for line in lines if " exited 0 after " in line]
+    queue = EmbeddedMongoStore(settled.db_dir, collection_name="jobs")
+    queue.connect()
+    try:
+        run_dirs = sorted(doc["run_dir"] for doc in queue.query(properties=["run_dir"]))
+    finally:
+        queue.close()
+    assert sorted(started) == sorted(finished) == run_dirs and len(run_dirs) == 5
 
 
 def test_mgo_relax_static(settled: RemoteProject) -> None:
@@ -154,6 +178,8 @@ def test_example_project_is_what_init_writes() -> None:
         ui_db_file="/home/user/.crystal_tui.db",
         work_dir="/home/user/crystal_atomate/remote_runs",
     )
+    # The warm executor's command names this machine's Python and checkout (see the docs).
+    del expected["workers"][LOCAL_WORKER]["execution_cmd"]
     for section in ("queue", "jobstore", "workers", "runner"):
         assert _without_versions(example[section]) == _without_versions(expected[section])
     assert Project.model_validate(example).get_jobstore().docs_store.tui_mirror
