@@ -451,16 +451,34 @@ class AiidaEngine(LocalEngine):
         return super().submit([use_aiida_executor(flow) for flow in flows])
 
 
+@dataclass
+class AiidaDaemonEngine:
+    """AiiDA flow mode: each flow becomes a work chain on the daemon
+    (:func:`crystal_atomate.aiida.flow_mode.submit_flow`), its job folders under ``root_dir`` and its
+    task documents in ``store``; the call returns once the work chains are submitted."""
+
+    store: JobStore
+    root_dir: Path = Path(".")
+    name: str = "aiida-daemon"
+
+    def submit(self, flows: Sequence[Flow]) -> list[Submission]:
+        """Submit each flow to the daemon of the loaded AiiDA profile."""
+        submit_flow = _engine_function("crystal_atomate.aiida.flow_mode", "submit_flow", "AiiDA daemon")
+        nodes = {flow.uuid: [submit_flow(flow, store=self.store, root_dir=self.root_dir).pk] for flow in flows}
+        return _queued(flows, nodes, "AiiDA work chain")
+
+
 ENGINES: dict[str, Callable[..., Engine]] = {
     "local": LocalEngine,
     "fireworks": FireWorksEngine,
     "remote": JobflowRemoteEngine,
     "aiida": AiidaEngine,
+    "aiida-daemon": AiidaDaemonEngine,
 }
 
 
 def make_engine(name: str, store: JobStore, root_dir: Path = Path(".")) -> Engine:
-    """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``)."""
+    """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``)."""
     if name not in ENGINES:
         raise ValueError(f"Unknown engine {name!r}; choose one of {sorted(ENGINES)}")
     return ENGINES[name](store=store, root_dir=root_dir)

@@ -93,7 +93,7 @@ def submit(
     ids: list[str] = typer.Option(None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."),
     folder: list[Path] = typer.Option(None, help="A folder of CIF files (or one structure file); repeatable."),
     flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
-    engine: str = typer.Option("local", help="local, fireworks, remote or aiida."),
+    engine: str = typer.Option("local", help="local, fireworks, remote, aiida or aiida-daemon."),
     functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
     basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
     kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),

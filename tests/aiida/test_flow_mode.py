@@ -13,6 +13,8 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import Flow, Response, job
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA
+from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA
 from crystal_atomate.aiida.flow_mode import (
@@ -28,8 +30,6 @@ from crystal_atomate.aiida.flow_mode import (
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.ui_queries import list_jobs
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA
-from test_workchain_executor import NIO_RECOVERED_HA
 
 
 @job
@@ -157,17 +157,28 @@ def test_python_jobs_references_replacements_and_failures(aiida_profile, store, 
         "calcjobs": [],
         "message": "parent failed",
     }
-    assert "ValueError: no CRYSTAL for you" in "\n".join(log.message for log in orm.Log.collection.get_logs_for(node))
+    assert "ValueError: no CRYSTAL for you" in "\n".join(
+        log.message for log in orm.Log.collection.get_logs_for(node)
+    )
 
 
 def test_bad_inputs_fail_before_anything_runs(aiida_profile, store, tmp_path):
     builder = flow_builder(add(1, 2), store=store, root_dir=tmp_path)
-    with pytest.raises(ValueError, match="the flow input is not a jobflow Flow or Job in JSON: got dict"):
+    with pytest.raises(
+        ValueError, match="the flow input is not a jobflow Flow or Job in JSON: got dict"
+    ):
         builder.flow = orm.SinglefileData.from_string('{"not": "a flow"}', filename="flow.json")
-    with pytest.raises(ValueError, match="the store input is not .*MemoryStore is not a jobflow JobStore"):
+    with pytest.raises(
+        ValueError, match="the store input is not .*MemoryStore is not a jobflow JobStore"
+    ):
         builder.store = orm.Dict({"@module": "maggma.stores", "@class": "MemoryStore"})
     with pytest.raises(ValueError, match="the flow input"):
-        run_get_node(JobflowWorkChain, flow=orm.SinglefileData.from_string("[1, 2]"), store=builder.store, root_dir=builder.root_dir)
+        run_get_node(
+            JobflowWorkChain,
+            flow=orm.SinglefileData.from_string("[1, 2]"),
+            store=builder.store,
+            root_dir=builder.root_dir,
+        )
 
 
 def _check_demo(store: CrystalMathJobStore, nodes: list[orm.WorkChainNode]) -> None:
@@ -175,9 +186,9 @@ def _check_demo(store: CrystalMathJobStore, nodes: list[orm.WorkChainNode]) -> N
     store.connect()
     relax = store.query_one({"name": "relax"})["output"]
     assert relax["output"]["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
-    assert store.query_one({"name": "static"})["output"]["output"]["energy_hartree"] == pytest.approx(
-        MGO_STATIC_HA, abs=1e-8
-    )
+    assert store.query_one({"name": "static"})["output"]["output"][
+        "energy_hartree"
+    ] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     recovered = store.query_one({"name": "NiO static", "index": 2})["output"]
     assert recovered["output"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
     assert store.query_one({"name": "NiO static", "index": 1})["output"]["state"] == "failed"
@@ -217,7 +228,9 @@ def test_demo_flows_in_flow_mode(codes, replay, store, tmp_path):
     ]
 
 
-def test_flows_submitted_to_the_daemon(codes, replay, store, tmp_path, submit_and_await, started_daemon_client):
+def test_flows_submitted_to_the_daemon(
+    codes, replay, store, tmp_path, submit_and_await, started_daemon_client
+):
     """Non-blocking: ``submit_flow`` returns at once, a daemon worker runs the flow."""
     del codes, started_daemon_client
     replay(DEMO_REPLAY)
@@ -226,3 +239,29 @@ def test_flows_submitted_to_the_daemon(codes, replay, store, tmp_path, submit_an
     nodes = [submit_and_await(node, timeout=300) for node in nodes]
     assert all(node.is_finished_ok for node in nodes), [node.exit_message for node in nodes]
     _check_demo(store, nodes)
+
+
+def test_high_throughput_batch_to_the_daemon(
+    codes, replay, store, tmp_path, submit_and_await, started_daemon_client
+):
+    """The builder's ``aiida-daemon`` engine: one work chain per flow, submitted, run by the daemon."""
+    from crystal_atomate.demo import mgo_makers, mgo_structure
+    from crystal_atomate.highthroughput import (
+        Candidate,
+        HighThroughputBuilder,
+        make_engine,
+        submit_batch,
+    )
+
+    del codes, started_daemon_client
+    replay({"static": DEMO_REPLAY["static"]})
+    batch = HighThroughputBuilder(mgo_makers()["static"], batch_id="daemon").build(
+        [Candidate("mgo", mgo_structure())], store
+    )
+    (result,) = submit_batch(batch, make_engine("aiida-daemon", store, tmp_path))
+    assert result.state == "submitted" and result.detail.startswith("AiiDA work chain ")
+    node = submit_and_await(orm.load_node(int(result.detail.split()[-1])), timeout=300)
+    assert node.is_finished_ok, node.exit_message
+    store.connect()
+    doc = store.query_one({"name": "static"})["output"]
+    assert doc["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)

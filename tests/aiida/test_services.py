@@ -1,6 +1,7 @@
 """Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``, the daemon
 through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they run, and
-every result checked and written to the jobflow store (CrystalMathJobStore).
+every result checked and written to the jobflow store (CrystalMathJobStore); then the demo's flows in
+flow mode, the daemon restarted mid-flow, every task document in the store.
 
 Outside CI these tests skip when the services are not running; in CI (``CI=true``) they fail, so a
 broken service setup cannot pass unnoticed.
@@ -19,9 +20,10 @@ import pytest
 from aiida import orm
 from aiida.engine import submit
 
+from crystal_atomate.aiida.flow_mode import submit_flow
 from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
-from crystal_atomate.demo import DEMO_REPLAY, mgo_structure, nio_structure
+from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
@@ -78,6 +80,7 @@ def psql_profile(tmp_path_factory, aiida_profile):
             "broker_virtual_host": "",
         },
     )
+    _verdi(name, "config", "set", "daemon.timeout", "30")  # stopping workers takes longer on a busy CI machine
     yield profile
     _verdi(name, "daemon", "stop")
     from aiida import load_profile
@@ -108,7 +111,6 @@ def test_daemon_restart_mid_flow_finishes_every_job(psql_profile, tmp_path):
         tmp_path / "replay",
     )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     host.set_prepend_text(replay_prepend_text(plan, reference_dir()))
-    _verdi(psql_profile.name, "config", "set", "daemon.timeout", "30")
     started = _verdi(psql_profile.name, "daemon", "start", "2")
     assert started.returncode == 0, started.stderr
     jobs = {
@@ -130,3 +132,33 @@ def test_daemon_restart_mid_flow_finishes_every_job(psql_profile, tmp_path):
     energies = {doc["name"]: doc["output"]["energy_hartree"] for doc in store.query({})}
     assert energies == pytest.approx({"relax": MGO_RELAX_HA, "static": MGO_STATIC_HA, "NiO static": NIO_RECOVERED_HA}, abs=1e-8)
     assert orm.QueryBuilder().append(orm.CalcJobNode).count() == 4
+
+
+def test_flow_mode_survives_a_daemon_restart(psql_profile, tmp_path):
+    """Flow mode on the scaled-out profile: the demo's flows as work chains, the daemon restarted
+    while they run (their plans come back from the checkpoints), every task document in the store."""
+    host = ensure_localhost("localhost", tmp_path / "run")
+    ensure_codes(host, "crystal-atomate-replay", "crystal-atomate-replay")
+    plan = use_replay(DEMO_REPLAY, tmp_path / "replay")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
+    host.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+    started = _verdi(psql_profile.name, "daemon", "start", "2")
+    assert started.returncode == 0, started.stderr
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    nodes = [submit_flow(flow, store=store, root_dir=tmp_path / "jobs") for flow in demo_flows()]
+    time.sleep(5)
+    restarted = _verdi(psql_profile.name, "daemon", "restart")
+    assert restarted.returncode == 0, restarted.stderr
+    deadline = time.monotonic() + 400
+    while not all(node.is_terminated for node in nodes) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert all(node.is_finished_ok for node in nodes), [(node.process_state, node.exit_message) for node in nodes]
+    store.connect()
+    energies = {
+        (doc["name"], doc["index"]): doc["output"]["output"].get("energy_hartree")
+        for doc in store.query({}, properties=["name", "index", "output.output.energy_hartree"])
+    }
+    assert set(energies) == {("relax", 1), ("static", 1), ("band structure", 1), ("dos", 1), ("NiO static", 1), ("NiO static", 2)}
+    assert energies[("relax", 1)] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
+    assert energies[("static", 1)] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    assert energies[("NiO static", 2)] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
+    assert sum(len(node.called) for node in nodes) == 6
