@@ -9,14 +9,18 @@ process would hide the reason from the restart work chain and from ``verdi proce
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
+from aiida.orm.nodes.repository import NodeRepository
 from aiida.parsers import Parser
 from pymatgen.core import Structure
 
@@ -32,6 +36,8 @@ from crystal_atomate.sets.base import RESTART_FILES
 __all__ = ["CrystalParser", "PropertiesParser", "primary_error", "summarise"]
 
 _OPT_STEP = re.compile(r"^opt[ca]\d{3,}$")
+#: What ``parse_output`` reads: the output and, found beside it, fort.87 and SCFOUT.LOG.
+_READ_BESIDE_OUTPUT = frozenset({OUTPUT_FILE, "fort.87", "SCFOUT.LOG"})
 
 
 def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
@@ -65,12 +71,13 @@ class CrystalParser(Parser):
 
     def parse(self, **kwargs: Any) -> ExitCode | None:
         """Parse the retrieved files; the exit code comes from the catalogue."""
-        names = set(self.retrieved.base.repository.list_object_names())
+        repository = self.retrieved.base.repository
+        names = set(repository.list_object_names())
         if OUTPUT_FILE not in names:
             return self.exit_codes.ERROR_OUTPUT_FILE_MISSING
         temporary = kwargs.get("retrieved_temporary_folder")
         left_behind = _restart_files_present(names, Path(temporary) if temporary else None)
-        with self.retrieved.base.repository.as_path() as directory:
+        with _copied(repository, sorted(name for name in names if _is_read(name))) as directory:
             try:
                 out = parse_output(directory / OUTPUT_FILE)
             except Exception as exc:  # noqa: BLE001 - any failure to read the output is the run's, not ours
@@ -86,6 +93,24 @@ class CrystalParser(Parser):
         if out.state == "converged":
             return None
         return self.exit_codes[exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))]
+
+
+def _is_read(name: str) -> bool:
+    """Whether the parser reads this retrieved file: the output, the companions ``parse_output``
+    finds beside it, the optimisation steps (not the scheduler's files, fort.34 or restart files)."""
+    return name in _READ_BESIDE_OUTPUT or bool(_OPT_STEP.match(name))
+
+
+@contextmanager
+def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
+    """These files of the repository in a temporary directory. Not ``as_path()`` of the whole
+    folder: every object copied is a disk-objectstore lookup, and most retrieved files are not read."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        for name in names:
+            with repository.open(name, mode="rb") as source, (directory / name).open("wb") as target:
+                shutil.copyfileobj(source, target)
+        yield directory
 
 
 def _restart_files_present(retrieved: set[str], temporary: Path | None) -> list[str]:
