@@ -40,8 +40,8 @@ import time
 __all__ = [
     "DEFAULT_IDLE",
     "EXEC_DIR_ENV",
-    "execution_command",
     "exec_dir",
+    "execution_command",
     "running_servers",
     "server_key",
     "stop_servers",
@@ -379,7 +379,7 @@ class _Server:
         """Own the socket path (its lock) and listen; False if another server already serves it."""
         import fcntl
 
-        self.lock = open(self.lock_path, "a+")
+        self.lock = open(self.lock_path, "a+")  # noqa: SIM115 - held (so open) while serving
         deadline = time.monotonic() + timeout
         while True:
             try:
