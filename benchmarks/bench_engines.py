@@ -1,6 +1,7 @@
 """Throughput of crystal_atomate static jobs through run_locally, FireWorks and jobflow-remote.
 
-Run: ``python benchmarks/bench_engines.py [--n 500] [--json results.json]``
+Run: ``python benchmarks/bench_engines.py [--n 500] [--plain-executor] [--runner-delay 1]
+[--json results.json]``
 
 Every engine runs the same ``--n`` one-job flows: the demo's NiO static SCF (UHF, replayed from the
 recorded converged run, so each job is a real CRYSTAL-replay subprocess, a real output parse and a
@@ -11,7 +12,9 @@ the first submission to the last stored document:
 * FireWorks, 1 launcher: ``add_flows`` to the embedded LaunchPad, one ``rlaunch rapidfire``;
 * FireWorks, 2 launchers: the same with two concurrent launchers;
 * jobflow-remote, local worker: ``submit_flows`` to the embedded queue, the real ``jf runner``
-  daemon (1 s polling), a local shell worker running 1 or 2 jobs at a time.
+  daemon (``--runner-delay``, default 1 s polling), a local shell worker running 1 or 2 jobs at a time, each job forked from
+  the warm executor's server (``crystal_atomate.engines.remote_exec``; its start-up is timed);
+  with ``--plain-executor`` also one worker with jobflow-remote's own ``jf -fe execution run``.
 
 Engine overhead per job is measured where it is unambiguous, on one worker:
 ``(engine wall time - run_locally wall time) / n``. With two workers on this 2-core machine the
@@ -46,6 +49,7 @@ from crystal_atomate.engines.remote import (
     submit_flows,
     write_project,
 )
+from crystal_atomate.engines.remote_exec import EXEC_DIR_ENV, stop_servers
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.replay_setup import use_replay
@@ -122,7 +126,9 @@ def _wait(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.5)
 
 
-def bench_remote(root: Path, n: int, env: dict[str, str], max_jobs: int) -> tuple[float, float]:
+def bench_remote(
+    root: Path, n: int, env: dict[str, str], max_jobs: int, delay: float, warm: bool = True
+) -> tuple[float, float]:
     """Wall time from the first submission to the last job COMPLETED, and the submitting alone."""
     name = "bench"
     config = project_config(
@@ -132,14 +138,16 @@ def bench_remote(root: Path, n: int, env: dict[str, str], max_jobs: int) -> tupl
         work_dir=root / "work",
         base_dir=root / "base",
         env=env,
-        runner=runner_delays(1),
+        runner=runner_delays(delay),
         max_jobs=max_jobs,
+        warm_executor=warm,
     )
     project_file = write_project(config, root / "projects")
     jf_env = {
         **os.environ,
         "JFREMOTE_PROJECTS_FOLDER": str(root / "projects"),
         "JFREMOTE_PROJECT": name,
+        EXEC_DIR_ENV: str(root / "exec"),
     }
     queue = EmbeddedMongoStore(root / "db", collection_name="jobs")
     flows = static_flows(n)
@@ -155,6 +163,7 @@ def bench_remote(root: Path, n: int, env: dict[str, str], max_jobs: int) -> tupl
     finally:
         queue.close()
         _jf(jf_env, "runner", "shutdown", "--wait")
+        stop_servers(str(root / "exec"))
         stop_server(root / "db")
     _successful(CrystalMathJobStore(root / "ui.db"), n)
     return elapsed, submitted
@@ -164,8 +173,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="static jobs per engine")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--runner-delay", type=float, default=1.0, help="seconds between the runner's polls"
+    )
+    parser.add_argument(
+        "--plain-executor",
+        action="store_true",
+        help="also run jobflow-remote with `jf -fe execution run` per job (no warm executor)",
+    )
     args = parser.parse_args()
-    n = args.n
+    n, delay = args.n, args.runner_delay
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         base = Path(tmp)
         env = use_replay(REPLAY, base / "replay")
@@ -173,9 +190,14 @@ def main() -> None:
             "run_locally": (1, lambda root: bench_local(root, n, env)),
             "FireWorks, 1 launcher": (1, lambda root: bench_fireworks(root, n, env, 1)),
             "FireWorks, 2 launchers": (2, lambda root: bench_fireworks(root, n, env, 2)),
-            "jobflow-remote, 1 job at a time": (1, lambda root: bench_remote(root, n, env, 1)),
-            "jobflow-remote, 2 jobs at a time": (2, lambda root: bench_remote(root, n, env, 2)),
+            "jobflow-remote, 1 job at a time": (1, lambda root: bench_remote(root, n, env, 1, delay)),
+            "jobflow-remote, 2 jobs at a time": (2, lambda root: bench_remote(root, n, env, 2, delay)),
         }
+        if args.plain_executor:
+            runs["jobflow-remote, plain jf execution run, 1 job at a time"] = (
+                1,
+                lambda root: bench_remote(root, n, env, 1, delay, warm=False),
+            )
         results = {}
         for index, (label, (workers, run)) in enumerate(runs.items()):
             root = base / f"engine-{index}"
