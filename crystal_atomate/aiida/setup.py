@@ -45,7 +45,11 @@ def ensure_profile(
     email: str = "crystal-atomate@localhost",
 ) -> Any:
     """Load profile ``name``, creating it first if needed (embedded SQLite + ZeroMQ by default, as
-    ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one)."""
+    ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one).
+
+    A profile made without a broker polls the processes a work chain waits for every
+    ``runner.poll.interval`` (AiiDA's default: 60 s), as no broadcast says they finished; it is set
+    to 1 s here, or a flow-mode work chain would idle a minute after each wave of CalcJobs."""
     from aiida import load_profile
     from aiida.manage.configuration import create_profile, get_config
 
@@ -63,6 +67,8 @@ def ensure_profile(
             broker_config=broker_config,
         )
         profile.set_option("warnings.development_version", False)
+        if broker is None:
+            profile.set_option("runner.poll.interval", 1)
         if config.default_profile_name is None:
             config.set_default_profile(name)
         config.update_profile(profile)

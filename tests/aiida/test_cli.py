@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 
 from aiida import orm
@@ -34,6 +35,21 @@ def test_setup_is_idempotent_and_registers_the_plugins(tmp_path):
     assert "crystal_atomate.crystal" in plugins.stdout and "crystal_atomate.properties" in plugins.stdout
     profile = subprocess.run(["verdi", "profile", "show", "fresh"], env=env, capture_output=True, text=True)
     assert "core.sqlite_dos" in profile.stdout and "core.zeromq" in profile.stdout
+
+
+def test_a_profile_without_broker_polls_its_waiting_processes_every_second(tmp_path):
+    """Without a broker nothing announces that a work chain's CalcJobs finished; AiiDA's 60 s default
+    poll would idle a flow-mode work chain a minute per wave."""
+    script = (
+        "from crystal_atomate.aiida.setup import ensure_profile\n"
+        "for name, broker in (('quiet', None), ('zmq', 'core.zeromq')):\n"
+        "    print(name, ensure_profile(name, broker=broker).get_option('runner.poll.interval'))\n"
+    )
+    env = dict(os.environ, AIIDA_PATH=str(tmp_path))
+    env.pop("AIIDA_PROFILE", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["quiet", "1", "zmq", "None"]  # None: AiiDA's default
 
 
 def _tui_db(path, jobs):
