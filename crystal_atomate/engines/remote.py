@@ -87,7 +87,7 @@ def runner_delays(seconds: float) -> dict[str, float]:
 
 #: For a workstation queue; jobflow-remote's defaults (30 s and more) are meant for cluster
 #: schedulers and would leave a 2 s CRYSTAL job waiting half a minute at each step.
-RUNNER_DELAYS = runner_delays(2)
+RUNNER_DELAYS = runner_delays(1)
 
 _UI_STATUS = {
     JobState.WAITING: "QUEUED",
