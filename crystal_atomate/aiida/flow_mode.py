@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
+from contextlib import chdir
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,6 @@ from jobflow import CURRENT_JOB, Flow, Job, JobStore, Response
 from jobflow.core.flow import get_flow
 from jobflow.core.reference import OnMissing
 from monty.json import MontyDecoder, MontyEncoder
-from monty.os import cd
 
 from crystal_atomate.aiida.executor import CalcJobPending, finished_calcjobs, use_aiida_executor
 
@@ -239,7 +240,7 @@ class JobflowWorkChain(WorkChain):
         workdir.mkdir(parents=True, exist_ok=True)
         entry["waiting"] = False
         try:
-            with cd(workdir), finished_calcjobs(entry["calcs"]):
+            with chdir(workdir), finished_calcjobs(entry["calcs"]):
                 response = job.run(store=store, job_dir=workdir)
         except CalcJobPending as pending:
             node = self.submit(pending.builder)
@@ -274,14 +275,6 @@ def _flow(value: orm.SinglefileData) -> Flow:
     return get_flow(flow)
 
 
-def _validate_flow(value: orm.SinglefileData, _: Any) -> str | None:
-    try:
-        _flow(value)
-    except Exception as error:  # noqa: BLE001 - any failure means the same: not a flow
-        return f"the flow input is not a jobflow Flow or Job in JSON: {error}"
-    return None
-
-
 def _store(value: orm.Dict) -> JobStore:
     store = MontyDecoder().process_decoded(value.get_dict())
     if not isinstance(store, JobStore):
@@ -289,12 +282,21 @@ def _store(value: orm.Dict) -> JobStore:
     return store
 
 
-def _validate_store(value: orm.Dict, _: Any) -> str | None:
-    try:
-        _store(value)
-    except Exception as error:  # noqa: BLE001 - any failure means the same: not a store
-        return f"the store input is not a JobStore's as_dict(): {error}"
-    return None
+def _validator(read: Callable[[Any], Any], what: str) -> Callable[[Any, Any], str | None]:
+    """A port validator: None when ``read`` takes the value, else why not, naming the input."""
+
+    def validate(value: Any, _: Any) -> str | None:
+        try:
+            read(value)
+        except Exception as error:  # noqa: BLE001 - any failure means the same: not what it must be
+            return f"the {what}: {error}"
+        return None
+
+    return validate
+
+
+_validate_flow = _validator(_flow, "flow input is not a jobflow Flow or Job in JSON")
+_validate_store = _validator(_store, "store input is not a JobStore's as_dict()")
 
 
 def flow_builder(
