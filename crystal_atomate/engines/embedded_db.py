@@ -45,6 +45,8 @@ from litemongo._vendor.mongomock.filtering import filter_applies
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
+from crystal_atomate.engines.remote_exec import lock_holder
+
 __all__ = [
     "EmbeddedDatabaseError",
     "connect",
@@ -178,18 +180,7 @@ def connect(db_dir: str | Path, **client_kwargs: Any) -> MongoClient:
 
 def _server_pid(db_dir: Path) -> int | None:
     """The pid of the process holding ``db_dir``'s lock, or None if the lock is free."""
-    lock_path = db_dir / _LOCK_NAME
-    if not lock_path.exists():
-        return None
-    with open(lock_path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            text = lock.read().strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    return None
+    return lock_holder(str(db_dir / _LOCK_NAME))
 
 
 # --------------------------------------------------------------------------- commands

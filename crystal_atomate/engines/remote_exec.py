@@ -42,6 +42,7 @@ __all__ = [
     "EXEC_DIR_ENV",
     "exec_dir",
     "execution_command",
+    "lock_holder",
     "running_servers",
     "server_key",
     "stop_servers",
@@ -545,21 +546,32 @@ def serve_main(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- administration
 
 
+def lock_holder(lock_path: str) -> int | None:
+    """The pid written in ``lock_path`` by the process holding its lock; None when the file is
+    missing or its lock is free (taken here for an instant, and let go as the file closes)."""
+    import fcntl
+
+    if not os.path.exists(lock_path):
+        return None
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            text = lock.read().strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
 def running_servers(directory: str | None = None) -> dict[str, int]:
     """The pid of every server holding its lock in ``directory`` (default :func:`exec_dir`), by key."""
-    import fcntl
     import glob
 
     servers = {}
     for lock_path in glob.glob(os.path.join(directory or exec_dir(), "*.lock")):
-        with open(lock_path, "a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                text = lock.read().strip()
-                if text.isdigit():
-                    servers[os.path.basename(lock_path)[: -len(".lock")]] = int(text)
+        pid = lock_holder(lock_path)
+        if pid is not None:
+            servers[os.path.basename(lock_path)[: -len(".lock")]] = pid
     return servers
 
 
