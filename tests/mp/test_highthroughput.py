@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -178,12 +179,21 @@ def test_engines(db_file: Path, tmp_path: Path) -> None:
         make_engine("slurm", store)
 
 
-def test_fireworks_engine_queues_the_tagged_flows(
-    db_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fireworks_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The embedded LaunchPad's folder for one test; its server is stopped afterwards (it has no
+    idle timeout: left running, it would outlive the test session)."""
+    from crystal_atomate.engines.embedded_db import stop_server
+
+    db_dir = tmp_path / "fw"
+    monkeypatch.setenv("CRYSTAL_ATOMATE_FW_DB", str(db_dir))
+    yield db_dir
+    stop_server(db_dir)
+
+
+def test_fireworks_engine_queues_the_tagged_flows(db_file: Path, tmp_path: Path, fireworks_db: Path) -> None:
     from crystal_atomate.engines.fireworks import open_launchpad
 
-    monkeypatch.setenv("CRYSTAL_ATOMATE_FW_DB", str(tmp_path / "fw"))
     open_launchpad().reset("", require_password=False)  # a new LaunchPad, as 'lpad reset' makes
     store = CrystalMathJobStore(db_file)
     batch = HighThroughputBuilder("static", MGO_STATIC, batch_id="fw").build([Candidate("mgo", mgo_structure())])
