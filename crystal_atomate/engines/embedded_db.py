@@ -344,13 +344,18 @@ class _Commands:
         return self._cursor(f"{db.name}.{target}", entries, 0, single=True)
 
     def drop_indexes(self, db: Any, target: str, command: Document) -> Document:
+        """Drop indexes one by one, ``"*"`` too: the bulk ``drop_indexes`` of litemongo's mongomock
+        swaps the collection's stored index table for an in-memory dict, so every index made after
+        it (``jf admin reset`` and ``lpad reset`` drop, then rebuild) was lost, unique ones included,
+        when the server restarted."""
         collection = db[target]
         index = command["index"]
         if index == "*":
-            collection.drop_indexes()
+            names = [name for name in collection.index_information() if name != "_id_"]
         else:
-            for name in index if isinstance(index, list) else [index]:
-                collection.drop_index(list(name.items()) if isinstance(name, dict) else name)
+            names = index if isinstance(index, list) else [index]
+        for name in names:
+            collection.drop_index(list(name.items()) if isinstance(name, dict) else name)
         return {}
 
     # reads

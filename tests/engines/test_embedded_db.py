@@ -102,6 +102,36 @@ def test_server_start_is_idempotent_across_processes(db_dir: Path) -> None:
     assert not stop_server(db_dir)
 
 
+def test_indexes_rebuilt_after_a_reset_survive_a_server_restart(db_dir: Path) -> None:
+    """``jf admin reset`` and ``lpad reset`` drop a collection and its indexes, then build them again;
+    after a restart the unique ones must still refuse a duplicate job id, and queries keep their index."""
+    from pymongo.errors import DuplicateKeyError
+
+    def jobs():
+        return connect(db_dir)["queue"]["jobs"]
+
+    before = jobs()
+    before.insert_one({"db_id": "0"})
+    before.create_index("state")
+    before.drop()
+    before.drop_indexes()
+    before.create_index("db_id", unique=True)
+    before.create_index("state")
+    before.insert_one({"db_id": "1", "state": "READY"})
+    rebuilt = sorted(before.index_information())
+    before.database.client.close()
+    stop_server(db_dir)
+
+    after = jobs()
+    assert sorted(after.index_information()) == rebuilt == ["_id_", "db_id_1", "state_1"]
+    with pytest.raises(DuplicateKeyError):
+        after.insert_one({"db_id": "1"})
+    after.drop_indexes()
+    after.database.client.close()
+    stop_server(db_dir)
+    assert sorted(jobs().index_information()) == ["_id_"]
+
+
 def test_concurrent_rlaunch_runs_every_firework_exactly_once(
     db_dir: Path, tmp_path: Path, spawn: Spawn
 ) -> None:
