@@ -102,10 +102,11 @@ class FlowPlan:
         """The first job whose parents have all settled, after settling the jobs that can no longer
         run (a parent stopped its children, or failed); None when no job is ready."""
         while True:
+            open_uuids = {entry["uuid"] for entry in self.jobs}
             for entry in self.jobs:
                 if entry["waiting"]:
                     continue
-                verdict = self._verdict(entry)
+                verdict = self._verdict(entry, open_uuids)
                 if verdict == "ready":
                     return entry
                 if verdict in (STOPPED, FAILED):
@@ -118,10 +119,10 @@ class FlowPlan:
             else:
                 return None
 
-    def _verdict(self, entry: dict[str, Any]) -> str:
+    def _verdict(self, entry: dict[str, Any], open_uuids: set[str]) -> str:
+        """``ready``, ``wait`` (a parent's uuid still has jobs to run), or why it will never run."""
         if self.state["stop_all"]:
             return STOPPED
-        open_uuids = {other["uuid"] for other in self.jobs}
         if any(parent in open_uuids for parent in entry["parents"]):
             return "wait"
         outcomes = [self.state["outcomes"].get(parent) for parent in entry["parents"]]
