@@ -38,6 +38,7 @@ __all__ = [
     "embedded_launchpad",
     "remote_project",
     "run_launchers",
+    "wait_for_runner",
 ]
 
 #: Seconds the launchers get to run every Firework of a test's flows.
@@ -92,6 +93,22 @@ def _logs(launch_dir: Path) -> str:
     return "\n".join(log.read_text()[-2000:] for log in sorted(launch_dir.glob("launcher-*.log")))
 
 
+def wait_for_runner(
+    states: Callable[[], dict], wanted: Callable[[dict], bool], timeout: float, what: str, base_dir: Path
+) -> None:
+    """Poll ``states()`` until ``wanted`` holds; after ``timeout`` seconds ``TimeoutError`` with the
+    states and the tail of the runner log in ``base_dir``."""
+    deadline = time.monotonic() + timeout
+    current = states()
+    while not wanted(current):
+        if time.monotonic() > deadline:
+            log = base_dir / "log" / "runner.log"
+            tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}")
+        time.sleep(0.5)
+        current = states()
+
+
 @dataclass
 class RemoteProject:
     """A crystal_atomate project in a temporary projects folder, its flows submitted."""
@@ -125,17 +142,8 @@ class RemoteProject:
             jobs.close()
 
     def wait_for(self, wanted: Callable[[dict], bool], timeout: float, what: str) -> None:
-        """Poll :meth:`states` until ``wanted(states)``; ``TimeoutError`` with the runner log after
-        ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        states = self.states()
-        while not wanted(states):
-            if time.monotonic() > deadline:
-                log = self.base_dir / "log" / "runner.log"
-                tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
-                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}: {states}\n{tail}")
-            time.sleep(0.5)
-            states = self.states()
+        """Poll :meth:`states` until ``wanted(states)`` (see :func:`wait_for_runner`)."""
+        wait_for_runner(self.states, wanted, timeout, what, self.base_dir)
 
     def ui_rows(self) -> dict[str, tuple]:
         """The UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from jobflow import JobStore
 
 from crystal_atomate.engines.embedded_db import stop_server
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore, project_store_config
+from crystal_atomate.testing.engines import wait_for_runner
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -84,15 +84,7 @@ class RemoteProject:
             jobs.close()
 
     def wait_for_states(self, wanted: Callable[[dict[str, str]], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        states = self.states()
-        while not wanted(states):
-            if time.monotonic() > deadline:
-                log = self.base_dir / "log" / "runner.log"
-                tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
-                pytest.fail(f"timed out after {timeout:.0f} s; job states {states}\n{tail}")
-            time.sleep(0.5)
-            states = self.states()
+        wait_for_runner(self.states, wanted, timeout, "the job states", self.base_dir)
 
     def supervisord_pid(self) -> int | None:
         pid_file = self.base_dir / "daemon" / "supervisord.pid"
