@@ -1,0 +1,211 @@
+"""Remote AiiDA computers: a cluster reached over SSH with a batch scheduler, and CRYSTAL codes on it.
+
+``crystal-atomate aiida computer add`` and the cluster tests both call :func:`ensure_ssh_computer` and
+:func:`ensure_remote_code`, so the tests exercise what a user gets. A code's executable is checked
+over the computer's own transport: the CRYSTAL binary lives on the cluster, and whether it exists on
+the machine that runs AiiDA says nothing about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+
+__all__ = [
+    "ClusterComputer",
+    "ComputerMismatch",
+    "RemoteExecutableMissing",
+    "ensure_remote_code",
+    "ensure_ssh_computer",
+]
+
+
+class ComputerMismatch(ValueError):
+    """A computer with this label exists with other connection settings (AiiDA keeps them fixed)."""
+
+
+class RemoteExecutableMissing(FileNotFoundError):
+    """The executable a code would run is not a file on the remote computer."""
+
+
+@dataclass(frozen=True)
+class ClusterComputer:
+    """How to reach a cluster and how to run there: what ``aiida computer add`` asks for.
+
+    Parameters
+    ----------
+    label
+        The AiiDA computer label.
+    host, port, username, key_filename
+        The SSH login (key-only; ``key_filename`` an absolute path on this machine).
+    workdir
+        Where AiiDA makes each calculation's folder on the cluster (``{username}`` is expanded).
+    scheduler
+        An AiiDA scheduler plugin: ``core.slurm`` (default), ``core.pbspro``, ``core.direct`` ...
+    transport
+        ``core.ssh`` (paramiko; port and key taken from here) or ``core.ssh_async`` (OpenSSH; host
+        entry from ``~/.ssh/config``).
+    mpirun_command
+        How a parallel run starts (``srun`` under SLURM).
+    mpiprocs_per_machine
+        Default MPI processes per node; ``None`` leaves it to each job's resources.
+    poll_interval
+        Minimum seconds between two scheduler queries (AiiDA's default 10 s suits busy clusters).
+    prepend_text
+        Shell lines every job runs first (``module load crystal/23``).
+    """
+
+    label: str
+    host: str
+    username: str
+    workdir: str
+    port: int = 22
+    key_filename: str | None = None
+    scheduler: str = "core.slurm"
+    transport: str = "core.ssh"
+    mpirun_command: str = "srun"
+    mpiprocs_per_machine: int | None = None
+    poll_interval: float = 10.0
+    safe_interval: float = 1.0
+    prepend_text: str = ""
+    description: str = field(default="")
+
+
+def ensure_ssh_computer(spec: ClusterComputer) -> orm.Computer:
+    """The computer ``spec.label``: created, configured for the current user, or checked.
+
+    Parameters
+    ----------
+    spec
+        The cluster's connection and scheduler settings.
+
+    Returns
+    -------
+    orm.Computer
+        The stored, configured computer.
+
+    Raises
+    ------
+    ComputerMismatch
+        A computer with that label exists for another host, scheduler or transport.
+    """
+    try:
+        computer = orm.load_computer(spec.label)
+    except NotExistent:
+        computer = _store_computer(spec)
+    _check_same(computer, spec)
+    if not computer.is_configured:
+        computer.configure(**_auth_params(spec))
+    return computer
+
+
+def ensure_remote_code(
+    label: str,
+    computer: orm.Computer,
+    executable: str,
+    plugin: str,
+    prepend_text: str = "",
+) -> orm.InstalledCode:
+    """The code ``label@computer`` running ``executable``, checked to exist on ``computer``.
+
+    Parameters
+    ----------
+    label
+        The code label (``crystal``, ``Pcrystal``, ``properties``).
+    computer
+        The remote computer the executable lives on.
+    executable
+        Absolute path of the executable on that computer.
+    plugin
+        The default CalcJob plugin of the code.
+    prepend_text
+        Shell lines the code's jobs run first.
+
+    Returns
+    -------
+    orm.InstalledCode
+        The stored code (an existing one with the same executable is returned as it is).
+
+    Raises
+    ------
+    RemoteExecutableMissing
+        ``executable`` is not a file on ``computer``.
+    ComputerMismatch
+        A code with that label runs another executable there.
+    """
+    _check_remote_file(computer, executable)
+    try:
+        code = orm.load_code(f"{label}@{computer.label}")
+    except NotExistent:
+        return orm.InstalledCode(
+            label=label,
+            computer=computer,
+            filepath_executable=executable,
+            default_calc_job_plugin=plugin,
+            prepend_text=prepend_text,
+            description=f"CRYSTAL {label} on {computer.label}",
+        ).store()
+    if str(code.filepath_executable) != executable:
+        raise ComputerMismatch(
+            f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}"
+        )
+    return code
+
+
+def _store_computer(spec: ClusterComputer) -> orm.Computer:
+    """A new computer from ``spec``, with its poll interval and default MPI processes."""
+    computer = orm.Computer(
+        label=spec.label,
+        hostname=spec.host,
+        description=spec.description or f"{spec.scheduler} cluster at {spec.host}",
+        transport_type=spec.transport,
+        scheduler_type=spec.scheduler,
+        workdir=spec.workdir,
+    ).store()
+    computer.set_mpirun_command(spec.mpirun_command.split())
+    computer.set_minimum_job_poll_interval(spec.poll_interval)
+    if spec.mpiprocs_per_machine is not None:
+        computer.set_default_mpiprocs_per_machine(spec.mpiprocs_per_machine)
+    if spec.prepend_text:
+        computer.set_prepend_text(spec.prepend_text)
+    return computer
+
+
+def _check_same(computer: orm.Computer, spec: ClusterComputer) -> None:
+    """Refuse to reuse a computer whose host, scheduler or transport differ from ``spec``."""
+    stored = (computer.hostname, computer.scheduler_type, computer.transport_type)
+    wanted = (spec.host, spec.scheduler, spec.transport)
+    if stored != wanted:
+        raise ComputerMismatch(
+            f"computer {spec.label!r} is {stored[0]} ({stored[1]}, {stored[2]}), not "
+            f"{wanted[0]} ({wanted[1]}, {wanted[2]}): choose another label"
+        )
+
+
+def _auth_params(spec: ClusterComputer) -> dict[str, object]:
+    """Transport settings for ``computer.configure``: key-only login, no host-key prompt."""
+    params: dict[str, object] = {"safe_interval": spec.safe_interval, "use_login_shell": False}
+    if spec.transport == "core.ssh":
+        params |= {
+            "username": spec.username,
+            "port": spec.port,
+            "look_for_keys": spec.key_filename is None,
+            "key_filename": str(Path(spec.key_filename).resolve()) if spec.key_filename else "",
+            "key_policy": "AutoAddPolicy",
+            "timeout": 30,
+        }
+    else:
+        params["host"] = spec.host
+    return params
+
+
+def _check_remote_file(computer: orm.Computer, executable: str) -> None:
+    """Raise unless ``executable`` is a file on ``computer``, asked over its transport."""
+    with computer.get_transport() as transport:
+        if not transport.isfile(executable):
+            raise RemoteExecutableMissing(
+                f"{executable} is not a file on computer {computer.label!r} ({computer.hostname})"
+            )

@@ -1,0 +1,86 @@
+"""The loopback SLURM cluster that ``.ci/hpc.sh start`` runs, as the cluster tests see it.
+
+The script writes ``.ci/hpc.env`` (host, port, user, key); :func:`loopback_cluster` reads it (or the
+file ``CRYSTAL_ATOMATE_HPC_ENV`` names) and says why not when the cluster is not there, so the tests
+skip with that reason on a machine without it and run in CI, which starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LoopbackCluster", "ClusterUnavailable", "loopback_cluster"]
+
+_DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".ci" / "hpc.env"
+
+
+class ClusterUnavailable(RuntimeError):
+    """The loopback cluster is not running here (its env file is absent or sshd does not answer)."""
+
+
+@dataclass(frozen=True)
+class LoopbackCluster:
+    """SSH login and SLURM partition of the loopback cluster."""
+
+    host: str
+    port: int
+    user: str
+    key: str
+    known_hosts: str
+    partition: str
+
+    def ssh(self, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on the cluster's login node, as a user's terminal would."""
+        return subprocess.run(
+            ["ssh", "-q", "-i", self.key, "-p", str(self.port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={self.known_hosts}",
+             f"{self.user}@{self.host}", command],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+
+def loopback_cluster(env_file: str | Path | None = None) -> LoopbackCluster:
+    """The running loopback cluster.
+
+    Parameters
+    ----------
+    env_file
+        The file ``.ci/hpc.sh start`` wrote; default ``$CRYSTAL_ATOMATE_HPC_ENV`` or ``.ci/hpc.env``.
+
+    Returns
+    -------
+    LoopbackCluster
+        Its login and partition, once ``sinfo`` answers over SSH.
+
+    Raises
+    ------
+    ClusterUnavailable
+        No env file, no ``ssh`` client, or the login node does not answer.
+    """
+    path = Path(env_file or os.environ.get("CRYSTAL_ATOMATE_HPC_ENV") or _DEFAULT_ENV)
+    if not path.is_file():
+        raise ClusterUnavailable(f"no loopback cluster: {path} is absent (run '.ci/hpc.sh start')")
+    if shutil.which("ssh") is None:
+        raise ClusterUnavailable("no ssh client on this machine (apt-get install openssh-client)")
+    values = dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
+    )
+    cluster = LoopbackCluster(
+        host=values["CRYSTAL_ATOMATE_HPC_HOST"],
+        port=int(values["CRYSTAL_ATOMATE_HPC_PORT"]),
+        user=values["CRYSTAL_ATOMATE_HPC_USER"],
+        key=values["CRYSTAL_ATOMATE_HPC_KEY"],
+        known_hosts=values["CRYSTAL_ATOMATE_HPC_KNOWN_HOSTS"],
+        partition=values["CRYSTAL_ATOMATE_HPC_PARTITION"],
+    )
+    answer = cluster.ssh("sinfo -h -o %t")
+    if answer.returncode != 0 or "idle" not in answer.stdout and "mix" not in answer.stdout:
+        raise ClusterUnavailable(
+            f"the loopback cluster at {cluster.host}:{cluster.port} does not answer: "
+            f"{(answer.stderr or answer.stdout).strip() or 'no idle node'}"
+        )
+    return cluster

@@ -1,0 +1,106 @@
+"""A CRYSTAL step through SSH and SLURM: the loopback cluster that ``.ci/hpc.sh`` starts.
+
+The computer and code are made by the same functions ``crystal-atomate aiida computer add`` calls;
+the CalcJob goes through sshd (``core.ssh``) and ``sbatch`` on a real one-node SLURM cluster, and the
+replayed CRYSTAL run gives the Maker tests' energy.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from aiida import orm
+from click.testing import CliRunner
+from jobflow import run_locally
+
+from crystal_atomate.aiida.computers import (
+    ClusterComputer,
+    ComputerMismatch,
+    RemoteExecutableMissing,
+    ensure_remote_code,
+    ensure_ssh_computer,
+)
+from crystal_atomate.aiida.executor import use_aiida_executor
+from crystal_atomate.aiida.setup import replay_prepend_text
+from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
+from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.hpc import ClusterUnavailable, LoopbackCluster, loopback_cluster
+from crystal_atomate.testing.reference import reference_dir
+from crystal_atomate.testing.replay_setup import use_replay
+
+MGO_STATIC_HA = -2.7544859113743e02
+
+
+@pytest.fixture(scope="module")
+def cluster() -> LoopbackCluster:
+    """The running loopback cluster, or a skip that says how to start it."""
+    try:
+        return loopback_cluster()
+    except ClusterUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def slurm_spec(cluster, tmp_path_factory) -> ClusterComputer:
+    """The loopback cluster as ``aiida computer add`` would describe it (1 s scheduler polls)."""
+    return ClusterComputer(
+        label="loopback-slurm",
+        host=cluster.host,
+        port=cluster.port,
+        username=cluster.user,
+        key_filename=cluster.key,
+        workdir=str(tmp_path_factory.mktemp("slurm_workdir")),
+        mpiprocs_per_machine=1,
+        poll_interval=1.0,
+        safe_interval=0.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm_computer(aiida_profile, slurm_spec) -> orm.Computer:
+    """The stored and configured SSH + SLURM computer."""
+    return ensure_ssh_computer(slurm_spec)
+
+
+def test_computer_is_made_once_and_passes_verdi_computer_test(slurm_computer, slurm_spec):
+    from aiida.cmdline.commands.cmd_computer import computer_test
+
+    assert ensure_ssh_computer(slurm_spec).uuid == slurm_computer.uuid
+    assert (slurm_computer.scheduler_type, slurm_computer.transport_type) == ("core.slurm", "core.ssh")
+    result = CliRunner().invoke(computer_test, [slurm_computer.label], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Success: all 6 tests succeeded" in result.output or "all tests succeeded" in result.output
+
+
+def test_same_label_for_another_host_is_refused(slurm_computer, slurm_spec):
+    other = ClusterComputer(**{**slurm_spec.__dict__, "host": "login.example.org"})
+    with pytest.raises(ComputerMismatch, match="login.example.org"):
+        ensure_ssh_computer(other)
+
+
+def test_code_executable_is_checked_on_the_cluster(slurm_computer):
+    with pytest.raises(RemoteExecutableMissing, match="/opt/crystal23/bin/crystal"):
+        ensure_remote_code("crystal", slurm_computer, "/opt/crystal23/bin/crystal", "crystal_atomate.crystal")
+
+
+def test_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
+    replay = shutil.which("crystal-atomate-replay")
+    assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
+    code = ensure_remote_code("crystal", slurm_computer, replay, "crystal_atomate.crystal")
+    plan = use_replay({"static": DEMO_REPLAY["static"]}, tmp_path / "replay")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
+    slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    flow = use_aiida_executor(
+        mgo_makers()["static"].make(mgo_structure()), code=code.full_label, queue_name=cluster.partition
+    )
+    run_locally(flow, store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False)
+    store.connect()
+    doc = store.query_one({"name": "static"})["output"]
+    assert doc["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    node = orm.load_node(doc["calcs_reversed"][0]["run"]["aiida_uuid"])
+    assert node.is_finished_ok and node.computer.label == "loopback-slurm"
+    job_id = node.get_job_id()
+    assert job_id and job_id.isdigit()
+    state = cluster.ssh(f"squeue -h -t all -j {job_id} -o %T").stdout.strip()
+    assert state == "COMPLETED"
