@@ -14,10 +14,13 @@ from pathlib import Path
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from crystal_atomate.stores.ui_clusters import UICluster
+
 __all__ = [
     "ClusterComputer",
     "ComputerMismatch",
     "RemoteExecutableMissing",
+    "cluster_from_ui",
     "ensure_remote_code",
     "ensure_ssh_computer",
 ]
@@ -209,3 +212,34 @@ def _check_remote_file(computer: orm.Computer, executable: str) -> None:
             raise RemoteExecutableMissing(
                 f"{executable} is not a file on computer {computer.label!r} ({computer.hostname})"
             )
+
+
+def cluster_from_ui(cluster: UICluster, workdir: str | None = None) -> ClusterComputer:
+    """The AiiDA computer for a cluster the CrystalMath UI defined.
+
+    Parameters
+    ----------
+    cluster
+        The UI's cluster row (:func:`crystal_atomate.stores.ui_clusters.read_ui_cluster`).
+    workdir
+        Where calculations run on the cluster; default ``/tmp/{username}/aiida_run`` beside nothing
+        the UI keeps (its rows name no scratch folder).
+
+    Returns
+    -------
+    ClusterComputer
+        SLURM for the UI's ``slurm`` clusters, direct execution for its plain ``ssh`` ones; the UI's
+        setup commands become the computer's prepend text.
+    """
+    return ClusterComputer(
+        label=cluster.name,
+        host=cluster.hostname,
+        port=cluster.port,
+        username=cluster.username,
+        key_filename=cluster.key_file,
+        workdir=workdir or "/tmp/{username}/aiida_run",
+        scheduler="core.slurm" if cluster.kind == "slurm" else "core.direct",
+        mpirun_command="srun" if cluster.kind == "slurm" else "mpirun -np {tot_num_mpiprocs}",
+        prepend_text="\n".join(cluster.setup_commands),
+        description=f"from the CrystalMath UI's cluster {cluster.name!r}",
+    )

@@ -104,3 +104,42 @@ def test_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
     assert job_id and job_id.isdigit()
     state = cluster.ssh(f"squeue -h -t all -j {job_id} -o %T").stdout.strip()
     assert state == "COMPLETED"
+
+
+def test_a_cluster_defined_in_the_ui_becomes_the_same_computer(aiida_profile, cluster, tmp_path):
+    from crystal_atomate.aiida.computers import cluster_from_ui
+    from crystal_atomate.stores.ui_clusters import UIClusterMissing, read_ui_cluster
+    from crystal_atomate.testing.ui_client import UIClientMissing, ui_module
+
+    try:
+        database = ui_module("src.core.database")
+    except UIClientMissing as exc:
+        pytest.skip(str(exc))
+    db_file = tmp_path / ".crystal_tui.db"
+    ui = database.Database(db_file)
+    ui.create_cluster(
+        name="ui-loopback", type="slurm", hostname=cluster.host, username=cluster.user, port=cluster.port,
+        connection_config={"key_file": cluster.key, "slurm": {"partition": cluster.partition}},
+        setup_commands=["export OMP_NUM_THREADS=1"],
+    )
+    before = sqlite_dump(db_file)
+    ui_cluster = read_ui_cluster(db_file, "ui-loopback")
+    assert (ui_cluster.kind, ui_cluster.port, ui_cluster.slurm) == ("slurm", cluster.port, {"partition": "debug"})
+    spec = cluster_from_ui(ui_cluster, workdir=str(tmp_path / "ui_workdir"))
+    computer = ensure_ssh_computer(spec)
+    assert (computer.scheduler_type, computer.hostname) == ("core.slurm", cluster.host)
+    assert computer.get_prepend_text() == "export OMP_NUM_THREADS=1"
+    with computer.get_transport() as transport:
+        assert transport.isdir(str(tmp_path))
+    with pytest.raises(UIClusterMissing, match="ui-loopback"):
+        read_ui_cluster(db_file, "no-such-cluster")
+    assert sqlite_dump(db_file) == before
+
+
+def sqlite_dump(db_file) -> list[str]:
+    """Every row of the UI's database as SQL text: what the UI owns must not change."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db_file)) as conn:
+        return list(conn.iterdump())

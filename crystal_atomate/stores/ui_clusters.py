@@ -1,0 +1,102 @@
+"""The clusters the CrystalMath UI defined (its ``clusters`` table), read-only.
+
+A user who set a cluster up in the UI should not type it again for AiiDA, jobflow-remote or
+FireWorks: the engines turn a :class:`UICluster` into their own configuration. The UI owns the rows;
+they are only ever read here, through a read-only connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crystal_atomate.stores.ui_queries import open_readonly
+
+__all__ = ["UIClusterMissing", "UICluster", "read_ui_cluster"]
+
+
+class UIClusterMissing(LookupError):
+    """The UI's database has no cluster of that name (or no ``clusters`` table at all)."""
+
+
+@dataclass(frozen=True)
+class UICluster:
+    """One row of the UI's ``clusters`` table, its JSON columns decoded.
+
+    Attributes
+    ----------
+    name, kind, hostname, port, username
+        The UI's columns (``kind`` is its ``type``: ``ssh`` or ``slurm``).
+    key_file
+        ``connection_config.key_file``; ``None`` when the UI relies on the SSH agent or config.
+    slurm
+        ``connection_config.slurm`` (partition, account, qos, time ...), as the UI keeps it.
+    cry23_root
+        Where CRYSTAL23 is installed on the cluster (its ``bin/`` holds ``crystal``/``Pcrystal``).
+    setup_commands
+        Shell lines a job runs first (``module load ...``).
+    """
+
+    name: str
+    kind: str
+    hostname: str
+    port: int
+    username: str
+    key_file: str | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+    cry23_root: str | None = None
+    setup_commands: tuple[str, ...] = ()
+
+
+def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
+    """The UI's cluster ``name``.
+
+    Parameters
+    ----------
+    db_file
+        The shared database (``.crystal_tui.db``).
+    name
+        The cluster's name in the UI.
+
+    Returns
+    -------
+    UICluster
+        The row, decoded.
+
+    Raises
+    ------
+    UIClusterMissing
+        No such cluster; the message lists the ones there are.
+    """
+    with closing(open_readonly(db_file)) as conn:
+        conn.row_factory = _dict_row
+        try:
+            row = conn.execute("SELECT * FROM clusters WHERE name = ?", (name,)).fetchone()
+            names = [r["name"] for r in conn.execute("SELECT name FROM clusters ORDER BY name")]
+        except sqlite3.OperationalError as exc:  # a database the UI never migrated to clusters
+            raise UIClusterMissing(f"{db_file} has no clusters table: {exc}") from exc
+    if row is None:
+        raise UIClusterMissing(
+            f"no cluster {name!r} in {db_file} (clusters: {', '.join(names) or 'none'})"
+        )
+    config = json.loads(row.get("connection_config") or "{}")
+    return UICluster(
+        name=row["name"],
+        kind=row["type"],
+        hostname=row["hostname"],
+        port=int(row["port"]),
+        username=row["username"],
+        key_file=config.get("key_file"),
+        slurm=dict(config.get("slurm") or {}),
+        cry23_root=row.get("cry23_root"),
+        setup_commands=tuple(json.loads(row.get("setup_commands") or "[]")),
+    )
+
+
+def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:
+    """Rows as dicts keyed by column name (``sqlite3.Row`` has no ``get``)."""
+    return {col[0]: value for col, value in zip(cursor.description, row)}
