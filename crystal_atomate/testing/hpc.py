@@ -12,8 +12,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["LoopbackCluster", "ClusterUnavailable", "loopback_cluster"]
+from crystal_atomate.stores.ui_clusters import UICluster
+
+if TYPE_CHECKING:
+    from jobflow import Flow
+
+__all__ = ["ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "relax_static_flow", "ui_cluster"]
 
 _DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".ci" / "hpc.env"
 
@@ -84,3 +90,32 @@ def loopback_cluster(env_file: str | Path | None = None) -> LoopbackCluster:
             f"{(answer.stderr or answer.stdout).strip() or 'no idle node'}"
         )
     return cluster
+
+
+def relax_static_flow() -> Flow:
+    """MgO relax -> static with the demo's Makers: the flow every engine runs on the cluster."""
+    from crystal_atomate.demo import demo_flows, mgo_structure
+    from crystal_atomate.flows.core import RelaxBandStructureMaker
+
+    makers = {job.name: job.maker for job, _ in demo_flows()[0].iterflow()}
+    maker = RelaxBandStructureMaker(
+        name="MgO relax static",
+        relax_maker=makers["relax"],
+        static_maker=makers["static"],
+        band_structure_maker=None,
+        dos_maker=None,
+    )
+    return maker.make(mgo_structure())
+
+
+def ui_cluster(cluster: LoopbackCluster, name: str = "loopback") -> UICluster:
+    """The loopback cluster as the CrystalMath UI would keep it in its ``clusters`` table."""
+    return UICluster(
+        name=name,
+        kind="slurm",
+        hostname=cluster.host,
+        port=cluster.port,
+        username=cluster.user,
+        key_file=cluster.key,
+        slurm={"partition": cluster.partition},
+    )
