@@ -23,12 +23,13 @@ from crystal_atomate.aiida.computers import (
 )
 from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.setup import replay_prepend_text
-from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
+from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from crystal_atomate.testing.hpc import ClusterUnavailable, LoopbackCluster, loopback_cluster
+from crystal_atomate.testing.hpc import ClusterUnavailable, LoopbackCluster, loopback_cluster, relax_static_flow
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
+MGO_RELAX_HA = -2.754486980727e02
 MGO_STATIC_HA = -2.7544859113743e02
 
 
@@ -84,26 +85,32 @@ def test_code_executable_is_checked_on_the_cluster(slurm_computer):
         ensure_remote_code("crystal", slurm_computer, "/opt/crystal23/bin/crystal", "crystal_atomate.crystal")
 
 
-def test_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
+def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
     replay = shutil.which("crystal-atomate-replay")
     assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
     code = ensure_remote_code("crystal", slurm_computer, replay, "crystal_atomate.crystal")
-    plan = use_replay({"static": DEMO_REPLAY["static"]}, tmp_path / "replay")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
+    plan = use_replay(
+        {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, tmp_path / "replay"
+    )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     flow = use_aiida_executor(
-        mgo_makers()["static"].make(mgo_structure()), code=code.full_label, queue_name=cluster.partition
+        relax_static_flow(), code=code.full_label, queue_name=cluster.partition, max_wallclock_seconds=600
     )
     run_locally(flow, store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False)
     store.connect()
-    doc = store.query_one({"name": "static"})["output"]
-    assert doc["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
-    node = orm.load_node(doc["calcs_reversed"][0]["run"]["aiida_uuid"])
-    assert node.is_finished_ok and node.computer.label == "loopback-slurm"
-    job_id = node.get_job_id()
-    assert job_id and job_id.isdigit()
-    state = cluster.ssh(f"squeue -h -t all -j {job_id} -o %T").stdout.strip()
-    assert state == "COMPLETED"
+    energies = {}
+    for name in ("relax", "static"):
+        doc = store.query_one({"name": name})["output"]
+        energies[name] = doc["output"]["energy_hartree"]
+        node = orm.load_node(doc["calcs_reversed"][0]["run"]["aiida_uuid"])
+        assert node.is_finished_ok and node.computer.label == "loopback-slurm"
+        script = node.base.repository.get_object_content("_aiidasubmit.sh")
+        assert "#SBATCH --partition=debug" in script and "#SBATCH --time=00:10:00" in script
+        state = cluster.ssh(f"squeue -h -t all -j {node.get_job_id()} -o %T").stdout.strip()
+        assert state == "COMPLETED"
+    assert energies["relax"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
+    assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
 
 
 def test_a_cluster_defined_in_the_ui_becomes_the_same_computer(aiida_profile, cluster, tmp_path):
