@@ -8,6 +8,7 @@ the machine that runs AiiDA says nothing about it.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = [
     "ClusterComputer",
     "ComputerMismatch",
     "RemoteExecutableMissing",
+    "check_computer",
     "cluster_from_ui",
     "ensure_remote_code",
     "ensure_ssh_computer",
@@ -243,3 +245,42 @@ def cluster_from_ui(cluster: UICluster, workdir: str | None = None) -> ClusterCo
         prepend_text="\n".join(cluster.setup_commands),
         description=f"from the CrystalMath UI's cluster {cluster.name!r}",
     )
+
+
+def check_computer(computer: orm.Computer) -> list[str]:
+    """The checks of ``verdi computer test``, as a list of what passed.
+
+    Parameters
+    ----------
+    computer
+        A stored, configured computer.
+
+    Returns
+    -------
+    list[str]
+        One line per check: login, scheduler query, work directory written and removed.
+
+    Raises
+    ------
+    OSError
+        The login, the scheduler query or the work directory failed (the message says which).
+    """
+    user = orm.User.collection.get_default()
+    workdir = computer.get_workdir().format(username=computer.get_configuration(user).get("username", ""))
+    done = []
+    with computer.get_transport() as transport:
+        done.append(f"logged in to {computer.hostname} with {computer.transport_type}")
+        scheduler = computer.get_scheduler()
+        scheduler.set_transport(transport)
+        jobs = scheduler.get_jobs(as_dict=True)
+        done.append(f"{computer.scheduler_type} answers ({len(jobs)} jobs in the queue)")
+        transport.makedirs(workdir, ignore_existing=True)
+        probe = f"{workdir.rstrip('/')}/.crystal_atomate_probe"
+        with tempfile.NamedTemporaryFile("w", suffix=".probe") as handle:
+            handle.write("ok\n")
+            handle.flush()
+            transport.putfile(handle.name, probe)
+        transport.remove(probe)
+        done.append(f"work directory {workdir} is writable")
+    return done
+

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from crystal_atomate.stores.ui_queries import open_readonly
 
-__all__ = ["UIClusterMissing", "UICluster", "read_ui_cluster"]
+__all__ = ["UICluster", "UIClusterMissing", "load_cluster_file", "read_ui_cluster"]
 
 
 class UIClusterMissing(LookupError):
@@ -94,6 +96,45 @@ def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
         slurm=dict(config.get("slurm") or {}),
         cry23_root=row.get("cry23_root"),
         setup_commands=tuple(json.loads(row.get("setup_commands") or "[]")),
+    )
+
+
+def load_cluster_file(path: str | Path) -> UICluster:
+    """A cluster described in a YAML file with the UI's fields (``stores/clusters/*.yaml``).
+
+    Parameters
+    ----------
+    path
+        The file: ``name``, ``type`` (``slurm`` or ``ssh``), ``hostname``, ``port``, ``username``,
+        ``key_file``, ``slurm`` (partition, account ...), ``cry23_root``, ``setup_commands``.
+
+    Returns
+    -------
+    UICluster
+        The description, as if the UI had stored it.
+
+    Raises
+    ------
+    ValueError
+        A field is missing or unknown (named in the message).
+    """
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    required = {"name", "type", "hostname", "username"}
+    known = required | {"port", "key_file", "slurm", "cry23_root", "setup_commands"}
+    if missing := sorted(required - set(data)):
+        raise ValueError(f"{path}: missing {', '.join(missing)}")
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return UICluster(
+        name=data["name"],
+        kind=data["type"],
+        hostname=data["hostname"],
+        port=int(data.get("port", 22)),
+        username=data["username"],
+        key_file=data.get("key_file"),
+        slurm=dict(data.get("slurm") or {}),
+        cry23_root=data.get("cry23_root"),
+        setup_commands=tuple(data.get("setup_commands") or ()),
     )
 
 

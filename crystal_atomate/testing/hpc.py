@@ -10,18 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crystal_atomate.stores.ui_clusters import UICluster
+from crystal_atomate.stores.ui_clusters import UICluster, load_cluster_file
 
 if TYPE_CHECKING:
     from jobflow import Flow
 
-__all__ = ["ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "relax_static_flow", "ui_cluster"]
+__all__ = ["CLUSTER_EXAMPLE", "ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "relax_static_flow", "ui_cluster"]
 
 _DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".ci" / "hpc.env"
+#: The shipped cluster description the tests use (so that the example cannot rot).
+CLUSTER_EXAMPLE = Path(__file__).resolve().parents[2] / "stores" / "clusters" / "loopback-slurm.yaml"
 
 
 class ClusterUnavailable(RuntimeError):
@@ -108,14 +110,11 @@ def relax_static_flow() -> Flow:
     return maker.make(mgo_structure())
 
 
-def ui_cluster(cluster: LoopbackCluster, name: str = "loopback") -> UICluster:
-    """The loopback cluster as the CrystalMath UI would keep it in its ``clusters`` table."""
-    return UICluster(
-        name=name,
-        kind="slurm",
-        hostname=cluster.host,
-        port=cluster.port,
-        username=cluster.user,
-        key_file=cluster.key,
-        slurm={"partition": cluster.partition},
-    )
+def ui_cluster(cluster: LoopbackCluster) -> UICluster:
+    """The shipped example ``stores/clusters/loopback-slurm.yaml``, the tests' cluster description.
+
+    The example holds the values ``.ci/hpc.sh`` uses by default; a cluster started elsewhere
+    (``CRYSTAL_ATOMATE_HPC_DIR``, ``..._SSH_PORT``) replaces the login with its own.
+    """
+    example = load_cluster_file(CLUSTER_EXAMPLE)
+    return replace(example, hostname=cluster.host, port=cluster.port, username=cluster.user, key_file=cluster.key)

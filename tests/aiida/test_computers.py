@@ -150,3 +150,52 @@ def sqlite_dump(db_file) -> list[str]:
 
     with closing(sqlite3.connect(db_file)) as conn:
         return list(conn.iterdump())
+
+
+def test_computer_add_from_the_shipped_cluster_file(aiida_profile, cluster, tmp_path):
+    from typer.testing import CliRunner as TyperRunner
+
+    from crystal_atomate.cli.aiida_computer import computer_app
+    from crystal_atomate.testing.hpc import CLUSTER_EXAMPLE
+
+    replay = shutil.which("crystal-atomate-replay")
+    args = [
+        "add", "loopback-from-file", "--cluster-file", str(CLUSTER_EXAMPLE), "--crystal", replay,
+        "--workdir", str(tmp_path / "work"), "--poll", "1", "--profile", aiida_profile.name,
+    ]
+    result = TyperRunner().invoke(computer_app, args)
+    assert result.exit_code == 0, result.output
+    assert f"code crystal@loopback-from-file -> {replay}" in result.output
+    assert "core.slurm answers" in result.output and "is writable" in result.output
+    computer = orm.load_computer("loopback-from-file")
+    assert computer.get_prepend_text() == "export OMP_NUM_THREADS=1"
+    assert computer.get_minimum_job_poll_interval() == 1.0
+    again = TyperRunner().invoke(computer_app, args)
+    assert again.exit_code == 0 and len(orm.Computer.collection.find({"label": "loopback-from-file"})) == 1
+
+
+def test_shipped_verdi_examples_are_accepted(aiida_profile):
+    """``stores/aiida/slurm-ssh-*.yaml`` work with verdi as their comments say (no connection made)."""
+    from pathlib import Path
+
+    from aiida.cmdline.commands.cmd_computer import computer_configure, computer_setup
+    from aiida.common.extendeddicts import AttributeDict
+    from aiida.manage.configuration import get_config
+
+    verdi = AttributeDict({"config": get_config(), "profile": aiida_profile})
+    folder = Path(__file__).resolve().parents[2] / "stores" / "aiida"
+    setup = CliRunner().invoke(
+        computer_setup, ["-n", "--config", str(folder / "slurm-ssh-computer.yaml")], obj=verdi,
+        catch_exceptions=False,
+    )
+    assert setup.exit_code == 0, setup.output
+    configure = CliRunner().invoke(
+        computer_configure,
+        ["core.ssh_async", "cluster", "-n", "--config", str(folder / "slurm-ssh-configure.yaml")],
+        obj=verdi,
+        catch_exceptions=False,
+    )
+    assert configure.exit_code == 0, configure.output
+    computer = orm.load_computer("cluster")
+    assert (computer.scheduler_type, computer.transport_type) == ("core.slurm", "core.ssh_async")
+    assert computer.is_configured
