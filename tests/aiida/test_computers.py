@@ -199,3 +199,25 @@ def test_shipped_verdi_examples_are_accepted(aiida_profile):
     computer = orm.load_computer("cluster")
     assert (computer.scheduler_type, computer.transport_type) == ("core.slurm", "core.ssh_async")
     assert computer.is_configured
+
+
+def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path):
+    """The whole flow as one work chain; its CalcJobs go through sshd and sbatch."""
+    from crystal_atomate.aiida.flow_mode import run_flow
+
+    code = ensure_remote_code(
+        "crystal", slurm_computer, shutil.which("crystal-atomate-replay"), "crystal_atomate.crystal"
+    )
+    plan = use_replay(
+        {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, tmp_path / "replay"
+    )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
+    slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    flow = use_aiida_executor(relax_static_flow(), code=code.full_label, queue_name=cluster.partition)
+    node = run_flow(flow, store=store, root_dir=tmp_path / "jobs")
+    assert node.is_finished_ok, node.exit_message
+    calcjobs = [called for called in node.called_descendants if isinstance(called, orm.CalcJobNode)]
+    assert len(calcjobs) == 2 and {calc.computer.label for calc in calcjobs} == {"loopback-slurm"}
+    store.connect()
+    static = store.query_one({"name": "static"})["output"]
+    assert static["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
