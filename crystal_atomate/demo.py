@@ -7,9 +7,9 @@ Two flows, both through jobflow's ``run_locally`` into the shared database:
 * NiO (antiferromagnetic, UHF): an SCF that stops at MAXCYCLE (``nio_scf_too_many_cycles``), which
   the error handlers restart from the density with more mixing (``nio_scf_restart_guessp``).
 
-Next to them, not part of the demo run, CRYSTAL's native EOS job on hexagonal TaAs
-(:func:`eos_flow`, replayed by :data:`EOS_REPLAY`): the EOS tests and the engine parity matrix share
-its settings from here.
+The recordings ship with the package (``crystal_atomate/testing/recordings``), so the demo runs from
+a plain install. Recipes that only tests and tutorials replay are in
+:mod:`crystal_atomate.testing.recipes`.
 
 The settings reproduce the recorded decks, so the replay executable accepts them keyword by
 keyword; with a real CRYSTAL23 (``CRYSTAL_ATOMATE_CRYSTAL_CMD``) the same flows run for real.
@@ -18,6 +18,7 @@ keyword; with a real CRYSTAL23 (``CRYSTAL_ATOMATE_CRYSTAL_CMD``) the same flows 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -26,24 +27,18 @@ from typing import Any
 from jobflow import Flow, run_locally
 from pymatgen.core import Lattice, Structure
 
-from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.fort34 import Fort34
-from crystal_atomate.jobs.core import EosMaker, RelaxMaker, StaticMaker
+from crystal_atomate.jobs.core import RelaxMaker, StaticMaker
 from crystal_atomate.jobs.properties import BandStructureMaker, DosMaker
 from crystal_atomate.flows.core import RelaxBandStructureMaker
-from crystal_atomate.sets.core import EosSetGenerator, RelaxSetGenerator, StaticSetGenerator
+from crystal_atomate.sets.core import RelaxSetGenerator, StaticSetGenerator
 from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGenerator
-from crystal_atomate.testing.reference import reference_dir
+from crystal_atomate.testing.reference import recorded_input, reference_file
 from crystal_atomate.testing.replay_setup import use_replay
 
 __all__ = [
     "DEMO_REPLAY",
-    "EOS_RECORDING",
-    "EOS_REPLAY",
     "demo_flows",
-    "eos_flow",
-    "eos_maker",
-    "eos_structure",
     "mgo_makers",
     "mgo_structure",
     "nio_structure",
@@ -55,7 +50,6 @@ _MGO_OPT = "mgo_opt_b3lyp_crystal22"
 _MGO_SCF = "mgo_scf_band_doss_b3lyp_crystal17"
 _NIO_FAIL = "nio_scf_too_many_cycles_crystal17"
 _NIO_OK = "nio_scf_restart_guessp_crystal17"
-EOS_RECORDING = "hTaAs_eos_lda_ecp_crystal23"
 
 #: Which recording answers which job. The recorded static run started from scratch while ours
 #: reuses the relaxation's density (GUESSP); the recorded NiO restart used MAXCYCLE 10 and
@@ -68,9 +62,6 @@ DEMO_REPLAY: dict[str, Any] = {
     "NiO static": [_NIO_FAIL, {"recording": _NIO_OK, "ignore": ["scf.maxcycle", "scf.fmixing"]}],
 }
 
-#: The native EOS job (:func:`eos_flow`) replays the recorded hTaAs EOS, keyword by keyword.
-EOS_REPLAY: dict[str, Any] = {"TaAs eos": EOS_RECORDING}
-
 
 def mgo_structure() -> Structure:
     """Rocksalt MgO at the experimental-like lattice constant of the recorded runs."""
@@ -80,20 +71,16 @@ def mgo_structure() -> Structure:
 def nio_structure() -> Structure:
     """Antiferromagnetic NiO: the recorded runs' cell (read from the restart's input fort.34; the
     failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down."""
-    structure = Fort34.from_file(reference_dir() / _NIO_OK / "fort.34").to_structure()
+    structure = Fort34.from_file(reference_file(_NIO_OK, "fort.34")).to_structure()
     moments = [5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0 for i, site in enumerate(structure)]
     return structure.copy(site_properties={"magmom": moments})
-
-
-def _recorded_basis(folder: str) -> Any:
-    return CrystalInput.from_file(reference_dir() / folder / "INPUT.d12").basis
 
 
 def mgo_makers() -> dict[str, Any]:
     """The Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
     common: dict[str, Any] = {
         "functional": "B3LYP",
-        "user_basis_settings": _recorded_basis(_MGO_OPT),
+        "user_basis_settings": recorded_input(_MGO_OPT).basis,
         "geometry": "symmetrized",
         "user_kpoints_settings": {"shrink": [12, 24]},
     }
@@ -156,7 +143,7 @@ def _nio_flow() -> Flow:
         name="NiO static",
         input_set_generator=StaticSetGenerator(
             functional="HF",
-            user_basis_settings=_recorded_basis(_NIO_FAIL),
+            user_basis_settings=recorded_input(_NIO_FAIL).basis,
             user_kpoints_settings={"shrink": [8, 8]},
             user_input_settings={
                 "scf": {"tolinteg": None, "toldee": None, "maxcycle": 10, "fmixing": 50, "spinlock": [0, 15]}
@@ -164,35 +151,6 @@ def _nio_flow() -> Flow:
         ),
     )
     return Flow([static.make(nio_structure())], name="NiO recovered SCF")
-
-
-def eos_structure() -> Structure:
-    """Hexagonal TaAs, the cell of the recorded EOS run."""
-    return CrystalInput.from_file(reference_dir() / EOS_RECORDING / "INPUT.d12").geometry.to_structure()
-
-
-def eos_maker(name: str = "TaAs eos") -> EosMaker:
-    """CRYSTAL's native EOS with the settings that write the recorded hTaAs deck, keyword by keyword
-    (RESTART2 included), so the replay accepts it; :data:`EOS_REPLAY` answers the default name."""
-    generator = EosSetGenerator(
-        volume_range=(0.87, 1.02, 13),
-        user_basis_settings=_recorded_basis(EOS_RECORDING),
-        user_kpoints_settings={"shrink": [30, 30]},
-        user_input_settings={
-            "eos": {"prange": [0, 35, 30], "extra": ["RESTART2"]},
-            "hamiltonian": {"dft": {"functional": "SVWN", "grid": None}},
-            "scf": {
-                "tolinteg": [8, 8, 8, 8, 20], "toldee": 7, "maxcycle": 200, "fmixing": 70,
-                "smear": 0.001, "extra": ["NOSHIFT"], "ppan": None,
-            },
-        },
-    )
-    return EosMaker(name=name, input_set_generator=generator)
-
-
-def eos_flow() -> Flow:
-    """The native EOS job on TaAs as a one-job flow (built fresh each call)."""
-    return Flow([eos_maker().make(eos_structure())], name="TaAs native EOS")
 
 
 def demo_flows() -> list[Flow]:
@@ -221,7 +179,10 @@ def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
     """Run the demo flows in ``work_dir`` into ``store``; returns jobflow's responses by flow name."""
     work_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    with replay_environment(work_dir / "replay") if replay else nullcontext():
+    replaying = replay_environment(work_dir / "replay") if replay else nullcontext()
+    with replaying, warnings.catch_warnings():
+        # jobflow's run_locally still calls monty's deprecated cd(): not the demo user's concern.
+        warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)
         for flow in demo_flows():
             results[flow.name] = run_locally(
                 flow, store=store, create_folders=True, root_dir=work_dir, ensure_success=True, log=False

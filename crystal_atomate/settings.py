@@ -19,7 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["CrystalAtomateSettings", "default_reference_dir"]
+__all__ = ["CrystalAtomateSettings"]
 
 _CONFIG_FILE_ENV = "CRYSTAL_ATOMATE_CONFIG_FILE"
 _DEFAULT_CONFIG_FILE = Path("~/.crystal_atomate.yaml")
@@ -27,21 +27,6 @@ _DEFAULT_CONFIG_FILE = Path("~/.crystal_atomate.yaml")
 
 def _config_file() -> Path:
     return Path(os.environ.get(_CONFIG_FILE_ENV, _DEFAULT_CONFIG_FILE)).expanduser()
-
-
-def default_reference_dir() -> Path:
-    """Where the recorded CRYSTAL runs live when nothing says otherwise.
-
-    The project keeps them outside the repository, in ``shared/crystal-reference`` beside the checkout;
-    the current directory's parents are tried first so an installed copy run from a checkout finds them.
-    """
-    candidates = [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent]
-    for base in candidates:
-        for rel in ("shared/crystal-reference", "../shared/crystal-reference"):
-            path = (base / rel).resolve()
-            if path.is_dir():
-                return path
-    return (Path(__file__).resolve().parent.parent.parent / "shared" / "crystal-reference").resolve()
 
 
 class CrystalAtomateSettings(BaseSettings):
@@ -68,9 +53,10 @@ class CrystalAtomateSettings(BaseSettings):
         default_factory=lambda: Path(os.environ.get("CRYSTAL_TUI_DB", ".crystal_tui.db")),
         description="The SQLite database shared with the CRYSTAL-TOOLS terminal UI.",
     )
-    REFERENCE_DIR: Path = Field(
-        default_factory=default_reference_dir,
-        description="Recorded real CRYSTAL runs used by the replay executable and the tests.",
+    REFERENCE_DIR: Path | None = Field(
+        None,
+        description="Another folder of recorded real CRYSTAL runs for the replay executable and the "
+        "tests; None uses the ones in crystal_atomate/testing/recordings.",
     )
     HANDLE_UNSUCCESSFUL: str | bool = Field(
         "error",

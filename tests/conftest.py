@@ -11,7 +11,7 @@ from crystal_atomate.testing.reference import ReferenceDataMissing, reference_di
 
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
-    """``shared/crystal-reference`` (override with ``CRYSTAL_ATOMATE_REFERENCE_DIR``)."""
+    """The recorded runs, ``crystal_atomate/testing/recordings`` (``CRYSTAL_ATOMATE_REFERENCE_DIR`` overrides)."""
     try:
         return reference_dir()
     except ReferenceDataMissing as exc:

@@ -47,6 +47,8 @@ def test_unknown_or_invalid_settings_are_rejected(monkeypatch, tmp_path):
         CrystalAtomateSettings(CRYSTAL_OMP_THREADS=0)
 
 
-def test_reference_directory_is_found(ref_dir: Path):
-    assert (ref_dir / "MANIFEST.md").is_file()
-    assert CrystalAtomateSettings().REFERENCE_DIR == ref_dir
+def test_reference_directory_is_an_override_only(monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("CRYSTAL_ATOMATE_REFERENCE_DIR", raising=False)
+    assert CrystalAtomateSettings().REFERENCE_DIR is None
+    monkeypatch.setenv("CRYSTAL_ATOMATE_REFERENCE_DIR", str(tmp_path))
+    assert CrystalAtomateSettings().REFERENCE_DIR == tmp_path

@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt
 from jobflow import run_locally
 from pymatgen.analysis.eos import EOS
 
-from crystal_atomate.demo import EOS_REPLAY, eos_flow, replay_environment
+from crystal_atomate.demo import replay_environment
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.recipes import EOS_REPLAY, eos_flow
 
 
 def main(work_dir: Path, png: Path) -> dict[str, float]:

@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from crystal_atomate.run import JOB_NAME_ENV
-from crystal_atomate.testing.reference import reference_dir
+from crystal_atomate.testing.reference import ReferenceDataMissing, recording_dir
 
 __all__ = [
     "PLAN_ENV",
@@ -67,7 +67,7 @@ class ReplayStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recording: str = Field(description="Folder name under shared/crystal-reference.")
+    recording: str = Field(description="Folder name of a recorded run (crystal_atomate.testing.reference).")
     output: str = Field("OUTPUT.out", description="The recorded standard output to write.")
     deck: str | None = Field(
         "INPUT.d12",
@@ -338,9 +338,10 @@ def replay(deck: str, workdir: Path, plan: ReplayPlan, job_name: str | None = No
     assert plan.state_dir is not None
     with _locked_counter(plan.state_dir, name) as attempt:
         step = steps[min(attempt, len(steps) - 1)]
-    folder = reference_dir() / step.recording
-    if not folder.is_dir():
-        raise ReplayError(f"Recording {step.recording!r} is not in {reference_dir()}")
+    try:
+        folder = recording_dir(step.recording)
+    except ReferenceDataMissing as exc:
+        raise ReplayError(str(exc)) from exc
     properties = _is_properties_deck(deck)
     if step.deck is not None:
         recorded = (folder / step.deck).read_text(errors="replace")

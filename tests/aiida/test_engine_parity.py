@@ -1,8 +1,9 @@
 """Engine parity: one set of flows, five engines, the same task documents and the same UI rows.
 
 MgO relax -> static -> band structure + DOS, the NiO SCF that stops at MAXCYCLE and is restarted,
-and CRYSTAL's native EOS on TaAs (all from ``crystal_atomate.demo``) run once per engine, CRYSTAL
-replaced by the replay executable, each engine into its own ``CrystalMathJobStore``:
+and CRYSTAL's native EOS on TaAs (from ``crystal_atomate.demo`` and ``crystal_atomate.testing.recipes``)
+run once per engine, CRYSTAL replaced by the replay executable, each engine into its own
+``CrystalMathJobStore``:
 
 * ``run_locally`` (the reference the others are compared with);
 * FireWorks: two real ``rlaunch`` processes on the embedded LaunchPad;
@@ -33,12 +34,13 @@ from pymatgen.core import Structure
 
 from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.flow_mode import run_flow
-from crystal_atomate.demo import DEMO_REPLAY, EOS_REPLAY, demo_flows, eos_flow, replay_environment
+from crystal_atomate.demo import DEMO_REPLAY, demo_flows, replay_environment
 from crystal_atomate.engines.fireworks import add_flows, launchpad_file, write_fworker_yaml
 from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.ui_queries import list_jobs
 from crystal_atomate.testing.engines import embedded_launchpad, remote_project, run_launchers
+from crystal_atomate.testing.recipes import EOS_REPLAY, eos_flow
 from crystal_atomate.testing.replay_setup import use_replay
 
 pytestmark = pytest.mark.timeout(300)

@@ -10,11 +10,11 @@ from jobflow import JobStore, OutputReference, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 
-from crystal_atomate.demo import EOS_REPLAY, eos_maker, eos_structure
 from crystal_atomate.flows.eos import CrystalEosMaker
 from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.jobs.core import RelaxMaker, TightRelaxMaker
 from crystal_atomate.run import CrystalRunError
+from crystal_atomate.testing.recipes import EOS_REPLAY, eos_maker, eos_structure
 
 TOL = 1e-8
 
