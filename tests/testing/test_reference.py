@@ -103,7 +103,7 @@ def test_the_wheel_ships_exactly_the_demos_recordings_as_the_manifest_says():
 
 def test_nothing_reads_recordings_from_outside_the_repository():
     """Only the UI's client code may be looked for beside the checkout (tests skip without it)."""
-    needles = ("shared/" + "crystal-reference", "../" + "shared/crystal")
+    needles = ("shared/" + "crystal-reference", "../" + "shared/crystal-")
     files = [ROOT / "README.md"] + [
         path
         for folder in ("crystal_atomate", "tests", "tutorials", "benchmarks", "docs", ".ci")
