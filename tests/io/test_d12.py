@@ -189,7 +189,8 @@ scf_strategy = st.builds(
     ppan=st.booleans(),
     ldremo=st.none() | positive,
     nodiis=st.booleans(),
-    extra=st.lists(st.sampled_from(["SCFDIR", "NOSHIFT", "BIPOSIZE", "30000000"]), max_size=3),
+    extra=st.lists(st.sampled_from([["SCFDIR"], ["NOSHIFT"], ["BIPOSIZE", "30000000"]]), max_size=3).map(
+        lambda units: [line for unit in units for line in unit]),
 )
 dft_strategy = st.builds(
     Dft,
