@@ -22,10 +22,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymatgen.core import Element, Molecule, Structure
 
-from crystal_atomate.io.basis import BasisSet, format_number, parse_basis
+from crystal_atomate.io.basis import LIBRARY_COVERAGE, BasisSet, format_number, parse_basis
 from crystal_atomate.io.d12_keywords import (
     BLOCK_NAMES,
+    CORRELATION_NAMES,
+    COUNTED,
+    EXCHANGE_NAMES,
     FUNCTIONALS,
+    SUBBLOCK_KEYWORDS,
     KEYWORDS,
     NUMERIC,
     SUBBLOCK,
@@ -99,6 +103,7 @@ class _DeckCursor(LineCursor):
     def __init__(self, lines: list[tuple[int, str]], allow_unknown: bool | Collection[str]) -> None:
         super().__init__(lines, error=D12ParseError)
         self.allow_all = allow_unknown is True
+        self.periodic = False
         self.allowed = frozenset() if isinstance(allow_unknown, bool) else frozenset(k.upper() for k in allow_unknown)
 
     def allows(self, keyword: str) -> bool:
@@ -401,15 +406,20 @@ def _exact(kind: type, value: float) -> float | int:
     return value
 
 
-def _copy_subblock(cursor: LineCursor) -> list[str]:
-    """An opener line through its END, verbatim."""
-    opener_line = cursor.number()
+def _copy_subblock(cursor: _DeckCursor) -> list[str]:
+    """An opener line through its END, verbatim; keywords checked where the sub-block has a table."""
+    opener = (cursor.peek_keyword(), cursor.number())
+    table = SUBBLOCK_KEYWORDS.get(opener[0])
     lines = [cursor.line("a sub-block")]
     while not is_end(cursor.peek_keyword()):
         if cursor.at_end():
-            raise cursor.error(f"END closing {lines[0]}", error=MissingTerminatorError,
-                               hint=f"{lines[0]} opened on line {opener_line} is never closed")
-        lines.append(cursor.line(f"END closing {lines[0]}"))
+            raise cursor.error(f"END closing {opener[0]}", error=MissingTerminatorError,
+                               hint=f"{opener[0]} opened on line {opener[1]} is never closed")
+        keyword = cursor.peek_keyword()
+        if (table is not None and not is_argument_line(cursor.peek()) and keyword not in table
+                and not cursor.allows(keyword)):
+            raise _unknown_keyword(cursor, opener[0], keyword, opener, table)
+        lines.append(cursor.line(f"END closing {opener[0]}"))
     return [*lines, cursor.line("END")]
 
 
@@ -438,25 +448,48 @@ def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = N
     if arguments == NUMERIC:
         while not cursor.at_end() and is_argument_line(cursor.peek()):
             lines.append(cursor.line("an argument"))
+    elif arguments == COUNTED:
+        lines.extend(_counted_lines(cursor, keyword))
     else:
         lines.extend(cursor.line(f"an argument of {keyword}") for _ in range(arguments))
     return lines
 
 
-def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None) -> DeckError:
+def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
+    """``N`` then exactly N lines of numbers (ATOMINSE, ATOMDISP, MODISYMM ...)."""
+    if cursor.at_end() or len(cursor.peek().split()) != 1:
+        raise cursor.error(f"the number of {keyword} entries (one integer)", error=CountMismatchError)
+    count = cursor.ints(1, f"the number of {keyword} entries")[0]
+    counted_at = cursor.number(-1)
+    lines = [str(cursor.lines[cursor.index - 1][1])]
+    for index in range(count):
+        if cursor.at_end() or not is_argument_line(cursor.peek()):
+            raise cursor.error(f"a {keyword} entry", error=CountMismatchError,
+                               hint=f"{keyword} on line {counted_at} announces {count} entries, {index} follow")
+        lines.append(cursor.line(f"a {keyword} entry"))
+    if not cursor.at_end() and is_argument_line(cursor.peek()):
+        raise cursor.error("a keyword", error=CountMismatchError,
+                           hint=f"{keyword} on line {counted_at} announces {count} entries, more follow")
+    return lines
+
+
+def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None,
+                     table: dict | None = None) -> DeckError:
     """The error for ``keyword`` in ``block``: misplaced (terminator missing) or unknown (misspelt)."""
-    what = f"a {BLOCK_NAMES[block]} keyword"
+    what = f"a {BLOCK_NAMES.get(block, block)} keyword"
+    table = KEYWORDS[block] if table is None else table
     elsewhere = [name for name in blocks_knowing(keyword) if name != block]
     if elsewhere and opener is not None:
         name, line = opener
         return cursor.error(what, error=MissingTerminatorError,
                             hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block: {name} opened on "
-                                 f"line {line} is not closed, add {TERMINATORS[block]} before line {cursor.number()}")
+                                 f"line {line} is not closed, add {TERMINATORS.get(block, 'END')} before line "
+                                 f"{cursor.number()}")
     if elsewhere:
         return cursor.error(what, error=UnknownKeywordError,
                             hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block"
                                  + (", inside DFT ... ENDDFT" if elsewhere[0] == "DFT" else ""))
-    hint = did_you_mean(keyword, KEYWORDS[block])
+    hint = did_you_mean(keyword, table)
     if hint is None:
         close = [did_you_mean(keyword, table) for table in KEYWORDS.values()]
         hint = next((h for h in close if h), None)
@@ -523,6 +556,11 @@ def _dft_special(cursor: LineCursor, fields: dict) -> bool:
     keyword = cursor.peek_keyword()
     if keyword in ("EXCHANGE", "CORRELAT"):
         cursor.line(keyword)
+        names = EXCHANGE_NAMES if keyword == "EXCHANGE" else CORRELATION_NAMES
+        name = cursor.peek_keyword()
+        if name is not None and name not in names and not cursor.allows(name):
+            raise cursor.error(f"a {keyword} functional", error=UnknownKeywordError,
+                               hint=did_you_mean(name, names) or f"known: {' '.join(sorted(names))}")
         fields["exchange" if keyword == "EXCHANGE" else "correlation"] = cursor.line(f"a {keyword} name").split()[0]
     elif keyword == "SPIN":
         fields["spin"] = bool(cursor.line("SPIN"))
@@ -541,6 +579,9 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
         cursor.line("SHRINK")
         following = (cursor.peek() or "").split()
         if not following or not following[0].lstrip("-").isdigit():
+            if cursor.periodic:
+                raise cursor.error("SHRINK factors 'IS ISP'", error=CountMismatchError,
+                                   hint="only a molecule takes SHRINK without factors")
             fields["extra"].append("SHRINK")  # 0D decks write a bare SHRINK; CRYSTAL reads no numbers
             return True
         head = cursor.ints(None, "SHRINK factors 'IS ISP'")
@@ -550,11 +591,20 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
         mesh = tuple(cursor.ints(3, "three SHRINK factors")) if head[0] == 0 else head[0]
         fields["shrink"] = Shrink(mesh=mesh, isp=head[1], isp2=head[2] if len(head) > 2 else None)
     elif keyword == "ATOMSPIN":
+        opened = cursor.number()
         cursor.line("ATOMSPIN")
+        if cursor.at_end() or len(cursor.peek().split()) != 1:
+            raise cursor.error("the number of ATOMSPIN entries (one integer)", error=CountMismatchError)
         count = cursor.ints(1, "the number of ATOMSPIN entries")[0]
         values: list[int] = []
         while len(values) < 2 * count:
+            if cursor.at_end() or not is_argument_line(cursor.peek()):
+                raise cursor.error("ATOMSPIN 'label spin' pairs", error=CountMismatchError,
+                                   hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} follow")
             values.extend(cursor.ints(None, "ATOMSPIN 'label spin' pairs"))
+        if len(values) != 2 * count or (not cursor.at_end() and is_argument_line(cursor.peek())):
+            raise cursor.error("a keyword after the ATOMSPIN pairs", error=CountMismatchError,
+                               hint=f"ATOMSPIN on line {opened} announces {count} atoms, more follow")
         fields["atomspin"] = list(zip(values[0::2], values[1::2], strict=True))
     else:
         return False
@@ -657,6 +707,7 @@ class CrystalInput(BaseModel):
         cursor = _DeckCursor([(number + 1, line) for number, line in clean_lines("\n".join(raw[1:]))],
                              allow_unknown)
         geometry = parse_geometry(cursor)
+        cursor.periodic = geometry.kind in ("CRYSTAL", "SLAB", "POLYMER")
         fields: dict = {"title": raw[0].strip()[:80], "geometry": geometry, "geometry_keywords": []}
         after_geometry = cursor.index
         closed: tuple[str, int, int] | None = None
@@ -672,7 +723,7 @@ class CrystalInput(BaseModel):
                 continue
             if keyword == "BASISSET":
                 cursor.line("BASISSET")
-                fields["basis"] = BasisSet.from_library(cursor.line("a basis-set name").split()[0])
+                fields["basis"] = _library(cursor)
                 break
             if is_end(keyword):
                 cursor.line("END")
@@ -818,6 +869,16 @@ def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
     except ValueError as exc:
         cursor.index = end_at
         raise cursor.error(f"valid Hamiltonian/SCF keywords ({exc})") from None
+
+
+def _library(cursor: _DeckCursor) -> BasisSet:
+    """The name after ``BASISSET``: one of CRYSTAL's internal libraries (or an allowed name)."""
+    name = (cursor.peek() or "").split()[0] if cursor.peek() else None
+    if name is not None and name.upper() not in LIBRARY_COVERAGE and not cursor.allows(name.upper()):
+        raise cursor.error("the name of a CRYSTAL basis-set library", error=UnknownKeywordError,
+                           hint=did_you_mean(name.upper(), LIBRARY_COVERAGE)
+                           or f"if CRYSTAL23 has it, read with allow_unknown=[{name.upper()!r}]")
+    return BasisSet.from_library(cursor.line("a basis-set name").split()[0])
 
 
 def _parse_basis_block(cursor: LineCursor) -> BasisSet:

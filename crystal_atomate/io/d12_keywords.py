@@ -19,16 +19,20 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["BLOCK_NAMES", "FUNCTIONALS", "KEYWORDS", "NUMERIC", "SUBBLOCK", "TERMINATORS", "Arguments", "blocks_knowing"]
+__all__ = ["BLOCK_NAMES", "CORRELATION_NAMES", "COUNTED", "EXCHANGE_NAMES", "FUNCTIONALS", "SUBBLOCK_KEYWORDS", "KEYWORDS", "NUMERIC", "SUBBLOCK", "TERMINATORS", "Arguments", "blocks_knowing"]
 
 NUMERIC: Final = "numeric"
+#: A count line ``N`` followed by exactly N lines (``ATOMINSE``, ``ATOMDISP``, ``MODISYMM``).
+COUNTED: Final = "counted"
 SUBBLOCK: Final = "subblock"
-Arguments = int | Literal["numeric", "subblock"]
+Arguments = int | Literal["numeric", "counted", "subblock"]
 
 
-def _table(flags: str = "", numeric: str = "", subblocks: str = "", **counts: int) -> dict[str, Arguments]:
+def _table(flags: str = "", numeric: str = "", subblocks: str = "", counted: str = "",
+           **counts: int) -> dict[str, Arguments]:
     table: dict[str, Arguments] = dict.fromkeys(flags.split(), 0)
     table.update(dict.fromkeys(numeric.split(), NUMERIC))
+    table.update(dict.fromkeys(counted.split(), COUNTED))
     table.update(dict.fromkeys(subblocks.split(), SUBBLOCK))
     table.update({name.replace("_", "-"): count for name, count in counts.items()})
     return table
@@ -47,9 +51,9 @@ _OPTGEOM = _table(
 _FREQCALC = _table(
     flags="RESTART INTENS INTPOL INTRAMAN RAMANREA DISPERSION NOINTENS NOMODES MODES ANALYSIS ECKART "
           "NOECKART NORMBORN DIELISO PRINT USESYMM NOUSESYMM COMBMODE TESTFREQ NOKSYMDISP ALL ADP BANDS",
-    numeric="NUMDERIV RAMEXP INTERPHESS PDOS INS STEPSIZE MULTITASK TEMPERAT PRESSURE ISOTOPES FRAGMENT "
-            "SCANMODE PHONBAND DIELTENS WANG",
+    numeric="NUMDERIV RAMEXP TEMPERAT PRESSURE ISOTOPES FRAGMENT SCANMODE PHONBAND DIELTENS WANG",
     subblocks="INTCPHF IRSPEC RAMSPEC PREOPTGEOM ANHARM CPHF",
+    INTERPHESS=2, PDOS=2, INS=2, STEPSIZE=1, MULTITASK=1,
 )
 _ELASTCON = {**_OPTGEOM, **_table(flags="PREOPTGEOM RESTART PRINT SEISMIC", numeric="STEPSIZE NUMDERIV SEISMDIR")}
 _EOS = {**_OPTGEOM, **_table(flags="PREOPTGEOM RESTART RESTART2 PRINT", numeric="RANGE PRANGE NPOINTS STEPSIZE")}
@@ -57,8 +61,9 @@ _GEOMETRY = _table(
     flags="ANGSTROM BOHR BOHRANGS BOHRCR98 FRACTION ATOMSYMM BREAKSYM KEEPSYMM COORPRT EXTPRT TESTGEOM "
           "PRIMITIV CRYAPI_OUT MAKESAED PRSYMDIR SYMMDIR SYMMOPS ORIGIN PARAMPRT STRUCPRT ATOMORDE FINDSYM "
           "NOPRINT PRINTOUT STOP NOSYMADA SYMMWF PRINTCHG NOSHIFT USESAED MOLEXP",
-    numeric="ATOMDISP ATOMINSE ATOMREMO ATOMROT ATOMSUBS SUPERCEL SUPERCON SCELCONF SCELPHONO SLABCUT "
-            "SLABINFO NANOTUBE SWCNT NANORE ROTCRY ELASTIC MODISYMM CLUSTER CLUSTSIZE POINTCHG SYMMREMO "
+    counted="ATOMDISP ATOMINSE ATOMSUBS MODISYMM",
+    numeric="ATOMREMO ATOMROT SUPERCEL SUPERCON SCELCONF SCELPHONO SLABCUT "
+            "SLABINFO NANOTUBE SWCNT NANORE ROTCRY ELASTIC CLUSTER CLUSTSIZE POINTCHG SYMMREMO "
             "TRASREMO BREAKELAS MOLECULE MOLSPLIT RAYCOV NEIGHBOR PLANES WULFF TENSOR SETPRINT HYDROSUB "
             "ROTREF MOLEBSSE ATOMBSSE CONFCNT CONFRAND RUNCONFS HELIX DLVINPUT FIELD FIELDCON SCANMODE",
     subblocks="QHA ANHARM CPHF OPTGEOM FREQCALC ELASTCON EOS",
@@ -88,6 +93,21 @@ _SCF = _table(
             "FDAOSYM FDAOCCUP BIESPLIT MONSPLIT GRIMME TOLPSEUD PBAN FIXINDEX",
     subblocks="DFTD3 GCP CPHF",
 )
+
+#: Keywords inside the sub-blocks that are checked (others are copied through their END unchecked).
+SUBBLOCK_KEYWORDS: Final[dict[str, dict[str, Arguments]]] = {
+    "INTCPHF": _table(flags="ANDERSON BROYDEN RESTART PRINT DYNAMIC THIRD FOURTH NOINTENS",
+                      numeric="FMIXING MAXCYCLE TOLALPHA TOLUDIK TOLGAMMA TOLBETA ORDER FREQUENCY"),
+    "IRSPEC": _table(flags="DIELISO BOTHPOL LORENTZ GAUSS VOIGT PRINT ABSORBANCE REFLECTANCE",
+                     numeric="LENSTEP NUMSTEP RANGE DAMPFAC REFRIND DIELTENS ANGLEINC"),
+    "RAMSPEC": _table(flags="LORENTZ GAUSS VOIGT PRINT", numeric="LENSTEP NUMSTEP RANGE DAMPFAC RAMEXP"),
+    "DFTD3": _table(flags="PRINTC6 ABC ZERO BJ", numeric="VERSION S6 S8 A1 A2 RS6 RS8 ALPHA RADIUS CNRADIUS "
+                                                        "ABCRADIUS", FUNC=1),
+    "PREOPTGEOM": _OPTGEOM,
+}
+#: EXCHANGE and CORRELAT names of the DFT block.
+EXCHANGE_NAMES: Final = frozenset("BECKE LDA VBH PBE PBESOL PWGGA SOGGA WCGGA MPW91 B97 SCAN R2SCAN M06L".split())
+CORRELATION_NAMES: Final = frozenset("PZ VWN VBH LYP P86 PBE PBESOL PWGGA PWLSD WL SCAN R2SCAN M06L".split())
 
 #: Known keywords per block; typed keywords are listed too (they are known, and suggestions need them).
 KEYWORDS: Final[dict[str, dict[str, Arguments]]] = {
