@@ -371,6 +371,8 @@ def _read_typed(cursor: LineCursor, spec: _Spec, fields: dict) -> bool:
     for field, name, convert in spec:
         if keyword != name:
             continue
+        if field in fields:
+            raise cursor.error(f"one {name}", hint=f"{name} is given twice in this block; keep one")
         inline = cursor.line(name).split()[1:]
         if convert is None:
             fields[field] = True
@@ -431,7 +433,7 @@ def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = N
     block's terminator is missing), or a keyword no block knows (a misspelling).
     """
     line = cursor.peek()
-    what = f"a {BLOCK_NAMES[block]} keyword"
+    what = f"a keyword of the {BLOCK_NAMES[block]} block"
     if is_argument_line(line):
         raise cursor.error(what, error=CountMismatchError,
                            hint="numbers with no keyword before them: a count above (atoms, shells, "
@@ -464,9 +466,9 @@ def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
     lines = [str(cursor.lines[cursor.index - 1][1])]
     for index in range(count):
         if cursor.at_end() or not is_argument_line(cursor.peek()):
-            raise cursor.error(f"a {keyword} entry", error=CountMismatchError,
+            raise cursor.error(f"an entry of {keyword}", error=CountMismatchError,
                                hint=f"{keyword} on line {counted_at} announces {count} entries, {index} follow")
-        lines.append(cursor.line(f"a {keyword} entry"))
+        lines.append(cursor.line(f"an entry of {keyword}"))
     if not cursor.at_end() and is_argument_line(cursor.peek()):
         raise cursor.error("a keyword", error=CountMismatchError,
                            hint=f"{keyword} on line {counted_at} announces {count} entries, more follow")
@@ -476,7 +478,7 @@ def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
 def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None,
                      table: dict | None = None) -> DeckError:
     """The error for ``keyword`` in ``block``: misplaced (terminator missing) or unknown (misspelt)."""
-    what = f"a {BLOCK_NAMES.get(block, block)} keyword"
+    what = f"a keyword of the {BLOCK_NAMES.get(block, block)} block"
     table = KEYWORDS[block] if table is None else table
     elsewhere = [name for name in blocks_knowing(keyword) if name != block]
     if elsewhere and opener is not None:
@@ -559,7 +561,7 @@ def _dft_special(cursor: LineCursor, fields: dict) -> bool:
         names = EXCHANGE_NAMES if keyword == "EXCHANGE" else CORRELATION_NAMES
         name = cursor.peek_keyword()
         if name is not None and name not in names and not cursor.allows(name):
-            raise cursor.error(f"a {keyword} functional", error=UnknownKeywordError,
+            raise cursor.error(f"an {keyword} functional name", error=UnknownKeywordError,
                                hint=did_you_mean(name, names) or f"known: {' '.join(sorted(names))}")
         fields["exchange" if keyword == "EXCHANGE" else "correlation"] = cursor.line(f"a {keyword} name").split()[0]
     elif keyword == "SPIN":
@@ -584,8 +586,11 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
                                    hint="only a molecule takes SHRINK without factors")
             fields["extra"].append("SHRINK")  # 0D decks write a bare SHRINK; CRYSTAL reads no numbers
             return True
+        if "shrink" in fields:
+            cursor.index -= 1
+            raise cursor.error("one SHRINK", hint="SHRINK is given twice in this block; keep one")
         head = cursor.ints(None, "SHRINK factors 'IS ISP'")
-        if len(head) < 2:
+        if not 2 <= len(head) <= 3:
             cursor.index -= 1
             raise cursor.error("SHRINK factors 'IS ISP'")
         mesh = tuple(cursor.ints(3, "three SHRINK factors")) if head[0] == 0 else head[0]
@@ -912,7 +917,7 @@ def _numbers_in_geometry(cursor: LineCursor, geometry: Geometry, after_geometry:
         count_line = cursor.lines[after_geometry - len(atoms) - 1][0]
         return cursor.error(what, error=CountMismatchError,
                             hint=f"the atom count on line {count_line} says {len(atoms)}: is this atom "
-                                 f"{len(atoms) + 1}? (or the geometry END is missing before the basis set)")
+                                 f"{len(atoms) + 1}, or is the geometry END missing before the basis set?")
     return cursor.error(what, error=CountMismatchError,
                         hint="numbers with no keyword before them: a keyword line was lost, or an entry count "
                              "above is too small")

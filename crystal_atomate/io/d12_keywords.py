@@ -120,7 +120,7 @@ KEYWORDS: Final[dict[str, dict[str, Arguments]]] = {
     "SCF": _SCF,
 }
 #: Human names of the blocks, for messages.
-BLOCK_NAMES: Final = {"geometry": "geometry-block", "OPTGEOM": "OPTGEOM", "FREQCALC": "FREQCALC",
+BLOCK_NAMES: Final = {"geometry": "geometry", "OPTGEOM": "OPTGEOM", "FREQCALC": "FREQCALC",
                       "ELASTCON": "ELASTCON", "EOS": "EOS", "DFT": "DFT", "SCF": "Hamiltonian/SCF"}
 #: The terminator each block is conventionally closed with (CRYSTAL accepts any word starting with END).
 TERMINATORS: Final = {"geometry": "END", "OPTGEOM": "ENDOPT", "FREQCALC": "ENDFREQ", "ELASTCON": "END",
