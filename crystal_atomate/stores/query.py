@@ -64,6 +64,8 @@ _LOGICAL = ("$and", "$or", "$nor")
 #: ``$or``/``$and`` lists longer than this are joined as a balanced tree (SQLite's expression
 #: depth limit is 1000, and a flat chain of N terms is N deep).
 _CHAIN = 8
+#: ``$in`` lists up to this length are bound value by value; longer ones as one JSON array.
+_INLINE_IN = 100
 
 
 class InvalidQuery(ValueError):
@@ -259,8 +261,11 @@ class Compiler:
         if key in _LOGICAL:
             if not isinstance(value, list) or not value or not all(isinstance(d, Mapping) for d in value):
                 raise InvalidQuery(f"{key} needs a non-empty list of documents")
+            clauses = _flattened(key, value)
+            if key != "$and":
+                clauses = _equalities_as_in(clauses)
             subs = [_join([self._clause(k, v, ctx) for k, v in d.items()], "AND") if d else "1"
-                    for d in _flattened(key, value)]
+                    for d in clauses]
             joined = _join(subs, "AND" if key == "$and" else "OR")
             return f"NOT COALESCE(({joined}), 0)" if key == "$nor" else joined
         if key.startswith("$"):
@@ -385,39 +390,35 @@ class Compiler:
         if not targets:
             return "0"
         encoded = [_encode_query_value(t) for t in targets]
-        if all(isinstance(t, str) for t in encoded):
-            for target in encoded:
-                self._bind(target)
-            return f"({val} IN ({', '.join('?' * len(encoded))}) AND {typ} = 'text')"
-        if all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in encoded):
-            for target in encoded:
-                self._bind(target)
-            return f"({val} IN ({', '.join('?' * len(encoded))}) AND {typ} IN ('integer', 'real'))"
-        return self._in_mixed(val, typ, encoded)
+        strings = [t for t in encoded if isinstance(t, str)]
+        numbers = [t for t in encoded if isinstance(t, (int, float)) and not isinstance(t, bool)]
+        containers = [t for t in encoded if isinstance(t, (dict, list))]
+        terms = []
+        for group, types in ((strings, "('text')"), (numbers, "('integer', 'real')")):
+            if group:
+                terms.append(f"({self._member(val, group)} AND {typ} IN {types})")
+        if containers:
+            self._bind(_dumps(containers))
+            terms.append(f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))")
+        singles = {t for t in encoded if t is None or isinstance(t, bool)}
+        terms.extend(self._eq(val, typ, target) for target in sorted(singles, key=repr))
+        return _join(terms, "OR")
 
-    def _in_mixed(self, val: str, typ: str, encoded: list[Any]) -> str:
-        """``$in`` over values of several types: one JSON array read with ``json_each``, compared
-        type by type as :meth:`_eq` does (one bound parameter, however long the list)."""
-        for target in encoded:
-            if isinstance(target, int) and not isinstance(target, bool):
-                _check_int(target)
-        self._bind(_dumps(encoded))
-        k = f"k{next(self._aliases)}"
-        return (
-            f"EXISTS (SELECT 1 FROM json_each(?) AS {k} WHERE "
-            f"({k}.type IN ('integer', 'real') AND {typ} IN ('integer', 'real') AND {val} = {k}.value)"
-            f" OR ({k}.type = 'text' AND {typ} = 'text' AND {val} = {k}.value)"
-            f" OR ({k}.type IN ('true', 'false') AND {typ} = {k}.type)"
-            f" OR ({k}.type = 'null' AND ({typ} IS NULL OR {typ} = 'null'))"
-            f" OR ({k}.type IN ('object', 'array') AND {typ} = {k}.type AND {val} = json({k}.value)))"
-        )
+    def _member(self, val: str, values: list[Any]) -> str:
+        """``val IN (...)``: bound one by one for short lists (indexable), as one JSON array read
+        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length)."""
+        if len(values) <= _INLINE_IN:
+            for value in values:
+                self._bind(value)
+            return f"{val} IN ({', '.join('?' * len(values))})"
+        for value in values:
+            _check_value(value)
+        self._bind(_dumps(values))
+        return f"{val} IN (SELECT value FROM json_each(?))"
 
     def _bind(self, value: Any) -> None:
         """Append a parameter SQLite can hold: 64-bit integers, UTF-8-encodable text."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            _check_int(value)
-        elif isinstance(value, str):
-            _check_text(value)
+        _check_value(value)
         self.params.append(value)
 
     def _range(self, val: str, typ: str, sql_op: str, target: Any) -> str:
@@ -460,6 +461,24 @@ def _join(terms: list[str], op: str) -> str:
     return f"({_join(terms[:middle], op)}) {op} ({_join(terms[middle:], op)})"
 
 
+def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``$or`` of plain equalities on one field (``[{"n": 1}, {"n": 2}, ...]``) as one ``$in``,
+    as MongoDB's planner does: one membership test per row instead of N comparisons."""
+    by_field: dict[str, list[Any]] = {}
+    rest: list[Mapping[str, Any]] = []
+    for clause in clauses:
+        field, value = next(iter(clause.items())) if len(clause) == 1 else ("$", None)
+        if isinstance(value, Mapping) and set(value) == {"$eq"}:
+            value = value["$eq"]
+        if not field.startswith("$") and (value is None or isinstance(value, (str, int, float, bool))):
+            by_field.setdefault(field, []).append(value)
+        else:
+            rest.append(clause)
+    merged = [{field: {"$in": values}} if len(values) > 1 else {field: values[0]}
+              for field, values in by_field.items()]
+    return [*merged, *rest]
+
+
 def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The clauses of ``$and``/``$or`` with same-operator nesting (``{"$and": [{"$and": [...]}]}``)
     lifted into one list: same meaning, a shallower SQL expression."""
@@ -475,6 +494,13 @@ def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, 
         else:
             flat.append(clause)
     return flat
+
+
+def _check_value(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        _check_int(value)
+    elif isinstance(value, str):
+        _check_text(value)
 
 
 def _check_int(value: int) -> None:

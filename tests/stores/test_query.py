@@ -41,6 +41,9 @@ def _same(stores, criteria) -> int:
 
 def test_thousand_clause_or_and_mixed_in_work_as_on_mongodb(stores) -> None:
     assert _same(stores, {"$or": [{"n": i} for i in range(0, 2000, 3)]}) == 14
+    assert _same(stores, {"$or": [{"n": {"$eq": i}} for i in range(1000)] + [{"s": "x1"}, {"tags": 39}]}) == 40
+    assert _same(stores, {"$nor": [{"n": i} for i in range(5, 1000)]}) == 5
+    assert _same(stores, {"s": {"$in": [f"x{i}" for i in range(0, 100_000, 7)]}}) == 6
     mixed = [i if i % 2 else str(i) for i in range(1000)] + [None, True, {"k": 1}]
     assert _same(stores, {"n": {"$in": mixed}}) == 20
     assert _same(stores, {"s": {"$in": mixed + ["x4", "x5"]}}) == 2
