@@ -65,7 +65,7 @@ _LOGICAL = ("$and", "$or", "$nor")
 #: depth limit is 1000, and a flat chain of N terms is N deep).
 _CHAIN = 8
 #: ``$in`` lists up to this length are bound value by value; longer ones as one JSON array.
-_INLINE_IN = 100
+_INLINE_IN = 1000
 
 
 class InvalidQuery(ValueError):
