@@ -23,7 +23,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymatgen.core import Element
 
-from crystal_atomate.io.deck_lines import CountMismatchError, DeckError, LineCursor, clean_lines, parse_real
+from crystal_atomate.io.deck_lines import (
+    CountMismatchError,
+    DeckError,
+    LineCursor,
+    clean_lines,
+)
 
 #: ECP keywords followed directly by shells (parameters are built into CRYSTAL).
 BUILTIN_ECPS = frozenset({"HAYWLC", "HAYWSC", "BARTHE", "DURAND", "STUTSC", "STUTLC"})

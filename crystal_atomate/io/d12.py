@@ -29,10 +29,10 @@ from crystal_atomate.io.d12_keywords import (
     COUNTED,
     EXCHANGE_NAMES,
     FUNCTIONALS,
-    SUBBLOCK_KEYWORDS,
     KEYWORDS,
     NUMERIC,
     SUBBLOCK,
+    SUBBLOCK_KEYWORDS,
     TERMINATORS,
     blocks_knowing,
 )

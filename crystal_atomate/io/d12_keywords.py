@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["BLOCK_NAMES", "CORRELATION_NAMES", "COUNTED", "EXCHANGE_NAMES", "FUNCTIONALS", "SUBBLOCK_KEYWORDS", "KEYWORDS", "NUMERIC", "SUBBLOCK", "TERMINATORS", "Arguments", "blocks_knowing"]
+__all__ = ["BLOCK_NAMES", "CORRELATION_NAMES", "COUNTED", "EXCHANGE_NAMES", "FUNCTIONALS", "KEYWORDS", "NUMERIC", "SUBBLOCK", "SUBBLOCK_KEYWORDS", "TERMINATORS", "Arguments", "blocks_knowing"]
 
 NUMERIC: Final = "numeric"
 #: A count line ``N`` followed by exactly N lines (``ATOMINSE``, ``ATOMDISP``, ``MODISYMM``).
@@ -106,8 +106,14 @@ SUBBLOCK_KEYWORDS: Final[dict[str, dict[str, Arguments]]] = {
     "PREOPTGEOM": _OPTGEOM,
 }
 #: EXCHANGE and CORRELAT names of the DFT block.
-EXCHANGE_NAMES: Final = frozenset("BECKE LDA VBH PBE PBESOL PWGGA SOGGA WCGGA MPW91 B97 SCAN R2SCAN M06L".split())
-CORRELATION_NAMES: Final = frozenset("PZ VWN VBH LYP P86 PBE PBESOL PWGGA PWLSD WL SCAN R2SCAN M06L".split())
+EXCHANGE_NAMES: Final = frozenset({
+    "BECKE", "LDA", "VBH", "PBE", "PBESOL", "PWGGA", "SOGGA", "WCGGA", "MPW91", "B97", "SCAN",
+    "R2SCAN", "M06L"
+})
+CORRELATION_NAMES: Final = frozenset({
+    "PZ", "VWN", "VBH", "LYP", "P86", "PBE", "PBESOL", "PWGGA", "PWLSD", "WL", "SCAN", "R2SCAN",
+    "M06L"
+})
 
 #: Known keywords per block; typed keywords are listed too (they are known, and suggestions need them).
 KEYWORDS: Final[dict[str, dict[str, Arguments]]] = {

@@ -38,16 +38,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 __all__ = [
+    "DATETIME_TAG",
+    "MAX_QUERY_DEPTH",
+    "Compiler",
+    "InvalidFieldError",
     "InvalidQuery",
     "UnsupportedOperatorError",
-    "InvalidFieldError",
-    "MAX_QUERY_DEPTH",
-    "validate_limit_skip",
-    "Compiler",
+    "encode_scalar",
     "path_literal",
     "split_field",
-    "encode_scalar",
-    "DATETIME_TAG",
+    "validate_limit_skip",
 ]
 
 DATETIME_TAG = "\x01datetime:"
