@@ -43,6 +43,7 @@ from crystal_atomate.io.deck_lines import (
     LineCursor,
     MissingTerminatorError,
     UnknownKeywordError,
+    allowed_keywords,
     clean_lines,
     did_you_mean,
     is_argument_line,
@@ -104,7 +105,7 @@ class _DeckCursor(LineCursor):
         super().__init__(lines, error=D12ParseError)
         self.allow_all = allow_unknown is True
         self.periodic = False
-        self.allowed = frozenset() if isinstance(allow_unknown, bool) else frozenset(k.upper() for k in allow_unknown)
+        self.allowed = allowed_keywords(allow_unknown)
 
     def allows(self, keyword: str) -> bool:
         """True when the caller passed ``keyword`` (or everything) through ``allow_unknown``."""
@@ -878,7 +879,8 @@ def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
 
 def _library(cursor: _DeckCursor) -> BasisSet:
     """The name after ``BASISSET``: one of CRYSTAL's internal libraries (or an allowed name)."""
-    name = (cursor.peek() or "").split()[0] if cursor.peek() else None
+    line = cursor.peek()
+    name = line.split()[0] if line else None
     if name is not None and name.upper() not in LIBRARY_COVERAGE and not cursor.allows(name.upper()):
         raise cursor.error("the name of a CRYSTAL basis-set library", error=UnknownKeywordError,
                            hint=did_you_mean(name.upper(), LIBRARY_COVERAGE)

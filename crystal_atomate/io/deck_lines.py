@@ -19,6 +19,7 @@ __all__ = [
     "LineCursor",
     "MissingTerminatorError",
     "UnknownKeywordError",
+    "allowed_keywords",
     "clean_lines",
     "did_you_mean",
     "is_argument_line",
@@ -116,6 +117,26 @@ def is_argument_line(line: str) -> bool:
     CRYSTAL keywords start with a letter; argument records start with a digit, a sign or a dot.
     """
     return not line[:1].isalpha()
+
+
+def allowed_keywords(allow_unknown: bool | str | Iterable[str]) -> frozenset[str]:
+    """The upper-cased keywords named by an ``allow_unknown`` argument (``True``/``False``: none).
+
+    Parameters
+    ----------
+    allow_unknown
+        A keyword, several, or a boolean (handled by the caller).
+
+    Returns
+    -------
+    frozenset of str
+        The keywords.
+    """
+    if isinstance(allow_unknown, bool):
+        return frozenset()
+    if isinstance(allow_unknown, str):
+        return frozenset({allow_unknown.upper()})
+    return frozenset(keyword.upper() for keyword in allow_unknown)
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str | None:

@@ -36,7 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.bandstructure import HighSymmKpath
 
-from crystal_atomate.io.deck_lines import DeckError, did_you_mean, is_argument_line
+from crystal_atomate.io.deck_lines import (
+    DeckError,
+    allowed_keywords,
+    did_you_mean,
+    is_argument_line,
+)
 
 __all__ = [
     "PROPERTIES_KEYWORDS",
@@ -510,7 +515,7 @@ class _DeckReader:
         self.path = path
         self.index = 0
         self.allow_all = allow_unknown is True
-        self.allowed = frozenset() if isinstance(allow_unknown, bool) else frozenset(k.upper() for k in allow_unknown)
+        self.allowed = allowed_keywords(allow_unknown)
 
     def error(self, message: str, line: int | None = None, hint: str | None = None) -> PropertiesParseError:
         return PropertiesParseError(message, path=self.path, line=line or self.index, hint=hint)

@@ -10,6 +10,7 @@ from crystal_atomate.io.deck_lines import (
     D12ParseError,
     DeckError,
     LineCursor,
+    allowed_keywords,
     clean_lines,
     did_you_mean,
     is_argument_line,
@@ -26,6 +27,8 @@ def test_error_names_line_and_hint() -> None:
 def test_suggestions_and_argument_lines() -> None:
     assert did_you_mean("SHRIMK", ["SHRINK", "TOLINTEG"]) == "did you mean SHRINK?"
     assert did_you_mean("QWERTY", ["SHRINK", "TOLINTEG"]) is None
+    assert allowed_keywords("newkey") == {"NEWKEY"} and allowed_keywords(["a", "B"]) == {"A", "B"}
+    assert allowed_keywords(True) == allowed_keywords(False) == frozenset()
     assert [is_argument_line(x) for x in ("8 8", "-1 2", ".5", "SHRINK", "def2-mSVP")] == [True] * 3 + [False] * 2
 
 
