@@ -16,14 +16,19 @@ is in :data:`LIBRARY_COVERAGE`, so a missing element is reported before CRYSTAL 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymatgen.core import Element
 
-Line = tuple[int, str]
+from crystal_atomate.io.deck_lines import (
+    CountMismatchError,
+    DeckError,
+    LineCursor,
+    clean_lines,
+)
 
 #: ECP keywords followed directly by shells (parameters are built into CRYSTAL).
 BUILTIN_ECPS = frozenset({"HAYWLC", "HAYWSC", "BARTHE", "DURAND", "STUTSC", "STUTLC"})
@@ -57,7 +62,7 @@ LIBRARY_COVERAGE: dict[str, frozenset[int]] = {
 }
 
 
-class BasisParseError(ValueError):
+class BasisParseError(DeckError):
     """Malformed basis-set text; the message names the line number and its text."""
 
 
@@ -72,25 +77,6 @@ class UnknownBasisElementError(ValueError):
 
 class UnknownBasisLibraryError(ValueError):
     """A ``BASISSET`` name missing from :data:`LIBRARY_COVERAGE`, so its elements cannot be checked."""
-
-
-def clean_lines(text: str) -> list[Line]:
-    """Numbered, non-empty lines with ``#`` comments and surrounding blanks removed.
-
-    Real decks carry inline ``#`` comments and blank lines; CRYSTAL ignores neither reliably,
-    so writers drop them and readers must skip them.
-    """
-    lines = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            lines.append((number, line))
-    return lines
-
-
-def parse_real(token: str) -> float:
-    """A Fortran real: accepts ``D`` exponents (``0.2224D-03``) and a bare trailing dot (``2.``)."""
-    return float(token.replace("D", "E").replace("d", "e"))
 
 
 def format_number(value: float) -> str:
@@ -227,7 +213,7 @@ class BasisSet(BaseModel):
         """
         body = re.sub(r"\A\s*---\n.*?\n---\s*\n", "", text, flags=re.DOTALL)
         offset = text[: len(text) - len(body)].count("\n")
-        cursor = LineCursor([(number + offset, line) for number, line in clean_lines(body)])
+        cursor = LineCursor([(number + offset, line) for number, line in clean_lines(body)], error=BasisParseError)
         basis = parse_basis(cursor)
         if not cursor.at_end():
             raise cursor.error("nothing after the basis set")
@@ -315,77 +301,30 @@ class BasisSet(BaseModel):
         return "\n".join(self.to_lines()) + "\n"
 
 
-class LineCursor:
-    """Walks cleaned deck lines (see :func:`clean_lines`); every error names the line and its text.
-
-    Shared by the basis, geometry and deck parsers so that a malformed input always reports
-    where it is, with the exception type the caller chose.
-    """
-
-    def __init__(self, lines: Sequence[Line], error: type[ValueError] = BasisParseError) -> None:
-        self.lines = lines
-        self.index = 0
-        self.error_type = error
-
-    def at_end(self) -> bool:
-        return self.index >= len(self.lines)
-
-    def peek(self) -> str | None:
-        """The current line, not consumed (None at the end)."""
-        return None if self.at_end() else self.lines[self.index][1]
-
-    def peek_keyword(self) -> str | None:
-        """The upper-cased first word of the current line (None at the end)."""
-        line = self.peek()
-        return None if line is None else line.split()[0].upper()
-
-    def error(self, what: str) -> ValueError:
-        """An error about the current line (or the end of the input)."""
-        if self.at_end():
-            last = self.lines[-1][0] if self.lines else 0
-            return self.error_type(f"line {last}: unexpected end of input, expected {what}")
-        number, line = self.lines[self.index]
-        return self.error_type(f"line {number}: expected {what}, got {line!r}")
-
-    def line(self, what: str) -> str:
-        """Consume and return the current line."""
-        if self.at_end():
-            raise self.error(what)
-        self.index += 1
-        return self.lines[self.index - 1][1]
-
-    def numbers(self, kind: type, count: int | None, what: str) -> list:
-        """Consume a line and read its first ``count`` numbers (all tokens when None).
-
-        Extra tokens after them are ignored, as CRYSTAL does (``6 0.49 0.64 0.27 Biso 1.0 C``).
-        """
-        if self.at_end():
-            raise self.error(what)
-        tokens = self.lines[self.index][1].split()
-        tokens = tokens if count is None else tokens[:count]
-        convert = parse_real if kind is float else int
-        try:
-            values = [convert(token) for token in tokens]
-        except ValueError:
-            raise self.error(what) from None
-        if count is not None and len(values) < count:
-            raise self.error(what)
-        self.index += 1
-        return values
-
-    def ints(self, count: int | None, what: str) -> list[int]:
-        return self.numbers(int, count, what)
-
-    def reals(self, count: int | None, what: str) -> list[float]:
-        return self.numbers(float, count, what)
-
-
 def parse_basis(cursor: LineCursor) -> BasisSet:
-    """Parse explicit basis sets at the cursor, through ``99 0`` and GHOSTS (or the end of input)."""
+    """Parse explicit basis sets at the cursor, through ``99 0`` and GHOSTS (or the end of input).
+
+    Parameters
+    ----------
+    cursor
+        At the first ``NAT NSHL`` line.
+
+    Returns
+    -------
+    BasisSet
+        The explicit basis sets.
+
+    Raises
+    ------
+    CountMismatchError
+        (or the cursor's own error type) when NSHL or NG does not match the lines that follow:
+        CRYSTAL would read the next element's header as a shell, or a shell as a primitive.
+    """
     atoms: list[AtomBasis] = []
     ghosts = None
     while not cursor.at_end():
         start = cursor.index
+        _check_element_header(cursor, atoms)
         nat, nshl = cursor.ints(2, "'NAT NSHL' or '99 0'")
         if nat == 99:
             if cursor.peek_keyword() == "GHOSTS":
@@ -396,7 +335,14 @@ def parse_basis(cursor: LineCursor) -> BasisSet:
                     ghosts.extend(cursor.ints(None, "ghost atom labels"))
             break
         ecp = _parse_ecp(cursor) if cursor.peek_keyword() in ECP_KEYWORDS else None
-        shells = [_parse_shell(cursor) for _ in range(nshl)]
+        header = cursor.number(-1)
+        shells = []
+        for index in range(nshl):
+            if cursor.at_end() or len(cursor.peek().split()) < 5:
+                raise cursor.error("a shell 'ITYB LAT NG CHE SCAL'", error=CountMismatchError,
+                                   hint=f"NAT={nat} on line {header} declares NSHL={nshl} shells, "
+                                        f"{index} follow (or a shell above has too few primitives)")
+            shells.append(_parse_shell(cursor))
         try:
             atoms.append(AtomBasis(number=nat, ecp=ecp, shells=shells))
         except ValueError as exc:
@@ -405,6 +351,17 @@ def parse_basis(cursor: LineCursor) -> BasisSet:
     if not atoms:
         raise cursor.error("a basis set 'NAT NSHL'")
     return BasisSet(atoms=atoms, ghosts=ghosts)
+
+
+def _check_element_header(cursor: LineCursor, atoms: list[AtomBasis]) -> None:
+    """Raise a count error when a shell or primitive line sits where ``NAT NSHL`` belongs."""
+    line = cursor.peek()
+    if line is None or len(line.split()) < 3 or not atoms:
+        return
+    last = atoms[-1]
+    raise cursor.error("'NAT NSHL' or '99 0'", error=CountMismatchError,
+                       hint=f"the element before (NAT={last.number}) declares NSHL={len(last.shells)}: "
+                            "a shell count or a primitive count (NG) above is too small")
 
 
 def _parse_ecp(cursor: LineCursor) -> Ecp:
@@ -429,7 +386,12 @@ def _parse_shell(cursor: LineCursor) -> Shell:
     width = 3 if lat == 1 else 2
     primitives = []
     if ityb == 0:
-        primitives = [tuple(cursor.reals(width, f"a primitive line with {width} numbers")) for _ in range(ng)]
+        for index in range(ng):
+            if cursor.at_end() or not width <= len(cursor.peek().split()) < 5:
+                raise cursor.error(f"a primitive line with {width} numbers", error=CountMismatchError,
+                                   hint=f"the shell on line {cursor.lines[start][0]} declares NG={ng} "
+                                        f"primitives, {index} follow")
+            primitives.append(tuple(cursor.reals(width, f"a primitive line with {width} numbers")))
     try:
         return Shell(ityb=ityb, lat=lat, ng=ng, che=che, scal=scal, primitives=primitives)
     except ValidationError as exc:

@@ -1,10 +1,14 @@
 """A typed model of the CRYSTAL ``.d12`` input deck: ``CrystalInput.from_string(x.to_string()) == x``.
 
 The deck is title, geometry block (closed by END, or by ``BASISSET <name>`` which also replaces
-the basis block), basis block (closed by END), Hamiltonian/SCF block (closed by END). Anything the
-model does not type is kept verbatim in ``extra`` / ``geometry_keywords`` lists, in its original
-order, after the typed keywords of the same block; so every deck CRYSTAL accepts can be read,
-edited and written back without loss of meaning.
+the basis block), basis block (closed by END), Hamiltonian/SCF block (closed by END). The reader
+is strict: a keyword CRYSTAL23 does not know in its block (:mod:`crystal_atomate.io.d12_keywords`),
+a count that does not match its lines or a missing terminator raises a :class:`DeckError` naming
+the line and the likely fix. Known keywords the model does not type are kept verbatim in ``extra``
+/ ``geometry_keywords`` lists, in their original order, after the typed keywords of the same
+block; so every deck CRYSTAL accepts can be read, edited and written back without loss of meaning.
+``extra`` is also the escape hatch: whatever it holds is written as is, and
+``from_string(..., allow_unknown=[...])`` reads keywords the tables miss.
 """
 
 from __future__ import annotations
@@ -18,7 +22,33 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymatgen.core import Element, Molecule, Structure
 
-from crystal_atomate.io.basis import BasisSet, LineCursor, clean_lines, format_number, parse_basis, parse_real
+from crystal_atomate.io.basis import LIBRARY_COVERAGE, BasisSet, format_number, parse_basis
+from crystal_atomate.io.d12_keywords import (
+    BLOCK_NAMES,
+    CORRELATION_NAMES,
+    COUNTED,
+    EXCHANGE_NAMES,
+    FUNCTIONALS,
+    KEYWORDS,
+    NUMERIC,
+    SUBBLOCK,
+    SUBBLOCK_KEYWORDS,
+    TERMINATORS,
+    blocks_knowing,
+)
+from crystal_atomate.io.deck_lines import (
+    CountMismatchError,
+    D12ParseError,
+    DeckError,
+    LineCursor,
+    MissingTerminatorError,
+    UnknownKeywordError,
+    allowed_keywords,
+    clean_lines,
+    did_you_mean,
+    is_argument_line,
+    parse_real,
+)
 from crystal_atomate.io.fort34 import Fort34, check_structure
 from crystal_atomate.io.geometry import (
     ExternalGeometry,
@@ -31,21 +61,30 @@ from crystal_atomate.io.geometry import (
 
 OPT_TYPES = ("FULLOPTG", "CELLONLY", "ITATOCEL", "CVOLOPT", "INTREDUN", "ATOMONLY")
 GRIDS = ("OLDGRID", "LGRID", "XLGRID", "XXLGRID", "XXXLGRID", "HUGEGRID")
-#: Stand-alone functional keywords of CRYSTAL23 (a ``-D3`` / ``-D3BJ`` suffix may follow).
-FUNCTIONALS = frozenset({
-    "SVWN", "BLYP", "PBEXC", "PBESOLXC", "SOGGAXC", "B3PW", "B3LYP", "PBE0", "PBESOL0", "B1WC", "WC1LYP",
-    "B97H", "PBE0-13", "HSE06", "HSESOL", "HISS", "RSHXLDA", "WB97", "WB97X", "LC-WPBE", "LC-WPBESOL",
-    "LC-WBLYP", "LC-BLYP", "CAM-B3LYP", "LC-PBE", "M06L", "REVM06L", "MN15L", "SCAN", "R2SCAN", "M05",
-    "M052X", "M06", "M062X", "M06HF", "MN15", "REVM06", "SCAN0", "R2SCAN0", "PBEH3C", "HSE3C", "B973C",
-    "HF3C", "HFSOL3C", "PBESOL03C", "HSESOL3C", "B2PLYP", "B2GPPLYP", "MPW2PLYP",
-})
 _DISPERSION_SUFFIX = re.compile(r"-D3(BJ)?$")
 #: Keywords opening a sub-block closed by its own END; unknown ones are copied whole into ``extra``.
-_SUBBLOCKS = frozenset({"DFTD3", "GCP", "INTCPHF", "IRSPEC", "RAMSPEC", "PREOPTGEOM", "ANHARM", "CPHF"})
-
-
-class D12ParseError(ValueError):
-    """A malformed deck; the message names the line number and the offending text."""
+__all__ = [
+    "FUNCTIONALS",
+    "GRIDS",
+    "OPT_TYPES",
+    "CountMismatchError",
+    "CrystalInput",
+    "D12ParseError",
+    "DeckError",
+    "Dft",
+    "Elastcon",
+    "Eos",
+    "FreqCalc",
+    "Hamiltonian",
+    "MissingTerminatorError",
+    "OptGeom",
+    "Scf",
+    "Shrink",
+    "UnknownKeywordError",
+    "is_end",
+    "is_functional",
+    "looks_like_slab",
+]
 
 
 def is_end(keyword: str | None) -> bool:
@@ -57,6 +96,20 @@ def is_functional(name: str) -> bool:
     """True for a known CRYSTAL23 functional keyword, optionally with a D3 dispersion suffix."""
     name = name.upper()
     return name in FUNCTIONALS or _DISPERSION_SUFFIX.sub("", name) in FUNCTIONALS
+
+
+class _DeckCursor(LineCursor):
+    """A cursor over a ``.d12`` deck that knows which unknown keywords the caller allows."""
+
+    def __init__(self, lines: list[tuple[int, str]], allow_unknown: bool | Collection[str]) -> None:
+        super().__init__(lines, error=D12ParseError)
+        self.allow_all = allow_unknown is True
+        self.periodic = False
+        self.allowed = allowed_keywords(allow_unknown)
+
+    def allows(self, keyword: str) -> bool:
+        """True when the caller passed ``keyword`` (or everything) through ``allow_unknown``."""
+        return self.allow_all or keyword in self.allowed
 
 
 class _Block(BaseModel):
@@ -319,6 +372,8 @@ def _read_typed(cursor: LineCursor, spec: _Spec, fields: dict) -> bool:
     for field, name, convert in spec:
         if keyword != name:
             continue
+        if field in fields:
+            raise cursor.error(f"one {name}", hint=f"{name} is given twice in this block; keep one")
         inline = cursor.line(name).split()[1:]
         if convert is None:
             fields[field] = True
@@ -354,37 +409,120 @@ def _exact(kind: type, value: float) -> float | int:
     return value
 
 
-def _copy_subblock(cursor: LineCursor) -> list[str]:
-    """An opener line through its END, verbatim."""
+def _copy_subblock(cursor: _DeckCursor) -> list[str]:
+    """An opener line through its END, verbatim; keywords checked where the sub-block has a table."""
+    opener = (cursor.peek_keyword(), cursor.number())
+    table = SUBBLOCK_KEYWORDS.get(opener[0])
     lines = [cursor.line("a sub-block")]
     while not is_end(cursor.peek_keyword()):
-        lines.append(cursor.line(f"END closing {lines[0]}"))
+        if cursor.at_end():
+            raise cursor.error(f"END closing {opener[0]}", error=MissingTerminatorError,
+                               hint=f"{opener[0]} opened on line {opener[1]} is never closed")
+        keyword = cursor.peek_keyword()
+        if (table is not None and not is_argument_line(cursor.peek()) and keyword not in table
+                and not cursor.allows(keyword)):
+            raise _unknown_keyword(cursor, opener[0], keyword, opener, table)
+        lines.append(cursor.line(f"END closing {opener[0]}"))
     return [*lines, cursor.line("END")]
 
 
-def _parse_block(cursor: LineCursor, model: type[BaseModel], spec: _Spec,
+def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = None) -> list[str]:
+    """A known keyword of ``block`` the model does not type, with its argument lines, verbatim.
+
+    Raises the typed error CRYSTAL's own failure would hide: numbers where a keyword belongs
+    (a count above is too small, or a keyword line was lost), a keyword of another block (its
+    block's terminator is missing), or a keyword no block knows (a misspelling).
+    """
+    line = cursor.peek()
+    what = f"a keyword of the {BLOCK_NAMES[block]} block"
+    if is_argument_line(line):
+        raise cursor.error(what, error=CountMismatchError,
+                           hint="numbers with no keyword before them: a count above (atoms, shells, "
+                                "entries of a keyword) is too small, or a keyword line was lost")
+    keyword = line.split()[0].upper()
+    arguments = KEYWORDS[block].get(keyword)
+    if arguments is None:
+        if not cursor.allows(keyword):
+            raise _unknown_keyword(cursor, block, keyword, opener)
+        arguments = NUMERIC
+    if arguments == SUBBLOCK:
+        return _copy_subblock(cursor)
+    lines = [cursor.line(keyword)]
+    if arguments == NUMERIC:
+        while not cursor.at_end() and is_argument_line(cursor.peek()):
+            lines.append(cursor.line("an argument"))
+    elif arguments == COUNTED:
+        lines.extend(_counted_lines(cursor, keyword))
+    else:
+        lines.extend(cursor.line(f"an argument of {keyword}") for _ in range(arguments))
+    return lines
+
+
+def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
+    """``N`` then exactly N lines of numbers (ATOMINSE, ATOMDISP, MODISYMM ...)."""
+    if cursor.at_end() or len(cursor.peek().split()) != 1:
+        raise cursor.error(f"the number of {keyword} entries (one integer)", error=CountMismatchError)
+    count = cursor.ints(1, f"the number of {keyword} entries")[0]
+    counted_at = cursor.number(-1)
+    lines = [str(cursor.lines[cursor.index - 1][1])]
+    for index in range(count):
+        if cursor.at_end() or not is_argument_line(cursor.peek()):
+            raise cursor.error(f"an entry of {keyword}", error=CountMismatchError,
+                               hint=f"{keyword} on line {counted_at} announces {count} entries, {index} follow")
+        lines.append(cursor.line(f"an entry of {keyword}"))
+    if not cursor.at_end() and is_argument_line(cursor.peek()):
+        raise cursor.error("a keyword", error=CountMismatchError,
+                           hint=f"{keyword} on line {counted_at} announces {count} entries, more follow")
+    return lines
+
+
+def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None,
+                     table: dict | None = None) -> DeckError:
+    """The error for ``keyword`` in ``block``: misplaced (terminator missing) or unknown (misspelt)."""
+    what = f"a keyword of the {BLOCK_NAMES.get(block, block)} block"
+    table = KEYWORDS[block] if table is None else table
+    elsewhere = [name for name in blocks_knowing(keyword) if name != block]
+    if elsewhere and opener is not None:
+        name, line = opener
+        return cursor.error(what, error=MissingTerminatorError,
+                            hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block: {name} opened on "
+                                 f"line {line} is not closed, add {TERMINATORS.get(block, 'END')} before line "
+                                 f"{cursor.number()}")
+    if elsewhere:
+        return cursor.error(what, error=UnknownKeywordError,
+                            hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block"
+                                 + (", inside DFT ... ENDDFT" if elsewhere[0] == "DFT" else ""))
+    hint = did_you_mean(keyword, table)
+    if hint is None:
+        close = [did_you_mean(keyword, table) for table in KEYWORDS.values()]
+        hint = next((h for h in close if h), None)
+    return cursor.error(what, error=UnknownKeywordError,
+                        hint=hint or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]")
+
+
+def _parse_block(cursor: _DeckCursor, model: type[BaseModel], spec: _Spec,
                  special: Callable[[LineCursor, dict], bool] | None = None) -> BaseModel:
-    """Parse keyword lines up to the block's END into ``model``; unknown lines go to ``extra``."""
-    opener = cursor.line(model.__name__)
+    """Parse keyword lines up to the block's END into ``model``; other known lines go to ``extra``."""
+    opener = (cursor.peek_keyword(), cursor.number())
+    block = "DFT" if model is Dft else opener[0]
+    cursor.line(model.__name__)
     fields: dict = {"extra": []}
     while not is_end(cursor.peek_keyword()):
         if cursor.at_end():
-            raise cursor.error(f"END closing {opener}")
+            raise cursor.error(f"{TERMINATORS[block]} closing {opener[0]}", error=MissingTerminatorError,
+                               hint=f"{opener[0]} opened on line {opener[1]} is never closed")
         if special is not None and special(cursor, fields):
             continue
         if _read_typed(cursor, spec, fields):
             continue
-        if cursor.peek_keyword() in _SUBBLOCKS:
-            fields["extra"].extend(_copy_subblock(cursor))
-        else:
-            fields["extra"].append(cursor.line("a keyword"))
+        fields["extra"].extend(_untyped(cursor, block, opener))
     end_at = cursor.index
     cursor.line("END")
     try:
         return model(**fields)
     except ValueError as exc:
         cursor.index = end_at
-        raise cursor.error(f"a valid {opener} block ({exc})") from None
+        raise cursor.error(f"a valid {opener[0]} block ({exc})") from None
 
 
 def _opt_special(cursor: LineCursor, fields: dict) -> bool:
@@ -421,6 +559,11 @@ def _dft_special(cursor: LineCursor, fields: dict) -> bool:
     keyword = cursor.peek_keyword()
     if keyword in ("EXCHANGE", "CORRELAT"):
         cursor.line(keyword)
+        names = EXCHANGE_NAMES if keyword == "EXCHANGE" else CORRELATION_NAMES
+        name = cursor.peek_keyword()
+        if name is not None and name not in names and not cursor.allows(name):
+            raise cursor.error(f"an {keyword} functional name", error=UnknownKeywordError,
+                               hint=did_you_mean(name, names) or f"known: {' '.join(sorted(names))}")
         fields["exchange" if keyword == "EXCHANGE" else "correlation"] = cursor.line(f"a {keyword} name").split()[0]
     elif keyword == "SPIN":
         fields["spin"] = bool(cursor.line("SPIN"))
@@ -439,24 +582,47 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
         cursor.line("SHRINK")
         following = (cursor.peek() or "").split()
         if not following or not following[0].lstrip("-").isdigit():
+            if cursor.periodic:
+                raise cursor.error("SHRINK factors 'IS ISP'", error=CountMismatchError,
+                                   hint="only a molecule takes SHRINK without factors")
             fields["extra"].append("SHRINK")  # 0D decks write a bare SHRINK; CRYSTAL reads no numbers
             return True
+        if "shrink" in fields:
+            cursor.index -= 1
+            raise cursor.error("one SHRINK", hint="SHRINK is given twice in this block; keep one")
         head = cursor.ints(None, "SHRINK factors 'IS ISP'")
-        if len(head) < 2:
+        if not 2 <= len(head) <= 3:
             cursor.index -= 1
             raise cursor.error("SHRINK factors 'IS ISP'")
         mesh = tuple(cursor.ints(3, "three SHRINK factors")) if head[0] == 0 else head[0]
         fields["shrink"] = Shrink(mesh=mesh, isp=head[1], isp2=head[2] if len(head) > 2 else None)
     elif keyword == "ATOMSPIN":
+        opened = cursor.number()
         cursor.line("ATOMSPIN")
+        if cursor.at_end() or len(cursor.peek().split()) != 1:
+            raise cursor.error("the number of ATOMSPIN entries (one integer)", error=CountMismatchError)
         count = cursor.ints(1, "the number of ATOMSPIN entries")[0]
         values: list[int] = []
         while len(values) < 2 * count:
+            if cursor.at_end() or not is_argument_line(cursor.peek()):
+                raise cursor.error("ATOMSPIN 'label spin' pairs", error=CountMismatchError,
+                                   hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} follow")
             values.extend(cursor.ints(None, "ATOMSPIN 'label spin' pairs"))
+        if len(values) != 2 * count or (not cursor.at_end() and is_argument_line(cursor.peek())):
+            raise cursor.error("a keyword after the ATOMSPIN pairs", error=CountMismatchError,
+                               hint=f"ATOMSPIN on line {opened} announces {count} atoms, more follow")
         fields["atomspin"] = list(zip(values[0::2], values[1::2], strict=True))
     else:
         return False
     return True
+
+
+_TASKS: dict[str, tuple[str, type[BaseModel], _Spec, Callable[[LineCursor, dict], bool] | None]] = {
+    "OPTGEOM": ("optgeom", OptGeom, _OPT_SPEC, _opt_special),
+    "FREQCALC": ("freqcalc", FreqCalc, _FREQ_SPEC, _freq_special),
+    "ELASTCON": ("elastcon", Elastcon, [("preoptgeom", "PREOPTGEOM", None)], None),
+    "EOS": ("eos", Eos, [], _eos_special),
+}
 
 
 # -- the deck ---------------------------------------------------------------------------------------
@@ -513,43 +679,68 @@ class CrystalInput(BaseModel):
         return self.to_string()
 
     @classmethod
-    def from_string(cls, text: str) -> CrystalInput:
-        """Parse a deck; raises :class:`D12ParseError` naming the line of the first problem."""
+    def from_string(cls, text: str, *, allow_unknown: bool | Collection[str] = ()) -> CrystalInput:
+        """Parse a deck strictly: the first problem raises a :class:`DeckError` naming its line.
+
+        Parameters
+        ----------
+        text
+            The deck.
+        allow_unknown
+            Keywords to accept (verbatim, with the lines of numbers after them) although
+            :mod:`crystal_atomate.io.d12_keywords` does not list them in their block; ``True``
+            accepts any. The escape hatch for keywords CRYSTAL23 knows and the tables miss.
+
+        Returns
+        -------
+        CrystalInput
+            The deck.
+
+        Raises
+        ------
+        UnknownKeywordError
+            A keyword CRYSTAL23 does not know in its block (with "did you mean ...?").
+        CountMismatchError
+            Atoms, basis shells or primitives not matching their count.
+        MissingTerminatorError
+            A block not closed (OPTGEOM without ENDOPT, no final END ...).
+        D12ParseError
+            Any other malformed line.
+        """
         raw = text.splitlines()
         if not raw:
-            raise D12ParseError("line 1: empty deck")
-        cursor = LineCursor([(number + 1, line) for number, line in clean_lines("\n".join(raw[1:]))],
-                            error=D12ParseError)
-        fields: dict = {"title": raw[0].strip()[:80], "geometry": parse_geometry(cursor), "geometry_keywords": []}
-        tasks = {"OPTGEOM": ("optgeom", OptGeom, _OPT_SPEC, _opt_special),
-                 "FREQCALC": ("freqcalc", FreqCalc, _FREQ_SPEC, _freq_special),
-                 "ELASTCON": ("elastcon", Elastcon, [("preoptgeom", "PREOPTGEOM", None)], None),
-                 "EOS": ("eos", Eos, [], _eos_special)}
+            raise D12ParseError("empty deck", line=1)
+        cursor = _DeckCursor([(number + 1, line) for number, line in clean_lines("\n".join(raw[1:]))],
+                             allow_unknown)
+        geometry = parse_geometry(cursor)
+        cursor.periodic = geometry.kind in ("CRYSTAL", "SLAB", "POLYMER")
+        fields: dict = {"title": raw[0].strip()[:80], "geometry": geometry, "geometry_keywords": []}
+        after_geometry = cursor.index
+        closed: tuple[str, int, int] | None = None
         while True:
             keyword = cursor.peek_keyword()
             if keyword is None:
-                raise cursor.error("END closing the geometry block")
-            if keyword in tasks:
-                field, model, spec, special = tasks[keyword]
+                raise cursor.error("END closing the geometry block", error=MissingTerminatorError)
+            if keyword in _TASKS:
+                field, model, spec, special = _TASKS[keyword]
+                opened = cursor.number()
                 fields[field] = _parse_block(cursor, model, spec, special)
-            elif keyword == "BASISSET":
+                closed = (keyword, opened, cursor.number(-1))
+                continue
+            if keyword == "BASISSET":
                 cursor.line("BASISSET")
-                fields["basis"] = BasisSet.from_library(cursor.line("a basis-set name").split()[0])
+                fields["basis"] = _library(cursor)
                 break
-            elif is_end(keyword):
+            if is_end(keyword):
                 cursor.line("END")
                 if cursor.at_end():
                     return cls._build(cursor, fields)
-                try:
-                    fields["basis"] = parse_basis(cursor)
-                except ValueError as exc:
-                    raise D12ParseError(str(exc)) from None
-                if not is_end(cursor.peek_keyword()):
-                    raise cursor.error("END closing the basis-set block")
-                cursor.line("END")
+                fields["basis"] = _parse_basis_block(cursor)
                 break
-            else:
-                fields["geometry_keywords"].append(cursor.line("a geometry keyword"))
+            if is_argument_line(cursor.peek()):
+                raise _numbers_in_geometry(cursor, geometry, after_geometry, closed)
+            fields["geometry_keywords"].extend(_untyped(cursor, "geometry"))
+            closed = None
         fields["hamiltonian"], fields["scf"] = _parse_hamiltonian_scf(cursor)
         if not cursor.at_end():
             raise cursor.error("nothing after the final END")
@@ -560,13 +751,13 @@ class CrystalInput(BaseModel):
         try:
             return cls(**fields)
         except ValueError as exc:
-            raise D12ParseError(f"line {cursor.lines[-1][0] if cursor.lines else 1}: invalid deck: {exc}") from None
+            raise D12ParseError(f"invalid deck: {exc}", line=cursor.number(-1)) from None
 
     @classmethod
-    def from_file(cls, path: str | Path) -> CrystalInput:
-        """Read a deck; for EXTERNAL geometries a ``fort.34`` next to it is attached when present."""
+    def from_file(cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()) -> CrystalInput:
+        """Read a deck (see :meth:`from_string`); for EXTERNAL a ``fort.34`` next to it is attached."""
         path = Path(path)
-        deck = cls.from_string(path.read_text())
+        deck = cls.from_string(path.read_text(), allow_unknown=allow_unknown)
         fort34 = path.parent / "fort.34"
         if isinstance(deck.geometry, ExternalGeometry) and fort34.is_file():
             deck.geometry = ExternalGeometry(fort34=Fort34.from_file(fort34))
@@ -662,24 +853,21 @@ def looks_like_slab(structure: Structure) -> bool:
     return max(gaps) * height >= SLAB_VACUUM
 
 
-def _parse_hamiltonian_scf(cursor: LineCursor) -> tuple[Hamiltonian, Scf]:
+def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
     """The last block: optional HF flavour or DFT block, then SCF keywords, then the final END."""
     hamiltonian: dict = {}
     scf: dict = {"extra": []}
     while not is_end(cursor.peek_keyword()):
         keyword = cursor.peek_keyword()
         if keyword is None:
-            raise cursor.error("the final END")
+            raise cursor.error("the final END", error=MissingTerminatorError,
+                               hint="the Hamiltonian/SCF block (and the deck) ends with END")
         if keyword == "DFT":
             hamiltonian["dft"] = _parse_block(cursor, Dft, [], _dft_special)
         elif keyword in ("UHF", "RHF", "ROHF"):
             hamiltonian["method"] = cursor.line(keyword).split()[0].upper()
-        elif _scf_special(cursor, scf) or _read_typed(cursor, _SCF_SPEC, scf):
-            continue
-        elif keyword in _SUBBLOCKS:
-            scf["extra"].extend(_copy_subblock(cursor))
-        else:
-            scf["extra"].append(cursor.line("an SCF keyword"))
+        elif not (_scf_special(cursor, scf) or _read_typed(cursor, _SCF_SPEC, scf)):
+            scf["extra"].extend(_untyped(cursor, "SCF"))
     end_at = cursor.index
     cursor.line("END")
     try:
@@ -688,3 +876,50 @@ def _parse_hamiltonian_scf(cursor: LineCursor) -> tuple[Hamiltonian, Scf]:
         cursor.index = end_at
         raise cursor.error(f"valid Hamiltonian/SCF keywords ({exc})") from None
 
+
+def _library(cursor: _DeckCursor) -> BasisSet:
+    """The name after ``BASISSET``: one of CRYSTAL's internal libraries (or an allowed name)."""
+    line = cursor.peek()
+    name = line.split()[0] if line else None
+    if name is not None and name.upper() not in LIBRARY_COVERAGE and not cursor.allows(name.upper()):
+        raise cursor.error("the name of a CRYSTAL basis-set library", error=UnknownKeywordError,
+                           hint=did_you_mean(name.upper(), LIBRARY_COVERAGE)
+                           or f"if CRYSTAL23 has it, read with allow_unknown=[{name.upper()!r}]")
+    return BasisSet.from_library(cursor.line("a basis-set name").split()[0])
+
+
+def _parse_basis_block(cursor: LineCursor) -> BasisSet:
+    """Explicit basis sets after the geometry END, through the basis block's own END."""
+    start = cursor.index
+    try:
+        basis = parse_basis(cursor)
+    except DeckError:
+        raise
+    except ValueError as exc:
+        cursor.index = start
+        raise cursor.error(f"a valid basis set ({exc})") from None
+    if not is_end(cursor.peek_keyword()):
+        raise cursor.error("END closing the basis-set block", error=MissingTerminatorError,
+                           hint="after '99 0' (and GHOSTS) the basis block ends with END")
+    cursor.line("END")
+    return basis
+
+
+def _numbers_in_geometry(cursor: LineCursor, geometry: Geometry, after_geometry: int,
+                         closed: tuple[str, int, int] | None) -> DeckError:
+    """The error for a line of numbers where a geometry keyword or END belongs, with its likely cause."""
+    what = "a geometry-block keyword or END"
+    if closed is not None:
+        name, opened, end = closed
+        return cursor.error(what, error=MissingTerminatorError,
+                            hint=f"line {end} closed {name} (opened on line {opened}) and the geometry block is "
+                                 f"still open: is {TERMINATORS[name]} missing before line {end}?")
+    atoms = getattr(geometry, "atoms", None)
+    if atoms is not None and cursor.index == after_geometry:
+        count_line = cursor.lines[after_geometry - len(atoms) - 1][0]
+        return cursor.error(what, error=CountMismatchError,
+                            hint=f"the atom count on line {count_line} says {len(atoms)}: is this atom "
+                                 f"{len(atoms) + 1}, or is the geometry END missing before the basis set?")
+    return cursor.error(what, error=CountMismatchError,
+                        hint="numbers with no keyword before them: a keyword line was lost, or an entry count "
+                             "above is too small")

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Element, Lattice, Molecule, Structure
 import spglib
 
+from crystal_atomate.io.deck_lines import DeckError
+
 Vec3 = tuple[float, float, float]
 Mat3 = tuple[Vec3, Vec3, Vec3]
 
@@ -47,7 +49,7 @@ _REAL = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _ENERGY_HEADER = re.compile(rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)")
 
 
-class Fort34ParseError(ValueError):
+class Fort34ParseError(DeckError):
     """A fort.34 file that does not follow the layout; the message names the line."""
 
 

@@ -24,7 +24,8 @@ from pymatgen.core import Composition, Lattice, Molecule, PeriodicSite, Structur
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.symmetry.groups import SpaceGroup
 
-from crystal_atomate.io.basis import LineCursor, format_number
+from crystal_atomate.io.basis import format_number
+from crystal_atomate.io.deck_lines import CountMismatchError, LineCursor, is_argument_line
 from crystal_atomate.io.fort34 import (
     Fort34,
     Vec3,
@@ -256,8 +257,12 @@ def parse_geometry(cursor: LineCursor) -> Geometry:
 
 def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
     count = cursor.ints(1, "the number of atoms")[0]
+    count_line = cursor.number(-1)
     atoms = []
-    for _ in range(count):
+    for index in range(count):
+        if cursor.at_end() or not is_argument_line(cursor.peek()):
+            raise cursor.error("an atom 'Z x y z'", error=CountMismatchError,
+                               hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) follow")
         number, *_ = cursor.ints(1, "an atom 'Z x y z'")
         cursor.index -= 1
         coords = cursor.reals(4, "an atom 'Z x y z'")[1:]

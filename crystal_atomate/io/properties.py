@@ -2,9 +2,11 @@
 
 ``properties < INPUT`` reads the deck after the SCF has left ``fort.9`` in the working directory.
 Only the three keywords every electronic-structure workflow needs are modelled; any other
-line (``COMMENS``, ``PPAN``, ``RDFMWF``, ``ECHG`` blocks, ...) is kept verbatim in
-:attr:`PropertiesInput.extra`, at its place in the deck, so a hand-written deck survives a
-read/write cycle. CRYSTAL stops reading at the first ``END``: whatever follows it is dropped.
+known keyword (:data:`PROPERTIES_KEYWORDS`: ``COMMENS``, ``PPAN``, ``RDFMWF``, ``ECHG`` blocks,
+...) and the lines of numbers after it are kept verbatim in :attr:`PropertiesInput.extra`, at
+their place in the deck, so a hand-written deck survives a read/write cycle. An unknown keyword
+is an error naming the line ("did you mean DOSS?"); ``allow_unknown`` lets one through. CRYSTAL
+stops reading at the first ``END``: whatever follows it is dropped.
 
 Record layouts (one Fortran list-directed record per line), as in the CRYSTAL manual and the
 real decks of the reference set:
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +36,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.symmetry.bandstructure import HighSymmKpath
 
+from crystal_atomate.io.deck_lines import (
+    DeckError,
+    allowed_keywords,
+    did_you_mean,
+    is_argument_line,
+)
+
 __all__ = [
+    "PROPERTIES_KEYWORDS",
     "Band",
     "BandSegment",
     "Doss",
@@ -59,16 +69,33 @@ MAX_BAND_SHRINK = 48
 _FRACTION_TOL = 1e-5
 
 
-class PropertiesParseError(ValueError):
+#: Keywords of the properties program (CRYSTAL23 manual, as remembered, and the real decks);
+#: sub-keywords of the map blocks (ECHG, POTM ...: MAPNET, COORDINA ...) are included.
+PROPERTIES_KEYWORDS = frozenset({
+    "NEWK", "BAND", "DOSS", "PPAN", "RDFMWF", "COMMENS", "ECHG", "ECH3", "POTM", "POT3", "POTC",
+    "CLAS", "EMDL", "EMDP", "EMDLDM", "EMDPDM", "PROF", "COMPTON", "BOLTZTRA", "XFAC",
+    "ANISOTRO", "ISOTROPIC", "POLI", "PATO", "PBAN", "PGEOMW", "PDIDE", "PSCF", "LOCALWF",
+    "DIEL", "KINETEMD", "BIDIERD", "RHOLINE", "SPINCNTM", "TOPO", "DLVINPUT", "BWIDTH", "EDFT",
+    "EXTPRT", "FMWF", "GRID3D", "ATOMIRR", "ADFT", "SETPRINT", "CHARGED", "NOSYMADA",
+    "CRYAPI_OUT", "INFOGUI", "ANBD", "SPOLBP", "SPOLWF", "XRDSPEC", "MAPNET", "COORDINA",
+    "RECTANGU", "MARGINS", "PRINT", "ATOMS", "SLATER", "SPINDENS", "FRACTION", "ANGSTROM",
+    "BOHR", "RAYCOV", "NEIGHBOR", "STOP", "FINDSYM", "OPTGEOM", "EIGSHIFT", "MAXNEIGHB",
+    "CLUSPLOT", "EMDWF", "ORTHOGONAL", "DOSSPLOT", "PROJWF", "SYMMWF", "ELF", "GRADIENT",
+    "LAPLACIAN"
+})
+
+
+class PropertiesParseError(DeckError):
     """A properties deck or data file cannot be read; the message names the file and line."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, line=line, hint=hint)
         where = str(path) if path is not None else "<string>"
         if line is not None:
             where = f"{where}, line {line}"
-        super().__init__(f"{where}: {message}")
+        self.args = (f"{where}: {message}" + ("" if hint is None else f" ({hint})"),)
         self.path = None if path is None else Path(path)
-        self.line = line
 
 
 class _Model(BaseModel):
@@ -360,14 +387,38 @@ class PropertiesInput(_Model):
         return path
 
     @classmethod
-    def from_file(cls, path: str | Path) -> PropertiesInput:
-        """Read a ``.d3`` deck; errors name the file and line."""
-        return cls.from_string(Path(path).read_text(), path=path)
+    def from_file(cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()) -> PropertiesInput:
+        """Read a ``.d3`` deck; errors name the file and line (see :meth:`from_string`)."""
+        return cls.from_string(Path(path).read_text(), path=path, allow_unknown=allow_unknown)
 
     @classmethod
-    def from_string(cls, text: str, *, path: str | Path | None = None) -> PropertiesInput:
-        """Parse deck text up to the first ``END``."""
-        return _DeckReader(text, path).read()
+    def from_string(
+        cls, text: str, *, path: str | Path | None = None, allow_unknown: bool | Collection[str] = ()
+    ) -> PropertiesInput:
+        """Parse deck text up to the first ``END``.
+
+        Parameters
+        ----------
+        text
+            The deck.
+        path
+            Where it came from, for messages.
+        allow_unknown
+            Keywords to keep verbatim although :data:`PROPERTIES_KEYWORDS` lacks them (``True``:
+            any keyword).
+
+        Returns
+        -------
+        PropertiesInput
+            The deck.
+
+        Raises
+        ------
+        PropertiesParseError
+            The first problem, with its line: an unknown keyword, numbers where a keyword belongs
+            (a count such as NPRO or NLINE too small), a missing ``END``.
+        """
+        return _DeckReader(text, path, allow_unknown).read()
 
 
 def high_symmetry_points(
@@ -459,13 +510,30 @@ def _fortran_float(token: str) -> float:
 class _DeckReader:
     """Line cursor over a deck, raising :class:`PropertiesParseError` with the line number."""
 
-    def __init__(self, text: str, path: str | Path | None):
+    def __init__(self, text: str, path: str | Path | None, allow_unknown: bool | Collection[str] = ()):
         self.lines = text.splitlines()
         self.path = path
         self.index = 0
+        self.allow_all = allow_unknown is True
+        self.allowed = allowed_keywords(allow_unknown)
 
-    def error(self, message: str, line: int | None = None) -> PropertiesParseError:
-        return PropertiesParseError(message, path=self.path, line=line or self.index)
+    def error(self, message: str, line: int | None = None, hint: str | None = None) -> PropertiesParseError:
+        return PropertiesParseError(message, path=self.path, line=line or self.index, hint=hint)
+
+    def _extra_line(self, line: str, layout: list[Section]) -> None:
+        """Check an untyped line: a known (or allowed) keyword, or numbers after one."""
+        if is_argument_line(line):
+            if not layout or layout[-1] != "EXTRA":
+                raise self.error(f"expected a keyword, got {line!r}",
+                                 hint="numbers with no keyword before them: a count above (NLINE, NPRO) "
+                                      "is too small, or a keyword line was lost")
+            return
+        keyword = line.split()[0].upper()
+        if keyword in PROPERTIES_KEYWORDS or self.allow_all or keyword in self.allowed:
+            return
+        raise self.error(f"unknown properties keyword {keyword!r}",
+                         hint=did_you_mean(keyword, PROPERTIES_KEYWORDS)
+                         or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]")
 
     def next_line(self, what: str) -> str:
         """The next non-blank line (1-based number in ``self.index``)."""
@@ -474,7 +542,8 @@ class _DeckReader:
             line = self.lines[self.index - 1].strip()
             if line:
                 return line
-        raise self.error(f"deck ends while reading {what} (no END)", line=len(self.lines))
+        raise self.error(f"deck ends while reading {what} (no END)", line=len(self.lines),
+                         hint="a properties deck ends with END")
 
     def ints(self, what: str, count: int) -> list[int]:
         """The first ``count`` integers of the next record."""
@@ -520,6 +589,7 @@ class _DeckReader:
                     raise self.error(f"{keyword}: {exc}", line=start) from exc
                 layout.append(keyword)
             else:
+                self._extra_line(line, layout)
                 extra.append(line)
                 layout.append("EXTRA")
         deck = PropertiesInput(extra=extra, **{k.lower(): v for k, v in blocks.items()})

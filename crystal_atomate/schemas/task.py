@@ -229,7 +229,8 @@ class CrystalTaskDoc(StructureMetadata):
     ) -> CrystalTaskDoc:
         """Parse a finished CRYSTAL directory (``INPUT``, its output, fort.34/fort.87/SCFOUT.LOG)."""
         directory = Path(dir_name).resolve()
-        crystal_input = CrystalInput.from_file(directory / "INPUT")
+        # the deck this run used: keywords a user passed through ``extra`` are read back, not refused
+        crystal_input = CrystalInput.from_file(directory / "INPUT", allow_unknown=True)
         input_doc = _input_doc(crystal_input, directory)
         out = parse_output(directory / output_file)
         calc = CrystalCalculation(

@@ -12,6 +12,13 @@ UI shares. Three rules keep it safe and fast:
 * an operator we do not implement raises :class:`UnsupportedOperatorError` naming it, so a filter
   is never silently turned into "match nothing".
 
+Hostile or merely large filters never reach SQLite as something it would choke on: every
+problem is an :class:`InvalidQuery` naming what to change (nesting deeper than
+:data:`MAX_QUERY_DEPTH`, SQL too deeply nested for SQLite's parser, an invalid ``$regex``, a string that is not
+valid UTF-8, an integer outside 64 bits, a non-string key, a non-integer ``limit``). Large
+``$in`` lists of mixed types are bound as one JSON array read with ``json_each``, and long
+``$or``/``$and`` lists are joined as a balanced tree, so thousands of clauses work as on MongoDB.
+
 Mongo's array semantics (a scalar criterion matches an array holding it, ``a.b`` reaches into an
 array of sub-documents) cost a scan, so they are only compiled for paths known to have held an
 array in this collection (the store records those paths on write); every other path compiles to
@@ -24,28 +31,48 @@ import itertools
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 __all__ = [
-    "UnsupportedOperatorError",
-    "InvalidFieldError",
+    "DATETIME_TAG",
+    "MAX_QUERY_DEPTH",
     "Compiler",
+    "InvalidFieldError",
+    "InvalidQuery",
+    "UnsupportedOperatorError",
+    "encode_scalar",
     "path_literal",
     "split_field",
-    "encode_scalar",
-    "DATETIME_TAG",
+    "validate_limit_skip",
 ]
 
 DATETIME_TAG = "\x01datetime:"
 FLOAT_TAG = "\x01float:"
 _FORBIDDEN = re.compile(r'["\\\x00-\x1f\x7f]')
 _NUMERIC = ("integer", "real")
+#: Containers (documents, lists) a filter may nest, as MongoDB limits documents to 100 levels.
+MAX_QUERY_DEPTH = 100
+#: Parenthesis depth above which compiled SQL is test-prepared on an in-memory database first
+#: (SQLite's parser stack overflows somewhere past 40, depending on the expressions).
+_CHECKED_NESTING = 30
+_INT64 = (-(2**63), 2**63 - 1)
+_LOGICAL = ("$and", "$or", "$nor")
+#: ``$or``/``$and`` lists longer than this are joined as a balanced tree (SQLite's expression
+#: depth limit is 1000, and a flat chain of N terms is N deep).
+_CHAIN = 8
+#: ``$in`` lists up to this length are bound value by value; longer ones as one JSON array.
+_INLINE_IN = 1000
 
 
-class UnsupportedOperatorError(ValueError):
+class InvalidQuery(ValueError):
+    """A filter (or ``limit``/``skip``) this store cannot run as written; the message says why."""
+
+
+class UnsupportedOperatorError(InvalidQuery):
     """A Mongo operator this store does not implement; the message names it."""
 
     def __init__(self, operator: str) -> None:
@@ -57,14 +84,108 @@ class UnsupportedOperatorError(ValueError):
         self.operator = operator
 
 
-class InvalidFieldError(ValueError):
+class InvalidFieldError(InvalidQuery):
     """A field name that cannot be expressed as a safe JSON path."""
+
+
+def validate_limit_skip(limit: Any, skip: Any) -> tuple[int, int]:
+    """``limit`` and ``skip`` as the non-negative integers SQL needs (``limit`` 0: no limit).
+
+    Parameters
+    ----------
+    limit, skip
+        As given by the caller (``None`` counts as 0).
+
+    Returns
+    -------
+    tuple of int
+        ``(limit, skip)``.
+
+    Raises
+    ------
+    InvalidQuery
+        For anything but a non-negative 64-bit integer (a string ``"5"`` included: MongoDB
+        refuses it too).
+    """
+    values = []
+    for name, value in (("limit", limit), ("skip", skip)):
+        value = 0 if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64[1]:
+            raise InvalidQuery(f"{name} must be a non-negative integer, got {value!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
+def check_shape(criteria: Any) -> None:
+    """Refuse filters nested deeper than :data:`MAX_QUERY_DEPTH` documents and lists, or with a
+    key that is not a string, before anything recurses into them.
+
+    Raises
+    ------
+    InvalidQuery
+        Naming what was wrong.
+    """
+    stack: list[tuple[Any, int]] = [(criteria, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_QUERY_DEPTH:
+            raise InvalidQuery(f"the filter nests more than {MAX_QUERY_DEPTH} levels of documents and lists")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidQuery(f"filter keys must be strings, got {key!r}")
+                stack.append((item, depth + 1))
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def check_sql(where: str, params: list[Any]) -> None:
+    """Refuse a compiled filter SQLite's parser cannot take (parser stack, expression depth).
+
+    Only deeply parenthesised SQL is test-prepared, on a throw-away in-memory database, so
+    ordinary filters cost nothing extra.
+
+    Raises
+    ------
+    InvalidQuery
+        With SQLite's reason and what to change.
+    """
+    if _nesting(where) <= _CHECKED_NESTING:
+        return
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.create_function("crystal_regexp", 3, lambda *_: 0, deterministic=True)
+        probe.execute(f"SELECT 1 FROM (SELECT NULL AS doc) WHERE {where}", params).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise InvalidQuery(f"the filter is nested too deeply for SQLite ({exc}); "
+                           "flatten nested $and/$or/$nor/$not") from None
+    finally:
+        probe.close()
+
+
+def _nesting(sql: str) -> int:
+    """Deepest parenthesis nesting of ``sql`` outside its single-quoted literals."""
+    depth = deepest = 0
+    quoted = False
+    for char in sql:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif not quoted and char == ")":
+            depth -= 1
+    return deepest
 
 
 def split_field(name: str) -> tuple[str, ...]:
     """Split a dotted Mongo field name and refuse parts that could alter a JSON path."""
     if not isinstance(name, str) or not name:
         raise InvalidFieldError(f"field name must be a non-empty string, got {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFieldError(f"field name {name!r} is not valid UTF-8") from None
     parts = tuple(name.split("."))
     for part in parts:
         if not part or part.startswith("$") or _FORBIDDEN.search(part):
@@ -130,19 +251,23 @@ class Compiler:
             return "1"
         if not isinstance(criteria, Mapping):
             raise TypeError(f"criteria must be a dict, got {type(criteria).__name__}")
-        terms = [self._clause(k, v, _Ctx("doc")) for k, v in criteria.items()]
-        return " AND ".join(f"({t})" for t in terms)
+        check_shape(criteria)
+        start = len(self.params)
+        where = _join([self._clause(k, v, _Ctx("doc")) for k, v in criteria.items()], "AND")
+        check_sql(where, self.params[start:])
+        return where
 
     def _clause(self, key: str, value: Any, ctx: _Ctx) -> str:
-        if key in ("$and", "$or", "$nor"):
-            if not isinstance(value, list) or not value:
-                raise ValueError(f"{key} needs a non-empty list")
-            subs = [" AND ".join(f"({self._clause(k, v, ctx)})" for k, v in d.items()) or "1"
-                    for d in value]
-            if key == "$and":
-                return " AND ".join(f"({s})" for s in subs)
-            joined = " OR ".join(f"({s})" for s in subs)
-            return joined if key == "$or" else f"NOT COALESCE(({joined}), 0)"
+        if key in _LOGICAL:
+            if not isinstance(value, list) or not value or not all(isinstance(d, Mapping) for d in value):
+                raise InvalidQuery(f"{key} needs a non-empty list of documents")
+            clauses = _flattened(key, value)
+            if key != "$and":
+                clauses = _equalities_as_in(clauses)
+            subs = [_join([self._clause(k, v, ctx) for k, v in d.items()], "AND") if d else "1"
+                    for d in clauses]
+            joined = _join(subs, "AND" if key == "$and" else "OR")
+            return f"NOT COALESCE(({joined}), 0)" if key == "$nor" else joined
         if key.startswith("$"):
             raise UnsupportedOperatorError(key)
         parts = split_field(key)
@@ -160,7 +285,7 @@ class Compiler:
                     raise ValueError("$options without $regex")
                 continue
             terms.append(self._operator(parts, op, arg, ops, ctx))
-        return " AND ".join(f"({t})" for t in terms)
+        return _join(terms, "AND")
 
     def _operator(self, parts, op: str, arg: Any, ops: Mapping[str, Any], ctx: _Ctx) -> str:
         if op == "$eq":
@@ -184,21 +309,22 @@ class Compiler:
                 flags |= arg.flags
             return self._field(parts, ctx, lambda v, t: self._regex(v, t, pattern, flags))
         if op == "$not":
+            negations = 1
+            while isinstance(arg, Mapping) and set(arg) == {"$not"}:
+                arg, negations = arg["$not"], negations + 1
             if isinstance(arg, re.Pattern):
                 inner = self._field(parts, ctx, lambda v, t: self._regex(v, t, arg.pattern, arg.flags))
             elif isinstance(arg, Mapping) and arg and all(str(k).startswith("$") for k in arg):
                 inner = self._operators(parts, arg, ctx)
             else:
                 raise ValueError("$not needs an operator document or a regular expression")
-            return _negate(inner)
+            return _negate(inner) if negations % 2 else f"COALESCE(({inner}), 0)"
         if op == "$size":
             return self._size(*self._access(parts, ctx), arg)
         if op == "$all":
             if not isinstance(arg, (list, tuple)) or not arg:
                 raise ValueError("$all needs a non-empty list")
-            return " AND ".join(
-                f"({self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x))})" for x in arg
-            )
+            return _join([self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x)) for x in arg], "AND")
         raise UnsupportedOperatorError(op)
 
     def _access(self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()) -> tuple[str, str]:
@@ -250,13 +376,13 @@ class Compiler:
         if isinstance(target, bool):
             return f"{typ} = '{'true' if target else 'false'}'"
         if isinstance(target, (int, float)):
-            self.params.append(target)
+            self._bind(target)
             return f"({val} = ? AND {typ} IN ('integer', 'real'))"
         if isinstance(target, str):
-            self.params.append(target)
+            self._bind(target)
             return f"({val} = ? AND {typ} = 'text')"
         if isinstance(target, (dict, list)):
-            self.params.append(_dumps(target))
+            self._bind(_dumps(target))
             return f"({typ} IN ('object', 'array') AND {val} = json(?))"
         raise TypeError(f"cannot compare with a value of type {type(target).__name__}")
 
@@ -264,36 +390,129 @@ class Compiler:
         if not targets:
             return "0"
         encoded = [_encode_query_value(t) for t in targets]
-        if all(isinstance(t, str) for t in encoded):
-            self.params.extend(encoded)
-            return f"({val} IN ({', '.join('?' * len(encoded))}) AND {typ} = 'text')"
-        if all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in encoded):
-            self.params.extend(encoded)
-            return f"({val} IN ({', '.join('?' * len(encoded))}) AND {typ} IN ('integer', 'real'))"
-        return " OR ".join(f"({self._eq(val, typ, t)})" for t in encoded)
+        strings = [t for t in encoded if isinstance(t, str)]
+        numbers = [t for t in encoded if isinstance(t, (int, float)) and not isinstance(t, bool)]
+        containers = [t for t in encoded if isinstance(t, (dict, list))]
+        terms = []
+        for group, types in ((strings, "('text')"), (numbers, "('integer', 'real')")):
+            if group:
+                terms.append(f"({self._member(val, group)} AND {typ} IN {types})")
+        if containers:
+            self._bind(_dumps(containers))
+            terms.append(f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))")
+        singles = {t for t in encoded if t is None or isinstance(t, bool)}
+        terms.extend(self._eq(val, typ, target) for target in sorted(singles, key=repr))
+        return _join(terms, "OR")
+
+    def _member(self, val: str, values: list[Any]) -> str:
+        """``val IN (...)``: bound one by one for short lists (indexable), as one JSON array read
+        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length)."""
+        if len(values) <= _INLINE_IN:
+            for value in values:
+                self._bind(value)
+            return f"{val} IN ({', '.join('?' * len(values))})"
+        for value in values:
+            _check_value(value)
+        self._bind(_dumps(values))
+        return f"{val} IN (SELECT value FROM json_each(?))"
+
+    def _bind(self, value: Any) -> None:
+        """Append a parameter SQLite can hold: 64-bit integers, UTF-8-encodable text."""
+        _check_value(value)
+        self.params.append(value)
 
     def _range(self, val: str, typ: str, sql_op: str, target: Any) -> str:
         target = _encode_query_value(target)
         if isinstance(target, bool) or not isinstance(target, (int, float, str)):
             raise ValueError(f"range comparison needs a number, string or datetime, got {target!r}")
-        self.params.append(target)
+        self._bind(target)
         types = "('integer', 'real')" if isinstance(target, (int, float)) else "('text')"
         return f"({val} {sql_op} ? AND {typ} IN {types})"
 
     def _regex(self, val: str, typ: str, pattern: str, flags: int) -> str:
         if not isinstance(pattern, str):
-            raise ValueError("$regex needs a string pattern")
-        self.params.extend([pattern, flags])
+            raise InvalidQuery("$regex needs a string pattern")
+        try:
+            re.compile(pattern, flags)
+        except (re.error, ValueError, OverflowError, RecursionError) as exc:
+            raise InvalidQuery(f"invalid $regex {pattern!r}: {exc}") from None
+        self._bind(pattern)
+        self.params.append(flags)
         return f"({typ} = 'text' AND crystal_regexp(?, ?, {val}))"
 
     def _size(self, val: str, typ: str, size: Any) -> str:
         if isinstance(size, bool) or not isinstance(size, int):
             raise ValueError("$size needs an integer")
-        self.params.append(size)
+        self._bind(size)
         return f"({typ} = 'array' AND json_array_length({val}) = ?)"
 
 
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def _join(terms: list[str], op: str) -> str:
+    """``terms`` joined by AND/OR; long lists as a balanced tree, so SQLite's expression depth
+    grows with log(N), not N."""
+    if len(terms) == 1:
+        return terms[0]
+    if len(terms) <= _CHAIN:
+        return f" {op} ".join(f"({t})" for t in terms)
+    middle = len(terms) // 2
+    return f"({_join(terms[:middle], op)}) {op} ({_join(terms[middle:], op)})"
+
+
+def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``$or`` of plain equalities on one field (``[{"n": 1}, {"n": 2}, ...]``) as one ``$in``,
+    as MongoDB's planner does: one membership test per row instead of N comparisons."""
+    by_field: dict[str, list[Any]] = {}
+    rest: list[Mapping[str, Any]] = []
+    for clause in clauses:
+        field, value = next(iter(clause.items())) if len(clause) == 1 else ("$", None)
+        if isinstance(value, Mapping) and set(value) == {"$eq"}:
+            value = value["$eq"]
+        if not field.startswith("$") and (value is None or isinstance(value, (str, int, float, bool))):
+            by_field.setdefault(field, []).append(value)
+        else:
+            rest.append(clause)
+    merged = [{field: {"$in": values}} if len(values) > 1 else {field: values[0]}
+              for field, values in by_field.items()]
+    return [*merged, *rest]
+
+
+def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The clauses of ``$and``/``$or`` with same-operator nesting (``{"$and": [{"$and": [...]}]}``)
+    lifted into one list: same meaning, a shallower SQL expression."""
+    if key == "$nor":
+        return list(clauses)
+    flat: list[Mapping[str, Any]] = []
+    stack = list(reversed(clauses))
+    while stack:
+        clause = stack.pop()
+        inner = clause.get(key) if len(clause) == 1 else None
+        if isinstance(inner, list) and inner and all(isinstance(d, Mapping) for d in inner):
+            stack.extend(reversed(inner))
+        else:
+            flat.append(clause)
+    return flat
+
+
+def _check_value(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        _check_int(value)
+    elif isinstance(value, str):
+        _check_text(value)
+
+
+def _check_int(value: int) -> None:
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidQuery(f"integer {value} is outside the 64-bit range a query can compare with")
+
+
+def _check_text(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQuery(f"string {value!r} is not valid UTF-8 ({exc.reason} at {exc.start})") from None
 
 
 def _negate(term: str) -> str:
@@ -323,7 +542,9 @@ def _dumps(value: Any) -> str:
 
 def _encode_tree(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _encode_tree(v) for k, v in value.items()}
+        if not all(isinstance(k, str) for k in value):
+            raise InvalidQuery(f"document keys must be strings, got {next(k for k in value if not isinstance(k, str))!r}")
+        return {k: _encode_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode_tree(v) for v in value]
     return encode_scalar(value)

@@ -13,15 +13,20 @@ from crystal_atomate.io.basis import BasisSet, UnknownBasisElementError
 from crystal_atomate.io.d12 import (
     FUNCTIONALS,
     GRIDS,
+    CountMismatchError,
     CrystalInput,
     D12ParseError,
+    DeckError,
     Dft,
     Hamiltonian,
+    MissingTerminatorError,
     OptGeom,
     Scf,
     Shrink,
+    UnknownKeywordError,
 )
 from crystal_atomate.io.fort34 import StructureError
+from crystal_atomate.testing.deck_mutations import mutations, outcome
 
 
 def _decks(ref_dir: Path) -> list[Path]:
@@ -189,7 +194,8 @@ scf_strategy = st.builds(
     ppan=st.booleans(),
     ldremo=st.none() | positive,
     nodiis=st.booleans(),
-    extra=st.lists(st.sampled_from(["SCFDIR", "NOSHIFT", "BIPOSIZE", "30000000"]), max_size=3),
+    extra=st.lists(st.sampled_from([["SCFDIR"], ["NOSHIFT"], ["BIPOSIZE", "30000000"]]), max_size=3).map(
+        lambda units: [line for unit in units for line in unit]),
 )
 dft_strategy = st.builds(
     Dft,
@@ -205,3 +211,84 @@ def test_round_trip_random_settings(scf: Scf, dft: Dft | None) -> None:
     deck = CrystalInput(title="random", geometry={"kind": "EXTERNAL"}, basis=BasisSet.from_library("STO-3G"),
                         hamiltonian=Hamiltonian(dft=dft), scf=scf)
     assert CrystalInput.from_string(deck.to_string()) == deck
+
+
+# -- the strict reader: what CRYSTAL would reject is a typed error naming the line and the fix --------
+def _edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def _raises(text: str, kind: type[DeckError], line: int, hint: str) -> DeckError:
+    with pytest.raises(kind) as info:
+        CrystalInput.from_string(text)
+    assert info.value.line == line and hint in (info.value.hint or ""), info.value
+    return info.value
+
+
+def test_misspelt_keyword_names_line_and_fix(ref_dir: Path) -> None:
+    mgo = ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12"
+    error = _raises(_edit(mgo, "SHRINK", "SHRIMK"), UnknownKeywordError, 59, "did you mean SHRINK?")
+    assert str(error) == "line 59: expected a keyword of the Hamiltonian/SCF block, got 'SHRIMK' (did you mean SHRINK?)"
+    _raises(_edit(mgo, "XXLGRID", "XXLGRIDD"), UnknownKeywordError, 55, "did you mean XXLGRID?")
+    _raises(_edit(mgo, "B3LYP", "B3LPY"), UnknownKeywordError, 54, "did you mean B3LYP?")
+    tube = ref_dir / "cnanotube_elastcon_1d_crystal22/INPUT.d12"
+    _raises(_edit(tube, "PBE\n", "BPE\n"), UnknownKeywordError, 21, "known: B97 BECKE")
+    para = ref_dir / "paracetamol_phonon_dispersion_large_crystal22/INPUT.d12"
+    _raises(_edit(para, "def2-mSVP", "def22-mSVP"), UnknownKeywordError, 28, "did you mean DEF2-MSVP?")
+    _raises(_edit(para, "NOMODES", "NOMODE"), UnknownKeywordError, 24, "did you mean NOMODES?")
+    _raises(_edit(mgo, "TOLINTEG", "SHRINK"), D12ParseError, 58, "")
+    _raises(_edit(mgo, "DIIS", "MAXCYCLE\n3"), D12ParseError, 65, "MAXCYCLE is given twice")
+    _raises(_edit(mgo, "DIIS", "B3LYP"), UnknownKeywordError, 65, "inside DFT ... ENDDFT")
+
+
+def test_wrong_counts_name_the_count_line(ref_dir: Path) -> None:
+    mgo = ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12"
+    _raises(_edit(mgo, "\n2\n12 0.", "\n1\n12 0."), CountMismatchError, 8, "atom count on line 6 says 1")
+    _raises(_edit(mgo, "\n2\n12 0.", "\n3\n12 0."), CountMismatchError, 9, "atom count on line 6 says 3")
+    _raises(_edit(mgo, "12 4\n", "12 5\n"), CountMismatchError, 32, "NAT=12 on line 12 declares NSHL=5 shells, 4")
+    _raises(_edit(mgo, "12 4\n", "12 3\n"), CountMismatchError, 30, "(NAT=12) declares NSHL=3")
+    nio = ref_dir / "nio_scf_uhf_afm_crystal17/INPUT.d12"
+    _raises(_edit(nio, "ATOMSPIN\n2\n", "ATOMSPIN\n3\n"), CountMismatchError, 22, "announces 3 atoms, 2 follow")
+    _raises(_edit(mgo, "SHRINK\n12 24\n", "SHRINK\n"), CountMismatchError, 60, "only a molecule")
+    slab = ref_dir / "fe_slabcut_testgeom_crystal17/INPUT.d12"
+    _raises(_edit(slab, "6 0.55 0.00 5.60\n", ""), CountMismatchError, 25, "ATOMINSE on line 17 announces 8 entries, 7")
+
+
+def test_missing_terminators_name_the_block(ref_dir: Path) -> None:
+    para = ref_dir / "paracetamol_phonon_dispersion_large_crystal22/INPUT.d12"
+    _raises(_edit(para, "ENDFREQ\n", ""), MissingTerminatorError, 26, "FREQCALC opened on line 7 is not closed")
+    dry = ref_dir / "dryice_freq_ir_b3lypd3_crystal22/INPUT.d12"
+    _raises(_edit(dry, "ENDFREQ\n", ""), MissingTerminatorError, 19,
+            "line 18 closed FREQCALC (opened on line 9)")
+    _raises(_edit(dry, "INTCPHF\nEND\n", "INTCPHF\n"), MissingTerminatorError, 15, "add END before line 15")
+    mgo = ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12"
+    _raises(_edit(mgo, "ENDDFT\n", ""), MissingTerminatorError, 56, "add ENDDFT before line 56")
+    _raises(_edit(mgo, "ENDSCF\n", ""), MissingTerminatorError, 65, "ends with END")
+    _raises(_edit(mgo, "99 0\nENDBS\n", "99 0\n"), MissingTerminatorError, 52, "ends with END")
+
+
+def test_allow_unknown_is_the_escape_hatch(ref_dir: Path) -> None:
+    text = _edit(ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12", "DIIS\n", "NEWKEY23\n4 4\nDIIS\n")
+    with pytest.raises(UnknownKeywordError, match="allow_unknown=\\['NEWKEY23'\\]"):
+        CrystalInput.from_string(text)
+    for allow in (["newkey23"], True):
+        deck = CrystalInput.from_string(text, allow_unknown=allow)
+        assert deck.scf.extra == ["NEWKEY23", "4 4", "DIIS"]
+        assert CrystalInput.from_string(deck.to_string(), allow_unknown=allow) == deck
+    with pytest.raises(CountMismatchError):  # numbers where a keyword belongs stay an error
+        CrystalInput.from_string(_edit(ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12", "DIIS\n", "4 4\nDIIS\n"),
+                                 allow_unknown=True)
+
+
+def test_mutated_decks_never_read_silently() -> None:
+    """150 seeded mutations of the 30 real decks: a typed error with a line, or a valid deck."""
+    originals: dict[Path, str] = {}
+    results = []
+    for kind, path, mutated, what in mutations(150, seed=18):
+        original = originals.setdefault(path, path.read_text())
+        results.append((kind, outcome(original, mutated, kind, what)))
+    errors = {kind: sum(1 for k, r in results if k == kind and r == "error") for kind in ("misspell", "drop_line",
+                                                                                          "drop_terminator")}
+    assert errors == {"misspell": 45, "drop_line": 48, "drop_terminator": 50}, errors

@@ -9,7 +9,7 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from crystal_atomate.io.basis import LineCursor, clean_lines
+from crystal_atomate.io.deck_lines import LineCursor, clean_lines
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.geometry import (
     CrystalGeometry,

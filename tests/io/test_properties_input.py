@@ -121,6 +121,9 @@ def test_constructed_deck_round_trips_and_is_written_as_input(tmp_path):
         ("DOSS\n1 100 1 10 2 10 0\n3 1 x 3\nEND\n", 3, "not an integer"),
         ("DOSS\n1 100 -1 -1 2 10 0\n-0.5\n-1 1\nEND\n", 3, "BMI BMA"),
         ("DOSS\n0 100 5 1 2 10 0\nEND\n", 1, "first_band"),
+        ("NEWK\n12 24\n1 0\nDOS\n1 100 1 10 2 10 0\nEND\n", 4, "unknown properties keyword 'DOS' .did you mean DOSS"),
+        ("DOSS\n1 300 -1 -1 2 12 0\n-0.7 +0.8\n-1 1\n-1 2\nEND\n", 5, "expected a keyword, got '-1 2'"),
+        ("PPAN\nECHG\n0\n100\nBAND\nT\n1 4 100 1 10 1 0\n0 0 0 2 0 2\n1 1 1\nEND\n", 9, "NLINE, NPRO"),
     ],
 )
 def test_bad_decks_name_file_and_line(tmp_path, text, line, message):
@@ -131,6 +134,23 @@ def test_bad_decks_name_file_and_line(tmp_path, text, line, message):
     assert info.value.line == line
     assert str(path) in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_every_reference_deck_reads(ref_dir):
+    decks = sorted(ref_dir.rglob("*.d3"))
+    assert len(decks) == 4
+    for path in decks:
+        deck = PropertiesInput.from_file(path)
+        assert PropertiesInput.from_string(deck.to_string()) == deck, path
+
+
+def test_allow_unknown_keeps_the_keyword():
+    text = "NEWKEY23\n4 4\nPPAN\nEND\n"
+    with pytest.raises(PropertiesParseError, match="allow_unknown"):
+        PropertiesInput.from_string(text)
+    deck = PropertiesInput.from_string(text, allow_unknown=["newkey23"])
+    assert deck.extra == ["NEWKEY23", "4 4", "PPAN"]
+    assert PropertiesInput.from_string(deck.to_string(), allow_unknown=True) == deck
 
 
 def test_models_reject_inconsistent_values():
