@@ -6,8 +6,12 @@ server fails to connect instead of reaching api.materialsproject.org.
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -41,3 +45,19 @@ def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "crystal_tui.db"
     monkeypatch.setenv("CRYSTAL_TUI_DB", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def ui_materials() -> ModuleType:
+    """The UI's own ``materials_api`` package (``MaterialsService``, ``CacheRepository``, keys).
+
+    Read from ``CRYSTALMATH_CLIENT_DIR`` (default ``<repo>/../shared/crystalmath-client/tui``);
+    the test skips, saying why, when that folder or the UI's ``aiosqlite`` is missing.
+    """
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "crystalmath-client" / "tui"
+    client_dir = Path(os.environ.get("CRYSTALMATH_CLIENT_DIR", default))
+    if not (client_dir / "src" / "core" / "materials_api").is_dir():
+        pytest.skip(f"the CrystalMath UI's code is not at {client_dir} (set CRYSTALMATH_CLIENT_DIR)")
+    pytest.importorskip("aiosqlite", reason="the UI's CacheRepository needs aiosqlite (dev extra)")
+    sys.path.insert(0, str(client_dir))
+    return importlib.import_module("src.core.materials_api")
