@@ -67,6 +67,7 @@ __all__ = [
     "MPCache",
     "MaterialsProject",
     "cache_first",
+    "d12_rows",
     "record_from_ui",
     "record_to_ui",
     "search_cache_key",
@@ -407,6 +408,25 @@ class MPCache:
         self.put_response(cache_key, source, params, response, ttl, base_url)
 
 
+def d12_rows(
+    records: list[MPStructure], writer: D12Writer | None
+) -> list[tuple[MPStructure, str | None]]:
+    """Each record with the writer's deck, or None: a failing writer must not cost the user the
+    structure (it is logged), and without a writer the column stays NULL."""
+    rows: list[tuple[MPStructure, str | None]] = []
+    for record in records:
+        deck = None
+        if writer is not None:
+            try:
+                deck = writer(record.structure)
+            except Exception:
+                log.warning(
+                    "No .d12 for %s: the input writer failed", record.material_id, exc_info=True
+                )
+        rows.append((record, deck))
+    return rows
+
+
 def cache_first(
     cached: Cached[T] | None,
     fetch: Callable[[], T],
@@ -490,19 +510,8 @@ class MaterialsProject:
         )
 
     def _store_structures(self, records: list[MPStructure]) -> None:
-        rows = [(record, self._d12(record)) for record in records]
-        self.cache.put_structures(rows, self.client.endpoint)
+        self.cache.put_structures(d12_rows(records, self._d12_writer), self.client.endpoint)
 
     def _store_search(self, query: MPQuery, records: list[MPStructure]) -> None:
         self._store_structures(records)
         self.cache.put_search(query, records, self.client.endpoint)
-
-    def _d12(self, record: MPStructure) -> str | None:
-        """The writer's deck, or None: a failing writer must not cost the user the structure."""
-        if self._d12_writer is None:
-            return None
-        try:
-            return self._d12_writer(record.structure)
-        except Exception:
-            log.warning("No .d12 for %s: the input writer failed", record.material_id, exc_info=True)
-            return None
