@@ -30,6 +30,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def structures() -> None:
+    """Structures from the Materials Project and OPTIMADE, cached in the shared database."""
+
+
 @contextmanager
 def source_errors() -> Iterator[None]:
     """A structure-source error as one ``error:`` line (and its ``hint:``); exit 2 for bad input,

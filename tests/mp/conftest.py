@@ -16,6 +16,7 @@ from types import ModuleType
 import pytest
 
 from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
+from crystal_atomate.testing.optimade_server import OptimadeServer, start_optimade_server
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +62,21 @@ def ui_materials() -> ModuleType:
     pytest.importorskip("aiosqlite", reason="the UI's CacheRepository needs aiosqlite (dev extra)")
     sys.path.insert(0, str(client_dir))
     return importlib.import_module("src.core.materials_api")
+
+
+@pytest.fixture(scope="session")
+def _optimade_reference_server() -> Iterator[OptimadeServer]:
+    pytest.importorskip("optimade.server", reason="needs optimade[server] (mp extra)")
+    server = start_optimade_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def optimade_server(_optimade_reference_server: OptimadeServer) -> Iterator[OptimadeServer]:
+    """The ``optimade`` package's reference server (hematite, MgO, corundum) on loopback, shared by
+    the session; each test starts with no fault scripted and no request seen, and leaves no fault."""
+    _optimade_reference_server.fail(None)
+    _optimade_reference_server.paths.clear()
+    yield _optimade_reference_server
+    _optimade_reference_server.fail(None)
