@@ -25,6 +25,7 @@ __all__ = [
     "OptimadeOfflineError",
     "OptimadeRequestError",
     "MPContribsError",
+    "MPContribsOfflineError",
 ]
 
 
@@ -98,3 +99,7 @@ class OptimadeRequestError(OptimadeError):
 
 class MPContribsError(MPError):
     """An MPContribs look-up failed: unknown project, unreachable server, refused key, ..."""
+
+
+class MPContribsOfflineError(MPContribsError, MPOfflineError):
+    """The MPContribs server cannot be reached and nothing is cached for the query."""

@@ -16,6 +16,8 @@ from types import ModuleType
 import pytest
 
 from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
+from crystal_atomate.testing.mpcontribs_server import MPContribsServer
+from crystal_atomate.testing.mpcontribs_server import start_server as start_mpcontribs_server
 from crystal_atomate.testing.optimade_server import OptimadeServer, start_optimade_server
 
 
@@ -80,3 +82,12 @@ def optimade_server(_optimade_reference_server: OptimadeServer) -> Iterator[Opti
     _optimade_reference_server.paths.clear()
     yield _optimade_reference_server
     _optimade_reference_server.fail(None)
+
+
+@pytest.fixture
+def mpcontribs_server() -> Iterator[MPContribsServer]:
+    """The recorded MPContribs API on a free port of 127.0.0.1 (project ``crystal_oxides``)."""
+    pytest.importorskip("mpcontribs.client", reason="needs mpcontribs-client (mp extra)")
+    server = start_mpcontribs_server()
+    yield server
+    server.stop()
