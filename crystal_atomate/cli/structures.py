@@ -1,4 +1,5 @@
-"""``crystal-atomate structures search``: a formula's structures from the Materials Project or OPTIMADE.
+"""``crystal-atomate structures search|contributions``: structures from the Materials Project,
+OPTIMADE and MPContribs.
 
 By default the Materials Project is asked first and the OPTIMADE providers when it has nothing
 or cannot be used (the reason is one ``note:`` line on stderr); ``--source`` picks one of them,
@@ -126,3 +127,39 @@ def _table(what: str, found: Found) -> Table:
             origin.url or origin.endpoint or "-",
         )
     return table
+
+
+@app.command("contributions")
+def contributions(
+    project: Annotated[str, typer.Argument(help="MPContribs project, e.g. carrier_transport.")],
+    identifier: Annotated[str | None, typer.Option(help="Only this material, e.g. mp-149.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Most contributions.")] = 50,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the server even if cached.")] = False,
+) -> None:
+    """List a project's MPContribs contributions: identifier, formula, data, structures."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from crystal_atomate.mp.mpcontribs import MPContribs
+    from crystal_atomate.settings import CrystalAtomateSettings
+
+    service = MPContribs(CrystalAtomateSettings().DB_FILE)
+    with source_errors():
+        try:
+            found = service.contributions(project, identifier=identifier, limit=limit, refresh=refresh)
+        finally:
+            service.close()
+    table = Table(title=f"{len(found)} contributions: {project}")
+    for column in ("Id", "Identifier", "Formula", "Data", "Structures"):
+        table.add_column(column, overflow="fold")
+    for item in found:
+        table.add_row(
+            item.contribution_id,
+            item.identifier or "-",
+            item.formula or "-",
+            json.dumps(item.data, sort_keys=True),
+            ", ".join(f"{s.formula} ({s.nsites} sites)" for s in item.structures) or "-",
+        )
+    Console().print(table)

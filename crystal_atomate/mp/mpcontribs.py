@@ -168,6 +168,14 @@ class MPContribs:
             f"the contributions of {project}" + (f" for {identifier}" if identifier else ""),
         )
 
+    def structures(
+        self, project: str, identifier: str | None = None, limit: int = 50, refresh: bool = False
+    ) -> list[MPStructure]:
+        """Every structure of the project's contributions, in order: what seeds a batch
+        (``[Candidate.from_mp(s) for s in ...]``)."""
+        found = self.contributions(project, identifier=identifier, limit=limit, refresh=refresh)
+        return [structure for contribution in found for structure in contribution.structures]
+
     def _fetch(self, project: str, identifier: str | None, limit: int) -> list[Contribution]:
         client = self._open()
         query: dict[str, Any] = {"project": project, "_fields": _FIELDS, "per_page": limit}

@@ -125,3 +125,35 @@ def test_no_energy_no_document(tmp_path: Path) -> None:
     task = CrystalTaskDoc.from_directory(run)
     with pytest.raises(MPContribsError, match="has no final energy or structure to contribute"):
         contribution_document(task, "crystal_oxides")
+
+
+def test_structures_seed_a_batch(mpcontribs_server: MPContribsServer, db_file: Path) -> None:
+    from crystal_atomate.highthroughput import Candidate
+
+    candidates = [
+        Candidate.from_mp(s) for s in contribs(db_file, mpcontribs_server).structures("crystal_oxides")
+    ]
+    assert [(c.label, c.formula) for c in candidates] == [
+        ("mpcontribs:6650a1b2c3d4e5f601234567", "MgO"),
+        ("mpcontribs:6650a1b2c3d4e5f601234568", "Si"),
+    ]
+    assert candidates[0].provenance()["origin"]["source"] == "mpcontribs"
+
+
+def test_cli_lists_contributions(
+    mpcontribs_server: MPContribsServer, db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from crystal_atomate.cli.structures import app
+
+    monkeypatch.setenv("MPCONTRIBS_API_HOST", mpcontribs_server.host)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["contributions", "crystal_oxides", "--identifier", "mp-1265"])
+
+    assert result.exit_code == 0, result.output
+    assert "1 contributions: crystal_oxides" in result.stdout and "MgO (2 sites)" in result.stdout
+    mpcontribs_server.fail(500)
+    failed = CliRunner().invoke(app, ["contributions", "crystal_oxides", "--refresh"])
+    assert failed.exit_code == 1
+    assert failed.stderr.splitlines() == [f"error: MPContribs at {mpcontribs_server.url} answered HTTP 500."]
