@@ -30,7 +30,12 @@ from pathlib import Path
 from rich.console import Console
 
 from crystal_atomate.demo import mgo_makers, replay_environment
-from crystal_atomate.highthroughput import Candidate, HighThroughputBuilder, LocalEngine, submit_batch
+from crystal_atomate.highthroughput import (
+    Candidate,
+    HighThroughputBuilder,
+    LocalEngine,
+    submit_batch,
+)
 from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.mp.optimade import Optimade, OptimadeQuery
 from crystal_atomate.mp.search import find_by_formula
@@ -49,7 +54,9 @@ def local_servers() -> Iterator[str]:
     mp_server, thread = start_server()
     optimade_server = start_optimade_server()
     saved = {key: os.environ.get(key) for key in ("MP_API_ENDPOINT", "MP_API_KEY", "NO_PROXY")}
-    os.environ.update({"MP_API_ENDPOINT": mp_server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"})
+    os.environ.update(
+        {"MP_API_ENDPOINT": mp_server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"}
+    )
     try:
         yield optimade_server.url
     finally:
@@ -67,9 +74,11 @@ def main(work_dir: Path) -> list[float]:
     """Find MgO and Fe2O3, run a static of each MgO structure; returns the energies (Ha)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     db_file = work_dir / ".crystal_tui.db"
-    with local_servers() as provider, closing(MaterialsProject(db_file)) as mp, closing(
-        Optimade(db_file)
-    ) as optimade:
+    with (
+        local_servers() as provider,
+        closing(MaterialsProject(db_file)) as mp,
+        closing(Optimade(db_file)) as optimade,
+    ):
         # 1-2. The Materials Project first, OPTIMADE when it has nothing.
         for formula in ("MgO", "Fe2O3"):
             found = find_by_formula(formula, mp, optimade, providers=(provider,))
@@ -77,7 +86,9 @@ def main(work_dir: Path) -> list[float]:
             if found.note:
                 console.print(f"  note: {found.note}")
             for record in found.records:
-                console.print(f"  {record.material_id}  {record.formula}  {record.origin.url or ''}")
+                console.print(
+                    f"  {record.material_id}  {record.formula}  {record.origin.url or ''}"
+                )
         # OPTIMADE can be asked directly too (here for a second MgO structure).
         optimade_mgo = optimade.search(OptimadeQuery(formula="MgO", providers=(provider,)))
         mp_mgo = find_by_formula("MgO", mp, optimade, providers=(provider,)).records
@@ -90,7 +101,9 @@ def main(work_dir: Path) -> list[float]:
     # 4. One static per MgO structure, documents and jobs in the shared database.
     store = CrystalMathJobStore(db_file)
     candidates = [Candidate.from_mp(record) for record in mp_mgo + optimade_mgo]
-    batch = HighThroughputBuilder(flow=mgo_makers()["static"], tags=["structures"]).build(candidates, store)
+    batch = HighThroughputBuilder(flow=mgo_makers()["static"], tags=["structures"]).build(
+        candidates, store
+    )
     with replay_environment(work_dir / "replay"):
         for result in submit_batch(batch, LocalEngine(store, work_dir / "runs")):
             console.print(f"{result.flow_name}: {result.state}")

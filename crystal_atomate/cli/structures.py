@@ -62,16 +62,24 @@ def search(
     formula: Annotated[str | None, typer.Option(help="Formula, e.g. Fe2O3.")] = None,
     filter_: Annotated[
         str | None,
-        typer.Option("--filter", help='Raw OPTIMADE filter, e.g. elements HAS "Fe" AND nelements=2.'),
+        typer.Option(
+            "--filter", help='Raw OPTIMADE filter, e.g. elements HAS "Fe" AND nelements=2.'
+        ),
     ] = None,
     provider: Annotated[
         list[str] | None,
         typer.Option(help="OPTIMADE provider name or base URL (repeatable; default mp)."),
     ] = None,
-    source: Annotated[Source, typer.Option(help="auto: MP, then OPTIMADE if MP has none.")] = Source.auto,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most structures (per provider).")] = 50,
+    source: Annotated[
+        Source, typer.Option(help="auto: MP, then OPTIMADE if MP has none.")
+    ] = Source.auto,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="Most structures (per provider).")
+    ] = 50,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a provider.")] = 30.0,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the servers even if cached.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the servers even if cached.")
+    ] = False,
 ) -> None:
     """List the structures of a formula (or an OPTIMADE filter) with where each came from."""
     from rich.console import Console
@@ -91,7 +99,9 @@ def search(
             if (formula is None) == (filter_ is None):
                 raise OptimadeFilterError("Give --formula or --filter (one of them).")
             if filter_ is not None or source is Source.optimade:
-                query = OptimadeQuery(formula=formula, filter=filter_, providers=providers, limit=limit)
+                query = OptimadeQuery(
+                    formula=formula, filter=filter_, providers=providers, limit=limit
+                )
                 found = Found(optimade.search(query, refresh=refresh), "optimade")
             elif source is Source.mp:
                 query_mp = MPQuery(formula=formula, limit=limit)
@@ -134,7 +144,9 @@ def contributions(
     project: Annotated[str, typer.Argument(help="MPContribs project, e.g. carrier_transport.")],
     identifier: Annotated[str | None, typer.Option(help="Only this material, e.g. mp-149.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Most contributions.")] = 50,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the server even if cached.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the server even if cached.")
+    ] = False,
 ) -> None:
     """List a project's MPContribs contributions: identifier, formula, data, structures."""
     import json
@@ -148,7 +160,9 @@ def contributions(
     service = MPContribs(CrystalAtomateSettings().DB_FILE)
     with source_errors():
         try:
-            found = service.contributions(project, identifier=identifier, limit=limit, refresh=refresh)
+            found = service.contributions(
+                project, identifier=identifier, limit=limit, refresh=refresh
+            )
         finally:
             service.close()
     table = Table(title=f"{len(found)} contributions: {project}")

@@ -11,21 +11,21 @@ None of them carries the API key: messages name the endpoint, the id or the quer
 from __future__ import annotations
 
 __all__ = [
-    "MPError",
-    "MPKeyMissingError",
     "MPAuthError",
-    "MPNotFoundError",
-    "MPInvalidIdError",
-    "MPRateLimitError",
-    "MPOfflineError",
-    "MPRequestError",
-    "OptimadeError",
-    "OptimadeProviderError",
-    "OptimadeFilterError",
-    "OptimadeOfflineError",
-    "OptimadeRequestError",
     "MPContribsError",
     "MPContribsOfflineError",
+    "MPError",
+    "MPInvalidIdError",
+    "MPKeyMissingError",
+    "MPNotFoundError",
+    "MPOfflineError",
+    "MPRateLimitError",
+    "MPRequestError",
+    "OptimadeError",
+    "OptimadeFilterError",
+    "OptimadeOfflineError",
+    "OptimadeProviderError",
+    "OptimadeRequestError",
 ]
 
 

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,12 @@ class MPContribs:
             None if cached is None else _contributions_of(cached),
             lambda: self._fetch(project, identifier, limit),
             lambda found: self.cache.put_response(
-                key, SOURCE, params, {"contributions": [c.to_ui() for c in found]}, STRUCTURE_TTL, self.url
+                key,
+                SOURCE,
+                params,
+                {"contributions": [c.to_ui() for c in found]},
+                STRUCTURE_TTL,
+                self.url,
             ),
             refresh,
             f"the contributions of {project}" + (f" for {identifier}" if identifier else ""),
@@ -186,7 +191,7 @@ class MPContribs:
             return [self._contribution(client, doc) for doc in docs[:limit]]
 
     def _contribution(self, client: Client, doc: dict[str, Any]) -> Contribution:
-        retrieved = datetime.now(timezone.utc)
+        retrieved = datetime.now(UTC)
         structures = []
         for ref in doc.get("structures") or []:
             structure = client.get_structure(ref["id"])
@@ -267,7 +272,9 @@ class MPContribs:
         except MPError:
             raise
         except requests.ConnectionError as exc:
-            raise MPContribsOfflineError(f"Cannot reach MPContribs at {self.url} for {what}.") from exc
+            raise MPContribsOfflineError(
+                f"Cannot reach MPContribs at {self.url} for {what}."
+            ) from exc
         except HTTPError as exc:
             status = exc.status_code
             hint = "check MPCONTRIBS_API_KEY (or MP_API_KEY)." if status in (401, 403) else None

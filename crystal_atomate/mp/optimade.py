@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,14 +109,15 @@ def optimade_formula(formula: str) -> str:
         raise OptimadeFilterError(f"{formula!r} is not a chemical formula.")
     amounts = composition.get_el_amt_dict()
     return "".join(
-        f"{element}{'' if amount == 1 else int(amount)}" for element, amount in sorted(amounts.items())
+        f"{element}{'' if amount == 1 else int(amount)}"
+        for element, amount in sorted(amounts.items())
     )
 
 
 def _check_filter(text: str) -> None:
     """Parse ``text`` with the package's own OPTIMADE grammar; the first error line on failure."""
-    from optimade.filterparser import LarkParser
     from optimade.exceptions import BadRequest
+    from optimade.filterparser import LarkParser
 
     try:
         LarkParser().parse(text)
@@ -140,9 +141,13 @@ class OptimadeQuery:
 
     def __post_init__(self) -> None:
         if (self.formula is None) == (self.filter is None):
-            raise OptimadeFilterError("Give either a formula or an OPTIMADE filter, not both or none.")
+            raise OptimadeFilterError(
+                "Give either a formula or an OPTIMADE filter, not both or none."
+            )
         if not self.providers:
-            raise OptimadeProviderError("No OPTIMADE provider given.", hint=f"e.g. {next(iter(PROVIDERS))}.")
+            raise OptimadeProviderError(
+                "No OPTIMADE provider given.", hint=f"e.g. {next(iter(PROVIDERS))}."
+            )
 
     def filter_text(self) -> str:
         """The OPTIMADE filter sent to every provider."""
@@ -160,8 +165,16 @@ class OptimadeQuery:
         (a call the UI does not make) for a raw filter."""
         providers = sorted(self.providers)
         if self.formula is not None:
-            return "search_optimade", {"formula": self.formula, "providers": providers, "limit": self.limit}
-        return "search_optimade_filter", {"filter": self.filter, "providers": providers, "limit": self.limit}
+            return "search_optimade", {
+                "formula": self.formula,
+                "providers": providers,
+                "limit": self.limit,
+            }
+        return "search_optimade_filter", {
+            "filter": self.filter,
+            "providers": providers,
+            "limit": self.limit,
+        }
 
 
 @dataclass
@@ -172,7 +185,9 @@ class _Answers:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def search_optimade(query: OptimadeQuery, timeout: float = 30.0, attempts: int = 3) -> list[MPStructure]:
+def search_optimade(
+    query: OptimadeQuery, timeout: float = 30.0, attempts: int = 3
+) -> list[MPStructure]:
     """Structures matching ``query`` from every provider, in provider order.
 
     Raises
@@ -197,7 +212,11 @@ def search_optimade(query: OptimadeQuery, timeout: float = 30.0, attempts: int =
             raise OptimadeOfflineError(f"Cannot reach OPTIMADE ({detail}) for {query.describe()}.")
         raise OptimadeRequestError(f"OPTIMADE search for {query.describe()} failed ({detail}).")
     for name, error in answers.errors.items():
-        log.warning("OPTIMADE provider %s failed (%s); results are from the others", name, _reason(error, timeout))
+        log.warning(
+            "OPTIMADE provider %s failed (%s); results are from the others",
+            name,
+            _reason(error, timeout),
+        )
     return answers.records
 
 
@@ -216,7 +235,7 @@ def _ask(urls: dict[str, str], text: str, limit: int, timeout: float, attempts: 
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         results = client.get(text, endpoint="structures")["structures"][text]
     answers = _Answers()
-    retrieved = datetime.now(timezone.utc)
+    retrieved = datetime.now(UTC)
     for name, url in urls.items():
         result = results.get(url, {"data": [], "errors": ["no answer"]})
         if result["errors"]:
@@ -249,7 +268,11 @@ def _records(
     for entry in entries:
         structure = _structure(entry)
         if structure is None:
-            log.info("OPTIMADE entry %s of %s is not a periodic structure; skipped", entry.get("id"), provider)
+            log.info(
+                "OPTIMADE entry %s of %s is not a periodic structure; skipped",
+                entry.get("id"),
+                provider,
+            )
             continue
         entry_id = str(entry["id"])
         origin = StructureOrigin(

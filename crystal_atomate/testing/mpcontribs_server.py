@@ -89,7 +89,7 @@ def _handler(server: MPContribsServer, data_dir: Path) -> type[BaseHTTPRequestHa
     structures = {s["id"]: s for s in _load(data_dir, "structures.json")}
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the tests read ``server.paths`` instead."""
 
         def _send(self, status: int, body: Any) -> None:
@@ -100,7 +100,7 @@ def _handler(server: MPContribsServer, data_dir: Path) -> type[BaseHTTPRequestHa
             self.end_headers()
             self.wfile.write(payload)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(url.query).items()}
             server.paths.append(url.path)

@@ -66,7 +66,9 @@ def start_optimade_server(data: Path = DATA, timeout: float = 30.0) -> OptimadeS
     app = create_app(config)
 
     @app.middleware("http")
-    async def faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def faults(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         import asyncio
 
         server.paths.append(request.url.path)

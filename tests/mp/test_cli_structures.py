@@ -42,7 +42,15 @@ def test_falls_back_to_optimade(
 
 
 def test_optimade_only_then_cached(optimade_server: OptimadeServer, db_file: Path) -> None:
-    args = ["search", "--source", "optimade", "--formula", "Al2O3", "--provider", optimade_server.url]
+    args = [
+        "search",
+        "--source",
+        "optimade",
+        "--formula",
+        "Al2O3",
+        "--provider",
+        optimade_server.url,
+    ]
     first = runner.invoke(app, args)
     optimade_server.fail(500)
     second = runner.invoke(app, args)
@@ -53,7 +61,8 @@ def test_optimade_only_then_cached(optimade_server: OptimadeServer, db_file: Pat
 
 def test_raw_filter(optimade_server: OptimadeServer, db_file: Path) -> None:
     result = runner.invoke(
-        app, ["search", "--filter", 'elements HAS "O" AND nsites=2', "--provider", optimade_server.url]
+        app,
+        ["search", "--filter", 'elements HAS "O" AND nsites=2', "--provider", optimade_server.url],
     )
     assert result.exit_code == 0, result.output
     assert "rocksalt-MgO-1" in result.stdout and "hematite-1" not in result.stdout
@@ -62,16 +71,33 @@ def test_raw_filter(optimade_server: OptimadeServer, db_file: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "lines"),
     [
-        (["--formula", "MgO", "--source", "optimade", "--provider", "nomad2"], 2,
-         ["error: 'nomad2' is not an OPTIMADE provider.",
-          "hint: use one of mp, oqmd, aflow, cod, mc3d, mc2d or a base URL such as https://host/optimade."]),
-        (["--filter", "nsites>", "--provider", "http://127.0.0.1:9"], 2,
-         ["error: 'nsites>' is not a valid OPTIMADE filter (Unexpected end-of-input).",
-          'hint: e.g. chemical_formula_reduced="Fe2O3" AND nsites<=10']),
+        (
+            ["--formula", "MgO", "--source", "optimade", "--provider", "nomad2"],
+            2,
+            [
+                "error: 'nomad2' is not an OPTIMADE provider.",
+                "hint: use one of mp, oqmd, aflow, cod, mc3d, mc2d or a base URL such as https://host/optimade.",
+            ],
+        ),
+        (
+            ["--filter", "nsites>", "--provider", "http://127.0.0.1:9"],
+            2,
+            [
+                "error: 'nsites>' is not a valid OPTIMADE filter (Unexpected end-of-input).",
+                'hint: e.g. chemical_formula_reduced="Fe2O3" AND nsites<=10',
+            ],
+        ),
         ([], 2, ["error: Give --formula or --filter (one of them)."]),
-        (["--formula", "MgO", "--source", "optimade", "--provider", "http://127.0.0.1:9"], 1,
-         ["error: Cannot reach OPTIMADE (http://127.0.0.1:9: connection refused) for MgO at "
-          "http://127.0.0.1:9. Nothing is cached for the OPTIMADE search (MgO at http://127.0.0.1:9)."]),
+        (
+            ["--formula", "MgO", "--source", "optimade", "--provider", "http://127.0.0.1:9"],
+            1,
+            [
+                (
+                    "error: Cannot reach OPTIMADE (http://127.0.0.1:9: connection refused) for MgO at "
+                    "http://127.0.0.1:9. Nothing is cached for the OPTIMADE search (MgO at http://127.0.0.1:9)."
+                )
+            ],
+        ),
     ],
 )
 def test_bad_input_is_one_line(db_file: Path, args: list[str], code: int, lines: list[str]) -> None:
@@ -85,10 +111,13 @@ def test_bad_input_is_one_line(db_file: Path, args: list[str], code: int, lines:
 def test_server_error(optimade_server: OptimadeServer, db_file: Path) -> None:
     optimade_server.fail(500)
     result = runner.invoke(
-        app, ["search", "--source", "optimade", "--formula", "MgO", "--provider", optimade_server.url]
+        app,
+        ["search", "--source", "optimade", "--formula", "MgO", "--provider", optimade_server.url],
     )
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"error: OPTIMADE search for MgO at {optimade_server.url} failed "
-        f"({optimade_server.url}: HTTP 500 (scripted))."
+        (
+            f"error: OPTIMADE search for MgO at {optimade_server.url} failed "
+            f"({optimade_server.url}: HTTP 500 (scripted))."
+        )
     ]

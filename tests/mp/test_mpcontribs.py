@@ -14,16 +14,20 @@ from crystal_atomate.mp.cache import ui_cache_key
 from crystal_atomate.mp.errors import MPContribsError, MPOfflineError
 from crystal_atomate.mp.mpcontribs import MPContribs, contribution_document
 from crystal_atomate.schemas.task import CrystalTaskDoc
-from crystal_atomate.testing.mpcontribs_server import MPContribsServer, VALID_KEY
+from crystal_atomate.testing.mpcontribs_server import VALID_KEY, MPContribsServer
 
 HARTREE_EV = 27.211386245988
 
 
 def contribs(db_file: Path, server: MPContribsServer, **kwargs) -> MPContribs:
-    return MPContribs(db_file, api_key=kwargs.pop("api_key", VALID_KEY), host=server.host, timeout=2, **kwargs)
+    return MPContribs(
+        db_file, api_key=kwargs.pop("api_key", VALID_KEY), host=server.host, timeout=2, **kwargs
+    )
 
 
-def test_project_contributions_with_structures(mpcontribs_server: MPContribsServer, db_file: Path) -> None:
+def test_project_contributions_with_structures(
+    mpcontribs_server: MPContribsServer, db_file: Path
+) -> None:
     found = contribs(db_file, mpcontribs_server).contributions("crystal_oxides")
 
     assert [(c.identifier, c.formula, c.data["gap"]["value"]) for c in found] == [
@@ -51,9 +55,17 @@ def test_by_material_is_the_uis_row_and_served_offline(
             return await materials.get_contributions("mp-149", project="crystal_oxides")
 
     [record] = asyncio.run(ui_reads())
-    assert (record.project, record.material_id, record.data["method"]) == ("crystal_oxides", "mp-149", "experiment")
-    assert ui_cache_key({"material_id": "mp-149", "project": "crystal_oxides"}, "get_contributions") == (
-        ui_materials.generate_cache_key({"material_id": "mp-149", "project": "crystal_oxides"}, prefix="get_contributions")
+    assert (record.project, record.material_id, record.data["method"]) == (
+        "crystal_oxides",
+        "mp-149",
+        "experiment",
+    )
+    assert ui_cache_key(
+        {"material_id": "mp-149", "project": "crystal_oxides"}, "get_contributions"
+    ) == (
+        ui_materials.generate_cache_key(
+            {"material_id": "mp-149", "project": "crystal_oxides"}, prefix="get_contributions"
+        )
     )
 
 
@@ -105,11 +117,17 @@ def test_contribution_document_from_a_recorded_run(tmp_path: Path) -> None:
 
     document = contribution_document(task, "crystal_oxides")
 
-    assert (document["project"], document["identifier"], document["formula"]) == ("crystal_oxides", "mp-1265", "MgO")
+    assert (document["project"], document["identifier"], document["formula"]) == (
+        "crystal_oxides",
+        "mp-1265",
+        "MgO",
+    )
     assert document["is_public"] is False
     energy = float(document["data"]["energy"].removesuffix(" eV"))
     assert energy == pytest.approx(-2.7121814374931e02 * HARTREE_EV, rel=1e-7)
-    assert document["data"]["code"] == "CRYSTAL17" and document["data"]["task"] == task.task_type.value
+    assert (
+        document["data"]["code"] == "CRYSTAL17" and document["data"]["task"] == task.task_type.value
+    )
     assert document["structures"][0].composition.reduced_formula == "MgO"
 
 
@@ -131,7 +149,8 @@ def test_structures_seed_a_batch(mpcontribs_server: MPContribsServer, db_file: P
     from crystal_atomate.highthroughput import Candidate
 
     candidates = [
-        Candidate.from_mp(s) for s in contribs(db_file, mpcontribs_server).structures("crystal_oxides")
+        Candidate.from_mp(s)
+        for s in contribs(db_file, mpcontribs_server).structures("crystal_oxides")
     ]
     assert [(c.label, c.formula) for c in candidates] == [
         ("mpcontribs:6650a1b2c3d4e5f601234567", "MgO"),
@@ -156,4 +175,6 @@ def test_cli_lists_contributions(
     mpcontribs_server.fail(500)
     failed = CliRunner().invoke(app, ["contributions", "crystal_oxides", "--refresh"])
     assert failed.exit_code == 1
-    assert failed.stderr.splitlines() == [f"error: MPContribs at {mpcontribs_server.url} answered HTTP 500."]
+    assert failed.stderr.splitlines() == [
+        f"error: MPContribs at {mpcontribs_server.url} answered HTTP 500."
+    ]

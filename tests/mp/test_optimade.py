@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import sqlite3
@@ -34,7 +33,8 @@ def query(server: OptimadeServer, **kwargs) -> OptimadeQuery:
 
 
 @pytest.mark.parametrize(
-    ("formula", "reduced"), [("Fe2O3", "Fe2O3"), ("O3Fe2", "Fe2O3"), ("Fe4O6", "Fe2O3"), ("SiO2", "O2Si")]
+    ("formula", "reduced"),
+    [("Fe2O3", "Fe2O3"), ("O3Fe2", "Fe2O3"), ("Fe4O6", "Fe2O3"), ("SiO2", "O2Si")],
 )
 def test_formula_is_optimades(formula: str, reduced: str) -> None:
     assert optimade_formula(formula) == reduced
@@ -44,12 +44,20 @@ def test_formula_search_gives_structures_with_provenance(optimade_server: Optima
     [record] = search_optimade(query(optimade_server, formula="Fe2O3"))
 
     host = optimade_server.url.removeprefix("http://")
-    assert (record.material_id, record.formula, record.nsites) == (f"{host}:hematite-1", "Fe2O3", 10)
+    assert (record.material_id, record.formula, record.nsites) == (
+        f"{host}:hematite-1",
+        "Fe2O3",
+        10,
+    )
     assert record.structure.get_space_group_info() == ("R-3c", 167)
     rhombohedral_a = math.sqrt(5.0356**2 / 3 + 13.7489**2 / 9)  # from hexagonal a, c
     assert record.structure.lattice.abc == pytest.approx((rhombohedral_a,) * 3, abs=1e-8)
     origin = record.origin
-    assert (origin.source, origin.provider, origin.entry_id) == ("optimade", optimade_server.url, "hematite-1")
+    assert (origin.source, origin.provider, origin.entry_id) == (
+        "optimade",
+        optimade_server.url,
+        "hematite-1",
+    )
     assert origin.url == f"{optimade_server.url}/v1/structures/hematite-1"
     assert "/v1/structures" in optimade_server.paths
 
@@ -66,10 +74,26 @@ def test_nothing_found_is_empty(optimade_server: OptimadeServer) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"formula": "Fe2O3", "providers": ("nomad2",)}, OptimadeProviderError, "'nomad2' is not an OPTIMADE provider."),
-        ({"filter": "nelements=", "providers": (CLOSED,)}, OptimadeFilterError, "'nelements=' is not a valid OPTIMADE filter (Unexpected end-of-input)."),
-        ({"formula": "Xx2O3", "providers": (CLOSED,)}, OptimadeFilterError, "'Xx2O3' is not a chemical formula."),
-        ({"formula": "MgO", "filter": "nsites=2"}, OptimadeFilterError, "Give either a formula or an OPTIMADE filter"),
+        (
+            {"formula": "Fe2O3", "providers": ("nomad2",)},
+            OptimadeProviderError,
+            "'nomad2' is not an OPTIMADE provider.",
+        ),
+        (
+            {"filter": "nelements=", "providers": (CLOSED,)},
+            OptimadeFilterError,
+            "'nelements=' is not a valid OPTIMADE filter (Unexpected end-of-input).",
+        ),
+        (
+            {"formula": "Xx2O3", "providers": (CLOSED,)},
+            OptimadeFilterError,
+            "'Xx2O3' is not a chemical formula.",
+        ),
+        (
+            {"formula": "MgO", "filter": "nsites=2"},
+            OptimadeFilterError,
+            "Give either a formula or an OPTIMADE filter",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_request(kwargs: dict, error: type, message: str) -> None:
@@ -93,7 +117,9 @@ def test_timeout_and_refused_are_offline(optimade_server: OptimadeServer) -> Non
     optimade_server.fail(delay=2.0)
     with pytest.raises(OptimadeOfflineError, match=r"no answer within 0\.3 s\) for MgO"):
         search_optimade(query(optimade_server, formula="MgO"), timeout=0.3, attempts=1)
-    with pytest.raises(OptimadeOfflineError, match=r"\(http://127\.0\.0\.1:9: connection refused\)"):
+    with pytest.raises(
+        OptimadeOfflineError, match=r"\(http://127\.0\.0\.1:9: connection refused\)"
+    ):
         search_optimade(OptimadeQuery(formula="MgO", providers=(CLOSED,)), attempts=1)
 
 
@@ -117,7 +143,9 @@ def test_search_is_cached_under_the_uis_key(
 
     cached = Optimade(db_file).search(q)
 
-    assert [(r.formula, r.from_cache, r.origin.entry_id) for r in cached] == [("MgO", True, "rocksalt-MgO-1")]
+    assert [(r.formula, r.from_cache, r.origin.entry_id) for r in cached] == [
+        ("MgO", True, "rocksalt-MgO-1")
+    ]
     key = ui_materials.generate_cache_key(
         {"formula": "MgO", "providers": [optimade_server.url], "limit": 5}, prefix="search_optimade"
     )
@@ -132,9 +160,9 @@ def test_search_is_cached_under_the_uis_key(
     assert (record.source, record.formula, record.structure.num_sites) == ("optimade", "MgO", 2)
     assert record.metadata["provider"] == optimade_server.url
     conn = sqlite3.connect(db_file)
-    assert conn.execute(
-        "SELECT source, material_id FROM materials_structures"
-    ).fetchall() == [("optimade", f"{optimade_server.url.removeprefix('http://')}:rocksalt-MgO-1")]
+    assert conn.execute("SELECT source, material_id FROM materials_structures").fetchall() == [
+        ("optimade", f"{optimade_server.url.removeprefix('http://')}:rocksalt-MgO-1")
+    ]
     conn.close()
 
 
@@ -164,7 +192,11 @@ def test_no_fallback_when_mp_answers(
 ) -> None:
     found = find_by_formula("MgO", _mp(db_file), Optimade(db_file), (optimade_server.url,))
 
-    assert (found.source, [r.material_id for r in found.records], found.note) == ("mp", ["mp-1265"], None)
+    assert (found.source, [r.material_id for r in found.records], found.note) == (
+        "mp",
+        ["mp-1265"],
+        None,
+    )
     assert optimade_server.paths == []
 
 

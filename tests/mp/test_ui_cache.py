@@ -112,17 +112,27 @@ def test_the_uis_fetch_is_served_offline(ui_materials: ModuleType, db_file: Path
     conn = connect_sqlite(db_file)
     ensure_ui_schema(conn)
     conn.close()
-    structure = Structure.from_dict(json.loads((DATA / "materials_core.json").read_text())[0]["structure"])
+    structure = Structure.from_dict(
+        json.loads((DATA / "materials_core.json").read_text())[0]["structure"]
+    )
     record = ui_materials.MaterialRecord(
-        material_id="mp-2534", source="mp", formula="GaAs", formula_pretty="GaAs",
-        structure=structure, properties={"band_gap": 0.19}, metadata={},
+        material_id="mp-2534",
+        source="mp",
+        formula="GaAs",
+        formula_pretty="GaAs",
+        structure=structure,
+        properties={"band_gap": 0.19},
+        metadata={},
     )
     asyncio.run(_ui_caches(ui_materials, db_file, record))
 
     ours = service(db_file).get_structure("mp-2534")
 
     assert (ours.material_id, ours.formula, ours.band_gap, ours.from_cache) == (
-        "mp-2534", "GaAs", 0.19, True,
+        "mp-2534",
+        "GaAs",
+        0.19,
+        True,
     )
     assert ours.nsites == structure.num_sites
     assert ours.origin.endpoint is None
