@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from crystal_atomate.cli.app import app
+from crystal_atomate.cli.structures import source_errors
 from crystal_atomate.mp.cache import MaterialsProject, default_d12
 from crystal_atomate.mp.client import MPQuery, MPStructure
-from crystal_atomate.mp.errors import MPError
 from crystal_atomate.settings import CrystalAtomateSettings
 
 __all__ = ["mp_app"]
@@ -41,15 +41,13 @@ class OutputFormat(str, Enum):
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
     """The cache-first service on the settings' database, storing the default input set's deck
-    with each structure; a user error exits 1 with its message."""
+    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1)."""
     service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
-    try:
-        yield service
-    except MPError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        service.close()
+    with source_errors():
+        try:
+            yield service
+        finally:
+            service.close()
 
 
 def _provenance(record: MPStructure) -> str:

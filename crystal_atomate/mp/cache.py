@@ -1,19 +1,33 @@
-"""Materials Project look-ups cached in the terminal UI's shared database.
+"""Structure look-ups cached in the terminal UI's shared database, under the UI's own keys.
 
-Structures go to ``materials_structures`` (30 days), searches to ``materials_cache`` (7 days),
-written the way the CRYSTAL-TOOLS UI writes them itself (its ``materials_api/cache.py``), so each
-program reads the other's rows:
+The UI's ``MaterialsService`` caches every call in ``materials_cache`` under
+``generate_cache_key(params, prefix=...)`` (its ``materials_api/cache.py``) and reads it back through
+``CacheRepository.get``, which tries the sources ``mp``, ``optimade``, ``mpcontribs`` in that order
+and skips expired rows. We write and read the same rows, so each program serves the other's
+fetches offline:
 
-* ``structure_json`` holds the UI's ``MaterialRecord.to_dict()`` (material id, formula,
-  properties, metadata, and the pymatgen structure under ``"structure"``), not a bare structure;
-* a search's ``response_json`` is ``{"records": [...], "total_count": n}`` of the same records,
-  keyed by ``prefix:sha256(query)[:16]`` as the UI's ``generate_cache_key`` does;
-* times are naive local ISO strings: the UI compares them with ``datetime.now()``, and an aware
-  time there would raise.
+=========================  ========================================================  ==========
+call                       key parameters                                            source
+=========================  ========================================================  ==========
+structure by id            ``get_structure`` {material_id}                           mp/optimade
+formula search (MP)        ``search_formula`` {formula, include_contributions, limit}  mp
+other MP searches          ``summary_search`` {all :class:`MPQuery` fields}           mp
+OPTIMADE formula search    ``search_optimade`` {formula, providers, limit}           optimade
+MPContribs by material     ``get_contributions`` {material_id, project}              mpcontribs
+=========================  ========================================================  ==========
 
-A fresh row answers without any network (and without importing mp-api). A stale row is refetched;
-if the endpoint cannot be reached it is served anyway, with a warning. Nothing here deletes a
-row: an error leaves the cache as it was.
+(``summary_search`` and the OPTIMADE raw-filter and MPContribs project keys of
+:mod:`crystal_atomate.mp.optimade` / :mod:`crystal_atomate.mp.mpcontribs` are calls the UI does
+not make; they use the same key function.) A response is the UI's JSON: a record is
+``MaterialRecord.to_dict()`` (id, source, formula, properties, metadata with our origin, the
+pymatgen structure), a search is ``{"records": [...], "total_count": n}``. Each structure is also
+written to ``materials_structures`` with the ``.d12`` deck, the row ``CacheRepository``'s
+``get_material_record`` reads. Times are naive local ISO strings, as the UI compares them with
+``datetime.now()``.
+
+A fresh row answers without any network (and without importing a client). A stale row is
+refetched; if the endpoint cannot be reached it is served anyway, with a warning. Reading never
+creates the database file, and nothing here deletes a row: an error leaves the cache as it was.
 """
 
 from __future__ import annotations
@@ -42,19 +56,29 @@ from crystal_atomate.stores.sqlite_store import connect_sqlite, write_transactio
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
 __all__ = [
+    "SEARCH_KEY_PREFIX",
+    "SEARCH_TTL",
     "SOURCE",
     "STRUCTURE_TTL",
-    "SEARCH_TTL",
-    "SEARCH_KEY_PREFIX",
-    "D12Writer",
-    "default_d12",
+    "UI_SOURCES",
     "Cached",
+    "D12Writer",
     "MPCache",
     "MaterialsProject",
+    "cache_first",
+    "d12_rows",
+    "default_d12",
+    "record_from_ui",
+    "record_to_ui",
     "search_cache_key",
+    "structure_cache_key",
+    "ui_cache_key",
 ]
 
 SOURCE = "mp"
+#: The sources the UI's ``CacheRepository.get`` tries for a key, in its order.
+UI_SOURCES = ("mp", "optimade", "mpcontribs")
+#: The UI's default ``cache_ttl_days``.
 STRUCTURE_TTL = timedelta(days=30)
 SEARCH_TTL = timedelta(days=7)
 SEARCH_KEY_PREFIX = "summary_search"
@@ -76,34 +100,71 @@ def default_d12(structure: Structure) -> str:
     return StaticSetGenerator().get_input_set(structure)["INPUT"]
 
 
+def ui_cache_key(params: dict[str, Any], prefix: str) -> str:
+    """``prefix:<16 hex>``: the UI's ``generate_cache_key``, byte for byte.
+
+    SHA-256 of the parameters' JSON with sorted keys, compact separators and ``str`` for anything
+    JSON cannot encode; the UI's own function is not imported, so the package does not need it.
+    """
+    serialized = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{prefix}:{hashlib.sha256(serialized.encode('utf-8')).hexdigest()[:16]}"
+
+
+def structure_cache_key(material_id: str) -> str:
+    """The key of the UI's ``MaterialsService.get_structure(material_id)``."""
+    return ui_cache_key({"material_id": material_id}, "get_structure")
+
+
+def _search_params(query: MPQuery) -> tuple[str, dict[str, Any]]:
+    """The UI's ``search_by_formula`` key for a formula-only query, ours for any other."""
+    if query.model_dump(exclude_defaults=True, exclude={"limit"}).keys() == {"formula"}:
+        params = {"formula": query.formula, "include_contributions": False, "limit": query.limit}
+        return "search_formula", params
+    return SEARCH_KEY_PREFIX, query.model_dump()
+
+
 def search_cache_key(query: MPQuery) -> str:
-    """``summary_search:<16 hex>``: the UI's key scheme, over the query's canonical JSON."""
-    serialized = json.dumps(query.model_dump(), sort_keys=True, separators=(",", ":"))
-    return f"{SEARCH_KEY_PREFIX}:{hashlib.sha256(serialized.encode()).hexdigest()[:16]}"
+    """``search_formula:...`` (the UI's formula search) or ``summary_search:...`` for ``query``."""
+    prefix, params = _search_params(query)
+    return ui_cache_key(params, prefix)
 
 
-def _record_to_ui(record: MPStructure) -> dict[str, Any]:
+def record_to_ui(record: MPStructure) -> dict[str, Any]:
     """The UI's ``MaterialRecord.to_dict()`` shape; our origin rides in its ``metadata``."""
     properties = {
         "band_gap": record.band_gap,
         "energy_above_hull": record.energy_above_hull,
         "is_stable": record.is_stable,
     }
+    metadata: dict[str, Any] = {"origin": record.origin.model_dump(mode="json")}
+    if record.origin.provider is not None:
+        metadata["provider"] = record.origin.provider
     return {
         "material_id": record.material_id,
-        "source": SOURCE,
+        "source": record.origin.source,
         "formula": record.formula,
         "formula_pretty": record.formula,
         "properties": {k: v for k, v in properties.items() if v is not None},
-        "metadata": {"origin": record.origin.model_dump(mode="json")},
+        "metadata": metadata,
         "structure": record.structure.as_dict(),
     }
 
 
-def _record_from_ui(data: dict[str, Any]) -> MPStructure:
-    """Back from the UI shape; a row the UI wrote has no origin, so one is rebuilt from the row."""
-    origin = data.get("metadata", {}).get("origin") or {"material_id": data["material_id"]}
-    properties = data.get("properties", {})
+def record_from_ui(data: dict[str, Any]) -> MPStructure:
+    """Back from the UI shape; a row the UI wrote has no origin, so one is rebuilt from the row.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        The record has no structure, or one pymatgen cannot read.
+    """
+    metadata = data.get("metadata") or {}
+    origin = metadata.get("origin") or {
+        "material_id": data["material_id"],
+        "source": data.get("source", SOURCE),
+        "provider": metadata.get("provider"),
+    }
+    properties = data.get("properties") or {}
     return MPStructure(
         material_id=data["material_id"],
         formula=data.get("formula_pretty") or data["formula"],
@@ -144,8 +205,16 @@ def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _records(response: dict[str, Any]) -> list[MPStructure]:
+    return [record_from_ui(r) for r in response["records"]]
+
+
 class MPCache:
-    """The two tables of the shared file, opened (and the schema ensured) on first use."""
+    """The shared file's cache tables, opened (and the schema ensured) on the first write.
+
+    A read of a file that does not exist yet answers "not cached" without creating it, so a
+    command that fails leaves no database behind.
+    """
 
     def __init__(self, db_file: str | Path) -> None:
         self.db_file = Path(db_file)
@@ -164,35 +233,118 @@ class MPCache:
             ensure_ui_schema(self._conn)
         return self._conn
 
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows of ``sql``; none when the file does not exist (it is not created for a read)."""
+        if self._conn is None and not self.db_file.exists():
+            return []
+        return self._db().execute(sql, params).fetchall()
+
+    def response(self, cache_key: str) -> Cached[dict[str, Any]] | None:
+        """The response cached under ``cache_key``, as the UI's ``CacheRepository.get`` picks it.
+
+        The first unexpired row in the UI's source order wins; with none fresh, the newest stale
+        row (the caller may serve it offline); None if the key was never cached.
+        """
+        rows = self._read(
+            "SELECT source, response_json, fetched_at, expires_at FROM materials_cache "
+            "WHERE cache_key = ?",
+            (cache_key,),
+        )
+        entries = sorted(
+            ((UI_SOURCES.index(r[0]) if r[0] in UI_SOURCES else len(UI_SOURCES), r) for r in rows),
+        )
+        cached = [
+            (source, Cached(json.loads(r[1]), _parse_time(r[2]), _parse_time(r[3])))
+            for source, r in entries
+        ]
+        fresh = [c for _, c in cached if not c.expired]
+        stale = sorted((c for _, c in cached), key=lambda c: c.fetched_at or datetime.min)
+        return fresh[0] if fresh else (stale[-1] if stale else None)
+
+    def put_response(
+        self,
+        cache_key: str,
+        source: str,
+        params: dict[str, Any],
+        response: dict[str, Any],
+        ttl: timedelta,
+        base_url: str | None,
+    ) -> None:
+        """Insert or replace one ``materials_cache`` row, as the UI's ``set_cached_response``."""
+        self.put_responses([(cache_key, source, params, response)], ttl, base_url)
+
+    def put_responses(
+        self,
+        entries: list[tuple[str, str, dict[str, Any], dict[str, Any]]],
+        ttl: timedelta,
+        base_url: str | None,
+    ) -> None:
+        """Insert or replace ``(cache_key, source, params, response)`` rows in one transaction."""
+        now, expires = _times(ttl)
+        values = [
+            (
+                source,
+                key,
+                json.dumps(params, sort_keys=True, default=str),
+                json.dumps(response),
+                base_url,
+                now,
+                expires,
+            )
+            for key, source, params, response in entries
+        ]
+        with write_transaction(self._db()) as conn:
+            conn.executemany(
+                "INSERT INTO materials_cache (source, cache_key, query_json, response_json,"
+                " base_url, etag, fetched_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)"
+                " ON CONFLICT(source, cache_key) DO UPDATE SET query_json = excluded.query_json,"
+                " response_json = excluded.response_json, base_url = excluded.base_url,"
+                " etag = excluded.etag, fetched_at = excluded.fetched_at,"
+                " expires_at = excluded.expires_at",
+                values,
+            )
+
     def structure(self, material_id: str) -> Cached[MPStructure] | None:
         """The cached structure of ``material_id``, fresh or not; None if never cached.
 
-        The UI may store a record without a structure (or one we cannot read): that row counts as
-        absent, and the next fetch replaces it with a complete one.
+        The UI's ``get_structure`` row in ``materials_cache`` first, else the parsed record of
+        ``materials_structures`` (what ``CacheRepository.set_material_record`` writes). A record
+        without a structure (or one we cannot read) counts as absent, and the next fetch
+        replaces it with a complete one.
         """
-        row = self._db().execute(
-            "SELECT structure_json, fetched_at, expires_at FROM materials_structures "
-            "WHERE source = ? AND material_id = ?",
-            (SOURCE, material_id),
-        ).fetchone()
-        if row is None:
-            return None
-        try:
-            record = _record_from_ui(json.loads(row[0]))
-        except (KeyError, TypeError, ValueError):
-            log.info("Cached row of %s has no usable structure; fetching it again", material_id)
-            return None
-        return Cached(record, _parse_time(row[1]), _parse_time(row[2]))
+        for cached in (self._structure_response(material_id), self._structure_row(material_id)):
+            if cached is None:
+                continue
+            try:
+                return Cached(record_from_ui(cached.value), cached.fetched_at, cached.expires_at)
+            except (KeyError, TypeError, ValueError):
+                log.info("Cached row of %s has no usable structure; fetching it again", material_id)
+        return None
 
-    def put_structures(self, rows: list[tuple[MPStructure, str | None]]) -> None:
-        """Insert or replace one row per (record, d12 text), all with a new 30-day expiry."""
+    def _structure_response(self, material_id: str) -> Cached[dict[str, Any]] | None:
+        return self.response(structure_cache_key(material_id))
+
+    def _structure_row(self, material_id: str) -> Cached[dict[str, Any]] | None:
+        rows = self._read(
+            "SELECT structure_json, fetched_at, expires_at FROM materials_structures "
+            "WHERE material_id = ? ORDER BY source = 'mp' DESC",
+            (material_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Cached(json.loads(row[0]), _parse_time(row[1]), _parse_time(row[2]))
+
+    def put_structures(self, rows: list[tuple[MPStructure, str | None]], base_url: str | None) -> None:
+        """Cache each (record, d12 text): the UI's ``get_structure`` row and the parsed record,
+        both with a new 30-day expiry."""
         now, expires = _times(STRUCTURE_TTL)
         values = [
             (
-                SOURCE,
+                record.origin.source,
                 record.material_id,
                 record.formula,
-                json.dumps(_record_to_ui(record)),
+                json.dumps(record_to_ui(record)),
                 record.structure.to(fmt="cif"),
                 d12_text,
                 now,
@@ -201,6 +353,19 @@ class MPCache:
             )
             for record, d12_text in rows
         ]
+        self.put_responses(
+            [
+                (
+                    structure_cache_key(record.material_id),
+                    record.origin.source,
+                    {"material_id": record.material_id},
+                    record_to_ui(record),
+                )
+                for record, _ in rows
+            ],
+            STRUCTURE_TTL,
+            base_url,
+        )
         with write_transaction(self._db()) as conn:
             conn.executemany(
                 "INSERT INTO materials_structures (source, material_id, formula, structure_json,"
@@ -215,38 +380,91 @@ class MPCache:
 
     def search(self, query: MPQuery) -> Cached[list[MPStructure]] | None:
         """The cached results of ``query``, fresh or not; None if never cached."""
-        row = self._db().execute(
-            "SELECT response_json, fetched_at, expires_at FROM materials_cache "
-            "WHERE source = ? AND cache_key = ?",
-            (SOURCE, search_cache_key(query)),
-        ).fetchone()
-        if row is None:
+        return self.records(search_cache_key(query))
+
+    def records(self, cache_key: str) -> Cached[list[MPStructure]] | None:
+        """The structures of a search response cached under ``cache_key``; None if never cached."""
+        cached = self.response(cache_key)
+        if cached is None:
             return None
-        records = [_record_from_ui(r) for r in json.loads(row[0])["records"]]
-        return Cached(records, _parse_time(row[1]), _parse_time(row[2]))
+        return Cached(_records(cached.value), cached.fetched_at, cached.expires_at)
 
     def put_search(self, query: MPQuery, records: list[MPStructure], base_url: str) -> None:
         """Insert or replace the results of ``query`` with a new 7-day expiry."""
-        now, expires = _times(SEARCH_TTL)
-        response = {"records": [_record_to_ui(r) for r in records], "total_count": len(records)}
-        with write_transaction(self._db()) as conn:
-            conn.execute(
-                "INSERT INTO materials_cache (source, cache_key, query_json, response_json,"
-                " base_url, etag, fetched_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)"
-                " ON CONFLICT(source, cache_key) DO UPDATE SET query_json = excluded.query_json,"
-                " response_json = excluded.response_json, base_url = excluded.base_url,"
-                " etag = excluded.etag, fetched_at = excluded.fetched_at,"
-                " expires_at = excluded.expires_at",
-                (
-                    SOURCE,
-                    search_cache_key(query),
-                    json.dumps(query.model_dump(exclude_defaults=True), sort_keys=True),
-                    json.dumps(response),
-                    base_url,
-                    now,
-                    expires,
-                ),
-            )
+        prefix, params = _search_params(query)
+        self.put_records(ui_cache_key(params, prefix), SOURCE, params, records, SEARCH_TTL, base_url)
+
+    def put_records(
+        self,
+        cache_key: str,
+        source: str,
+        params: dict[str, Any],
+        records: list[MPStructure],
+        ttl: timedelta,
+        base_url: str | None,
+    ) -> None:
+        """A search response ``{"records", "total_count"}`` under ``cache_key``."""
+        response = {"records": [record_to_ui(r) for r in records], "total_count": len(records)}
+        self.put_response(cache_key, source, params, response, ttl, base_url)
+
+
+def d12_rows(
+    records: list[MPStructure], writer: D12Writer | None
+) -> list[tuple[MPStructure, str | None]]:
+    """Each record with the writer's deck, or None: a failing writer must not cost the user the
+    structure (it is logged), and without a writer the column stays NULL."""
+    rows: list[tuple[MPStructure, str | None]] = []
+    for record in records:
+        deck = None
+        if writer is not None:
+            try:
+                deck = writer(record.structure)
+            except Exception:
+                log.warning(
+                    "No .d12 for %s: the input writer failed", record.material_id, exc_info=True
+                )
+        rows.append((record, deck))
+    return rows
+
+
+def cache_first(
+    cached: Cached[T] | None,
+    fetch: Callable[[], T],
+    store: Callable[[T], None],
+    refresh: bool,
+    what: str,
+) -> T:
+    """Serve a fresh row, else fetch and store; offline, fall back to a stale row if any.
+
+    With ``refresh`` the user asked for the server's answer, so being offline is an error even
+    when a row exists (the message says so); the row is kept either way.
+
+    Raises
+    ------
+    MPOfflineError
+        The source cannot be reached and nothing (or, with ``refresh``, something) is cached.
+    """
+    if cached is not None and not refresh and not cached.expired:
+        return cached.value
+    try:
+        value = fetch()
+    except MPOfflineError as exc:
+        if cached is None:
+            raise type(exc)(f"{exc} Nothing is cached for {what}.", hint=exc.hint) from exc
+        if refresh:
+            raise type(exc)(
+                f"{exc} A copy cached on {cached.fetched_label} exists.",
+                hint="run without --refresh to use it.",
+            ) from exc
+        log.warning(
+            "Offline: serving %s cached on %s (expired %s)",
+            what,
+            cached.fetched_label,
+            cached.expires_at,
+        )
+        return cached.value
+    store(value)
+    return value
 
 
 class MaterialsProject:
@@ -273,7 +491,7 @@ class MaterialsProject:
     def get_structure(self, material_id: str, refresh: bool = False) -> MPStructure:
         """One material's structure: cached if fresh, else fetched and cached."""
         mid = normalise_material_id(material_id)
-        return self._cache_first(
+        return cache_first(
             self.cache.structure(mid),
             lambda: self.client.get_structure(mid),
             lambda record: self._store_structures([record]),
@@ -283,7 +501,7 @@ class MaterialsProject:
 
     def search_structures(self, query: MPQuery, refresh: bool = False) -> list[MPStructure]:
         """Structures matching ``query``: cached if fresh, else searched, each structure cached too."""
-        return self._cache_first(
+        return cache_first(
             self.cache.search(query),
             lambda: self.client.search_structures(query),
             lambda records: self._store_search(query, records),
@@ -292,53 +510,8 @@ class MaterialsProject:
         )
 
     def _store_structures(self, records: list[MPStructure]) -> None:
-        self.cache.put_structures([(record, self._d12(record)) for record in records])
+        self.cache.put_structures(d12_rows(records, self._d12_writer), self.client.endpoint)
 
     def _store_search(self, query: MPQuery, records: list[MPStructure]) -> None:
         self._store_structures(records)
         self.cache.put_search(query, records, self.client.endpoint)
-
-    def _d12(self, record: MPStructure) -> str | None:
-        """The writer's deck, or None: a failing writer must not cost the user the structure."""
-        if self._d12_writer is None:
-            return None
-        try:
-            return self._d12_writer(record.structure)
-        except Exception:
-            log.warning("No .d12 for %s: the input writer failed", record.material_id, exc_info=True)
-            return None
-
-    def _cache_first(
-        self,
-        cached: Cached[T] | None,
-        fetch: Callable[[], T],
-        store: Callable[[T], None],
-        refresh: bool,
-        what: str,
-    ) -> T:
-        """Serve a fresh row, else fetch and store; offline, fall back to a stale row if any.
-
-        With ``refresh`` the user asked for the server's answer, so being offline is an error
-        even when a row exists (the message says so); the row is kept either way.
-        """
-        if cached is not None and not refresh and not cached.expired:
-            return cached.value
-        try:
-            value = fetch()
-        except MPOfflineError as exc:
-            if cached is None:
-                raise MPOfflineError(f"{exc} Nothing is cached for {what}.") from exc
-            if refresh:
-                raise MPOfflineError(
-                    f"{exc} A copy cached on {cached.fetched_label} exists: "
-                    "run without --refresh to use it."
-                ) from exc
-            log.warning(
-                "Offline: serving %s cached on %s (expired %s)",
-                what,
-                cached.fetched_label,
-                cached.expires_at,
-            )
-            return cached.value
-        store(value)
-        return value

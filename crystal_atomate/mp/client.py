@@ -65,7 +65,7 @@ SUMMARY_FIELDS = [
     "is_stable",
 ]
 
-_MATERIAL_ID = re.compile(r"^[a-z]+-[a-z0-9]+$")
+_MATERIAL_ID = re.compile(r"^[a-z]+-\d+$")
 _STATUS = re.compile(r"status code (\d{3})")
 _KEY_URL = "https://next-gen.materialsproject.org/api"
 
@@ -77,13 +77,18 @@ class StructureOrigin(BaseModel):
     """Where a structure came from, small enough for a task document to embed.
 
     atomate2 keeps a structure's history beside it (transformations, metadata); this is the
-    Materials Project part: which material, from which database release, through which endpoint.
+    source part: which material, from which database release, through which endpoint. For an
+    OPTIMADE entry ``material_id`` is ``provider:id`` (as the UI names it) and ``provider``,
+    ``entry_id`` and ``url`` say where to find it again.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    source: Literal["mp"] = "mp"
+    source: Literal["mp", "optimade", "mpcontribs"] = "mp"
     material_id: str
+    provider: str | None = Field(None, description="OPTIMADE provider name or base URL.")
+    entry_id: str | None = Field(None, description="The entry's id at the provider.")
+    url: str | None = Field(None, description="The entry's own URL at the provider.")
     db_version: str | None = Field(None, description="MP database release, e.g. '2025.09.25'.")
     endpoint: str | None = Field(
         None, description="API endpoint the structure came from; unknown for rows the UI wrote."
@@ -186,7 +191,8 @@ def normalise_material_id(material_id: str) -> str:
     candidate = material_id.strip().lower()
     if not _MATERIAL_ID.match(candidate):
         raise MPInvalidIdError(
-            f"{material_id!r} is not a Materials Project id (expected e.g. 'mp-149')."
+            f"{material_id!r} is not a Materials Project id.",
+            hint="an id is a prefix, a dash and a number, e.g. mp-149 or mvc-11.",
         )
     return candidate
 

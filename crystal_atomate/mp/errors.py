@@ -1,4 +1,5 @@
-"""The failures a Materials Project user meets, one typed exception each.
+"""The failures a structure-source user meets (Materials Project, OPTIMADE, MPContribs), one typed
+exception each.
 
 ``MPRester`` reports almost everything as a single ``MPRestError`` with the HTTP status inside its
 text, or lets a bare ``requests`` exception escape when its start-up heartbeat cannot connect. A
@@ -10,19 +11,36 @@ None of them carries the API key: messages name the endpoint, the id or the quer
 from __future__ import annotations
 
 __all__ = [
-    "MPError",
-    "MPKeyMissingError",
     "MPAuthError",
-    "MPNotFoundError",
+    "MPContribsError",
+    "MPContribsOfflineError",
+    "MPError",
     "MPInvalidIdError",
-    "MPRateLimitError",
+    "MPKeyMissingError",
+    "MPNotFoundError",
     "MPOfflineError",
+    "MPRateLimitError",
     "MPRequestError",
+    "OptimadeError",
+    "OptimadeFilterError",
+    "OptimadeOfflineError",
+    "OptimadeProviderError",
+    "OptimadeRequestError",
 ]
 
 
 class MPError(Exception):
-    """Base class: anything that stopped a Materials Project look-up."""
+    """Base class: anything that stopped a look-up of a structure source.
+
+    ``usage`` marks bad input (the command line exits 2 for it, 1 for every other failure) and
+    ``hint`` is the one line that names the fix, when there is one.
+    """
+
+    usage: bool = False
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class MPKeyMissingError(MPError):
@@ -40,6 +58,8 @@ class MPNotFoundError(MPError):
 class MPInvalidIdError(MPError, ValueError):
     """The text is not shaped like a Materials Project id, so it is never sent."""
 
+    usage = True
+
 
 class MPRateLimitError(MPError):
     """HTTP 429 persisted through every retry and back-off."""
@@ -51,3 +71,35 @@ class MPOfflineError(MPError):
 
 class MPRequestError(MPError):
     """Any other failure the server or the client reported; the message keeps their text."""
+
+
+class OptimadeError(MPError):
+    """Base class of the OPTIMADE failures."""
+
+
+class OptimadeProviderError(OptimadeError, ValueError):
+    """A provider name that is neither a known OPTIMADE database nor an http(s) URL."""
+
+    usage = True
+
+
+class OptimadeFilterError(OptimadeError, ValueError):
+    """A filter the OPTIMADE grammar rejects (checked before any request) or a bad formula."""
+
+    usage = True
+
+
+class OptimadeOfflineError(OptimadeError, MPOfflineError):
+    """No provider could be reached (refused connection or timeout) and nothing is cached."""
+
+
+class OptimadeRequestError(OptimadeError):
+    """A provider answered with an error (HTTP 500, a rejected query, ...)."""
+
+
+class MPContribsError(MPError):
+    """An MPContribs look-up failed: unknown project, unreachable server, refused key, ..."""
+
+
+class MPContribsOfflineError(MPContribsError, MPOfflineError):
+    """The MPContribs server cannot be reached and nothing is cached for the query."""

@@ -105,22 +105,24 @@ def test_search_filters_and_cache(mp_server: MPServer, db_file: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "setup", "message"),
+    ("args", "setup", "code", "message"),
     [
-        (["get", "mp-149"], "no_key", "error: No Materials Project API key: set MP_API_KEY"),
-        (["get", "mp-149"], "bad_key", "refused the API key in MP_API_KEY (HTTP 401)"),
-        (["get", "mp-999999"], None, "mp-999999 is not in the Materials Project database"),
-        (["get", "foo"], None, "'foo' is not a Materials Project id"),
-        (["get", "mp-149"], "offline", "Nothing is cached for mp-149"),
-        (["search", "--formula", "MgO"], "offline", "Nothing is cached for the search (formula=MgO)"),
+        (["get", "mp-149"], "no_key", 1, "error: No Materials Project API key: set MP_API_KEY"),
+        (["get", "mp-149"], "bad_key", 1, "refused the API key in MP_API_KEY (HTTP 401)"),
+        (["get", "mp-999999"], None, 1, "mp-999999 is not in the Materials Project database"),
+        (["get", "foo"], None, 2, "error: 'foo' is not a Materials Project id.\nhint: an id is a"),
+        (["get", "mp-abc"], None, 2, "error: 'mp-abc' is not a Materials Project id.\nhint: an id is"),
+        (["get", "mp-149"], "offline", 1, "Nothing is cached for mp-149"),
+        (["search", "--formula", "MgO"], "offline", 1, "Nothing is cached for the search (formula=MgO)"),
     ],
 )
-def test_errors_exit_1_with_a_message(
+def test_errors_are_one_line_and_leave_no_database(
     mp_server: MPServer,
     db_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     args: list[str],
     setup: str | None,
+    code: int,
     message: str,
 ) -> None:
     if setup == "no_key":
@@ -132,7 +134,9 @@ def test_errors_exit_1_with_a_message(
 
     result = runner.invoke(app, ["mp", *args])
 
-    assert result.exit_code == 1
-    assert message in " ".join(result.stderr.split())
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert result.stdout == ""
     assert VALID_KEY not in result.stderr and "0" * 32 not in result.stderr
+    assert not db_file.exists()

@@ -14,9 +14,6 @@ from pymatgen.core import Structure
 
 from crystal_atomate.mp.cache import MaterialsProject, search_cache_key
 from crystal_atomate.mp.client import MPClient, MPQuery, RetryPolicy
-from crystal_atomate.stores.sqlite_store import connect_sqlite
-from crystal_atomate.stores.tui_schema import ensure_ui_schema
-from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 from crystal_atomate.mp.errors import (
     MPAuthError,
     MPError,
@@ -24,6 +21,9 @@ from crystal_atomate.mp.errors import (
     MPOfflineError,
     MPRateLimitError,
 )
+from crystal_atomate.stores.sqlite_store import connect_sqlite
+from crystal_atomate.stores.tui_schema import ensure_ui_schema
+from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
 
@@ -41,11 +41,17 @@ def rows(db_file: Path, table: str) -> list[dict]:
         conn.close()
 
 
-def expire(db_file: Path, table: str) -> None:
-    """Make every row of ``table`` stale, as thirty days passing would."""
+def searches(db_file: Path) -> list[dict]:
+    """The search rows of ``materials_cache`` (each structure also has its ``get_structure`` row)."""
+    return [r for r in rows(db_file, "materials_cache") if not r["cache_key"].startswith("get_")]
+
+
+def expire(db_file: Path, *tables: str) -> None:
+    """Make every row of ``tables`` (default: both cache tables) stale, as time passing would."""
     past = (datetime.now() - timedelta(minutes=1)).isoformat()
     with sqlite3.connect(db_file) as conn:
-        conn.execute(f"UPDATE {table} SET expires_at = ?", (past,))
+        for table in tables or ("materials_structures", "materials_cache"):
+            conn.execute(f"UPDATE {table} SET expires_at = ?", (past,))
     conn.close()
 
 
@@ -103,7 +109,7 @@ def test_refresh_bypasses_the_cache(mp_server: MPServer, db_file: Path) -> None:
 
 def test_stale_row_is_refetched(mp_server: MPServer, db_file: Path) -> None:
     service(db_file).get_structure("mp-149")
-    expire(db_file, "materials_structures")
+    expire(db_file)
 
     record = service(db_file).get_structure("mp-149")
 
@@ -116,7 +122,7 @@ def test_stale_row_served_offline(
     mp_server: MPServer, db_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     service(db_file).get_structure("mp-1265")
-    expire(db_file, "materials_structures")
+    expire(db_file)
     before = rows(db_file, "materials_structures")
     mp_server.stop()
 
@@ -133,8 +139,9 @@ def test_refresh_offline_keeps_the_row(mp_server: MPServer, db_file: Path) -> No
     before = rows(db_file, "materials_structures")
     mp_server.stop()
 
-    with pytest.raises(MPOfflineError, match="A copy cached on .* exists: run without --refresh"):
+    with pytest.raises(MPOfflineError, match="A copy cached on .* exists") as raised:
         service(db_file).get_structure("mp-1265", refresh=True)
+    assert raised.value.hint == "run without --refresh to use it."
     assert rows(db_file, "materials_structures") == before
 
 
@@ -144,7 +151,7 @@ def test_offline_with_nothing_cached(mp_server: MPServer, db_file: Path) -> None
         service(db_file).get_structure("mp-149")
     with pytest.raises(MPOfflineError, match=r"Nothing is cached for the search \(chemsys=Si\)"):
         service(db_file).search_structures(MPQuery(chemsys="Si"))
-    assert rows(db_file, "materials_structures") == rows(db_file, "materials_cache") == []
+    assert not db_file.exists()
 
 
 def test_search_row_as_the_ui_defines_it(mp_server: MPServer, db_file: Path) -> None:
@@ -152,11 +159,11 @@ def test_search_row_as_the_ui_defines_it(mp_server: MPServer, db_file: Path) -> 
     records = service(db_file).search_structures(query)
 
     assert [r.material_id for r in records] == ["mp-149", "mp-165"]
-    [row] = rows(db_file, "materials_cache")
+    [row] = searches(db_file)
     assert (row["source"], row["base_url"], row["etag"]) == ("mp", mp_server.url, None)
     assert row["cache_key"] == search_cache_key(query)
     assert row["cache_key"].startswith("summary_search:") and len(row["cache_key"]) == 31
-    assert json.loads(row["query_json"]) == {"formula": "Si", "max_sites": 4}
+    assert json.loads(row["query_json"]) == query.model_dump()
     response = json.loads(row["response_json"])
     assert response["total_count"] == 2
     assert [(r["material_id"], r["properties"]) for r in response["records"]] == [
@@ -188,13 +195,13 @@ def test_different_queries_are_different_rows(mp_server: MPServer, db_file: Path
     mp.search_structures(MPQuery(formula="Si", stable=True))
     mp.search_structures(MPQuery(formula="Si"))
 
-    assert len(rows(db_file, "materials_cache")) == 2
+    assert len(searches(db_file)) == 2
     assert mp_server.hits(SUMMARY) == 2
 
 
 def test_stale_search_is_repeated(mp_server: MPServer, db_file: Path) -> None:
     service(db_file).search_structures(MPQuery(formula="MgO"))
-    expire(db_file, "materials_cache")
+    expire(db_file)
 
     records = service(db_file).search_structures(MPQuery(formula="MgO"))
 
