@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 #: ``ERROR **** ROUTINE **** MESSAGE`` - the shape of every fatal message CRYSTAL prints itself.
-ERROR_LINE = re.compile(r"^\s*ERROR\s+\*{4}\s*(?P<routine>\S+)\s*\*{4}\s*(?P<message>.*?)\s*$")
+#: The message is taken whole and stripped in code: ``(.*?)\s*$`` costs quadratic time on a
+#: line with a long run of blanks.
+ERROR_LINE = re.compile(r"^\s*ERROR\s+\*{4}\s*(?P<routine>[^*\s]+)\s*\*{4}\s*(?P<message>.*)")
 
 
 class CrystalErrorKind(str, Enum):
@@ -292,7 +294,7 @@ def classify_line(
             found = ERROR_LINE.match(line)
             routine = found.group("routine") if found else None
             if kind is CrystalErrorKind.UNKNOWN_ERROR and found:
-                message = found.group("message")
+                message = found.group("message").rstrip()
             else:
                 message = kind.message
             return CrystalError(

@@ -182,6 +182,8 @@ class CrystalOutput(BaseModel):
 
     band_edges: list[BandEdges] = []
     final_band_gap_ev: float | None = None
+    final_band_gap_alpha_ev: float | None = None
+    final_band_gap_beta_ev: float | None = None
     mulliken: MullikenAnalysis | None = None
 
     forces_ha_per_bohr: Matrix | None = None
@@ -227,8 +229,9 @@ class CrystalOutput(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def band_gap_ev(self) -> float | None:
-        """The gap: the post-optimisation ``BAND GAP`` line if printed, else the smallest spin
-        channel gap of the last SCF cycle, 0.0 for a conducting state, None when unknown."""
+        """The gap: the post-optimisation ``BAND GAP`` line (the smaller of ``ALPHA`` and
+        ``BETA BAND GAP`` for spin-polarised runs) if printed, else the smallest spin channel gap
+        of the last SCF cycle, 0.0 for a conducting state, None when unknown."""
         if self.final_band_gap_ev is not None:
             return self.final_band_gap_ev
         if self.is_conducting:
