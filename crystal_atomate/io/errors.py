@@ -79,6 +79,15 @@ class CrystalErrorKind(str, Enum):
         301,
         "check the scheduler log (walltime, memory, node failure) and the disk quota",
     )
+    NO_CALCULATION = (
+        "no_calculation",
+        None,
+        "the output terminated but shows no calculation (no SCF, optimisation, frequencies, EOS, "
+        "elastic constants, geometry or wave-function energy)",
+        False,
+        303,
+        "check the deck and the program that ran: CRYSTAL printed no result to read",
+    )
     MPI_ABORT = (
         "mpi_abort",
         r"^\s*(?:application called MPI_Abort|MPI_ABORT was invoked)",

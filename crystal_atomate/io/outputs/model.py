@@ -153,6 +153,7 @@ class CrystalOutput(BaseModel):
     crystal_version: int | None = None
     crystal_release: str | None = None
     calculation: CalculationKind = CalculationKind.SINGLE_POINT
+    includes_properties: bool = False
     optimisation_type: str | None = None
     title: str | None = None
     hamiltonian: Literal["HF", "DFT"] | None = None

@@ -48,6 +48,8 @@ _RELEASE = re.compile(r"\*\s+public\s*:\s*([^*]+)\*")
 _CYC = re.compile(rf"CYC\s*(\d+)\s*ETOT\(AU\)\s*({F})\s*DETOT\s*({F})")
 _SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)")
 _TOTAL_ENERGY = re.compile(rf"TOTAL ENERGY\((\w+)\)\(AU\)\(\s*\d+\)\s*({F})(\s+DE \(AU\))?")
+#: A properties run prints the energy of the wave function it read (fort.9) near its top.
+_PROPERTIES_ENERGY = re.compile(rf"TOTAL ENERGY\s*({F})\s+CONVERGENCE ON ENER")
 _TOTAL_DISP = re.compile(rf"TOTAL ENERGY \+ DISP(?: \+ GCP)? \(AU\)\s+({F})")
 _D3 = re.compile(rf"D3 DISPERSION ENERGY \(AU\)\s+({F})")
 _OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)")
@@ -554,6 +556,10 @@ class OutputScanner:
                 value = _float(found.group(2))
                 self.out.energy_ha = value
                 self._step_energy(value)
+                return
+            found = _PROPERTIES_ENERGY.match(text)
+            if found and self.out.energy_ha is None:
+                self.out.energy_ha = _float(found.group(1))
         elif text.startswith("TOTAL ATOMIC CHARGES"):
             self._start_block(_RowCollector(_float_row, self._charges_done, max_skip=0))
         elif text.startswith("TOTAL ATOMIC SPINS"):
@@ -889,8 +895,19 @@ class OutputScanner:
         return out
 
     def _calculation_kind(self) -> CalculationKind:
+        """What the crystal run did; PROPERTIES only when no crystal run is in the file.
+
+        A properties run appended to a crystal run's output (one log for both) must not hide
+        the optimisation or SCF before it: ``includes_properties`` says it is there.
+        """
+        self.out.includes_properties = "properties" in self.flags
+        kind = self._crystal_kind()
+        if kind is CalculationKind.SINGLE_POINT and self.out.includes_properties and not self.out.scf:
+            return CalculationKind.PROPERTIES
+        return kind
+
+    def _crystal_kind(self) -> CalculationKind:
         for flag, kind in (
-            ("properties", CalculationKind.PROPERTIES),
             ("elastic", CalculationKind.ELASTIC),
             ("eos", CalculationKind.EOS),
             ("frequency", CalculationKind.FREQUENCY),
