@@ -122,8 +122,8 @@ class CrystalErrorKind(str, Enum):
     )
     ATOMS_TOO_CLOSE = (
         "atoms_too_close",
-        r"^\s*(?:.*DISTANCE BETWEEN ATOMS\s+\d+\s+\d+\s+TOO SMALL"
-        r"|ERROR\s+\*{4}\s*NEIGHB\s*\*{4}\s*USE KEYWORD SMALLDIST)",
+        r"^(?:.*DISTANCE BETWEEN ATOMS\s+\d+\s+\d+\s+TOO SMALL"
+        r"|\s*ERROR\s+\*{4}\s*NEIGHB\s*\*{4}\s*USE KEYWORD SMALLDIST)",
         "two atoms are closer than CRYSTAL accepts",
         False,
         320,
@@ -179,7 +179,7 @@ class CrystalErrorKind(str, Enum):
     )
     WALLTIME_KILLED = (
         "walltime_killed",
-        r"^\s*(?:forrtl: error \(78\): process killed \(SIGTERM\)"
+        r"^(?:\s*forrtl: error \(78\): process killed \(SIGTERM\)"
         r"|.*DUE TO TIME LIMIT|.*oom[-_]kill)",
         "the run was killed by the scheduler (walltime or memory)",
         True,
@@ -221,7 +221,7 @@ class CrystalErrorKind(str, Enum):
     )
     TRUST_RADIUS_COLLAPSED = (
         "trust_radius_collapsed",
-        r"^\s*(?:.*TOO SMALL TRUST RADIUS|ERROR\s+\*{4}\s*BFGS_\s*\*{4}\s*PXK TOO SMALL)",
+        r"^(?:.*TOO SMALL TRUST RADIUS|\s*ERROR\s+\*{4}\s*BFGS_\s*\*{4}\s*PXK TOO SMALL)",
         "the optimiser's trust radius collapsed",
         True,
         421,
@@ -245,7 +245,7 @@ class CrystalErrorKind(str, Enum):
     )
     GUESSP_EMPTY_WAVEFUNCTION = (
         "guessp_empty_wavefunction",
-        r"^\s*(?:io error\b|.*\bRead_int_1d\b)",
+        r"^(?:\s*io error\b|.*\bRead_int_1d\b)",
         "the GUESSP wavefunction (fort.20) is empty or unreadable",
         True,
         441,

@@ -38,7 +38,9 @@ __all__ = ["OutputScanner"]
 #: it has read: with numbers run together (``1.1111.111``) a plain repetition of this pattern
 #: tries every split and backtracks exponentially.
 F = r"(?>[-+]?(?:\d+\.\d*|\.\d+)(?:[EeDd][-+]?\d+)?)"
-_FIXED_DECIMAL = re.compile(r"-?\d+\.\d+")
+#: Searched in a row: the look-behind keeps a search from restarting inside a run of digits
+#: (each restart would rescan the run: quadratic), possessive digits never re-split.
+_FIXED_DECIMAL = re.compile(r"-?(?<![\d.])\d++\.\d++")
 #: Default decimals of a glued fixed-point field (``F12.7`` in TOTAL ATOMIC CHARGES/SPINS).
 _DEFAULT_DECIMALS = 7
 _WHOLE_NUMBER = re.compile(rf"{F}$")
@@ -102,7 +104,7 @@ def _float(text: str) -> float:
 @lru_cache(maxsize=8)
 def _glued_field(decimals: int) -> re.Pattern[str]:
     """One fixed-point field of ``decimals`` decimals, as Fortran runs them together."""
-    return re.compile(rf"[-+]?\d*\.\d{{{decimals}}}")
+    return re.compile(rf"[-+]?\d*+\.\d{{{decimals}}}")
 
 
 def _float_row(line: str) -> list[float] | None:
@@ -122,10 +124,29 @@ def _float_row(line: str) -> list[float] | None:
         if _WHOLE_NUMBER.match(token):
             values.append(_float(token))
             continue
-        parts = _glued_field(decimals).findall(token) if decimals else []
-        if not parts or sum(map(len, parts)) != len(token):
+        parts = _split_glued(token, decimals)
+        if parts is None:
             return None
-        values.extend(float(part) for part in parts)
+        values.extend(parts)
+    return values
+
+
+def _split_glued(token: str, decimals: int) -> list[float] | None:
+    """Consecutive fields of ``decimals`` decimals covering the whole token, else None.
+
+    Each field is matched where the previous one ended, so the scan is one pass.
+    """
+    if not decimals:
+        return None
+    field_pattern = _glued_field(decimals)
+    values: list[float] = []
+    position = 0
+    while position < len(token):
+        found = field_pattern.match(token, position)
+        if found is None:
+            return None
+        values.append(float(found.group()))
+        position = found.end()
     return values
 
 

@@ -12,7 +12,7 @@ from pymatgen.electronic_structure.plotter import BSPlotter
 
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.properties import Doss, PropertiesInput, PropertiesParseError
-from crystal_atomate.io.properties_outputs import (
+from crystal_atomate.io.outputs.properties import (
     parse_properties_output,
     read_band_dat,
     read_doss_dat,
