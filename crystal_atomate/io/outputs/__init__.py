@@ -190,7 +190,7 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
                 message="optimisation points were printed but no OPT END line",
             )
         )
-    ran_scf = [run for run in output.scf if run.cycles or run.converged is not None]
+    ran_scf = [run for run in output.scf if run.cycle_numbers or run.converged is not None]
     if output.terminated and not output.errors and not (ran_scf or _has_result(output)):
         output.errors.append(
             CrystalError(kind=CrystalErrorKind.NO_CALCULATION, message=CrystalErrorKind.NO_CALCULATION.message)

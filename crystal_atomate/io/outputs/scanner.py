@@ -28,7 +28,6 @@ from crystal_atomate.io.outputs.model import (
     FrequencyMode,
     MullikenAnalysis,
     OptStep,
-    ScfCycle,
     ScfRun,
 )
 
@@ -524,7 +523,7 @@ class OutputScanner:
     # ------------------------------------------------------------------ SCF
     def _open_scf(self) -> ScfRun:
         run = self.scf_open
-        if run is None or run.cycles or run.converged is not None:
+        if run is None or run.cycle_numbers or run.converged is not None:
             run = ScfRun(source=self.source)
             self.out.scf.append(run)
             self.scf_open = run
@@ -537,13 +536,7 @@ class OutputScanner:
         run = self.scf_open
         if run is None or run.converged is not None:
             run = self._open_scf()
-        run.cycles.append(
-            ScfCycle(
-                cycle=int(found.group(1)),
-                energy_ha=_float(found.group(2)),
-                delta_energy_ha=_float(found.group(3)),
-            )
-        )
+        run.add_cycle(int(found.group(1)), _float(found.group(2)), _float(found.group(3)))
         self.band_closed = True
         self.band_spin = "both"
 
