@@ -149,6 +149,30 @@ def _split_glued(token: str, decimals: int) -> list[float] | None:
     return values
 
 
+#: First characters of a line of numbers (after its blanks).
+_NUMERIC_FIRST = frozenset("0123456789-+.")
+_LINE_ENDS = frozenset("\n\r")
+
+
+def _numeric_line(line: str) -> str | None:
+    """The line itself when it starts like a row of numbers (cheap: checked on every cycle)."""
+    text = line.lstrip()
+    return line if text and text[0] in _NUMERIC_FIRST else None
+
+
+def _rows_floats(rows: list[str]) -> list[float] | None:
+    """The numbers of table rows kept raw (None when there are none or one is not numbers)."""
+    if not rows:
+        return None
+    values: list[float] = []
+    for row in rows:
+        numbers = _float_row(row)
+        if numbers is None:
+            return None
+        values.extend(numbers)
+    return values
+
+
 def _decimals(token: str) -> int:
     """Digits after the decimal point of a fixed-point token (0 for exponent forms)."""
     fraction = token.partition(".")[2]
@@ -233,6 +257,24 @@ class _Geometry:
     columns: str = ""
 
 
+class _TitleCatcher:
+    """Looks at each line after STARTING for the title, and hands every line back."""
+
+    def __init__(self, scanner: OutputScanner) -> None:
+        self.scanner = scanner
+        self.rows: list[str] = []
+        self.skipped: list[str] = []
+
+    def feed(self, line: str) -> bool:
+        """Never consumes the line; ends itself once the title is found."""
+        if self.scanner._title(line):
+            self.scanner._end_block()
+        return False
+
+    def done(self, _rows: list[str], _skipped: list[str]) -> None:
+        """Nothing to close: an output may end before its title."""
+
+
 class OutputScanner:
     """Feed lines in order with :meth:`feed`, then build the result with :meth:`result`."""
 
@@ -240,13 +282,12 @@ class OutputScanner:
         self.source = source
         self.out = CrystalOutput()
         self.line_number = 0
-        self.block: _RowCollector | None = None
-        self.awaiting_title = False
+        self.block: _RowCollector | _TitleCatcher | None = None
         self.scf_open: ScfRun | None = None
         self.step: OptStep | None = None
         self.band_closed = True
         self.band_spin: str = "both"
-        self.edges: dict[str, BandEdges] = {}
+        self.edges: dict[str, dict[str, Any]] = {}
         self.error_keys: set[tuple[str, str | None]] = set()
         self.flags: set[str] = set()
         self.pending_lattice: list[list[float]] | None = None
@@ -256,6 +297,8 @@ class OutputScanner:
         self.atomic_guess_seen = False
         self.reference_electrons: list[float] | None = None
         self.last_charges: list[float] | None = None
+        self.charge_rows: list[str] = []
+        self.spin_rows: list[str] = []
         self.last_spins: list[float] | None = None
         self.mulliken_mode = "total"
         self.mulliken_total: list[re.Match[str]] | None = None
@@ -318,29 +361,30 @@ class OutputScanner:
         The loop keeps the line counter local and publishes it only to the handlers that run,
         because attribute writes on every one of millions of lines are measurable.
         """
-        dispatch = self.dispatch
+        handler_for = self.dispatch.get
         number = self.line_number
+        block = self.block
         for number, line in enumerate(lines, start=number + 1):  # noqa: B007 - kept after loop
-            if self.block is not None:
+            if block is not None:
                 self.line_number = number
-                if self.block.feed(line):
+                taken = block.feed(line)
+                block = self.block
+                if taken:
                     continue
-            if self.awaiting_title:
-                self._title(line)
-            first = line[:1]
-            if first != " ":
-                if first not in "\n\r":
+            if line[:1] == " ":
+                text = line.lstrip()
+                handler = handler_for(text[:2])
+                if handler is not None:
                     self.line_number = number
-                    self._foreign(line)
-                continue
-            text = line.lstrip()
-            handler = dispatch.get(text[:2])
-            if handler is not None:
+                    handler(text)
+                    block = self.block
+            elif line[:1] not in _LINE_ENDS:
                 self.line_number = number
-                handler(text)
+                self._foreign(line)
+                block = self.block
         self.line_number = number
 
-    def _start_block(self, collector: _RowCollector) -> None:
+    def _start_block(self, collector: _RowCollector | _TitleCatcher) -> None:
         """Later lines go to the collector until it hands one back."""
         self.block = collector
 
@@ -397,16 +441,16 @@ class OutputScanner:
         if rest.startswith(" STARTING"):
             self.flags.add("started")
             if self.out.title is None:
-                self.awaiting_title = True
+                self._start_block(_TitleCatcher(self))
         elif rest.startswith(" TERMINATION"):
             self.out.terminated = True
 
-    def _title(self, line: str) -> None:
-        """The first line after STARTING that is not MPI chatter (facts obs. 3)."""
+    def _title(self, line: str) -> bool:
+        """The first line after STARTING that is not MPI chatter (facts obs. 3); True once found."""
         if self.line_is_blank(line) or _TITLE_NOISE.match(line.strip()) or line.lstrip().startswith("EEEEEEEEEE"):
-            return
+            return False
         self.out.title = line.strip()
-        self.awaiting_title = False
+        return True
 
     @staticmethod
     def line_is_blank(line: str) -> bool:
@@ -575,9 +619,9 @@ class OutputScanner:
             if found and self.out.energy_ha is None:
                 self.out.energy_ha = _float(found.group(1))
         elif text.startswith("TOTAL ATOMIC CHARGES"):
-            self._start_block(_RowCollector(_float_row, self._charges_done, max_skip=0))
+            self._start_block(_RowCollector(_numeric_line, self._charges_done, max_skip=0))
         elif text.startswith("TOTAL ATOMIC SPINS"):
-            self._start_block(_RowCollector(_float_row, self._spins_done, max_skip=0))
+            self._start_block(_RowCollector(_numeric_line, self._spins_done, max_skip=0))
         elif text.startswith("TOO SMALL TRUST RADIUS"):
             self._add_error(text)
 
@@ -586,47 +630,45 @@ class OutputScanner:
         if found:
             self.out.dispersion_energy_ha = _float(found.group(1))
 
-    @staticmethod
-    def _floats(rows: list[list[float]]) -> list[float]:
-        return [value for row in rows for value in row]
-
-    def _charges_done(self, rows: list[list[float]], _skipped: list[str]) -> None:
+    def _charges_done(self, rows: list[str], _skipped: list[str]) -> None:
+        """Every cycle prints the charges; only the raw rows of the last are kept (read at the end)."""
         self._end_block()
-        values = self._floats(rows)
         if self.atomic_guess_seen and self.reference_electrons is None:
-            self.reference_electrons = values
-        self.last_charges = values
+            self.reference_electrons = _rows_floats(rows)
+        self.charge_rows = rows
 
-    def _spins_done(self, rows: list[list[float]], _skipped: list[str]) -> None:
+    def _spins_done(self, rows: list[str], _skipped: list[str]) -> None:
         self._end_block()
-        self.last_spins = self._floats(rows)
+        self.spin_rows = rows
 
     def _timing(self, text: str) -> None:
         """Every ``TTTT`` line carries the running totals; only the last one is decoded."""
         self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
-    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> BandEdges:
-        """The edges record of the current spin channel, reset at the first one after a cycle."""
+    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> dict[str, Any]:
+        """The edges of the current spin channel, reset at the first one after a cycle.
+
+        Plain dicts while scanning (every cycle prints them); :class:`BandEdges` at the end.
+        """
         if self.band_closed:
             self.edges = {}
             self.band_closed = False
         edge = self.edges.get(self.band_spin)
         if edge is None:
-            edge = BandEdges(spin=self.band_spin)  # type: ignore[arg-type]
-            self.edges[self.band_spin] = edge
+            edge = self.edges[self.band_spin] = {"spin": self.band_spin}
         if insulating is not None:
-            edge.insulating = insulating
+            edge["insulating"] = insulating
         if fermi is not None:
-            edge.fermi_energy_ha = fermi
+            edge["fermi_energy_ha"] = fermi
         return edge
 
     def _gap(self, text: str) -> None:
         found = _GAP.match(text)
         if found:
             edge = self._band()
-            edge.band_gap_ev = _float(found.group(2))
-            edge.direct = found.group(1) == "DIRECT"
+            edge["band_gap_ev"] = _float(found.group(2))
+            edge["direct"] = found.group(1) == "DIRECT"
 
     def _conducting(self, text: str) -> None:
         found = _EFERMI.match(text)
@@ -902,7 +944,9 @@ class OutputScanner:
         if found:
             out.telapse_s = _float(found.group(1))
             out.tcpu_s = _float(found.group(2))
-        out.band_edges = list(self.edges.values())
+        out.band_edges = [BandEdges(**edge) for edge in self.edges.values()]
+        self.last_charges = _rows_floats(self.charge_rows)
+        self.last_spins = _rows_floats(self.spin_rows)
         out.calculation = self._calculation_kind()
         out.structure = self._structure()
         out.mulliken = self._mulliken_analysis()
