@@ -11,7 +11,10 @@ from array import array
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
+from dataclasses import field
+
+from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
+from pydantic.dataclasses import dataclass
 from pymatgen.core import Molecule, Structure
 
 from crystal_atomate.io.errors import CrystalError, CrystalErrorKind
@@ -66,19 +69,19 @@ def _integers() -> array:
     return array("q")
 
 
-class ScfRun(BaseModel):
+@dataclass(slots=True, config=ConfigDict(arbitrary_types_allowed=True))
+class ScfRun:
     """One SCF: its cycles and how it ended (``converged`` is None when it never ended).
 
-    The cycles are kept as three packed arrays (cycle number, ETOT, DETOT: 24 bytes a cycle),
-    not as one object per cycle, so that an output of 200,000 cycles costs ~5 MB, not ~180 MB.
-    They serialise as plain lists; :attr:`cycles` gives them as :class:`ScfCycle` objects.
+    A slotted dataclass, not a model: an optimisation has one per point. The cycles are kept as
+    three packed arrays (cycle number, ETOT, DETOT: 24 bytes a cycle), not as one object per
+    cycle, so that an output of 200,000 cycles costs ~5 MB, not ~180 MB. They serialise as plain
+    lists; :attr:`cycles` gives them as :class:`ScfCycle` objects.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    cycle_numbers: array = Field(default_factory=_integers)
-    cycle_energies_ha: array = Field(default_factory=_doubles)
-    cycle_deltas_ha: array = Field(default_factory=_doubles)
+    cycle_numbers: array = field(default_factory=_integers)
+    cycle_energies_ha: array = field(default_factory=_doubles)
+    cycle_deltas_ha: array = field(default_factory=_doubles)
     converged: bool | None = None
     n_cycles: int | None = None
     energy_ha: float | None = None
@@ -111,8 +114,12 @@ class ScfRun(BaseModel):
         ]
 
 
-class OptStep(BaseModel):
-    """One optimisation point with its convergence tests (None when not printed)."""
+@dataclass(slots=True)
+class OptStep:
+    """One optimisation point with its convergence tests (None when not printed).
+
+    A slotted dataclass, not a model: long optimisations print tens of thousands of points.
+    """
 
     point: int
     energy_ha: float | None = None
