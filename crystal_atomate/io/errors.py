@@ -82,8 +82,10 @@ class CrystalErrorKind(str, Enum):
     NO_CALCULATION = (
         "no_calculation",
         None,
-        "the output terminated but shows no calculation (no SCF, optimisation, frequencies, EOS, "
-        "elastic constants, geometry or wave-function energy)",
+        (
+            "the output terminated but shows no calculation (no SCF, optimisation, frequencies, EOS, "
+            "elastic constants, geometry or wave-function energy)"
+        ),
         False,
         303,
         "check the deck and the program that ran: CRYSTAL printed no result to read",

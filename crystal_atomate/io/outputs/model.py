@@ -8,10 +8,9 @@ faithful numbers and the converted ones travel together in one JSON document.
 from __future__ import annotations
 
 from array import array
+from dataclasses import field
 from enum import Enum
 from typing import Any, Literal
-
-from dataclasses import field
 
 from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 from pydantic.dataclasses import dataclass
