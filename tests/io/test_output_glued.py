@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pymatgen.core import Molecule
 
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
 from crystal_atomate.testing.reference import reference_file
@@ -95,3 +96,16 @@ def test_hostile_charge_rows_finish(tmp_path: Path, original_text: str, row: str
     out = parse_output(path, discover=False)
     assert out.state == "converged"
     assert out.energy_ha == -2.754486980727e02
+
+
+def test_atom_numbers_run_into_their_flag_and_label(tmp_path: Path) -> None:
+    """``1000001T  16S``: the S2 molecule's asymmetric-unit rows (its only geometry) still read."""
+    text = reference_file("s2_molecule_opt_hse06_crystal17", "OUTPUT.out").read_text(encoding="utf-8")
+    path = _rewritten(
+        tmp_path, text, r"(?m)^ +(\d) T +(\d+) S ", lambda m: f"{int(m[1]) + 1000000:7d}T{int(m[2]):4d}S "
+    )
+    assert "1000001T  16S " in path.read_text()
+    out = parse_output(path, discover=False)
+    assert isinstance(out.structure, Molecule)
+    assert [site.species_string for site in out.structure] == ["S", "S"]
+    assert out.structure.cart_coords.tolist() == [[-2.182833700662e-02, 0.0, 0.0], [1.911828337007, 0.0, 0.0]]
