@@ -292,6 +292,7 @@ def test_properties_output_reports_the_wave_function_energy(folder: str, name: s
     assert out.includes_properties
     assert out.energy_ha == energy
     assert out.state == "converged"
+    assert out.title and not out.title.startswith("*")  # the title, not the star rule before it
 
 
 def test_optimisation_with_an_appended_properties_run(tmp_path: Path) -> None:

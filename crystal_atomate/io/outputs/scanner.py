@@ -70,7 +70,8 @@ _EFERMI = re.compile(rf"POSSIBLY CONDUCTING STATE - EFERMI\(AU\)\s*({F})")
 _DIMENSION = re.compile(r"DIMENSIONALITY OF THE SYSTEM\s+(\d)")
 _PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s*({F})")
 _ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
-_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number)")
+#: Lines between STARTING and the title: MPI chatter, and the star rule properties prints.
+_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)")
 
 _ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
 _CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s*([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
