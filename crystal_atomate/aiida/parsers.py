@@ -28,7 +28,7 @@ from crystal_atomate.aiida.calculations import OUTPUT_FILE, exit_code_label
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
-from crystal_atomate.io.properties_outputs import parse_properties_output
+from crystal_atomate.io.outputs.properties import parse_properties_output
 from crystal_atomate.recovery import root_causes
 from crystal_atomate.schemas.task import CrystalOutputDoc
 from crystal_atomate.sets.base import RESTART_FILES

@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 #: ``ERROR **** ROUTINE **** MESSAGE`` - the shape of every fatal message CRYSTAL prints itself.
-ERROR_LINE = re.compile(r"^\s*ERROR\s+\*{4}\s*(?P<routine>\S+)\s*\*{4}\s*(?P<message>.*?)\s*$")
+#: The message is taken whole and stripped in code: ``(.*?)\s*$`` costs quadratic time on a
+#: line with a long run of blanks.
+ERROR_LINE = re.compile(r"^\s*ERROR\s+\*{4}\s*(?P<routine>[^*\s]+)\s*\*{4}\s*(?P<message>.*)")
 
 
 class CrystalErrorKind(str, Enum):
@@ -77,6 +79,17 @@ class CrystalErrorKind(str, Enum):
         301,
         "check the scheduler log (walltime, memory, node failure) and the disk quota",
     )
+    NO_CALCULATION = (
+        "no_calculation",
+        None,
+        (
+            "the output terminated but shows no calculation (no SCF, optimisation, frequencies, EOS, "
+            "elastic constants, geometry or wave-function energy)"
+        ),
+        False,
+        303,
+        "check the deck and the program that ran: CRYSTAL printed no result to read",
+    )
     MPI_ABORT = (
         "mpi_abort",
         r"^\s*(?:application called MPI_Abort|MPI_ABORT was invoked)",
@@ -111,8 +124,8 @@ class CrystalErrorKind(str, Enum):
     )
     ATOMS_TOO_CLOSE = (
         "atoms_too_close",
-        r"^\s*(?:.*DISTANCE BETWEEN ATOMS\s+\d+\s+\d+\s+TOO SMALL"
-        r"|ERROR\s+\*{4}\s*NEIGHB\s*\*{4}\s*USE KEYWORD SMALLDIST)",
+        r"^(?:.*DISTANCE BETWEEN ATOMS\s+\d+\s+\d+\s+TOO SMALL"
+        r"|\s*ERROR\s+\*{4}\s*NEIGHB\s*\*{4}\s*USE KEYWORD SMALLDIST)",
         "two atoms are closer than CRYSTAL accepts",
         False,
         320,
@@ -168,7 +181,7 @@ class CrystalErrorKind(str, Enum):
     )
     WALLTIME_KILLED = (
         "walltime_killed",
-        r"^\s*(?:forrtl: error \(78\): process killed \(SIGTERM\)"
+        r"^(?:\s*forrtl: error \(78\): process killed \(SIGTERM\)"
         r"|.*DUE TO TIME LIMIT|.*oom[-_]kill)",
         "the run was killed by the scheduler (walltime or memory)",
         True,
@@ -210,7 +223,7 @@ class CrystalErrorKind(str, Enum):
     )
     TRUST_RADIUS_COLLAPSED = (
         "trust_radius_collapsed",
-        r"^\s*(?:.*TOO SMALL TRUST RADIUS|ERROR\s+\*{4}\s*BFGS_\s*\*{4}\s*PXK TOO SMALL)",
+        r"^(?:.*TOO SMALL TRUST RADIUS|\s*ERROR\s+\*{4}\s*BFGS_\s*\*{4}\s*PXK TOO SMALL)",
         "the optimiser's trust radius collapsed",
         True,
         421,
@@ -234,7 +247,7 @@ class CrystalErrorKind(str, Enum):
     )
     GUESSP_EMPTY_WAVEFUNCTION = (
         "guessp_empty_wavefunction",
-        r"^\s*(?:io error\b|.*\bRead_int_1d\b)",
+        r"^(?:\s*io error\b|.*\bRead_int_1d\b)",
         "the GUESSP wavefunction (fort.20) is empty or unreadable",
         True,
         441,
@@ -292,7 +305,7 @@ def classify_line(
             found = ERROR_LINE.match(line)
             routine = found.group("routine") if found else None
             if kind is CrystalErrorKind.UNKNOWN_ERROR and found:
-                message = found.group("message")
+                message = found.group("message").rstrip()
             else:
                 message = kind.message
             return CrystalError(

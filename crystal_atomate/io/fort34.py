@@ -45,7 +45,7 @@ CRYSTAL_TYPES = {"triclinic": 1, "monoclinic": 2, "orthorhombic": 3, "tetragonal
                  "trigonal": 5, "hexagonal": 5, "cubic": 6}
 _SYSTEM_BOUNDS = ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
                   (167, "trigonal"), (194, "hexagonal"), (230, "cubic"))
-_REAL = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_REAL = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _ENERGY_HEADER = re.compile(rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)")
 
 

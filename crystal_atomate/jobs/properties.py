@@ -11,8 +11,12 @@ from typing import Literal
 from jobflow import Maker, Response, job
 from pymatgen.core import Structure
 
+from crystal_atomate.io.outputs.properties import (
+    parse_properties_output,
+    read_band_dat,
+    read_doss_dat,
+)
 from crystal_atomate.io.properties import PropertiesInput
-from crystal_atomate.io.properties_outputs import parse_properties_output, read_band_dat, read_doss_dat
 from crystal_atomate.jobs.base import _DATA_OBJECTS, should_stop_children
 from crystal_atomate.run import OUTPUT_FILE, run_crystal
 from crystal_atomate.schemas.properties import CrystalPropertiesTaskDoc, PropertiesOutputDoc

@@ -10,6 +10,7 @@ import pytest
 
 from crystal_atomate.io.errors import CrystalErrorKind, CrystalParseError, classify_line
 from crystal_atomate.io.outputs import parse_output
+from crystal_atomate.testing.reference import reference_file
 
 
 def _copy(ref_dir: Path, folder: str, tmp_path: Path) -> Path:
@@ -200,3 +201,23 @@ def test_not_a_crystal_output(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CrystalParseError, match="does not exist"):
         parse_output(tmp_path / "nope.out")
+
+
+def test_only_starting_and_termination_is_not_converged(tmp_path: Path) -> None:
+    """The banner lines of a real output and nothing else: no calculation, never "converged"."""
+    lines = reference_file("mgo_scf_hf_sto3g_crystal17", "OUTPUT.out").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.startswith((" EEEEEEEEEE STARTING", " EEEEEEEEEE TERMINATION"))]
+    assert len(kept) == 2
+    path = tmp_path / "OUTPUT.out"
+    path.write_text("".join(kept))
+    out = parse_output(path)
+    assert out.terminated
+    assert out.state == "failed"
+    assert out.error_kinds == [CrystalErrorKind.NO_CALCULATION]
+    assert CrystalErrorKind.NO_CALCULATION.exit_status == 303
+
+
+@pytest.mark.parametrize("source", [None, b" EEEEEEEEEE STARTING\n", 42])
+def test_parse_output_refuses_what_is_not_a_path_or_text(source: object) -> None:
+    with pytest.raises(CrystalParseError, match="needs a path or a text stream"):
+        parse_output(source)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from pymatgen.core import Molecule, Structure
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.outputs import CalculationKind, CrystalOutput, parse_output
 from crystal_atomate.io.units import HARTREE_TO_EV
+from crystal_atomate.testing.reference import reference_file
 
 TOL = 1e-8
 
@@ -256,3 +257,56 @@ def test_error_catalogue_is_consistent() -> None:
         assert (400 <= kind.exit_status < 500) == kind.recoverable
     statuses = [kind.exit_status for kind in CrystalErrorKind]
     assert len(statuses) == len(set(statuses))
+
+
+def test_spin_polarised_final_gap_is_the_final_geometrys(parsed: dict[str, CrystalOutput]) -> None:
+    """S2 (HSE06, SPIN): after OPT END CRYSTAL prints ``ALPHA BAND GAP: 5.9497`` and
+    ``BETA BAND GAP: 4.6668``; the gap is the smaller, not the first SCF's beta gap (4.9745)."""
+    out = parsed["s2_molecule_opt_hse06_crystal17"]
+    assert out.final_band_gap_alpha_ev == 5.9497
+    assert out.final_band_gap_beta_ev == 4.6668
+    assert out.final_band_gap_ev == 4.6668
+    assert out.band_gap_ev == 4.6668
+    assert [edge.band_gap_ev for edge in out.band_edges] == [6.1759, 4.9745]
+
+
+def test_closed_shell_final_gap_has_no_spin_values(parsed: dict[str, CrystalOutput]) -> None:
+    out = parsed["mgo_opt_onelog_crystal22"]
+    assert out.final_band_gap_ev == 6.9612
+    assert out.final_band_gap_alpha_ev is None and out.final_band_gap_beta_ev is None
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "energy"),
+    [
+        ("mgo_scf_band_doss_b3lyp_crystal17", "BAND.outp", -2.7544859113743e02),
+        ("mgo_scf_band_doss_b3lyp_crystal17", "DOSS.outp", -2.7544859113743e02),
+        ("nacl_band_doss_hf_crystal14", "PROP_OUTPUT.outp", -6.2149540004172e02),
+        ("fes_rocksalt_doss_pdos_crystal17", "DOSS.outp", -3.3230355825656e03),
+    ],
+)
+def test_properties_output_reports_the_wave_function_energy(folder: str, name: str, energy: float) -> None:
+    """``TOTAL ENERGY -2.7544859113743E+02  CONVERGENCE ON ENER`` near the top of a properties run."""
+    out = parse_output(reference_file(folder, name))
+    assert out.calculation is CalculationKind.PROPERTIES
+    assert out.includes_properties
+    assert out.energy_ha == energy
+    assert out.state == "converged"
+    assert out.title and not out.title.startswith("*")  # the title, not the star rule before it
+
+
+def test_optimisation_with_an_appended_properties_run(tmp_path: Path) -> None:
+    """No real file has this shape, so it is composed: the MgO optimisation's OUTPUT.out followed
+    by the MgO BAND properties output, as one log written by ``runcry`` then ``runprop``."""
+    path = tmp_path / "OUTPUT.out"
+    path.write_text(
+        reference_file("mgo_opt_b3lyp_crystal22", "OUTPUT.out").read_text()
+        + reference_file("mgo_scf_band_doss_b3lyp_crystal17", "BAND.outp").read_text()
+    )
+    out = parse_output(path, discover=False)
+    assert out.calculation is CalculationKind.OPTIMISATION
+    assert out.includes_properties
+    assert out.opt_converged is True and out.opt_points == 4
+    assert out.energy_ha == -2.754486980727e02
+    assert out.final_band_gap_ev == 6.9612
+    assert out.state == "converged"

@@ -1,4 +1,5 @@
-"""Streaming parser of CRYSTAL outputs: ``parse_output(path_or_stream) -> CrystalOutput``.
+"""Readers of what CRYSTAL writes: the crystal run's output (``parse_output(path_or_stream) -> CrystalOutput``,
+here), the properties run's stdout, BAND.DAT, DOSS.DAT and fort.25 (:mod:`.properties`).
 
 One pass over the lines, constant memory (the file is never read whole), plus the two files
 CRYSTAL writes beside the output that change the verdict: ``SCFOUT.LOG`` (the SCFs of every
@@ -60,8 +61,13 @@ def parse_output(
 
     With a path and ``discover=True``, ``fort.87`` and ``SCFOUT.LOG`` in the same directory are
     read too unless given explicitly. Raises :class:`CrystalParseError` for files that are empty,
-    binary or not CRYSTAL output; a truncated or failed run returns ``state == "failed"``.
+    binary or not CRYSTAL output, and for a source that is neither a path nor a text stream
+    (``None``, bytes); a truncated or failed run returns ``state == "failed"``.
     """
+    if not isinstance(source, str | os.PathLike | Iterable) or isinstance(source, bytes | bytearray):
+        raise CrystalParseError(
+            f"parse_output needs a path or a text stream of a CRYSTAL output, not {type(source).__name__}"
+        )
     scanner = OutputScanner()
     path: Path | None = None
     if isinstance(source, str | os.PathLike):
@@ -170,7 +176,8 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
     last SCF ended ``CONVERGENCE`` when an SCF ran in this output (restarts that only read
     FREQINFO/EOSINFO run none), and ``OPT END - CONVERGED`` when optimisation points were
     printed. A run with neither TERMINATION nor an error line is TRUNCATED; a terminated
-    optimisation without OPT END is OPT_NOT_CONVERGED.
+    optimisation without OPT END is OPT_NOT_CONVERGED; a terminated output with no result at all
+    (only the STARTING and TERMINATION lines, say) is NO_CALCULATION, never "converged".
     """
     if not output.terminated and not output.errors:
         output.errors.append(
@@ -183,9 +190,26 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
                 message="optimisation points were printed but no OPT END line",
             )
         )
-    ran_scf = [run for run in output.scf if run.cycles or run.converged is not None]
+    ran_scf = [run for run in output.scf if run.cycle_numbers or run.converged is not None]
+    if output.terminated and not output.errors and not (ran_scf or _has_result(output)):
+        output.errors.append(
+            CrystalError(kind=CrystalErrorKind.NO_CALCULATION, message=CrystalErrorKind.NO_CALCULATION.message)
+        )
     scf_ok = not ran_scf or ran_scf[-1].converged is True
     opt_ok = not output.opt_steps or output.opt_converged is True
     converged = output.terminated and not output.errors and scf_ok and opt_ok
     output.state = "converged" if converged else "failed"
     return output
+
+
+def _has_result(output: CrystalOutput) -> bool:
+    """Whether the output shows anything computed besides an SCF (checked by the caller)."""
+    return bool(
+        output.opt_steps
+        or output.opt_converged is not None
+        or output.frequencies
+        or output.eos is not None
+        or output.elastic_constants is not None
+        or output.structure is not None
+        or output.energy_ha is not None
+    )

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from pymatgen.core import DummySpecies, Element, Lattice, Molecule, Structure
 
@@ -26,58 +28,66 @@ from crystal_atomate.io.outputs.model import (
     FrequencyMode,
     MullikenAnalysis,
     OptStep,
-    ScfCycle,
     ScfRun,
 )
 
 __all__ = ["OutputScanner"]
 
-F = r"[-+]?(?:\d+\.\d*|\.\d+)(?:[EeDd][-+]?\d+)?"
-_NUMBER = re.compile(F)
-_FIXED_DECIMAL = re.compile(r"-?\d+\.\d+")
+#: One printed real. Atomic (``(?>...)``), so a pattern never re-splits the digits of a number
+#: it has read: with numbers run together (``1.1111.111``) a plain repetition of this pattern
+#: tries every split and backtracks exponentially.
+F = r"(?>[-+]?(?:\d+\.\d*|\.\d+)(?:[EeDd][-+]?\d+)?)"
+#: Searched in a row: the look-behind keeps a search from restarting inside a run of digits
+#: (each restart would rescan the run: quadratic), possessive digits never re-split.
+_FIXED_DECIMAL = re.compile(r"-?(?<![\d.])\d++\.\d++")
+#: Default decimals of a glued fixed-point field (``F12.7`` in TOTAL ATOMIC CHARGES/SPINS).
+_DEFAULT_DECIMALS = 7
+_WHOLE_NUMBER = re.compile(rf"{F}$")
 
 _VERSION = re.compile(r"\*\s+CRYSTAL(\d\d)\s+\*")
-_RELEASE = re.compile(r"\*\s+public\s*:\s*(.+?)\s*\*")
-_CYC = re.compile(rf"CYC\s+(\d+)\s+ETOT\(AU\)\s+({F})\s+DETOT\s+({F})")
-_SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s+(\d+)")
+_RELEASE = re.compile(r"\*\s+public\s*:\s*([^*]+)\*")
+_CYC = re.compile(rf"CYC\s*(\d+)\s*ETOT\(AU\)\s*({F})\s*DETOT\s*({F})")
+_SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)")
 _TOTAL_ENERGY = re.compile(rf"TOTAL ENERGY\((\w+)\)\(AU\)\(\s*\d+\)\s*({F})(\s+DE \(AU\))?")
+#: A properties run prints the energy of the wave function it read (fort.9) near its top.
+_PROPERTIES_ENERGY = re.compile(rf"TOTAL ENERGY\s*({F})\s+CONVERGENCE ON ENER")
 _TOTAL_DISP = re.compile(rf"TOTAL ENERGY \+ DISP(?: \+ GCP)? \(AU\)\s+({F})")
 _D3 = re.compile(rf"D3 DISPERSION ENERGY \(AU\)\s+({F})")
-_OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s+(\d+)")
-_OPT_TEST = re.compile(rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s+({F})\s+THRESHOLD\s+{F}\s+CONVERGED\s+(YES|NO)")
-_OPT_END = re.compile(rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s+POINTS\s+(\d+)")
-_CENTRAL = re.compile(rf"CENTRAL POINT\s+({F})")
-_TIMING = re.compile(rf"T{{10,}}\s+\S+\s+TELAPSE\s+({F})\s+TCPU\s+({F})")
-_COUNT = re.compile(r"(N\. OF ATOMS PER CELL|NUMBER OF AO|N\. OF ELECTRONS PER CELL)\s+(\d+)")
-_SHRINK = re.compile(r"SHRINK\. FACT\.\(MONKH\.\)\s+(\d+)\s+(\d+)\s+(\d+)")
-_GILAT = re.compile(r"SHRINKING FACTOR\(GILAT NET\)\s+(\d+)")
-_CALC_TYPE = re.compile(r"TYPE OF CALCULATION :\s+(.+?)\s*$")
-_FUNCTIONAL = re.compile(r"\(EXCHANGE\)\[CORRELATION\] FUNCTIONAL:\((.*)\)\[(.*)\]")
-_HYBRID = re.compile(rf"HYBRID EXCHANGE - PERCENTAGE OF FOCK EXCHANGE\s+({F})")
-_GAP = re.compile(rf"(DIRECT|INDIRECT) ENERGY BAND GAP:\s+({F})")
-_FINAL_GAP = re.compile(rf"BAND GAP:\s+({F})\s+eV")
-_EFERMI = re.compile(rf"POSSIBLY CONDUCTING STATE - EFERMI\(AU\)\s+({F})")
+_OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)")
+_OPT_TEST = re.compile(rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s*({F})\s*THRESHOLD\s*{F}\s*CONVERGED\s*(YES|NO)")
+_OPT_END = re.compile(rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s*POINTS\s*(\d+)")
+_CENTRAL = re.compile(rf"CENTRAL POINT\s*({F})")
+_TIMING = re.compile(rf"T{{10,}}+\s+\S+\s+TELAPSE\s*({F})\s*TCPU\s*({F})")
+_COUNT = re.compile(r"(N\. OF ATOMS PER CELL|NUMBER OF AO|N\. OF ELECTRONS PER CELL)\s*(\d+)")
+_SHRINK = re.compile(r"SHRINK\. FACT\.\(MONKH\.\)\s*(\d{1,3})\s*(\d{1,3})\s*(\d{1,3})(?!\d)")
+_GILAT = re.compile(r"SHRINKING FACTOR\(GILAT NET\)\s*(\d+)")
+_CALC_TYPE = re.compile(r"TYPE OF CALCULATION :\s*(.+)")
+_FUNCTIONAL = re.compile(r"\(EXCHANGE\)\[CORRELATION\] FUNCTIONAL:\(([^\[\]]*)\)\[([^\[\]]*)\]")
+_HYBRID = re.compile(rf"HYBRID EXCHANGE - PERCENTAGE OF FOCK EXCHANGE\s*({F})")
+_GAP = re.compile(rf"(DIRECT|INDIRECT) ENERGY BAND GAP:\s*({F})")
+_FINAL_GAP = re.compile(rf"(?:(ALPHA|BETA)\s+)?BAND GAP:\s*({F})\s*eV")
+_EFERMI = re.compile(rf"POSSIBLY CONDUCTING STATE - EFERMI\(AU\)\s*({F})")
 _DIMENSION = re.compile(r"DIMENSIONALITY OF THE SYSTEM\s+(\d)")
-_PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s+({F})")
+_PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s*({F})")
 _ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
-_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number)")
+#: Lines between STARTING and the title: MPI chatter, and the star rule properties prints.
+_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)")
 
 _ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
-_FLOATS_ONLY = re.compile(rf"\s*(?:{F}\s*)+$")
-_CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s+([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
+_CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s*([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
 _FORCE_ROW = re.compile(rf"\s*(\d+)\s+(\d+)\s+({F})\s+({F})\s+({F})\s*$")
-_ASYM_ATOM = re.compile(rf"\s*(\d+)\s+([TF])\s+(\d+)\s+([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})")
+_ASYM_ATOM = re.compile(rf"\s*(\d+)\s*([TF])\s*(\d+)\s*([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})")
 _CELL_ROW = re.compile(rf"\s*({F})\s+({F})\s+({F})\s+({F})\s+({F})\s+({F})\s*$")
-_MULLIKEN_ATOM = re.compile(r"\s*(\d+)\s+([A-Za-z]{1,2})\s+(\d+)\s+(-?\d+\.\d+)")
+_MULLIKEN_ATOM = re.compile(r"\s*(\d+)\s*([A-Za-z]{1,2})\s*(\d+)\s+(-?\d+\.\d+)")
 _MULLIKEN_STOP = re.compile(r"\s*(ATOM\s+Z\s+CHARGE\s+SHELL|OVERLAP POPULATION|\*{5}|M{5}|TTTTT)")
 _FREQ_ROW = re.compile(
-    rf"\s*(\d+)-\s*(\d+)\s+{F}\s+({F})\s+{F}\s+\(\s*([^)]*?)\s*\)"
+    rf"\s*(\d+)-\s*(\d+)\s+{F}\s+({F})\s+{F}\s+\(\s*([^)\s]*+(?:\s++[^)\s]++)*+)\s*\)"
     rf"(?:\s+([AI])\s+\(\s*({F})\s*\)\s+([AI]))?"
 )
-_ELASTIC_ROW = re.compile(r"\s*\|(.*)\|\s*$")
+_ELASTIC_ROW = re.compile(r"\s*\|(.*)\|")
 _EOS_POINT = re.compile(rf"\s*({F})\s+({F})\s*$")
 #: ``MURNAGHAN 1944  34.7673  -63.71760925  180.21  3.76`` (polynomial rows lack the last column).
-_EOS_FIT = re.compile(rf"\s*([A-Z][A-Z0-9 \-]*?)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$")
+_EOS_FIT = re.compile(rf"\s*([A-Z][A-Z0-9\-]*+(?: [A-Z0-9\-]++(?![.\d]))*+)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$")
 #: Words that can start a catalogue match on an unindented (non-CRYSTAL) line; a directory
 #: listing line ending in a file named ERROR is excluded by the catalogue's own anchors.
 _FOREIGN_TRIGGER = re.compile(r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND")
@@ -89,6 +99,85 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         return float(text.replace("D", "E").replace("d", "e"))
+
+
+@lru_cache(maxsize=8)
+def _glued_field(decimals: int) -> re.Pattern[str]:
+    """One fixed-point field of ``decimals`` decimals, as Fortran runs them together."""
+    return re.compile(rf"[-+]?\d*+\.\d{{{decimals}}}")
+
+
+def _float_row(line: str) -> list[float] | None:
+    """The numbers of a line made of numbers only, also when fixed-width fields ran together.
+
+    A token is read whole when it is one number; otherwise it is split at the fixed count of
+    decimals the row's whole tokens show (``10.1243571-109.8756429`` -> two numbers). Linear in
+    the line: tokens come from ``str.split`` and every pattern is anchored and atomic.
+    """
+    tokens = line.split()
+    if not tokens:
+        return None
+    whole = [token for token in tokens if _WHOLE_NUMBER.match(token)]
+    decimals = _decimals(whole[0]) if whole else _DEFAULT_DECIMALS
+    values: list[float] = []
+    for token in tokens:
+        if _WHOLE_NUMBER.match(token):
+            values.append(_float(token))
+            continue
+        parts = _split_glued(token, decimals)
+        if parts is None:
+            return None
+        values.extend(parts)
+    return values
+
+
+def _split_glued(token: str, decimals: int) -> list[float] | None:
+    """Consecutive fields of ``decimals`` decimals covering the whole token, else None.
+
+    Each field is matched where the previous one ended, so the scan is one pass.
+    """
+    if not decimals:
+        return None
+    field_pattern = _glued_field(decimals)
+    values: list[float] = []
+    position = 0
+    while position < len(token):
+        found = field_pattern.match(token, position)
+        if found is None:
+            return None
+        values.append(float(found.group()))
+        position = found.end()
+    return values
+
+
+#: First characters of a line of numbers (after its blanks).
+_NUMERIC_FIRST = frozenset("0123456789-+.")
+_LINE_ENDS = frozenset("\n\r")
+
+
+def _numeric_line(line: str) -> str | None:
+    """The line itself when it starts like a row of numbers (cheap: checked on every cycle)."""
+    text = line.lstrip()
+    return line if text and text[0] in _NUMERIC_FIRST else None
+
+
+def _rows_floats(rows: list[str]) -> list[float] | None:
+    """The numbers of table rows kept raw (None when there are none or one is not numbers)."""
+    if not rows:
+        return None
+    values: list[float] = []
+    for row in rows:
+        numbers = _float_row(row)
+        if numbers is None:
+            return None
+        values.extend(numbers)
+    return values
+
+
+def _decimals(token: str) -> int:
+    """Digits after the decimal point of a fixed-point token (0 for exponent forms)."""
+    fraction = token.partition(".")[2]
+    return len(fraction) if fraction.isdigit() else 0
 
 
 def _matrix(rows: list[re.Match[str]]) -> list[list[float]]:
@@ -116,8 +205,8 @@ class _RowCollector:
 
     def __init__(
         self,
-        row: re.Pattern[str],
-        done: Callable[[list[re.Match[str]], list[str]], None],
+        row: Callable[[str], Any],
+        done: Callable[[list[Any], list[str]], None],
         *,
         max_rows: int | None = None,
         max_skip: int = 4,
@@ -130,7 +219,7 @@ class _RowCollector:
         self.max_skip = max_skip
         self.stop = stop
         self.max_lines = max_lines
-        self.rows: list[re.Match[str]] = []
+        self.rows: list[Any] = []
         self.skipped: list[str] = []
         self.seen = 0
 
@@ -140,8 +229,8 @@ class _RowCollector:
         if self.stop is not None and self.stop.match(line):
             self.done(self.rows, self.skipped)
             return False
-        found = self.row.match(line)
-        if found:
+        found = self.row(line)
+        if found is not None:
             self.rows.append(found)
             if self.max_rows is not None and len(self.rows) >= self.max_rows:
                 self.done(self.rows, self.skipped)
@@ -169,6 +258,24 @@ class _Geometry:
     columns: str = ""
 
 
+class _TitleCatcher:
+    """Looks at each line after STARTING for the title, and hands every line back."""
+
+    def __init__(self, scanner: OutputScanner) -> None:
+        self.scanner = scanner
+        self.rows: list[str] = []
+        self.skipped: list[str] = []
+
+    def feed(self, line: str) -> bool:
+        """Never consumes the line; ends itself once the title is found."""
+        if self.scanner._title(line):
+            self.scanner._end_block()
+        return False
+
+    def done(self, _rows: list[str], _skipped: list[str]) -> None:
+        """Nothing to close: an output may end before its title."""
+
+
 class OutputScanner:
     """Feed lines in order with :meth:`feed`, then build the result with :meth:`result`."""
 
@@ -176,13 +283,12 @@ class OutputScanner:
         self.source = source
         self.out = CrystalOutput()
         self.line_number = 0
-        self.block: _RowCollector | None = None
-        self.awaiting_title = False
+        self.block: _RowCollector | _TitleCatcher | None = None
         self.scf_open: ScfRun | None = None
         self.step: OptStep | None = None
         self.band_closed = True
         self.band_spin: str = "both"
-        self.edges: dict[str, BandEdges] = {}
+        self.edges: dict[str, dict[str, Any]] = {}
         self.error_keys: set[tuple[str, str | None]] = set()
         self.flags: set[str] = set()
         self.pending_lattice: list[list[float]] | None = None
@@ -192,6 +298,8 @@ class OutputScanner:
         self.atomic_guess_seen = False
         self.reference_electrons: list[float] | None = None
         self.last_charges: list[float] | None = None
+        self.charge_rows: list[str] = []
+        self.spin_rows: list[str] = []
         self.last_spins: list[float] | None = None
         self.mulliken_mode = "total"
         self.mulliken_total: list[re.Match[str]] | None = None
@@ -254,29 +362,30 @@ class OutputScanner:
         The loop keeps the line counter local and publishes it only to the handlers that run,
         because attribute writes on every one of millions of lines are measurable.
         """
-        dispatch = self.dispatch
+        handler_for = self.dispatch.get
         number = self.line_number
+        block = self.block
         for number, line in enumerate(lines, start=number + 1):  # noqa: B007 - kept after loop
-            if self.block is not None:
+            if block is not None:
                 self.line_number = number
-                if self.block.feed(line):
+                taken = block.feed(line)
+                block = self.block
+                if taken:
                     continue
-            if self.awaiting_title:
-                self._title(line)
-            first = line[:1]
-            if first != " ":
-                if first not in "\n\r":
+            if line[:1] == " ":
+                text = line.lstrip()
+                handler = handler_for(text[:2])
+                if handler is not None:
                     self.line_number = number
-                    self._foreign(line)
-                continue
-            text = line.lstrip()
-            handler = dispatch.get(text[:2])
-            if handler is not None:
+                    handler(text)
+                    block = self.block
+            elif line[:1] not in _LINE_ENDS:
                 self.line_number = number
-                handler(text)
+                self._foreign(line)
+                block = self.block
         self.line_number = number
 
-    def _start_block(self, collector: _RowCollector) -> None:
+    def _start_block(self, collector: _RowCollector | _TitleCatcher) -> None:
         """Later lines go to the collector until it hands one back."""
         self.block = collector
 
@@ -297,7 +406,7 @@ class OutputScanner:
     def _foreign(self, line: str) -> None:
         """Lines from MPI, the Fortran runtime or wrappers - plus CRYSTAL's unindented stress block."""
         if line.startswith("STRESS TENSOR"):
-            self._start_block(_RowCollector(_ROW3, self._stress_done, max_rows=3))
+            self._start_block(_RowCollector(_ROW3.match, self._stress_done, max_rows=3))
         elif line.startswith("PRESSURE IN GIGAPASCAL"):
             found = _PRESSURE.match(line)
             if found:
@@ -322,7 +431,7 @@ class OutputScanner:
         if self.out.crystal_release is None and "public" in text:
             found = _RELEASE.match(text)
             if found:
-                self.out.crystal_release = found.group(1)
+                self.out.crystal_release = found.group(1).strip()
                 return
         if "ELASTCON OPTION" in text:
             self.flags.add("elastic")
@@ -333,16 +442,16 @@ class OutputScanner:
         if rest.startswith(" STARTING"):
             self.flags.add("started")
             if self.out.title is None:
-                self.awaiting_title = True
+                self._start_block(_TitleCatcher(self))
         elif rest.startswith(" TERMINATION"):
             self.out.terminated = True
 
-    def _title(self, line: str) -> None:
-        """The first line after STARTING that is not MPI chatter (facts obs. 3)."""
+    def _title(self, line: str) -> bool:
+        """The first line after STARTING that is not MPI chatter (facts obs. 3); True once found."""
         if self.line_is_blank(line) or _TITLE_NOISE.match(line.strip()) or line.lstrip().startswith("EEEEEEEEEE"):
-            return
+            return False
         self.out.title = line.strip()
-        self.awaiting_title = False
+        return True
 
     @staticmethod
     def line_is_blank(line: str) -> bool:
@@ -371,8 +480,8 @@ class OutputScanner:
     def _calc_type(self, text: str) -> None:
         found = _CALC_TYPE.match(text)
         if found and self.out.calculation_type is None:
-            self.out.calculation_type = found.group(1)
-            self.out.spin_polarized = found.group(1).startswith("UNRESTRICTED")
+            self.out.calculation_type = found.group(1).rstrip()
+            self.out.spin_polarized = self.out.calculation_type.startswith("UNRESTRICTED")
 
     def _hamiltonian(self, text: str) -> None:
         if text.startswith("KOHN-SHAM HAMILTONIAN"):
@@ -409,7 +518,7 @@ class OutputScanner:
     def _eos_points(self, text: str) -> None:
         """``SORTING VOLUMES/ENERGIES``: every E(V) point, the restart's included, by volume."""
         if text.startswith("SORTING VOLUMES/ENERGIES"):
-            self._start_block(_RowCollector(_EOS_POINT, self._eos_points_done, max_skip=3))
+            self._start_block(_RowCollector(_EOS_POINT.match, self._eos_points_done, max_skip=3))
 
     def _eos_points_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -421,12 +530,12 @@ class OutputScanner:
 
     def _eos_fits(self, text: str) -> None:
         if text.startswith("EQUATION OF STATE") and "BM(GPa)" in text:
-            self._start_block(_RowCollector(_EOS_FIT, self._eos_fits_done, max_skip=1))
+            self._start_block(_RowCollector(_EOS_FIT.match, self._eos_fits_done, max_skip=1))
 
     def _po(self, text: str) -> None:
         """``POSSIBLY CONDUCTING`` (band edges) and the EOS ``POLYNOMIAL FITTING`` table."""
         if text.startswith("POLYNOMIAL FITTING") and "BM(GPa)" in text:
-            self._start_block(_RowCollector(_EOS_FIT, self._eos_fits_done, max_skip=1))
+            self._start_block(_RowCollector(_EOS_FIT.match, self._eos_fits_done, max_skip=1))
         else:
             self._conducting(text)
 
@@ -459,7 +568,7 @@ class OutputScanner:
     # ------------------------------------------------------------------ SCF
     def _open_scf(self) -> ScfRun:
         run = self.scf_open
-        if run is None or run.cycles or run.converged is not None:
+        if run is None or run.cycle_numbers or run.converged is not None:
             run = ScfRun(source=self.source)
             self.out.scf.append(run)
             self.scf_open = run
@@ -472,13 +581,7 @@ class OutputScanner:
         run = self.scf_open
         if run is None or run.converged is not None:
             run = self._open_scf()
-        run.cycles.append(
-            ScfCycle(
-                cycle=int(found.group(1)),
-                energy_ha=_float(found.group(2)),
-                delta_energy_ha=_float(found.group(3)),
-            )
-        )
+        run.add_cycle(int(found.group(1)), _float(found.group(2)), _float(found.group(3)))
         self.band_closed = True
         self.band_spin = "both"
 
@@ -512,10 +615,14 @@ class OutputScanner:
                 value = _float(found.group(2))
                 self.out.energy_ha = value
                 self._step_energy(value)
+                return
+            found = _PROPERTIES_ENERGY.match(text)
+            if found and self.out.energy_ha is None:
+                self.out.energy_ha = _float(found.group(1))
         elif text.startswith("TOTAL ATOMIC CHARGES"):
-            self._start_block(_RowCollector(_FLOATS_ONLY, self._charges_done, max_skip=0))
+            self._start_block(_RowCollector(_numeric_line, self._charges_done, max_skip=0))
         elif text.startswith("TOTAL ATOMIC SPINS"):
-            self._start_block(_RowCollector(_FLOATS_ONLY, self._spins_done, max_skip=0))
+            self._start_block(_RowCollector(_numeric_line, self._spins_done, max_skip=0))
         elif text.startswith("TOO SMALL TRUST RADIUS"):
             self._add_error(text)
 
@@ -524,47 +631,45 @@ class OutputScanner:
         if found:
             self.out.dispersion_energy_ha = _float(found.group(1))
 
-    @staticmethod
-    def _floats(rows: list[re.Match[str]]) -> list[float]:
-        return [_float(value) for row in rows for value in _NUMBER.findall(row.group(0))]
-
-    def _charges_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+    def _charges_done(self, rows: list[str], _skipped: list[str]) -> None:
+        """Every cycle prints the charges; only the raw rows of the last are kept (read at the end)."""
         self._end_block()
-        values = self._floats(rows)
         if self.atomic_guess_seen and self.reference_electrons is None:
-            self.reference_electrons = values
-        self.last_charges = values
+            self.reference_electrons = _rows_floats(rows)
+        self.charge_rows = rows
 
-    def _spins_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
+    def _spins_done(self, rows: list[str], _skipped: list[str]) -> None:
         self._end_block()
-        self.last_spins = self._floats(rows)
+        self.spin_rows = rows
 
     def _timing(self, text: str) -> None:
         """Every ``TTTT`` line carries the running totals; only the last one is decoded."""
         self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
-    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> BandEdges:
-        """The edges record of the current spin channel, reset at the first one after a cycle."""
+    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> dict[str, Any]:
+        """The edges of the current spin channel, reset at the first one after a cycle.
+
+        Plain dicts while scanning (every cycle prints them); :class:`BandEdges` at the end.
+        """
         if self.band_closed:
             self.edges = {}
             self.band_closed = False
         edge = self.edges.get(self.band_spin)
         if edge is None:
-            edge = BandEdges(spin=self.band_spin)  # type: ignore[arg-type]
-            self.edges[self.band_spin] = edge
+            edge = self.edges[self.band_spin] = {"spin": self.band_spin}
         if insulating is not None:
-            edge.insulating = insulating
+            edge["insulating"] = insulating
         if fermi is not None:
-            edge.fermi_energy_ha = fermi
+            edge["fermi_energy_ha"] = fermi
         return edge
 
     def _gap(self, text: str) -> None:
         found = _GAP.match(text)
         if found:
             edge = self._band()
-            edge.band_gap_ev = _float(found.group(2))
-            edge.direct = found.group(1) == "DIRECT"
+            edge["band_gap_ev"] = _float(found.group(2))
+            edge["direct"] = found.group(1) == "DIRECT"
 
     def _conducting(self, text: str) -> None:
         found = _EFERMI.match(text)
@@ -575,9 +680,26 @@ class OutputScanner:
         if text.startswith("SPIN LOCKING"):
             self._band()
 
+    def _final_gap(self, text: str) -> None:
+        """The gap at the final geometry: one line, or one per spin (the smaller is the gap)."""
+        found = _FINAL_GAP.match(text)
+        if not found:
+            return
+        value = _float(found.group(2))
+        out = self.out
+        if found.group(1) == "ALPHA":
+            out.final_band_gap_alpha_ev = value
+        elif found.group(1) == "BETA":
+            out.final_band_gap_beta_ev = value
+        spins = [gap for gap in (out.final_band_gap_alpha_ev, out.final_band_gap_beta_ev) if gap is not None]
+        out.final_band_gap_ev = min(spins) if found.group(1) else value
+
     def _spin_label(self, text: str) -> None:
-        """``ALPHA / BETA ELECTRONS`` (band edges) and ``ALPHA+BETA / ALPHA-BETA`` (Mulliken)."""
-        if text.startswith("ALPHA+BETA"):
+        """``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and
+        the per-spin final gaps ``ALPHA / BETA BAND GAP:``."""
+        if "BAND GAP:" in text:
+            self._final_gap(text)
+        elif text.startswith("ALPHA+BETA"):
             self.mulliken_mode = "total"
         elif text.startswith("ALPHA-BETA"):
             self.mulliken_mode = "spin"
@@ -589,16 +711,15 @@ class OutputScanner:
             self._band()
 
     def _band_gap_final(self, text: str) -> None:
+        """``BAND GAP:`` after an optimisation (closed shell); spin runs print ALPHA/BETA lines."""
         if text.startswith("BAND GAP:"):
-            found = _FINAL_GAP.match(text)
-            if found:
-                self.out.final_band_gap_ev = _float(found.group(1))
+            self._final_gap(text)
         elif "LINEARLY DEPENDENT" in text:
             self._add_error(text)
 
     def _direct(self, text: str) -> None:
         if text.startswith("DIRECT LATTICE VECTORS CARTESIAN"):
-            self._start_block(_RowCollector(_ROW3, self._lattice_done, max_rows=3))
+            self._start_block(_RowCollector(_ROW3.match, self._lattice_done, max_rows=3))
         elif text.startswith("DIRECT ENERGY BAND GAP"):
             self._gap(text)
         elif text.startswith("DISTANCE BETWEEN ATOMS"):
@@ -675,9 +796,9 @@ class OutputScanner:
 
     def _cartesian(self, text: str) -> None:
         if text.startswith("CARTESIAN COORDINATES - PRIMITIVE CELL"):
-            self._start_block(_RowCollector(_CART_ATOM, self._cartesian_done, max_skip=5))
+            self._start_block(_RowCollector(_CART_ATOM.match, self._cartesian_done, max_skip=5))
         elif text.startswith("CARTESIAN FORCES IN HARTREE/BOHR"):
-            self._start_block(_RowCollector(_FORCE_ROW, self._forces_done, max_skip=2))
+            self._start_block(_RowCollector(_FORCE_ROW.match, self._forces_done, max_skip=2))
 
     def _cartesian_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -691,7 +812,7 @@ class OutputScanner:
 
     def _primitive(self, text: str) -> None:
         if text.startswith("PRIMITIVE CELL - CENTRING CODE"):
-            self._start_block(_RowCollector(_CELL_ROW, self._cell_done, max_rows=1, max_skip=1))
+            self._start_block(_RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1))
 
     def _cell_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -699,7 +820,7 @@ class OutputScanner:
 
     def _atoms(self, text: str) -> None:
         if text.startswith("ATOMS IN THE ASYMMETRIC UNIT"):
-            self._start_block(_RowCollector(_ASYM_ATOM, self._asym_done, max_skip=3))
+            self._start_block(_RowCollector(_ASYM_ATOM.match, self._asym_done, max_skip=3))
         elif text.startswith("ATOMIC WAVEFUNCTION"):
             self.atomic_guess_seen = True
 
@@ -723,7 +844,7 @@ class OutputScanner:
 
     def _cell_gradient(self, text: str) -> None:
         if text.startswith("GRADIENT WITH RESPECT TO THE CELL"):
-            self._start_block(_RowCollector(_ROW3, self._cell_gradient_done, max_rows=3))
+            self._start_block(_RowCollector(_ROW3.match, self._cell_gradient_done, max_rows=3))
 
     def _cell_gradient_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -739,7 +860,7 @@ class OutputScanner:
     def _mulliken(self, text: str) -> None:
         if text.startswith("MULLIKEN POPULATION ANALYSIS"):
             self._start_block(
-                _RowCollector(_MULLIKEN_ATOM, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000)
+                _RowCollector(_MULLIKEN_ATOM.match, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000)
             )
 
     def _mulliken_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
@@ -758,7 +879,7 @@ class OutputScanner:
             self.frequency_tables += 1
             self.flags.add("frequency")
             if self.frequency_tables == 1:
-                self._start_block(_RowCollector(_FREQ_ROW, self._modes_done, max_skip=2))
+                self._start_block(_RowCollector(_FREQ_ROW.match, self._modes_done, max_skip=2))
 
     def _modes_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -780,11 +901,11 @@ class OutputScanner:
         if found:
             self.flags.add("elastic")
             self.out.elastic_constants_unit = found.group(1)
-            self._start_block(_RowCollector(_ELASTIC_ROW, self._elastic_done, max_skip=2))
+            self._start_block(_RowCollector(_ELASTIC_ROW.match, self._elastic_done, max_skip=2))
 
     def _compliance(self, text: str) -> None:
         if text.startswith("ELASTIC MODULI (COMPLIANCE TENSOR)"):
-            self._start_block(_RowCollector(_ELASTIC_ROW, self._compliance_done, max_skip=2))
+            self._start_block(_RowCollector(_ELASTIC_ROW.match, self._compliance_done, max_skip=2))
 
     @staticmethod
     def _upper_triangle(rows: list[re.Match[str]]) -> list[list[float]] | None:
@@ -824,15 +945,28 @@ class OutputScanner:
         if found:
             out.telapse_s = _float(found.group(1))
             out.tcpu_s = _float(found.group(2))
-        out.band_edges = list(self.edges.values())
+        out.band_edges = [BandEdges(**edge) for edge in self.edges.values()]
+        self.last_charges = _rows_floats(self.charge_rows)
+        self.last_spins = _rows_floats(self.spin_rows)
         out.calculation = self._calculation_kind()
         out.structure = self._structure()
         out.mulliken = self._mulliken_analysis()
         return out
 
     def _calculation_kind(self) -> CalculationKind:
+        """What the crystal run did; PROPERTIES only when no crystal run is in the file.
+
+        A properties run appended to a crystal run's output (one log for both) must not hide
+        the optimisation or SCF before it: ``includes_properties`` says it is there.
+        """
+        self.out.includes_properties = "properties" in self.flags
+        kind = self._crystal_kind()
+        if kind is CalculationKind.SINGLE_POINT and self.out.includes_properties and not self.out.scf:
+            return CalculationKind.PROPERTIES
+        return kind
+
+    def _crystal_kind(self) -> CalculationKind:
         for flag, kind in (
-            ("properties", CalculationKind.PROPERTIES),
             ("elastic", CalculationKind.ELASTIC),
             ("eos", CalculationKind.EOS),
             ("frequency", CalculationKind.FREQUENCY),

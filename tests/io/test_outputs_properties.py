@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import matplotlib
 import numpy as np
 import pytest
@@ -11,13 +10,13 @@ from pymatgen.electronic_structure.core import Spin
 from pymatgen.electronic_structure.plotter import BSPlotter
 
 from crystal_atomate.io.errors import CrystalErrorKind
-from crystal_atomate.io.properties import Doss, PropertiesInput, PropertiesParseError
-from crystal_atomate.io.properties_outputs import (
+from crystal_atomate.io.outputs.properties import (
     parse_properties_output,
     read_band_dat,
     read_doss_dat,
     read_fort25,
 )
+from crystal_atomate.io.properties import Doss, PropertiesInput, PropertiesParseError
 from crystal_atomate.io.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 
 MGO = "mgo_scf_band_doss_b3lyp_crystal17"

@@ -52,7 +52,9 @@ __all__ = [
 ]
 
 _SPINS = (Spin.up, Spin.down)
-_HEADER_INT = re.compile(r"([A-Z]+)\s+(-?\d+)")
+#: Searched (findall): the look-behind stops a restart inside a run of capitals (quadratic).
+_HEADER_INT = re.compile(r"(?<![A-Z])([A-Z]++)\s+(-?\d+)")
+_VERSION_LINE = re.compile(r"\s*\*\s+(CRYSTAL\d\d)\s+\*")
 _EFERMI_LINE = re.compile(r"^#\s*EFERMI\s*\(HARTREE\)\s+(\S+)")
 _VERTEX_LABEL = re.compile(r"^\((-?\d+),(-?\d+),(-?\d+)\)/(\d+)$")
 _FORT25_FIELD = 12
@@ -379,7 +381,7 @@ def parse_properties_output(path: str | Path) -> PropertiesOutput:
     for number, line in enumerate(lines, start=1):
         if line.startswith(" EEEEEEEEEE TERMINATION"):
             terminated = True
-        elif version is None and (found := re.match(r"^\s*\*\s+(CRYSTAL\d\d)\s+\*", line)):
+        elif version is None and (found := _VERSION_LINE.match(line)):
             version = found[1]
         elif line.lstrip().startswith("WARNING ****"):
             warnings.append(line.strip())
