@@ -13,15 +13,12 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
+from crystal_atomate.cli.app import database
 from crystal_atomate.cli.flows import build_flow, load_structure
-from crystal_atomate.settings import CrystalAtomateSettings
 
 console = Console()
 fw_app = typer.Typer(help="Run crystal_atomate flows with FireWorks (embedded LaunchPad default).")
 remote_app = typer.Typer(help="Run crystal_atomate flows with jobflow-remote.")
-app.add_typer(fw_app, name="fw")
-app.add_typer(remote_app, name="remote")
 
 _STRUCTURE_SUFFIXES = {".cif", ".json", ".vasp", ".poscar"}
 
@@ -65,7 +62,7 @@ def _flows(flow: str, paths: list[Path], **settings: Any) -> Iterator[Any]:
 def _ui_store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Table:
@@ -185,7 +182,7 @@ def remote_init(
     config = project_config(
         name=name,
         db_dir=db_dir.expanduser(),
-        ui_db_file=ui_db or CrystalAtomateSettings().DB_FILE,
+        ui_db_file=database(ui_db),
         work_dir=work_dir,
         base_dir=base_dir,
         env=_env_pairs(env),

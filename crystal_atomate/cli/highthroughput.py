@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.cli.app import database
 
 __all__ = ["ht_app"]
 
@@ -22,13 +21,12 @@ ht_app = typer.Typer(
     help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
     no_args_is_help=True,
 )
-app.add_typer(ht_app, name="ht")
 
 
 def _store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
 def _query(criteria: list[str]) -> Any:

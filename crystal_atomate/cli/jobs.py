@@ -9,12 +9,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.cli.app import database
+from crystal_atomate.errors import InputError
 from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid, task_documents
 
 console = Console()
@@ -25,15 +23,16 @@ FLOWS = ("static", "relax", "double-relax", "relax-bands", "frequency", "elastic
 def _store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
-@app.command()
 def demo(
     db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
     work_dir: Path = typer.Option(Path("crystal-atomate-demo"), help="Where the job folders go."),
 ) -> None:
     """Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers)."""
+    from rich.panel import Panel
+
     from crystal_atomate.demo import run_demo
     from crystal_atomate.testing.reference import reference_dir
 
@@ -55,7 +54,6 @@ def demo(
     console.print(f"Database: {store.db_file}   Job folders: {work_dir.resolve()}")
 
 
-@app.command()
 def run(
     flow: str = typer.Argument(..., help=f"One of {', '.join(FLOWS)}."),
     structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON) or a Materials Project id."),
@@ -88,7 +86,6 @@ def run(
     _print_jobs(Path(store.db_file), uuids=list(responses))
 
 
-@app.command()
 def jobs(
     db: Path = typer.Option(None, help="Shared database."),
     status: str = typer.Option(None, help="Only this status (COMPLETED, FAILED, RUNNING, ...)."),
@@ -96,24 +93,22 @@ def jobs(
     limit: int = typer.Option(50, help="At most this many rows, newest first."),
 ) -> None:
     """The job list of the shared database (the terminal UI's jobs table)."""
-    _print_jobs(db or CrystalAtomateSettings().DB_FILE, status=status, name=name, limit=limit)
+    _print_jobs(database(db), status=status, name=name, limit=limit)
 
 
-@app.command()
 def show(
     job: str = typer.Argument(..., help="The UI job number or the jobflow job uuid."),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
     """A job's task document summary, its input deck, its errors and restarts."""
-    db_file = Path(db or CrystalAtomateSettings().DB_FILE)
+    db_file = database(db)
     docs: list[dict[str, Any]] = []
     if db_file.is_file():
         with closing(open_readonly(db_file)) as conn:
             uuid = resolve_job_uuid(conn, job)
             docs = task_documents(conn, uuid) if uuid else []
     if not docs:
-        console.print(f"[red]No job {job!r} in {db_file}[/]")
-        raise typer.Exit(1)
+        raise InputError(f"no job {job!r} in {db_file}", hint="'crystal-atomate jobs' lists the job numbers")
     for doc in docs:
         _print_document(doc)
 
@@ -142,6 +137,8 @@ def _print_document(doc: dict[str, Any]) -> None:
         console.print(f"  [red]{message}[/]")
     deck = (task.get("input") or {}).get("d12") or (task.get("input") or {}).get("d3")
     if deck:
+        from rich.syntax import Syntax
+
         console.print(Syntax(deck, "text", line_numbers=False, theme="ansi_dark"))
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystal_atomate.stores.sqlite_store import _loads, docs_table
+from crystal_atomate.stores.query import decode_document
 
 __all__ = [
     "SORT_COLUMNS",
@@ -42,7 +42,9 @@ SORT_COLUMNS = {
     "created": "j.created_at",
 }
 _LINKS = "jobflow_job_links"
-_DOCS = docs_table("outputs")
+#: The collection table of jobflow's ``outputs`` (``sqlite_store.docs_table("outputs")``, which
+#: imports maggma to name it).
+_DOCS = "jobflow_docs_outputs"
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def task_documents(conn: sqlite3.Connection, uuid: str) -> list[dict[str, Any]]:
         "ORDER BY json_extract(doc, '$.\"index\"')",
         (uuid,),
     ).fetchall()
-    return [_loads(text) for (text,) in rows]
+    return [decode_document(text) for (text,) in rows]
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
