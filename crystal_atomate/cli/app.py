@@ -8,15 +8,18 @@ pymatgen, jobflow, atomate2, AiiDA, FireWorks or jobflow-remote. A new command i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from crystal_atomate.cli.failures import DEBUG_ENV
 from crystal_atomate.cli.lazy import LazyCommand, lazy_group
+from crystal_atomate.errors import InputError
 
-__all__ = ["COMMANDS", "app", "database"]
+__all__ = ["COMMANDS", "app", "database", "settings_option"]
 
 #: Every command: name -> where it lives and its one-line help.
 COMMANDS: dict[str, LazyCommand] = {
@@ -107,3 +110,22 @@ def database(db: Path | None) -> Path:
 
         return CrystalAtomateSettings().DB_FILE
     return Path(os.environ.get("CRYSTAL_TUI_DB", ".crystal_tui.db")).expanduser()
+
+
+def settings_option(text: str | None) -> dict[str, Any]:
+    """The ``--settings`` JSON as a dict of sections.
+
+    Raises
+    ------
+    InputError
+        When the text is not a JSON object.
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--settings is not JSON: {exc}", hint='write e.g. \'{"scf": {"maxcycle": 200}}\'') from exc
+    if not isinstance(value, dict):
+        raise InputError("--settings must be a JSON object of sections", hint='e.g. \'{"scf": {"maxcycle": 200}}\'')
+    return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crystal_atomate.cli.app import database
+from crystal_atomate.cli.app import database, settings_option
+from crystal_atomate.errors import UnknownNameError
 
 __all__ = ["ht_app"]
 
@@ -53,7 +53,7 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
         candidates_from_query,
     )
 
-    candidates = candidates_from_files(folder) if folder else []
+    candidates = candidates_from_files(folder, on_unreadable=_skipped) if folder else []
     material_ids = [part.strip() for item in ids for part in item.split(",") if part.strip()]
     if query or material_ids:
         with _materials_project() as materials_project:
@@ -61,6 +61,11 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
                 candidates += candidates_from_query(materials_project, _query(query), refresh)
             candidates += candidates_from_ids(materials_project, material_ids, refresh)
     return candidates
+
+
+def _skipped(path: Path, error: Exception) -> None:
+    """A structure file that cannot be read: said on stderr, and the batch goes on without it."""
+    typer.echo(f"warning: skipped {path}: {error}", err=True)
 
 
 def _origin(candidate: Any) -> str:
@@ -108,15 +113,17 @@ def submit(
     A structure is finished when the store holds the same structure run with the same settings,
     successfully; everything else is handed to the engine.
     """
-    from crystal_atomate.highthroughput import HighThroughputBuilder, make_engine, submit_batch
+    from crystal_atomate.flows.registry import check_flow_settings
+    from crystal_atomate.highthroughput import ENGINES, HighThroughputBuilder, make_engine, submit_batch
 
     if not (query or ids or folder):
         raise typer.BadParameter("give structures with --query, --ids or --folder")
-    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing}
-    if settings:
-        flow_settings["settings"] = json.loads(settings)
+    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing, "settings": settings_option(settings)}
+    check_flow_settings(flow, functional=functional, settings=flow_settings["settings"])
+    if engine not in ENGINES:
+        raise UnknownNameError("engine", engine, ENGINES)
     builder = HighThroughputBuilder(
-        flow=flow, flow_settings={k: v for k, v in flow_settings.items() if v is not None},
+        flow=flow, flow_settings={k: v for k, v in flow_settings.items() if v},
         tags=list(tag or []), batch_id=batch,
     )
     store = _store(db)

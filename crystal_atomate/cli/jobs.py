@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crystal_atomate.cli.app import database
-from crystal_atomate.errors import InputError
+from crystal_atomate.cli.app import database, settings_option
+from crystal_atomate.errors import InputError, OperationFailed
+from crystal_atomate.flows.registry import FLOWS, build_flow, check_flow_settings
 from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid, task_documents
 
 console = Console()
-
-FLOWS = ("static", "relax", "double-relax", "relax-bands", "frequency", "elastic", "eos")
 
 
 def _store(db: Path | None) -> Any:
@@ -64,26 +62,31 @@ def run(
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go."),
 ) -> None:
-    """Run a named flow on a structure through jobflow's run_locally into the shared database."""
-    from jobflow import run_locally
+    """Run a named flow on a structure through jobflow's run_locally into the shared database.
 
-    from crystal_atomate.cli.flows import build_flow, load_structure_with_origin
-    from crystal_atomate.highthroughput import origin_metadata
-    from crystal_atomate.mp.errors import MPError
+    Everything is checked before a job is queued: the flow, functional and setting names, the
+    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it FAILED).
+    """
+    overrides = settings_option(settings)
+    check_flow_settings(flow, functional=functional, settings=overrides)
+
+    from crystal_atomate.cli.flows import load_structure_with_origin
+    from crystal_atomate.highthroughput import LocalEngine, origin_metadata
     from crystal_atomate.powerups import add_metadata_to_flow
+    from crystal_atomate.run import check_executable
 
-    try:
-        loaded, origin = load_structure_with_origin(structure)
-        overrides = json.loads(settings) if settings else {}
-        job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
-    except (MPError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+    check_executable("crystal")
+    loaded, origin = load_structure_with_origin(structure)
+    job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
     if origin is not None:
         job_flow = add_metadata_to_flow(job_flow, origin_metadata(origin))
     store = _store(db)
-    responses = run_locally(job_flow, store=store, create_folders=True, root_dir=work_dir.resolve(), log=False)
-    _print_jobs(Path(store.db_file), uuids=list(responses))
+    (result,) = LocalEngine(store, work_dir.resolve()).submit([job_flow])
+    _print_jobs(Path(store.db_file), uuids=list(result.job_uuids))
+    if result.state == "failed":
+        raise OperationFailed(
+            f"flow {flow!r} failed: {result.detail}", hint="'crystal-atomate show JOB' shows a job's errors"
+        )
 
 
 def jobs(

@@ -22,7 +22,8 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
-from crystal_atomate.cli.flows import build_flow, load_structure, load_structure_with_origin
+from crystal_atomate.cli.flows import load_structure, load_structure_with_origin
+from crystal_atomate.flows.registry import build_flow
 from crystal_atomate.demo import mgo_structure
 from crystal_atomate.highthroughput import (
     Batch,
