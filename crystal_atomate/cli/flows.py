@@ -38,7 +38,7 @@ def load_structure_with_origin(source: str) -> tuple[Structure, StructureOrigin 
         return read_structure(path), None
     if not _MATERIAL_ID.match(source.strip()):
         raise InputError(
-            f"no structure file {source!r}",
+            f"no structure file {source!r} (nor a Materials Project id)",
             hint="give a CIF, POSCAR or pymatgen JSON file, or a Materials Project id like mp-1265",
         )
     from crystal_atomate.mp.cache import MaterialsProject, default_d12
