@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crystal_atomate.cli.app import database, settings_option
-from crystal_atomate.errors import UnknownNameError
+from crystal_atomate.errors import InputError, UnknownNameError
+from crystal_atomate.stores.ui_queries import has_document, open_readonly
 
 __all__ = ["ht_app"]
 
@@ -156,10 +158,17 @@ def summary(
     """Energies (Ha, eV/atom), gaps, states and material ids of a batch, from the store."""
     from crystal_atomate.summary import batch_rows, plot_batch, summary_table, write_csv, write_json
 
-    rows = batch_rows(_store(db), batch)
-    if not rows:
-        console.print(f"No high-throughput jobs{f' in batch {batch}' if batch else ''} in the database.")
-        raise typer.Exit(1)
+    db_file = database(db)
+    if not db_file.is_file():
+        raise InputError(f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first")
+    with closing(open_readonly(db_file)) as conn:
+        found = has_document(conn, "output.metadata.batch_id", batch)
+    if not found:
+        raise InputError(
+            f"no high-throughput jobs{f' in batch {batch!r}' if batch else ''} in {db_file}",
+            hint="'crystal-atomate ht summary' without --batch summarises every batch",
+        )
+    rows = batch_rows(_store(db_file), batch)
     console.print(summary_table(rows, title=f"batch {batch}" if batch else "all batches"))
     for path, write in ((csv, write_csv), (json_file, write_json), (plot, plot_batch)):
         if path is not None:

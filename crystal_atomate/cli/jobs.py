@@ -75,8 +75,8 @@ def run(
     from crystal_atomate.powerups import add_metadata_to_flow
     from crystal_atomate.run import check_executable
 
-    check_executable("crystal")
     loaded, origin = load_structure_with_origin(structure)
+    check_executable("crystal")
     job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
     if origin is not None:
         job_flow = add_metadata_to_flow(job_flow, origin_metadata(origin))

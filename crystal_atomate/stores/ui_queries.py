@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystal_atomate.stores.query import decode_document
+from crystal_atomate.stores.query import decode_document, path_literal, split_field
 
 __all__ = [
     "SORT_COLUMNS",
@@ -25,6 +25,7 @@ __all__ = [
     "JobRow",
     "age",
     "change_token",
+    "has_document",
     "job_detail",
     "list_jobs",
     "open_readonly",
@@ -172,6 +173,20 @@ def task_documents(conn: sqlite3.Connection, uuid: str) -> list[dict[str, Any]]:
         (uuid,),
     ).fetchall()
     return [decode_document(text) for (text,) in rows]
+
+
+def has_document(conn: sqlite3.Connection, field: str, value: Any | None = None) -> bool:
+    """Whether some task document has the dotted ``field`` (equal to ``value`` when given).
+
+    Read-only, so a command can refuse a name that matches nothing (an unknown batch) without
+    opening the store for writing.
+    """
+    if _DOCS not in _tables(conn):
+        return False
+    path = path_literal(split_field(field))
+    test = "= ?" if value is not None else "IS NOT NULL"
+    query = f"SELECT 1 FROM {_DOCS} WHERE json_extract(doc, {path}) {test} LIMIT 1"
+    return conn.execute(query, () if value is None else (value,)).fetchone() is not None
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
