@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ def main(
 
     Exit codes: 0 success, 1 a calculation or operation failed, 2 usage or bad input.
     """
+    # jobflow's run_locally still enters each job folder with monty's deprecated ``cd``; its
+    # FutureWarning, printed once per flow, says nothing a user of this command line can act on.
+    warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)
 
 
 def database(db: Path | None) -> Path:
