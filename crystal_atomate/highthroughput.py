@@ -38,12 +38,12 @@ from crystal_atomate.mp.client import MPQuery, MPStructure, StructureOrigin
 from crystal_atomate.powerups import add_metadata_to_flow
 
 __all__ = [
+    "ENGINES",
+    "ENGINE_BACKENDS",
     "AiidaEngine",
     "Batch",
     "BatchEntry",
     "Candidate",
-    "ENGINES",
-    "ENGINE_BACKENDS",
     "Engine",
     "FireWorksEngine",
     "HighThroughputBuilder",

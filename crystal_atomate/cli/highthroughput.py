@@ -116,7 +116,12 @@ def submit(
     successfully; everything else is handed to the engine.
     """
     from crystal_atomate.flows.registry import check_flow_settings
-    from crystal_atomate.highthroughput import ENGINES, HighThroughputBuilder, make_engine, submit_batch
+    from crystal_atomate.highthroughput import (
+        ENGINES,
+        HighThroughputBuilder,
+        make_engine,
+        submit_batch,
+    )
 
     if not (query or ids or folder):
         raise typer.BadParameter("give structures with --query, --ids or --folder")

@@ -13,7 +13,13 @@ from rich.table import Table
 from crystal_atomate.cli.app import database, settings_option
 from crystal_atomate.errors import InputError, OperationFailed
 from crystal_atomate.flows.registry import FLOWS, build_flow, check_flow_settings
-from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid, task_documents
+from crystal_atomate.stores.ui_queries import (
+    age,
+    list_jobs,
+    open_readonly,
+    resolve_job_uuid,
+    task_documents,
+)
 
 console = Console()
 

@@ -3,8 +3,6 @@ stderr, exit code 2 (1 for a failed operation), no traceback, and nothing writte
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -114,10 +112,14 @@ def test_missing_crystal_is_one_line_with_the_fix(workspace, monkeypatch):
     result = runner.invoke(app, ["run", "static", "mgo.cif", "--db", "ui.db"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: CRYSTAL executable '/nonexistent/crystal' not found (CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
-        "program on PATH)",
-        "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to your crystal "
-        "binary, or try 'crystal-atomate demo', which replays recorded runs",
+        (
+            "error: CRYSTAL executable '/nonexistent/crystal' not found (CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
+            "program on PATH)"
+        ),
+        (
+            "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to your crystal "
+            "binary, or try 'crystal-atomate demo', which replays recorded runs"
+        ),
     ]
     assert _snapshot(workspace) == before
 

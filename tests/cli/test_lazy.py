@@ -25,9 +25,9 @@ try:
     app(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-heavy = sorted({name.split(".")[0] for name in sys.modules} & set(%r))
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(HEAVY))
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-""" % (HEAVY,)
+""".replace("HEAVY", repr(HEAVY))
 
 
 def _probe(*args: str, cwd: Path) -> dict:
