@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
+import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,16 +31,19 @@ from monty.json import jsanitize
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
+from crystal_atomate.errors import InputError, OperationFailed, UnknownNameError
+from crystal_atomate.flows.registry import build_flow, check_flow_settings
 from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.mp.client import MPQuery, MPStructure, StructureOrigin
 from crystal_atomate.powerups import add_metadata_to_flow
 
 __all__ = [
+    "ENGINES",
+    "ENGINE_BACKENDS",
     "AiidaEngine",
     "Batch",
     "BatchEntry",
     "Candidate",
-    "ENGINES",
     "Engine",
     "FireWorksEngine",
     "HighThroughputBuilder",
@@ -51,9 +55,11 @@ __all__ = [
     "candidates_from_query",
     "completed_structures",
     "default_matcher",
+    "failed_jobs",
     "make_engine",
     "new_batch_id",
     "origin_metadata",
+    "read_structure",
     "settings_fingerprint",
     "submit_batch",
 ]
@@ -116,8 +122,47 @@ def candidates_from_ids(
     return [Candidate.from_mp(mp.get_structure(mid, refresh=refresh)) for mid in material_ids]
 
 
-def candidates_from_files(paths: Iterable[str | Path]) -> list[Candidate]:
-    """Structure files; a folder stands for the CIF files in it, in name order."""
+def read_structure(path: Path) -> Structure:
+    """The structure in a CIF, POSCAR or pymatgen JSON file.
+
+    Raises
+    ------
+    InputError
+        When the file holds no structure pymatgen can read (the message names the file and why).
+    FileNotFoundError
+        When there is no such file.
+    """
+    try:
+        structure = Structure.from_file(path)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise InputError(f"{path}: not a structure file ({type(exc).__name__}: {exc})") from exc
+    if len(structure) == 0:
+        raise InputError(f"{path}: the file holds no atoms")
+    return structure
+
+
+def candidates_from_files(
+    paths: Iterable[str | Path], on_unreadable: Callable[[Path, InputError], None] | None = None
+) -> list[Candidate]:
+    """Structure files; a folder stands for the CIF files in it, in name order.
+
+    Parameters
+    ----------
+    paths
+        Files and folders.
+    on_unreadable
+        Called with a file that holds no readable structure and the error, which then is skipped
+        so the rest of a batch still runs; without it, the error is raised.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a path that is neither a file nor a folder.
+    InputError
+        For an unreadable file, when ``on_unreadable`` is not given.
+    """
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -125,11 +170,18 @@ def candidates_from_files(paths: Iterable[str | Path]) -> list[Candidate]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"No structure file or folder {str(path)!r}")
-    return [
-        Candidate(label=file.stem, structure=Structure.from_file(file), source_file=str(file.resolve()))
-        for file in files
-    ]
+            raise FileNotFoundError(2, "No structure file or folder", str(path))
+    candidates = []
+    for file in files:
+        try:
+            structure = read_structure(file)
+        except InputError as exc:
+            if on_unreadable is None:
+                raise
+            on_unreadable(file, exc)
+            continue
+        candidates.append(Candidate(label=file.stem, structure=structure, source_file=str(file.resolve())))
+    return candidates
 
 
 def default_matcher() -> StructureMatcher:
@@ -248,7 +300,7 @@ class HighThroughputBuilder:
     Parameters
     ----------
     flow
-        A name of :data:`crystal_atomate.cli.flows.FLOW_MAKERS` or a Maker.
+        A name of :data:`crystal_atomate.flows.registry.FLOWS` or a Maker.
     flow_settings
         With a flow name: ``build_flow``'s ``functional``, ``basis``, ``kspacing``, ``settings``.
     tags
@@ -272,6 +324,9 @@ class HighThroughputBuilder:
 
     def build(self, candidates: Sequence[Candidate], store: JobStore | None = None) -> Batch:
         """Decide each candidate; with a ``store``, what it already holds is marked done."""
+        if isinstance(self.flow, str):
+            settings = self.flow_settings
+            check_flow_settings(self.flow, functional=settings.get("functional"), settings=settings.get("settings"))
         batch_id = self.batch_id or new_batch_id(self.flow_name)
         done: dict[str, list[Structure]] = {}
         accepted: dict[str, list[Structure]] = {}
@@ -297,8 +352,6 @@ class HighThroughputBuilder:
 
     def _make(self, structure: Structure) -> Flow:
         if isinstance(self.flow, str):
-            from crystal_atomate.cli.flows import build_flow
-
             return build_flow(self.flow, structure, **self.flow_settings)
         made = self.flow.make(structure)
         return made if isinstance(made, Flow) else Flow([made], output=made.output)
@@ -333,6 +386,7 @@ class Submission:
     flow_name: str
     state: SubmissionState
     detail: str = ""
+    job_uuids: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -346,16 +400,51 @@ class Engine(Protocol):
         ...
 
 
-def _finished(flow: Flow, responses: dict[str, dict[int, Any]]) -> bool:
-    """Every job ran and no task document among the last runs failed."""
-    for job, _ in flow.iterflow():
-        runs = responses.get(job.uuid)
-        if not runs:
-            return False
-        state = getattr(runs[max(runs)].output, "state", "successful")
-        if state != "successful":
-            return False
-    return True
+def _succeeded(runs: dict[int, Any] | None) -> bool:
+    """A job's last run exists and, if it made a task document, that document is successful."""
+    return bool(runs) and getattr(runs[max(runs)].output, "state", "successful") == "successful"
+
+
+def failed_jobs(flow: Flow, responses: dict[str, dict[int, Any]]) -> list[Job]:
+    """The jobs of ``flow`` that ran and failed: every parent succeeded, the job did not.
+
+    Jobs that never ran because a parent failed are not listed: they did not fail themselves.
+    """
+    jobs = list(flow.iterflow())
+    return [
+        job
+        for job, parents in jobs
+        if not _succeeded(responses.get(job.uuid)) and all(_succeeded(responses.get(p)) for p in parents)
+    ]
+
+
+class _JobErrors(logging.Handler):
+    """The last line of each "NAME failed with exception" traceback jobflow's run_locally logs:
+    the only place it reports why a job raised."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.by_name: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name, marker, trace = record.getMessage().partition(" failed with exception:")
+        lines = [line for line in trace.splitlines() if line.strip()]
+        if marker and lines:
+            self.by_name[name] = lines[-1].strip()
+
+
+@contextmanager
+def _recording_job_errors() -> Iterator[_JobErrors]:
+    logger = logging.getLogger("jobflow.managers.local")
+    handler = _JobErrors()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @dataclass
@@ -363,7 +452,9 @@ class LocalEngine:
     """jobflow's ``run_locally`` into ``store``, one job folder each under ``root_dir``.
 
     A failing flow is recorded as failed and the batch goes on: one bad material must not stop
-    the hundreds after it.
+    the hundreds after it. A job that failed is marked FAILED in the UI's job list (a job that
+    raised stores no document, so nothing else would tell the UI), and the submission's detail
+    says why.
     """
 
     store: JobStore
@@ -373,27 +464,58 @@ class LocalEngine:
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Run each flow to its end before the next."""
         self.root_dir.mkdir(parents=True, exist_ok=True)
-        results = []
-        for flow in flows:
+        return [self._run(flow) for flow in flows]
+
+    def _run(self, flow: Flow) -> Submission:
+        with _recording_job_errors() as errors:
             responses = run_locally(
                 flow, store=self.store, create_folders=True, root_dir=self.root_dir.resolve(), log=False
             )
-            state: SubmissionState = "completed" if _finished(flow, responses) else "failed"
-            results.append(Submission(flow.uuid, flow.name, state))
-        return results
+        uuids = tuple(dict.fromkeys([*(job.uuid for job, _ in flow.iterflow()), *responses]))
+        failed = failed_jobs(flow, responses)
+        for job in failed:
+            self._mark_failed(job)
+        if not failed and all(_succeeded(responses.get(job.uuid)) for job, _ in flow.iterflow()):
+            return Submission(flow.uuid, flow.name, "completed", job_uuids=uuids)
+        detail = "; ".join(f"{job.name}: {errors.by_name.get(job.name, 'failed')}" for job in failed)
+        return Submission(flow.uuid, flow.name, "failed", detail, job_uuids=uuids)
+
+    def _mark_failed(self, job: Job) -> None:
+        """FAILED in the UI's job list, when the store keeps one (CrystalMathJobStore does)."""
+        mark = getattr(self.store, "mark_job_state", None)
+        if mark is not None:
+            mark(job.uuid, "FAILED", name=job.name)
 
 
-def _engine_function(module: str, function: str, engine: str) -> Callable[..., Any]:
-    """``module.function``, imported only now (engines are optional extras), or NotImplementedError
-    naming what is missing."""
-    found = importlib.util.find_spec(module) is not None
-    attribute = getattr(importlib.import_module(module), function, None) if found else None
-    if attribute is None:
-        raise NotImplementedError(
-            f"The {engine} engine submits through {module}.{function}, which this installation "
-            "does not provide; use --engine local."
-        )
-    return attribute
+#: What each optional engine calls to submit, as ``module:function``. FireWorks, jobflow-remote and
+#: AiiDA are extras, so these are imported when an engine first submits, not with this module.
+ENGINE_BACKENDS: dict[str, dict[str, str]] = {
+    "fireworks": {
+        "open_launchpad": "crystal_atomate.engines.fireworks:open_launchpad",
+        "add_flows": "crystal_atomate.engines.fireworks:add_flows",
+    },
+    "remote": {"submit_flows": "crystal_atomate.engines.remote:submit_flows"},
+    "aiida": {"use_aiida_executor": "crystal_atomate.aiida.executor:use_aiida_executor"},
+    "aiida-daemon": {"submit_flow": "crystal_atomate.aiida.flow_mode:submit_flow"},
+}
+
+
+def _engine_function(engine: str, function: str) -> Callable[..., Any]:
+    """The ``function`` of :data:`ENGINE_BACKENDS` for ``engine``, imported now.
+
+    Raises
+    ------
+    OperationFailed
+        When this installation lacks the engine's extra (the hint names the way out).
+    """
+    module, _, attribute = ENGINE_BACKENDS[engine][function].partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ImportError as exc:
+        raise OperationFailed(
+            f"the {engine} engine needs {exc.name or module}, which is not installed",
+            hint="install the extra of that engine (see docs/index.md), or use --engine local",
+        ) from exc
 
 
 def _queued(flows: Sequence[Flow], ids: dict[str, list[Any]], what: str) -> list[Submission]:
@@ -415,8 +537,8 @@ class FireWorksEngine:
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Add each flow to the LaunchPad and mark its jobs QUEUED in the UI."""
-        open_launchpad = _engine_function("crystal_atomate.engines.fireworks", "open_launchpad", "FireWorks")
-        add_flows = _engine_function("crystal_atomate.engines.fireworks", "add_flows", "FireWorks")
+        open_launchpad = _engine_function("fireworks", "open_launchpad")
+        add_flows = _engine_function("fireworks", "add_flows")
         ids = add_flows(flows, open_launchpad(self.launchpad_yaml), store=self.store)
         return _queued(flows, ids, "Fireworks")
 
@@ -433,7 +555,7 @@ class JobflowRemoteEngine:
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Queue each flow for the jobflow-remote runner."""
-        submit_flows = _engine_function("crystal_atomate.engines.remote", "submit_flows", "jobflow-remote")
+        submit_flows = _engine_function("remote", "submit_flows")
         return _queued(flows, submit_flows(flows, project=self.project), "jobflow-remote jobs")
 
 
@@ -447,7 +569,7 @@ class AiidaEngine(LocalEngine):
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Run each flow with its CRYSTAL steps as CalcJobs on the loaded AiiDA profile."""
-        use_aiida_executor = _engine_function("crystal_atomate.aiida.executor", "use_aiida_executor", "AiiDA")
+        use_aiida_executor = _engine_function("aiida", "use_aiida_executor")
         return super().submit([use_aiida_executor(flow) for flow in flows])
 
 
@@ -463,7 +585,7 @@ class AiidaDaemonEngine:
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Submit each flow to the daemon of the loaded AiiDA profile."""
-        submit_flow = _engine_function("crystal_atomate.aiida.flow_mode", "submit_flow", "AiiDA daemon")
+        submit_flow = _engine_function("aiida-daemon", "submit_flow")
         nodes = {flow.uuid: [submit_flow(flow, store=self.store, root_dir=self.root_dir).pk] for flow in flows}
         return _queued(flows, nodes, "AiiDA work chain")
 
@@ -480,7 +602,7 @@ ENGINES: dict[str, Callable[..., Engine]] = {
 def make_engine(name: str, store: JobStore, root_dir: Path = Path(".")) -> Engine:
     """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``)."""
     if name not in ENGINES:
-        raise ValueError(f"Unknown engine {name!r}; choose one of {sorted(ENGINES)}")
+        raise UnknownNameError("engine", name, ENGINES)
     return ENGINES[name](store=store, root_dir=root_dir)
 
 

@@ -22,11 +22,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from crystal_atomate.errors import OperationFailed
 from crystal_atomate.settings import CrystalAtomateSettings
 
 __all__ = [
     "OUTPUT_FILE",
     "CrystalExecutableNotFound",
+    "check_executable",
     "CrystalRunError",
     "CrystalRunRecord",
     "crystal_command",
@@ -42,7 +44,7 @@ JOB_NAME_ENV = "CRYSTAL_ATOMATE_JOB_NAME"
 Program = Literal["crystal", "properties"]
 
 
-class CrystalExecutableNotFound(FileNotFoundError):
+class CrystalExecutableNotFound(OperationFailed, FileNotFoundError):
     """The configured CRYSTAL command is not on this machine."""
 
 
@@ -82,9 +84,21 @@ def _check_executable(command: str, program: Program) -> None:
     if shutil.which(executable) is None:
         setting = "CRYSTAL_CMD" if program == "crystal" else "PROPERTIES_CMD"
         raise CrystalExecutableNotFound(
-            f"CRYSTAL executable {executable!r} not found: set CRYSTAL_ATOMATE_{setting} "
-            f"(or ~/.crystal_atomate.yaml) to your {program} binary"
+            f"CRYSTAL executable {executable!r} not found (CRYSTAL_ATOMATE_{setting} names no program on PATH)",
+            hint=f"set CRYSTAL_ATOMATE_{setting} (or {setting} in ~/.crystal_atomate.yaml) to your "
+            f"{program} binary, or try 'crystal-atomate demo', which replays recorded runs",
         )
+
+
+def check_executable(program: Program = "crystal") -> None:
+    """Fail now, not inside a queued job, when the serial ``program`` is not on this machine.
+
+    Raises
+    ------
+    CrystalExecutableNotFound
+        Naming the command and the setting to change.
+    """
+    _check_executable(crystal_command(program, 1)[0], program)
 
 
 EXECUTOR_GROUP = "crystal_atomate.executors"

@@ -16,16 +16,9 @@ from typing import Any
 
 from pymatgen.core import Molecule, Structure
 
+from crystal_atomate.flows.registry import generators
 from crystal_atomate.io.basis import BasisSet
 from crystal_atomate.sets.base import CrystalInputGenerator, CrystalInputSet, InputSettingsError
-from crystal_atomate.sets.core import (
-    ElasticSetGenerator,
-    EosSetGenerator,
-    FreqSetGenerator,
-    RelaxSetGenerator,
-    StaticSetGenerator,
-    TightRelaxSetGenerator,
-)
 
 __all__ = [
     "GENERATORS",
@@ -35,15 +28,10 @@ __all__ = [
     "parameters_from_generator",
 ]
 
-#: Short names of the shipped generators; any other generator is named by its import path.
-GENERATORS: dict[str, type[CrystalInputGenerator]] = {
-    "static": StaticSetGenerator,
-    "relax": RelaxSetGenerator,
-    "tight_relax": TightRelaxSetGenerator,
-    "freq": FreqSetGenerator,
-    "elastic": ElasticSetGenerator,
-    "eos": EosSetGenerator,
-}
+#: The shipped generators by the flow names of :data:`crystal_atomate.flows.registry.FLOWS` (the
+#: same ``static``, ``relax``, ``frequency`` ... as ``crystal-atomate run``); any other generator is
+#: named by its import path.
+GENERATORS: dict[str, type[CrystalInputGenerator]] = generators()
 
 #: Keys of the Dict that are not generator fields.
 _OWN_KEYS = ("generator", "title", "magmoms")

@@ -13,15 +13,13 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.cli.flows import build_flow, load_structure
-from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.cli.app import database
+from crystal_atomate.cli.flows import load_structure
+from crystal_atomate.flows.registry import build_flow, check_flow_settings
 
 console = Console()
 fw_app = typer.Typer(help="Run crystal_atomate flows with FireWorks (embedded LaunchPad default).")
 remote_app = typer.Typer(help="Run crystal_atomate flows with jobflow-remote.")
-app.add_typer(fw_app, name="fw")
-app.add_typer(remote_app, name="remote")
 
 _STRUCTURE_SUFFIXES = {".cif", ".json", ".vasp", ".poscar"}
 
@@ -55,17 +53,21 @@ def structure_sources(paths: list[Path]) -> list[str]:
 
 
 def _flows(flow: str, paths: list[Path], **settings: Any) -> Iterator[Any]:
-    """One flow per structure, built as each is needed, behind a progress bar."""
+    """One flow per structure, built as each is needed, behind a progress bar; the flow name,
+    functional and structure paths are checked now, before anything is added."""
+    check_flow_settings(flow, functional=settings.get("functional"))
     sources = structure_sources(paths)
     description = f"adding {len(sources)} {flow} flows"
-    for source in track(sources, description=description, console=console):
-        yield build_flow(flow, load_structure(source), **settings)
+    return (
+        build_flow(flow, load_structure(source), **settings)
+        for source in track(sources, description=description, console=console)
+    )
 
 
 def _ui_store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Table:
@@ -94,8 +96,8 @@ def fw_add(
     """Add one workflow per structure to the LaunchPad; the UI lists its jobs as QUEUED."""
     from crystal_atomate.engines.fireworks import add_flows, open_launchpad
 
-    pad = open_launchpad(launchpad, fw_db_dir)
     flows = _flows(flow, structures, functional=functional, basis=basis, kspacing=kspacing)
+    pad = open_launchpad(launchpad, fw_db_dir)
     store = _ui_store(db)
     added = add_flows(flows, pad, store, fworker=fworker, category=category, priority=priority)
     fireworks = sum(len(ids) for ids in added.values())
@@ -185,7 +187,7 @@ def remote_init(
     config = project_config(
         name=name,
         db_dir=db_dir.expanduser(),
-        ui_db_file=ui_db or CrystalAtomateSettings().DB_FILE,
+        ui_db_file=database(ui_db),
         work_dir=work_dir,
         base_dir=base_dir,
         env=_env_pairs(env),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.cli.app import database, settings_option
+from crystal_atomate.errors import InputError, UnknownNameError
+from crystal_atomate.stores.ui_queries import has_document, open_readonly
 
 __all__ = ["ht_app"]
 
@@ -22,13 +23,12 @@ ht_app = typer.Typer(
     help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
     no_args_is_help=True,
 )
-app.add_typer(ht_app, name="ht")
 
 
 def _store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
 def _query(criteria: list[str]) -> Any:
@@ -55,7 +55,7 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
         candidates_from_query,
     )
 
-    candidates = candidates_from_files(folder) if folder else []
+    candidates = candidates_from_files(folder, on_unreadable=_skipped) if folder else []
     material_ids = [part.strip() for item in ids for part in item.split(",") if part.strip()]
     if query or material_ids:
         with _materials_project() as materials_project:
@@ -63,6 +63,11 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
                 candidates += candidates_from_query(materials_project, _query(query), refresh)
             candidates += candidates_from_ids(materials_project, material_ids, refresh)
     return candidates
+
+
+def _skipped(path: Path, error: Exception) -> None:
+    """A structure file that cannot be read: said on stderr, and the batch goes on without it."""
+    typer.echo(f"warning: skipped {path}: {error}", err=True)
 
 
 def _origin(candidate: Any) -> str:
@@ -110,15 +115,22 @@ def submit(
     A structure is finished when the store holds the same structure run with the same settings,
     successfully; everything else is handed to the engine.
     """
-    from crystal_atomate.highthroughput import HighThroughputBuilder, make_engine, submit_batch
+    from crystal_atomate.flows.registry import check_flow_settings
+    from crystal_atomate.highthroughput import (
+        ENGINES,
+        HighThroughputBuilder,
+        make_engine,
+        submit_batch,
+    )
 
     if not (query or ids or folder):
         raise typer.BadParameter("give structures with --query, --ids or --folder")
-    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing}
-    if settings:
-        flow_settings["settings"] = json.loads(settings)
+    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing, "settings": settings_option(settings)}
+    check_flow_settings(flow, functional=functional, settings=flow_settings["settings"])
+    if engine not in ENGINES:
+        raise UnknownNameError("engine", engine, ENGINES)
     builder = HighThroughputBuilder(
-        flow=flow, flow_settings={k: v for k, v in flow_settings.items() if v is not None},
+        flow=flow, flow_settings={k: v for k, v in flow_settings.items() if v},
         tags=list(tag or []), batch_id=batch,
     )
     store = _store(db)
@@ -151,10 +163,17 @@ def summary(
     """Energies (Ha, eV/atom), gaps, states and material ids of a batch, from the store."""
     from crystal_atomate.summary import batch_rows, plot_batch, summary_table, write_csv, write_json
 
-    rows = batch_rows(_store(db), batch)
-    if not rows:
-        console.print(f"No high-throughput jobs{f' in batch {batch}' if batch else ''} in the database.")
-        raise typer.Exit(1)
+    db_file = database(db)
+    if not db_file.is_file():
+        raise InputError(f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first")
+    with closing(open_readonly(db_file)) as conn:
+        found = has_document(conn, "output.metadata.batch_id", batch)
+    if not found:
+        raise InputError(
+            f"no high-throughput jobs{f' in batch {batch!r}' if batch else ''} in {db_file}",
+            hint="'crystal-atomate ht summary' without --batch summarises every batch",
+        )
+    rows = batch_rows(_store(db_file), batch)
     console.print(summary_table(rows, title=f"batch {batch}" if batch else "all batches"))
     for path, write in ((csv, write_csv), (json_file, write_json), (plot, plot_batch)):
         if path is not None:

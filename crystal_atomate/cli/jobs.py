@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.settings import CrystalAtomateSettings
-from crystal_atomate.stores.ui_queries import age, list_jobs, open_readonly, resolve_job_uuid, task_documents
+from crystal_atomate.cli.app import database, settings_option
+from crystal_atomate.errors import InputError, OperationFailed
+from crystal_atomate.flows.registry import FLOWS, build_flow, check_flow_settings
+from crystal_atomate.stores.ui_queries import (
+    age,
+    list_jobs,
+    open_readonly,
+    resolve_job_uuid,
+    task_documents,
+)
 
 console = Console()
-
-FLOWS = ("static", "relax", "double-relax", "relax-bands", "frequency", "elastic", "eos")
 
 
 def _store(db: Path | None) -> Any:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    return CrystalMathJobStore(db or CrystalAtomateSettings().DB_FILE)
+    return CrystalMathJobStore(database(db))
 
 
-@app.command()
 def demo(
     db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
     work_dir: Path = typer.Option(Path("crystal-atomate-demo"), help="Where the job folders go."),
 ) -> None:
     """Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers)."""
+    from rich.panel import Panel
+
     from crystal_atomate.demo import run_demo
     from crystal_atomate.testing.reference import reference_dir
 
@@ -55,7 +58,6 @@ def demo(
     console.print(f"Database: {store.db_file}   Job folders: {work_dir.resolve()}")
 
 
-@app.command()
 def run(
     flow: str = typer.Argument(..., help=f"One of {', '.join(FLOWS)}."),
     structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON) or a Materials Project id."),
@@ -66,29 +68,33 @@ def run(
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go."),
 ) -> None:
-    """Run a named flow on a structure through jobflow's run_locally into the shared database."""
-    from jobflow import run_locally
+    """Run a named flow on a structure through jobflow's run_locally into the shared database.
 
-    from crystal_atomate.cli.flows import build_flow, load_structure_with_origin
-    from crystal_atomate.highthroughput import origin_metadata
-    from crystal_atomate.mp.errors import MPError
+    Everything is checked before a job is queued: the flow, functional and setting names, the
+    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it FAILED).
+    """
+    overrides = settings_option(settings)
+    check_flow_settings(flow, functional=functional, settings=overrides)
+
+    from crystal_atomate.cli.flows import load_structure_with_origin
+    from crystal_atomate.highthroughput import LocalEngine, origin_metadata
     from crystal_atomate.powerups import add_metadata_to_flow
+    from crystal_atomate.run import check_executable
 
-    try:
-        loaded, origin = load_structure_with_origin(structure)
-        overrides = json.loads(settings) if settings else {}
-        job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
-    except (MPError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+    loaded, origin = load_structure_with_origin(structure)
+    check_executable("crystal")
+    job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
     if origin is not None:
         job_flow = add_metadata_to_flow(job_flow, origin_metadata(origin))
     store = _store(db)
-    responses = run_locally(job_flow, store=store, create_folders=True, root_dir=work_dir.resolve(), log=False)
-    _print_jobs(Path(store.db_file), uuids=list(responses))
+    (result,) = LocalEngine(store, work_dir.resolve()).submit([job_flow])
+    _print_jobs(Path(store.db_file), uuids=list(result.job_uuids))
+    if result.state == "failed":
+        raise OperationFailed(
+            f"flow {flow!r} failed: {result.detail}", hint="'crystal-atomate show JOB' shows a job's errors"
+        )
 
 
-@app.command()
 def jobs(
     db: Path = typer.Option(None, help="Shared database."),
     status: str = typer.Option(None, help="Only this status (COMPLETED, FAILED, RUNNING, ...)."),
@@ -96,24 +102,22 @@ def jobs(
     limit: int = typer.Option(50, help="At most this many rows, newest first."),
 ) -> None:
     """The job list of the shared database (the terminal UI's jobs table)."""
-    _print_jobs(db or CrystalAtomateSettings().DB_FILE, status=status, name=name, limit=limit)
+    _print_jobs(database(db), status=status, name=name, limit=limit)
 
 
-@app.command()
 def show(
     job: str = typer.Argument(..., help="The UI job number or the jobflow job uuid."),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
     """A job's task document summary, its input deck, its errors and restarts."""
-    db_file = Path(db or CrystalAtomateSettings().DB_FILE)
+    db_file = database(db)
     docs: list[dict[str, Any]] = []
     if db_file.is_file():
         with closing(open_readonly(db_file)) as conn:
             uuid = resolve_job_uuid(conn, job)
             docs = task_documents(conn, uuid) if uuid else []
     if not docs:
-        console.print(f"[red]No job {job!r} in {db_file}[/]")
-        raise typer.Exit(1)
+        raise InputError(f"no job {job!r} in {db_file}", hint="'crystal-atomate jobs' lists the job numbers")
     for doc in docs:
         _print_document(doc)
 
@@ -142,6 +146,8 @@ def _print_document(doc: dict[str, Any]) -> None:
         console.print(f"  [red]{message}[/]")
     deck = (task.get("input") or {}).get("d12") or (task.get("input") or {}).get("d3")
     if deck:
+        from rich.syntax import Syntax
+
         console.print(Syntax(deck, "text", line_numbers=False, theme="ansi_dark"))
 
 

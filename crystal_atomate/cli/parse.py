@@ -9,14 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
 from crystal_atomate.io.errors import CrystalParseError
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
 
 __all__ = ["parse"]
 
 
-@app.command()
 def parse(
     output: Annotated[Path, typer.Argument(help="CRYSTAL output file (fort.87 / SCFOUT.LOG beside it are read too).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole parsed result as JSON (units in the key names).")] = False,

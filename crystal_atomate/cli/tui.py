@@ -6,11 +6,9 @@ from pathlib import Path
 
 import typer
 
-from crystal_atomate.cli.app import app
-from crystal_atomate.settings import CrystalAtomateSettings
+from crystal_atomate.cli.app import database
 
 
-@app.command()
 def tui(
     db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
     interval: float = typer.Option(2.0, min=0.1, help="Seconds between checks of the file for changes."),
@@ -18,4 +16,4 @@ def tui(
     """A terminal job browser: the job list, a job's detail, live refresh (read-only)."""
     from crystal_atomate.tui.app import JobBrowser
 
-    JobBrowser(db or CrystalAtomateSettings().DB_FILE, poll_seconds=interval).run()
+    JobBrowser(database(db), poll_seconds=interval).run()

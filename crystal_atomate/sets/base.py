@@ -14,13 +14,14 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from monty.serialization import loadfn
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pymatgen.core import Molecule, Structure
 from pymatgen.io.core import InputGenerator, InputSet
 
+from crystal_atomate.errors import InputError, UnknownNameError
 from crystal_atomate.io.basis import BasisSet
 from crystal_atomate.io.fort34 import check_structure
 from crystal_atomate.io.d12 import (
@@ -69,7 +70,7 @@ FUNCTIONAL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class InputSettingsError(ValueError):
+class InputSettingsError(InputError):
     """User settings that do not make a valid CRYSTAL input; the message names the key."""
 
 
@@ -273,6 +274,60 @@ class CrystalInputGenerator(InputGenerator):
         if not self.inherit_wavefunction:
             files.pop("fort.20", None)
         return files
+
+
+def check_functional(name: str) -> None:
+    """Refuse a functional that is not a preset before anything runs.
+
+    Raises
+    ------
+    UnknownNameError
+        Naming the closest preset (``B3LPY`` -> ``B3LYP``).
+    """
+    if name.upper() not in FUNCTIONAL_PRESETS:
+        raise UnknownNameError("functional", name, FUNCTIONAL_PRESETS)
+
+
+def check_input_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse unknown sections and keywords of ``user_input_settings`` before anything runs.
+
+    The generators find them too, but only when a job writes its deck: in a queue, hours later.
+    This looks at the names only; values are validated when the deck is written.
+
+    Parameters
+    ----------
+    settings
+        ``{"scf": {"maxcycle": 200}, ...}`` as a generator's ``user_input_settings``.
+
+    Raises
+    ------
+    UnknownNameError
+        Naming the unknown section or keyword and the closest valid one.
+    """
+    for section, value in settings.items():
+        if section not in SETTINGS_SECTIONS:
+            raise UnknownNameError("input settings section", section, SETTINGS_SECTIONS)
+        model = _SECTION_MODELS.get(section)
+        if model is not None and isinstance(value, Mapping):
+            _check_keys(model, value, section)
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``Dft``, ``Dft | None``), if there is one."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _check_keys(model: type[BaseModel], value: Mapping[str, Any], path: str) -> None:
+    for key, item in value.items():
+        field_info = model.model_fields.get(key)
+        if field_info is None:
+            raise UnknownNameError(f"{path} setting", key, model.model_fields)
+        nested = _submodel(field_info.annotation)
+        if nested is not None and isinstance(item, Mapping):
+            _check_keys(nested, item, f"{path}.{key}")
 
 
 def _functional_preset(name: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ __all__ = [
     "path_literal",
     "split_field",
     "validate_limit_skip",
+    "decode_document",
 ]
 
 DATETIME_TAG = "\x01datetime:"
@@ -224,6 +225,33 @@ def decode_scalar(value: str) -> Any:
     if value.startswith(FLOAT_TAG):
         return float(value[len(FLOAT_TAG) :])
     return value
+
+
+def _decode_tags(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _decode_tags(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_tags(v) for v in value]
+    if isinstance(value, str) and value.startswith("\x01"):
+        return decode_scalar(value)
+    return value
+
+
+def decode_document(text: str) -> Any:
+    """A stored document's JSON text back to Python, tagged scalars decoded.
+
+    Parameters
+    ----------
+    text
+        The ``doc`` column of a collection table.
+
+    Returns
+    -------
+    Any
+        The document; the tree is walked only when the text holds a tag (``\\u0001`` escaped).
+    """
+    value = json.loads(text)
+    return _decode_tags(value) if "\\u0001" in text else value
 
 
 @dataclass

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystal_atomate.stores.sqlite_store import _loads, docs_table
+from crystal_atomate.stores.query import decode_document, path_literal, split_field
 
 __all__ = [
     "SORT_COLUMNS",
@@ -25,6 +25,7 @@ __all__ = [
     "JobRow",
     "age",
     "change_token",
+    "has_document",
     "job_detail",
     "list_jobs",
     "open_readonly",
@@ -42,7 +43,9 @@ SORT_COLUMNS = {
     "created": "j.created_at",
 }
 _LINKS = "jobflow_job_links"
-_DOCS = docs_table("outputs")
+#: The collection table of jobflow's ``outputs`` (``sqlite_store.docs_table("outputs")``, which
+#: imports maggma to name it).
+_DOCS = "jobflow_docs_outputs"
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,13 @@ def list_jobs(
     limit: int | None = None,
 ) -> list[JobRow]:
     """Rows of the UI's ``jobs`` table, filtered by status and name text, sorted by a column
-    (jobs without a value for it last), newest first by default as the UI lists them."""
+    (jobs without a value for it last), newest first by default as the UI lists them.
+
+    The rows with a value and those without are two queries rather than one ``ORDER BY column
+    IS NULL, ...``: that expression matches no index, so SQLite sorted every row of the table to
+    return the first 50, where each query alone walks the column's index (``idx_jobs_created``
+    for the default sort) and stops after ``limit`` rows.
+    """
     tables = _tables(conn)
     if "jobs" not in tables:
         return []
@@ -136,16 +145,21 @@ def list_jobs(
     if name:
         clauses.append("j.name LIKE ?")
         params.append(f"%{name}%")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = "DESC" if descending else "ASC"
     workflow = _column(conn, "jobs", "workflow_id", "j")
     sort_sql = workflow if sort == "workflow" else SORT_COLUMNS[sort]
-    query = (
-        f"SELECT j.id, j.name, j.status, j.final_energy, {workflow}, "
-        f"j.created_at, {uuid_column} FROM jobs j {join} {where} "
-        f"ORDER BY {sort_sql} IS NULL, {sort_sql} {order}, j.id {order} LIMIT ?"
+    head = (
+        f"SELECT j.id, j.name, j.status, j.final_energy, {workflow}, j.created_at, {uuid_column} "
+        f"FROM jobs j {join} WHERE "
     )
-    rows = conn.execute(query, [*params, -1 if limit is None else limit]).fetchall()
+
+    def page(present: str, order_by: str, count: int | None) -> list[Any]:
+        query = f"{head}{' AND '.join([*clauses, present])} ORDER BY {order_by} LIMIT ?"
+        return conn.execute(query, [*params, -1 if count is None else count]).fetchall()
+
+    rows = page(f"{sort_sql} IS NOT NULL", f"{sort_sql} {order}, j.id {order}", limit)
+    if limit is None or len(rows) < limit:
+        rows += page(f"{sort_sql} IS NULL", f"j.id {order}", None if limit is None else limit - len(rows))
     return [JobRow(*row) for row in rows]
 
 
@@ -158,7 +172,21 @@ def task_documents(conn: sqlite3.Connection, uuid: str) -> list[dict[str, Any]]:
         "ORDER BY json_extract(doc, '$.\"index\"')",
         (uuid,),
     ).fetchall()
-    return [_loads(text) for (text,) in rows]
+    return [decode_document(text) for (text,) in rows]
+
+
+def has_document(conn: sqlite3.Connection, field: str, value: Any | None = None) -> bool:
+    """Whether some task document has the dotted ``field`` (equal to ``value`` when given).
+
+    Read-only, so a command can refuse a name that matches nothing (an unknown batch) without
+    opening the store for writing.
+    """
+    if _DOCS not in _tables(conn):
+        return False
+    path = path_literal(split_field(field))
+    test = "= ?" if value is not None else "IS NOT NULL"
+    query = f"SELECT 1 FROM {_DOCS} WHERE json_extract(doc, {path}) {test} LIMIT 1"
+    return conn.execute(query, () if value is None else (value,)).fetchone() is not None
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:

@@ -168,25 +168,20 @@ class RemoteProject:
 
 
 def _init_project(root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float) -> Path:
-    """``crystal-atomate remote init`` into the temporary projects folder (a real CLI call)."""
-    from typer.testing import CliRunner
+    """The project file ``crystal-atomate remote init`` writes, written by the same library calls
+    into the temporary projects folder."""
+    from crystal_atomate.engines.remote import project_config, runner_delays, write_project
 
-    from crystal_atomate.cli import app
-
-    args = [
-        "remote", "init", "--name", name,
-        "--db-dir", str(root / "db"),
-        "--ui-db", str(root / ".crystal_tui.db"),
-        "--work-dir", str(root / "work"),
-        "--base-dir", str(root / "base"),
-        "--runner-delay", str(runner_delay),
-    ]
-    for key, value in replay_env.items():
-        args += ["--env", f"{key}={value}"]
-    result = CliRunner().invoke(app, args, env=env)
-    if result.exit_code:
-        raise RuntimeError(f"crystal-atomate remote init failed:\n{result.output}")
-    return Path(env["JFREMOTE_PROJECTS_FOLDER"]) / f"{name}.yaml"
+    config = project_config(
+        name=name,
+        db_dir=root / "db",
+        ui_db_file=root / ".crystal_tui.db",
+        work_dir=root / "work",
+        base_dir=root / "base",
+        env=replay_env,
+        runner=runner_delays(runner_delay),
+    )
+    return write_project(config, folder=env["JFREMOTE_PROJECTS_FOLDER"])
 
 
 @contextmanager

@@ -168,21 +168,6 @@ def test_tutorial_outputs_are_the_recorded_values(tmp_path):
     assert png.stat().st_size > 20_000
 
 
-def test_cli_run_names_a_missing_structure_and_an_unknown_flow(tmp_path, ref_dir):
-    from typer.testing import CliRunner
-
-    from crystal_atomate.cli import app
-
-    missing = CliRunner().invoke(app, ["run", "static", str(tmp_path / "none.cif"), "--db", str(tmp_path / "x.db")])
-    assert missing.exit_code == 1 and "No structure file" in missing.output
-    cif = tmp_path / "mgo.cif"
-    from crystal_atomate.demo import mgo_structure
-
-    mgo_structure().to(filename=str(cif))
-    unknown = CliRunner().invoke(app, ["run", "magic", str(cif), "--db", str(tmp_path / "x.db")])
-    assert unknown.exit_code == 1 and "Unknown flow 'magic'" in unknown.output
-
-
 def test_eos_tutorial_refit_agrees_with_crystal(tmp_path, ref_dir):
     """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan as CRYSTAL's."""
     import importlib.util

@@ -22,7 +22,9 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
-from crystal_atomate.cli.flows import build_flow, load_structure, load_structure_with_origin
+from crystal_atomate.cli.flows import load_structure, load_structure_with_origin
+from crystal_atomate.errors import InputError
+from crystal_atomate.flows.registry import build_flow
 from crystal_atomate.demo import mgo_structure
 from crystal_atomate.highthroughput import (
     Batch,
@@ -175,8 +177,9 @@ def test_engines(db_file: Path, tmp_path: Path) -> None:
     store = CrystalMathJobStore(db_file)
 
     assert isinstance(make_engine("local", store, tmp_path), Engine)
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(InputError, match="unknown engine 'slurm'") as refused:
         make_engine("slurm", store)
+    assert refused.value.hint == "valid: aiida, aiida-daemon, fireworks, local, remote"
 
 
 @pytest.fixture
@@ -223,7 +226,7 @@ def test_run_accepts_a_material_id(
     assert origin.db_version == "2025.09.25"
     assert result.exit_code == 0, result.output
     assert "COMPLETED" in result.output and mp_server.hits(CORE) == 1
-    with pytest.raises(FileNotFoundError, match="nor a Materials Project id"):
+    with pytest.raises(InputError, match="nor a Materials Project id"):
         load_structure("no-such-file.cif")
 
 

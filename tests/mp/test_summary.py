@@ -128,4 +128,4 @@ def test_cli_summary(batch_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "mp-1265" in result.output and "mgo_4217" in result.output and "-275.44859114" in result.output
     assert all(path.stat().st_size > 0 for path in files.values())
     assert len(json.loads(files["--json"].read_text())) == 2
-    assert missing.exit_code == 1 and "No high-throughput jobs in batch no-such-batch" in missing.output
+    assert missing.exit_code == 2 and "error: no high-throughput jobs in batch 'no-such-batch'" in missing.output
