@@ -41,7 +41,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "check": LazyCommand("crystal_atomate.cli.check:check", "Check CRYSTAL input decks before they run."),
     "structures": LazyCommand(
-        "crystal_atomate.cli.structures:structures_app", "Structures from files and structure databases."
+        "crystal_atomate.cli.structures:app", "Structures from the Materials Project, OPTIMADE and MPContribs."
     ),
     "mp": LazyCommand(
         "crystal_atomate.cli.mp:mp_app", "Materials Project structures (key: MP_API_KEY), cached in the shared database."
