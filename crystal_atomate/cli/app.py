@@ -57,6 +57,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "aiida": LazyCommand(
         "crystal_atomate.cli.aiida:aiida_app", "Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs."
     ),
+    "cluster": LazyCommand(
+        "crystal_atomate.cli.clusters:cluster_app",
+        "A cluster (SSH + SLURM, from a cluster file or the UI) for FireWorks and jobflow-remote.",
+    ),
     "tui": LazyCommand(
         "crystal_atomate.cli.tui:tui", "A terminal job browser: the job list, a job's detail, live refresh (read-only)."
     ),

@@ -19,6 +19,7 @@ import yaml
 from crystal_atomate.stores.ui_clusters import UICluster
 
 __all__ = [
+    "add_remote_worker",
     "environment_command",
     "qadapter_config",
     "qlaunch_command",
@@ -191,3 +192,41 @@ def remote_worker_config(
     if max_jobs:
         worker["max_jobs"] = max_jobs
     return worker
+
+
+def add_remote_worker(
+    project: str | None,
+    cluster: UICluster,
+    work_dir: str,
+    *,
+    worker: str | None = None,
+    pre_run: str = "",
+) -> tuple[Path, str]:
+    """Add (or replace) ``cluster`` as a SLURM-over-SSH worker of a jobflow-remote project.
+
+    Parameters
+    ----------
+    project
+        The project's name in jobflow-remote's projects folder (None: its default project).
+    cluster
+        The cluster to submit to.
+    work_dir
+        Where jobs run on the cluster.
+    worker
+        The worker's name (default: the cluster's).
+    pre_run
+        Shell lines before each job.
+
+    Returns
+    -------
+    tuple[Path, str]
+        The project file written and the worker's name.
+    """
+    from jobflow_remote.config.base import RemoteWorker
+    from jobflow_remote.config.manager import ConfigManager
+
+    manager = ConfigManager()
+    name = worker or cluster.name
+    config = remote_worker_config(cluster, work_dir, pre_run=pre_run)
+    manager.set_worker(name, RemoteWorker(**config), project_name=project, replace=True)
+    return Path(manager.get_project_data(project).filepath), name

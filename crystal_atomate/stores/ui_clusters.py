@@ -16,13 +16,14 @@ from typing import Any
 
 import yaml
 
+from crystal_atomate.errors import InputError
 from crystal_atomate.stores.ui_queries import open_readonly
 
 __all__ = ["UICluster", "UIClusterMissing", "load_cluster_file", "read_ui_cluster"]
 
 
-class UIClusterMissing(LookupError):
-    """The UI's database has no cluster of that name (or no ``clusters`` table at all)."""
+class UIClusterMissing(InputError, LookupError):
+    """The UI's database has no cluster of that name (or no ``clusters`` table, or no file)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
     UIClusterMissing
         No such cluster; the message lists the ones there are.
     """
+    if not Path(db_file).is_file():
+        raise UIClusterMissing(f"no UI database at {db_file}", hint="pass the UI's .crystal_tui.db with --db")
     with closing(open_readonly(db_file)) as conn:
         conn.row_factory = _dict_row
         try:
@@ -115,16 +118,18 @@ def load_cluster_file(path: str | Path) -> UICluster:
 
     Raises
     ------
-    ValueError
-        A field is missing or unknown (named in the message).
+    InputError
+        The file is missing, or a field is missing or unknown (named in the message).
     """
+    if not Path(path).is_file():
+        raise InputError(f"no cluster file at {path}", hint="see stores/clusters/loopback-slurm.yaml")
     data = yaml.safe_load(Path(path).read_text()) or {}
     required = {"name", "type", "hostname", "username"}
     known = required | {"port", "key_file", "slurm", "cry23_root", "setup_commands"}
     if missing := sorted(required - set(data)):
-        raise ValueError(f"{path}: missing {', '.join(missing)}")
+        raise InputError(f"{path}: missing {', '.join(missing)}")
     if unknown := sorted(set(data) - known):
-        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise InputError(f"{path}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     return UICluster(
         name=data["name"],
         kind=data["type"],
