@@ -351,6 +351,7 @@ class _Commands:
         records = self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]]
         record = records.find_one({"_id": session})
         if record is not None and record["txnNumber"] == txn_number:
+            LOG.info("retried %s (txnNumber %d) was applied before: answered from its record", name, txn_number)
             return record["reply"]
         if record is not None and record["txnNumber"] > txn_number:
             return _error(
