@@ -282,7 +282,8 @@ def _documents_by_id(collection: Any, projection: Document | None) -> Callable[[
     """Fetch documents of ``collection`` by ``_id`` in the given order, projected (litemongo's own
     projection, with ``_id`` kept for the ordering and removed again if the projection drops it)."""
     drops_id = bool(projection) and not projection.get("_id", True)
-    fetch_projection = {**projection, "_id": 1} if projection else None
+    others = {key: value for key, value in (projection or {}).items() if key != "_id"}
+    fetch_projection = {**others, "_id": 1} if others else None
 
     def fetch(ids: list[Any]) -> list[Document]:
         found = {
@@ -361,7 +362,7 @@ class _Commands:
             )
         reply = self._execute(handler, db_name, name, command)
         if reply["ok"]:
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             entry = {"txnNumber": Int64(txn_number), "reply": reply, "lastWriteDate": now}
             records.replace_one({"_id": session}, entry, upsert=True)
         return reply
@@ -370,7 +371,7 @@ class _Commands:
         """Drop the retry records of sessions idle longer than their timeout (on start-up: no
         client retries a write that old)."""
         horizon = datetime.timedelta(minutes=_SESSION_TIMEOUT_MINUTES)
-        cutoff = datetime.datetime.now(datetime.timezone.utc) - horizon
+        cutoff = datetime.datetime.now(datetime.UTC) - horizon
         self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many({"lastWriteDate": {"$lt": cutoff}})
 
     def _open_cursor(self, cursor: _Cursor, batch_size: int, single: bool) -> Document:
@@ -404,7 +405,7 @@ class _Commands:
             "maxBsonObjectSize": _MAX_BSON_SIZE,
             "maxMessageSizeBytes": _MAX_MESSAGE_SIZE,
             "maxWriteBatchSize": 100_000,
-            "localTime": datetime.datetime.now(datetime.timezone.utc),
+            "localTime": datetime.datetime.now(datetime.UTC),
             "minWireVersion": 0,
             "maxWireVersion": _WIRE_VERSION,
             "readOnly": False,

@@ -305,9 +305,9 @@ def test_clients_get_sessions_and_retryable_writes_but_no_transactions(db_dir: P
         description = client.topology_description.server_descriptions()
         (server,) = description.values()
         assert server.retryable_writes_supported and server.logical_session_timeout_minutes == 30
-        with client.start_session() as session, pytest.raises(OperationFailure, match="transactions"):
-            with session.start_transaction():
-                client.queue.aux.find_one({}, session=session)
+        refused = pytest.raises(OperationFailure, match="transactions")
+        with client.start_session() as session, refused, session.start_transaction():
+            client.queue.aux.find_one({}, session=session)
         assert client.queue.aux.count_documents({}) == 1
 
 
@@ -340,3 +340,4 @@ def test_a_large_find_streams_in_batches_without_holding_the_result(db_dir: Path
 
         projected = list(items.find({"i": {"$lt": 3}}, {"_id": 0, "i": 1}).sort("i", -1))
         assert projected == [{"i": 2}, {"i": 1}, {"i": 0}]
+        assert items.find_one({"i": 7}, {"_id": 0}) == {"i": 7, "payload": payload}
