@@ -89,8 +89,8 @@ _WIRE_VERSION = 17
 _SERVER_VERSION = "6.0.0"
 # Hello says "mongos" with logical sessions: the one topology pymongo retries writes on besides a
 # replica set (which would make clients look for the set's other members). A write interrupted by
-# a server kill is then sent again once the server is back, and answered from ``config.transactions``
-# if it had been applied.
+# a server kill is then sent again once the server is back, and answered from
+# ``config.transactions`` if it had been applied.
 _SESSION_TIMEOUT_MINUTES = 30
 _CURSOR_TIMEOUT_SECONDS = 600
 _TRANSACTIONS = ("config", "transactions")
@@ -236,7 +236,9 @@ class _Cursor:
     mongomock, are their own keys).
     """
 
-    def __init__(self, ns: str, pending: Iterator[Any], fetch: Callable[[list[Any]], list[Document]]):
+    def __init__(
+        self, ns: str, pending: Iterator[Any], fetch: Callable[[list[Any]], list[Document]]
+    ) -> None:
         self.ns = ns
         self._pending = pending
         self._fetch = fetch
@@ -278,7 +280,9 @@ class _Cursor:
         return False
 
 
-def _documents_by_id(collection: Any, projection: Document | None) -> Callable[[list[Any]], list[Document]]:
+def _documents_by_id(
+    collection: Any, projection: Document | None
+) -> Callable[[list[Any]], list[Document]]:
     """Fetch documents of ``collection`` by ``_id`` in the given order, projected (litemongo's own
     projection, with ``_id`` kept for the ordering and removed again if the projection drops it)."""
     drops_id = bool(projection) and not projection.get("_id", True)
@@ -324,7 +328,9 @@ class _Commands:
         if handler is None:
             return _error(f"no such command: '{name}'", 59, "CommandNotFound")
         if "startTransaction" in command or "autocommit" in command:
-            return _error("the embedded database has no multi-document transactions", 20, "IllegalOperation")
+            return _error(
+                "the embedded database has no multi-document transactions", 20, "IllegalOperation"
+            )
         session, txn_number = command.get("lsid"), command.get("txnNumber")
         if session is not None and txn_number is not None:
             return self._retryable(session["id"], int(txn_number), handler, db_name, name, command)
@@ -344,7 +350,13 @@ class _Commands:
             return _error(f"{type(exc).__name__}: {exc}", 1, "InternalError")
 
     def _retryable(
-        self, session: Any, txn_number: int, handler: Handler, db_name: str, name: str, command: Document
+        self,
+        session: Any,
+        txn_number: int,
+        handler: Handler,
+        db_name: str,
+        name: str,
+        command: Document,
     ) -> Document:
         """Run a retryable write once per (session, transaction number), as MongoDB does: a retry
         of a write already applied gets the recorded reply. The record commits just after the
@@ -352,7 +364,11 @@ class _Commands:
         records = self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]]
         record = records.find_one({"_id": session})
         if record is not None and record["txnNumber"] == txn_number:
-            LOG.info("retried %s (txnNumber %d) was applied before: answered from its record", name, txn_number)
+            LOG.info(
+                "retried %s (txnNumber %d) was applied before: answered from its record",
+                name,
+                txn_number,
+            )
             return record["reply"]
         if record is not None and record["txnNumber"] > txn_number:
             return _error(
@@ -372,7 +388,9 @@ class _Commands:
         client retries a write that old)."""
         horizon = datetime.timedelta(minutes=_SESSION_TIMEOUT_MINUTES)
         cutoff = datetime.datetime.now(datetime.UTC) - horizon
-        self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many({"lastWriteDate": {"$lt": cutoff}})
+        self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many(
+            {"lastWriteDate": {"$lt": cutoff}}
+        )
 
     def _open_cursor(self, cursor: _Cursor, batch_size: int, single: bool) -> Document:
         """Answer a command that returns a cursor: the first batch (at most ``batch_size``, by

@@ -85,7 +85,9 @@ def _workflow(runs_log: Path, width: int, sleep: float) -> Workflow:
     """A root, ``width`` parallel Fireworks and a last one: every completion takes the workflow lock."""
 
     def firework(name: str) -> Firework:
-        return Firework(ScriptTask.from_str(f"sleep {sleep:g}; echo {name} >> {runs_log}"), name=name)
+        return Firework(
+            ScriptTask.from_str(f"sleep {sleep:g}; echo {name} >> {runs_log}"), name=name
+        )
 
     root, last = firework("root"), firework("last")
     middle = [firework(f"fw{i}") for i in range(width)]
@@ -150,7 +152,9 @@ def kill_trial(
     launchpad.add_wf(_workflow(runs_log, width, sleep))
     processes = start_launchers(launchers, launchpad_file(db_dir=db_dir), launch_dir)
     try:
-        _wait(lambda: _completed(db_dir) >= kill_after, timeout, f"{kill_after} completed Fireworks")
+        _wait(
+            lambda: _completed(db_dir) >= kill_after, timeout, f"{kill_after} completed Fireworks"
+        )
         completed_at_kill = _completed(db_dir)
         pid = server_pid(db_dir)
         if pid is None:
@@ -173,7 +177,9 @@ def kill_trial(
                 process.wait(timeout=10)
     with connect(db_dir) as client:
         database = client[_DATABASE]
-        states = collections.Counter(doc["state"] for doc in database.fireworks.find({}, {"state": 1}))
+        states = collections.Counter(
+            doc["state"] for doc in database.fireworks.find({}, {"state": 1})
+        )
         locked = database.workflows.count_documents({"locked": {"$exists": True}})
     runs = collections.Counter(runs_log.read_text().split()) if runs_log.exists() else {}
     logs = "\n".join(log.read_text()[-3000:] for log in sorted(launch_dir.glob("launcher-*.log")))

@@ -239,7 +239,9 @@ def test_server_killed_under_load_comes_back_to_a_state_fireworks_recovers_from(
         result = kill_trial(tmp_path, width=8, launchers=3, pause=1.0, kill_after=2)
     finally:
         stop_server(tmp_path / "db")
-    assert result.completed_at_kill < 10, "the kill came after the work was done, so nothing was tested"
+    assert result.completed_at_kill < 10, (
+        "the kill came after the work was done, so nothing was tested"
+    )
     assert result.states == {"COMPLETED": 10}, result.logs
     assert result.runs == {name: 1 for name in ["root", "last", *(f"fw{i}" for i in range(8))]}
     assert result.locked == 0
@@ -276,10 +278,18 @@ def test_a_retried_write_is_applied_once_also_across_a_server_restart(db_dir: Pa
         client.queue.jobs.insert_one({"_id": 1, "state": "READY", "claims": 0})
 
     def claim(txn_number: int) -> dict:
-        return _op_msg(db_dir, {
-            "findAndModify": "jobs", "query": {"_id": 1}, "update": {"$inc": {"claims": 1}},
-            "new": True, "lsid": session, "txnNumber": Int64(txn_number), "$db": "queue",
-        })
+        return _op_msg(
+            db_dir,
+            {
+                "findAndModify": "jobs",
+                "query": {"_id": 1},
+                "update": {"$inc": {"claims": 1}},
+                "new": True,
+                "lsid": session,
+                "txnNumber": Int64(txn_number),
+                "$db": "queue",
+            },
+        )
 
     first = claim(1)
     assert first["ok"] == 1.0 and first["value"]["claims"] == 1
@@ -336,7 +346,9 @@ def test_a_large_find_streams_in_batches_without_holding_the_result(db_dir: Path
         assert sorted(seen) == list(range(n_docs)) and len(set(seen)) == n_docs
         growth_mib = (_peak_rss_kib(server_pid(db_dir)) - before) / 1024
         # Holding the result (as before streaming) grew it by 16 MiB; its ids and a batch take ~1-5.
-        assert growth_mib < 8, f"the server's peak memory grew by {growth_mib:.1f} MiB for a 12 MB result"
+        assert growth_mib < 8, (
+            f"the server's peak memory grew by {growth_mib:.1f} MiB for a 12 MB result"
+        )
 
         projected = list(items.find({"i": {"$lt": 3}}, {"_id": 0, "i": 1}).sort("i", -1))
         assert projected == [{"i": 2}, {"i": 1}, {"i": 0}]
