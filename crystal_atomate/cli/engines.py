@@ -174,9 +174,9 @@ def remote_init(
     runner_delay: float = typer.Option(None, help="Seconds between the runner's polls."),
     max_jobs: int = typer.Option(None, help="Jobs the local worker runs at once."),
     warm: bool = typer.Option(
-        True,
+        False,
         "--warm-executor/--plain-executor",
-        help="Fork jobs from a warm server, or run each in a fresh `jf execution run`.",
+        help="Opt in: fork jobs from a warm server instead of a fresh `jf execution run` each.",
     ),
     force: bool = typer.Option(False, help="Replace an existing project file."),
 ) -> None:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from urllib.parse import quote
 import bson
 import litemongo
 from bson.int64 import Int64
-from litemongo._vendor.mongomock.filtering import filter_applies
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure
 
@@ -54,6 +53,7 @@ __all__ = [
     "is_running",
     "mongodb_uri",
     "serve",
+    "server_pid",
     "socket_path",
     "stop_server",
 ]
@@ -79,11 +79,21 @@ _HEADER = struct.Struct("<iiii")
 _MAX_BSON_SIZE = 16 * 1024 * 1024
 _MAX_MESSAGE_SIZE = 48_000_000
 _BATCH_BYTES = 8 * 1024 * 1024
-# MongoDB 6.0: new enough for every pymongo 4 feature our engines use. Hello carries neither
-# logicalSessionTimeoutMinutes nor topologyVersion, so clients use no sessions (so no transactions,
-# no retryable writes) and poll rather than stream server monitoring.
+# MongoDB's default first batch: a large result comes in getMore batches, never in one reply.
+_FIRST_BATCH = 101
+# Documents fetched per round trip to SQLite while a cursor is filled.
+_FETCH_CHUNK = 500
+# MongoDB 6.0: new enough for every pymongo 4 feature our engines use. Hello carries no
+# topologyVersion, so clients poll rather than stream server monitoring.
 _WIRE_VERSION = 17
 _SERVER_VERSION = "6.0.0"
+# Hello says "mongos" with logical sessions: the one topology pymongo retries writes on besides a
+# replica set (which would make clients look for the set's other members). A write interrupted by
+# a server kill is then sent again once the server is back, and answered from
+# ``config.transactions`` if it had been applied.
+_SESSION_TIMEOUT_MINUTES = 30
+_CURSOR_TIMEOUT_SECONDS = 600
+_TRANSACTIONS = ("config", "transactions")
 
 Document = dict[str, Any]
 
@@ -157,7 +167,7 @@ def stop_server(db_dir: str | Path, timeout: float = 20.0) -> bool:
 
     Returns False if no server was running."""
     db_dir = Path(db_dir).expanduser().absolute()
-    pid = _server_pid(db_dir)
+    pid = server_pid(db_dir)
     if pid is None:
         return False
     try:
@@ -166,7 +176,7 @@ def stop_server(db_dir: str | Path, timeout: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _server_pid(db_dir) is None:
+        if server_pid(db_dir) is None:
             return True
         time.sleep(0.05)
     raise EmbeddedDatabaseError(f"embedded database server {pid} for {db_dir} did not stop")
@@ -178,9 +188,9 @@ def connect(db_dir: str | Path, **client_kwargs: Any) -> MongoClient:
     return MongoClient(ensure_server(db_dir), **client_kwargs)
 
 
-def _server_pid(db_dir: Path) -> int | None:
-    """The pid of the process holding ``db_dir``'s lock, or None if the lock is free."""
-    return lock_holder(str(db_dir / _LOCK_NAME))
+def server_pid(db_dir: str | Path) -> int | None:
+    """The pid of the server of ``db_dir`` (the process holding its lock), or None if none runs."""
+    return lock_holder(str(Path(db_dir).expanduser().absolute() / _LOCK_NAME))
 
 
 # --------------------------------------------------------------------------- commands
@@ -198,17 +208,6 @@ def _sort_spec(sort: Document | None) -> list[tuple[str, Any]] | None:
     return list(sort.items()) if sort else None
 
 
-def _split_batch(docs: list[Document], batch_size: int) -> tuple[list[Document], list[Document]]:
-    """Cut the first batch: at most ``batch_size`` documents (0: no limit) and about 8 MiB."""
-    limit = batch_size or len(docs)
-    size = 0
-    for count, doc in enumerate(docs[:limit]):
-        size += len(bson.encode(doc))
-        if size > _BATCH_BYTES and count:
-            return docs[:count], docs[count:]
-    return docs[:limit], docs[limit:]
-
-
 def _write_reply(n: int, errors: list[Document], **extra: Any) -> Document:
     reply: Document = {"n": n, **extra}
     if errors:
@@ -224,16 +223,101 @@ def _write_error(index: int, exc: Exception) -> Document:
 Handler = Callable[["_Commands", Any, Any, Document], Document]
 
 
+def _id_key(value: Any) -> bytes:
+    """A hashable key for any ``_id`` (an embedded document too)."""
+    return bson.encode({"_id": value})
+
+
+class _Cursor:
+    """An open cursor: a key for every result still to send, turned into documents on demand.
+
+    A find's keys are the results' ``_id``, so a find over a large collection holds a few bytes
+    per result between batches instead of every document (``aggregate`` results, computed whole by
+    mongomock, are their own keys).
+    """
+
+    def __init__(
+        self, ns: str, pending: Iterator[Any], fetch: Callable[[list[Any]], list[Document]]
+    ) -> None:
+        self.ns = ns
+        self._pending = pending
+        self._fetch = fetch
+        self._next: list[Any] = []
+        self.last_use = time.monotonic()
+
+    def batch(self, size: int) -> list[Document]:
+        """Up to ``size`` results (0: as many as fit in about 8 MiB)."""
+        self.last_use = time.monotonic()
+        batch: list[Document] = []
+        used = 0
+        while not size or len(batch) < size:
+            want = min(_FETCH_CHUNK, size - len(batch)) if size else _FETCH_CHUNK
+            docs = self._take(want)
+            if not docs:
+                break
+            for position, doc in enumerate(docs):
+                used += len(bson.encode(doc))
+                if used > _BATCH_BYTES and batch:
+                    self._next = docs[position:] + self._next
+                    return batch
+                batch.append(doc)
+        return batch
+
+    def _take(self, count: int) -> list[Document]:
+        ready, self._next = self._next[:count], self._next[count:]
+        keys = list(itertools.islice(self._pending, count - len(ready)))
+        return ready + (self._fetch(keys) if keys else [])
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every result has been sent."""
+        if self._next:
+            return False
+        following = list(itertools.islice(self._pending, 1))
+        if not following:
+            return True
+        self._pending = itertools.chain(following, self._pending)
+        return False
+
+
+def _documents_by_id(
+    collection: Any, projection: Document | None
+) -> Callable[[list[Any]], list[Document]]:
+    """Fetch documents of ``collection`` by ``_id`` in the given order, projected (litemongo's own
+    projection, with ``_id`` kept for the ordering and removed again if the projection drops it)."""
+    drops_id = bool(projection) and not projection.get("_id", True)
+    others = {key: value for key, value in (projection or {}).items() if key != "_id"}
+    fetch_projection = {**others, "_id": 1} if others else None
+
+    def fetch(ids: list[Any]) -> list[Document]:
+        found = {
+            _id_key(doc["_id"]): doc
+            for doc in collection.find({"_id": {"$in": ids}}, fetch_projection)
+        }
+        docs = [found[key] for key in map(_id_key, ids) if key in found]
+        if drops_id:
+            for doc in docs:
+                doc.pop("_id", None)
+        return docs
+
+    return fetch
+
+
 class _Commands:
     """MongoDB commands executed on litemongo (mongomock's query engine over SQLite files).
 
     Only one thread ever calls :meth:`run`, so each command is atomic with respect to every client.
+    A retryable write (one carrying ``lsid`` and ``txnNumber``) is recorded with its reply in
+    ``config.transactions``; the same write sent again after a lost connection gets that reply
+    instead of being applied twice.
     """
 
     def __init__(self, data_dir: Path) -> None:
         self._client = litemongo.connect(str(data_dir))
-        self._cursors: dict[int, tuple[str, list[Document]]] = {}
+        self._scratch = litemongo.connect("embedded-db-scratch?engine=memory")
+        self._cursors: dict[int, _Cursor] = {}
         self._cursor_ids = itertools.count(1)
+        self._forget_old_sessions()
 
     def close(self) -> None:
         self._client.close()
@@ -243,6 +327,16 @@ class _Commands:
         handler = _HANDLERS.get(name.lower())
         if handler is None:
             return _error(f"no such command: '{name}'", 59, "CommandNotFound")
+        if "startTransaction" in command or "autocommit" in command:
+            return _error(
+                "the embedded database has no multi-document transactions", 20, "IllegalOperation"
+            )
+        session, txn_number = command.get("lsid"), command.get("txnNumber")
+        if session is not None and txn_number is not None:
+            return self._retryable(session["id"], int(txn_number), handler, db_name, name, command)
+        return self._execute(handler, db_name, name, command)
+
+    def _execute(self, handler: Handler, db_name: str, name: str, command: Document) -> Document:
         try:
             return {**handler(self, self._client[db_name], command[name], command), "ok": 1.0}
         except DuplicateKeyError as exc:
@@ -255,13 +349,69 @@ class _Commands:
             LOG.exception("command %s failed", name)
             return _error(f"{type(exc).__name__}: {exc}", 1, "InternalError")
 
-    def _cursor(self, ns: str, docs: list[Document], batch_size: int, single: bool) -> Document:
-        batch, rest = _split_batch(docs, batch_size)
+    def _retryable(
+        self,
+        session: Any,
+        txn_number: int,
+        handler: Handler,
+        db_name: str,
+        name: str,
+        command: Document,
+    ) -> Document:
+        """Run a retryable write once per (session, transaction number), as MongoDB does: a retry
+        of a write already applied gets the recorded reply. The record commits just after the
+        write; a server killed between the two commits applies the retried write again."""
+        records = self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]]
+        record = records.find_one({"_id": session})
+        if record is not None and record["txnNumber"] == txn_number:
+            LOG.info(
+                "retried %s (txnNumber %d) was applied before: answered from its record",
+                name,
+                txn_number,
+            )
+            return record["reply"]
+        if record is not None and record["txnNumber"] > txn_number:
+            return _error(
+                f"txnNumber {txn_number} is older than the session's {record['txnNumber']}",
+                225,
+                "TransactionTooOld",
+            )
+        reply = self._execute(handler, db_name, name, command)
+        if reply["ok"]:
+            now = datetime.datetime.now(datetime.UTC)
+            entry = {"txnNumber": Int64(txn_number), "reply": reply, "lastWriteDate": now}
+            records.replace_one({"_id": session}, entry, upsert=True)
+        return reply
+
+    def _forget_old_sessions(self) -> None:
+        """Drop the retry records of sessions idle longer than their timeout (on start-up: no
+        client retries a write that old)."""
+        horizon = datetime.timedelta(minutes=_SESSION_TIMEOUT_MINUTES)
+        cutoff = datetime.datetime.now(datetime.UTC) - horizon
+        self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many(
+            {"lastWriteDate": {"$lt": cutoff}}
+        )
+
+    def _open_cursor(self, cursor: _Cursor, batch_size: int, single: bool) -> Document:
+        """Answer a command that returns a cursor: the first batch (at most ``batch_size``, by
+        default MongoDB's 101 documents), the rest left for ``getMore``."""
+        self._expire_cursors()
+        batch = cursor.batch(batch_size or _FIRST_BATCH)
         cursor_id = 0
-        if rest and not single:
+        if not single and not cursor.exhausted:
             cursor_id = next(self._cursor_ids)
-            self._cursors[cursor_id] = (ns, rest)
-        return {"cursor": {"id": Int64(cursor_id), "ns": ns, "firstBatch": batch}}
+            self._cursors[cursor_id] = cursor
+        return {"cursor": {"id": Int64(cursor_id), "ns": cursor.ns, "firstBatch": batch}}
+
+    def _expire_cursors(self) -> None:
+        """Forget cursors nobody asked for in 10 minutes (MongoDB's idle cursor timeout)."""
+        cutoff = time.monotonic() - _CURSOR_TIMEOUT_SECONDS
+        for cursor_id in [key for key, cursor in self._cursors.items() if cursor.last_use < cutoff]:
+            del self._cursors[cursor_id]
+
+    def _cursor(self, ns: str, docs: list[Document], batch_size: int, single: bool) -> Document:
+        """A cursor over documents already computed (aggregations, listings)."""
+        return self._open_cursor(_Cursor(ns, iter(docs), list), batch_size, single)
 
     # handshake and administration
 
@@ -273,10 +423,12 @@ class _Commands:
             "maxBsonObjectSize": _MAX_BSON_SIZE,
             "maxMessageSizeBytes": _MAX_MESSAGE_SIZE,
             "maxWriteBatchSize": 100_000,
-            "localTime": datetime.datetime.now(datetime.timezone.utc),
+            "localTime": datetime.datetime.now(datetime.UTC),
             "minWireVersion": 0,
             "maxWireVersion": _WIRE_VERSION,
             "readOnly": False,
+            "msg": "isdbgrid",
+            "logicalSessionTimeoutMinutes": _SESSION_TIMEOUT_MINUTES,
         }
 
     def build_info(self, db: Any, target: Any, command: Document) -> Document:
@@ -304,10 +456,19 @@ class _Commands:
             {"name": name, "type": "collection", "options": {}, "info": {"readOnly": False}}
             for name in db.list_collection_names()
         ]
-        query = command.get("filter") or {}
-        entries = [entry for entry in entries if filter_applies(query, entry)]
+        entries = self._matching(entries, command.get("filter") or {})
         ns = f"{db.name}.$cmd.listCollections"
         return self._cursor(ns, entries, 0, single=True)
+
+    def _matching(self, entries: list[Document], query: Document) -> list[Document]:
+        """The ``entries`` matching ``query``, by the same query engine as the data."""
+        if not query:
+            return entries
+        scratch = self._scratch.listing.entries
+        scratch.delete_many({})
+        scratch.insert_many([{"_id": position, **entry} for position, entry in enumerate(entries)])
+        matched = [doc["_id"] for doc in scratch.find(query, {"_id": 1}, sort=[("_id", 1)])]
+        return [entries[position] for position in matched]
 
     def create(self, db: Any, target: str, command: Document) -> Document:
         db.create_collection(target)
@@ -361,18 +522,23 @@ class _Commands:
     # reads
 
     def find(self, db: Any, target: str, command: Document) -> Document:
+        """Select the ``_id`` of every result now, fetch the documents batch by batch: memory held
+        for a large result is its ids, not its documents."""
         limit = command.get("limit", 0)
-        docs = list(
-            db[target].find(
-                command.get("filter") or {},
-                command.get("projection") or None,
-                skip=command.get("skip", 0),
-                limit=abs(limit),
-                sort=_sort_spec(command.get("sort")),
-            )
+        collection = db[target]
+        ids = collection.find(
+            command.get("filter") or {},
+            {"_id": 1},
+            skip=command.get("skip", 0),
+            limit=abs(limit),
+            sort=_sort_spec(command.get("sort")),
+        )
+        pending = (doc["_id"] for doc in ids)
+        cursor = _Cursor(
+            f"{db.name}.{target}", pending, _documents_by_id(collection, command.get("projection"))
         )
         single = bool(command.get("singleBatch")) or limit < 0
-        return self._cursor(f"{db.name}.{target}", docs, command.get("batchSize", 0), single)
+        return self._open_cursor(cursor, command.get("batchSize", 0), single)
 
     def aggregate(self, db: Any, target: Any, command: Document) -> Document:
         if not isinstance(target, str):
@@ -383,14 +549,14 @@ class _Commands:
 
     def get_more(self, db: Any, target: Any, command: Document) -> Document:
         cursor_id = int(target)
-        if cursor_id not in self._cursors:
+        cursor = self._cursors.pop(cursor_id, None)
+        if cursor is None:
             raise OperationFailure(f"cursor id {cursor_id} not found", 43)
-        ns, docs = self._cursors.pop(cursor_id)
-        batch, rest = _split_batch(docs, command.get("batchSize", 0))
-        if rest:
-            self._cursors[cursor_id] = (ns, rest)
-        reply_id = cursor_id if rest else 0
-        return {"cursor": {"id": Int64(reply_id), "ns": ns, "nextBatch": batch}}
+        batch = cursor.batch(command.get("batchSize", 0))
+        reply_id = 0 if cursor.exhausted else cursor_id
+        if reply_id:
+            self._cursors[cursor_id] = cursor
+        return {"cursor": {"id": Int64(reply_id), "ns": cursor.ns, "nextBatch": batch}}
 
     def kill_cursors(self, db: Any, target: Any, command: Document) -> Document:
         ids = [int(cursor_id) for cursor_id in command.get("cursors", [])]

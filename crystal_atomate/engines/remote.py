@@ -10,9 +10,11 @@ The project (:func:`project_config`, written by ``crystal-atomate remote init``)
   other ``@class`` is read as a ``type:`` spec), so the section is a ``JobStore`` over the very
   ``SQLiteStore`` pair ``CrystalMathJobStore`` builds, not a copy or a mirror of it;
 * a local shell worker, and an exec config (``crystal``) exporting the CRYSTAL commands. The
-  worker runs jobs with the warm executor (:mod:`crystal_atomate.engines.remote_exec`): forked
-  from a server that imported jobflow-remote and crystal_atomate once, instead of
-  ``jf -fe execution run`` paying those imports (seconds) for every job.
+  worker runs each job with jobflow-remote's own ``jf -fe execution run``. The warm executor
+  (:mod:`crystal_atomate.engines.remote_exec`: jobs forked from a server that imported
+  jobflow-remote and crystal_atomate once) is opt-in (``warm_executor=True``, ``remote init
+  --warm-executor``): it saves the seconds of imports per job, noise beside a real CRYSTAL run,
+  at the price of a long-lived process whose limits and state the jobs inherit.
 
 The UI's table follows a job as far as jobflow-remote lets an outsider see it: QUEUED at
 submission (:func:`submit_flows`), COMPLETED or FAILED when the runner stores the job document,
@@ -144,12 +146,13 @@ def project_config(
     env: Mapping[str, str] | None = None,
     runner: Mapping[str, float] | None = None,
     max_jobs: int | None = None,
-    warm_executor: bool = True,
+    warm_executor: bool = False,
 ) -> dict[str, Any]:
     """A jobflow-remote project for crystal_atomate on this machine (see the module docstring).
 
     ``max_jobs`` bounds how many jobs the local worker runs at once (None: no bound).
-    ``warm_executor=False`` keeps jobflow-remote's own ``jf -fe execution run {}`` for each job.
+    ``warm_executor=True`` opts in to the warm executor; by default the worker keeps
+    jobflow-remote's own ``jf -fe execution run {}`` for each job.
     """
     worker: dict[str, Any] = {
         "type": "local",

@@ -35,7 +35,7 @@ __all__ = [
     "LAUNCH_TIMEOUT",
     "REMOTE_PROJECT",
     "RemoteProject",
-    "embedded_launchpad",
+    "fresh_launchpad",
     "remote_project",
     "run_launchers",
     "wait_for_runner",
@@ -48,8 +48,10 @@ REMOTE_PROJECT = "crystal_atomate_test"
 
 
 @contextmanager
-def embedded_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
-    """An empty LaunchPad on the embedded database in ``db_dir``; its server is stopped on exit."""
+def fresh_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
+    """An empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first); its
+    server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
+    (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath)."""
     launchpad = open_launchpad(db_dir=db_dir)
     try:
         launchpad.reset("", require_password=False)

@@ -39,7 +39,7 @@ from crystal_atomate.engines.fireworks import add_flows, launchpad_file, write_f
 from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.ui_queries import list_jobs
-from crystal_atomate.testing.engines import embedded_launchpad, remote_project, run_launchers
+from crystal_atomate.testing.engines import fresh_launchpad, remote_project, run_launchers
 from crystal_atomate.testing.recipes import EOS_REPLAY, eos_flow
 from crystal_atomate.testing.replay_setup import use_replay
 
@@ -153,7 +153,7 @@ def local_store(tmp_path_factory: pytest.TempPathFactory) -> CrystalMathJobStore
 def fireworks_store(tmp_path_factory: pytest.TempPathFactory) -> CrystalMathJobStore:
     root = tmp_path_factory.mktemp("parity_fireworks")
     store = CrystalMathJobStore(root / ".crystal_tui.db")
-    with embedded_launchpad(root / "db") as launchpad:
+    with fresh_launchpad(root / "db") as launchpad:
         add_flows(_flows(), launchpad, store)
         env = use_replay(PLAN, root / "replay")
         fworker = write_fworker_yaml(root / "my_fworker.yaml")

@@ -23,7 +23,7 @@ from crystal_atomate.engines.embedded_db import stop_server
 from crystal_atomate.engines.fireworks import add_flows, launchpad_file, write_fworker_yaml
 from crystal_atomate.engines.remote import project_config, submit_flows, write_project
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from crystal_atomate.testing.engines import RemoteProject, embedded_launchpad
+from crystal_atomate.testing.engines import RemoteProject, fresh_launchpad
 from crystal_atomate.testing.hpc import (
     ClusterUnavailable,
     LoopbackCluster,
@@ -80,7 +80,7 @@ def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Pat
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     env = {**os.environ, **use_replay(PLAN, tmp_path / "replay")}
     db_dir = tmp_path / "db"
-    with embedded_launchpad(db_dir) as launchpad:
+    with fresh_launchpad(db_dir) as launchpad:
         add_flows([relax_static_flow()], launchpad, store)
         lp_yaml = launchpad_file(db_dir=db_dir)
         fworker = write_fworker_yaml(tmp_path / "my_fworker.yaml")

@@ -6,23 +6,32 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import bson
 import pytest
+from bson.int64 import Int64
 from fireworks import Firework, LaunchPad, ScriptTask, Workflow
+from pymongo.errors import OperationFailure
 
 from crystal_atomate.engines.embedded_db import (
     connect,
     ensure_server,
     is_running,
     mongodb_uri,
+    server_pid,
+    socket_path,
     stop_server,
 )
 from crystal_atomate.engines.fireworks_launchpad import embedded_launchpad, write_launchpad_yaml
+from crystal_atomate.testing.server_kills import kill_trial
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -217,9 +226,130 @@ def test_killed_launcher_keeps_finished_work_and_lost_run_is_rerun(
     assert launchpad.get_wf_summary_dict(slow_id)["state"] == "COMPLETED"
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("trial", [1, 2])
+def test_server_killed_under_load_comes_back_to_a_state_fireworks_recovers_from(
+    tmp_path: Path, trial: int
+) -> None:
+    """SIGKILL the server while three launchers work a fan-out/fan-in workflow, restart it on the
+    same database after a pause: the launchers carry on by themselves, every Firework ends
+    COMPLETED with its script run once, and no workflow stays locked (before retryable writes:
+    launchers crashed on AutoReconnect, leaving Fireworks FIZZLED or WAITING, 0 of 3 trials clean)."""
+    try:
+        result = kill_trial(tmp_path, width=8, launchers=3, pause=1.0, kill_after=2)
+    finally:
+        stop_server(tmp_path / "db")
+    assert result.completed_at_kill < 10, (
+        "the kill came after the work was done, so nothing was tested"
+    )
+    assert result.states == {"COMPLETED": 10}, result.logs
+    assert result.runs == {name: 1 for name in ["root", "last", *(f"fw{i}" for i in range(8))]}
+    assert result.locked == 0
+    assert result.launcher_codes == [0, 0, 0], result.logs
+    assert result.clean
+
+
 def test_example_launchpad_files_load() -> None:
     embedded = LaunchPad.from_file(str(EXAMPLES / "my_launchpad.yaml"))
     assert embedded.host == mongodb_uri("/home/user/.crystal_atomate/fireworks")
     assert embedded.uri_mode and embedded.name == "fireworks"
     mongodb = LaunchPad.from_file(str(EXAMPLES / "my_launchpad-mongodb.yaml"))
     assert (mongodb.host, mongodb.port, mongodb.uri_mode) == ("mongodb.example.org", 27017, False)
+
+
+def _op_msg(db_dir: Path, command: dict) -> dict:
+    """Send one OP_MSG command on a new connection, as a client retrying after a lost reply would."""
+    payload = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(command)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(socket_path(db_dir)))
+        sock.sendall(struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload)
+        header = sock.recv(16, socket.MSG_WAITALL)
+        length = struct.unpack("<i", header[:4])[0]
+        body = sock.recv(length - 16, socket.MSG_WAITALL)
+    return bson.decode(body[5:])
+
+
+def test_a_retried_write_is_applied_once_also_across_a_server_restart(db_dir: Path) -> None:
+    """The same (lsid, txnNumber) sent again, as pymongo does when a reply was lost to a server kill,
+    gets the first reply and changes nothing; a new txnNumber is applied; an older one is refused."""
+    ensure_server(db_dir)
+    session = {"id": bson.Binary(uuid.uuid4().bytes, 4)}
+    with connect(db_dir) as client:
+        client.queue.jobs.insert_one({"_id": 1, "state": "READY", "claims": 0})
+
+    def claim(txn_number: int) -> dict:
+        return _op_msg(
+            db_dir,
+            {
+                "findAndModify": "jobs",
+                "query": {"_id": 1},
+                "update": {"$inc": {"claims": 1}},
+                "new": True,
+                "lsid": session,
+                "txnNumber": Int64(txn_number),
+                "$db": "queue",
+            },
+        )
+
+    first = claim(1)
+    assert first["ok"] == 1.0 and first["value"]["claims"] == 1
+    assert claim(1) == first
+    server = server_pid(db_dir)
+    os.kill(server, signal.SIGKILL)
+    _wait_for(lambda: not is_running(db_dir), 10, "the killed server to go away")
+    ensure_server(db_dir)
+    assert server_pid(db_dir) != server
+    assert claim(1) == first
+    assert claim(2)["value"]["claims"] == 2
+    stale = claim(1)
+    assert (stale["ok"], stale["codeName"]) == (0.0, "TransactionTooOld")
+    with connect(db_dir) as client:
+        assert client.queue.jobs.find_one({"_id": 1})["claims"] == 2
+
+
+def test_clients_get_sessions_and_retryable_writes_but_no_transactions(db_dir: Path) -> None:
+    """pymongo retries writes only on a server with sessions (mongos or replica set); jobflow-remote
+    probes transactions and must get a clear refusal to fall back on."""
+    with connect(db_dir) as client:
+        client.queue.aux.insert_one({"x": 1})
+        description = client.topology_description.server_descriptions()
+        (server,) = description.values()
+        assert server.retryable_writes_supported and server.logical_session_timeout_minutes == 30
+        refused = pytest.raises(OperationFailure, match="transactions")
+        with client.start_session() as session, refused, session.start_transaction():
+            client.queue.aux.find_one({}, session=session)
+        assert client.queue.aux.count_documents({}) == 1
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+def test_a_large_find_streams_in_batches_without_holding_the_result(db_dir: Path) -> None:
+    """The first batch is MongoDB's 101 documents, the rest comes by getMore in the asked batch
+    size, and the server's peak memory does not grow with the size of the result."""
+    n_docs, payload = 3_000, "x" * 4_000  # 12 MB of documents
+    with connect(db_dir) as client:
+        items = client.test.items
+        for start in range(0, n_docs, 100):
+            items.insert_many([{"i": i, "payload": payload} for i in range(start, start + 100)])
+        first = client.test.command("find", "items", filter={"i": {"$gte": 0}})["cursor"]
+        assert len(first["firstBatch"]) == 101 and first["id"] != 0
+        client.test.command("killCursors", "items", cursors=[first["id"]])
+        with pytest.raises(OperationFailure, match="not found"):
+            client.test.command("getMore", first["id"], collection="items")
+
+        before = _peak_rss_kib(server_pid(db_dir))
+        cursor = items.find({}, {"i": 1, "payload": 1}, batch_size=100)
+        seen = [doc["i"] for doc in cursor]
+        assert sorted(seen) == list(range(n_docs)) and len(set(seen)) == n_docs
+        growth_mib = (_peak_rss_kib(server_pid(db_dir)) - before) / 1024
+        # Holding the result (as before streaming) grew it by 16 MiB; its ids and a batch take ~1-5.
+        assert growth_mib < 8, (
+            f"the server's peak memory grew by {growth_mib:.1f} MiB for a 12 MB result"
+        )
+
+        projected = list(items.find({"i": {"$lt": 3}}, {"_id": 0, "i": 1}).sort("i", -1))
+        assert projected == [{"i": 2}, {"i": 1}, {"i": 0}]
+        assert items.find_one({"i": 7}, {"_id": 0}) == {"i": 7, "payload": payload}

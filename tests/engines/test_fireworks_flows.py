@@ -29,7 +29,7 @@ from crystal_atomate.engines.fireworks import (
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.jobs.properties import DosMaker
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from crystal_atomate.testing.engines import embedded_launchpad, run_launchers
+from crystal_atomate.testing.engines import fresh_launchpad, run_launchers
 from crystal_atomate.testing.replay_setup import use_replay
 
 pytestmark = [
@@ -82,7 +82,7 @@ def fireworks_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firework
         "unfixable": Flow([_nio_failing("NiO unfixable", max_restarts=0)], name="NiO unfixable"),
     }
     plan = {**DEMO_REPLAY, "NiO stopped": NIO_FAILED_RUN, "NiO unfixable": NIO_FAILED_RUN}
-    with embedded_launchpad(db_dir) as launchpad:
+    with fresh_launchpad(db_dir) as launchpad:
         add_flows(flows.values(), launchpad, store, category="crystal")
         queued = _ui_rows(store)
         env = use_replay(plan, root / "replay")

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,13 @@ import pytest
 import yaml
 from jobflow import JobStore
 
-from crystal_atomate.engines.embedded_db import stop_server
+from crystal_atomate.engines.embedded_db import (
+    connect,
+    ensure_server,
+    is_running,
+    server_pid,
+    stop_server,
+)
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore, project_store_config
 from crystal_atomate.testing.engines import wait_for_runner
 
@@ -203,3 +211,31 @@ def test_killed_runner_restarts_and_finishes_the_flow(project: RemoteProject) ->
 
     store = _outputs(project)
     assert (store.get_output(first), store.get_output(second)) == (9, 19)
+
+
+@pytest.mark.timeout(300)
+def test_server_killed_mid_flow_the_runner_carries_on(project: RemoteProject) -> None:
+    """SIGKILL the embedded database while the runner works a flow, restart it after a pause: the
+    runner's interrupted writes are retried, the flow completes without ``jf`` help and no job or
+    flow is left locked."""
+    project.jf("admin", "reset", "-y")
+    first, second = project.submit(sleep_seconds=4)
+
+    project.jf("runner", "start")
+    project.wait_for_states(lambda s: s[first] in ("SUBMITTED", "RUNNING"), timeout=60)
+    os.kill(server_pid(project.db_dir), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_running(project.db_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2)
+    ensure_server(project.db_dir)
+    project.wait_for_states(lambda s: set(s.values()) == {"COMPLETED"}, timeout=120)
+
+    with connect(project.db_dir) as client:
+        queue = client[project.config["queue"]["store"]["database"]]
+        locked_jobs = queue.jobs.count_documents({"lock_id": {"$ne": None}})
+        locked_flows = queue.flows.count_documents({"lock_id": {"$ne": None}})
+    assert (locked_jobs, locked_flows) == (0, 0)
+    project.jf("runner", "shutdown", "--wait")
+    store = _outputs(project)
+    assert (store.get_output(first), store.get_output(second)) == (5, 15)
