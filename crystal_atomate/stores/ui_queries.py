@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystal_atomate.stores.sqlite_store import _loads, docs_table
+from crystal_atomate.stores.sqlite_store import docs_table, load_document
 
 __all__ = [
     "SORT_COLUMNS",
@@ -158,7 +158,7 @@ def task_documents(conn: sqlite3.Connection, uuid: str) -> list[dict[str, Any]]:
         "ORDER BY json_extract(doc, '$.\"index\"')",
         (uuid,),
     ).fetchall()
-    return [_loads(text) for (text,) in rows]
+    return [load_document(text) for (text,) in rows]
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:

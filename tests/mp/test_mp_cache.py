@@ -14,7 +14,7 @@ from pymatgen.core import Structure
 
 from crystal_atomate.mp.cache import MaterialsProject, search_cache_key
 from crystal_atomate.mp.client import MPClient, MPQuery, RetryPolicy
-from crystal_atomate.stores.sqlite_store import connect_sqlite
+from crystal_atomate.stores.sqlite_db import connect_sqlite
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 from crystal_atomate.mp.errors import (

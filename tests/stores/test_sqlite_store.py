@@ -140,12 +140,14 @@ def test_sqlite_indexes_are_used(tmp_path):
     s.connect()
     s.update([{"uuid": f"u{i}", "index": 1, "x": i} for i in range(50)], key=["uuid", "index"])
     assert s.ensure_index("x")
-    conn = s._connection()
     for field, value in [("uuid", "u3"), ("x", 3)]:
         from crystal_atomate.stores.query import Compiler
         c = Compiler()
-        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM {s.table} WHERE {c.where({field: value})}",
-                            c.params).fetchall()
+        with s.reading() as conn:
+            plan = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT doc FROM {s.table} WHERE {c.where({field: value})}",
+                c.params,
+            ).fetchall()
         assert any("USING INDEX" in row[-1] for row in plan), plan
 
 
