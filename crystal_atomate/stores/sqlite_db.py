@@ -26,8 +26,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maggma.core import StoreError
-
 __all__ = [
     "DEFAULT_LOCK_DEADLINE",
     "DatabaseLockedError",
@@ -44,7 +42,7 @@ _BUSY_SLICE_MS = 250
 _T = TypeVar("_T")
 
 
-class DatabaseLockedError(StoreError):
+class DatabaseLockedError(RuntimeError):
     """Another program held the database's write lock for longer than our deadline.
 
     Parameters
