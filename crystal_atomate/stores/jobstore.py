@@ -11,8 +11,11 @@ into job documents (:meth:`CrystalMathJobStore.import_tui_jobs`).
 
 from __future__ import annotations
 
+import sqlite3
 import uuid as uuid_lib
 from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,11 @@ from jobflow import JobStore
 
 from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.stores.sqlite_store import SQLiteStore
-from crystal_atomate.stores.tui_mirror import mark_job_state, mirror_documents
+from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI, mark_job_state, mirror_documents
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
+from crystal_atomate.stores.ui_queries import open_readonly
 
-__all__ = ["CrystalMathJobStore", "UIDocsStore", "tui_job_uuid"]
+__all__ = ["CrystalMathJobStore", "UIDocsStore", "UIJob", "read_ui_jobs", "tui_job_uuid"]
 
 _OUTPUT_GLOBS = ("{name}.out", "*.out", "OUTPUT", "*.log")
 
@@ -237,33 +241,89 @@ class CrystalMathJobStore(JobStore):
         return row[0] if row else None
 
     def import_tui_jobs(self, parse: Callable[[Path], Any] | None = None) -> list[str]:
-        """Turn jobs the UI ran by itself into job documents; returns their uuids.
+        """Turn jobs the UI ran by itself into job documents, without touching the UI's rows.
 
-        Rows already linked to a jobflow document, and rows without an output file in their
-        ``work_dir``, are skipped. ``parse`` reads a CRYSTAL output file into a pydantic model
-        (default: ``crystal_atomate.io.outputs.parse_output``); the headline values land where our
-        task documents keep them, the whole result under ``output.parsed``.
+        Rows already linked to a jobflow document (ours, or imported before) and rows without
+        an output file in their ``work_dir`` are skipped, so importing twice adds nothing. The
+        documents are linked to their rows in our own table; the rows themselves are only read.
+
+        Parameters
+        ----------
+        parse
+            Reads a CRYSTAL output file into a pydantic model (default:
+            ``crystal_atomate.io.outputs.parse_output``); the headline values land where our
+            task documents keep them, the whole result under ``output.parsed``.
+
+        Returns
+        -------
+        list of str
+            The uuids of the new documents.
         """
         self._ensure_connected()
         parse = parse or _default_parser()
-        with self.docs_store.reading() as conn:
-            rows = conn.execute(
-                "SELECT id, name, work_dir, status, input_file, final_energy, workflow_id, "
-                "completed_at FROM jobs WHERE id NOT IN (SELECT tui_job_id FROM jobflow_job_links) "
-                "AND status IN ('COMPLETED', 'FAILED') ORDER BY id"
-            ).fetchall()
-        imported = []
-        for job_id, name, work_dir, status, deck, energy, workflow_id, completed in rows:
-            output_file = _find_output(Path(work_dir), name)
-            if output_file is None:
-                continue
-            doc = _imported_document(
-                job_id, name, work_dir, status, deck, energy, workflow_id, completed,
-                _as_dict(parse(output_file)),
-            )
-            self.update(doc)
-            imported.append(doc["uuid"])
-        return imported
+        docs = []
+        for job in read_ui_jobs(self.db_file, statuses=("COMPLETED", "FAILED"), unlinked=True):
+            output_file = _find_output(Path(job.work_dir), job.name)
+            if output_file is not None:
+                docs.append(_imported_document(job, _as_dict(parse(output_file))))
+        if docs:
+            self.docs_store.update(docs, key=["uuid", "index"])
+        return [doc["uuid"] for doc in docs]
+
+
+@dataclass(frozen=True)
+class UIJob:
+    """One row of the UI's ``jobs`` table, as read (columns of later UI versions may be None)."""
+
+    id: int
+    name: str
+    work_dir: str
+    status: str
+    input_file: str | None
+    final_energy: float | None
+    workflow_id: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+def read_ui_jobs(
+    db_file: str | Path, statuses: tuple[str, ...] | None = None, unlinked: bool = False
+) -> list[UIJob]:
+    """The UI's jobs, read through a read-only connection (the file is never written or upgraded).
+
+    The one reader of UI rows for every importer (job documents here, AiiDA nodes in
+    :mod:`crystal_atomate.aiida.query`).
+
+    Parameters
+    ----------
+    db_file
+        The shared database.
+    statuses
+        Only rows with these statuses; all when None.
+    unlinked
+        Skip rows linked to a jobflow document (run by us, or imported before).
+
+    Returns
+    -------
+    list of UIJob
+        In ``id`` order.
+    """
+    with closing(open_readonly(db_file)) as conn:
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        where, params = [], []
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if unlinked and "jobflow_job_links" in tables:
+            where.append("id NOT IN (SELECT tui_job_id FROM jobflow_job_links)")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = conn.execute(f"SELECT * FROM jobs {clause} ORDER BY id", params).fetchall()
+    return [
+        UIJob(**{f.name: (row[f.name] if f.name in row.keys() else None) for f in fields(UIJob)})
+        for row in rows
+    ]
 
 
 def _field(doc: Any, name: str) -> Any:
@@ -271,24 +331,22 @@ def _field(doc: Any, name: str) -> Any:
     return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
 
 
-def _imported_document(
-    job_id: int, name: str, work_dir: str, status: str, deck: str | None,
-    energy_ha: float | None, workflow_id: str | None, completed: str | None, parsed: dict,
-) -> dict:
+def _imported_document(job: UIJob, parsed: dict) -> dict:
     """A job document with our task documents' field names (``output.output.energy_hartree`` ...),
     so imported runs answer the same queries; the parser's full result is kept under ``parsed``."""
+    energy_ha = job.final_energy
     parsed_ha = parsed.get("energy_ha")
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha
     parsed_state = parsed.get("state")
     if parsed_state is None:
-        state = "successful" if status == "COMPLETED" else "failed"
+        state = "successful" if job.status == "COMPLETED" else "failed"
     else:
         state = "successful" if parsed_state == "converged" else "failed"
     output = {
         "state": state,
-        "dir_name": work_dir,
-        "task_label": name,
-        "input": {"d12": deck},
+        "dir_name": job.work_dir,
+        "task_label": job.name,
+        "input": {"d12": job.input_file},
         "errors": parsed.get("error_kinds", []),
         "output": {
             "energy_hartree": energy_ha,
@@ -298,15 +356,15 @@ def _imported_document(
         },
         "parsed": parsed,
     }
-    metadata: dict[str, Any] = {"tui_job_id": job_id, "imported_from": "crystal_tui"}
-    if workflow_id:
-        metadata["flow_uuid"] = workflow_id
+    metadata: dict[str, Any] = {"tui_job_id": job.id, "imported_from": IMPORTED_FROM_UI}
+    if job.workflow_id:
+        metadata["flow_uuid"] = job.workflow_id
     return {
-        "uuid": tui_job_uuid(work_dir),
+        "uuid": tui_job_uuid(job.work_dir),
         "index": 1,
-        "name": name,
+        "name": job.name,
         "output": output,
-        "completed_at": completed,
+        "completed_at": job.completed_at,
         "metadata": metadata,
         "hosts": [],
     }

@@ -162,3 +162,25 @@ def test_sqlite_store_serialises(tmp_path):
     assert again == s and again.key == "k"
     assert pickle.loads(pickle.dumps(s)) == s
     assert s != SQLiteStore(tmp_path / "x.db", "d")
+
+
+def test_usable_after_close_ids_and_object_ids(tmp_path):
+    """maggma's contract as MemoryStore keeps it: usable after close(), `_id`, ObjectId keys."""
+    from bson import ObjectId
+
+    s = SQLiteStore(tmp_path / "c.db", "c", key="k")
+    s.connect()
+    s.update([{"k": 1, "v": "a"}, {"k": 2, "v": "b"}])
+    s.close()
+    first = s.query_one({"k": 1})
+    assert first["v"] == "a" and ObjectId.is_valid(first["_id"])
+    s.update({"k": 1, "v": "again"})
+    assert s.query_one({"k": 1})["_id"] == first["_id"]  # a replaced document keeps its _id
+    oid = ObjectId(first["_id"])
+    assert s.query_one({"_id": oid})["v"] == "again"
+    assert s.count({"_id": {"$in": [oid, ObjectId()]}}) == 1
+    s.update({"_id": oid, "k": 1, "v": "by id"}, key="_id")
+    assert s.query_one({"_id": oid})["v"] == "by id" and s.count() == 2
+    fresh = ObjectId()
+    s.update({"_id": fresh, "k": 3}, key="_id")
+    assert s.query_one({"k": 3})["_id"] == str(fresh)
