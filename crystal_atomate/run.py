@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -170,7 +170,7 @@ def run_local(
     env = dict(os.environ, OMP_NUM_THREADS=str(settings.CRYSTAL_OMP_THREADS))
     if job_name:
         env[JOB_NAME_ENV] = job_name
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     start = time.perf_counter()
     with _run_directory(workdir, settings.SCRATCH_DIR) as rundir:
         returncode = _execute(command, mpi, rundir, env, timeout)

@@ -22,6 +22,7 @@ from typing import Any
 from jobflow import JobStore
 
 from crystal_atomate.io.units import HARTREE_TO_EV
+from crystal_atomate.settings import CrystalAtomateSettings
 from crystal_atomate.stores.sqlite_store import SQLiteStore
 from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI, mark_job_state, mirror_documents
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
@@ -30,11 +31,12 @@ from crystal_atomate.stores.ui_queries import open_readonly
 __all__ = ["CrystalMathJobStore", "UIDocsStore", "UIJob", "read_ui_jobs", "tui_job_uuid"]
 
 _OUTPUT_GLOBS = ("{name}.out", "*.out", "OUTPUT", "*.log")
+#: Imported documents written per transaction: memory stays flat in the number of UI jobs.
+_IMPORT_BATCH = 50
 
 
-def _settings():  # noqa: ANN202 - the settings class, imported lazily
-    from crystal_atomate.settings import CrystalAtomateSettings
-
+def _settings() -> CrystalAtomateSettings:
+    """This machine's settings (database file, lock deadline)."""
     return CrystalAtomateSettings()
 
 
@@ -261,11 +263,19 @@ class CrystalMathJobStore(JobStore):
         """
         self._ensure_connected()
         parse = parse or _default_parser()
-        docs = []
+        imported: list[str] = []
+        batch: list[dict] = []
         for job in read_ui_jobs(self.db_file, statuses=("COMPLETED", "FAILED"), unlinked=True):
             output_file = _find_output(Path(job.work_dir), job.name)
             if output_file is not None:
-                docs.append(_imported_document(job, _as_dict(parse(output_file))))
+                batch.append(_imported_document(job, _as_dict(parse(output_file))))
+            if len(batch) == _IMPORT_BATCH:
+                imported += self._store_imported(batch)
+                batch = []
+        return imported + self._store_imported(batch)
+
+    def _store_imported(self, docs: list[dict]) -> list[str]:
+        """Write one batch of imported documents (one transaction; few documents held at once)."""
         if docs:
             self.docs_store.update(docs, key=["uuid", "index"])
         return [doc["uuid"] for doc in docs]
@@ -320,10 +330,9 @@ def read_ui_jobs(
             where.append("id NOT IN (SELECT tui_job_id FROM jobflow_job_links)")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = conn.execute(f"SELECT * FROM jobs {clause} ORDER BY id", params).fetchall()
-    return [
-        UIJob(**{f.name: (row[f.name] if f.name in row.keys() else None) for f in fields(UIJob)})
-        for row in rows
-    ]
+    present = set(rows[0].keys()) if rows else set()
+    names = [f.name for f in fields(UIJob)]
+    return [UIJob(**{n: row[n] if n in present else None for n in names}) for row in rows]
 
 
 def _field(doc: Any, name: str) -> Any:

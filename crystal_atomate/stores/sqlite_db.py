@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "DEFAULT_LOCK_DEADLINE",
@@ -232,8 +232,8 @@ class SQLiteDatabase:
         The SQLite file.
     """
 
-    _registry: dict[tuple[int, str], SQLiteDatabase] = {}
-    _registry_lock = threading.Lock()
+    _registry: ClassVar[dict[tuple[int, str], SQLiteDatabase]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(Path(path).expanduser())
@@ -297,9 +297,10 @@ class SQLiteDatabase:
         sqlite3.Connection
             The connection, inside the transaction.
         """
-        with self.lock:
-            with write_transaction(self.connection(deadline), self.path, deadline, what) as conn:
-                yield conn
+        with self.lock, write_transaction(
+            self.connection(deadline), self.path, deadline, what
+        ) as conn:
+            yield conn
 
     def close(self) -> None:
         """Close the connection; the next use reopens it."""

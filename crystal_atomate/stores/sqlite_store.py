@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
@@ -104,19 +105,47 @@ def _arrays_table(collection_name: str) -> str:
     return f"jobflow_arrays_{collection_name}"
 
 
+class _Foreign(Exception):
+    """A value JSON cannot hold as is (a pydantic model, an MSONable, numpy...): sanitise first."""
+
+
+_NATIVE = frozenset({str, int, bool, type(None)})
+
+
 def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
-    """Make a document JSON-safe and note every dotted path that holds a list."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): _encode_doc(v, f"{path}.{k}" if path else str(k), arrays)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
+    """Make a document JSON-safe and note every dotted path that holds a list.
+
+    Datetimes and non-finite floats become tagged strings, ``ObjectId`` its hex string; any other
+    non-JSON value raises :class:`_Foreign`, so plain documents (jobflow's are already sanitised)
+    are walked once, and only the others go through ``jsanitize``.
+    """
+    kind = type(value)
+    if kind in _NATIVE:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else encode_scalar(value)
+    if kind is dict:
+        out = {}
+        for k, v in value.items():  # scalars inline: most nodes of a document are leaves
+            key = k if type(k) is str else str(k)
+            leaf = type(v)
+            if leaf in _NATIVE or (leaf is float and math.isfinite(v)):
+                out[key] = v
+            else:
+                out[key] = _encode_doc(v, f"{path}.{key}" if path else key, arrays)
+        return out
+    if kind is list or kind is tuple:
         arrays.add(path)
-        return [_encode_doc(v, path, arrays) for v in value]
+        return [
+            v if type(v) in _NATIVE or (type(v) is float and math.isfinite(v))
+            else _encode_doc(v, path, arrays)
+            for v in value
+        ]
     if isinstance(value, ObjectId):
         return str(value)
-    return encode_scalar(value)
+    if isinstance(value, datetime):
+        return encode_scalar(value)
+    raise _Foreign(kind.__name__)
 
 
 def _decode_tags(value: Any) -> Any:
@@ -556,9 +585,9 @@ class SQLiteStore(Store):
         docs = docs if isinstance(docs, list) else [docs]
         key = key or self.key
         keys = [key] if isinstance(key, str) else list(key)
-        prepared = []
+        prepared, encoded, arrays = [], [], set()
         for raw in docs:
-            doc = jsanitize(raw, allow_bson=True, recursive_msonable=True)
+            doc, stored = _prepare(raw, arrays)
             if self.validator and not self.validator.is_valid(doc):
                 if self.validator.strict:
                     raise ValueError(self.validator.validation_errors(doc))
@@ -568,16 +597,17 @@ class SQLiteStore(Store):
             if missing:
                 raise KeyError(f"document has no key field {missing[0]!r}")
             prepared.append(doc)
+            encoded.append(stored)
         if not prepared:
             return
         with self.transaction(_describe(self.name, prepared, keys)) as conn:
-            self._upsert(conn, prepared, keys)
+            self._note_arrays(conn, arrays)
+            self._upsert(conn, prepared, encoded, keys)
             if self.on_update is not None:
                 self.on_update(conn, prepared)
 
-    def _encode_rows(self, conn: sqlite3.Connection, docs: list[dict]) -> list[str]:
-        arrays: set[str] = set()
-        texts = [_dumps(_encode_doc(d, "", arrays)) for d in docs]
+    def _note_arrays(self, conn: sqlite3.Connection, arrays: set[str]) -> None:
+        """Record paths that now hold a list, so queries on them get array semantics."""
         new = arrays - self._array_paths
         if new:
             conn.executemany(
@@ -585,21 +615,22 @@ class SQLiteStore(Store):
                 [(p,) for p in sorted(new)],
             )
             self._array_paths |= new
-        return texts
 
-    def _upsert(self, conn: sqlite3.Connection, docs: list[dict], keys: list[str]) -> None:
+    def _upsert(
+        self, conn: sqlite3.Connection, docs: list[dict], encoded: list[dict], keys: list[str]
+    ) -> None:
         """Insert or replace each document; a replaced one keeps its ``_id``, as in MongoDB."""
         compiler_paths = self._compiler(conn).array_paths
-        for doc in docs:
+        for doc, stored in zip(docs, encoded):
             compiler = Compiler(compiler_paths)
             where = compiler.where(_plain({k: get(doc, k) for k in keys}))
             row = conn.execute(
                 f"SELECT id, json_extract(doc, '$._id') FROM {self.table} WHERE {where} LIMIT 1",
                 compiler.params,
             ).fetchone()
-            if "_id" not in doc:
-                doc["_id"] = row[1] if row is not None and row[1] is not None else ObjectId()
-            (text,) = self._encode_rows(conn, [doc])
+            if "_id" not in stored:
+                stored["_id"] = row[1] if row is not None and row[1] is not None else str(ObjectId())
+            text = _dumps(stored)
             if row is None:
                 conn.execute(f"INSERT INTO {self.table}(doc) VALUES (?)", (text,))
             else:
@@ -613,12 +644,15 @@ class SQLiteStore(Store):
         docs
             The documents; each gets an ``_id`` if it has none.
         """
-        docs = [jsanitize(d, allow_bson=True) for d in docs]
-        for doc in docs:
-            doc.setdefault("_id", ObjectId())
-        with self.transaction(f"{len(docs)} document(s) of {self.name}") as conn:
-            texts = self._encode_rows(conn, docs)
-            conn.executemany(f"INSERT INTO {self.table}(doc) VALUES (?)", [(t,) for t in texts])
+        arrays: set[str] = set()
+        encoded = [_prepare(d, arrays)[1] for d in docs]
+        for stored in encoded:
+            stored.setdefault("_id", str(ObjectId()))
+        with self.transaction(f"{len(encoded)} document(s) of {self.name}") as conn:
+            self._note_arrays(conn, arrays)
+            conn.executemany(
+                f"INSERT INTO {self.table}(doc) VALUES (?)", [(_dumps(e),) for e in encoded]
+            )
 
     def remove_docs(self, criteria: dict) -> None:
         """Delete the documents matching ``criteria``.
@@ -723,6 +757,15 @@ class SQLiteStore(Store):
     def __hash__(self) -> int:
         """Hash of the file and collection."""
         return hash((str(Path(self.db_file).expanduser().resolve()), self.collection_name))
+
+
+def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
+    """(the document as the validator and hooks see it, its encoded form to store)."""
+    try:
+        return raw, _encode_doc(raw, "", arrays)
+    except _Foreign:
+        doc = jsanitize(raw, allow_bson=True, recursive_msonable=True)
+        return doc, _encode_doc(doc, "", arrays)
 
 
 def _describe(name: str, docs: list[dict], keys: list[str]) -> str:

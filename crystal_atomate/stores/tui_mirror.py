@@ -16,7 +16,7 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydash import get
@@ -26,8 +26,8 @@ from crystal_atomate.io.units import HARTREE_TO_EV
 __all__ = [
     "IMPORTED_FROM_UI",
     "MIRROR_FIELDS",
-    "MirrorFields",
     "UI_STATUSES",
+    "MirrorFields",
     "mark_job_state",
     "mirror_documents",
     "ui_time",
@@ -106,7 +106,7 @@ def ui_time(value: Any) -> str | None:
             stamp = datetime.fromisoformat(str(value))
         except ValueError:
             return None
-    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _local_dir(dir_name: Any) -> str | None:

@@ -112,7 +112,7 @@ def _outcomes(maggma_tests, make_store) -> dict[str, bool]:
         try:
             test(*stores)
             outcomes[name] = True
-        except BaseException as exc:  # noqa: BLE001 - pytest.fail raises a BaseException
+        except BaseException as exc:  # pytest.fail raises a BaseException
             if isinstance(exc, KeyboardInterrupt):
                 raise
             outcomes[name] = False

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import time
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ UI_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
 def _utc(text: str) -> datetime:
     assert UI_TIME.match(text), text
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_ui_shows_every_field_of_our_jobs(ui_database, chicago_demo):
     db = ui_database(chicago_demo)
     jobs = db.get_all_jobs()
     assert len(jobs) >= 5
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for job in jobs:
         assert job.status in ("COMPLETED", "FAILED"), job
         assert set(job.key_results) == {"convergence", "errors", "warnings", "metadata"}
