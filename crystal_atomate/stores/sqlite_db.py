@@ -211,6 +211,7 @@ def write_transaction(
     if conn.in_transaction:
         yield conn
         return
+    path = path or conn.execute("PRAGMA database_list").fetchone()[2]
     retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), path, deadline, what)
     try:
         yield conn

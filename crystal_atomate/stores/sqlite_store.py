@@ -322,7 +322,7 @@ class SQLiteStore(Store):
         self.on_update = on_update
         self._database: tuple[int, SQLiteDatabase] | None = None
         self._array_paths: set[str] = set()
-        self._data_version: tuple[int, int] | None = None
+        self._data_version: tuple[int, int, int] | None = None
         super().__init__(
             key=key,
             last_updated_field=last_updated_field,
@@ -422,7 +422,8 @@ class SQLiteStore(Store):
         ``PRAGMA data_version`` changes when another connection commits, which is when the
         list of array paths has to be re-read; a stale superset would only cost speed.
         """
-        version = (self.database.generation, conn.execute("PRAGMA data_version").fetchone()[0])
+        database = self.database  # a new connection (reopened, or forked) restarts data_version
+        version = (id(database), database.generation, conn.execute("PRAGMA data_version").fetchone()[0])
         if version != self._data_version:
             rows = conn.execute(f"SELECT path FROM {_arrays_table(self.collection_name)}")
             self._array_paths |= {r[0] for r in rows}
