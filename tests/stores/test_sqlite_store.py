@@ -184,3 +184,24 @@ def test_usable_after_close_ids_and_object_ids(tmp_path):
     fresh = ObjectId()
     s.update({"_id": fresh, "k": 3}, key="_id")
     assert s.query_one({"k": 3})["_id"] == str(fresh)
+
+
+def test_the_generic_store_knows_nothing_of_the_ui():
+    """sqlite_db and sqlite_store import no UI module (issue 17: no cycle, no UI in the store)."""
+    import ast
+    from pathlib import Path
+
+    import crystal_atomate.stores as stores
+
+    folder = Path(stores.__file__).parent
+    ui = {"tui_schema", "tui_mirror", "jobstore", "ui_queries"}
+    for module in ("sqlite_db", "sqlite_store"):
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        imported = {
+            name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                         [alias.name for alias in node.names])
+        }
+        assert not {m for m in imported if m.rsplit(".", 1)[-1] in ui}, (module, imported)
