@@ -191,7 +191,7 @@ def test_the_generic_store_knows_nothing_of_the_ui():
     import ast
     from pathlib import Path
 
-    import crystal_atomate.stores as stores
+    from crystal_atomate import stores
 
     folder = Path(stores.__file__).parent
     ui = {"tui_schema", "tui_mirror", "jobstore", "ui_queries"}
