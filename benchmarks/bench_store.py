@@ -1,6 +1,7 @@
 """Benchmark CrystalMathJobStore (SQLite) against maggma's MemoryStore, MontyStore and JSONStore.
 
-Run: ``python benchmarks/bench_store.py [--jobs 10000] [--ui-jobs 100000] [--lookups 1000]``
+Run: ``python benchmarks/bench_store.py [--jobs 10000] [--ui-jobs 100000] [--lookups 1000]
+[--import-jobs 1000]``
 
 Every store sits behind a plain ``jobflow.JobStore`` (ours is ``CrystalMathJobStore``, which also
 mirrors each document into the UI's ``jobs`` table in the same transaction) and does the same
@@ -13,6 +14,9 @@ work, timed with ``time.perf_counter``:
   loaded in chunks of 1000, plain inserts for mongomock):
   for SQLite the UI's own ``SELECT ... FROM jobs ORDER BY created_at DESC LIMIT 50`` and the
   jobflow-side ``query(sort={"completed_at": -1}, limit=50)``; for the others the latter.
+
+* import of UI jobs: ``--import-jobs`` rows the UI ran itself, each folder holding a real recorded
+  CRYSTAL output; ``import_tui_jobs()`` against parsing the same outputs alone.
 
 JSONStore rewrites its whole file on every update and MontyStore (sqlite back end) is slower
 still, so both hold ``--jobs // 10`` documents (figures are per call, so they stay comparable,
@@ -35,7 +39,9 @@ from pathlib import Path
 from jobflow import JobStore, OutputReference
 from maggma.stores import JSONStore, MemoryStore, MontyStore
 
+from crystal_atomate.io.outputs import parse_output
 from crystal_atomate.stores import CrystalMathJobStore
+from crystal_atomate.testing.reference import reference_dir
 
 START = datetime(2025, 1, 1)
 SMALL_ONLY = ("JSONStore", "MontyStore (montydb)")
@@ -134,13 +140,51 @@ def bench_ui_list(factory: Callable[[str], JobStore], name: str, n: int) -> dict
     return out
 
 
+def bench_import(tmp: Path, n: int) -> dict:
+    """``import_tui_jobs`` of ``n`` UI rows with real outputs, against the parse alone (seconds)."""
+    output = (reference_dir() / "mgo_scf_hf_sto3g_crystal17" / "OUTPUT.out").read_bytes()
+    db = tmp / "import.db"
+    store = CrystalMathJobStore(db)
+    store.connect()
+    folders = []
+    for i in range(n):
+        folder = tmp / "ui_runs" / f"{i:05d}"
+        folder.mkdir(parents=True)
+        (folder / f"job{i}.out").write_bytes(output)
+        folders.append((f"job{i}", str(folder)))
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO jobs(name, work_dir, status) VALUES (?, ?, 'COMPLETED')", folders)
+    conn.commit()
+    conn.close()
+    inside = [0.0]
+
+    def timed_parse(path: Path) -> object:
+        start = time.perf_counter()
+        result = parse_output(path)
+        inside[0] += time.perf_counter() - start
+        return result
+
+    parse = timed(lambda: [parse_output(Path(d) / f"{name}.out") for name, d in folders])
+    full = timed(lambda: store.import_tui_jobs(parse=timed_parse))
+    assert store.docs_store.count() == n
+    # the machine's load drifts: the ratio compares the import with the parses it made itself
+    return {"parse_alone_s": parse, "import_s": full, "its_parses_s": inside[0],
+            "ratio": full / inside[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--ui-jobs", type=int, default=100000)
     parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--import-jobs", type=int, default=1000)
+    parser.add_argument("--only-import", action="store_true", help="run the import benchmark only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        row = bench_import(Path(tmp), args.import_jobs)
+        print("import_tui_jobs | " + " | ".join(f"{k}={v:.3f}" for k, v in row.items()), flush=True)
+        if args.only_import:
+            return
         for name, factory in make_stores(Path(tmp)).items():
             row = bench_small(factory, name, args.jobs, args.lookups)
             if name not in SMALL_ONLY:

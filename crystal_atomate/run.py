@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -27,6 +28,8 @@ from crystal_atomate.settings import CrystalAtomateSettings
 
 __all__ = [
     "OUTPUT_FILE",
+    "UI_INPUT_FILE",
+    "UI_OUTPUT_FILE",
     "CrystalExecutableNotFound",
     "check_executable",
     "CrystalRunError",
@@ -38,6 +41,10 @@ __all__ = [
 ]
 
 OUTPUT_FILE = "OUTPUT"
+#: What the terminal UI opens in a job folder: the deck (its input preview) and the output
+#: (its results summary and log); symbolic links to CRYSTAL's own ``INPUT`` and ``OUTPUT``.
+UI_INPUT_FILE = "input.d12"
+UI_OUTPUT_FILE = "output.out"
 _STDERR_FILE = "crystal.stderr"
 JOB_NAME_ENV = "CRYSTAL_ATOMATE_JOB_NAME"
 
@@ -63,6 +70,7 @@ class CrystalRunRecord(BaseModel):
     output_file: str = Field(description="Relative name of the file holding the program's output.")
     executor: str = Field("local", description="Who ran it (see run_crystal's executor).")
     aiida_uuid: str | None = Field(None, description="The AiiDA CalcJob node, with the aiida executor.")
+    started_at: datetime | None = Field(None, description="When the program started (UTC).")
 
 
 def crystal_command(
@@ -122,8 +130,30 @@ def run_crystal(directory: str | Path = ".", *, executor: str = "local", **kwarg
     """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
     leaves the program's files in ``directory``, so parsing and restarts do not depend on it."""
     if executor == "local":
-        return run_local(directory, **kwargs)
-    return load_executor(executor)(directory, **kwargs)
+        record = run_local(directory, **kwargs)
+    else:
+        record = load_executor(executor)(directory, **kwargs)
+    link_ui_files(Path(directory))
+    return record
+
+
+def link_ui_files(directory: Path) -> None:
+    """Give the UI its ``input.d12`` and ``output.out`` beside CRYSTAL's ``INPUT`` and ``OUTPUT``.
+
+    Relative symbolic links, not copies: no second copy of a large output, and they move with
+    the folder. A regular file of that name (written by the UI or a user) is left alone.
+
+    Parameters
+    ----------
+    directory
+        The job folder, after the run.
+    """
+    for name, target in ((UI_INPUT_FILE, "INPUT"), (UI_OUTPUT_FILE, OUTPUT_FILE)):
+        link = directory / name
+        if link.exists() and not link.is_symlink():
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
 
 
 def run_local(
@@ -154,6 +184,7 @@ def run_local(
     env = dict(os.environ, OMP_NUM_THREADS=str(settings.CRYSTAL_OMP_THREADS))
     if job_name:
         env[JOB_NAME_ENV] = job_name
+    started_at = datetime.now(UTC)
     start = time.perf_counter()
     with _run_directory(workdir, settings.SCRATCH_DIR) as rundir:
         returncode = _execute(command, mpi, rundir, env, timeout)
@@ -169,6 +200,7 @@ def run_local(
         exit_code=returncode,
         wall_time_seconds=elapsed,
         output_file=OUTPUT_FILE,
+        started_at=started_at,
     )
 
 

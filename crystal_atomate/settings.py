@@ -53,6 +53,13 @@ class CrystalAtomateSettings(BaseSettings):
         default_factory=lambda: Path(os.environ.get("CRYSTAL_TUI_DB", ".crystal_tui.db")),
         description="The SQLite database shared with the CRYSTAL-TOOLS terminal UI.",
     )
+    DB_LOCK_DEADLINE: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a writer of the shared database waits, retrying with backoff, while "
+        "another program (the UI, a sqlite3 shell) holds its write lock; then the write fails "
+        "with an error naming the file and what was not written.",
+    )
     REFERENCE_DIR: Path | None = Field(
         None,
         description="Another folder of recorded real CRYSTAL runs for the replay executable and the "

@@ -148,6 +148,8 @@ CREATE INDEX ix_jobflow_docs_outputs_nd8175890f58d ON jobflow_docs_outputs(json_
 
 CREATE INDEX ix_jobflow_docs_outputs_nc92f148c5bb4 ON jobflow_docs_outputs(json_extract(doc, '$."job_uuid"') ASC);
 
+CREATE INDEX ix_jobflow_docs_outputs_nc898a1752d4f ON jobflow_docs_outputs(json_extract(doc, '$."completed_at"') DESC);
+
 CREATE TABLE jobflow_docs_outputs_blobs (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 
 CREATE TABLE jobflow_arrays_outputs_blobs (path TEXT PRIMARY KEY);
@@ -159,3 +161,5 @@ CREATE INDEX ix_jobflow_docs_outputs_blobs_ncd5034fc88d1 ON jobflow_docs_outputs
 CREATE INDEX ix_jobflow_docs_outputs_blobs_nd8175890f58d ON jobflow_docs_outputs_blobs(json_extract(doc, '$."blob_uuid"') ASC);
 
 CREATE INDEX ix_jobflow_docs_outputs_blobs_nc92f148c5bb4 ON jobflow_docs_outputs_blobs(json_extract(doc, '$."job_uuid"') ASC);
+
+CREATE INDEX ix_jobflow_docs_outputs_blobs_nc898a1752d4f ON jobflow_docs_outputs_blobs(json_extract(doc, '$."completed_at"') DESC);

@@ -210,7 +210,7 @@ async def test_demo_detail_shows_the_restart_of_nio(demo_db):
         assert "run 1" in runs and "failed" in runs and "run 2" in runs and "successful" in runs
         assert "-3128.2821705429" in runs
         assert "GUESSP" in text_of(screen, "#deck") and "MAXCYCLE\n100" in text_of(screen, "#deck")
-        assert "jobflow_index: 2" in text_of(screen, "#key-results")
+        assert "'jobflow_index': 2" in text_of(screen, "#key-results")  # under metadata
         await pilot.press("/")
         assert isinstance(app.screen, DetailScreen), "list keys are off on the detail screen"
         await pilot.press("escape")

@@ -52,7 +52,7 @@ from crystal_atomate.mp.client import (
     normalise_material_id,
 )
 from crystal_atomate.mp.errors import MPOfflineError
-from crystal_atomate.stores.sqlite_store import connect_sqlite, write_transaction
+from crystal_atomate.stores.sqlite_db import connect_sqlite, write_transaction
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
 __all__ = [

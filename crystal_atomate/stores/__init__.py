@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
+    from crystal_atomate.stores.sqlite_db import DatabaseLockedError
     from crystal_atomate.stores.sqlite_store import SQLiteStore
 
-__all__ = ["CrystalMathJobStore", "SQLiteStore"]
+__all__ = ["CrystalMathJobStore", "DatabaseLockedError", "SQLiteStore"]
 
 _HOMES = {
     "CrystalMathJobStore": "crystal_atomate.stores.jobstore",
+    "DatabaseLockedError": "crystal_atomate.stores.sqlite_db",
     "SQLiteStore": "crystal_atomate.stores.sqlite_store",
 }
 

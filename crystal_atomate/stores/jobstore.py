@@ -1,35 +1,43 @@
 """``CrystalMathJobStore``: jobflow's JobStore in the SQLite file the terminal UI shares.
 
 ``CrystalMathJobStore("path/.crystal_tui.db")`` is the whole setup: job documents go to a
-:class:`SQLiteStore` (``docs_store``) that mirrors each of them into the UI's ``jobs`` table in
-the same transaction, and large objects (band structures, DOS, trajectories) to a second
-collection of the same file, the ``data`` additional store. Engines report states as jobs move
+:class:`UIDocsStore` (a :class:`SQLiteStore` whose hooks create the UI schema and mirror each
+document into the UI's ``jobs`` table), and large objects (band structures, DOS, trajectories)
+to a second collection of the same file, the ``data`` additional store. A job document, its data
+blobs and its UI row are written in one transaction. Engines report states as jobs move
 (:meth:`CrystalMathJobStore.mark_job_state`), and calculations the UI ran by itself can be turned
 into job documents (:meth:`CrystalMathJobStore.import_tui_jobs`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import uuid as uuid_lib
 from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from jobflow import JobStore
 
 from crystal_atomate.io.units import HARTREE_TO_EV
+from crystal_atomate.settings import CrystalAtomateSettings
 from crystal_atomate.stores.sqlite_store import SQLiteStore
-from crystal_atomate.stores.tui_mirror import mark_job_state
+from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI, mark_job_state, mirror_documents
+from crystal_atomate.stores.tui_schema import ensure_ui_schema
+from crystal_atomate.stores.ui_queries import open_readonly
 
-__all__ = ["CrystalMathJobStore", "tui_job_uuid"]
+__all__ = ["CrystalMathJobStore", "UIDocsStore", "UIJob", "read_ui_jobs", "tui_job_uuid"]
 
 _OUTPUT_GLOBS = ("{name}.out", "*.out", "OUTPUT", "*.log")
+#: Imported documents written per transaction: memory stays flat in the number of UI jobs.
+_IMPORT_BATCH = 50
 
 
-def _default_db_file() -> Path:
-    from crystal_atomate.settings import CrystalAtomateSettings
-
-    return CrystalAtomateSettings().DB_FILE
+def _settings() -> CrystalAtomateSettings:
+    """This machine's settings (database file, lock deadline)."""
+    return CrystalAtomateSettings()
 
 
 def _default_parser() -> Callable[[Path], Any]:
@@ -40,7 +48,18 @@ def _default_parser() -> Callable[[Path], Any]:
 
 
 def tui_job_uuid(work_dir: str) -> str:
-    """A stable jobflow uuid for a job the UI ran, so importing twice finds the same document."""
+    """A stable jobflow uuid for a job the UI ran, so importing twice finds the same document.
+
+    Parameters
+    ----------
+    work_dir
+        The UI row's ``work_dir``.
+
+    Returns
+    -------
+    str
+        A UUID5 of the folder.
+    """
     return str(uuid_lib.uuid5(uuid_lib.NAMESPACE_URL, f"crystal-tui:{work_dir}"))
 
 
@@ -64,17 +83,64 @@ def _as_dict(parsed: Any) -> dict:
     return dict(parsed)
 
 
+class UIDocsStore(SQLiteStore):
+    """The job documents' store of a file shared with the terminal UI.
+
+    A :class:`SQLiteStore` whose hooks create (or upgrade) the UI schema when it connects and
+    mirror every written job document into the UI's ``jobs`` and ``job_results`` tables in the
+    same transaction. A class of its own, rather than hooks passed at run time, so that a
+    serialised job store (jobflow-remote's project file) mirrors too.
+
+    Parameters
+    ----------
+    db_file
+        The shared SQLite file.
+    collection_name
+        The collection of job documents.
+    key
+        The store key.
+    timeout
+        Seconds a writer waits for another program's write lock.
+    """
+
+    #: Marks a store that mirrors into the UI's tables (engines check it).
+    tui_mirror = True
+
+    def __init__(
+        self,
+        db_file: str | Path,
+        collection_name: str = "outputs",
+        key: str = "uuid",
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(
+            db_file,
+            collection_name,
+            key=key,
+            timeout=timeout or _settings().DB_LOCK_DEADLINE,
+            on_connect=ensure_ui_schema,
+            on_update=mirror_documents,
+        )
+
+
 class CrystalMathJobStore(JobStore):
     """A JobStore whose documents and data blobs live in the UI's SQLite database.
 
-    Args:
-        db_file: the shared database; default ``CrystalAtomateSettings().DB_FILE`` (which honours
-            ``CRYSTAL_TUI_DB``). Stored as an absolute path so a serialised store (FireWorks,
-            jobflow-remote) opens the same file from any working directory.
-        collection_name: collection of job documents.
-        data_collection_name: collection of the ``data`` additional store.
-        save, load: as for :class:`jobflow.JobStore`.
-        timeout: seconds a writer waits for the database lock.
+    Parameters
+    ----------
+    db_file
+        The shared database; default ``CrystalAtomateSettings().DB_FILE`` (which honours
+        ``CRYSTAL_TUI_DB``). Stored as an absolute path so a serialised store (FireWorks,
+        jobflow-remote) opens the same file from any working directory.
+    collection_name
+        Collection of job documents.
+    data_collection_name
+        Collection of the ``data`` additional store.
+    save, load
+        As for :class:`jobflow.JobStore`.
+    timeout
+        Seconds a writer waits for another program's write lock; default
+        ``CrystalAtomateSettings().DB_LOCK_DEADLINE``.
     """
 
     def __init__(
@@ -84,19 +150,49 @@ class CrystalMathJobStore(JobStore):
         data_collection_name: str = "outputs_blobs",
         save: dict | None = None,
         load: bool | dict = False,
-        timeout: float = 10.0,
+        timeout: float | None = None,
     ) -> None:
-        self.db_file = str(Path(db_file or _default_db_file()).expanduser().absolute())
+        self.db_file = str(Path(db_file or _settings().DB_FILE).expanduser().absolute())
         self.collection_name = collection_name
         self.data_collection_name = data_collection_name
         self.timeout = timeout
-        docs = SQLiteStore(self.db_file, collection_name, key="uuid", tui_mirror=True, timeout=timeout)
-        data = SQLiteStore(self.db_file, data_collection_name, key="blob_uuid", timeout=timeout)
+        deadline = timeout or _settings().DB_LOCK_DEADLINE
+        docs = UIDocsStore(self.db_file, collection_name, timeout=deadline)
+        data = SQLiteStore(self.db_file, data_collection_name, key="blob_uuid", timeout=deadline)
         super().__init__(docs, additional_stores={"data": data}, save=save, load=load)
 
     def _ensure_connected(self) -> None:
-        if self.docs_store._conn is None:
+        if not (self.docs_store.connected and self.additional_stores["data"].connected):
             self.connect()
+
+    def update(
+        self,
+        docs: list[dict] | dict | Any,
+        key: list | str | None = None,
+        save: bool | dict | None = None,
+    ) -> None:
+        """Store job documents, their data blobs and their UI rows in one transaction.
+
+        Both collections and the UI's tables live in one file, so a process killed half way
+        leaves all of a result or none of it (never a COMPLETED row whose blob is missing).
+
+        Parameters
+        ----------
+        docs, key, save
+            As for :meth:`jobflow.JobStore.update`.
+
+        Raises
+        ------
+        DatabaseLockedError
+            Another program kept the write lock past the deadline; nothing was written.
+        """
+        self._ensure_connected()
+        listed = docs if isinstance(docs, list) else [docs]
+        uuids = ", ".join(str(_field(d, "uuid")) for d in listed[:3])
+        more = f" and {len(listed) - 3} more" if len(listed) > 3 else ""
+        what = f"job document(s) {uuids}{more} with their data blobs and UI rows"
+        with self.docs_store.transaction(what):
+            super().update(docs, key=key, save=save)
 
     def mark_job_state(
         self,
@@ -106,67 +202,160 @@ class CrystalMathJobStore(JobStore):
         name: str | None = None,
         workflow_id: str | None = None,
     ) -> int:
-        """Record a job's state (PENDING, QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED) in the
-        UI's ``jobs`` table, creating its row if needed; returns the UI job id."""
+        """Record a job's state in the UI's ``jobs`` table, creating its row if needed.
+
+        Parameters
+        ----------
+        uuid
+            The jobflow job uuid.
+        state
+            PENDING, QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED.
+        work_dir, name, workflow_id
+            Filled in when given.
+
+        Returns
+        -------
+        int
+            The UI job id.
+        """
         self._ensure_connected()
-        with self.docs_store._write() as conn:
+        with self.docs_store.transaction(f"state {state} of job {uuid}") as conn:
             return mark_job_state(conn, uuid, state, work_dir, name, workflow_id)
 
     def tui_job_id(self, uuid: str) -> int | None:
-        """The UI's job number for a jobflow job uuid, if mirrored."""
+        """The UI's job number for a jobflow job uuid, if mirrored.
+
+        Parameters
+        ----------
+        uuid
+            The jobflow job uuid.
+
+        Returns
+        -------
+        int or None
+            The ``jobs.id`` linked to it.
+        """
         self._ensure_connected()
-        row = self.docs_store._connection().execute(
-            "SELECT tui_job_id FROM jobflow_job_links WHERE job_uuid = ?", (uuid,)
-        ).fetchone()
+        with self.docs_store.reading() as conn:
+            row = conn.execute(
+                "SELECT tui_job_id FROM jobflow_job_links WHERE job_uuid = ?", (uuid,)
+            ).fetchone()
         return row[0] if row else None
 
     def import_tui_jobs(self, parse: Callable[[Path], Any] | None = None) -> list[str]:
-        """Turn jobs the UI ran by itself into job documents; returns their uuids.
+        """Turn jobs the UI ran by itself into job documents, without touching the UI's rows.
 
-        Rows already linked to a jobflow document, and rows without an output file in their
-        ``work_dir``, are skipped. ``parse`` reads a CRYSTAL output file into a pydantic model
-        (default: ``crystal_atomate.io.outputs.parse_output``); the headline values land where our
-        task documents keep them, the whole result under ``output.parsed``.
+        Rows already linked to a jobflow document (ours, or imported before) and rows without
+        an output file in their ``work_dir`` are skipped, so importing twice adds nothing. The
+        documents are linked to their rows in our own table; the rows themselves are only read.
+
+        Parameters
+        ----------
+        parse
+            Reads a CRYSTAL output file into a pydantic model (default:
+            ``crystal_atomate.io.outputs.parse_output``); the headline values land where our
+            task documents keep them, the whole result under ``output.parsed``.
+
+        Returns
+        -------
+        list of str
+            The uuids of the new documents.
         """
         self._ensure_connected()
         parse = parse or _default_parser()
-        rows = self.docs_store._connection().execute(
-            "SELECT id, name, work_dir, status, input_file, final_energy, workflow_id, "
-            "completed_at FROM jobs WHERE id NOT IN (SELECT tui_job_id FROM jobflow_job_links) "
-            "AND status IN ('COMPLETED', 'FAILED') ORDER BY id"
-        ).fetchall()
-        imported = []
-        for job_id, name, work_dir, status, deck, energy, workflow_id, completed in rows:
-            output_file = _find_output(Path(work_dir), name)
-            if output_file is None:
-                continue
-            doc = _imported_document(
-                job_id, name, work_dir, status, deck, energy, workflow_id, completed,
-                _as_dict(parse(output_file)),
-            )
-            self.update(doc)
-            imported.append(doc["uuid"])
-        return imported
+        imported: list[str] = []
+        batch: list[dict] = []
+        for job in read_ui_jobs(self.db_file, statuses=("COMPLETED", "FAILED"), unlinked=True):
+            output_file = _find_output(Path(job.work_dir), job.name)
+            if output_file is not None:
+                batch.append(_imported_document(job, _as_dict(parse(output_file))))
+            if len(batch) == _IMPORT_BATCH:
+                imported += self._store_imported(batch)
+                batch = []
+        return imported + self._store_imported(batch)
+
+    def _store_imported(self, docs: list[dict]) -> list[str]:
+        """Write one batch of imported documents (one transaction; few documents held at once)."""
+        if docs:
+            self.docs_store.update(docs, key=["uuid", "index"])
+        return [doc["uuid"] for doc in docs]
 
 
-def _imported_document(
-    job_id: int, name: str, work_dir: str, status: str, deck: str | None,
-    energy_ha: float | None, workflow_id: str | None, completed: str | None, parsed: dict,
-) -> dict:
+@dataclass(frozen=True)
+class UIJob:
+    """One row of the UI's ``jobs`` table, as read (columns of later UI versions may be None)."""
+
+    id: int
+    name: str
+    work_dir: str
+    status: str
+    input_file: str | None
+    final_energy: float | None
+    workflow_id: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+def read_ui_jobs(
+    db_file: str | Path, statuses: tuple[str, ...] | None = None, unlinked: bool = False
+) -> list[UIJob]:
+    """The UI's jobs, read through a read-only connection (the file is never written or upgraded).
+
+    The one reader of UI rows for every importer (job documents here, AiiDA nodes in
+    :mod:`crystal_atomate.aiida.query`).
+
+    Parameters
+    ----------
+    db_file
+        The shared database.
+    statuses
+        Only rows with these statuses; all when None.
+    unlinked
+        Skip rows linked to a jobflow document (run by us, or imported before).
+
+    Returns
+    -------
+    list of UIJob
+        In ``id`` order.
+    """
+    with closing(open_readonly(db_file)) as conn:
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        where, params = [], []
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if unlinked and "jobflow_job_links" in tables:
+            where.append("id NOT IN (SELECT tui_job_id FROM jobflow_job_links)")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = conn.execute(f"SELECT * FROM jobs {clause} ORDER BY id", params).fetchall()
+    present = set(rows[0].keys()) if rows else set()
+    names = [f.name for f in fields(UIJob)]
+    return [UIJob(**{n: row[n] if n in present else None for n in names}) for row in rows]
+
+
+def _field(doc: Any, name: str) -> Any:
+    """A field of a job document given as a dict or a pydantic model."""
+    return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
+
+
+def _imported_document(job: UIJob, parsed: dict) -> dict:
     """A job document with our task documents' field names (``output.output.energy_hartree`` ...),
     so imported runs answer the same queries; the parser's full result is kept under ``parsed``."""
+    energy_ha = job.final_energy
     parsed_ha = parsed.get("energy_ha")
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha
     parsed_state = parsed.get("state")
     if parsed_state is None:
-        state = "successful" if status == "COMPLETED" else "failed"
+        state = "successful" if job.status == "COMPLETED" else "failed"
     else:
         state = "successful" if parsed_state == "converged" else "failed"
     output = {
         "state": state,
-        "dir_name": work_dir,
-        "task_label": name,
-        "input": {"d12": deck},
+        "dir_name": job.work_dir,
+        "task_label": job.name,
+        "input": {"d12": job.input_file},
         "errors": parsed.get("error_kinds", []),
         "output": {
             "energy_hartree": energy_ha,
@@ -176,15 +365,15 @@ def _imported_document(
         },
         "parsed": parsed,
     }
-    metadata: dict[str, Any] = {"tui_job_id": job_id, "imported_from": "crystal_tui"}
-    if workflow_id:
-        metadata["flow_uuid"] = workflow_id
+    metadata: dict[str, Any] = {"tui_job_id": job.id, "imported_from": IMPORTED_FROM_UI}
+    if job.workflow_id:
+        metadata["flow_uuid"] = job.workflow_id
     return {
-        "uuid": tui_job_uuid(work_dir),
+        "uuid": tui_job_uuid(job.work_dir),
         "index": 1,
-        "name": name,
+        "name": job.name,
         "output": output,
-        "completed_at": completed,
+        "completed_at": job.completed_at,
         "metadata": metadata,
         "hosts": [],
     }

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 __all__ = [
     "DATETIME_TAG",
     "MAX_QUERY_DEPTH",
@@ -250,7 +252,7 @@ def decode_document(text: str) -> Any:
     Any
         The document; the tree is walked only when the text holds a tag (``\\u0001`` escaped).
     """
-    value = json.loads(text)
+    value = orjson.loads(text)
     return _decode_tags(value) if "\\u0001" in text else value
 
 

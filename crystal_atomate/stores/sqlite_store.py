@@ -2,15 +2,17 @@
 
 Each collection is a table ``jobflow_docs_<collection>(id INTEGER PRIMARY KEY, doc TEXT)`` of
 JSON documents, queried with SQLite's JSON1 functions through :mod:`.query`, which accepts the
-MongoDB filters jobflow, atomate2 and maggma builders write. The same file can be the terminal
-UI's ``.crystal_tui.db``: with ``tui_mirror=True`` the store creates/upgrades the UI schema when
-it connects and mirrors every written job document into the UI's ``jobs`` table inside the very
-transaction that stores the document (see :mod:`.tui_mirror`).
+MongoDB filters jobflow, atomate2 and maggma builders write. The store knows nothing of what else
+the file holds: whoever shares the file passes hooks (``on_connect`` runs when the store connects,
+``on_update`` inside the very transaction that writes documents), as
+:class:`~crystal_atomate.stores.jobstore.CrystalMathJobStore` does to mirror jobs into the
+terminal UI's tables.
 
-Connections follow what the UI expects of every writer: WAL, ``busy_timeout=10000``,
-``synchronous=NORMAL``, ``foreign_keys=ON``; each write is one short ``BEGIN IMMEDIATE``
-transaction, so concurrent writers queue on the lock instead of failing, and a reader never
-blocks them.
+Connections come from :mod:`.sqlite_db`: one per file and process, shared by every store on the
+file, so documents of several collections can be written in one transaction
+(:meth:`SQLiteStore.transaction` nests). Each write is one short ``BEGIN IMMEDIATE`` transaction;
+a writer waits for another program's lock with backoff up to ``timeout`` seconds, then raises
+:class:`~crystal_atomate.stores.sqlite_db.DatabaseLockedError`.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
+from bson import ObjectId
 from maggma.core import DateTimeFormat, Sort, Store, StoreError
 from maggma.core.validator import Validator
 from monty.json import jsanitize
@@ -38,32 +40,58 @@ from pydash import get, has, set_
 from crystal_atomate.stores.query import (
     Compiler,
     InvalidFieldError,
-    decode_scalar,
+    decode_document,
     encode_scalar,
     path_literal,
     split_field,
 )
+from crystal_atomate.stores.sqlite_db import DEFAULT_LOCK_DEADLINE, SQLiteDatabase
 
 __all__ = [
-    "SQLiteStore",
     "DEFAULT_INDEXES",
-    "connect_sqlite",
+    "SQLiteStore",
     "create_collection",
     "docs_table",
-    "write_transaction",
 ]
 
 #: Fields jobflow looks documents up by; each gets an expression index in every collection.
 #: ``index`` (the run number, nearly always 1) is indexed together with ``uuid``: on its own it
 #: would be a useless index that SQLite's planner, without statistics, may still prefer.
-DEFAULT_INDEXES = ((("uuid", 1),), (("uuid", 1), ("index", 1)), (("blob_uuid", 1),), (("job_uuid", 1),))
+#: ``completed_at`` serves jobflow's "latest jobs" queries (sorted on it).
+DEFAULT_INDEXES = (
+    (("uuid", 1),),
+    (("uuid", 1), ("index", 1)),
+    (("blob_uuid", 1),),
+    (("job_uuid", 1),),
+    (("completed_at", -1),),
+)
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_TAG_MARK = "\\u0001"
 _PLAIN_PART = re.compile(r"^[A-Za-z0-9_@-]+$")
+
+#: ``on_connect(conn)``: runs once per :meth:`SQLiteStore.connect`, before the store's tables exist.
+ConnectHook = Callable[[sqlite3.Connection], None]
+#: ``on_update(conn, docs)``: runs inside the transaction that wrote ``docs``.
+UpdateHook = Callable[[sqlite3.Connection, list[dict]], None]
 
 
 def docs_table(collection_name: str) -> str:
-    """Table holding a collection; names are validated because table names cannot be bound."""
+    """Table holding a collection; names are validated because table names cannot be bound.
+
+    Parameters
+    ----------
+    collection_name
+        Letters, digits and underscores, at most 64.
+
+    Returns
+    -------
+    str
+        ``jobflow_docs_<collection_name>``.
+
+    Raises
+    ------
+    ValueError
+        The name has other characters.
+    """
     if not _COLLECTION_NAME.match(collection_name or ""):
         raise ValueError(
             f"collection_name must match {_COLLECTION_NAME.pattern}, got {collection_name!r}"
@@ -75,77 +103,58 @@ def _arrays_table(collection_name: str) -> str:
     return f"jobflow_arrays_{collection_name}"
 
 
-@lru_cache(maxsize=256)
-def _compiled(pattern: str, flags: int) -> re.Pattern:
-    return re.compile(pattern, flags)
+class _Foreign(Exception):
+    """A value JSON cannot hold as is (a pydantic model, an MSONable, numpy...): sanitise first."""
 
 
-def _regexp(pattern: str, flags: int, value: Any) -> bool:
-    """``$regex`` as Mongo does it: a search, not a full match."""
-    return isinstance(value, str) and _compiled(pattern, flags).search(value) is not None
-
-
-def connect_sqlite(path: str | Path, timeout: float = 10.0) -> sqlite3.Connection:
-    """Open a connection configured as the terminal UI configures its own."""
-    conn = sqlite3.connect(
-        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.create_function("crystal_regexp", 3, _regexp, deterministic=True)
-    return conn
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short ``BEGIN IMMEDIATE`` transaction: take the write lock up front, so two writers
-    never both read and then both try to upgrade (the classic SQLITE_BUSY deadlock)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+_NATIVE = frozenset({str, int, bool, type(None)})
 
 
 def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
-    """Make a document JSON-safe and note every dotted path that holds a list."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): _encode_doc(v, f"{path}.{k}" if path else str(k), arrays)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
+    """Make a document JSON-safe and note every dotted path that holds a list.
+
+    Datetimes and non-finite floats become tagged strings, ``ObjectId`` its hex string; any other
+    non-JSON value raises :class:`_Foreign`, so plain documents (jobflow's are already sanitised)
+    are walked once, and only the others go through ``jsanitize``.
+    """
+    kind = type(value)
+    if kind in _NATIVE:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else encode_scalar(value)
+    if kind is dict:
+        out = {}
+        for k, v in value.items():  # scalars inline: most nodes of a document are leaves
+            key = k if type(k) is str else str(k)
+            leaf = type(v)
+            if leaf in _NATIVE or (leaf is float and math.isfinite(v)):
+                out[key] = v
+            else:
+                out[key] = _encode_doc(v, f"{path}.{key}" if path else key, arrays)
+        return out
+    if kind is list or kind is tuple:
         arrays.add(path)
-        return [_encode_doc(v, path, arrays) for v in value]
-    if type(value).__name__ == "ObjectId":
+        return [
+            v if type(v) in _NATIVE or (type(v) is float and math.isfinite(v))
+            else _encode_doc(v, path, arrays)
+            for v in value
+        ]
+    if isinstance(value, ObjectId):
         return str(value)
-    return encode_scalar(value)
+    if isinstance(value, datetime):
+        return encode_scalar(value)
+    raise _Foreign(kind.__name__)
 
 
-def _decode_tags(value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    """A filter or key value with every ``ObjectId`` as its hex string, as documents store it."""
+    if isinstance(value, ObjectId):
+        return str(value)
     if isinstance(value, dict):
-        return {k: _decode_tags(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_tags(v) for v in value]
-    if isinstance(value, str) and value.startswith("\x01"):
-        return decode_scalar(value)
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
-
-
-def _dumps(doc: Any) -> str:
-    try:
-        return orjson.dumps(doc).decode()
-    except TypeError:  # integers beyond 64 bits: the stdlib writes them, SQLite stores them as real
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _loads(text: str) -> dict:
-    doc = orjson.loads(text)
-    return _decode_tags(doc) if _TAG_MARK in text else doc
 
 
 def _sort_clause(sort: Mapping[str, Sort | int] | None) -> str:
@@ -236,14 +245,25 @@ def _freeze(value: Any) -> Any:
 class SQLiteStore(Store):
     """A maggma Store over one table of JSON documents in a SQLite file.
 
-    Args:
-        db_file: the SQLite file (created if missing).
-        collection_name: the collection, stored in table ``jobflow_docs_<collection_name>``.
-        key: the default key ``update`` upserts on.
-        last_updated_field, last_updated_type, validator: as for every maggma Store.
-        tui_mirror: this file is the terminal UI's database: create/upgrade the UI schema on
-            connect and mirror job documents into its ``jobs`` and ``job_results`` tables.
-        timeout: seconds a writer waits for the lock (also the SQLite busy timeout).
+    Parameters
+    ----------
+    db_file
+        The SQLite file (created if missing).
+    collection_name
+        The collection, stored in table ``jobflow_docs_<collection_name>``.
+    key
+        The default key ``update`` upserts on.
+    last_updated_field, last_updated_type, validator
+        As for every maggma Store.
+    timeout
+        Seconds a writer waits for another program's write lock before
+        :class:`~crystal_atomate.stores.sqlite_db.DatabaseLockedError`.
+    on_connect
+        Called with the connection when the store connects (e.g. to create other tables).
+    on_update
+        Called with the connection and the written documents inside their transaction.
+        Hooks are not serialised: a store that needs them across processes is a subclass that
+        passes them (as :class:`~crystal_atomate.stores.jobstore.UIDocsStore` does).
     """
 
     def __init__(
@@ -254,19 +274,19 @@ class SQLiteStore(Store):
         last_updated_field: str = "last_updated",
         last_updated_type: DateTimeFormat = DateTimeFormat.DateTime,
         validator: Validator | None = None,
-        tui_mirror: bool = False,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_LOCK_DEADLINE,
+        on_connect: ConnectHook | None = None,
+        on_update: UpdateHook | None = None,
     ) -> None:
         self.db_file = str(db_file)
         self.collection_name = collection_name
         self.table = docs_table(collection_name)
-        self.tui_mirror = tui_mirror
         self.timeout = timeout
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        self._lock = threading.RLock()
+        self.on_connect = on_connect
+        self.on_update = on_update
+        self._database: tuple[int, SQLiteDatabase] | None = None
         self._array_paths: set[str] = set()
-        self._data_version: int | None = None
+        self._data_version: tuple[int, int, int] | None = None
         super().__init__(
             key=key,
             last_updated_field=last_updated_field,
@@ -278,56 +298,87 @@ class SQLiteStore(Store):
 
     @property
     def name(self) -> str:
+        """``sqlite://<file>/<collection>``."""
         return f"sqlite://{self.db_file}/{self.collection_name}"
 
+    @property
+    def database(self) -> SQLiteDatabase:
+        """The file's shared connection in this process; :class:`StoreError` before connecting."""
+        if self._database is None:
+            raise StoreError("Must connect SQLiteStore before attempting to use it")
+        pid, database = self._database
+        if pid != os.getpid():
+            database = SQLiteDatabase.shared(database.path)
+            self._database = (os.getpid(), database)
+        return database
+
+    @property
+    def connected(self) -> bool:
+        """Whether :meth:`connect` was called (a closed store reopens on its next use)."""
+        return self._database is not None
+
     def connect(self, force_reset: bool = False) -> None:
-        """Open the file, create our tables and default indexes (and the UI schema if mirroring).
+        """Open the file, run ``on_connect``, create our tables and default indexes.
 
-        ``force_reset`` reopens the connection; it never deletes data (the file is shared).
+        Parameters
+        ----------
+        force_reset
+            Reopen the connection; it never deletes data (the file is shared).
         """
-        with self._lock:
-            if self._conn is not None and not force_reset and self._pid == os.getpid():
-                return
-            self._drop_connection()
-            Path(self.db_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            conn = connect_sqlite(Path(self.db_file).expanduser(), self.timeout)
-            if self.tui_mirror:
-                from crystal_atomate.stores.tui_schema import ensure_ui_schema
-
-                ensure_ui_schema(conn)
-            with write_transaction(conn):
+        if self._database is not None and not force_reset and self._database[0] == os.getpid():
+            return
+        database = SQLiteDatabase.shared(Path(self.db_file).expanduser())
+        if force_reset:
+            database.close()
+        with database.lock:
+            if self.on_connect is not None:
+                self.on_connect(database.connection(self.timeout))
+            with database.transaction(self.timeout, f"the tables of {self.name}") as conn:
                 create_collection(conn, self.collection_name, self.key)
-            self._conn, self._pid = conn, os.getpid()
-            self._data_version = None
-
-    def _drop_connection(self) -> None:
-        """Close our connection; a connection inherited across ``fork`` is dropped, not used."""
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
-        self._conn = None
+        self._database = (os.getpid(), database)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
+        """Close the connection; the store stays usable (the next call reopens it), as maggma's
+        ``MemoryStore`` does after ``Builder.run()`` closed it."""
+        if self._database is not None:
+            self.database.close()
 
     @property
     def _collection(self) -> SQLiteCollection:
         """A pymongo-like handle, for code (jobflow-remote, maggma tests) that reaches for one."""
-        self._connection()
+        if self._database is None:
+            raise StoreError("Must connect SQLiteStore before attempting to use it")
         return SQLiteCollection(self)
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError("Must connect SQLiteStore before attempting to use it")
-        if self._pid != os.getpid():
-            self.connect(force_reset=True)
-        return self._conn
+    @contextmanager
+    def transaction(self, what: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this store's file; one opened inside another joins it.
+
+        Parameters
+        ----------
+        what
+            What is being written, for the error raised if the lock never comes.
+
+        Yields
+        ------
+        sqlite3.Connection
+            The connection, inside the transaction.
+        """
+        with self.database.transaction(self.timeout, what or f"a write to {self.name}") as conn:
+            yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            with write_transaction(self._connection()) as conn:
-                yield conn
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held for reading (no other thread of this process uses it meanwhile).
+
+        Yields
+        ------
+        sqlite3.Connection
+            The shared connection.
+        """
+        database = self.database
+        with database.lock:
+            yield database.connection(self.timeout)
 
     def _compiler(self, conn: sqlite3.Connection) -> Compiler:
         """A query compiler knowing every path that has held an array, in any process.
@@ -335,7 +386,8 @@ class SQLiteStore(Store):
         ``PRAGMA data_version`` changes when another connection commits, which is when the
         list of array paths has to be re-read; a stale superset would only cost speed.
         """
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        database = self.database  # a new connection (reopened, or forked) restarts data_version
+        version = (id(database), database.generation, conn.execute("PRAGMA data_version").fetchone()[0])
         if version != self._data_version:
             rows = conn.execute(f"SELECT path FROM {_arrays_table(self.collection_name)}")
             self._array_paths |= {r[0] for r in rows}
@@ -345,10 +397,9 @@ class SQLiteStore(Store):
     # -- reading ----------------------------------------------------------------------------
 
     def _select(self, what: str, criteria: dict | None, tail: str = "", tail_params=()) -> list:
-        with self._lock:
-            conn = self._connection()
+        with self.reading() as conn:
             compiler = self._compiler(conn)
-            where = compiler.where(criteria)
+            where = compiler.where(_plain(criteria))
             sql = f"SELECT {what} FROM {self.table} WHERE {where} {tail}"
             return conn.execute(sql, [*compiler.params, *tail_params]).fetchall()
 
@@ -360,12 +411,25 @@ class SQLiteStore(Store):
         skip: int = 0,
         limit: int = 0,
     ) -> Iterator[dict]:
-        """Documents matching a Mongo filter; rows are fetched at once, decoded lazily, so no
-        read transaction stays open while the caller works."""
+        """Documents matching a Mongo filter.
+
+        Rows are fetched at once and decoded lazily, so no read transaction stays open while
+        the caller works.
+
+        Parameters
+        ----------
+        criteria, properties, sort, skip, limit
+            As for every maggma Store.
+
+        Yields
+        ------
+        dict
+            Each matching document, projected.
+        """
         tail = f"ORDER BY {_sort_clause(sort)} LIMIT ? OFFSET ?"
         rows = self._select("doc", criteria, tail, (limit or -1, skip or 0))
         for (text,) in rows:
-            yield project(_loads(text), properties)
+            yield project(decode_document(text), properties)
 
     @property
     def last_updated(self) -> datetime:
@@ -387,10 +451,33 @@ class SQLiteStore(Store):
         return datetime.min if value is None else self._lu_func[0](value)
 
     def count(self, criteria: dict | None = None) -> int:
+        """Number of documents matching ``criteria``.
+
+        Parameters
+        ----------
+        criteria
+            A Mongo filter.
+
+        Returns
+        -------
+        int
+            The count.
+        """
         return self._select("COUNT(*)", criteria)[0][0]
 
     def distinct(self, field: str, criteria: dict | None = None, all_exist: bool = False) -> list:
-        """Distinct values of ``field``; list values are unrolled, as Mongo does."""
+        """Distinct values of ``field``; list values are unrolled, as Mongo does.
+
+        Parameters
+        ----------
+        field, criteria, all_exist
+            As for every maggma Store.
+
+        Returns
+        -------
+        list
+            The values, in first-seen order.
+        """
         parts = list(split_field(field))
         seen: dict[Any, Any] = {}
         for doc in self.query(criteria, properties=[field]):
@@ -407,7 +494,18 @@ class SQLiteStore(Store):
         skip: int = 0,
         limit: int = 0,
     ) -> Iterator[tuple[dict, list[dict]]]:
-        """Group documents having every key, as maggma's MemoryStore does."""
+        """Group documents having every key, as maggma's MemoryStore does.
+
+        Parameters
+        ----------
+        keys, criteria, properties, sort, skip, limit
+            As for every maggma Store.
+
+        Yields
+        ------
+        tuple of (dict, list of dict)
+            The key values and the documents of each group.
+        """
         keys = [keys] if isinstance(keys, str) else list(keys)
         props = list(properties.keys()) if isinstance(properties, dict) else list(properties or [])
         docs = [
@@ -430,13 +528,31 @@ class SQLiteStore(Store):
     # -- writing ----------------------------------------------------------------------------
 
     def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
-        """Upsert documents on ``key`` (one field or several) in one short transaction."""
+        """Upsert documents on ``key`` (one field or several) in one short transaction.
+
+        ``on_update`` runs inside that transaction, so what it writes commits with the documents
+        or not at all.
+
+        Parameters
+        ----------
+        docs
+            One document or several.
+        key
+            Field(s) identifying a document; default the store's key.
+
+        Raises
+        ------
+        KeyError
+            A document lacks a key field.
+        DatabaseLockedError
+            Another program kept the write lock past ``timeout``; nothing was written.
+        """
         docs = docs if isinstance(docs, list) else [docs]
         key = key or self.key
         keys = [key] if isinstance(key, str) else list(key)
-        prepared = []
+        prepared, encoded, arrays = [], [], set()
         for raw in docs:
-            doc = jsanitize(raw, allow_bson=True, recursive_msonable=True)
+            doc, stored = _prepare(raw, arrays)
             if self.validator and not self.validator.is_valid(doc):
                 if self.validator.strict:
                     raise ValueError(self.validator.validation_errors(doc))
@@ -446,18 +562,17 @@ class SQLiteStore(Store):
             if missing:
                 raise KeyError(f"document has no key field {missing[0]!r}")
             prepared.append(doc)
+            encoded.append(stored)
         if not prepared:
             return
-        with self._write() as conn:
-            self._upsert(conn, prepared, keys)
-            if self.tui_mirror:
-                from crystal_atomate.stores.tui_mirror import mirror_documents
+        with self.transaction(_describe(self.name, prepared, keys)) as conn:
+            self._note_arrays(conn, arrays)
+            self._upsert(conn, prepared, encoded, keys)
+            if self.on_update is not None:
+                self.on_update(conn, prepared)
 
-                mirror_documents(conn, prepared)
-
-    def _encode_rows(self, conn: sqlite3.Connection, docs: list[dict]) -> list[str]:
-        arrays: set[str] = set()
-        texts = [_dumps(_encode_doc(d, "", arrays)) for d in docs]
+    def _note_arrays(self, conn: sqlite3.Connection, arrays: set[str]) -> None:
+        """Record paths that now hold a list, so queries on them get array semantics."""
         new = arrays - self._array_paths
         if new:
             conn.executemany(
@@ -465,32 +580,56 @@ class SQLiteStore(Store):
                 [(p,) for p in sorted(new)],
             )
             self._array_paths |= new
-        return texts
 
-    def _upsert(self, conn: sqlite3.Connection, docs: list[dict], keys: list[str]) -> None:
-        texts = self._encode_rows(conn, docs)
+    def _upsert(
+        self, conn: sqlite3.Connection, docs: list[dict], encoded: list[dict], keys: list[str]
+    ) -> None:
+        """Insert or replace each document; a replaced one keeps its ``_id``, as in MongoDB."""
         compiler_paths = self._compiler(conn).array_paths
-        for doc, text in zip(docs, texts):
+        for doc, stored in zip(docs, encoded):
             compiler = Compiler(compiler_paths)
-            where = compiler.where({k: get(doc, k) for k in keys})
+            where = compiler.where(_plain({k: get(doc, k) for k in keys}))
             row = conn.execute(
-                f"SELECT id FROM {self.table} WHERE {where} LIMIT 1", compiler.params
+                f"SELECT id, json_extract(doc, '$._id') FROM {self.table} WHERE {where} LIMIT 1",
+                compiler.params,
             ).fetchone()
+            if "_id" not in stored:
+                stored["_id"] = row[1] if row is not None and row[1] is not None else str(ObjectId())
+            text = _dumps(stored)
             if row is None:
                 conn.execute(f"INSERT INTO {self.table}(doc) VALUES (?)", (text,))
             else:
                 conn.execute(f"UPDATE {self.table} SET doc = ? WHERE id = ?", (text, row[0]))
 
     def insert_raw(self, docs: list[dict]) -> None:
-        """Insert documents without an upsert key (pymongo ``insert_many``)."""
-        with self._write() as conn:
-            texts = self._encode_rows(conn, [jsanitize(d, allow_bson=True) for d in docs])
-            conn.executemany(f"INSERT INTO {self.table}(doc) VALUES (?)", [(t,) for t in texts])
+        """Insert documents without an upsert key (pymongo ``insert_many``).
+
+        Parameters
+        ----------
+        docs
+            The documents; each gets an ``_id`` if it has none.
+        """
+        arrays: set[str] = set()
+        encoded = [_prepare(d, arrays)[1] for d in docs]
+        for stored in encoded:
+            stored.setdefault("_id", str(ObjectId()))
+        with self.transaction(f"{len(encoded)} document(s) of {self.name}") as conn:
+            self._note_arrays(conn, arrays)
+            conn.executemany(
+                f"INSERT INTO {self.table}(doc) VALUES (?)", [(_dumps(e),) for e in encoded]
+            )
 
     def remove_docs(self, criteria: dict) -> None:
-        with self._write() as conn:
+        """Delete the documents matching ``criteria``.
+
+        Parameters
+        ----------
+        criteria
+            A Mongo filter.
+        """
+        with self.transaction(f"removal from {self.name}") as conn:
             compiler = self._compiler(conn)
-            where = compiler.where(criteria)
+            where = compiler.where(_plain(criteria))
             conn.execute(f"DELETE FROM {self.table} WHERE {where}", compiler.params)
 
     # -- indexes ----------------------------------------------------------------------------
@@ -499,32 +638,79 @@ class SQLiteStore(Store):
         """An expression index on ``json_extract(doc, <path of key>)``; False if impossible.
 
         Only plain dotted names (letters, digits, ``_``, ``@``, ``-``) are indexed: an index
-        changes the schema the UI also reads, so odd names are refused rather than quoted.
+        changes the schema other programs read too, so odd names are refused rather than quoted.
         Duplicates under ``unique`` also give False.
+
+        Parameters
+        ----------
+        key
+            A dotted field name.
+        unique
+            Make it a unique index.
+
+        Returns
+        -------
+        bool
+            Whether the index exists now.
         """
         if not isinstance(key, str) or not all(_PLAIN_PART.match(p) for p in key.split(".")):
             return False
         try:
-            with self._write() as conn:
-                self._create_index(conn, [(key, 1)], unique=unique)
+            self.create_index([(key, 1)], unique=unique)
         except (InvalidFieldError, sqlite3.IntegrityError, sqlite3.OperationalError):
             return False
         return True
 
-    def _create_index(self, conn: sqlite3.Connection, fields: list[tuple[str, int]], unique: bool) -> str:
-        return create_json_index(conn, self.table, fields, unique)
+    def create_index(self, fields: list[tuple[str, int]], unique: bool = False) -> str:
+        """An expression index over ``fields`` (dotted name, 1 or -1 for the direction).
+
+        Parameters
+        ----------
+        fields
+            The indexed fields, in order.
+        unique
+            Make it a unique index.
+
+        Returns
+        -------
+        str
+            The index's name.
+        """
+        with self.transaction(f"an index on {self.name}") as conn:
+            return create_json_index(conn, self.table, fields, unique)
 
     def index_names(self) -> list[str]:
-        """Our indexes on this collection (for tests and the UI's diagnostics)."""
-        rows = self._connection().execute(
-            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=? AND name LIKE 'ix_%'",
-            (self.table,),
-        )
+        """Our indexes on this collection (for tests and diagnostics).
+
+        Returns
+        -------
+        list of str
+            Index names.
+        """
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=? "
+                "AND name LIKE 'ix_%'",
+                (self.table,),
+            ).fetchall()
         return [r[0] for r in rows]
+
+    def drop_indexes(self) -> None:
+        """Drop this collection's indexes; the default ones come back on the next connect."""
+        names = self.index_names()
+        with self.transaction(f"dropping the indexes of {self.name}") as conn:
+            for name in names:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def drop(self) -> None:
+        """Delete every document of the collection."""
+        with self.transaction(f"emptying {self.name}") as conn:
+            conn.execute(f"DELETE FROM {self.table}")
 
     # -- identity ---------------------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
+        """Same file, collection and ``last_updated_field``."""
         if not isinstance(other, SQLiteStore):
             return False
         return (
@@ -534,12 +720,43 @@ class SQLiteStore(Store):
         )
 
     def __hash__(self) -> int:
+        """Hash of the file and collection."""
         return hash((str(Path(self.db_file).expanduser().resolve()), self.collection_name))
 
 
+def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
+    """(the document as the validator and hooks see it, its encoded form to store)."""
+    try:
+        return raw, _encode_doc(raw, "", arrays)
+    except _Foreign:
+        doc = jsanitize(raw, allow_bson=True, recursive_msonable=True)
+        return doc, _encode_doc(doc, "", arrays)
+
+
+def _describe(name: str, docs: list[dict], keys: list[str]) -> str:
+    """What an update writes, for the lock error: the collection and the first documents' keys."""
+    shown = ", ".join(
+        "/".join(f"{k}={get(d, k)}" for k in keys) for d in docs[:3]
+    )
+    more = f" and {len(docs) - 3} more" if len(docs) > 3 else ""
+    return f"{len(docs)} document(s) of {name} ({shown}{more})"
+
+
 def create_collection(conn: sqlite3.Connection, collection_name: str, key: str) -> None:
-    """Tables of one collection (documents, and the paths that ever held an array) and the
-    expression indexes on jobflow's lookup fields and the store key."""
+    """Create the tables of one collection and its default indexes, if missing.
+
+    The tables hold the documents and the paths that ever held an array; the indexes cover
+    jobflow's lookup fields (:data:`DEFAULT_INDEXES`) and the store key.
+
+    Parameters
+    ----------
+    conn
+        A connection inside a write transaction.
+    collection_name
+        The collection.
+    key
+        The store's key field.
+    """
     table = docs_table(collection_name)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)")
     conn.execute(
@@ -552,9 +769,27 @@ def create_collection(conn: sqlite3.Connection, collection_name: str, key: str) 
 def create_json_index(
     conn: sqlite3.Connection, table: str, fields: list[tuple[str, int]], unique: bool
 ) -> str:
-    """``CREATE INDEX`` on ``json_extract(doc, <path>)`` for each field; the path text is the
-    one :mod:`.query` generates, which is what lets SQLite use the index for those queries.
-    The name is a digest, so no field name ever appears as an identifier."""
+    """``CREATE INDEX`` on ``json_extract(doc, <path>)`` for each field.
+
+    The path text is the one :mod:`.query` generates, which is what lets SQLite use the index
+    for those queries. The name is a digest, so no field name ever appears as an identifier.
+
+    Parameters
+    ----------
+    conn
+        A connection inside a write transaction.
+    table
+        The collection's table.
+    fields
+        (dotted name, 1 or -1) pairs.
+    unique
+        Make it a unique index.
+
+    Returns
+    -------
+    str
+        The index's name.
+    """
     exprs = [
         f"json_extract(doc, {path_literal(split_field(f))}) {'DESC' if d == -1 else 'ASC'}"
         for f, d in fields
@@ -603,15 +838,11 @@ class SQLiteCollection:
 
     def create_index(self, keys: str | list[tuple[str, int]], unique: bool = False, **_: Any) -> str:
         fields = [(keys, 1)] if isinstance(keys, str) else [(k, int(d)) for k, d in keys]
-        with self._store._write() as conn:
-            return self._store._create_index(conn, fields, unique)
+        return self._store.create_index(fields, unique)
 
     def drop_indexes(self) -> None:
         """Drop secondary indexes; the jobflow lookup indexes come back on the next connect."""
-        with self._store._write() as conn:
-            for name in self._store.index_names():
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
+        self._store.drop_indexes()
 
     def drop(self) -> None:
-        with self._store._write() as conn:
-            conn.execute(f"DELETE FROM {self._store.table}")
+        self._store.drop()

@@ -1,6 +1,6 @@
 """Mirror jobflow job documents into the terminal UI's ``jobs`` and ``job_results`` tables.
 
-Called by :class:`~crystal_atomate.stores.sqlite_store.SQLiteStore` inside the transaction that
+The ``on_update`` hook of :class:`~crystal_atomate.stores.jobstore.UIDocsStore`: it runs inside the transaction that
 writes the documents, so the UI never sees a job document without its row or the reverse. A job
 document is linked to its UI row through ``jobflow_job_links(job_uuid, tui_job_id)``; engines
 report intermediate states (QUEUED, RUNNING) through :func:`mark_job_state`.
@@ -16,14 +16,22 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydash import get
 
 from crystal_atomate.io.units import HARTREE_TO_EV
 
-__all__ = ["MIRROR_FIELDS", "MirrorFields", "UI_STATUSES", "mirror_documents", "mark_job_state"]
+__all__ = [
+    "IMPORTED_FROM_UI",
+    "MIRROR_FIELDS",
+    "UI_STATUSES",
+    "MirrorFields",
+    "mark_job_state",
+    "mirror_documents",
+    "ui_time",
+]
 
 UI_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 _HOST_PREFIX = re.compile(r"^[^/:\\]+:(/.*)$")
@@ -48,6 +56,9 @@ class MirrorFields:
     scf_cycles: tuple[str, ...] = ("output.output.scf_cycles", "output.scf_cycles")
     cpu_time: tuple[str, ...] = ("output.run_stats.cpu_time_seconds", "output.run_stats.cpu_time")
     wall_time: tuple[str, ...] = ("output.run_stats.wall_time_seconds", "output.run_stats.wall_time")
+    errors: tuple[str, ...] = ("output.error_messages", "output.errors")
+    warnings: tuple[str, ...] = ("output.warnings",)
+    started_at: tuple[str, ...] = ("output.calcs_reversed.0.run.started_at",)
     workflow_id: tuple[str, ...] = ("metadata.flow_uuid",)
     tui_job_id: tuple[str, ...] = ("metadata.tui_job_id",)
 
@@ -55,6 +66,8 @@ class MirrorFields:
 MIRROR_FIELDS = MirrorFields()
 #: ``output.state`` values of our task documents, and the UI status each maps to.
 STATE_TO_STATUS = {"successful": "COMPLETED", "failed": "FAILED", "error": "FAILED"}
+#: ``metadata.imported_from`` of documents made from rows the UI ran itself (never mirrored back).
+IMPORTED_FROM_UI = "crystal_tui"
 
 
 def _first(doc: Mapping[str, Any], paths: tuple[str, ...]) -> Any:
@@ -69,12 +82,31 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _ui_time(value: Any) -> str | None:
-    """jobflow's ISO ``completed_at`` in the UI's ``CURRENT_TIMESTAMP`` format, so lists sort."""
-    try:
-        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
+def ui_time(value: Any) -> str | None:
+    """A time in the UI's format: UTC ``YYYY-MM-DD HH:MM:SS``, as SQLite's ``CURRENT_TIMESTAMP``.
+
+    jobflow writes ``completed_at`` as local time without a zone (``datetime.now()``), our task
+    documents as UTC with one; a time without a zone is read as this machine's local time, so
+    under any ``TZ`` a job never completes before it was created.
+
+    Parameters
+    ----------
+    value
+        A ``datetime`` or ISO text.
+
+    Returns
+    -------
+    str or None
+        The UTC text; None when ``value`` is not a time.
+    """
+    if isinstance(value, datetime):
+        stamp = value
+    else:
+        try:
+            stamp = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _local_dir(dir_name: Any) -> str | None:
@@ -103,10 +135,16 @@ def _energy_hartree(doc: Mapping[str, Any]) -> float | None:
 
 
 def _convergence(doc: Mapping[str, Any]) -> str | None:
+    """The UI runner's convergence words: CONVERGED or NOT_CONVERGED (None when unknown)."""
     converged = _first(doc, MIRROR_FIELDS.converged)
-    if isinstance(converged, bool):
-        return "converged" if converged else "not_converged"
-    return None if converged is None else str(converged)
+    if converged is None:
+        return None
+    return "CONVERGED" if converged is True or converged == "converged" else "NOT_CONVERGED"
+
+
+def _texts(doc: Mapping[str, Any], paths: tuple[str, ...]) -> list[str]:
+    value = _first(doc, paths)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _linked_row(conn: sqlite3.Connection, uuid: str) -> int | None:
@@ -168,7 +206,8 @@ def _upsert_row(conn: sqlite3.Connection, uuid: str, row_id: int | None, values:
 
 
 def _key_results(doc: Mapping[str, Any], energy_ha: float | None, dir_name: str | None) -> dict:
-    results = {
+    """``key_results`` in the UI's shape; our own keys live under ``metadata``."""
+    metadata = {
         "jobflow_uuid": doc.get("uuid"),
         "jobflow_index": doc.get("index"),
         "energy_hartree": energy_ha,
@@ -177,14 +216,41 @@ def _key_results(doc: Mapping[str, Any], energy_ha: float | None, dir_name: str 
         "task_label": _first(doc, MIRROR_FIELDS.task_label),
         "dir_name": dir_name,
     }
-    return {k: v for k, v in results.items() if v is not None}
+    return {
+        "convergence": _convergence(doc) or "UNKNOWN",
+        "errors": _texts(doc, MIRROR_FIELDS.errors),
+        "warnings": _texts(doc, MIRROR_FIELDS.warnings),
+        "metadata": {k: v for k, v in metadata.items() if v is not None},
+    }
+
+
+def _is_imported(doc: Mapping[str, Any]) -> bool:
+    return get(doc, "metadata.imported_from") == IMPORTED_FROM_UI
 
 
 def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | None:
-    """Write one finished job's row and ``job_results``; documents without a uuid are skipped."""
+    """Write one finished job's row and ``job_results``; documents without a uuid are skipped.
+
+    A document imported from a row the UI ran itself is only linked to that row: the UI's row
+    is never rewritten.
+
+    Parameters
+    ----------
+    conn
+        A connection inside the write transaction of the document.
+    doc
+        A jobflow job document.
+
+    Returns
+    -------
+    int or None
+        The UI job id.
+    """
     uuid = doc.get("uuid")
     if not isinstance(uuid, str):
         return None
+    if _is_imported(doc):
+        return _row_for(conn, uuid, doc)
     state = _first(doc, MIRROR_FIELDS.state)
     status = STATE_TO_STATUS.get(str(state).lower(), "FAILED") if state is not None else "COMPLETED"
     energy = _energy_hartree(doc)
@@ -192,8 +258,9 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
     row_id = _row_for(conn, uuid, doc)
     key_results = json.dumps(_key_results(doc, energy, dir_name))
     deck = _first(doc, MIRROR_FIELDS.input_deck)
-    finished = _ui_time(doc.get("completed_at"))
-    row_id = _upsert_row(conn, uuid, row_id, {
+    finished = ui_time(doc.get("completed_at")) or _now(conn)
+    started = ui_time(_first(doc, MIRROR_FIELDS.started_at))
+    values = {
         "name": doc.get("name") or None,
         "work_dir": _free_work_dir(conn, dir_name, row_id, uuid),
         "status": status,
@@ -201,9 +268,14 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
         "final_energy": energy,
         "key_results": key_results,
         "workflow_id": _workflow_id(doc),
+        "started_at": started,
+        "start_time": started,
         "completed_at": finished,
         "end_time": finished,
-    })
+    }
+    if row_id is None:
+        values["created_at"] = started or finished
+    row_id = _upsert_row(conn, uuid, row_id, values)
     conn.execute(
         "INSERT INTO job_results(job_id, key_results, convergence_status, scf_cycles, "
         "cpu_time_seconds, wall_time_seconds) VALUES (?, ?, ?, ?, ?, ?) "
@@ -223,9 +295,22 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
 
 
 def mirror_documents(conn: sqlite3.Connection, docs: list[Mapping[str, Any]]) -> None:
-    """Mirror each job document (the caller holds the write transaction)."""
+    """Mirror each job document: the ``on_update`` hook of the job documents' store.
+
+    Parameters
+    ----------
+    conn
+        A connection inside the write transaction of the documents.
+    docs
+        The documents just written.
+    """
     for doc in docs:
         mirror_document(conn, doc)
+
+
+def _now(conn: sqlite3.Connection) -> str:
+    """SQLite's ``CURRENT_TIMESTAMP`` (UTC), the UI's own clock format."""
+    return conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
 
 
 _STATE_TIMES = {
@@ -250,7 +335,7 @@ def mark_job_state(
     if status not in UI_STATUSES:
         raise ValueError(f"state must be one of {UI_STATUSES}, got {state!r}")
     row_id = _row_for(conn, uuid)
-    now = conn.execute("SELECT CURRENT_TIMESTAMP").fetchone()[0]
+    now = _now(conn)
     values: dict[str, Any] = {
         "status": status,
         "name": name,

@@ -35,7 +35,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from crystal_atomate.stores.sqlite_store import create_collection, write_transaction
+from crystal_atomate.stores.sqlite_db import write_transaction
+from crystal_atomate.stores.sqlite_store import create_collection
 
 __all__ = [
     "UI_SCHEMA_VERSION",

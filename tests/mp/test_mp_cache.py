@@ -21,7 +21,7 @@ from crystal_atomate.mp.errors import (
     MPOfflineError,
     MPRateLimitError,
 )
-from crystal_atomate.stores.sqlite_store import connect_sqlite
+from crystal_atomate.stores.sqlite_db import connect_sqlite
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 

@@ -110,3 +110,37 @@ def test_sigkill_mid_write_leaves_consistent_db(tmp_path):
     # each transaction wrote both documents and their UI rows, or nothing
     assert all(u.endswith("-b") or f"{u}-b" in present for u in present)
     assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == len(present)
+
+
+def _blob_writer(db: str, round_: int) -> None:
+    """Job documents with a ``data`` blob, as jobflow stores a DOS, until killed."""
+    store = CrystalMathJobStore(db, save={"data": ["dos"]})
+    store.connect()
+    for i in range(100000):
+        store.update({"uuid": f"r{round_}-{i}", "index": 1, "name": "dos",
+                      "output": {"state": "successful", "energy": -1.0, "dos": list(range(2000))}})
+
+
+def test_sigkill_never_leaves_a_completed_row_without_its_blob(tmp_path):
+    """Kills at random points of a writer storing documents with blobs: every COMPLETED UI row's
+    output loads whole (documents, blobs and UI rows commit in one transaction)."""
+    db = str(tmp_path / "blobs.db")
+    ctx = mp.get_context("fork")
+    rng = __import__("random").Random(18)
+    for round_ in range(6):
+        proc = ctx.Process(target=_blob_writer, args=(db, round_))
+        proc.start()
+        time.sleep(rng.uniform(0.15, 0.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+    store = CrystalMathJobStore(db)
+    store.connect()
+    conn = sqlite3.connect(db)
+    completed = conn.execute(
+        "SELECT l.job_uuid FROM jobs j JOIN jobflow_job_links l ON l.tui_job_id = j.id "
+        "WHERE j.status = 'COMPLETED'"
+    ).fetchall()
+    assert len(completed) >= 6
+    for (uuid,) in completed:
+        assert store.get_output(uuid, load=True)["dos"][-1] == 1999
+    assert store.additional_stores["data"].count() == len(completed)

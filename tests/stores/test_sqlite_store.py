@@ -140,12 +140,14 @@ def test_sqlite_indexes_are_used(tmp_path):
     s.connect()
     s.update([{"uuid": f"u{i}", "index": 1, "x": i} for i in range(50)], key=["uuid", "index"])
     assert s.ensure_index("x")
-    conn = s._connection()
     for field, value in [("uuid", "u3"), ("x", 3)]:
         from crystal_atomate.stores.query import Compiler
         c = Compiler()
-        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM {s.table} WHERE {c.where({field: value})}",
-                            c.params).fetchall()
+        with s.reading() as conn:
+            plan = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT doc FROM {s.table} WHERE {c.where({field: value})}",
+                c.params,
+            ).fetchall()
         assert any("USING INDEX" in row[-1] for row in plan), plan
 
 
@@ -160,3 +162,46 @@ def test_sqlite_store_serialises(tmp_path):
     assert again == s and again.key == "k"
     assert pickle.loads(pickle.dumps(s)) == s
     assert s != SQLiteStore(tmp_path / "x.db", "d")
+
+
+def test_usable_after_close_ids_and_object_ids(tmp_path):
+    """maggma's contract as MemoryStore keeps it: usable after close(), `_id`, ObjectId keys."""
+    from bson import ObjectId
+
+    s = SQLiteStore(tmp_path / "c.db", "c", key="k")
+    s.connect()
+    s.update([{"k": 1, "v": "a"}, {"k": 2, "v": "b"}])
+    s.close()
+    first = s.query_one({"k": 1})
+    assert first["v"] == "a" and ObjectId.is_valid(first["_id"])
+    s.update({"k": 1, "v": "again"})
+    assert s.query_one({"k": 1})["_id"] == first["_id"]  # a replaced document keeps its _id
+    oid = ObjectId(first["_id"])
+    assert s.query_one({"_id": oid})["v"] == "again"
+    assert s.count({"_id": {"$in": [oid, ObjectId()]}}) == 1
+    s.update({"_id": oid, "k": 1, "v": "by id"}, key="_id")
+    assert s.query_one({"_id": oid})["v"] == "by id" and s.count() == 2
+    fresh = ObjectId()
+    s.update({"_id": fresh, "k": 3}, key="_id")
+    assert s.query_one({"k": 3})["_id"] == str(fresh)
+
+
+def test_the_generic_store_knows_nothing_of_the_ui():
+    """sqlite_db and sqlite_store import no UI module (issue 17: no cycle, no UI in the store)."""
+    import ast
+    from pathlib import Path
+
+    from crystal_atomate import stores
+
+    folder = Path(stores.__file__).parent
+    ui = {"tui_schema", "tui_mirror", "jobstore", "ui_queries"}
+    for module in ("sqlite_db", "sqlite_store"):
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        imported = {
+            name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                         [alias.name for alias in node.names])
+        }
+        assert not {m for m in imported if m.rsplit(".", 1)[-1] in ui}, (module, imported)
