@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +27,7 @@ from crystal_atomate.errors import OperationFailed
 from crystal_atomate.settings import CrystalAtomateSettings
 
 __all__ = [
+    "CLUSTER_ENV",
     "OUTPUT_FILE",
     "UI_INPUT_FILE",
     "UI_OUTPUT_FILE",
@@ -34,10 +35,12 @@ __all__ = [
     "check_executable",
     "CrystalRunError",
     "CrystalRunRecord",
+    "SchedulerJob",
     "crystal_command",
     "load_executor",
     "run_crystal",
     "run_local",
+    "scheduler_job",
 ]
 
 OUTPUT_FILE = "OUTPUT"
@@ -59,6 +62,48 @@ class CrystalRunError(RuntimeError):
     """The executable could not produce an output at all (it did not start, or wrote nothing)."""
 
 
+#: Set by the cluster configurations we write (FireWorks queue adapter, jobflow-remote worker):
+#: the CrystalMath UI's name of the cluster a job runs on, so its ``remote_jobs`` row can name it.
+CLUSTER_ENV = "CRYSTAL_ATOMATE_CLUSTER"
+
+
+class SchedulerJob(BaseModel):
+    """The batch-scheduler job a run went through: what the UI's ``remote_jobs`` table records."""
+
+    job_id: str = Field(description="The scheduler's job id (SLURM_JOB_ID).")
+    cluster: str | None = Field(None, description="The UI's cluster name, else the scheduler's own.")
+    queue: str | None = Field(None, description="Partition or queue.")
+    nodes: str | None = Field(None, description="The node list.")
+    work_dir: str | None = Field(None, description="Where the job ran, on the cluster.")
+
+
+def scheduler_job(env: Mapping[str, str], work_dir: str | Path | None = None) -> SchedulerJob | None:
+    """The SLURM job this process runs in, read from the variables SLURM sets in a job.
+
+    Parameters
+    ----------
+    env
+        The environment (``os.environ``).
+    work_dir
+        Where the run happens.
+
+    Returns
+    -------
+    SchedulerJob or None
+        None outside a SLURM job.
+    """
+    job_id = env.get("SLURM_JOB_ID")
+    if not job_id:
+        return None
+    return SchedulerJob(
+        job_id=job_id,
+        cluster=env.get(CLUSTER_ENV) or env.get("SLURM_CLUSTER_NAME"),
+        queue=env.get("SLURM_JOB_PARTITION"),
+        nodes=env.get("SLURM_JOB_NODELIST"),
+        work_dir=str(work_dir) if work_dir is not None else None,
+    )
+
+
 class CrystalRunRecord(BaseModel):
     """What one execution did: recorded in the task document's run statistics."""
 
@@ -71,6 +116,7 @@ class CrystalRunRecord(BaseModel):
     executor: str = Field("local", description="Who ran it (see run_crystal's executor).")
     aiida_uuid: str | None = Field(None, description="The AiiDA CalcJob node, with the aiida executor.")
     started_at: datetime | None = Field(None, description="When the program started (UTC).")
+    scheduler: SchedulerJob | None = Field(None, description="The batch job it ran in, if any.")
 
 
 def crystal_command(
@@ -201,6 +247,7 @@ def run_local(
         wall_time_seconds=elapsed,
         output_file=OUTPUT_FILE,
         started_at=started_at,
+        scheduler=scheduler_job(os.environ, workdir),
     )
 
 

@@ -9,6 +9,7 @@ Python environment that runs this code, unless the caller names another one for 
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from crystal_atomate.run import CLUSTER_ENV
 from crystal_atomate.stores.ui_clusters import UICluster
 
 __all__ = [
@@ -88,7 +90,7 @@ def qadapter_config(
         "ntasks": 1,
         "walltime": "00:30:00",
         "job_name": "crystal_atomate",
-        "pre_rocket": "\n".join(cluster.setup_commands),
+        "pre_rocket": "\n".join([*cluster.setup_commands, _cluster_export(cluster)]),
     }
     config |= {_QADAPTER_KEYS.get(key, key): value for key, value in cluster.slurm.items()}
     if logdir is not None:
@@ -182,7 +184,7 @@ def remote_worker_config(
         "port": cluster.port,
         "user": cluster.username,
         "work_dir": work_dir,
-        "pre_run": "\n".join([*cluster.setup_commands, pre_run]).strip(),
+        "pre_run": "\n".join([*cluster.setup_commands, _cluster_export(cluster), pre_run]).strip(),
         "resources": {**cluster.slurm, **dict(resources or {})},
         "execution_cmd": f"{environment_command('jf')} -fe execution run {{}}",
         "timeout_execute": 120,
@@ -192,6 +194,11 @@ def remote_worker_config(
     if max_jobs:
         worker["max_jobs"] = max_jobs
     return worker
+
+
+def _cluster_export(cluster: UICluster) -> str:
+    """The shell line that names the cluster to the job, for its ``remote_jobs`` row in the UI."""
+    return f"export {CLUSTER_ENV}={shlex.quote(cluster.name)}"
 
 
 def add_remote_worker(

@@ -43,6 +43,7 @@ __all__ = [
     "DATETIME_TAG",
     "MAX_QUERY_DEPTH",
     "Compiler",
+    "check_shape",
     "InvalidFieldError",
     "InvalidQuery",
     "UnsupportedOperatorError",

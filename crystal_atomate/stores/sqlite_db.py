@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from crystal_atomate.errors import OperationFailed
+
 __all__ = [
     "DEFAULT_LOCK_DEADLINE",
     "DatabaseLockedError",
@@ -42,7 +44,7 @@ _BUSY_SLICE_MS = 250
 _T = TypeVar("_T")
 
 
-class DatabaseLockedError(RuntimeError):
+class DatabaseLockedError(OperationFailed, RuntimeError):
     """Another program held the database's write lock for longer than our deadline.
 
     Parameters
@@ -63,8 +65,8 @@ class DatabaseLockedError(RuntimeError):
         held_by = f" (open in: {', '.join(holders)})" if holders else ""
         super().__init__(
             f"database is locked: {self.path}{held_by} kept its write lock for {waited:.1f} s; "
-            f"not written: {what}. Retry when the other program finished writing, or raise "
-            "CRYSTAL_ATOMATE_DB_LOCK_DEADLINE."
+            f"not written: {what}",
+            hint="retry when the other program has finished writing, or raise CRYSTAL_ATOMATE_DB_LOCK_DEADLINE",
         )
 
 

@@ -39,11 +39,13 @@ from pydash import get, has, set_
 
 from crystal_atomate.stores.query import (
     Compiler,
+    check_shape,
     InvalidFieldError,
     decode_document,
     encode_scalar,
     path_literal,
     split_field,
+    validate_limit_skip,
 )
 from crystal_atomate.stores.sqlite_db import DEFAULT_LOCK_DEADLINE, SQLiteDatabase
 
@@ -144,6 +146,19 @@ def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
     if isinstance(value, datetime):
         return encode_scalar(value)
     raise _Foreign(kind.__name__)
+
+
+def _dumps(doc: Any) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except TypeError:  # integers beyond 64 bits: the stdlib writes them, SQLite stores them as real
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _plain_filter(criteria: Any) -> Any:
+    """A caller's filter, its depth checked before anything recurses into it, ObjectIds as text."""
+    check_shape(criteria)
+    return _plain(criteria)
 
 
 def _plain(value: Any) -> Any:
@@ -399,7 +414,7 @@ class SQLiteStore(Store):
     def _select(self, what: str, criteria: dict | None, tail: str = "", tail_params=()) -> list:
         with self.reading() as conn:
             compiler = self._compiler(conn)
-            where = compiler.where(_plain(criteria))
+            where = compiler.where(_plain_filter(criteria))
             sql = f"SELECT {what} FROM {self.table} WHERE {where} {tail}"
             return conn.execute(sql, [*compiler.params, *tail_params]).fetchall()
 
@@ -426,8 +441,9 @@ class SQLiteStore(Store):
         dict
             Each matching document, projected.
         """
+        limit, skip = validate_limit_skip(limit, skip)
         tail = f"ORDER BY {_sort_clause(sort)} LIMIT ? OFFSET ?"
-        rows = self._select("doc", criteria, tail, (limit or -1, skip or 0))
+        rows = self._select("doc", criteria, tail, (limit or -1, skip))
         for (text,) in rows:
             yield project(decode_document(text), properties)
 
@@ -506,6 +522,7 @@ class SQLiteStore(Store):
         tuple of (dict, list of dict)
             The key values and the documents of each group.
         """
+        limit, skip = validate_limit_skip(limit, skip)
         keys = [keys] if isinstance(keys, str) else list(keys)
         props = list(properties.keys()) if isinstance(properties, dict) else list(properties or [])
         docs = [
@@ -629,7 +646,7 @@ class SQLiteStore(Store):
         """
         with self.transaction(f"removal from {self.name}") as conn:
             compiler = self._compiler(conn)
-            where = compiler.where(_plain(criteria))
+            where = compiler.where(_plain_filter(criteria))
             conn.execute(f"DELETE FROM {self.table} WHERE {where}", compiler.params)
 
     # -- indexes ----------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class MirrorFields:
     errors: tuple[str, ...] = ("output.error_messages", "output.errors")
     warnings: tuple[str, ...] = ("output.warnings",)
     started_at: tuple[str, ...] = ("output.calcs_reversed.0.run.started_at",)
+    scheduler: tuple[str, ...] = ("output.calcs_reversed.0.run.scheduler",)
     workflow_id: tuple[str, ...] = ("metadata.flow_uuid",)
     tui_job_id: tuple[str, ...] = ("metadata.tui_job_id",)
 
@@ -291,7 +292,39 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
             _number(_first(doc, MIRROR_FIELDS.wall_time)),
         ),
     )
+    _record_remote_job(conn, row_id, _first(doc, MIRROR_FIELDS.scheduler), status)
     return row_id
+
+
+def _record_remote_job(
+    conn: sqlite3.Connection, job_id: int, scheduler: Mapping[str, Any] | None, status: str
+) -> None:
+    """The ``remote_jobs`` row of a job that ran in a batch job on a cluster the UI knows.
+
+    Only a cluster the UI defined (its ``clusters`` row, looked up by name) gets a row, as the
+    UI's own runners write them: the job row points at the cluster and says it ran under SLURM,
+    and the scheduler's job id becomes the row's handle. One row per (job, scheduler job); the
+    UI's clusters rows are only read.
+    """
+    if not isinstance(scheduler, Mapping) or not scheduler.get("cluster") or not scheduler.get("job_id"):
+        return
+    found = conn.execute("SELECT id FROM clusters WHERE name = ?", (scheduler["cluster"],)).fetchone()
+    if found is None:
+        return
+    cluster_id, handle = found[0], str(scheduler["job_id"])
+    conn.execute("UPDATE jobs SET cluster_id = ?, runner_type = 'slurm' WHERE id = ?", (cluster_id, job_id))
+    exists = conn.execute(
+        "SELECT 1 FROM remote_jobs WHERE job_id = ? AND remote_handle = ?", (job_id, handle)
+    ).fetchone()
+    if exists is None:
+        conn.execute(
+            "INSERT INTO remote_jobs (job_id, cluster_id, remote_handle, working_directory, queue_name, "
+            "node_list, metadata, submission_time) VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
+            (
+                job_id, cluster_id, handle, scheduler.get("work_dir") or "", scheduler.get("queue"),
+                scheduler.get("nodes"), json.dumps({"scheduler": "slurm", "state": status}),
+            ),
+        )
 
 
 def mirror_documents(conn: sqlite3.Connection, docs: list[Mapping[str, Any]]) -> None:

@@ -19,7 +19,7 @@ from crystal_atomate.stores.ui_clusters import UICluster, load_cluster_file
 if TYPE_CHECKING:
     from jobflow import Flow
 
-__all__ = ["CLUSTER_EXAMPLE", "ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "relax_static_flow", "ui_cluster"]
+__all__ = ["CLUSTER_EXAMPLE", "ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "register_ui_cluster", "relax_static_flow", "ui_cluster"]
 
 _DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".ci" / "hpc.env"
 #: The shipped cluster description the tests use (so that the example cannot rot).
@@ -118,3 +118,32 @@ def ui_cluster(cluster: LoopbackCluster) -> UICluster:
     """
     example = load_cluster_file(CLUSTER_EXAMPLE)
     return replace(example, hostname=cluster.host, port=cluster.port, username=cluster.user, key_file=cluster.key)
+
+
+def register_ui_cluster(db_file: str | Path, cluster: UICluster) -> bool:
+    """Define ``cluster`` in the UI's database with the UI's own code, as a user would in the UI.
+
+    Parameters
+    ----------
+    db_file
+        The shared database (created by the UI's ``Database`` if new).
+    cluster
+        The cluster to define.
+
+    Returns
+    -------
+    bool
+        False when the UI's code is not on this machine (nothing written).
+    """
+    from crystal_atomate.testing.ui_client import UIClientMissing, ui_module
+
+    try:
+        database = ui_module("src.core.database").Database(Path(db_file))
+    except UIClientMissing:
+        return False
+    database.create_cluster(
+        name=cluster.name, type=cluster.kind, hostname=cluster.hostname, username=cluster.username,
+        port=cluster.port, connection_config={"key_file": cluster.key_file, "slurm": cluster.slurm},
+        setup_commands=list(cluster.setup_commands),
+    )
+    return True

@@ -29,7 +29,7 @@ def test_fireworks_queue_adapter_from_the_cluster_file(tmp_path: Path) -> None:
     adapter = yaml.safe_load(out.read_text())
     assert adapter["_fw_q_type"] == "SLURM" and adapter["queue"] == "debug"
     assert (adapter["walltime"], adapter["ntasks"]) == ("02:00:00", 4)
-    assert adapter["pre_rocket"] == "export OMP_NUM_THREADS=1"
+    assert adapter["pre_rocket"] == "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm"
     assert adapter["rocket_launch"].endswith(f"-l {tmp_path / 'my_launchpad.yaml'} singleshot")
     assert "qlaunch" in result.output and str(out) in result.output
 
@@ -47,7 +47,9 @@ def test_remote_worker_added_to_a_project(tmp_path: Path, monkeypatch: pytest.Mo
     worker = yaml.safe_load((tmp_path / "projects" / "cluster_test.yaml").read_text())["workers"]["loopback-slurm"]
     assert (worker["type"], worker["scheduler_type"], worker["port"]) == ("remote", "slurm", 2222)
     assert worker["resources"] == {"partition": "debug"}
-    assert worker["pre_run"] == "export OMP_NUM_THREADS=1\nsource ~/venv/bin/activate"
+    assert worker["pre_run"] == (
+        "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm\nsource ~/venv/bin/activate"
+    )
 
 
 def test_a_ui_cluster_becomes_a_queue_adapter_and_the_ui_row_is_untouched(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ the local runs: one cluster description (as the UI keeps it) configures both eng
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from crystal_atomate.testing.hpc import (
     ClusterUnavailable,
     LoopbackCluster,
     loopback_cluster,
+    register_ui_cluster,
     relax_static_flow,
     ui_cluster,
 )
@@ -76,7 +79,30 @@ def _wait_for_slurm(
     return states
 
 
+def _remote_jobs(db_file: Path) -> dict[str, tuple]:
+    """The UI's ``remote_jobs`` rows by job name: (cluster, runner type, handle, queue, state)."""
+    with closing(sqlite3.connect(db_file)) as conn:
+        rows = conn.execute(
+            "SELECT j.name, c.name, j.runner_type, r.remote_handle, r.queue_name, "
+            "json_extract(r.metadata, '$.state') FROM remote_jobs r JOIN jobs j ON j.id = r.job_id "
+            "JOIN clusters c ON c.id = r.cluster_id"
+        ).fetchall()
+    return {name: tuple(rest) for name, *rest in rows}
+
+
+def _assert_remote_jobs(db_file: Path, registered: bool) -> None:
+    """Both jobs have their SLURM job in the UI's ``remote_jobs``, under the UI's cluster."""
+    if not registered:
+        return
+    rows = _remote_jobs(db_file)
+    assert set(rows) == {"relax", "static"}, rows
+    for cluster_name, runner, handle, queue, state in rows.values():
+        assert (cluster_name, runner, queue, state) == ("loopback-slurm", "slurm", "debug", "COMPLETED")
+        assert handle.isdigit()
+
+
 def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Path) -> None:
+    registered = register_ui_cluster(tmp_path / ".crystal_tui.db", ui_cluster(cluster))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     env = {**os.environ, **use_replay(PLAN, tmp_path / "replay")}
     db_dir = tmp_path / "db"
@@ -111,12 +137,14 @@ def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Pat
     assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     states = _wait_for_slurm(cluster, name, lambda states: states.count("COMPLETED") >= 2)
     assert states.count("COMPLETED") >= 2, states
+    _assert_remote_jobs(tmp_path / ".crystal_tui.db", registered)
 
 
 @pytest.fixture
 def slurm_project(cluster: LoopbackCluster, tmp_path: Path) -> Iterator[RemoteProject]:
     """A jobflow-remote project whose only worker submits through SSH to the loopback SLURM."""
     env = {**os.environ, "JFREMOTE_PROJECTS_FOLDER": str(tmp_path / "projects")}
+    register_ui_cluster(tmp_path / ".crystal_tui.db", ui_cluster(cluster))
     replay_env = use_replay(PLAN, tmp_path / "replay")
     config = project_config(
         name="crystal_atomate_slurm",
@@ -156,3 +184,6 @@ def test_jobflow_remote_worker_through_ssh_and_slurm(slurm_project: RemoteProjec
     assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     rows = slurm_project.ui_rows()
     assert {rows[name][0] for name in ("relax", "static")} == {"COMPLETED"}
+    with closing(sqlite3.connect(slurm_project.store.db_file)) as conn:
+        registered = conn.execute("SELECT count(*) FROM clusters").fetchone()[0] == 1
+    _assert_remote_jobs(Path(slurm_project.store.db_file), registered)

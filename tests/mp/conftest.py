@@ -6,9 +6,6 @@ server fails to connect instead of reaching api.materialsproject.org.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +16,7 @@ from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
 from crystal_atomate.testing.mpcontribs_server import MPContribsServer
 from crystal_atomate.testing.mpcontribs_server import start_server as start_mpcontribs_server
 from crystal_atomate.testing.optimade_server import OptimadeServer, start_optimade_server
+from crystal_atomate.testing.ui_client import UIClientMissing, ui_client_dir, ui_module
 
 
 @pytest.fixture(autouse=True)
@@ -57,13 +55,12 @@ def ui_materials() -> ModuleType:
     Read from ``CRYSTALMATH_CLIENT_DIR`` (default ``<repo>/../shared/crystalmath-client/tui``);
     the test skips, saying why, when that folder or the UI's ``aiosqlite`` is missing.
     """
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "crystalmath-client" / "tui"
-    client_dir = Path(os.environ.get("CRYSTALMATH_CLIENT_DIR", default))
-    if not (client_dir / "src" / "core" / "materials_api").is_dir():
-        pytest.skip(f"the CrystalMath UI's code is not at {client_dir} (set CRYSTALMATH_CLIENT_DIR)")
+    try:
+        ui_client_dir()
+    except UIClientMissing as exc:
+        pytest.skip(str(exc))
     pytest.importorskip("aiosqlite", reason="the UI's CacheRepository needs aiosqlite (dev extra)")
-    sys.path.insert(0, str(client_dir))
-    return importlib.import_module("src.core.materials_api")
+    return ui_module("src.core.materials_api")
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,7 @@ async def _ui_caches(ui: ModuleType, db_file: Path, record: Any) -> None:
 
 def test_the_uis_fetch_is_served_offline(ui_materials: ModuleType, db_file: Path) -> None:
     """A structure the UI's service cached (its key, its record) answers us with no server."""
-    from crystal_atomate.stores.sqlite_store import connect_sqlite
+    from crystal_atomate.stores.sqlite_db import connect_sqlite
     from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
     conn = connect_sqlite(db_file)

@@ -60,6 +60,7 @@ def test_a_lock_past_the_deadline_is_a_typed_error_saying_what_was_lost(tmp_path
     assert message.startswith(f"database is locked: {db}")
     assert "u-lost" in message and "python" in message  # what was not written, and who has it open
     assert caught.value.what.startswith("job document(s) u-lost")
+    assert "CRYSTAL_ATOMATE_DB_LOCK_DEADLINE" in caught.value.hint
     assert store.query_one({"uuid": "u-lost"}) is None
     store.update(_doc("u-lost"))  # the lock is gone: the same write now succeeds
     assert store.tui_job_id("u-lost") is not None
