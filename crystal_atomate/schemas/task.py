@@ -26,7 +26,7 @@ from crystal_atomate.io.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR3_TO_GPA,
 from crystal_atomate.run import OUTPUT_FILE, CrystalRunRecord
 
 __all__ = [
-    "CrystalCalculation",
+    "Calculation",
     "CrystalEosDoc",
     "CrystalInputDoc",
     "CrystalOutputDoc",
@@ -175,7 +175,7 @@ class CrystalOutputDoc(BaseModel):
         )
 
 
-class CrystalCalculation(BaseModel):
+class Calculation(BaseModel):
     """One execution of CRYSTAL (a task may hold several after restarts: newest first)."""
 
     dir_name: str
@@ -202,7 +202,7 @@ class CrystalTaskDoc(StructureMetadata):
     structure: Structure | Molecule | None = None
     input: CrystalInputDoc
     output: CrystalOutputDoc
-    calcs_reversed: list[CrystalCalculation]
+    calcs_reversed: list[Calculation]
     errors: list[CrystalErrorKind] = Field(default_factory=list)
     error_messages: list[str] = Field(default_factory=list)
     restarts: list[RestartRecord] = Field(default_factory=list)
@@ -233,7 +233,7 @@ class CrystalTaskDoc(StructureMetadata):
         crystal_input = CrystalInput.from_file(directory / "INPUT", allow_unknown=True)
         input_doc = _input_doc(crystal_input, directory)
         out = parse_output(directory / output_file)
-        calc = CrystalCalculation(
+        calc = Calculation(
             dir_name=str(directory),
             task_type=task_type_of(crystal_input),
             crystal_version=out.crystal_version,
@@ -327,7 +327,7 @@ def _structure_metadata(structure: Structure | Molecule | None) -> dict[str, Any
     return {}
 
 
-def _run_stats(calc: CrystalCalculation) -> dict[str, float]:
+def _run_stats(calc: Calculation) -> dict[str, float]:
     stats = {}
     if calc.wall_time_seconds is not None:
         stats["wall_time_seconds"] = calc.wall_time_seconds

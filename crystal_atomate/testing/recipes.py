@@ -16,7 +16,15 @@ from crystal_atomate.jobs.core import EosMaker
 from crystal_atomate.sets.core import EosSetGenerator
 from crystal_atomate.testing.reference import recorded_input
 
-__all__ = ["EOS_RECORDING", "EOS_REPLAY", "eos_flow", "eos_maker", "eos_structure"]
+__all__ = [
+    "EOS_RECORDING",
+    "EOS_REPLAY",
+    "MGO_STATIC_RECORDING",
+    "MGO_STATIC_SETTINGS",
+    "eos_flow",
+    "eos_maker",
+    "eos_structure",
+]
 
 EOS_RECORDING = "hTaAs_eos_lda_ecp_crystal23"
 
@@ -62,3 +70,23 @@ def eos_maker(name: str = "TaAs eos") -> EosMaker:
 def eos_flow() -> Flow:
     """The native EOS job on TaAs as a one-job flow (built fresh each call)."""
     return Flow([eos_maker().make(eos_structure())], name="TaAs native EOS")
+
+
+MGO_STATIC_RECORDING = "mgo_scf_band_doss_b3lyp_crystal17"
+
+#: ``build_flow("static", ...)`` settings that write the recorded MgO static deck
+#: (:data:`MGO_STATIC_RECORDING`) keyword by keyword: the high-throughput and summary tests use them.
+MGO_STATIC_SETTINGS: dict[str, Any] = {
+    "functional": "B3LYP",
+    "settings": {
+        "hamiltonian": {"dft": {"grid": "XXLGRID"}},
+        "scf": {
+            "toldee": None,
+            "ppan": None,
+            "maxcycle": 200,
+            "fmixing": 70,
+            "extra": ["DIIS"],
+            "shrink": {"mesh": 12, "isp": 24},
+        },
+    },
+}

@@ -1,51 +1,22 @@
-"""Fixtures of the mp tests: the local MP server, a fresh shared database, no real network.
+"""Fixtures of the mp tests: no real network, and the UI's own Materials Project code.
 
-An autouse fixture points ``MP_API_ENDPOINT`` at a closed local port, so a test that forgets the
-server fails to connect instead of reaching api.materialsproject.org.
+Every test here starts pointed at a closed local port (``no_real_materials_project``), so a test that
+forgets the local server fails to connect instead of reaching api.materialsproject.org. The servers
+and ``db_file`` are in tests/conftest.py, shared with the CLI and high-throughput tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
-from crystal_atomate.testing.mpcontribs_server import MPContribsServer
-from crystal_atomate.testing.mpcontribs_server import start_server as start_mpcontribs_server
-from crystal_atomate.testing.optimade_server import OptimadeServer, start_optimade_server
 from crystal_atomate.testing.ui_client import UIClientMissing, ui_client_dir, ui_module
 
 
 @pytest.fixture(autouse=True)
-def _no_real_materials_project(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_real_materials_project(no_real_materials_project: None) -> None:
     """Every test starts pointed at a closed local port, with the valid test key."""
-    monkeypatch.setenv("MP_API_ENDPOINT", "http://127.0.0.1:9/")
-    monkeypatch.setenv("MP_API_KEY", VALID_KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def mp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MPServer]:
-    """A fresh server on a random free port of 127.0.0.1; ``MP_API_ENDPOINT`` points at it.
-
-    A new port per test also gives mp-api a new endpoint, whose heartbeat it has not cached.
-    """
-    server, thread = start_server()
-    monkeypatch.setenv("MP_API_ENDPOINT", server.url)
-    yield server
-    server.stop()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A new shared database file, also what ``CRYSTAL_TUI_DB`` names for the CLI."""
-    path = tmp_path / "crystal_tui.db"
-    monkeypatch.setenv("CRYSTAL_TUI_DB", str(path))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -61,30 +32,3 @@ def ui_materials() -> ModuleType:
         pytest.skip(str(exc))
     pytest.importorskip("aiosqlite", reason="the UI's CacheRepository needs aiosqlite (dev extra)")
     return ui_module("src.core.materials_api")
-
-
-@pytest.fixture(scope="session")
-def _optimade_reference_server() -> Iterator[OptimadeServer]:
-    pytest.importorskip("optimade.server", reason="needs optimade[server] (mp extra)")
-    server = start_optimade_server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def optimade_server(_optimade_reference_server: OptimadeServer) -> Iterator[OptimadeServer]:
-    """The ``optimade`` package's reference server (hematite, MgO, corundum) on loopback, shared by
-    the session; each test starts with no fault scripted and no request seen, and leaves no fault."""
-    _optimade_reference_server.fail(None)
-    _optimade_reference_server.paths.clear()
-    yield _optimade_reference_server
-    _optimade_reference_server.fail(None)
-
-
-@pytest.fixture
-def mpcontribs_server() -> Iterator[MPContribsServer]:
-    """The recorded MPContribs API on a free port of 127.0.0.1 (project ``crystal_oxides``)."""
-    pytest.importorskip("mpcontribs.client", reason="needs mpcontribs-client (mp extra)")
-    server = start_mpcontribs_server()
-    yield server
-    server.stop()

@@ -18,6 +18,7 @@ from crystal_atomate.sets.core import StaticSetGenerator
 from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_real_materials_project")
 
 
 def cached_ids(db_file: Path) -> list[str]:

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
 from crystal_atomate.cli.flows import load_structure, load_structure_with_origin
+from crystal_atomate.demo import mgo_structure
 from crystal_atomate.errors import InputError
 from crystal_atomate.flows.registry import build_flow
-from crystal_atomate.demo import mgo_structure
 from crystal_atomate.highthroughput import (
     Batch,
     Candidate,
@@ -43,24 +43,11 @@ from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.mp.client import MPQuery
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.mp_server import CORE, SUMMARY, MPServer
+from crystal_atomate.testing.recipes import MGO_STATIC_RECORDING, MGO_STATIC_SETTINGS
 
-RECORDING = "mgo_scf_band_doss_b3lyp_crystal17"
 RECORDED_ENERGY_HA = -2.7544859113743e02
-#: ``build_flow`` settings that write the recorded MgO static deck.
-MGO_STATIC = {
-    "functional": "B3LYP",
-    "settings": {
-        "hamiltonian": {"dft": {"grid": "XXLGRID"}},
-        "scf": {
-            "toldee": None,
-            "ppan": None,
-            "maxcycle": 200,
-            "fmixing": 70,
-            "extra": ["DIIS"],
-            "shrink": {"mesh": 12, "isp": 24},
-        },
-    },
-}
+
+pytestmark = pytest.mark.usefixtures("no_real_materials_project")
 
 runner = CliRunner()
 
@@ -69,7 +56,7 @@ def _mgo_batch(
     db_file: Path, batch_id: str, candidates: list[Candidate]
 ) -> tuple[CrystalMathJobStore, Batch]:
     store = CrystalMathJobStore(db_file)
-    builder = HighThroughputBuilder("static", MGO_STATIC, tags=["rocksalt"], batch_id=batch_id)
+    builder = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, tags=["rocksalt"], batch_id=batch_id)
     return store, builder.build(candidates, store)
 
 
@@ -82,7 +69,7 @@ def _conventional_cif(structure: Structure, path: Path) -> Path:
 def test_query_to_task_documents_with_origin(
     mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path
 ) -> None:
-    mock_crystal({"static": RECORDING})
+    mock_crystal({"static": MGO_STATIC_RECORDING})
     with closing(MaterialsProject(db_file)) as mp:
         candidates = candidates_from_query(mp, MPQuery(formula="MgO"))
     store, batch = _mgo_batch(db_file, "mgo-1", candidates)
@@ -111,7 +98,7 @@ def test_query_to_task_documents_with_origin(
 def test_second_submit_skips_what_is_done_offline(
     mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path
 ) -> None:
-    mock_crystal({"static": RECORDING})
+    mock_crystal({"static": MGO_STATIC_RECORDING})
     with closing(MaterialsProject(db_file)) as mp:
         mp_1265 = candidates_from_query(mp, MPQuery(formula="MgO"))[0]
     store, first = _mgo_batch(db_file, "first", [mp_1265])
@@ -137,7 +124,7 @@ def test_second_submit_skips_what_is_done_offline(
 def test_other_settings_or_structures_are_not_done(
     mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path
 ) -> None:
-    mock_crystal({"static": RECORDING})
+    mock_crystal({"static": MGO_STATIC_RECORDING})
     with closing(MaterialsProject(db_file)) as mp:
         mp_1265 = candidates_from_ids(mp, ["mp-1265"])
     store, batch = _mgo_batch(db_file, "base", mp_1265)
@@ -145,8 +132,8 @@ def test_other_settings_or_structures_are_not_done(
     strained = Candidate("strained", mp_1265[0].structure.copy())
     strained.structure.scale_lattice(mp_1265[0].structure.volume * 1.01)
 
-    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC, "functional": "PBE0"}).build(mp_1265, store)
-    same = HighThroughputBuilder("static", MGO_STATIC).build([*mp_1265, strained, *mp_1265], store)
+    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC_SETTINGS, "functional": "PBE0"}).build(mp_1265, store)
+    same = HighThroughputBuilder("static", MGO_STATIC_SETTINGS).build([*mp_1265, strained, *mp_1265], store)
 
     assert [e.status for e in pbe0.entries] == ["new"]
     assert [e.status for e in same.entries] == ["done", "new", "done"]
@@ -154,9 +141,9 @@ def test_other_settings_or_structures_are_not_done(
 
 def test_settings_fingerprint_ignores_labels_not_physics() -> None:
     structure = mgo_structure()
-    first, relabelled = (build_flow("static", structure, **MGO_STATIC) for _ in range(2))
+    first, relabelled = (build_flow("static", structure, **MGO_STATIC_SETTINGS) for _ in range(2))
     relabelled.jobs[0].maker.name = "another label"
-    scf = {**MGO_STATIC["settings"]["scf"], "maxcycle": 300}
+    scf = {**MGO_STATIC_SETTINGS["settings"]["scf"], "maxcycle": 300}
     more_cycles = build_flow("static", structure, functional="B3LYP", settings={"scf": scf})
 
     assert settings_fingerprint(first) == settings_fingerprint(relabelled)
@@ -165,7 +152,7 @@ def test_settings_fingerprint_ignores_labels_not_physics() -> None:
 
 def test_structures_crystal_cannot_run_are_rejected_not_fatal() -> None:
     overlapping = Structure(Lattice.cubic(4.0), ["Mg", "O"], [[0, 0, 0], [0.01, 0, 0]])
-    batch = HighThroughputBuilder("static", MGO_STATIC).build(
+    batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS).build(
         [Candidate("bad", overlapping), Candidate("good", mgo_structure())]
     )
 
@@ -199,7 +186,7 @@ def test_fireworks_engine_queues_the_tagged_flows(db_file: Path, tmp_path: Path,
 
     open_launchpad().reset("", require_password=False)  # a new LaunchPad, as 'lpad reset' makes
     store = CrystalMathJobStore(db_file)
-    batch = HighThroughputBuilder("static", MGO_STATIC, batch_id="fw").build([Candidate("mgo", mgo_structure())])
+    batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id="fw").build([Candidate("mgo", mgo_structure())])
 
     (result,) = submit_batch(batch, make_engine("fireworks", store, tmp_path))
 
@@ -212,13 +199,13 @@ def test_fireworks_engine_queues_the_tagged_flows(db_file: Path, tmp_path: Path,
 def test_run_accepts_a_material_id(
     mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path
 ) -> None:
-    mock_crystal({"static": RECORDING})
+    mock_crystal({"static": MGO_STATIC_RECORDING})
     structure, origin = load_structure_with_origin("MP-1265")
     result = runner.invoke(
         app,
         [
             "run", "static", "mp-1265", "--functional", "B3LYP",
-            "--settings", json.dumps(MGO_STATIC["settings"]), "--work-dir", str(tmp_path),
+            "--settings", json.dumps(MGO_STATIC_SETTINGS["settings"]), "--work-dir", str(tmp_path),
         ],
     )
 
@@ -231,10 +218,10 @@ def test_run_accepts_a_material_id(
 
 
 def test_cli_submit_twice(mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path) -> None:
-    mock_crystal({"static": RECORDING})
+    mock_crystal({"static": MGO_STATIC_RECORDING})
     args = [
         "ht", "submit", "--query", "formula=MgO", "--flow", "static", "--functional", "B3LYP",
-        "--settings", json.dumps(MGO_STATIC["settings"]), "--batch", "cli", "--tag", "cli-test",
+        "--settings", json.dumps(MGO_STATIC_SETTINGS["settings"]), "--batch", "cli", "--tag", "cli-test",
         "--work-dir", str(tmp_path / "runs"),
     ]
     first = runner.invoke(app, args)

@@ -2,7 +2,7 @@
 
 One batch is run once for the module: mp-1265 from the local MP server (a = 4.25 A) and the demo's
 MgO from a CIF file (a = 4.217 A), both replaying the recorded MgO static (see
-``test_highthroughput`` for why the settings and the geometry are accepted by the replay).
+``tests/test_highthroughput.py`` for why the settings and the geometry are accepted by the replay).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
-from test_highthroughput import MGO_STATIC, RECORDING
 from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
@@ -33,10 +32,12 @@ from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.summary import SummaryRow, batch_rows, plot_batch, write_csv, write_json
 from crystal_atomate.testing.mp_server import VALID_KEY, start_server
+from crystal_atomate.testing.recipes import MGO_STATIC_RECORDING, MGO_STATIC_SETTINGS
 from crystal_atomate.testing.reference import reference_file
 from crystal_atomate.testing.replay_setup import use_replay
 
 BATCH = "summary-test"
+pytestmark = pytest.mark.usefixtures("no_real_materials_project")
 runner = CliRunner()
 
 
@@ -49,14 +50,14 @@ def batch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("MP_API_ENDPOINT", server.url)
         patch.setenv("MP_API_KEY", VALID_KEY)
         patch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        for key, value in use_replay({"static": RECORDING}, root / "replay").items():
+        for key, value in use_replay({"static": MGO_STATIC_RECORDING}, root / "replay").items():
             patch.setenv(key, value)
         mgo_structure().to(filename=str(root / "mgo_4217.cif"))
         db_file = root / "crystal_tui.db"
         with closing(MaterialsProject(db_file)) as mp:
             candidates = candidates_from_ids(mp, ["mp-1265"]) + candidates_from_files([root / "mgo_4217.cif"])
         store = CrystalMathJobStore(db_file)
-        batch = HighThroughputBuilder("static", MGO_STATIC, batch_id=BATCH).build(candidates, store)
+        batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id=BATCH).build(candidates, store)
         results = submit_batch(batch, LocalEngine(store, root / "runs"))
     server.stop()
     thread.join(timeout=5)
@@ -67,7 +68,7 @@ def batch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def recorded() -> dict[str, float]:
     """Energy and gap straight from the recorded CRYSTAL output, not through the store."""
-    out = parse_output(reference_file(RECORDING, "OUTPUT.out"))
+    out = parse_output(reference_file(MGO_STATIC_RECORDING, "OUTPUT.out"))
     return {"energy_ha": out.energy_ha, "gap": out.band_gap_ev}
 
 

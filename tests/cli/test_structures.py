@@ -12,6 +12,7 @@ from crystal_atomate.testing.mp_server import MPServer
 from crystal_atomate.testing.optimade_server import OptimadeServer
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_real_materials_project")
 
 
 @pytest.fixture(autouse=True)
