@@ -154,7 +154,11 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
     from aiida import orm
     from typer.testing import CliRunner
 
-    from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, import_tui_jobs, list_crystal_jobs
+    from crystal_atomate.aiida.query import (
+        CRYSTAL_PROCESS_TYPES,
+        import_tui_jobs,
+        list_crystal_jobs,
+    )
     from crystal_atomate.cli import app
 
     for _ in range(_REAL_CALCJOBS):

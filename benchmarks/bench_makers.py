@@ -272,9 +272,9 @@ def run_config(name: str, jobs: int, scratch: Path, profile: Path | None = None)
 
 def replay_startup(repeat: int) -> float:
     """Median wall time of the replay command doing nothing (no plan: it exits at once)."""
-    from crystal_atomate.testing.replay_setup import replay_command
-
     import shlex
+
+    from crystal_atomate.testing.replay_setup import replay_command
 
     command = shlex.split(replay_command())
     env = {k: v for k, v in os.environ.items() if k != "CRYSTAL_ATOMATE_REPLAY_PLAN"}

@@ -27,10 +27,10 @@ from typing import Any
 from jobflow import Flow, run_locally
 from pymatgen.core import Lattice, Structure
 
+from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.jobs.core import RelaxMaker, StaticMaker
 from crystal_atomate.jobs.properties import BandStructureMaker, DosMaker
-from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.sets.core import RelaxSetGenerator, StaticSetGenerator
 from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGenerator
 from crystal_atomate.testing.reference import recorded_input, reference_file
@@ -70,7 +70,8 @@ def mgo_structure() -> Structure:
 
 def nio_structure() -> Structure:
     """Antiferromagnetic NiO: the recorded runs' cell (read from the restart's input fort.34; the
-    failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down."""
+    failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down.
+    """
     structure = Fort34.from_file(reference_file(_NIO_OK, "fort.34")).to_structure()
     moments = [5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0 for i, site in enumerate(structure)]
     return structure.copy(site_properties={"magmom": moments})
@@ -161,7 +162,8 @@ def demo_flows() -> list[Flow]:
 @contextmanager
 def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) -> Iterator[None]:
     """Point the CRYSTAL commands at the replay executable for the duration of the block; ``jobs``
-    is the replay plan (``{job name: recordings}``), the demo's by default."""
+    is the replay plan (``{job name: recordings}``), the demo's by default.
+    """
     updates = use_replay(jobs, plan_dir)
     saved = {key: os.environ.get(key) for key in updates}
     os.environ.update(updates)

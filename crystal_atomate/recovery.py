@@ -45,7 +45,8 @@ class Unrecoverable(BaseModel):
 
 def root_causes(kinds: Sequence[CrystalErrorKind]) -> list[CrystalErrorKind]:
     """The kinds that say why a run failed: an MPI abort or a truncation beside a real error only
-    reports how the run ended. Both engines rank errors with this one rule."""
+    reports how the run ended. Both engines rank errors with this one rule.
+    """
     kinds = list(dict.fromkeys(kinds))
     return [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
 

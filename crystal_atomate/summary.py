@@ -138,7 +138,8 @@ def _number(value: float | None, digits: int) -> str:
 
 def summary_table(rows: Sequence[SummaryRow], title: str = "batch summary") -> Table:
     """A rich table of the rows, as ``crystal-atomate ht summary`` prints it; compact, so it fits
-    an 80-column terminal with the names and energies unbroken."""
+    an 80-column terminal with the names and energies unbroken.
+    """
     table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for column in ("structure", "formula", "job", "state", "E (Ha)", "eV/atom", "dE meV/at", "gap eV"):
         table.add_column(column, overflow="fold", no_wrap=column in _KEEP_WHOLE)

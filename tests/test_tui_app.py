@@ -12,8 +12,8 @@ import functools
 import sqlite3
 from collections.abc import Callable, Coroutine
 from contextlib import closing
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Static

@@ -15,9 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from mpl_toolkits.axes_grid1 import make_axes_locatable
 from jobflow import run_locally
 from monty.json import MontyDecoder
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 from pymatgen.electronic_structure.plotter import BSPlotter
 
 from crystal_atomate.demo import mgo_makers, mgo_structure, replay_environment

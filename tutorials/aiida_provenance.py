@@ -35,7 +35,12 @@ def main() -> None:
     from crystal_atomate.aiida.executor import use_aiida_executor
     from crystal_atomate.aiida.flow_mode import run_flow
     from crystal_atomate.aiida.parameters import parameters_from_generator
-    from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
+    from crystal_atomate.aiida.setup import (
+        ensure_codes,
+        ensure_localhost,
+        ensure_profile,
+        replay_prepend_text,
+    )
     from crystal_atomate.aiida.structures import structure_to_node
     from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
     from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure

@@ -50,7 +50,8 @@ console = Console()
 @contextmanager
 def local_servers() -> Iterator[str]:
     """The recorded Materials Project (MP_API_ENDPOINT/MP_API_KEY point at it) and the OPTIMADE
-    reference server, whose base URL is yielded as the provider to ask."""
+    reference server, whose base URL is yielded as the provider to ask.
+    """
     mp_server, thread = start_server()
     optimade_server = start_optimade_server()
     saved = {key: os.environ.get(key) for key in ("MP_API_ENDPOINT", "MP_API_KEY", "NO_PROXY")}

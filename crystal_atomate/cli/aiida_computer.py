@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,30 +24,30 @@ def computer() -> None:
 
 @computer_app.command("add")
 def add(
-    name: Annotated[Optional[str], typer.Argument(help="Computer label (default: the cluster's name).")] = None,
-    host: Annotated[Optional[str], typer.Option(help="SSH host of the login node.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Computer label (default: the cluster's name).")] = None,
+    host: Annotated[str | None, typer.Option(help="SSH host of the login node.")] = None,
     port: Annotated[int, typer.Option(help="SSH port.")] = 22,
-    user: Annotated[Optional[str], typer.Option(help="SSH user.")] = None,
-    key: Annotated[Optional[Path], typer.Option(help="SSH private key (absolute path).")] = None,
+    user: Annotated[str | None, typer.Option(help="SSH user.")] = None,
+    key: Annotated[Path | None, typer.Option(help="SSH private key (absolute path).")] = None,
     scheduler: Annotated[str, typer.Option(help="slurm, pbspro, sge, lsf or direct.")] = "slurm",
     workdir: Annotated[str, typer.Option(help="Where calculations run on the cluster.")] = "/tmp/{username}/aiida_run",
     mpi: Annotated[str, typer.Option(help="MPI launcher (srun under SLURM).")] = "srun",
-    mpiprocs: Annotated[Optional[int], typer.Option(help="Default MPI processes per node.")] = None,
-    cluster_file: Annotated[Optional[Path], typer.Option(help="A cluster file (stores/clusters/*.yaml).")] = None,
-    from_ui: Annotated[Optional[str], typer.Option(help="A cluster the CrystalMath UI defined, by name.")] = None,
+    mpiprocs: Annotated[int | None, typer.Option(help="Default MPI processes per node.")] = None,
+    cluster_file: Annotated[Path | None, typer.Option(help="A cluster file (stores/clusters/*.yaml).")] = None,
+    from_ui: Annotated[str | None, typer.Option(help="A cluster the CrystalMath UI defined, by name.")] = None,
     db: Annotated[Path, typer.Option(help="The UI's database, for --from-ui.")] = Path(".crystal_tui.db"),
-    crystal: Annotated[Optional[str], typer.Option(help="crystal (or Pcrystal) executable on the cluster.")] = None,
-    properties: Annotated[Optional[str], typer.Option(help="properties executable on the cluster.")] = None,
+    crystal: Annotated[str | None, typer.Option(help="crystal (or Pcrystal) executable on the cluster.")] = None,
+    properties: Annotated[str | None, typer.Option(help="properties executable on the cluster.")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between two scheduler queries.")] = 10.0,
-    profile: Annotated[Optional[str], typer.Option(help="AiiDA profile (default: the default one).")] = None,
+    profile: Annotated[str | None, typer.Option(help="AiiDA profile (default: the default one).")] = None,
 ) -> None:
     """Create (idempotently) the computer and its codes, then test the connection and scheduler."""
     from crystal_atomate.aiida.computers import (
         ClusterComputer,
+        check_computer,
         cluster_from_ui,
         ensure_remote_code,
         ensure_ssh_computer,
-        check_computer,
     )
     from crystal_atomate.stores.ui_clusters import load_cluster_file, read_ui_cluster
 

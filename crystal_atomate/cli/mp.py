@@ -41,7 +41,8 @@ class OutputFormat(str, Enum):
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
     """The cache-first service on the settings' database, storing the default input set's deck
-    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1)."""
+    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1).
+    """
     service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
     with source_errors():
         try:

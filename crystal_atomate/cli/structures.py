@@ -39,7 +39,8 @@ def structures() -> None:
 @contextmanager
 def source_errors() -> Iterator[None]:
     """A structure-source error as one ``error:`` line (and its ``hint:``); exit 2 for bad input,
-    1 for a failure."""
+    1 for a failure.
+    """
     try:
         yield
     except MPError as exc:

@@ -177,7 +177,8 @@ class MPContribs:
         self, project: str, identifier: str | None = None, limit: int = 50, refresh: bool = False
     ) -> list[MPStructure]:
         """Every structure of the project's contributions, in order: what seeds a batch
-        (``[Candidate.from_mp(s) for s in ...]``)."""
+        (``[Candidate.from_mp(s) for s in ...]``).
+        """
         found = self.contributions(project, identifier=identifier, limit=limit, refresh=refresh)
         return [structure for contribution in found for structure in contribution.structures]
 

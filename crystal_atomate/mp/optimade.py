@@ -162,7 +162,8 @@ class OptimadeQuery:
 
     def cache_params(self) -> tuple[str, dict[str, Any]]:
         """The UI's ``search_optimade`` key parameters for a formula; ``search_optimade_filter``
-        (a call the UI does not make) for a raw filter."""
+        (a call the UI does not make) for a raw filter.
+        """
         providers = sorted(self.providers)
         if self.formula is not None:
             return "search_optimade", {
@@ -247,7 +248,8 @@ def _ask(urls: dict[str, str], text: str, limit: int, timeout: float, attempts: 
 
 def _reason(error: str, timeout: float) -> str:
     """The client's error text ('ReadTimeout: HTTPConnectionPool(...)', 'RuntimeError: 500 - url:
-    body') said in a few words: 'no answer within 5 s', 'connection refused', 'HTTP 500 (title)'."""
+    body') said in a few words: 'no answer within 5 s', 'connection refused', 'HTTP 500 (title)'.
+    """
     if error.startswith(_TIMEOUTS):
         return f"no answer within {timeout:g} s"
     if error.startswith(_OFFLINE):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -44,4 +44,4 @@ class CrystalPropertiesTaskDoc(BaseModel):
     error_messages: list[str] = Field(default_factory=list)
     crystal_version: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    completed_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    completed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

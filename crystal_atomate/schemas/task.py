@@ -8,7 +8,7 @@ Hartree energy is kept too, for the terminal UI's ``jobs.final_energy``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -214,7 +214,7 @@ class CrystalTaskDoc(StructureMetadata):
         description="Provenance from outside CRYSTAL: Materials Project id, AiiDA node uuid, ...",
     )
     completed_at: datetime | None = None
-    last_updated: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    last_updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def from_directory(
@@ -245,7 +245,7 @@ class CrystalTaskDoc(StructureMetadata):
             run=run,
             wall_time_seconds=out.telapse_s,
             cpu_time_seconds=out.tcpu_s,
-            completed_at=datetime.now(timezone.utc),
+            completed_at=datetime.now(UTC),
         )
         structure = calc.output.structure or input_doc.structure
         fields = _structure_metadata(structure)
@@ -321,7 +321,7 @@ def _input_doc(crystal_input: CrystalInput, directory: Path) -> CrystalInputDoc:
 
 
 def _structure_metadata(structure: Structure | Molecule | None) -> dict[str, Any]:
-    """emmet's structure metadata for periodic structures (molecules have no lattice to describe)."""
+    """Emmet's structure metadata for periodic structures (molecules have no lattice to describe)."""
     if isinstance(structure, Structure):
         return StructureMetadata.from_structure(structure).model_dump()
     return {}

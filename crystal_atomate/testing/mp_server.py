@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def _handler(server: MPServer, data_dir: Path) -> type[BaseHTTPRequestHandler]:
 
 
 def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
-    """maggma's ``Response``: matching documents, paginated and projected, and ``meta``."""
+    """Maggma's ``Response``: matching documents, paginated and projected, and ``meta``."""
     found = [
         d for d in docs
         if all(_matches(d, k, v) for k, v in params.items() if not k.startswith("_"))
@@ -153,7 +153,7 @@ def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, A
         page = [{k: d[k] for k in wanted if k in d} for d in page]
     meta = {
         "api_version": "0.86.3",
-        "time_stamp": datetime.now(timezone.utc).isoformat(),
+        "time_stamp": datetime.now(UTC).isoformat(),
         "total_doc": len(found),
         "max_limit": 1000,
         "default_fields": ["material_id", "formula_pretty", "last_updated"],
@@ -164,7 +164,8 @@ def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, A
 
 def start_server(data_dir: Path = DATA) -> tuple[MPServer, threading.Thread]:
     """A server on a random free port of 127.0.0.1, serving ``data_dir``'s documents from a daemon
-    thread."""
+    thread.
+    """
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     server = MPServer(url=f"http://127.0.0.1:{httpd.server_address[1]}/", _httpd=httpd)
     httpd.RequestHandlerClass = _handler(server, data_dir)

@@ -103,7 +103,8 @@ def reference_file(folder: str, name: str) -> Path:
 
 def recorded_input(folder: str) -> CrystalInput:
     """The recorded ``INPUT.d12`` of ``folder``, parsed: recipes reuse its basis and geometry so the
-    replay accepts the decks they write."""
+    replay accepts the decks they write.
+    """
     from crystal_atomate.io.d12 import CrystalInput
 
     return CrystalInput.from_file(reference_file(folder, "INPUT.d12"))

@@ -25,7 +25,12 @@ from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.setup import replay_prepend_text
 from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from crystal_atomate.testing.hpc import ClusterUnavailable, LoopbackCluster, loopback_cluster, relax_static_flow
+from crystal_atomate.testing.hpc import (
+    ClusterUnavailable,
+    LoopbackCluster,
+    loopback_cluster,
+    relax_static_flow,
+)
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 

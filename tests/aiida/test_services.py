@@ -19,16 +19,21 @@ from pathlib import Path
 import pytest
 from aiida import orm
 from aiida.engine import submit
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, crystal_inputs
+from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.flow_mode import submit_flow
-from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
+from crystal_atomate.aiida.setup import (
+    ensure_codes,
+    ensure_localhost,
+    ensure_profile,
+    replay_prepend_text,
+)
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, crystal_inputs
-from test_workchain_executor import NIO_RECOVERED_HA
 
 pytestmark = pytest.mark.services
 

@@ -7,12 +7,12 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import run_locally
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA, use_aiida_executor
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 NIO_RECOVERED_HA = -3.1282821705429e03
 
@@ -66,7 +66,12 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
 def test_high_throughput_batch_on_the_aiida_engine(codes, replay, tmp_path):
     """The builder's ``aiida`` engine: jobflow here, every CRYSTAL run a CalcJob with provenance."""
     from crystal_atomate.demo import mgo_makers, mgo_structure
-    from crystal_atomate.highthroughput import Candidate, HighThroughputBuilder, make_engine, submit_batch
+    from crystal_atomate.highthroughput import (
+        Candidate,
+        HighThroughputBuilder,
+        make_engine,
+        submit_batch,
+    )
 
     replay({"static": DEMO_REPLAY["static"]})
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
 from crystal_atomate.cli.flows import load_structure, load_structure_with_origin
+from crystal_atomate.demo import mgo_structure
 from crystal_atomate.errors import InputError
 from crystal_atomate.flows.registry import build_flow
-from crystal_atomate.demo import mgo_structure
 from crystal_atomate.highthroughput import (
     Batch,
     Candidate,

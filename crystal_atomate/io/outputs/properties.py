@@ -230,7 +230,8 @@ class DossData:
         self, structure: Structure, doss: Doss, efermi: float | None = None
     ) -> dict[Element, Dos]:
         """Per-element DOS for decks made by :meth:`Doss.from_structure` (one atom projection
-        per element, in ``element_atom_indices`` order)."""
+        per element, in ``element_atom_indices`` order).
+        """
         expected = [sorted(v) for v in element_atom_indices(structure).values()]
         given = [sorted(p.indices) for p in doss.projections if p.kind == "atom"]
         if given != expected or len(doss.projections) != self.n_projections:
@@ -415,7 +416,8 @@ _FERMI_PATTERNS = (
 
 def _fermi_in_line(line: str) -> float | None:
     """Fermi level in eV from ``EFERMI`` prints (metals, BAND) or the valence-band top
-    (insulators: CRYSTAL puts E_F there, as the BAND.DAT ``EFERMI`` of MgO shows)."""
+    (insulators: CRYSTAL puts E_F there, as the BAND.DAT ``EFERMI`` of MgO shows).
+    """
     for pattern in _FERMI_PATTERNS:
         if found := pattern.search(line):
             return float(found[1]) * HARTREE_TO_EV

@@ -696,7 +696,8 @@ class OutputScanner:
 
     def _spin_label(self, text: str) -> None:
         """``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and
-        the per-spin final gaps ``ALPHA / BETA BAND GAP:``."""
+        the per-spin final gaps ``ALPHA / BETA BAND GAP:``.
+        """
         if "BAND GAP:" in text:
             self._final_gap(text)
         elif text.startswith("ALPHA+BETA"):
