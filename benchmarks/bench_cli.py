@@ -33,7 +33,9 @@ from crystal_atomate.stores.ui_queries import list_jobs, open_readonly
 from crystal_atomate.testing.reference import reference_file
 from crystal_atomate.testing.ui_database import fill_ui_database
 
-UI_SQL = "SELECT id, name, status, final_energy, created_at FROM jobs ORDER BY created_at DESC LIMIT 50"
+UI_SQL = (
+    "SELECT id, name, status, final_energy, created_at FROM jobs ORDER BY created_at DESC LIMIT 50"
+)
 FORMER_SQL = (
     "SELECT j.id, j.name, j.status, j.final_energy, j.workflow_id, j.created_at, l.job_uuid FROM jobs j "
     "LEFT JOIN jobflow_job_links l ON l.tui_job_id = j.id "
@@ -95,7 +97,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     parser.add_argument(
-        "--cli-pythonpath", help="PYTHONPATH of the timed commands, e.g. another checkout to compare with."
+        "--cli-pythonpath",
+        help="PYTHONPATH of the timed commands, e.g. another checkout to compare with.",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,11 +110,15 @@ def main() -> None:
         for label, command in commands(db).items():
             results[label] = wall(command, args.repeat, Path(tmp), env)
             timing = results[label]
-            print(f"{label:40s} wall min {timing['min_s']:.3f} s, median {timing['median_s']:.3f} s; cpu {timing['cpu_s']:.3f} s")
+            print(
+                f"{label:40s} wall min {timing['min_s']:.3f} s, median {timing['median_s']:.3f} s; cpu {timing['cpu_s']:.3f} s"
+            )
         with closing(open_readonly(db)) as conn:
             queries = {
                 "list_jobs, latest 50 (ms)": lambda: list_jobs(conn, limit=50),
-                "former ORDER BY ... IS NULL query (ms)": lambda: conn.execute(FORMER_SQL).fetchall(),
+                "former ORDER BY ... IS NULL query (ms)": lambda: conn.execute(
+                    FORMER_SQL
+                ).fetchall(),
                 "UI's query (ms)": lambda: conn.execute(UI_SQL).fetchall(),
             }
             for label, fn in queries.items():

@@ -190,8 +190,14 @@ def main() -> None:
             "run_locally": (1, lambda root: bench_local(root, n, env)),
             "FireWorks, 1 launcher": (1, lambda root: bench_fireworks(root, n, env, 1)),
             "FireWorks, 2 launchers": (2, lambda root: bench_fireworks(root, n, env, 2)),
-            "jobflow-remote, 1 job at a time": (1, lambda root: bench_remote(root, n, env, 1, delay)),
-            "jobflow-remote, 2 jobs at a time": (2, lambda root: bench_remote(root, n, env, 2, delay)),
+            "jobflow-remote, 1 job at a time": (
+                1,
+                lambda root: bench_remote(root, n, env, 1, delay),
+            ),
+            "jobflow-remote, 2 jobs at a time": (
+                2,
+                lambda root: bench_remote(root, n, env, 2, delay),
+            ),
         }
         if args.plain_executor:
             runs["jobflow-remote, plain jf execution run, 1 job at a time"] = (

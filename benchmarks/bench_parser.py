@@ -95,7 +95,11 @@ def build_large_output(target_mb: float, directory: Path) -> Path:
     ``OPTI`` timing line, and CRYSTALpytools then fails (``could not broadcast``) - a fault of
     the file, not of that parser. The final energy and state stay those of the real run.
     """
-    lines = reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out").read_text().splitlines(keepends=True)
+    lines = (
+        reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out")
+        .read_text()
+        .splitlines(keepends=True)
+    )
     points = [i for i, line in enumerate(lines) if _POINT.search(line)]
     head, body, tail = lines[: points[1]], lines[points[1] : points[-1]], lines[points[-1] :]
     copies = max(1, int(target_mb * 1e6 / sum(len(line) for line in body)))
@@ -115,7 +119,9 @@ def build_large_output(target_mb: float, directory: Path) -> Path:
 
 def measure(script: str, path: Path) -> dict[str, object]:
     """One subprocess run of ``script`` on ``path``."""
-    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -132,7 +138,13 @@ def bench(path: Path, repeat: int, crystalpytools: bool = True) -> dict[str, obj
     for _ in range(repeat):
         loop.append(measure(LOOP, path))
         ours.append(measure(OURS, path))
-    nothing = {"seconds": float("nan"), "energy_s": None, "peak_kb": float("nan"), "energy_ha": None, "error": "skipped"}
+    nothing = {
+        "seconds": float("nan"),
+        "energy_s": None,
+        "peak_kb": float("nan"),
+        "energy_ha": None,
+        "error": "skipped",
+    }
     theirs = [measure(THEIRS, path) if crystalpytools else nothing for _ in range(repeat)]
     grep = [grep_seconds(path) for _ in range(repeat)]
     return {
@@ -157,7 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--target-mb", type=float, nargs="+", default=[30.0])
-    parser.add_argument("--no-crystalpytools", action="store_true", help="skip CRYSTALpytools (minutes per 30 MB)")
+    parser.add_argument(
+        "--no-crystalpytools", action="store_true", help="skip CRYSTALpytools (minutes per 30 MB)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -57,7 +57,12 @@ _NIO_OK = "nio_scf_restart_guessp_crystal17"
 DEMO_REPLAY: dict[str, Any] = {
     "relax": _MGO_OPT,
     "static": {"recording": _MGO_SCF, "ignore": ["scf.guessp"]},
-    "band structure": {"recording": _MGO_SCF, "output": "BAND.outp", "deck": "BAND.d3", "files": ["BAND.DAT"]},
+    "band structure": {
+        "recording": _MGO_SCF,
+        "output": "BAND.outp",
+        "deck": "BAND.d3",
+        "files": ["BAND.DAT"],
+    },
     "dos": {"recording": _MGO_SCF, "output": "DOSS.outp", "deck": "DOSS.d3", "files": ["DOSS.DAT"]},
     "NiO static": [_NIO_FAIL, {"recording": _NIO_OK, "ignore": ["scf.maxcycle", "scf.fmixing"]}],
 }
@@ -65,7 +70,9 @@ DEMO_REPLAY: dict[str, Any] = {
 
 def mgo_structure() -> Structure:
     """Rocksalt MgO at the experimental-like lattice constant of the recorded runs."""
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 def nio_structure() -> Structure:
@@ -73,7 +80,10 @@ def nio_structure() -> Structure:
     failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down.
     """
     structure = Fort34.from_file(reference_file(_NIO_OK, "fort.34")).to_structure()
-    moments = [5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0 for i, site in enumerate(structure)]
+    moments = [
+        5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0
+        for i, site in enumerate(structure)
+    ]
     return structure.copy(site_properties={"magmom": moments})
 
 
@@ -95,7 +105,9 @@ def mgo_makers() -> dict[str, Any]:
         )
     )
     static = StaticMaker(
-        input_set_generator=StaticSetGenerator(user_input_settings={"hamiltonian": dft, "scf": scf}, **common)
+        input_set_generator=StaticSetGenerator(
+            user_input_settings={"hamiltonian": dft, "scf": scf}, **common
+        )
     )
     band = BandStructureMaker(
         input_set_generator=BandStructureSetGenerator(
@@ -147,7 +159,13 @@ def _nio_flow() -> Flow:
             user_basis_settings=recorded_input(_NIO_FAIL).basis,
             user_kpoints_settings={"shrink": [8, 8]},
             user_input_settings={
-                "scf": {"tolinteg": None, "toldee": None, "maxcycle": 10, "fmixing": 50, "spinlock": [0, 15]}
+                "scf": {
+                    "tolinteg": None,
+                    "toldee": None,
+                    "maxcycle": 10,
+                    "fmixing": 50,
+                    "spinlock": [0, 15],
+                }
             },
         ),
     )
@@ -187,6 +205,11 @@ def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)
         for flow in demo_flows():
             results[flow.name] = run_locally(
-                flow, store=store, create_folders=True, root_dir=work_dir, ensure_success=True, log=False
+                flow,
+                store=store,
+                create_folders=True,
+                root_dir=work_dir,
+                ensure_success=True,
+                log=False,
             )
     return results

@@ -112,10 +112,15 @@ def _scf(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool 
          {"maxcycle": maxcycle, "fmixing": max(scf.fmixing or 30, 50)}),
         ("FMIXING 70", {"maxcycle": maxcycle, "fmixing": 70}),
         ("LEVSHIFT 5 1 (disables DIIS)", {"maxcycle": maxcycle, "levshift": [5, 1]}),
-        ("BROYDEN 0.0001 50 2", {"maxcycle": maxcycle, "levshift": None, "broyden": [0.0001, 50, 2]}),
+        (
+            "BROYDEN 0.0001 50 2",
+            {"maxcycle": maxcycle, "levshift": None, "broyden": [0.0001, 50, 2]},
+        ),
     ]
     if tries >= len(ladder):
-        return Unrecoverable(errors=[kind], reason=f"SCF still not converged after {tries} restarts")
+        return Unrecoverable(
+            errors=[kind], reason=f"SCF still not converged after {tries} restarts"
+        )
     action, scf_updates = ladder[tries]
     if is_metal and scf.smear is None:
         scf_updates = scf_updates | {"smear": SMEAR_WIDTH_HA}
@@ -135,9 +140,16 @@ def _fermi(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: boo
         mesh = shrink.mesh
         denser = [2 * n for n in mesh] if isinstance(mesh, tuple) else 2 * mesh
         isp = 2 * shrink.isp
-        return (f"SHRINK doubled to {denser} {isp}", {"scf": {"shrink": {"mesh": denser, "isp": isp}}},
-                "input", False, False)
-    return Unrecoverable(errors=[kind], reason="Fermi level still not bracketed with SMEAR and a denser SHRINK")
+        return (
+            f"SHRINK doubled to {denser} {isp}",
+            {"scf": {"shrink": {"mesh": denser, "isp": isp}}},
+            "input",
+            False,
+            False,
+        )
+    return Unrecoverable(
+        errors=[kind], reason="Fermi level still not bracketed with SMEAR and a denser SHRINK"
+    )
 
 
 def _opt(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
@@ -145,7 +157,9 @@ def _opt(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool 
     """A fresh optimisation from the last geometry (RESTART would inherit a collapsed trust radius)."""
     del deck, is_metal
     if tries >= MAX_OPT_RESTARTS:
-        return Unrecoverable(errors=[kind], reason=f"optimisation not converged after {tries} restarts")
+        return Unrecoverable(
+            errors=[kind], reason=f"optimisation not converged after {tries} restarts"
+        )
     hessian = "HESSOPT.DAT" in files
     updates = {"optgeom": {"restart": None, "hessopt": True if hessian else None}}
     return ("fresh OPTGEOM from the last geometry" + (" with its Hessian" if hessian else ""),
@@ -161,16 +175,24 @@ def _walltime(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: 
     return "restart from the last geometry", {}, "last_step", False, False
 
 
-def _linear_dependence(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
-                       files: set[str]) -> _Plan | Unrecoverable:
+def _linear_dependence(
+    kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None, files: set[str]
+) -> _Plan | Unrecoverable:
     """Tighter integral tolerances first, then remove the dependent functions (LDREMO)."""
     del deck, is_metal, files
     if tries == 0:
         return "TOLINTEG 8 8 8 8 16", {"scf": {"tolinteg": [8, 8, 8, 8, 16]}}, "input", False, False
     if tries == 1:
-        return "LDREMO 4", {"scf": {"tolinteg": [8, 8, 8, 8, 16], "ldremo": 4}}, "input", False, False
+        return (
+            "LDREMO 4",
+            {"scf": {"tolinteg": [8, 8, 8, 8, 16], "ldremo": 4}},
+            "input",
+            False,
+            False,
+        )
     return Unrecoverable(
-        errors=[kind], reason="basis set still linearly dependent after TOLINTEG and LDREMO: drop diffuse shells"
+        errors=[kind],
+        reason="basis set still linearly dependent after TOLINTEG and LDREMO: drop diffuse shells",
     )
 
 

@@ -43,8 +43,12 @@ class CrystalAtomateSettings(BaseSettings):
         description="Parallel command, e.g. 'mpirun -np 4 Pcrystal'. Reads a file named INPUT and "
         "writes its output to stderr; used when a job asks for more than one MPI process.",
     )
-    PROPERTIES_CMD: str = Field("properties", description="Serial properties command (reads fort.9).")
-    PROPERTIES_MPI_CMD: str | None = Field(None, description="Parallel properties, e.g. Pproperties.")
+    PROPERTIES_CMD: str = Field(
+        "properties", description="Serial properties command (reads fort.9)."
+    )
+    PROPERTIES_MPI_CMD: str | None = Field(
+        None, description="Parallel properties, e.g. Pproperties."
+    )
     CRYSTAL_OMP_THREADS: int = Field(1, ge=1, description="OMP_NUM_THREADS for CRYSTAL runs.")
     SCRATCH_DIR: Path | None = Field(
         None, description="Run in a scratch directory and copy results back; None runs in place."
@@ -64,7 +68,9 @@ class CrystalAtomateSettings(BaseSettings):
         "'error' raises, True stores the task document and stops the children, False stores it "
         "and lets the children run.",
     )
-    MAX_ERRORS: int = Field(5, ge=0, description="Maximum restarts the error handlers may make per job.")
+    MAX_ERRORS: int = Field(
+        5, ge=0, description="Maximum restarts the error handlers may make per job."
+    )
 
     @field_validator("DB_FILE", "REFERENCE_DIR", "SCRATCH_DIR", mode="after")
     @classmethod

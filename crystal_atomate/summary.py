@@ -113,8 +113,12 @@ def _with_energy_above_lowest(rows: list[SummaryRow]) -> list[SummaryRow]:
             key = (row.formula, row.job)
             lowest[key] = min(lowest.get(key, row.energy_per_atom_ev), row.energy_per_atom_ev)
     return [
-        replace(row, e_above_lowest_ev_per_atom=row.energy_per_atom_ev - lowest[(row.formula, row.job)])
-        if row.state == "successful" and (row.formula, row.job) in lowest and row.energy_per_atom_ev is not None
+        replace(
+            row, e_above_lowest_ev_per_atom=row.energy_per_atom_ev - lowest[(row.formula, row.job)]
+        )
+        if row.state == "successful"
+        and (row.formula, row.job) in lowest
+        and row.energy_per_atom_ev is not None
         else row
         for row in rows
     ]
@@ -128,7 +132,9 @@ def batch_rows(store: JobStore, batch_id: str | None = None) -> list[SummaryRow]
     for doc in store.query(criteria, properties=_PROPERTIES):
         if doc["uuid"] not in latest or doc["index"] > latest[doc["uuid"]]["index"]:
             latest[doc["uuid"]] = doc
-    rows = sorted((_row(doc) for doc in latest.values()), key=lambda r: (r.batch_id, r.label, r.job))
+    rows = sorted(
+        (_row(doc) for doc in latest.values()), key=lambda r: (r.batch_id, r.label, r.job)
+    )
     return _with_energy_above_lowest(rows)
 
 
@@ -141,11 +147,24 @@ def summary_table(rows: Sequence[SummaryRow], title: str = "batch summary") -> T
     an 80-column terminal with the names and energies unbroken.
     """
     table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for column in ("structure", "formula", "job", "state", "E (Ha)", "eV/atom", "dE meV/at", "gap eV"):
+    for column in (
+        "structure",
+        "formula",
+        "job",
+        "state",
+        "E (Ha)",
+        "eV/atom",
+        "dE meV/at",
+        "gap eV",
+    ):
         table.add_column(column, overflow="fold", no_wrap=column in _KEEP_WHOLE)
     colours = {"successful": "green", "failed": "red"}
     for row in rows:
-        above = None if row.e_above_lowest_ev_per_atom is None else row.e_above_lowest_ev_per_atom * 1000
+        above = (
+            None
+            if row.e_above_lowest_ev_per_atom is None
+            else row.e_above_lowest_ev_per_atom * 1000
+        )
         table.add_row(
             row.label,
             row.formula or "-",
@@ -180,9 +199,15 @@ def _energy_panel(axes: Any, rows: Sequence[SummaryRow]) -> None:
     """Bars of the energy above the lowest of each formula, coloured by formula."""
     from matplotlib.patches import Patch
 
-    colours = {formula: f"C{i % 10}" for i, formula in enumerate(sorted({r.formula or "?" for r in rows}))}
+    colours = {
+        formula: f"C{i % 10}" for i, formula in enumerate(sorted({r.formula or "?" for r in rows}))
+    }
     several_jobs = len({row.job for row in rows}) > 1
-    above = [row.e_above_lowest_ev_per_atom * 1000 for row in rows if row.e_above_lowest_ev_per_atom is not None]
+    above = [
+        row.e_above_lowest_ev_per_atom * 1000
+        for row in rows
+        if row.e_above_lowest_ev_per_atom is not None
+    ]
     bars = axes.bar(
         [f"{row.label} {row.job}" if several_jobs else row.label for row in rows],
         above,

@@ -36,8 +36,12 @@ def main(work_dir: Path, png: Path) -> dict[str, float]:
     store.connect()
     eos = store.query_one({"uuid": flow.jobs[0].uuid})["output"]["output"]["eos"]
     fit = EOS("birch_murnaghan").fit(eos["volume"], eos["energy"])
-    print(f"{len(eos['volume'])} points from {min(eos['volume']):.2f} to {max(eos['volume']):.2f} A^3")
-    print(f"pymatgen Birch-Murnaghan: V0 {fit.v0:.3f} A^3, B0 {fit.b0_GPa:.1f} GPa, B' {fit.b1:.2f}")
+    print(
+        f"{len(eos['volume'])} points from {min(eos['volume']):.2f} to {max(eos['volume']):.2f} A^3"
+    )
+    print(
+        f"pymatgen Birch-Murnaghan: V0 {fit.v0:.3f} A^3, B0 {fit.b0_GPa:.1f} GPa, B' {fit.b1:.2f}"
+    )
     for name, values in eos["EOS"].items():
         if values.get("b0 GPa") is not None:
             print(f"CRYSTAL {name:20s} V0 {values['v0']:.3f} A^3, B0 {values['b0 GPa']:.1f} GPa")

@@ -58,17 +58,25 @@ def main() -> None:
     print(f"profile {profile.name} in {root}")
 
     # 2. CalcJob and work chain: the same settings as the demo Makers, as a parameters Dict
-    generators = {job.name: job.maker.input_set_generator for flow in demo_flows() for job, _ in flow.iterflow()}
+    generators = {
+        job.name: job.maker.input_set_generator
+        for flow in demo_flows()
+        for job, _ in flow.iterflow()
+    }
 
     def inputs(name, structure):
         node, magmoms = structure_to_node(structure)
-        parameters = parameters_from_generator(generators[name], title=name) | ({"magmoms": magmoms} if magmoms else {})
+        parameters = parameters_from_generator(generators[name], title=name) | (
+            {"magmoms": magmoms} if magmoms else {}
+        )
         return {"code": codes["crystal"], "structure": node, "parameters": orm.Dict(parameters)}
 
     relax, relax_node = run_get_node(CrystalCalculation, **inputs("relax", mgo_structure()))
     print(f"MgO relax: {relax['output_parameters']['energy_hartree']:.10f} Ha, pk {relax_node.pk}")
     nio, chain = run_get_node(CrystalBaseWorkChain, crystal=inputs("NiO static", nio_structure()))
-    print(f"NiO after {len(chain.called)} runs: {nio['output_parameters']['energy_hartree']:.10f} Ha, pk {chain.pk}")
+    print(
+        f"NiO after {len(chain.called)} runs: {nio['output_parameters']['energy_hartree']:.10f} Ha, pk {chain.pk}"
+    )
 
     # 3. executor mode: the jobflow flows, every CRYSTAL step an AiiDA CalcJob (a fresh replay plan:
     #    the replay counts the attempts of each job name, and step 2 used some)
@@ -76,8 +84,14 @@ def main() -> None:
     computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     store = CrystalMathJobStore(root / ".crystal_tui.db")
     for flow in demo_flows():
-        run_locally(use_aiida_executor(flow), store=store, create_folders=True, root_dir=root / "jobflow",
-                    ensure_success=True, log=False)
+        run_locally(
+            use_aiida_executor(flow),
+            store=store,
+            create_folders=True,
+            root_dir=root / "jobflow",
+            ensure_success=True,
+            log=False,
+        )
     store.connect()
     doc = store.query_one({"name": "static"})
     run = doc["output"]["calcs_reversed"][0]["run"]

@@ -41,7 +41,9 @@ def local_materials_project() -> Iterator[None]:
     """Point MP_API_ENDPOINT/MP_API_KEY at the recorded-response server for the block."""
     server, thread = start_server()
     saved = {key: os.environ.get(key) for key in ("MP_API_ENDPOINT", "MP_API_KEY", "NO_PROXY")}
-    os.environ.update({"MP_API_ENDPOINT": server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"})
+    os.environ.update(
+        {"MP_API_ENDPOINT": server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"}
+    )
     try:
         yield
     finally:
@@ -75,7 +77,9 @@ def main(work_dir: Path) -> list[float]:
     builder = HighThroughputBuilder(flow=mgo_makers()["static"], tags=["tutorial"])
     batch = builder.build(candidates, store)
     for entry in batch.entries:
-        console.print(f"{entry.candidate.label:>14}  {entry.status:<9} {entry.flow.name if entry.flow else ''}")
+        console.print(
+            f"{entry.candidate.label:>14}  {entry.status:<9} {entry.flow.name if entry.flow else ''}"
+        )
 
     # 3. Run them here, one folder per job, documents into the shared database.
     with replay_environment(work_dir / "replay"):

@@ -94,10 +94,14 @@ def _load(name: str, spec: LazyCommand, fallback: typer.Typer | None) -> click.C
         return None
     for info in fallback.registered_commands:
         if (info.name or getattr(info.callback, "__name__", "").replace("_", "-")) == name:
-            return _click_command(name, lambda holder, info=info: holder.registered_commands.append(info))
+            return _click_command(
+                name, lambda holder, info=info: holder.registered_commands.append(info)
+            )
     for group in fallback.registered_groups:
         if group.name == name:
-            return _click_command(name, lambda holder, group=group: holder.registered_groups.append(group))
+            return _click_command(
+                name, lambda holder, group=group: holder.registered_groups.append(group)
+            )
     return None
 
 
@@ -119,7 +123,11 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Eagerly registered commands, then the lazy ones that exist in this installation."""
         eager = super().list_commands(ctx)
-        lazy = [name for name, spec in self.lazy_commands.items() if name not in eager and spec.available()]
+        lazy = [
+            name
+            for name, spec in self.lazy_commands.items()
+            if name not in eager and spec.available()
+        ]
         return [*eager, *sorted(lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -163,7 +171,9 @@ class LazyGroup(TyperGroup):
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+            click.echo(
+                exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True
+            )
             return self._finish(exc.exit_code, standalone_mode)
         except (Exception, KeyboardInterrupt) as exc:
             if not standalone_mode:

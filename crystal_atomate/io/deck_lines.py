@@ -196,7 +196,9 @@ class LineCursor:
             return 1
         return self.lines[min(self.index + offset, len(self.lines) - 1)][0]
 
-    def error(self, what: str, *, hint: str | None = None, error: type[DeckError] | None = None) -> DeckError:
+    def error(
+        self, what: str, *, hint: str | None = None, error: type[DeckError] | None = None
+    ) -> DeckError:
         """An error about the current line (or the end of the input).
 
         Parameters
@@ -214,7 +216,9 @@ class LineCursor:
         DeckError
             The error, to be raised by the caller.
         """
-        kind = error if error is not None and issubclass(error, self.error_type) else self.error_type
+        kind = (
+            error if error is not None and issubclass(error, self.error_type) else self.error_type
+        )
         if self.at_end():
             return kind(f"unexpected end of input, expected {what}", line=self.number(), hint=hint)
         number, line = self.lines[self.index]

@@ -387,13 +387,19 @@ class PropertiesInput(_Model):
         return path
 
     @classmethod
-    def from_file(cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()) -> PropertiesInput:
+    def from_file(
+        cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()
+    ) -> PropertiesInput:
         """Read a ``.d3`` deck; errors name the file and line (see :meth:`from_string`)."""
         return cls.from_string(Path(path).read_text(), path=path, allow_unknown=allow_unknown)
 
     @classmethod
     def from_string(
-        cls, text: str, *, path: str | Path | None = None, allow_unknown: bool | Collection[str] = ()
+        cls,
+        text: str,
+        *,
+        path: str | Path | None = None,
+        allow_unknown: bool | Collection[str] = (),
     ) -> PropertiesInput:
         """Parse deck text up to the first ``END``.
 
@@ -510,23 +516,29 @@ def _fortran_float(token: str) -> float:
 class _DeckReader:
     """Line cursor over a deck, raising :class:`PropertiesParseError` with the line number."""
 
-    def __init__(self, text: str, path: str | Path | None, allow_unknown: bool | Collection[str] = ()):
+    def __init__(
+        self, text: str, path: str | Path | None, allow_unknown: bool | Collection[str] = ()
+    ):
         self.lines = text.splitlines()
         self.path = path
         self.index = 0
         self.allow_all = allow_unknown is True
         self.allowed = allowed_keywords(allow_unknown)
 
-    def error(self, message: str, line: int | None = None, hint: str | None = None) -> PropertiesParseError:
+    def error(
+        self, message: str, line: int | None = None, hint: str | None = None
+    ) -> PropertiesParseError:
         return PropertiesParseError(message, path=self.path, line=line or self.index, hint=hint)
 
     def _extra_line(self, line: str, layout: list[Section]) -> None:
         """Check an untyped line: a known (or allowed) keyword, or numbers after one."""
         if is_argument_line(line):
             if not layout or layout[-1] != "EXTRA":
-                raise self.error(f"expected a keyword, got {line!r}",
-                                 hint="numbers with no keyword before them: a count above (NLINE, NPRO) "
-                                      "is too small, or a keyword line was lost")
+                raise self.error(
+                    f"expected a keyword, got {line!r}",
+                    hint="numbers with no keyword before them: a count above (NLINE, NPRO) "
+                    "is too small, or a keyword line was lost",
+                )
             return
         keyword = line.split()[0].upper()
         if keyword in PROPERTIES_KEYWORDS or self.allow_all or keyword in self.allowed:

@@ -36,7 +36,9 @@ class CrystalPropertiesTaskDoc(BaseModel):
     task_label: str | None = None
     task_type: Literal["band structure", "dos"]
     structure: Structure | None = None
-    input: dict[str, Any] = Field(default_factory=dict, description="{'d3': deck text, 'prev_dir': ...}")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="{'d3': deck text, 'prev_dir': ...}"
+    )
     output: PropertiesOutputDoc = Field(default_factory=PropertiesOutputDoc)
     bandstructure: BandStructureSymmLine | None = None
     dos: Dos | None = None

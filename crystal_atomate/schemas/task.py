@@ -56,14 +56,19 @@ class RestartRecord(BaseModel):
     """One automatic restart made by the error handlers (recorded in the task document)."""
 
     attempt: int = Field(description="1 for the first restart of the job.")
-    errors: list[CrystalErrorKind] = Field(description="What went wrong in the run being restarted.")
+    errors: list[CrystalErrorKind] = Field(
+        description="What went wrong in the run being restarted."
+    )
     action: str = Field(description="What was changed, for humans.")
     input_updates: dict[str, Any] = Field(
-        default_factory=dict, description="The settings update applied (a None value removes a key)."
+        default_factory=dict,
+        description="The settings update applied (a None value removes a key).",
     )
     from_dir: str | None = Field(None, description="Directory of the failed run.")
     geometry_from: Literal["input", "last_step"] = "input"
-    wavefunction: bool = Field(False, description="Restarted from the failed run's fort.9 (GUESSP).")
+    wavefunction: bool = Field(
+        False, description="Restarted from the failed run's fort.9 (GUESSP)."
+    )
     hessian: bool = Field(False, description="Restarted with the failed run's HESSOPT.DAT.")
 
 
@@ -75,7 +80,9 @@ class CrystalInputDoc(BaseModel):
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="The deck's settings (all but geometry and basis)."
     )
-    basis: str | None = Field(None, description="Library name, or the elements of an explicit basis.")
+    basis: str | None = Field(
+        None, description="Library name, or the elements of an explicit basis."
+    )
     structure: Structure | Molecule | None = None
 
 
@@ -108,8 +115,12 @@ class CrystalEosDoc(BaseModel):
         """Convert the parser's Hartree/GPa tables."""
         fits = {}
         for fit in eos.fits:
-            equation = fit.equation.rsplit(" ", 1)[0] if fit.equation[-4:].isdigit() else fit.equation
-            name = _PYMATGEN_EOS_NAMES.get(equation, equation.lower().replace(" ", "_").replace("-", "_"))
+            equation = (
+                fit.equation.rsplit(" ", 1)[0] if fit.equation[-4:].isdigit() else fit.equation
+            )
+            name = _PYMATGEN_EOS_NAMES.get(
+                equation, equation.lower().replace(" ", "_").replace("-", "_")
+            )
             fits[name] = {
                 "e0": fit.energy_ha * HARTREE_TO_EV,
                 "v0": fit.volume_a3,
@@ -140,7 +151,8 @@ class CrystalOutputDoc(BaseModel):
     opt_points: int | None = None
     frequencies: list[float] | None = Field(None, description="Gamma-point modes (cm^-1).")
     ir_intensities: list[float | None] | None = Field(
-        None, description="IR intensity of each mode in ``frequencies`` (km/mol); None where not printed."
+        None,
+        description="IR intensity of each mode in ``frequencies`` (km/mol); None where not printed.",
     )
     elastic_tensor: list[list[float]] | None = Field(None, description="Voigt 6x6 (GPa).")
     eos: CrystalEosDoc | None = Field(None, description="CRYSTAL's native equation of state (EOS).")

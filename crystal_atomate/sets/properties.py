@@ -20,7 +20,9 @@ __all__ = ["BandStructureSetGenerator", "DosSetGenerator", "PropertiesSetGenerat
 def scf_context(prev_dir: str | Path) -> tuple[Newk, tuple[int, int]]:
     """NEWK from the SCF deck's SHRINK and the band range (1, number of AO) from its output."""
     prev = Path(prev_dir)
-    shrink = CrystalInput.from_file(prev / "INPUT", allow_unknown=True).scf.shrink  # a deck that ran
+    shrink = CrystalInput.from_file(
+        prev / "INPUT", allow_unknown=True
+    ).scf.shrink  # a deck that ran
     if shrink is None:
         raise ValueError(f"The SCF deck in {prev} has no SHRINK: give newk explicitly")
     mesh = shrink.mesh
@@ -62,8 +64,16 @@ class BandStructureSetGenerator(PropertiesSetGenerator):
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
         if self.band is not None:
-            return {"band": Band.model_validate({"first_band": bands[0], "last_band": bands[1]} | self.band)}
-        return {"band": Band.from_structure(structure, bands=bands, line_density=self.line_density, kpath=self.kpath)}
+            return {
+                "band": Band.model_validate(
+                    {"first_band": bands[0], "last_band": bands[1]} | self.band
+                )
+            }
+        return {
+            "band": Band.from_structure(
+                structure, bands=bands, line_density=self.line_density, kpath=self.kpath
+            )
+        }
 
 
 @dataclass
@@ -76,7 +86,11 @@ class DosSetGenerator(PropertiesSetGenerator):
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
         if self.doss is not None:
-            return {"doss": Doss.model_validate({"first_band": bands[0], "last_band": bands[1]} | self.doss)}
+            return {
+                "doss": Doss.model_validate(
+                    {"first_band": bands[0], "last_band": bands[1]} | self.doss
+                )
+            }
         return {
             "doss": Doss.from_structure(
                 structure, bands=bands, n_points=self.n_points, n_polynomials=self.n_polynomials

@@ -40,7 +40,11 @@ def _misspell(word: str, rng: random.Random) -> str:
     """One typing slip: a letter replaced, dropped, doubled, or two neighbours swapped."""
     i = rng.randrange(len(word))
     letter = rng.choice("ABCDEFGHIKLMNOPRSTUVXYZ")
-    slips = [word[:i] + letter + word[i + 1:], word[:i] + word[i + 1:], word[:i] + word[i] + word[i:]]
+    slips = [
+        word[:i] + letter + word[i + 1 :],
+        word[:i] + word[i + 1 :],
+        word[:i] + word[i] + word[i:],
+    ]
     if i + 1 < len(word):
         slips.append(word[:i] + word[i + 1] + word[i] + word[i + 2:])
     candidates = [slip for slip in slips if slip and slip != word]
@@ -110,7 +114,9 @@ def outcome(original: str, mutated: str, kind: MutationKind, what: str) -> str:
     except DeckError as exc:
         assert exc.line is not None, f"{what}: error without a line: {exc}"
         return "error"
-    assert CrystalInput.from_string(deck.to_string()) == deck, f"{what}: does not write back to itself"
+    assert CrystalInput.from_string(deck.to_string()) == deck, (
+        f"{what}: does not write back to itself"
+    )
     if deck == CrystalInput.from_string(original):
         return "same"
     if kind == "misspell":

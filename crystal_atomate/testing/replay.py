@@ -67,7 +67,9 @@ class ReplayStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recording: str = Field(description="Folder name of a recorded run (crystal_atomate.testing.reference).")
+    recording: str = Field(
+        description="Folder name of a recorded run (crystal_atomate.testing.reference)."
+    )
     output: str = Field("OUTPUT.out", description="The recorded standard output to write.")
     deck: str | None = Field(
         "INPUT.d12",
@@ -174,7 +176,9 @@ def _recorded_crystal_deck(deck: str, recorded_dir: Path, output: str) -> _Recor
 
     model = CrystalInput.from_string(deck)
     structure = _deck_structure(model, recorded_dir, recorded_dir / output)
-    return _RecordedCrystalDeck(_crystal_keywords(model), model.geometry, structure, _elements(structure))
+    return _RecordedCrystalDeck(
+        _crystal_keywords(model), model.geometry, structure, _elements(structure)
+    )
 
 
 def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
@@ -206,13 +210,17 @@ def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> 
         elif recorded_output is not None:
             structure = parse_output(recorded_output, discover=False).structure
         else:
-            raise ReplayError(f"Cannot compare a {geometry.kind} geometry block: write it as EXTERNAL")
+            raise ReplayError(
+                f"Cannot compare a {geometry.kind} geometry block: write it as EXTERNAL"
+            )
     else:
         fort34 = geometry.fort34 or Fort34.from_file(workdir / "fort.34")
         if fort34.energy is not None and recorded_output is not None:
             structure = parse_output(recorded_output, discover=False).structure
         else:
-            structure = fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+            structure = (
+                fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+            )
     return _bare(structure)
 
 
@@ -260,7 +268,9 @@ def _ignored(path: str, ignore: list[str]) -> bool:
     return any(path == item or path.startswith(f"{item}.") for item in ignore)
 
 
-def _keyword_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: list[str]) -> list[str]:
+def _keyword_differences(
+    mine: dict[str, Any], theirs: dict[str, Any], ignore: list[str]
+) -> list[str]:
     problems = []
     for path in sorted(set(mine) | set(theirs)):
         if _ignored(path, ignore):
@@ -275,7 +285,9 @@ def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: 
     if mine.composition.reduced_formula != theirs.composition.reduced_formula:
         return [f"formula: ours {mine.composition.formula}, recorded {theirs.composition.formula}"]
     if not hasattr(mine, "lattice"):
-        return [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
+        return (
+            [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
+        )
     if mine == theirs:  # the same sites in the same cell: no primitive reduction needed to compare
         return []
     ours_prim = mine.get_primitive_structure()
@@ -328,7 +340,9 @@ def _write_wavefunction_marker(workdir: Path, recording: str) -> None:
     """CRYSTAL leaves fort.9 behind; the recordings carry none, so mark where one would be."""
     marker = workdir / "fort.9"
     if not marker.exists():
-        marker.write_text(f"replayed run of {recording}: CRYSTAL's binary wavefunction is not recorded\n")
+        marker.write_text(
+            f"replayed run of {recording}: CRYSTAL's binary wavefunction is not recorded\n"
+        )
 
 
 def replay(deck: str, workdir: Path, plan: ReplayPlan, job_name: str | None = None) -> str:
@@ -375,10 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     plan_file = os.environ.get(PLAN_ENV)
     try:
         if not plan_file:
-            raise ReplayError(f"Set {PLAN_ENV} to a replay plan (JSON) to use the replay executable")
+            raise ReplayError(
+                f"Set {PLAN_ENV} to a replay plan (JSON) to use the replay executable"
+            )
         workdir = Path.cwd()
         deck = _read_deck(workdir)
-        output = replay(deck, workdir, ReplayPlan.from_file(plan_file), os.environ.get(JOB_NAME_ENV))
+        output = replay(
+            deck, workdir, ReplayPlan.from_file(plan_file), os.environ.get(JOB_NAME_ENV)
+        )
     except ReplayError as exc:
         print(f"crystal-atomate-replay: {exc}", file=sys.stderr)
         return 2

@@ -31,14 +31,18 @@ def _steps(spec: ReplaySpec | Sequence[ReplaySpec]) -> list[ReplayStep]:
     ]
 
 
-def use_replay(jobs: Mapping[str, ReplaySpec | Sequence[ReplaySpec]], plan_dir: Path) -> dict[str, str]:
+def use_replay(
+    jobs: Mapping[str, ReplaySpec | Sequence[ReplaySpec]], plan_dir: Path
+) -> dict[str, str]:
     """Write ``plan_dir/plan.json`` for ``jobs`` and return the environment variables to set.
 
     ``jobs`` maps a job name (a glob pattern) to one recording folder name, a step dict, or a list of
     them replayed in order (a failure, then the recovered run).
     """
     plan_dir.mkdir(parents=True, exist_ok=True)
-    plan = ReplayPlan(jobs={name: _steps(spec) for name, spec in jobs.items()}, state_dir=plan_dir / "state")
+    plan = ReplayPlan(
+        jobs={name: _steps(spec) for name, spec in jobs.items()}, state_dir=plan_dir / "state"
+    )
     path = plan_dir / "plan.json"
     path.write_text(plan.model_dump_json(indent=2))
     command = replay_command()

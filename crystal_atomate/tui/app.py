@@ -108,7 +108,9 @@ class JobBrowser(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: status words (failed, running...) and name text", id="filter")
+        yield Input(
+            placeholder="filter: status words (failed, running...) and name text", id="filter"
+        )
         yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield Static(id="status-line")
         yield Footer()
@@ -174,7 +176,11 @@ class JobBrowser(App[None]):
 
     def _query(self, conn: sqlite3.Connection) -> list[JobRow]:
         return list_jobs(
-            conn, statuses=self.statuses, name=self.name_filter, sort=self.sort_key, descending=self.descending
+            conn,
+            statuses=self.statuses,
+            name=self.name_filter,
+            sort=self.sort_key,
+            descending=self.descending,
         )
 
     # -- the table -------------------------------------------------------------------------

@@ -31,7 +31,13 @@ __all__ = [
 ]
 
 #: Colours of the UI statuses, shared by the list and the detail.
-STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow", "QUEUED": "cyan", "CANCELLED": "dim"}
+STATUS_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "RUNNING": "yellow",
+    "QUEUED": "cyan",
+    "CANCELLED": "dim",
+}
 
 
 def _lines(title: str, pairs: Iterable[tuple[str, Any]]) -> Text:
@@ -180,7 +186,9 @@ class DetailScreen(Screen[None]):
         """Re-read the job; a job deleted under us says so instead of showing stale data."""
         detail = self._load(self.job_id)
         if detail is None:
-            self.query_one("#summary", Static).update(Text(f"Job {self.job_id} is no longer in the database."))
+            self.query_one("#summary", Static).update(
+                Text(f"Job {self.job_id} is no longer in the database.")
+            )
             return
         self.sub_title = f"job {detail.row.id}: {detail.row.name}"
         for section, render in self.SECTIONS:

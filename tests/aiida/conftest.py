@@ -50,7 +50,9 @@ def codes(localhost):
 
 
 @pytest.fixture(scope="session")
-def localhost_replay(localhost) -> Callable[[Mapping[str, Any], Path], AbstractContextManager[Path]]:
+def localhost_replay(
+    localhost,
+) -> Callable[[Mapping[str, Any], Path], AbstractContextManager[Path]]:
     """A context manager: write a replay plan for ``{job name: recordings}`` in a folder and export
     it in the computer's prepend text while it is open, so jobs run by this process or by the
     daemon replay it. Session-scoped, for module-scoped runs too."""

@@ -206,7 +206,9 @@ def _check_demo(store: CrystalMathJobStore, nodes: list[orm.WorkChainNode]) -> N
     assert all(run["executor"] == "aiida" and run["aiida_uuid"] in called for run in runs)
     with closing(sqlite3.connect(store.db_file)) as conn:
         rows = {row.name: row.status for row in list_jobs(conn)}
-    assert rows == dict.fromkeys(["relax", "static", "band structure", "dos", "NiO static"], "COMPLETED")
+    assert rows == dict.fromkeys(
+        ["relax", "static", "band structure", "dos", "NiO static"], "COMPLETED"
+    )
 
 
 def test_demo_flows_in_flow_mode(codes, replay, store, tmp_path):

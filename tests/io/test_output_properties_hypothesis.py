@@ -82,7 +82,9 @@ def test_corrupted_lines(folder: str, edits: list[tuple[float, bytes]], tmp_path
 @given(
     folder=st.sampled_from(FOLDERS),
     where=st.floats(min_value=0.0, max_value=0.999),
-    text=st.text(alphabet=st.sampled_from(" 0123456789.-E*=|()ABCDEFGHIJKLMNOPRSTUVXYZ:\n"), max_size=200),
+    text=st.text(
+        alphabet=st.sampled_from(" 0123456789.-E*=|()ABCDEFGHIJKLMNOPRSTUVXYZ:\n"), max_size=200
+    ),
 )
 def test_plausible_garbage_inserted(folder: str, where: float, text: str, tmp_path: Path) -> None:
     """Text made of the characters CRYSTAL uses stresses the landmark regexes more than bytes do."""

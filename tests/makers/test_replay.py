@@ -34,7 +34,9 @@ def test_matching_deck_gets_the_recorded_output(ref_dir, mock_crystal, tmp_path)
     record = run_crystal(workdir)
     assert record.exit_code == 0
     assert (workdir / "OUTPUT").read_text() == (ref_dir / MGO_SCF / "OUTPUT.out").read_text()
-    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(
+        -2.7121814374931e02, abs=1e-8
+    )
     assert (workdir / "fort.9").stat().st_size > 0
 
 
@@ -70,7 +72,9 @@ def test_a_different_cell_is_rejected(ref_dir, mock_crystal, tmp_path):
 
 def test_failure_then_success_sequence(ref_dir, mock_crystal, tmp_path):
     failed, recovered = "nio_scf_too_many_cycles_crystal17", "nio_scf_restart_guessp_crystal17"
-    mock_crystal({"NiO*": [{"recording": failed, "deck": None}, {"recording": recovered, "deck": None}]})
+    mock_crystal(
+        {"NiO*": [{"recording": failed, "deck": None}, {"recording": recovered, "deck": None}]}
+    )
     first = _stage(ref_dir, failed, tmp_path / "first")
     second = _stage(ref_dir, recovered, tmp_path / "second")
     run_crystal(first)
@@ -80,14 +84,18 @@ def test_failure_then_success_sequence(ref_dir, mock_crystal, tmp_path):
 
 
 def test_unknown_and_ambiguous_job_names(tmp_path):
-    plan = ReplayPlan(jobs={"relax*": [ReplayStep(recording="x")], "*relax": [ReplayStep(recording="y")]})
+    plan = ReplayPlan(
+        jobs={"relax*": [ReplayStep(recording="x")], "*relax": [ReplayStep(recording="y")]}
+    )
     with pytest.raises(ReplayError, match="No recorded run for job 'static'"):
         plan.steps_for("static")
     with pytest.raises(ReplayError, match="matches several replay entries"):
         plan.steps_for("relax")
 
 
-def test_parallel_mode_reads_INPUT_and_writes_stderr_into_OUTPUT(ref_dir, mock_crystal, tmp_path, monkeypatch):
+def test_parallel_mode_reads_INPUT_and_writes_stderr_into_OUTPUT(
+    ref_dir, mock_crystal, tmp_path, monkeypatch
+):
     mock_crystal({"MgO bulk": MGO_SCF})
     monkeypatch.setenv("CRYSTAL_ATOMATE_CRYSTAL_MPI_CMD", replay_command())
     workdir = _stage(ref_dir, MGO_SCF, tmp_path / "run")
@@ -109,12 +117,16 @@ def test_properties_without_wavefunction_is_refused(tmp_path):
         run_crystal(tmp_path, program="properties")
 
 
-def test_scratch_directory_runs_elsewhere_and_copies_back(ref_dir, mock_crystal, tmp_path, monkeypatch):
+def test_scratch_directory_runs_elsewhere_and_copies_back(
+    ref_dir, mock_crystal, tmp_path, monkeypatch
+):
     mock_crystal({"MgO bulk": MGO_SCF})
     scratch = tmp_path / "scratch"
     monkeypatch.setenv("CRYSTAL_ATOMATE_SCRATCH_DIR", str(scratch))
     workdir = _stage(ref_dir, MGO_SCF, tmp_path / "run")
     run_crystal(workdir)
-    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(
+        -2.7121814374931e02, abs=1e-8
+    )
     assert (workdir / "fort.9").is_file()
     assert scratch.is_dir() and not list(scratch.iterdir())

@@ -60,7 +60,9 @@ def ui_materials() -> ModuleType:
     default = Path(__file__).resolve().parents[2].parent / "shared" / "crystalmath-client" / "tui"
     client_dir = Path(os.environ.get("CRYSTALMATH_CLIENT_DIR", default))
     if not (client_dir / "src" / "core" / "materials_api").is_dir():
-        pytest.skip(f"the CrystalMath UI's code is not at {client_dir} (set CRYSTALMATH_CLIENT_DIR)")
+        pytest.skip(
+            f"the CrystalMath UI's code is not at {client_dir} (set CRYSTALMATH_CLIENT_DIR)"
+        )
     pytest.importorskip("aiosqlite", reason="the UI's CacheRepository needs aiosqlite (dev extra)")
     sys.path.insert(0, str(client_dir))
     return importlib.import_module("src.core.materials_api")

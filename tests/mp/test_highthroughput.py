@@ -145,7 +145,9 @@ def test_other_settings_or_structures_are_not_done(
     strained = Candidate("strained", mp_1265[0].structure.copy())
     strained.structure.scale_lattice(mp_1265[0].structure.volume * 1.01)
 
-    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC, "functional": "PBE0"}).build(mp_1265, store)
+    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC, "functional": "PBE0"}).build(
+        mp_1265, store
+    )
     same = HighThroughputBuilder("static", MGO_STATIC).build([*mp_1265, strained, *mp_1265], store)
 
     assert [e.status for e in pbe0.entries] == ["new"]
@@ -194,12 +196,16 @@ def fireworks_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     stop_server(db_dir)
 
 
-def test_fireworks_engine_queues_the_tagged_flows(db_file: Path, tmp_path: Path, fireworks_db: Path) -> None:
+def test_fireworks_engine_queues_the_tagged_flows(
+    db_file: Path, tmp_path: Path, fireworks_db: Path
+) -> None:
     from crystal_atomate.engines.fireworks import open_launchpad
 
     open_launchpad().reset("", require_password=False)  # a new LaunchPad, as 'lpad reset' makes
     store = CrystalMathJobStore(db_file)
-    batch = HighThroughputBuilder("static", MGO_STATIC, batch_id="fw").build([Candidate("mgo", mgo_structure())])
+    batch = HighThroughputBuilder("static", MGO_STATIC, batch_id="fw").build(
+        [Candidate("mgo", mgo_structure())]
+    )
 
     (result,) = submit_batch(batch, make_engine("fireworks", store, tmp_path))
 

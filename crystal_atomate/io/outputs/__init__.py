@@ -64,7 +64,9 @@ def parse_output(
     binary or not CRYSTAL output, and for a source that is neither a path nor a text stream
     (``None``, bytes); a truncated or failed run returns ``state == "failed"``.
     """
-    if not isinstance(source, str | os.PathLike | Iterable) or isinstance(source, bytes | bytearray):
+    if not isinstance(source, str | os.PathLike | Iterable) or isinstance(
+        source, bytes | bytearray
+    ):
         raise CrystalParseError(
             f"parse_output needs a path or a text stream of a CRYSTAL output, not {type(source).__name__}"
         )
@@ -144,7 +146,12 @@ def _merge_scfout(output: CrystalOutput, path: Path) -> None:
     energies = [run.energy_ha for run in output.scf if run.energy_ha is not None]
     if energies:
         output.scf_energy_ha = energies[-1]
-    for name in ("forces_ha_per_bohr", "cell_gradient_ha_per_bohr", "stress_ha_per_bohr3", "pressure_gpa"):
+    for name in (
+        "forces_ha_per_bohr",
+        "cell_gradient_ha_per_bohr",
+        "stress_ha_per_bohr3",
+        "pressure_gpa",
+    ):
         if getattr(extra, name) is not None:
             setattr(output, name, getattr(extra, name))
     known = {error.kind for error in output.errors}
@@ -181,7 +188,9 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
     """
     if not output.terminated and not output.errors:
         output.errors.append(
-            CrystalError(kind=CrystalErrorKind.TRUNCATED, message=CrystalErrorKind.TRUNCATED.message)
+            CrystalError(
+                kind=CrystalErrorKind.TRUNCATED, message=CrystalErrorKind.TRUNCATED.message
+            )
         )
     if output.terminated and output.opt_steps and output.opt_converged is None:
         output.errors.append(
@@ -193,7 +202,10 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
     ran_scf = [run for run in output.scf if run.cycle_numbers or run.converged is not None]
     if output.terminated and not output.errors and not (ran_scf or _has_result(output)):
         output.errors.append(
-            CrystalError(kind=CrystalErrorKind.NO_CALCULATION, message=CrystalErrorKind.NO_CALCULATION.message)
+            CrystalError(
+                kind=CrystalErrorKind.NO_CALCULATION,
+                message=CrystalErrorKind.NO_CALCULATION.message,
+            )
         )
     scf_ok = not ran_scf or ran_scf[-1].converged is True
     opt_ok = not output.opt_steps or output.opt_converged is True

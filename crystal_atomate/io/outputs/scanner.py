@@ -47,15 +47,23 @@ _WHOLE_NUMBER = re.compile(rf"{F}$")
 _VERSION = re.compile(r"\*\s+CRYSTAL(\d\d)\s+\*")
 _RELEASE = re.compile(r"\*\s+public\s*:\s*([^*]+)\*")
 _CYC = re.compile(rf"CYC\s*(\d+)\s*ETOT\(AU\)\s*({F})\s*DETOT\s*({F})")
-_SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)")
+_SCF_END = re.compile(
+    rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)"
+)
 _TOTAL_ENERGY = re.compile(rf"TOTAL ENERGY\((\w+)\)\(AU\)\(\s*\d+\)\s*({F})(\s+DE \(AU\))?")
 #: A properties run prints the energy of the wave function it read (fort.9) near its top.
 _PROPERTIES_ENERGY = re.compile(rf"TOTAL ENERGY\s*({F})\s+CONVERGENCE ON ENER")
 _TOTAL_DISP = re.compile(rf"TOTAL ENERGY \+ DISP(?: \+ GCP)? \(AU\)\s+({F})")
 _D3 = re.compile(rf"D3 DISPERSION ENERGY \(AU\)\s+({F})")
-_OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)")
-_OPT_TEST = re.compile(rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s*({F})\s*THRESHOLD\s*{F}\s*CONVERGED\s*(YES|NO)")
-_OPT_END = re.compile(rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s*POINTS\s*(\d+)")
+_OPT_POINT = re.compile(
+    r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)"
+)
+_OPT_TEST = re.compile(
+    rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s*({F})\s*THRESHOLD\s*{F}\s*CONVERGED\s*(YES|NO)"
+)
+_OPT_END = re.compile(
+    rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s*POINTS\s*(\d+)"
+)
 _CENTRAL = re.compile(rf"CENTRAL POINT\s*({F})")
 _TIMING = re.compile(rf"T{{10,}}+\s+\S+\s+TELAPSE\s*({F})\s*TCPU\s*({F})")
 _COUNT = re.compile(r"(N\. OF ATOMS PER CELL|NUMBER OF AO|N\. OF ELECTRONS PER CELL)\s*(\d+)")
@@ -71,7 +79,9 @@ _DIMENSION = re.compile(r"DIMENSIONALITY OF THE SYSTEM\s+(\d)")
 _PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s*({F})")
 _ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
 #: Lines between STARTING and the title: MPI chatter, and the star rule properties prints.
-_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)")
+_TITLE_NOISE = re.compile(
+    r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)"
+)
 
 _ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
 _CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s*([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
@@ -87,10 +97,14 @@ _FREQ_ROW = re.compile(
 _ELASTIC_ROW = re.compile(r"\s*\|(.*)\|")
 _EOS_POINT = re.compile(rf"\s*({F})\s+({F})\s*$")
 #: ``MURNAGHAN 1944  34.7673  -63.71760925  180.21  3.76`` (polynomial rows lack the last column).
-_EOS_FIT = re.compile(rf"\s*([A-Z][A-Z0-9\-]*+(?: [A-Z0-9\-]++(?![.\d]))*+)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$")
+_EOS_FIT = re.compile(
+    rf"\s*([A-Z][A-Z0-9\-]*+(?: [A-Z0-9\-]++(?![.\d]))*+)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$"
+)
 #: Words that can start a catalogue match on an unindented (non-CRYSTAL) line; a directory
 #: listing line ending in a file named ERROR is excluded by the catalogue's own anchors.
-_FOREIGN_TRIGGER = re.compile(r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND")
+_FOREIGN_TRIGGER = re.compile(
+    r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND"
+)
 
 
 def _float(text: str) -> float:
@@ -398,7 +412,10 @@ class OutputScanner:
         error = classify_line(text, self.line_number, self.source)
         if error is None:
             return
-        key = (error.kind.value, error.message if error.kind is CrystalErrorKind.UNKNOWN_ERROR else None)
+        key = (
+            error.kind.value,
+            error.message if error.kind is CrystalErrorKind.UNKNOWN_ERROR else None,
+        )
         if key not in self.error_keys:
             self.error_keys.add(key)
             self.out.errors.append(error)
@@ -448,7 +465,11 @@ class OutputScanner:
 
     def _title(self, line: str) -> bool:
         """The first line after STARTING that is not MPI chatter (facts obs. 3); True once found."""
-        if self.line_is_blank(line) or _TITLE_NOISE.match(line.strip()) or line.lstrip().startswith("EEEEEEEEEE"):
+        if (
+            self.line_is_blank(line)
+            or _TITLE_NOISE.match(line.strip())
+            or line.lstrip().startswith("EEEEEEEEEE")
+        ):
             return False
         self.out.title = line.strip()
         return True
@@ -647,7 +668,9 @@ class OutputScanner:
         self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
-    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> dict[str, Any]:
+    def _band(
+        self, *, insulating: bool | None = None, fermi: float | None = None
+    ) -> dict[str, Any]:
         """The edges of the current spin channel, reset at the first one after a cycle.
 
         Plain dicts while scanning (every cycle prints them); :class:`BandEdges` at the end.
@@ -691,7 +714,11 @@ class OutputScanner:
             out.final_band_gap_alpha_ev = value
         elif found.group(1) == "BETA":
             out.final_band_gap_beta_ev = value
-        spins = [gap for gap in (out.final_band_gap_alpha_ev, out.final_band_gap_beta_ev) if gap is not None]
+        spins = [
+            gap
+            for gap in (out.final_band_gap_alpha_ev, out.final_band_gap_beta_ev)
+            if gap is not None
+        ]
         out.final_band_gap_ev = min(spins) if found.group(1) else value
 
     def _spin_label(self, text: str) -> None:
@@ -813,7 +840,9 @@ class OutputScanner:
 
     def _primitive(self, text: str) -> None:
         if text.startswith("PRIMITIVE CELL - CENTRING CODE"):
-            self._start_block(_RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1))
+            self._start_block(
+                _RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1)
+            )
 
     def _cell_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -841,7 +870,9 @@ class OutputScanner:
     def _forces_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if rows:
-            self.out.forces_ha_per_bohr = [[_float(row.group(i)) for i in (3, 4, 5)] for row in rows]
+            self.out.forces_ha_per_bohr = [
+                [_float(row.group(i)) for i in (3, 4, 5)] for row in rows
+            ]
 
     def _cell_gradient(self, text: str) -> None:
         if text.startswith("GRADIENT WITH RESPECT TO THE CELL"):
@@ -861,7 +892,9 @@ class OutputScanner:
     def _mulliken(self, text: str) -> None:
         if text.startswith("MULLIKEN POPULATION ANALYSIS"):
             self._start_block(
-                _RowCollector(_MULLIKEN_ATOM.match, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000)
+                _RowCollector(
+                    _MULLIKEN_ATOM.match, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000
+                )
             )
 
     def _mulliken_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
@@ -917,7 +950,11 @@ class OutputScanner:
         """
         values = [[float(v) for v in _FIXED_DECIMAL.findall(row.group(1))] for row in rows]
         size = len(values[0]) if values else 0
-        if size == 0 or len(values) != size or any(len(v) != size - i for i, v in enumerate(values)):
+        if (
+            size == 0
+            or len(values) != size
+            or any(len(v) != size - i for i, v in enumerate(values))
+        ):
             return None
         matrix = [[0.0] * size for _ in range(size)]
         for i, row_values in enumerate(values):
@@ -962,7 +999,11 @@ class OutputScanner:
         """
         self.out.includes_properties = "properties" in self.flags
         kind = self._crystal_kind()
-        if kind is CalculationKind.SINGLE_POINT and self.out.includes_properties and not self.out.scf:
+        if (
+            kind is CalculationKind.SINGLE_POINT
+            and self.out.includes_properties
+            and not self.out.scf
+        ):
             return CalculationKind.PROPERTIES
         return kind
 
@@ -986,7 +1027,12 @@ class OutputScanner:
         try:
             if self.out.dimensionality == 0 and cell.numbers and "X(ANGSTROM)" in cell.columns:
                 return Molecule([_species(z) for z in cell.numbers], cell.coords)
-            if cell.line_number > cart.line_number and cell.cell_parameters and "X/A" in cell.columns and "Z/C" in cell.columns:
+            if (
+                cell.line_number > cart.line_number
+                and cell.cell_parameters
+                and "X/A" in cell.columns
+                and "Z/C" in cell.columns
+            ):
                 lattice = Lattice.from_parameters(*cell.cell_parameters)
                 return Structure(lattice, [_species(z) for z in cell.numbers], cell.coords)
             if cart.lattice is not None and cart.numbers:
@@ -1006,7 +1052,11 @@ class OutputScanner:
             labels = [row.group(2) for row in rows]
             numbers = [int(row.group(3)) for row in rows]
             populations = [float(row.group(4)) for row in rows]
-            spins = [float(row.group(4)) for row in self.mulliken_spin] if self.mulliken_spin else self.last_spins
+            spins = (
+                [float(row.group(4)) for row in self.mulliken_spin]
+                if self.mulliken_spin
+                else self.last_spins
+            )
         elif self.last_charges is not None and (self.cartesian.numbers or self.cell_block.numbers):
             numbers = self.cartesian.numbers or self.cell_block.numbers
             if len(numbers) != len(self.last_charges):
