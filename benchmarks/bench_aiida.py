@@ -161,7 +161,8 @@ def _tui_database(path: Path, count: int) -> Path:
     with sqlite3.connect(path) as conn:
         ensure_ui_schema(conn)
         conn.executemany(
-            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) "
+            "VALUES (?, ?, ?, ?, ?)",
             rows,
         )
     return path
@@ -284,7 +285,8 @@ def main() -> None:
                 f"{args.jobs}-job flow, {mode}: {seconds:.1f} s ({seconds / args.jobs:.2f} s/job)"
             )
         print(
-            f"provenance cost per job, executor mode: {(times['executor'] - times['run_locally']) / args.jobs:.2f} s"
+            "provenance cost per job, executor mode: "
+            f"{(times['executor'] - times['run_locally']) / args.jobs:.2f} s"
         )
 
 
@@ -300,17 +302,20 @@ def _report_calcjobs(times: dict[str, float], computer, repeat: int) -> None:
     )
     print(
         f"CrystalCalculation, replay code (median of {repeat}): {times['replay']:.2f} s "
-        f"(ratio {times['replay'] / bare:.2f}; replay executable alone {times['replay alone']:.2f} s)"
+        f"(ratio {times['replay'] / bare:.2f}; replay executable alone "
+        f"{times['replay alone']:.2f} s)"
     )
 
 
 def _report_listing(listed: dict[str, float], repeat: int) -> None:
     print(
-        f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the UI's jobs), "
+        f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the "
+        "UI's jobs), "
         f"median of {repeat}:"
     )
     print(
-        f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: {listed['list 50'] * 1000:.0f} ms"
+        f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: "
+        f"{listed['list 50'] * 1000:.0f} ms"
     )
     print(
         f"  crystal-atomate aiida jobs, in process: {listed['cli'] * 1000:.0f} ms (50 rows), "

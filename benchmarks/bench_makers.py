@@ -368,7 +368,8 @@ def table(summaries: list[dict[str, Any]]) -> str:
         st = s["stages_per_job_ms"]
         cells = " | ".join(f"{st[k]:.0f}" if st[k] else "-" for k in STAGES)
         lines.append(
-            f"| {s['config']} | {s['total_s']:.1f} | {s['per_job_ms']:.0f} | {s['min_per_job_ms']:.0f} | "
+            f"| {s['config']} | {s['total_s']:.1f} | {s['per_job_ms']:.0f} | "
+            f"{s['min_per_job_ms']:.0f} | "
             f"{cells} | {s['build_per_job_ms']:.1f} |"
         )
     return "\n".join(lines)

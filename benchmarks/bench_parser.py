@@ -185,15 +185,17 @@ def main() -> None:
             if path.parent != paths[0].parent:
                 path.unlink()
     print(
-        "| file | MB | bare loop s | ours s | ours / loop | ours RSS growth MB | ours traced peak MB "
-        "| CRYSTALpytools s (to energy) | CRYSTALpytools peak MB | grep -c s |"
+        "| file | MB | bare loop s | ours s | ours / loop | ours RSS growth MB | ours traced peak "
+        "MB | CRYSTALpytools s (to energy) | CRYSTALpytools peak MB | grep -c s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['file']} | {r['size_mb']:.1f} | {r['loop_s']:.3f} | {r['ours_s']:.3f} | "
-            f"{float(r['ours_s']) / float(r['loop_s']):.1f}x | {r['ours_peak_mb']:.1f} | {r['ours_traced_mb']:.1f} | "
-            f"{r['theirs_s']:.3f} ({r['theirs_energy_s']:.3f}) | {r['theirs_peak_mb']:.1f} | {r['grep_s']:.4f} |"
+            f"{float(r['ours_s']) / float(r['loop_s']):.1f}x | {r['ours_peak_mb']:.1f} | "
+            f"{r['ours_traced_mb']:.1f} | "
+            f"{r['theirs_s']:.3f} ({r['theirs_energy_s']:.3f}) | {r['theirs_peak_mb']:.1f} | "
+            f"{r['grep_s']:.4f} |"
         )
     print(json.dumps(rows, indent=2))
 

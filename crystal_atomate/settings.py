@@ -1,9 +1,9 @@
 """One settings object for the whole package.
 
 Values come, highest priority first, from keyword arguments, ``CRYSTAL_ATOMATE_*`` environment
-variables, ``~/.crystal_atomate.yaml`` (or the file named by ``CRYSTAL_ATOMATE_CONFIG_FILE``), then the
-defaults below. The shared database path also honours ``CRYSTAL_TUI_DB``, the variable the CRYSTAL-TOOLS
-terminal UI reads, so both programs open the same file without extra configuration.
+variables, ``~/.crystal_atomate.yaml`` (or the file named by ``CRYSTAL_ATOMATE_CONFIG_FILE``), then
+the defaults below. The shared database path also honours ``CRYSTAL_TUI_DB``, the variable the
+CRYSTAL-TOOLS terminal UI reads, so both programs open the same file without extra configuration.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class CrystalAtomateSettings(BaseSettings):
     )
     REFERENCE_DIR: Path | None = Field(
         None,
-        description="Another folder of recorded real CRYSTAL runs for the replay executable and the "
-        "tests; None uses the ones in crystal_atomate/testing/recordings.",
+        description="Another folder of recorded real CRYSTAL runs for the replay executable and "
+        "the tests; None uses the ones in crystal_atomate/testing/recordings.",
     )
     HANDLE_UNSUCCESSFUL: str | bool = Field(
         "error",

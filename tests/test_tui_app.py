@@ -56,8 +56,8 @@ def build_original_ui_db(path: Path, version: int = 9) -> None:
         UI_MIGRATIONS[step](conn)
         conn.execute("INSERT INTO schema_version(version) VALUES (?)", (step,))
     conn.executemany(
-        "INSERT INTO jobs(name, work_dir, status, input_file, final_energy, key_results, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO jobs(name, work_dir, status, input_file, final_energy, key_results, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 "mgo_scf",

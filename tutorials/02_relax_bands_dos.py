@@ -46,7 +46,8 @@ def main(work_dir: Path, png: Path) -> dict[str, float]:
     bands = decode(store.get_output(flow.jobs[2].uuid, load=True))
     dos = decode(store.get_output(flow.jobs[3].uuid, load=True))
     print(
-        f"relaxed a (primitive)  {relax.structure.lattice.a:.6f} A after {relax.output.opt_points} points"
+        f"relaxed a (primitive)  {relax.structure.lattice.a:.6f} A after {relax.output.opt_points} "
+        "points"
     )
     print(
         f"band gap from BAND     {bands.output.bandgap:.4f} eV (direct: {bands.output.direct_gap})"

@@ -1,10 +1,10 @@
 """Tutorial 3: an equation of state — CRYSTAL's native EOS on TaAs, refitted with pymatgen.
 
-Run it with ``python tutorials/03_equation_of_state.py [output.png]``. The EOS job is replayed from a
-recorded real CRYSTAL23 run (LDA, Stuttgart ECPs; see tutorial 1 for what replaying means). The
-task document carries the energy-volume points and CRYSTAL's own fits in the layout of atomate2's EOS
-flow, so the same analysis works on ``crystal_atomate.flows.eos.CrystalEosMaker`` results, which run
-one relaxation per volume instead.
+Run it with ``python tutorials/03_equation_of_state.py [output.png]``. The EOS job is replayed from
+a recorded real CRYSTAL23 run (LDA, Stuttgart ECPs; see tutorial 1 for what replaying means). The
+task document carries the energy-volume points and CRYSTAL's own fits in the layout of atomate2's
+EOS flow, so the same analysis works on ``crystal_atomate.flows.eos.CrystalEosMaker`` results, which
+run one relaxation per volume instead.
 """
 
 from __future__ import annotations

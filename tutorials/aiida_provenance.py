@@ -8,7 +8,8 @@ Runs in a throw-away AIIDA_PATH (nothing touches ~/.aiida):
    CrystalBaseWorkChain;
 3. run the demo's jobflow flows with every CRYSTAL step as an AiiDA CalcJob (executor mode), the
    results going to the shared database as usual;
-4. run the MgO flow again as one AiiDA work chain (flow mode: what ``submit_flow`` hands the daemon);
+4. run the MgO flow again as one AiiDA work chain (flow mode: what ``submit_flow`` hands the
+   daemon);
 5. print the provenance as ``verdi process show`` does.
 
     python tutorials/aiida_provenance.py
@@ -75,7 +76,8 @@ def main() -> None:
     print(f"MgO relax: {relax['output_parameters']['energy_hartree']:.10f} Ha, pk {relax_node.pk}")
     nio, chain = run_get_node(CrystalBaseWorkChain, crystal=inputs("NiO static", nio_structure()))
     print(
-        f"NiO after {len(chain.called)} runs: {nio['output_parameters']['energy_hartree']:.10f} Ha, pk {chain.pk}"
+        f"NiO after {len(chain.called)} runs: {nio['output_parameters']['energy_hartree']:.10f} "
+        f"Ha, pk {chain.pk}"
     )
 
     # 3. executor mode: the jobflow flows, every CRYSTAL step an AiiDA CalcJob (a fresh replay plan:
@@ -98,7 +100,8 @@ def main() -> None:
     print(f"jobflow 'static' job {doc['uuid']} ran as AiiDA node {run['aiida_uuid']}")
 
     # 4. flow mode: the whole MgO flow as one work chain calling a CalcJob per CRYSTAL step
-    #    (submit_flow(...) instead of run_flow(...) hands it to a running daemon and returns at once)
+    #    (submit_flow(...) instead of run_flow(...) hands it to a running daemon and returns at
+    # once)
     plan = use_replay(DEMO_REPLAY, root / "replay-flow-mode")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     flow_store = CrystalMathJobStore(root / "flow-mode.db")

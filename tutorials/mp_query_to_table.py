@@ -78,7 +78,8 @@ def main(work_dir: Path) -> list[float]:
     batch = builder.build(candidates, store)
     for entry in batch.entries:
         console.print(
-            f"{entry.candidate.label:>14}  {entry.status:<9} {entry.flow.name if entry.flow else ''}"
+            f"{entry.candidate.label:>14}  {entry.status:<9} "
+            f"{entry.flow.name if entry.flow else ''}"
         )
 
     # 3. Run them here, one folder per job, documents into the shared database.

@@ -15,8 +15,9 @@ executable, which checks each deck against a recorded real run and hands back th
    results in the UI's job table and in a summary table. (Fe2O3 is only listed: there is no
    recorded CRYSTAL run of it for the replay.)
 
-With a real key and a real CRYSTAL23, delete the ``local_servers`` and ``replay_environment`` blocks,
-set ``MP_API_KEY`` and ``CRYSTAL_ATOMATE_CRYSTAL_CMD``, and name real providers (``mp``, ``cod``, ...).
+With a real key and a real CRYSTAL23, delete the ``local_servers`` and ``replay_environment``
+blocks, set ``MP_API_KEY`` and ``CRYSTAL_ATOMATE_CRYSTAL_CMD``, and name real providers (``mp``,
+``cod``, ...).
 """
 
 from __future__ import annotations

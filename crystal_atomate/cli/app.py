@@ -26,7 +26,8 @@ __all__ = ["COMMANDS", "app", "database", "settings_option"]
 COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand(
         "crystal_atomate.cli.jobs:demo",
-        "Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers).",
+        "Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and "
+        "recovers).",
     ),
     "run": LazyCommand(
         "crystal_atomate.cli.jobs:run",
@@ -54,7 +55,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "ht": LazyCommand(
         "crystal_atomate.cli.highthroughput:ht_app",
-        "High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
+        "High-throughput: one flow per Materials Project or CIF structure, and a summary of a "
+        "batch.",
     ),
     "fw": LazyCommand(
         "crystal_atomate.cli.engines:fw_app",

@@ -45,7 +45,8 @@ def demo(
     store = _store(db)
     console.print(
         Panel(
-            "CRYSTAL is licensed and not installed here, so the CRYSTAL binary is [bold]replayed[/]: "
+            "CRYSTAL is licensed and not installed here, so the CRYSTAL binary is "
+            "[bold]replayed[/]: "
             f"real recorded CRYSTAL outputs from {reference_dir()} are written back after each "
             "input deck is checked keyword by keyword. Input writing, restarts, parsing and the "
             "store all run for real.\nWith a real CRYSTAL23, set CRYSTAL_ATOMATE_CRYSTAL_CMD "
@@ -79,7 +80,8 @@ def run(
     """Run a named flow on a structure through jobflow's run_locally into the shared database.
 
     Everything is checked before a job is queued: the flow, functional and setting names, the
-    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it FAILED).
+    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it
+    FAILED).
     """
     overrides = settings_option(settings)
     check_flow_settings(flow, functional=functional, settings=overrides)

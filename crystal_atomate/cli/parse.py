@@ -64,7 +64,8 @@ def _summary(out: CrystalOutput) -> Table:
         where = f" (line {error.line_number})" if error.line_number else ""
         table.add_row(
             "error",
-            f"{error.kind.value} [{error.kind.exit_status}]{where}: {error.message} - fix: {error.kind.fix}",
+            f"{error.kind.value} [{error.kind.exit_status}]{where}: {error.message} - fix: "
+            f"{error.kind.fix}",
         )
     version = f"CRYSTAL{out.crystal_version:02d}" if out.crystal_version is not None else None
     rows: list[tuple[str, str]] = [
@@ -119,7 +120,8 @@ def _summary(out: CrystalOutput) -> Table:
         rows.append(
             (
                 "elastic constants",
-                f"{len(out.elastic_constants)}x{len(out.elastic_constants)} ({out.elastic_constants_unit})",
+                f"{len(out.elastic_constants)}x{len(out.elastic_constants)} "
+                f"({out.elastic_constants_unit})",
             )
         )
     if out.pressure_gpa is not None:

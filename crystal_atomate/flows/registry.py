@@ -137,7 +137,8 @@ def build_flow(
     kspacing
         k-point spacing in 1/Angstrom (2 pi included).
     settings
-        Deck settings by section, merged key by key into each Maker's (a ``None`` value removes a key).
+        Deck settings by section, merged key by key into each Maker's (a ``None`` value removes a
+        key).
 
     Returns
     -------

@@ -300,7 +300,8 @@ class BasisSet(BaseModel):
             coverage = LIBRARY_COVERAGE.get(self.library.upper())
             if coverage is None:
                 raise UnknownBasisLibraryError(
-                    f"basis library {self.library!r} is not in LIBRARY_COVERAGE; its elements are unknown"
+                    f"basis library {self.library!r} is not in LIBRARY_COVERAGE; its elements are "
+                    "unknown"
                 )
             return frozenset(Element.from_Z(z).symbol for z in coverage)
         return frozenset(atom.element for atom in self.atoms)

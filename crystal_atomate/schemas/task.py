@@ -152,7 +152,8 @@ class CrystalOutputDoc(BaseModel):
     frequencies: list[float] | None = Field(None, description="Gamma-point modes (cm^-1).")
     ir_intensities: list[float | None] | None = Field(
         None,
-        description="IR intensity of each mode in ``frequencies`` (km/mol); None where not printed.",
+        description="IR intensity of each mode in ``frequencies`` (km/mol); None where "
+        "not printed.",
     )
     elastic_tensor: list[list[float]] | None = Field(None, description="Voigt 6x6 (GPa).")
     eos: CrystalEosDoc | None = Field(None, description="CRYSTAL's native equation of state (EOS).")
@@ -241,7 +242,8 @@ class CrystalTaskDoc(StructureMetadata):
     ) -> CrystalTaskDoc:
         """Parse a finished CRYSTAL directory (``INPUT``, its output, fort.34/fort.87/SCFOUT.LOG)."""
         directory = Path(dir_name).resolve()
-        # the deck this run used: keywords a user passed through ``extra`` are read back, not refused
+        # the deck this run used: keywords a user passed through ``extra`` are read back, not
+        # refused
         crystal_input = CrystalInput.from_file(directory / "INPUT", allow_unknown=True)
         input_doc = _input_doc(crystal_input, directory)
         out = parse_output(directory / output_file)

@@ -1,22 +1,22 @@
 """The replay executable: a stand-in for the licensed CRYSTAL binary that writes real recorded outputs.
 
-CRYSTAL is licensed and absent from CI and from new users' machines, so tests, tutorials and the demo
-run it through this program instead. Only the binary is replaced: whatever calls it (a jobflow job,
-FireWorks, jobflow-remote or an AiiDA CalcJob) writes the real input files, runs a real subprocess,
-and parses what comes back exactly as it would with CRYSTAL.
+CRYSTAL is licensed and absent from CI and from new users' machines, so tests, tutorials and the
+demo run it through this program instead. Only the binary is replaced: whatever calls it (a jobflow
+job, FireWorks, jobflow-remote or an AiiDA CalcJob) writes the real input files, runs a real
+subprocess, and parses what comes back exactly as it would with CRYSTAL.
 
 The replay
 
 1. reads the deck as CRYSTAL does (standard input for ``crystal``/``properties``, or the file
    ``INPUT`` when standard input is empty, as ``Pcrystal`` does);
-2. names the job: ``CRYSTAL_ATOMATE_JOB_NAME`` if set, else the deck's title line (our input sets write
-   the job name there, so this also works where the environment is not passed on);
+2. names the job: ``CRYSTAL_ATOMATE_JOB_NAME`` if set, else the deck's title line (our input sets
+   write the job name there, so this also works where the environment is not passed on);
 3. looks the name up in a :class:`ReplayPlan` (JSON file named by ``CRYSTAL_ATOMATE_REPLAY_PLAN``):
    glob patterns mapped to a sequence of recorded runs; a name matching two patterns is an error;
 4. picks the recording for this attempt (the n-th run of that name gets the n-th recording, the last
    one repeating), so a plan ``[failed run, recovered run]`` exercises the error handlers;
-5. checks the deck keyword by keyword against the recorded ``INPUT.d12`` (not a file hash), so a wrong
-   setting fails the run loudly instead of being silently "replayed";
+5. checks the deck keyword by keyword against the recorded ``INPUT.d12`` (not a file hash), so a
+   wrong setting fails the run loudly instead of being silently "replayed";
 6. writes the recorded output to standard output (and the recorded auxiliary files into the working
    directory) and exits 0, as CRYSTAL does even on fatal errors.
 """
@@ -258,7 +258,8 @@ def compare_decks(
     my_elements = _elements(my_geometry)
     if my_elements != recorded_deck.elements:
         problems.append(
-            f"elements differ: ours {sorted(my_elements)}, recorded {sorted(recorded_deck.elements)}"
+            f"elements differ: ours {sorted(my_elements)}, recorded "
+            f"{sorted(recorded_deck.elements)}"
         )
     problems.extend(_geometry_differences(my_geometry, recorded_deck, step.lattice_tolerance))
     return problems

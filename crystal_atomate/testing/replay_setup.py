@@ -36,8 +36,8 @@ def use_replay(
 ) -> dict[str, str]:
     """Write ``plan_dir/plan.json`` for ``jobs`` and return the environment variables to set.
 
-    ``jobs`` maps a job name (a glob pattern) to one recording folder name, a step dict, or a list of
-    them replayed in order (a failure, then the recovered run).
+    ``jobs`` maps a job name (a glob pattern) to one recording folder name, a step dict, or a list
+    of them replayed in order (a failure, then the recovered run).
     """
     plan_dir.mkdir(parents=True, exist_ok=True)
     plan = ReplayPlan(

@@ -69,7 +69,8 @@ def fill_ui_database(path: Path, jobs: int, documents: int = 100) -> Path:
         conn.executescript(render_schema_sql())
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO jobs (id, name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, name, work_dir, status, created_at, final_energy) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 (n, f"static {n}", f"/runs/job_{n}", _STATUSES[n % len(_STATUSES)],
                  (start + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S"), -275.0 - n * 1e-6)

@@ -31,7 +31,8 @@ from crystal_atomate.tui.detail import STATUS_STYLES, DetailScreen
 
 __all__ = ["COLUMNS", "JobBrowser", "parse_filter", "row_cells"]
 
-#: (column label, sort key of :func:`~crystal_atomate.stores.ui_queries.list_jobs`), in display order.
+#: (column label, sort key of :func:`~crystal_atomate.stores.ui_queries.list_jobs`), in display
+#: order.
 COLUMNS = (
     ("id", "id"),
     ("status", "status"),

@@ -103,7 +103,8 @@ def runs_text(detail: JobDetail) -> Text:
     """One block per run of the jobflow task document (a restarted job has several)."""
     if not detail.documents:
         return Text("Task documents\n", style="bold underline") + Text(
-            "none: this job has no jobflow task document (run by the terminal UI itself, or not finished)\n",
+            "none: this job has no jobflow task document (run by the terminal UI itself, or not "
+            "finished)\n",
             style="dim",
         )
     text = Text()

@@ -79,6 +79,7 @@ def replay(localhost_replay, tmp_path) -> Iterator[Callable[[Mapping[str, Any]],
 
 def pytest_collection_modifyitems(config, items):
     """Run the ``services`` tests last: they switch the loaded AiiDA profile to PostgreSQL, which
-    closes the storage that the session's embedded-profile fixtures (computer, codes) are bound to."""
+    closes the storage that the session's embedded-profile fixtures (computer, codes) are bound to.
+    """
     del config
     items.sort(key=lambda item: item.get_closest_marker("services") is not None)

@@ -69,7 +69,8 @@ def _tui_db(path, jobs):
     with sqlite3.connect(path) as conn:
         ensure_ui_schema(conn)
         conn.executemany(
-            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) "
+            "VALUES (?, ?, ?, ?, ?)",
             jobs,
         )
     return path

@@ -1,9 +1,8 @@
 """A CRYSTAL step through SSH and SLURM: the loopback cluster that ``.ci/hpc.sh`` starts.
 
 The computer and code are made by the same functions ``crystal-atomate aiida computer add`` calls;
-the CalcJob goes through sshd (``core.ssh``) and ``sbatch`` on a real one-node SLURM cluster, and the
-replayed CRYSTAL run gives the Maker tests' energy.
-"""
+the CalcJob goes through sshd (``core.ssh``) and ``sbatch`` on a real one-node SLURM cluster, and
+the replayed CRYSTAL run gives the Maker tests' energy."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Engine parity: one set of flows, five engines, the same task documents and the same UI rows.
 
 MgO relax -> static -> band structure + DOS, the NiO SCF that stops at MAXCYCLE and is restarted,
-and CRYSTAL's native EOS on TaAs (from ``crystal_atomate.demo`` and ``crystal_atomate.testing.recipes``)
-run once per engine, CRYSTAL replaced by the replay executable, each engine into its own
-``CrystalMathJobStore``:
+and CRYSTAL's native EOS on TaAs (from ``crystal_atomate.demo`` and
+``crystal_atomate.testing.recipes``) run once per engine, CRYSTAL replaced by the replay executable,
+each engine into its own ``CrystalMathJobStore``:
 
 * ``run_locally`` (the reference the others are compared with);
 * FireWorks: two real ``rlaunch`` processes on the embedded LaunchPad;
@@ -58,7 +58,8 @@ JOBS = [
     ("TaAs eos", 1),
 ]
 
-#: Fields engines legitimately fill differently (skipped wherever they occur in a document), and why.
+#: Fields engines legitimately fill differently (skipped wherever they occur in a document), and
+#: why.
 BOOKKEEPING: dict[str, str] = {
     "uuid": "each engine runs freshly built flows, so job uuids differ",
     "hosts": "the flow uuids that contain the job",

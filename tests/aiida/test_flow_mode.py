@@ -134,7 +134,8 @@ def store(tmp_path):
 
 def test_python_jobs_references_replacements_and_failures(aiida_profile, store, tmp_path):
     """No CRYSTAL here: references (nested too) resolve from the store, a replaced job's children
-    get the replacement's output, a failing job ends the chain with its name and its child is not run."""
+    get the replacement's output, a failing job ends the chain with its name and its child is not
+    run."""
     start = nested(1.5)
     replaced = replace_with_add(start.output["output"]["energy"])
     total = add(replaced.output, start.output["output"]["structure"]["a"])

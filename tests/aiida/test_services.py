@@ -1,7 +1,7 @@
 """Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``, the daemon
 through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they run, and
-every result checked and written to the jobflow store (CrystalMathJobStore); then the demo's flows in
-flow mode, the daemon restarted mid-flow, every task document in the store.
+every result checked and written to the jobflow store (CrystalMathJobStore); then the demo's flows
+in flow mode, the daemon restarted mid-flow, every task document in the store.
 
 Outside CI these tests skip when the services are not running; in CI (``CI=true``) they fail, so a
 broken service setup cannot pass unnoticed.
@@ -176,7 +176,8 @@ def test_daemon_restart_mid_flow_finishes_every_job(psql_profile, tmp_path):
 
 def test_flow_mode_survives_a_daemon_restart(psql_profile, tmp_path):
     """Flow mode on the scaled-out profile: the demo's flows as work chains, the daemon restarted
-    while they run (their plans come back from the checkpoints), every task document in the store."""
+    while they run (their plans come back from the checkpoints), every task document in the store.
+    """
     host = ensure_localhost("localhost", tmp_path / "run")
     ensure_codes(host, "crystal-atomate-replay", "crystal-atomate-replay")
     plan = use_replay(DEMO_REPLAY, tmp_path / "replay")["CRYSTAL_ATOMATE_REPLAY_PLAN"]

@@ -150,11 +150,13 @@ def test_missing_crystal_is_one_line_with_the_fix(workspace, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         (
-            "error: CRYSTAL executable '/nonexistent/crystal' not found (CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
+            "error: CRYSTAL executable '/nonexistent/crystal' not found "
+            "(CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
             "program on PATH)"
         ),
         (
-            "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to your crystal "
+            "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to "
+            "your crystal "
             "binary, or try 'crystal-atomate demo', which replays recorded runs"
         ),
     ]
@@ -179,7 +181,8 @@ def test_a_failed_job_exits_1_and_is_failed_in_the_ui(workspace, monkeypatch):
     assert result.exit_code == 1, result.output
     error, hint = result.stderr.splitlines()
     assert error.startswith(
-        "error: flow 'static' failed: static: crystal_atomate.run.CrystalRunError: 'true' wrote no output"
+        "error: flow 'static' failed: static: crystal_atomate.run.CrystalRunError: 'true' wrote no "
+        "output"
     )
     assert hint == "hint: 'crystal-atomate show JOB' shows a job's errors"
     assert "FAILED" in result.stdout and "static" in result.stdout

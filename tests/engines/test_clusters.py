@@ -1,6 +1,6 @@
 """The same relax -> static flow through FireWorks (``qlaunch`` + SLURM) and jobflow-remote (a
-``remote`` worker over SSH + SLURM) on the loopback cluster ``.ci/hpc.sh`` starts, with the values of
-the local runs: one cluster description (as the UI keeps it) configures both engines."""
+``remote`` worker over SSH + SLURM) on the loopback cluster ``.ci/hpc.sh`` starts, with the values
+of the local runs: one cluster description (as the UI keeps it) configures both engines."""
 
 from __future__ import annotations
 

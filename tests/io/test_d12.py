@@ -248,7 +248,7 @@ def test_round_trip_random_settings(scf: Scf, dft: Dft | None) -> None:
     assert CrystalInput.from_string(deck.to_string()) == deck
 
 
-# -- the strict reader: what CRYSTAL would reject is a typed error naming the line and the fix --------
+# -- the strict reader: what CRYSTAL would reject is a typed error naming the line and the fix ------
 def _edit(path: Path, old: str, new: str) -> str:
     text = path.read_text()
     assert old in text
@@ -267,7 +267,8 @@ def test_misspelt_keyword_names_line_and_fix(ref_dir: Path) -> None:
     error = _raises(_edit(mgo, "SHRINK", "SHRIMK"), UnknownKeywordError, 59, "did you mean SHRINK?")
     assert (
         str(error)
-        == "line 59: expected a keyword of the Hamiltonian/SCF block, got 'SHRIMK' (did you mean SHRINK?)"
+        == "line 59: expected a keyword of the Hamiltonian/SCF block, got 'SHRIMK' (did you mean "
+           "SHRINK?)"
     )
     _raises(_edit(mgo, "XXLGRID", "XXLGRIDD"), UnknownKeywordError, 55, "did you mean XXLGRID?")
     _raises(_edit(mgo, "B3LYP", "B3LPY"), UnknownKeywordError, 54, "did you mean B3LYP?")

@@ -68,7 +68,8 @@ def parse_output(
         source, bytes | bytearray
     ):
         raise CrystalParseError(
-            f"parse_output needs a path or a text stream of a CRYSTAL output, not {type(source).__name__}"
+            "parse_output needs a path or a text stream of a CRYSTAL output, not "
+            f"{type(source).__name__}"
         )
     scanner = OutputScanner()
     path: Path | None = None

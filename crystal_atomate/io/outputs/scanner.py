@@ -80,7 +80,8 @@ _PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s*({F})")
 _ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
 #: Lines between STARTING and the title: MPI chatter, and the star rule properties prints.
 _TITLE_NOISE = re.compile(
-    r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)"
+    r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}"
+    r"|Default number|\*+$)"
 )
 
 _ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
