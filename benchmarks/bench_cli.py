@@ -1,4 +1,4 @@
-"""Start-up of ``crystal-atomate``: its light commands beside ``python -c pass`` and the ``sqlite3`` CLI.
+"""Start-up of ``crystal-atomate``: its light commands beside ``python -c pass`` and ``sqlite3``.
 
 Run: ``python benchmarks/bench_cli.py [--jobs 100000] [--repeat 7] [--json results.json]``
 

@@ -119,7 +119,7 @@ def our_static_maker() -> Any:
 
 
 def _run_crystal_in_process(plan_file: Path) -> Callable:
-    """``run_crystal`` replaced by the replay called in-process, as atomate2's mock does for VASP."""
+    """Stand in for ``run_crystal`` with the in-process replay, as atomate2's mock does for VASP."""
     from crystal_atomate.run import OUTPUT_FILE, CrystalRunRecord
     from crystal_atomate.testing.replay import ReplayPlan, replay
 
@@ -184,7 +184,7 @@ def ours(work: Path, timer: StageTimer, in_process: bool) -> Iterator[Callable[[
 
 
 def build_vasp_reference(root: Path) -> tuple[Path, Any]:
-    """The mock's reference folder (inputs/ + outputs/) from ASE's real VASP files; see the module doc."""
+    """Build the mock's reference folder (inputs/ + outputs/) from ASE's real VASP files."""
     import ase
     from pymatgen.io.vasp import Incar, Poscar, Vasprun
 

@@ -78,7 +78,8 @@ except Exception as exc:
     energy, error = None, f"{type(exc).__name__}: {exc}"
 elapsed = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": elapsed, "energy_s": energy_s, "peak_kb": after - before, "energy_ha": energy, "error": error}))
+print(json.dumps({"seconds": elapsed, "energy_s": energy_s, "peak_kb": after - before,
+                  "energy_ha": energy, "error": error}))
 """
 
 

@@ -196,7 +196,7 @@ def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) ->
 
 
 def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
-    """Run the demo flows in ``work_dir`` into ``store``; returns jobflow's responses by flow name."""
+    """Run the demo flows in ``work_dir`` into ``store``; return jobflow's responses per flow."""
     work_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     replaying = replay_environment(work_dir / "replay") if replay else nullcontext()

@@ -154,7 +154,7 @@ def _fermi(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: boo
 
 def _opt(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
          files: set[str]) -> _Plan | Unrecoverable:
-    """A fresh optimisation from the last geometry (RESTART would inherit a collapsed trust radius)."""
+    """Plan a fresh optimisation from the last geometry (RESTART keeps a collapsed trust radius)."""
     del deck, is_metal
     if tries >= MAX_OPT_RESTARTS:
         return Unrecoverable(

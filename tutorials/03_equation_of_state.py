@@ -26,7 +26,7 @@ from crystal_atomate.testing.recipes import EOS_REPLAY, eos_flow
 
 
 def main(work_dir: Path, png: Path) -> dict[str, float]:
-    """Run the EOS job, refit its points with pymatgen's Birch-Murnaghan, plot both; return the fit."""
+    """Run the EOS job, refit its points with pymatgen's Birch-Murnaghan, plot both; return it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     flow = eos_flow()
     store = CrystalMathJobStore(work_dir / ".crystal_tui.db")

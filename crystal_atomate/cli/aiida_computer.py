@@ -1,4 +1,4 @@
-"""``crystal-atomate aiida computer add``: a cluster (SSH + scheduler) and its CRYSTAL codes in AiiDA.
+"""``crystal-atomate aiida computer add``: a cluster (SSH + scheduler) and its CRYSTAL codes.
 
 The cluster comes from options, from a cluster file with the UI's fields
 (``stores/clusters/*.yaml``), or from a cluster the CrystalMath UI defined in the shared database;

@@ -1,4 +1,4 @@
-"""``crystal-atomate demo | run | jobs | show``: run flows and look at what the shared database holds."""
+"""``crystal-atomate demo | run | jobs | show``: run flows and read the shared database."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def demo(
     ),
     work_dir: Path = typer.Option(Path("crystal-atomate-demo"), help="Where the job folders go."),
 ) -> None:
-    """Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers)."""
+    """Run the demo flows: MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers."""
     from rich.panel import Panel
 
     from crystal_atomate.demo import run_demo

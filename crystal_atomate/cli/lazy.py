@@ -189,8 +189,9 @@ class LazyGroup(TyperGroup):
 
 
 def lazy_group(commands: Mapping[str, LazyCommand]) -> type[LazyGroup]:
-    """A :class:`LazyGroup` subclass that knows ``commands``; pass it as ``cls`` to :class:`typer.Typer`
-    and set its :attr:`LazyGroup.root` to that app.
+    """Return a :class:`LazyGroup` subclass that knows ``commands``.
+
+    Pass it as ``cls`` to :class:`typer.Typer` and set its :attr:`LazyGroup.root` to that app.
 
     Parameters
     ----------

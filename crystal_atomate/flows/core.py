@@ -1,4 +1,4 @@
-"""Core CRYSTAL flows, as atomate2's ``vasp.flows.core``: double relax, relax -> static -> bands/DOS."""
+"""Core CRYSTAL flows as in atomate2's ``vasp.flows.core``: double relax, relax-static-bands/DOS."""
 
 from __future__ import annotations
 

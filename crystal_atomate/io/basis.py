@@ -78,7 +78,7 @@ class UnknownBasisElementError(ValueError):
 
 
 class UnknownBasisLibraryError(ValueError):
-    """A ``BASISSET`` name missing from :data:`LIBRARY_COVERAGE`, so its elements cannot be checked."""
+    """A ``BASISSET`` name not in :data:`LIBRARY_COVERAGE`, so its elements cannot be checked."""
 
 
 def format_number(value: float) -> str:

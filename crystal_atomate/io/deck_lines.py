@@ -55,7 +55,7 @@ class D12ParseError(DeckError):
 
 
 class UnknownKeywordError(D12ParseError):
-    """A keyword CRYSTAL23 does not know in this block (a misspelling, or a keyword out of place)."""
+    """A keyword CRYSTAL23 does not know in this block (misspelt, or out of place)."""
 
 
 class CountMismatchError(D12ParseError):

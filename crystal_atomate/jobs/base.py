@@ -77,7 +77,7 @@ def crystal_job(method: Callable) -> Callable[..., Job]:
 def should_stop_children(
     task_document: CrystalTaskDoc, handle_unsuccessful: bool | str = "error"
 ) -> bool:
-    """atomate2's three-way switch: ``True`` stops children, ``False`` carries on, ``"error"`` raises."""
+    """Apply atomate2's switch: ``True`` stops children, ``False`` goes on, ``"error"`` raises."""
     if task_document.state == "successful":
         return False
     if isinstance(handle_unsuccessful, bool):
@@ -92,7 +92,7 @@ def should_stop_children(
 
 
 def last_geometry(directory: Path, task_document: CrystalTaskDoc) -> Structure | Molecule | None:
-    """The newest geometry of a (possibly killed) run: the last optcNNN file, else the parsed one."""
+    """Return the newest geometry of a (maybe killed) run: the last optcNNN file, else parsed."""
     steps = sorted(path for path in directory.iterdir() if _OPT_STEP_FILE.match(path.name))
     if steps:
         fort34 = Fort34.from_file(steps[-1])
@@ -134,7 +134,7 @@ class BaseCrystalMaker(Maker):
         prev_dir: str | Path | None = None,
         restarts: list[RestartRecord] | None = None,
     ) -> Response:
-        """Run CRYSTAL on ``structure`` (continuing from ``prev_dir``), restarting on known failures."""
+        """Run CRYSTAL on ``structure`` (continuing ``prev_dir``), restarting on known failures."""
         workdir = Path.cwd()
         restarts = list(restarts or [])
         input_set = self.input_set_generator.get_input_set(

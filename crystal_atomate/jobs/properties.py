@@ -32,7 +32,7 @@ __all__ = ["BandStructureMaker", "BasePropertiesMaker", "DosMaker"]
 
 @dataclass
 class BasePropertiesMaker(Maker, ABC):
-    """Copy ``fort.9`` from ``prev_dir``, write the ``properties`` deck, run it, read the results."""
+    """Copy ``fort.9`` from ``prev_dir``, write the ``properties`` deck, run it, read results."""
 
     name: str = "properties"
     input_set_generator: PropertiesSetGenerator = field(default_factory=BandStructureSetGenerator)

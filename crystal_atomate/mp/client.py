@@ -272,7 +272,7 @@ class MPClient:
         )
 
     def _call(self, request: Callable[[MPRester], T], what: str) -> T:
-        """Run ``request`` against the rester, backing off on rate limiting as ``RetryPolicy`` says."""
+        """Run ``request`` on the rester, backing off on rate limits as ``RetryPolicy`` says."""
         delays = self._retry.delays()
         while True:
             try:

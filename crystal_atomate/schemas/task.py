@@ -240,7 +240,7 @@ class CrystalTaskDoc(StructureMetadata):
         metadata: dict[str, Any] | None = None,
         output_file: str = OUTPUT_FILE,
     ) -> CrystalTaskDoc:
-        """Parse a finished CRYSTAL directory (``INPUT``, its output, fort.34/fort.87/SCFOUT.LOG)."""
+        """Parse a finished CRYSTAL folder (``INPUT``, the output, fort.34/fort.87/SCFOUT.LOG)."""
         directory = Path(dir_name).resolve()
         # the deck this run used: keywords a user passed through ``extra`` are read back, not
         # refused
@@ -335,7 +335,7 @@ def _input_doc(crystal_input: CrystalInput, directory: Path) -> CrystalInputDoc:
 
 
 def _structure_metadata(structure: Structure | Molecule | None) -> dict[str, Any]:
-    """Emmet's structure metadata for periodic structures (molecules have no lattice to describe)."""
+    """Return emmet's structure metadata for periodic structures (molecules have no lattice)."""
     if isinstance(structure, Structure):
         return StructureMetadata.from_structure(structure).model_dump()
     return {}

@@ -1,4 +1,4 @@
-"""The replay executable: a stand-in for the licensed CRYSTAL binary that writes real recorded outputs.
+"""The replay executable: stands in for the licensed CRYSTAL binary, writing real recorded outputs.
 
 CRYSTAL is licensed and absent from CI and from new users' machines, so tests, tutorials and the
 demo run it through this program instead. Only the binary is replaced: whatever calls it (a jobflow
@@ -59,7 +59,7 @@ _PROPERTIES_KEYWORDS = {"NEWK", "BAND", "DOSS", "PDIDE", "ECHG", "ECH3", "POTM",
 
 
 class ReplayError(RuntimeError):
-    """The replay cannot stand in for CRYSTAL on this deck (unknown job, mismatching input, bad plan)."""
+    """The replay cannot stand in for CRYSTAL on this deck (unknown job, other input, bad plan)."""
 
 
 class ReplayStep(BaseModel):
@@ -171,7 +171,7 @@ class _RecordedCrystalDeck:
 
 @lru_cache(maxsize=32)
 def _recorded_crystal_deck(deck: str, recorded_dir: Path, output: str) -> _RecordedCrystalDeck:
-    """Keyed on the deck's text (not only its path), so an edited recording is never served stale."""
+    """Parse a deck, cached on its text (not only its path): an edited recording is never stale."""
     from crystal_atomate.io.d12 import CrystalInput
 
     model = CrystalInput.from_string(deck)
@@ -306,7 +306,7 @@ def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: 
 
 @contextmanager
 def _locked_counter(state_dir: Path, job_name: str) -> Iterator[int]:
-    """The attempt number for ``job_name``, incremented under a file lock (launchers run in parallel)."""
+    """Return the attempt number of ``job_name``, counted under a file lock (runs are parallel)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_name)
     path = state_dir / f"{safe}.count"
@@ -347,7 +347,7 @@ def _write_wavefunction_marker(workdir: Path, recording: str) -> None:
 
 
 def replay(deck: str, workdir: Path, plan: ReplayPlan, job_name: str | None = None) -> str:
-    """Validate ``deck`` against the plan's recording, write its files to ``workdir``; return stdout."""
+    """Check ``deck`` on the plan's recording, write its files to ``workdir``, return stdout."""
     name = job_name or _deck_title(deck)
     steps = plan.steps_for(name)
     assert plan.state_dir is not None

@@ -125,7 +125,7 @@ class JobBrowser(App[None]):
         self.set_interval(self.poll_seconds, self.poll)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The list's own keys (filter, sort) do nothing, and leave the footer, on a detail screen."""
+        """Disable the list's own keys (filter, sort), also in the footer, on a detail screen."""
         return not (action in _LIST_ACTIONS and isinstance(self.screen, DetailScreen))
 
     def on_unmount(self) -> None:

@@ -1,5 +1,7 @@
-"""Readers of what CRYSTAL writes: the crystal run's output (``parse_output(path_or_stream) -> CrystalOutput``,
-here), the properties run's stdout, BAND.DAT, DOSS.DAT and fort.25 (:mod:`.properties`).
+"""Readers of what CRYSTAL writes.
+
+The crystal run's output (``parse_output(path_or_stream) -> CrystalOutput``, here), the
+properties run's stdout, BAND.DAT, DOSS.DAT and fort.25 (:mod:`.properties`).
 
 One pass over the lines, constant memory (the file is never read whole), plus the two files
 CRYSTAL writes beside the output that change the verdict: ``SCFOUT.LOG`` (the SCFs of every

@@ -422,7 +422,7 @@ class OutputScanner:
             self.out.errors.append(error)
 
     def _foreign(self, line: str) -> None:
-        """Lines from MPI, the Fortran runtime or wrappers - plus CRYSTAL's unindented stress block."""
+        """Read a line of MPI, the Fortran runtime or a wrapper (or CRYSTAL's bare stress block)."""
         if line.startswith("STRESS TENSOR"):
             self._start_block(_RowCollector(_ROW3.match, self._stress_done, max_rows=3))
         elif line.startswith("PRESSURE IN GIGAPASCAL"):
@@ -523,7 +523,7 @@ class OutputScanner:
             self.out.hybrid_exchange_percent = _float(found.group(1))
 
     def _crystal_header(self, text: str) -> None:
-        """``CRYSTAL - SCF - TYPE OF CALCULATION`` opens an SCF; PROPERTIES marks a properties run."""
+        """Open an SCF at ``CRYSTAL - SCF - TYPE OF CALCULATION``; note a PROPERTIES run."""
         if text.startswith("CRYSTAL - SCF"):
             self._open_scf()
         elif text.startswith("CRYSTAL - PROPERTIES"):
@@ -654,7 +654,7 @@ class OutputScanner:
             self.out.dispersion_energy_ha = _float(found.group(1))
 
     def _charges_done(self, rows: list[str], _skipped: list[str]) -> None:
-        """Every cycle prints the charges; only the raw rows of the last are kept (read at the end)."""
+        """Keep the raw charge rows of the last cycle only (every cycle prints them)."""
         self._end_block()
         if self.atomic_guess_seen and self.reference_electrons is None:
             self.reference_electrons = _rows_floats(rows)
