@@ -1,4 +1,4 @@
-"""Shared fixtures. The recorded runs are required: a missing directory fails the run, never skips."""
+"""Shared fixtures. The recorded runs are required: a missing folder fails the run, never skips."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from crystal_atomate.testing.reference import ReferenceDataMissing, reference_di
 
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
-    """The recorded runs, ``crystal_atomate/testing/recordings`` (``CRYSTAL_ATOMATE_REFERENCE_DIR`` overrides)."""
+    """The recorded runs: $CRYSTAL_ATOMATE_REFERENCE_DIR or crystal_atomate/testing/recordings."""
     try:
         return reference_dir()
     except ReferenceDataMissing as exc:

@@ -1,4 +1,4 @@
-"""Powerups on Jobs, Flows and Makers: the changed settings reach the written deck and the task document."""
+"""Powerups on Jobs, Flows and Makers: changed settings reach the written deck and the document."""
 
 from __future__ import annotations
 

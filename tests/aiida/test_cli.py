@@ -49,8 +49,8 @@ def test_setup_is_idempotent_and_registers_the_plugins(tmp_path):
 
 
 def test_a_profile_without_broker_polls_its_waiting_processes_every_second(tmp_path):
-    """Without a broker nothing announces that a work chain's CalcJobs finished; AiiDA's 60 s default
-    poll would idle a flow-mode work chain a minute per wave."""
+    """Without a broker nothing announces that a work chain's CalcJobs finished; AiiDA's 60 s
+    default poll would idle a flow-mode work chain a minute per wave."""
     script = (
         "from crystal_atomate.aiida.setup import ensure_profile\n"
         "for name, broker in (('quiet', None), ('zmq', 'core.zeromq')):\n"

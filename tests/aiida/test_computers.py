@@ -202,7 +202,7 @@ def test_computer_add_from_the_shipped_cluster_file(aiida_profile, cluster, tmp_
 
 
 def test_shipped_verdi_examples_are_accepted(aiida_profile):
-    """``stores/aiida/slurm-ssh-*.yaml`` work with verdi as their comments say (no connection made)."""
+    """``stores/aiida/slurm-ssh-*.yaml`` work with verdi as their comments say (no connection)."""
     from pathlib import Path
 
     from aiida.cmdline.commands.cmd_computer import computer_configure, computer_setup

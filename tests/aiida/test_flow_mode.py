@@ -241,7 +241,7 @@ def test_flows_submitted_to_the_daemon(
 def test_high_throughput_batch_to_the_daemon(
     codes, replay, store, tmp_path, submit_and_await, started_daemon_client
 ):
-    """The builder's ``aiida-daemon`` engine: one work chain per flow, submitted, run by the daemon."""
+    """The builder's ``aiida-daemon`` engine: one work chain per flow, run by the daemon."""
     from crystal_atomate.demo import mgo_makers, mgo_structure
     from crystal_atomate.highthroughput import (
         Candidate,

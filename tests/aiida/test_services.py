@@ -1,7 +1,8 @@
-"""Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``, the daemon
-through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they run, and
-every result checked and written to the jobflow store (CrystalMathJobStore); then the demo's flows
-in flow mode, the daemon restarted mid-flow, every task document in the store.
+"""Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``.
+
+The daemon through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they
+run, and every result checked and written to the jobflow store (CrystalMathJobStore); then the
+demo's flows in flow mode, the daemon restarted mid-flow, every task document in the store.
 
 Outside CI these tests skip when the services are not running; in CI (``CI=true``) they fail, so a
 broken service setup cannot pass unnoticed.
@@ -41,7 +42,7 @@ ENV_FILE = Path(__file__).resolve().parents[2] / ".ci" / "services.env"
 
 
 def _services() -> dict[str, str]:
-    """The service endpoints .ci/services.sh wrote; fail in CI, skip elsewhere, when absent or down."""
+    """The service endpoints .ci/services.sh wrote; when absent or down: fail in CI, else skip."""
     problem = None
     if not ENV_FILE.is_file():
         problem = f"{ENV_FILE} missing: start the services with .ci/services.sh start"
@@ -64,7 +65,7 @@ def _services() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def psql_profile(tmp_path_factory, aiida_profile):
-    """A core.psql_dos + core.rabbitmq profile in the session's AIIDA_PATH, with its own database."""
+    """A core.psql_dos + core.rabbitmq profile in the session's AIIDA_PATH, with its own DB."""
     env = _services()
     name = f"services-{uuid.uuid4().hex[:8]}"
     _create_database(env, name)

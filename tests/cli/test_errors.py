@@ -176,7 +176,7 @@ def test_debug_prints_the_traceback_before_the_line(workspace):
 
 
 def test_a_failed_job_exits_1_and_is_failed_in_the_ui(workspace, monkeypatch):
-    """``true`` as CRYSTAL writes no output: the job raises, ``run`` says so, the UI lists it FAILED."""
+    """``true`` as CRYSTAL writes nothing: the job raises, ``run`` says so, the UI shows FAILED."""
     result = runner.invoke(app, ["run", "static", "mgo.cif", "--db", "ui.db", "--work-dir", "runs"])
     assert result.exit_code == 1, result.output
     error, hint = result.stderr.splitlines()

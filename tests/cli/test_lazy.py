@@ -40,7 +40,7 @@ print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 
 
 def _probe(*args: str, cwd: Path) -> dict:
-    """Run the command line in a fresh interpreter; its exit code and the heavy packages it loaded."""
+    """Run the command line in a fresh interpreter; its exit code and the heavy packages loaded."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *args],
         cwd=cwd,

@@ -56,7 +56,7 @@ def exec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 
 
 def _run_dir(path: Path, job: Job) -> Path:
-    """A job folder as jobflow-remote uploads it: the job and a file store in ``jfremote_in.json``."""
+    """A job folder as jobflow-remote uploads it: job and file store in ``jfremote_in.json``."""
     path.mkdir(parents=True)
     store = JobStore(JSONStore(str(path / "remote_job_data.json"), read_only=False, key="uuid"))
     dumpfn({"job": job, "store": store}, path / "jfremote_in.json")
@@ -188,7 +188,7 @@ def test_changed_code_retires_the_server(tmp_path: Path, exec_env: dict[str, str
 
 
 def test_falls_back_to_running_in_the_client(tmp_path: Path, exec_env: dict[str, str]) -> None:
-    """A socket path too long for Linux: the server cannot listen, the client runs the job itself."""
+    """A socket path too long for Linux: no server can listen, the client runs the job itself."""
     too_long = tmp_path / ("x" * 120)
     env = {**exec_env, EXEC_DIR_ENV: str(too_long)}
     run_dir = _run_dir(tmp_path / "job", _shell_job("echo ran"))

@@ -1,4 +1,4 @@
-"""Elastic: atomate2's elastic flow with CRYSTAL Makers (and its stress sign), native ELASTCON replayed."""
+"""Elastic: atomate2's flow with CRYSTAL Makers (and its stress sign); native ELASTCON replayed."""
 
 from __future__ import annotations
 

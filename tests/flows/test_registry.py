@@ -114,7 +114,10 @@ def test_nothing_below_the_cli_imports_it():
 
 
 def test_the_registry_imports_no_maker_until_asked():
-    probe = "import sys, crystal_atomate.flows.registry as r; r.FLOWS; print(sorted(m for m in sys.modules if m.startswith(('jobflow', 'pymatgen'))))"
+    probe = (
+        "import sys, crystal_atomate.flows.registry as r; r.FLOWS; "
+        "print(sorted(m for m in sys.modules if m.startswith(('jobflow', 'pymatgen'))))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )

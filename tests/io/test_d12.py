@@ -248,7 +248,7 @@ def test_round_trip_random_settings(scf: Scf, dft: Dft | None) -> None:
     assert CrystalInput.from_string(deck.to_string()) == deck
 
 
-# -- the strict reader: what CRYSTAL would reject is a typed error naming the line and the fix ------
+# -- the strict reader: what CRYSTAL would reject is a typed error naming the line and the fix --
 def _edit(path: Path, old: str, new: str) -> str:
     text = path.read_text()
     assert old in text

@@ -43,7 +43,7 @@ def _deck_geometry(path: Path) -> CrystalGeometry:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_expansion_matches_crystal(ref_dir: Path, name: str) -> None:
-    """Our expansion of the deck equals the structure CRYSTAL itself wrote (origin settings included)."""
+    """Our expansion of the deck equals the structure CRYSTAL itself wrote (origin settings too)."""
     geometry = _deck_geometry(ref_dir / GUI / f"{name}.d12")
     crystal_made = Fort34.from_file(ref_dir / GUI / f"{name}.gui").to_structure()
     expanded = geometry.to_structure()

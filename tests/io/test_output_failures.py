@@ -243,7 +243,10 @@ def test_catalogue_ignores_harmless_lines(line: str) -> None:
 
 
 def test_error_lines_reach_the_catalogue_through_the_scanner() -> None:
-    text = " EEEEEEEEEE STARTING  DATE 01 01 2024\n title\n ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL\n"
+    text = (
+        " EEEEEEEEEE STARTING  DATE 01 01 2024\n title\n"
+        " ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL\n"
+    )
     out = parse_output(io.StringIO(text))
     assert out.error_kinds == [CrystalErrorKind.CELL_NOT_NEUTRAL]
     assert out.errors[0].line_number == 3 and out.state == "failed"

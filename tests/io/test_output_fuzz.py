@@ -46,7 +46,7 @@ def _glue_numbers(lines: list[str], rng: random.Random) -> list[str]:
 
 
 def _mutate(lines: list[str], rng: random.Random) -> list[str]:
-    """One of: glue, swap digits, drop/duplicate a run of lines, a hostile line, flipped characters."""
+    """One of: glue, swap digits, drop/duplicate lines, a hostile line, flipped characters."""
     lines = list(lines)
     choice = rng.randrange(6)
     at = rng.randrange(len(lines))

@@ -66,7 +66,7 @@ def test_optimisation_points_past_9999(
 
 
 def test_scf_cycles_past_999(tmp_path: Path, original_text: str, original: CrystalOutput) -> None:
-    """``CYC1000 ETOT(AU)-2.75E+02`` and ``CYCLES1007``: every cycle and the cycle count are read."""
+    """``CYC1000 ETOT(AU)-2.75E+02`` and ``CYCLES1007``: every cycle and the count are read."""
     shift = 1000
     text = re.sub(
         r"CYC +(\d+) ETOT\(AU\) (-)",
@@ -86,7 +86,10 @@ def test_scf_cycles_past_999(tmp_path: Path, original_text: str, original: Cryst
 
 
 def test_charges_that_run_together(tmp_path: Path, original_text: str) -> None:
-    """``1010.12907781009.8709222``: two 12-wide fields (7 decimals), not ``1010.12907781009`` and ``.8709222``."""
+    """``1010.12907781009.8709222``: two 12-wide fields (7 decimals).
+
+    Not ``1010.12907781009`` and ``.8709222``.
+    """
     path = _rewritten(
         tmp_path,
         original_text,
@@ -103,7 +106,7 @@ def test_charges_that_run_together(tmp_path: Path, original_text: str) -> None:
     "row", ["1.11" * 16, "10.1243571" * 6 + "-" + "9.8756429" * 3, "-1.0" * 40, "1" * 200]
 )
 def test_hostile_charge_rows_finish(tmp_path: Path, original_text: str, row: str) -> None:
-    """The rows that hung the floats-only pattern (15-21 s for 62 bytes) are read or refused at once."""
+    """The rows that hung the floats-only pattern (15-21 s for 62 bytes) are read or refused now."""
     path = _rewritten(
         tmp_path,
         original_text,

@@ -1,4 +1,4 @@
-"""Property: whatever is done to a real output, parse_output returns a result or CrystalParseError."""
+"""Property: whatever is done to a real output, parse_output gives a result or CrystalParseError."""
 
 from __future__ import annotations
 

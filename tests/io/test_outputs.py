@@ -1,4 +1,4 @@
-"""parse_output over every real OUTPUT.out of the reference set, against values read from the files."""
+"""parse_output over every real OUTPUT.out of the reference set, against values read by hand."""
 
 from __future__ import annotations
 
@@ -501,7 +501,7 @@ def test_closed_shell_final_gap_has_no_spin_values(parsed: dict[str, CrystalOutp
 def test_properties_output_reports_the_wave_function_energy(
     folder: str, name: str, energy: float
 ) -> None:
-    """``TOTAL ENERGY -2.7544859113743E+02  CONVERGENCE ON ENER`` near the top of a properties run."""
+    """``TOTAL ENERGY -2.7544859113743E+02  CONVERGENCE ON ENER`` atop a properties run."""
     out = parse_output(reference_file(folder, name))
     assert out.calculation is CalculationKind.PROPERTIES
     assert out.includes_properties

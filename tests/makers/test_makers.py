@@ -1,4 +1,4 @@
-"""Makers and flows end to end: real subprocesses through the replay, real parsing, the real store."""
+"""Makers and flows end to end: real subprocesses via the replay, real parsing, the real store."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def test_tutorial_outputs_are_the_recorded_values(tmp_path):
 
 
 def test_eos_tutorial_refit_agrees_with_crystal(tmp_path, ref_dir):
-    """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan as CRYSTAL's."""
+    """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan fit."""
     import importlib.util
 
     from crystal_atomate.io.outputs import parse_output

@@ -1,4 +1,4 @@
-"""The replay executable: deck checks, sequences, parallel mode, and failures that name their cause."""
+"""The replay executable: deck checks, sequences, parallel mode, failures that name their cause."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Materials Project cache in the shared database, with the real MPRester and the local server."""
+"""The Materials Project cache in the shared database, with the real MPRester, a local server."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def rows(db_file: Path, table: str) -> list[dict]:
 
 
 def searches(db_file: Path) -> list[dict]:
-    """The search rows of ``materials_cache`` (each structure also has its ``get_structure`` row)."""
+    """The search rows of ``materials_cache`` (each structure also has a ``get_structure`` row)."""
     return [r for r in rows(db_file, "materials_cache") if not r["cache_key"].startswith("get_")]
 
 

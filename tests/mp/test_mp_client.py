@@ -155,7 +155,7 @@ def test_unknown_id_404(mp_server: MPServer) -> None:
 
 
 def test_rate_limited_then_served(mp_server: MPServer) -> None:
-    """More 429s than mp-api's own retries absorb: our back-off makes a second call that succeeds."""
+    """More 429s than mp-api's retries absorb: our back-off makes a second call that succeeds."""
     mp_server.fail(CORE, 429, times=PER_CALL + 1)
 
     record = MPClient(retry=FAST).get_structure("mp-149")

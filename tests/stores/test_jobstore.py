@@ -141,7 +141,7 @@ def test_default_path_follows_settings(tmp_path, monkeypatch):
 
 
 def test_import_tui_jobs(db, tmp_path, ref_dir):
-    """A run the UI made by itself (a real CRYSTAL output in its work_dir) becomes a job document."""
+    """A run the UI made by itself (a real CRYSTAL output in its work_dir) becomes a document."""
     store = CrystalMathJobStore(db)
     store.connect()
     run = tmp_path / "ui_run"

@@ -1,4 +1,4 @@
-"""The recorded CRYSTAL runs: one lookup, the override, provenance and licences, what the wheel ships."""
+"""The recorded CRYSTAL runs: one lookup, the override, provenance, licences, the wheel's share."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _manifest_rows() -> dict[str, list[str]]:
 
 
 def _demo_recordings() -> set[str]:
-    """Every recording the demo's replay plan names (a plan value is one step or a list of steps)."""
+    """Every recording the demo's replay plan names (a plan value is a step or a list of steps)."""
     steps = [
         step
         for spec in DEMO_REPLAY.values()
@@ -46,7 +46,7 @@ def _demo_recordings() -> set[str]:
 
 
 def _shipped_folders() -> set[str]:
-    """The recording folders ``[tool.setuptools.package-data]`` puts into the sdist and the wheel."""
+    """The recording folders ``[tool.setuptools.package-data]`` puts into the sdist and wheel."""
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
     ]
