@@ -111,9 +111,9 @@ def build_large_output(target_mb: float, directory: Path) -> Path:
         for line in [*body * copies, *tail]:
             if _POINT.search(line):
                 number += 1
-                line = _POINT.sub(lambda m: f"{m.group(1)}{number:5d}", line)
+                line = _POINT.sub(lambda m, n=number: f"{m.group(1)}{n:5d}", line)
             elif "OPT END" in line:
-                line = _POINTS.sub(lambda m: f"{m.group(1)}{number:5d}", line)
+                line = _POINTS.sub(lambda m, n=number: f"{m.group(1)}{n:5d}", line)
             handle.write(line)
     return path
 

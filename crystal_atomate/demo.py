@@ -76,8 +76,10 @@ def mgo_structure() -> Structure:
 
 
 def nio_structure() -> Structure:
-    """Antiferromagnetic NiO: the recorded runs' cell (read from the restart's input fort.34; the
-    failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down.
+    """Return antiferromagnetic NiO: the recorded runs' cell, Ni moments up and down.
+
+    The cell is read from the restart's input fort.34 (the failed run's folder holds a fort.34 that
+    CRYSTAL wrote later).
     """
     structure = Fort34.from_file(reference_file(_NIO_OK, "fort.34")).to_structure()
     moments = [
@@ -88,7 +90,7 @@ def nio_structure() -> Structure:
 
 
 def mgo_makers() -> dict[str, Any]:
-    """The Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
+    """Return the Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
     common: dict[str, Any] = {
         "functional": "B3LYP",
         "user_basis_settings": recorded_input(_MGO_OPT).basis,
@@ -173,14 +175,15 @@ def _nio_flow() -> Flow:
 
 
 def demo_flows() -> list[Flow]:
-    """The demo's flows (built fresh each call: jobflow jobs run once)."""
+    """Build the demo's flows, fresh on each call (a jobflow job runs once)."""
     return [_mgo_flow(), _nio_flow()]
 
 
 @contextmanager
 def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) -> Iterator[None]:
-    """Point the CRYSTAL commands at the replay executable for the duration of the block; ``jobs``
-    is the replay plan (``{job name: recordings}``), the demo's by default.
+    """Point the CRYSTAL commands at the replay executable for the duration of the block.
+
+    ``jobs`` is the replay plan (``{job name: recordings}``), the demo's by default.
     """
     updates = use_replay(jobs, plan_dir)
     saved = {key: os.environ.get(key) for key in updates}

@@ -72,7 +72,7 @@ class OperationFailed(CrystalAtomateError):
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
-    """The valid choice nearest to a misspelt ``name`` (case-insensitive), or None if none is near.
+    """Return the valid choice nearest to a misspelt ``name`` (case-insensitive), or None.
 
     Parameters
     ----------

@@ -44,8 +44,10 @@ class Unrecoverable(BaseModel):
 
 
 def root_causes(kinds: Sequence[CrystalErrorKind]) -> list[CrystalErrorKind]:
-    """The kinds that say why a run failed: an MPI abort or a truncation beside a real error only
-    reports how the run ended. Both engines rank errors with this one rule.
+    """Return the kinds that say why a run failed.
+
+    An MPI abort or a truncation beside a real error only reports how the run ended. Both engines
+    rank errors with this one rule.
     """
     kinds = list(dict.fromkeys(kinds))
     return [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
@@ -59,7 +61,7 @@ def plan_restart(
     is_metal: bool | None = None,
     files: Sequence[str] = (),
 ) -> RestartRecord | Unrecoverable:
-    """The next restart for a run that failed with ``errors``, or why there is none.
+    """Plan the next restart for a run that failed with ``errors``, or say why there is none.
 
     ``files`` are the names present in the failed run's directory (``fort.9``, ``HESSOPT.DAT``,
     ``optc012``, ...): a restart only relies on files that exist.
@@ -198,7 +200,7 @@ def _linear_dependence(
 
 def _guessp(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
             files: set[str]) -> _Plan | Unrecoverable:
-    """The previous density cannot be used: run again from scratch."""
+    """Run again from scratch: the previous density cannot be used."""
     del deck, is_metal, files
     if tries >= 1:
         return Unrecoverable(errors=[kind], reason="restart without GUESSP failed again")

@@ -86,6 +86,11 @@ class CrystalAtomateSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, then environment, then the YAML config file if it exists.
+
+        pydantic-settings calls this hook; dotenv and secret files are left out on purpose (the
+        config file is the one place for persistent settings).
+        """
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config = _config_file()
         if config.is_file():

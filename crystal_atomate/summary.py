@@ -125,7 +125,7 @@ def _with_energy_above_lowest(rows: list[SummaryRow]) -> list[SummaryRow]:
 
 
 def batch_rows(store: JobStore, batch_id: str | None = None) -> list[SummaryRow]:
-    """The batch's jobs (every batch without ``batch_id``), ordered by batch, label and job."""
+    """Return the batch's jobs (every batch without ``batch_id``), by batch, label and job."""
     store.connect()
     criteria = {"output.metadata.batch_id": batch_id if batch_id else {"$exists": True}}
     latest: dict[str, dict[str, Any]] = {}
@@ -143,8 +143,9 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def summary_table(rows: Sequence[SummaryRow], title: str = "batch summary") -> Table:
-    """A rich table of the rows, as ``crystal-atomate ht summary`` prints it; compact, so it fits
-    an 80-column terminal with the names and energies unbroken.
+    """Return a rich table of the rows, as ``crystal-atomate ht summary`` prints it.
+
+    Compact, so it fits an 80-column terminal with the names and energies unbroken.
     """
     table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for column in (
@@ -189,7 +190,7 @@ def write_csv(rows: Sequence[SummaryRow], path: str | Path) -> Path:
 
 
 def write_json(rows: Sequence[SummaryRow], path: str | Path) -> Path:
-    """A JSON list of the rows (null where a value is unknown)."""
+    """Return the rows as a JSON list (null where a value is unknown)."""
     path = Path(path)
     path.write_text(json.dumps([asdict(row) for row in rows], indent=2))
     return path
@@ -224,7 +225,7 @@ def _energy_panel(axes: Any, rows: Sequence[SummaryRow]) -> None:
 
 
 def _gap_panel(axes: Any, gaps: list[float]) -> None:
-    """A histogram of band gaps in 0.25 eV bins from 0 eV."""
+    """Draw a histogram of band gaps in 0.25 eV bins from 0 eV."""
     from matplotlib.ticker import MaxNLocator
 
     top = math.ceil(max([1.0, *gaps]) * 4 + 1) / 4
@@ -236,8 +237,9 @@ def _gap_panel(axes: Any, gaps: list[float]) -> None:
 
 
 def plot_batch(rows: Sequence[SummaryRow], path: str | Path, title: str | None = None) -> Path:
-    """One PNG of the successful jobs: energy above the lowest per formula (meV/atom) and a
-    histogram of band gaps.
+    """Plot the successful jobs to one PNG: relative energies and a histogram of band gaps.
+
+    Each energy is the one above the lowest of the same formula (meV/atom).
 
     The Agg canvas is attached to the figure itself, so this works on a headless worker and does
     not change the backend of an interactive session that imports it.

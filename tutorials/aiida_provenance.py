@@ -25,6 +25,7 @@ from pathlib import Path
 
 
 def main() -> None:
+    """Run the five steps of the module docstring in a throw-away AIIDA_PATH."""
     root = Path(tempfile.mkdtemp(prefix="crystal-aiida-tutorial-"))
     os.environ["AIIDA_PATH"] = str(root)
 

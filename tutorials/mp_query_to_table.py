@@ -57,8 +57,9 @@ def local_materials_project() -> Iterator[None]:
 
 
 def main(work_dir: Path) -> list[float]:
-    """Query MgO, add a CIF folder, run one static each, skip them on a second submit, and
-    summarise; returns the energies (Ha) of the table.
+    """Query MgO, add a CIF folder, run one static each, resubmit, and summarise.
+
+    The second submit skips every structure already done. Returns the energies (Ha) of the table.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     db_file = work_dir / ".crystal_tui.db"

@@ -50,8 +50,10 @@ console = Console()
 
 @contextmanager
 def local_servers() -> Iterator[str]:
-    """The recorded Materials Project (MP_API_ENDPOINT/MP_API_KEY point at it) and the OPTIMADE
-    reference server, whose base URL is yielded as the provider to ask.
+    """Serve the recorded Materials Project and the OPTIMADE reference server locally.
+
+    MP_API_ENDPOINT/MP_API_KEY point at the first; the second's base URL is yielded as the provider
+    to ask.
     """
     mp_server, thread = start_server()
     optimade_server = start_optimade_server()

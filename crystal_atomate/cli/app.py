@@ -103,7 +103,7 @@ def main(
 
 
 def database(db: Path | None) -> Path:
-    """The shared database a command works on: ``--db``, else the settings' ``DB_FILE``.
+    """Return the shared database a command works on: ``--db``, else the settings' ``DB_FILE``.
 
     The settings (pydantic-settings, a quarter of a second to import) are read only when
     something could change the default: ``CRYSTAL_ATOMATE_DB_FILE`` or a configuration file.
@@ -132,7 +132,7 @@ def database(db: Path | None) -> Path:
 
 
 def settings_option(text: str | None) -> dict[str, Any]:
-    """The ``--settings`` JSON as a dict of sections.
+    """Parse the ``--settings`` JSON into a dict of sections.
 
     Raises
     ------

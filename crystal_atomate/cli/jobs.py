@@ -114,7 +114,7 @@ def jobs(
     name: str = typer.Option(None, help="Only names containing this text."),
     limit: int = typer.Option(50, help="At most this many rows, newest first."),
 ) -> None:
-    """The job list of the shared database (the terminal UI's jobs table)."""
+    """List the jobs of the shared database (the terminal UI's jobs table)."""
     _print_jobs(database(db), status=status, name=name, limit=limit)
 
 
@@ -122,7 +122,7 @@ def show(
     job: str = typer.Argument(..., help="The UI job number or the jobflow job uuid."),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
-    """A job's task document summary, its input deck, its errors and restarts."""
+    """Show a job's task document summary, its input deck, its errors and restarts."""
     db_file = database(db)
     docs: list[dict[str, Any]] = []
     if db_file.is_file():

@@ -62,7 +62,7 @@ class LazyCommand:
 
 
 def _click_command(name: str, register: Callable[[typer.Typer], None]) -> click.Command:
-    """The click command Typer builds for whatever ``register`` adds to an empty app.
+    """Return the click command Typer builds for whatever ``register`` adds to an empty app.
 
     A callback keeps the app a group, so a single command is not flattened into its parent and
     no ``--install-completion`` option is added to a sub-app.
@@ -131,7 +131,7 @@ class LazyGroup(TyperGroup):
         return [*eager, *sorted(lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command; while help is being written, a stand-in that only knows its help line."""
+        """Return the command; while help is written, a stand-in that only knows its help line."""
         command = super().get_command(ctx, cmd_name)
         spec = self.lazy_commands.get(cmd_name)
         if command is not None or spec is None:
@@ -144,7 +144,7 @@ class LazyGroup(TyperGroup):
         return command
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The usual help, listing the lazy commands by their stored help line."""
+        """Write the usual help, listing the lazy commands by their stored help line."""
         self._listing = True
         try:
             super().format_help(ctx, formatter)

@@ -40,8 +40,10 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """The cache-first service on the settings' database, storing the default input set's deck
-    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1).
+    """Open the cache-first service on the settings' database.
+
+    It stores the default input set's deck with each structure; a user error is one ``error:``
+    line (exit 2 for bad input, else 1).
     """
     service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
     with source_errors():

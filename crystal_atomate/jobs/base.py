@@ -167,7 +167,7 @@ class BaseCrystalMaker(Maker):
         workdir: Path,
         structure: Structure | Molecule,
     ) -> Any:
-        """The replacing job for a fixable failure, or None (the reason goes into the document)."""
+        """Return the job replacing a fixable failure, or None (the reason goes in the document)."""
         limit = (
             self.max_restarts
             if self.max_restarts is not None

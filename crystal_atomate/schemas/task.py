@@ -295,7 +295,7 @@ def _per_mode_ir_intensities(out: CrystalOutput) -> list[float | None] | None:
 
 
 def task_type_of(crystal_input: CrystalInput) -> TaskType:
-    """The calculation a deck asks for."""
+    """Return the calculation a deck asks for."""
     if crystal_input.freqcalc is not None:
         return TaskType.FREQUENCY
     if crystal_input.elastcon is not None:
@@ -308,7 +308,7 @@ def task_type_of(crystal_input: CrystalInput) -> TaskType:
 
 
 def input_structure(crystal_input: CrystalInput, directory: Path) -> Structure | Molecule | None:
-    """The structure a deck describes; EXTERNAL decks read the fort.34 written beside them."""
+    """Return the structure a deck describes; EXTERNAL decks read the fort.34 beside them."""
     geometry = crystal_input.geometry
     if isinstance(geometry, ExternalGeometry):
         fort34 = geometry.fort34

@@ -44,6 +44,23 @@ class PropertiesSetGenerator(ABC):
     newk: dict[str, Any] | None = None
 
     def get_input_set(self, structure: Structure, prev_dir: str | Path) -> PropertiesInput:
+        """Return the properties deck for ``structure`` after the SCF in ``prev_dir``.
+
+        The band range and the SCF's k-point mesh are read from ``prev_dir``, so the deck matches
+        the wavefunction it reads.
+
+        Parameters
+        ----------
+        structure
+            The structure the SCF ran on (for the k-path or the projections).
+        prev_dir
+            The SCF's folder.
+
+        Returns
+        -------
+        PropertiesInput
+            NEWK plus this generator's BAND or DOSS section.
+        """
         newk, bands = scf_context(prev_dir)
         if self.newk is not None:
             newk = Newk.model_validate(self.newk)
@@ -51,7 +68,7 @@ class PropertiesSetGenerator(ABC):
 
     @abstractmethod
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
-        """The BAND or DOSS section for ``structure`` over the band range ``bands``."""
+        """Return the BAND or DOSS section for ``structure`` over the band range ``bands``."""
 
 
 @dataclass
@@ -63,6 +80,7 @@ class BandStructureSetGenerator(PropertiesSetGenerator):
     band: dict[str, Any] | None = field(default=None, metadata={"help": "explicit Band fields"})
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
+        """Return the BAND section: the explicit ``band`` block, else the high-symmetry path."""
         if self.band is not None:
             return {
                 "band": Band.model_validate(
@@ -85,6 +103,7 @@ class DosSetGenerator(PropertiesSetGenerator):
     doss: dict[str, Any] | None = None
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
+        """Return the DOSS section: the explicit ``doss`` block, else total plus per element."""
         if self.doss is not None:
             return {
                 "doss": Doss.model_validate(

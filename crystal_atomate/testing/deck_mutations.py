@@ -99,8 +99,10 @@ def mutations(count: int, seed: int = 0) -> Iterator[Mutation]:
 
 
 def outcome(original: str, mutated: str, kind: MutationKind, what: str) -> str:
-    """Classify one mutated deck: ``error`` (typed, with a line), ``same`` (reads to the original
-    deck) or ``read`` (reads to another valid deck that writes back to itself).
+    """Classify one mutated deck: ``error``, ``same`` or ``read``.
+
+    ``error``: a typed error with a line; ``same``: it reads to the original deck; ``read``: it
+    reads to another valid deck that writes back to itself.
 
     Raises
     ------

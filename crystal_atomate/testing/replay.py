@@ -102,6 +102,11 @@ class ReplayPlan(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> ReplayPlan:
+        """Read a plan file; without a ``state_dir`` its counters live in a folder beside it.
+
+        The default folder is named after the plan, so two plans in one folder never share
+        attempt counters.
+        """
         path = Path(path)
         plan = cls.model_validate_json(path.read_text())
         if plan.state_dir is None:
@@ -109,7 +114,7 @@ class ReplayPlan(BaseModel):
         return plan
 
     def steps_for(self, job_name: str) -> list[ReplayStep]:
-        """The recordings for ``job_name``; unknown or ambiguous names are errors, never guesses."""
+        """Return the recordings for ``job_name``; unknown or ambiguous names raise, never guess."""
         matches = [pattern for pattern in self.jobs if fnmatch.fnmatchcase(job_name, pattern)]
         if not matches:
             raise ReplayError(
@@ -193,7 +198,7 @@ def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
 
 
 def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> Any:
-    """The geometry a deck describes, without site properties (spins are compared as ATOMSPIN).
+    """Return the geometry a deck describes, without site properties (spins compare as ATOMSPIN).
 
     EXTERNAL decks read fort.34 beside them. A recorded fort.34 that carries an energy header was
     written by CRYSTAL at the end of that run, not read by it: the recorded output's own geometry
@@ -225,7 +230,7 @@ def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> 
 
 
 def _bare(structure: Any) -> Any:
-    """The same atoms and cell with every site property dropped."""
+    """Return the same atoms and cell with every site property dropped."""
     bare = structure.copy()
     for name in list(bare.site_properties):
         bare.remove_site_property(name)

@@ -6,17 +6,17 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from crystal_atomate.testing.replay import PLAN_ENV, ReplayPlan, ReplayStep
 
 __all__ = ["ReplaySpec", "replay_command", "use_replay"]
 
-ReplaySpec = Union[str, dict[str, Any], ReplayStep]
+ReplaySpec = str | dict[str, Any] | ReplayStep
 
 
 def replay_command() -> str:
-    """The replay executable; falls back to ``python -m`` when the console script is not on PATH."""
+    """Return the replay command; ``python -m`` when the console script is not on PATH."""
     script = shutil.which("crystal-atomate-replay")
     return script or f"{sys.executable} -m crystal_atomate.testing.replay"
 

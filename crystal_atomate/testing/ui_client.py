@@ -23,7 +23,7 @@ class UIClientMissing(ImportError):
 
 
 def ui_client_dir() -> Path:
-    """The folder holding the UI's ``src`` package.
+    """Return the folder holding the UI's ``src`` package.
 
     Returns
     -------

@@ -20,7 +20,7 @@ _STATUSES = ("COMPLETED", "COMPLETED", "COMPLETED", "FAILED", "RUNNING")
 
 
 def job_uuid(number: int) -> str:
-    """The jobflow uuid of job ``number`` (1-based) of :func:`fill_ui_database`."""
+    """Return the jobflow uuid of job ``number`` (1-based) of :func:`fill_ui_database`."""
     return f"00000000-0000-4000-8000-{number:012d}"
 
 
@@ -40,7 +40,7 @@ def _document(number: int) -> str:
 
 
 def fill_ui_database(path: Path, jobs: int, documents: int = 100) -> Path:
-    """A new shared database at ``path`` holding ``jobs`` jobs, one a minute, newest last.
+    """Create a shared database at ``path`` holding ``jobs`` jobs, one a minute, newest last.
 
     Parameters
     ----------
