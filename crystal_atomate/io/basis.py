@@ -82,7 +82,7 @@ class UnknownBasisLibraryError(ValueError):
 
 
 def format_number(value: float) -> str:
-    """The shortest text that reads back as exactly ``value`` (Fortran list input accepts it)."""
+    """Return the shortest text that reads back as exactly ``value`` (for Fortran list input)."""
     return repr(float(value))
 
 
@@ -119,6 +119,7 @@ class Shell(BaseModel):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the shell line ``ITYB LAT NG CHE SCAL`` and one line per primitive."""
         header = (
             f"{self.ityb} {self.lat} {self.ng} {format_number(self.che)} {format_number(self.scal)}"
         )
@@ -153,6 +154,7 @@ class Ecp(BaseModel):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the ECP lines: the built-in name alone, or ``INPUT`` with its parameters."""
         if self.kind != "INPUT":
             return [self.kind]
         head = " ".join([format_number(self.znuc), *map(str, self.counts)])
@@ -186,6 +188,7 @@ class AtomBasis(BaseModel):
         return Element.from_Z(self.number % 100).symbol
 
     def to_lines(self) -> list[str]:
+        """Return the atom's basis lines: ``NAT NSHL``, the ECP if any, then its shells."""
         lines = [f"{self.number} {len(self.shells)}"]
         if self.ecp is not None:
             lines.extend(self.ecp.to_lines())
@@ -320,7 +323,7 @@ class BasisSet(BaseModel):
 
     # -- text -----------------------------------------------------------------------------------
     def to_lines(self) -> list[str]:
-        """The deck lines: ``BASISSET name``, or the explicit sets, ``99 0`` and GHOSTS (no END)."""
+        """Return the deck lines: ``BASISSET name``, or the sets, ``99 0`` and GHOSTS (no END)."""
         if self.library is not None:
             return ["BASISSET", self.library]
         lines = [line for atom in self.atoms for line in atom.to_lines()]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Collection, Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -126,7 +127,7 @@ class Newk(_Model):
         return self
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included."""
+        """Return the deck lines, keyword included."""
         out = ["NEWK", f"{self.shrink} {self.gilat_shrink}"]
         if self.mesh is not None:
             out.append(" ".join(str(i) for i in self.mesh))
@@ -186,7 +187,7 @@ class Band(_Model):
         ]
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included (labels are not part of the deck)."""
+        """Return the deck lines, keyword included (labels are not part of the deck)."""
         out = [
             "BAND",
             self.title,
@@ -208,7 +209,7 @@ class Band(_Model):
         title: str | None = None,
         symprec: float = 0.01,
     ) -> Band:
-        """The standard high-symmetry path of ``structure`` as a CRYSTAL BAND block.
+        """Build the standard high-symmetry path of ``structure`` as a CRYSTAL BAND block.
 
         ``bands`` is (INZB, IFNB), typically ``(1, number of AO)`` from the SCF output.
         ``line_density`` is k-points per reciprocal Angstrom (2*pi included, as in pymatgen);
@@ -295,7 +296,7 @@ class Doss(_Model):
         return self
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included."""
+        """Return the deck lines, keyword included."""
         out = [
             "DOSS",
             f"{len(self.projections)} {self.n_points} {self.first_band} {self.last_band} "
@@ -368,7 +369,7 @@ class PropertiesInput(_Model):
         return sections
 
     def to_string(self) -> str:
-        """The deck text, newline-terminated."""
+        """Return the deck text, newline-terminated."""
         blocks = {"NEWK": self.newk, "BAND": self.band, "DOSS": self.doss}
         extra = iter(self.extra)
         lines: list[str] = []
@@ -452,7 +453,7 @@ def _kpath(
     scale = _basis_change(basis, structure.lattice)
     kpoints = finder.kpath["kpoints"]
     points = {label: scale @ np.asarray(k, dtype=float) for label, k in kpoints.items()}
-    segments = [(a, b) for branch in finder.kpath["path"] for a, b in zip(branch, branch[1:])]
+    segments = [pair for branch in finder.kpath["path"] for pair in pairwise(branch)]
     return points, segments
 
 
@@ -548,7 +549,7 @@ class _DeckReader:
                          or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]")
 
     def next_line(self, what: str) -> str:
-        """The next non-blank line (1-based number in ``self.index``)."""
+        """Return the next non-blank line (its 1-based number goes in ``self.index``)."""
         while self.index < len(self.lines):
             self.index += 1
             line = self.lines[self.index - 1].strip()
@@ -558,7 +559,7 @@ class _DeckReader:
                          hint="a properties deck ends with END")
 
     def ints(self, what: str, count: int) -> list[int]:
-        """The first ``count`` integers of the next record."""
+        """Read the first ``count`` integers of the next record."""
         tokens = self.next_line(what).split()
         if len(tokens) < count:
             raise self.error(f"{what}: expected {count} integers, found {len(tokens)}")

@@ -41,7 +41,7 @@ STATUS_STYLES = {
 
 
 def _lines(title: str, pairs: Iterable[tuple[str, Any]]) -> Text:
-    """A titled block of ``label: value`` lines; missing values are skipped, not shown as None."""
+    """Return a titled block of ``label: value`` lines; missing values are skipped, not None."""
     text = Text(title + "\n", style="bold underline")
     for label, value in pairs:
         if value is None or value == "":
@@ -56,7 +56,7 @@ def _energy(value: Any) -> str | None:
 
 
 def summary_text(detail: JobDetail) -> Text:
-    """The UI row: identity, status, timing and the headline energy."""
+    """Render the UI row: identity, status, timing and the headline energy."""
     row = detail.row
     return _lines(
         f"Job {row.id}: {row.name}",
@@ -78,7 +78,7 @@ def summary_text(detail: JobDetail) -> Text:
 
 
 def key_results_text(detail: JobDetail) -> Text:
-    """The row's ``key_results`` JSON, as the UI stores it."""
+    """Render the row's ``key_results`` JSON, as the UI stores it."""
     if not detail.key_results:
         return Text("Key results\n", style="bold underline") + Text("none recorded\n", style="dim")
     return _lines("Key results", sorted(detail.key_results.items()))
@@ -114,7 +114,7 @@ def runs_text(detail: JobDetail) -> Text:
 
 
 def restarts_text(detail: JobDetail) -> Text:
-    """What the error handlers changed between runs; the last run's document holds the history."""
+    """Render what the error handlers changed between runs (the last document holds it all)."""
     title = Text("Restarts\n", style="bold underline")
     last = (detail.documents[-1].get("output") or {}) if detail.documents else {}
     restarts = last.get("restarts") or []
@@ -141,7 +141,7 @@ def errors_text(detail: JobDetail) -> Text:
 
 
 def input_deck(detail: JobDetail) -> str:
-    """The deck of the last run (after restarts), else the deck the UI row holds."""
+    """Return the deck of the last run (after restarts), else the deck the UI row holds."""
     for doc in reversed(detail.documents):
         given = (doc.get("output") or {}).get("input") or {}
         deck = given.get("d12") or given.get("d3")
@@ -172,6 +172,7 @@ class DetailScreen(Screen[None]):
         self._load = load
 
     def compose(self) -> ComposeResult:
+        """Lay out one scrolling column: a block per section, then the input deck."""
         yield Header()
         with VerticalScroll():
             for section, _ in self.SECTIONS:
@@ -181,6 +182,7 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        """Fill the sections from the database."""
         self.action_reload()
 
     def action_reload(self) -> None:

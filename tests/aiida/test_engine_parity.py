@@ -246,7 +246,7 @@ def _differences(ours: Any, theirs: Any, path: str = "") -> Iterator[str]:
             else:
                 yield from _differences(ours[key], theirs[key], where)
     elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        for index, (a, b) in enumerate(zip(ours, theirs)):
+        for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             yield from _differences(a, b, f"{path}[{index}]")
     elif ours != theirs:
         yield f"{path}: {str(ours)[:80]!r} != {str(theirs)[:80]!r}"

@@ -188,7 +188,7 @@ def test_models_reject_inconsistent_values():
 def test_band_from_structure_mgo_vertices(mgo_primitive):
     band = Band.from_structure(mgo_primitive, bands=(1, 26), line_density=20)
     labelled = {}
-    for segment, (a, b) in zip(band.path, band.labels):
+    for segment, (a, b) in zip(band.path, band.labels, strict=True):
         labelled[a] = np.array(segment.start) / band.shrink
         labelled[b] = np.array(segment.end) / band.shrink
     assert band.shrink == 8

@@ -101,7 +101,7 @@ def parse_output(
 
 
 def _beside(path: Path, name: str) -> Path | None:
-    """A companion file in the output's directory, if there is one and it is not the output."""
+    """Return a companion file in the output's folder, if there is one and it is not the output."""
     candidate = path.parent / name
     return candidate if candidate.is_file() and candidate.resolve() != path.resolve() else None
 

@@ -280,9 +280,11 @@ class CrystalOutput(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def band_gap_ev(self) -> float | None:
-        """The gap: the post-optimisation ``BAND GAP`` line (the smaller of ``ALPHA`` and
-        ``BETA BAND GAP`` for spin-polarised runs) if printed, else the smallest spin channel gap
-        of the last SCF cycle, 0.0 for a conducting state, None when unknown.
+        """The band gap (eV): the final ``BAND GAP`` line if printed, else the last SCF cycle's.
+
+        The post-optimisation line is the smaller of ``ALPHA`` and ``BETA BAND GAP`` for
+        spin-polarised runs; the fallback is the smallest spin channel gap of the last SCF cycle,
+        0.0 for a conducting state, None when unknown.
         """
         if self.final_band_gap_ev is not None:
             return self.final_band_gap_ev

@@ -109,7 +109,7 @@ _FOREIGN_TRIGGER = re.compile(
 
 
 def _float(text: str) -> float:
-    """A number as printed; Fortran ``D`` exponents (rare) take the slow path."""
+    """Read a number as printed; Fortran ``D`` exponents (rare) take the slow path."""
     try:
         return float(text)
     except ValueError:
@@ -123,7 +123,7 @@ def _glued_field(decimals: int) -> re.Pattern[str]:
 
 
 def _float_row(line: str) -> list[float] | None:
-    """The numbers of a line made of numbers only, also when fixed-width fields ran together.
+    """Read a line made of numbers only, also when fixed-width fields ran together.
 
     A token is read whole when it is one number; otherwise it is split at the fixed count of
     decimals the row's whole tokens show (``10.1243571-109.8756429`` -> two numbers). Linear in
@@ -171,13 +171,13 @@ _LINE_ENDS = frozenset("\n\r")
 
 
 def _numeric_line(line: str) -> str | None:
-    """The line itself when it starts like a row of numbers (cheap: checked on every cycle)."""
+    """Return the line if it starts like a row of numbers (cheap: checked on every cycle)."""
     text = line.lstrip()
     return line if text and text[0] in _NUMERIC_FIRST else None
 
 
 def _rows_floats(rows: list[str]) -> list[float] | None:
-    """The numbers of table rows kept raw (None when there are none or one is not numbers)."""
+    """Read the table rows kept raw (None when there are none or one is not numbers)."""
     if not rows:
         return None
     values: list[float] = []
@@ -239,7 +239,7 @@ class _RowCollector:
         self.seen = 0
 
     def feed(self, line: str) -> bool:
-        """True when the line belonged to the table; False hands it back to the dispatcher."""
+        """Take one line: True if it is the table's, False hands it back to the dispatcher."""
         self.seen += 1
         if self.stop is not None and self.stop.match(line):
             self.done(self.rows, self.skipped)
@@ -380,7 +380,7 @@ class OutputScanner:
         handler_for = self.dispatch.get
         number = self.line_number
         block = self.block
-        for number, line in enumerate(lines, start=number + 1):  # noqa: B007 - kept after loop
+        for number, line in enumerate(lines, start=self.line_number + 1):  # noqa: B007 - kept after loop
             if block is not None:
                 self.line_number = number
                 taken = block.feed(line)
@@ -465,7 +465,7 @@ class OutputScanner:
             self.out.terminated = True
 
     def _title(self, line: str) -> bool:
-        """The first line after STARTING that is not MPI chatter (facts obs. 3); True once found."""
+        """Take the first non-MPI line after STARTING as the title (facts obs. 3); True if found."""
         if (
             self.line_is_blank(line)
             or _TITLE_NOISE.match(line.strip())
@@ -672,7 +672,7 @@ class OutputScanner:
     def _band(
         self, *, insulating: bool | None = None, fermi: float | None = None
     ) -> dict[str, Any]:
-        """The edges of the current spin channel, reset at the first one after a cycle.
+        """Return the edges of the current spin channel, reset at the first one after a cycle.
 
         Plain dicts while scanning (every cycle prints them); :class:`BandEdges` at the end.
         """
@@ -705,7 +705,7 @@ class OutputScanner:
             self._band()
 
     def _final_gap(self, text: str) -> None:
-        """The gap at the final geometry: one line, or one per spin (the smaller is the gap)."""
+        """Read the gap at the final geometry: one line, or one per spin (the smaller is it)."""
         found = _FINAL_GAP.match(text)
         if not found:
             return
@@ -723,8 +723,10 @@ class OutputScanner:
         out.final_band_gap_ev = min(spins) if found.group(1) else value
 
     def _spin_label(self, text: str) -> None:
-        """``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and
-        the per-spin final gaps ``ALPHA / BETA BAND GAP:``.
+        """Route a line that names a spin channel to the reader of its block.
+
+        ``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and the
+        per-spin final gaps ``ALPHA / BETA BAND GAP:``.
         """
         if "BAND GAP:" in text:
             self._final_gap(text)
@@ -993,7 +995,7 @@ class OutputScanner:
         return out
 
     def _calculation_kind(self) -> CalculationKind:
-        """What the crystal run did; PROPERTIES only when no crystal run is in the file.
+        """Tell what the crystal run did; PROPERTIES only when no crystal run is in the file.
 
         A properties run appended to a crystal run's output (one log for both) must not hide
         the optimisation or SCF before it: ``includes_properties`` says it is there.
@@ -1023,7 +1025,7 @@ class OutputScanner:
         return CalculationKind.SINGLE_POINT
 
     def _structure(self) -> Structure | Molecule | None:
-        """The last geometry printed: Cartesian lattice + atoms, or the later cell+atoms block."""
+        """Return the last geometry printed: Cartesian lattice + atoms, or a later cell+atoms."""
         cart, cell = self.cartesian, self.cell_block
         try:
             if self.out.dimensionality == 0 and cell.numbers and "X(ANGSTROM)" in cell.columns:
