@@ -1,13 +1,13 @@
-"""Start-up of ``crystal-atomate``: its light commands beside ``python -c pass`` and the ``sqlite3`` CLI.
+"""Start-up of ``crystal-atomate``: its light commands beside ``python -c pass`` and ``sqlite3``.
 
 Run: ``python benchmarks/bench_cli.py [--jobs 100000] [--repeat 7] [--json results.json]``
 
-Every command runs in a fresh interpreter, as a user starts it, against the same shared database
-of ``--jobs`` jobs (built in seconds by :func:`crystal_atomate.testing.ui_database.fill_ui_database`).
-Wall time per command: the minimum and the median of ``--repeat`` runs (the minimum is the
-"quiet machine" figure; the median shows the noise of a shared one). The in-process part times
-the job-list query itself: today's two-query form, the former ``ORDER BY created_at IS NULL, ...``
-form and the UI's own query.
+Every command runs in a fresh interpreter, as a user starts it, against the same shared database of
+``--jobs`` jobs (built in seconds by :func:`crystal_atomate.testing.ui_database.fill_ui_database`).
+Wall time per command: the minimum and the median of ``--repeat`` runs (the minimum is the "quiet
+machine" figure; the median shows the noise of a shared one). The in-process part times the job-list
+query itself: today's two-query form, the former ``ORDER BY created_at IS NULL, ...`` form and the
+UI's own query.
 
 The commands run whatever ``import crystal_atomate`` finds; ``--cli-pythonpath`` points them at
 another checkout (the one before a change) to compare with the same database.
@@ -33,9 +33,12 @@ from crystal_atomate.stores.ui_queries import list_jobs, open_readonly
 from crystal_atomate.testing.reference import reference_file
 from crystal_atomate.testing.ui_database import fill_ui_database
 
-UI_SQL = "SELECT id, name, status, final_energy, created_at FROM jobs ORDER BY created_at DESC LIMIT 50"
+UI_SQL = (
+    "SELECT id, name, status, final_energy, created_at FROM jobs ORDER BY created_at DESC LIMIT 50"
+)
 FORMER_SQL = (
-    "SELECT j.id, j.name, j.status, j.final_energy, j.workflow_id, j.created_at, l.job_uuid FROM jobs j "
+    "SELECT j.id, j.name, j.status, j.final_energy, j.workflow_id, j.created_at, l.job_uuid "
+    "FROM jobs j "
     "LEFT JOIN jobflow_job_links l ON l.tui_job_id = j.id "
     "ORDER BY j.created_at IS NULL, j.created_at DESC, j.id DESC LIMIT 50"
 )
@@ -95,7 +98,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     parser.add_argument(
-        "--cli-pythonpath", help="PYTHONPATH of the timed commands, e.g. another checkout to compare with."
+        "--cli-pythonpath",
+        help="PYTHONPATH of the timed commands, e.g. another checkout to compare with.",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,11 +111,16 @@ def main() -> None:
         for label, command in commands(db).items():
             results[label] = wall(command, args.repeat, Path(tmp), env)
             timing = results[label]
-            print(f"{label:40s} wall min {timing['min_s']:.3f} s, median {timing['median_s']:.3f} s; cpu {timing['cpu_s']:.3f} s")
+            print(
+                f"{label:40s} wall min {timing['min_s']:.3f} s, median {timing['median_s']:.3f} s; "
+                f"cpu {timing['cpu_s']:.3f} s"
+            )
         with closing(open_readonly(db)) as conn:
             queries = {
                 "list_jobs, latest 50 (ms)": lambda: list_jobs(conn, limit=50),
-                "former ORDER BY ... IS NULL query (ms)": lambda: conn.execute(FORMER_SQL).fetchall(),
+                "former ORDER BY ... IS NULL query (ms)": lambda: conn.execute(
+                    FORMER_SQL
+                ).fetchall(),
                 "UI's query (ms)": lambda: conn.execute(UI_SQL).fetchall(),
             }
             for label, fn in queries.items():

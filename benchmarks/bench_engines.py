@@ -12,9 +12,10 @@ the first submission to the last stored document:
 * FireWorks, 1 launcher: ``add_flows`` to the embedded LaunchPad, one ``rlaunch rapidfire``;
 * FireWorks, 2 launchers: the same with two concurrent launchers;
 * jobflow-remote, local worker: ``submit_flows`` to the embedded queue, the real ``jf runner``
-  daemon (``--runner-delay``, default 1 s polling), a local shell worker running 1 or 2 jobs at a time, each job forked from
-  the warm executor's server (``crystal_atomate.engines.remote_exec``; its start-up is timed);
-  with ``--plain-executor`` also one worker with jobflow-remote's own ``jf -fe execution run``.
+  daemon (``--runner-delay``, default 1 s polling), a local shell worker running 1 or 2 jobs at a
+  time, each job forked from the warm executor's server (``crystal_atomate.engines.remote_exec``;
+  its start-up is timed); with ``--plain-executor`` also one worker with jobflow-remote's own ``jf
+  -fe execution run``.
 
 Engine overhead per job is measured where it is unambiguous, on one worker:
 ``(engine wall time - run_locally wall time) / n``. With two workers on this 2-core machine the
@@ -190,8 +191,14 @@ def main() -> None:
             "run_locally": (1, lambda root: bench_local(root, n, env)),
             "FireWorks, 1 launcher": (1, lambda root: bench_fireworks(root, n, env, 1)),
             "FireWorks, 2 launchers": (2, lambda root: bench_fireworks(root, n, env, 2)),
-            "jobflow-remote, 1 job at a time": (1, lambda root: bench_remote(root, n, env, 1, delay)),
-            "jobflow-remote, 2 jobs at a time": (2, lambda root: bench_remote(root, n, env, 2, delay)),
+            "jobflow-remote, 1 job at a time": (
+                1,
+                lambda root: bench_remote(root, n, env, 1, delay),
+            ),
+            "jobflow-remote, 2 jobs at a time": (
+                2,
+                lambda root: bench_remote(root, n, env, 2, delay),
+            ),
         }
         if args.plain_executor:
             runs["jobflow-remote, plain jf execution run, 1 job at a time"] = (

@@ -119,15 +119,22 @@ def our_static_maker() -> Any:
 
 
 def _run_crystal_in_process(plan_file: Path) -> Callable:
-    """``run_crystal`` replaced by the replay called in-process, as atomate2's mock does for VASP."""
+    """Stand in for ``run_crystal`` with the in-process replay, as atomate2's mock does for VASP."""
     from crystal_atomate.run import OUTPUT_FILE, CrystalRunRecord
     from crystal_atomate.testing.replay import ReplayPlan, replay
 
-    def run_crystal(directory: str | Path = ".", *, program: str = "crystal", job_name: str | None = None,
-                    **_kwargs: Any) -> CrystalRunRecord:
+    def run_crystal(
+        directory: str | Path = ".",
+        *,
+        program: str = "crystal",
+        job_name: str | None = None,
+        **_kwargs: Any,
+    ) -> CrystalRunRecord:
         workdir = Path(directory).resolve()
         start = time.perf_counter()
-        output = replay((workdir / "INPUT").read_text(), workdir, ReplayPlan.from_file(plan_file), job_name)
+        output = replay(
+            (workdir / "INPUT").read_text(), workdir, ReplayPlan.from_file(plan_file), job_name
+        )
         (workdir / OUTPUT_FILE).write_text(output)
         return CrystalRunRecord(
             command="in-process replay", program=program, mpi=False, exit_code=0,
@@ -150,13 +157,25 @@ def ours(work: Path, timer: StageTimer, in_process: bool) -> Iterator[Callable[[
     with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        run = _run_crystal_in_process(Path(env["CRYSTAL_ATOMATE_REPLAY_PLAN"])) if in_process else base.run_crystal
+        run = (
+            _run_crystal_in_process(Path(env["CRYSTAL_ATOMATE_REPLAY_PLAN"]))
+            if in_process
+            else base.run_crystal
+        )
         monkeypatch.setattr(base, "run_crystal", timer.wrap("executable", run))
-        monkeypatch.setattr(CrystalInputGenerator, "get_input_set",
-                            timer.wrap("inputs", CrystalInputGenerator.get_input_set))
-        monkeypatch.setattr(CrystalInputSet, "write_input", timer.wrap("inputs", CrystalInputSet.write_input))
-        monkeypatch.setattr(base.CrystalTaskDoc, "from_directory",
-                            staticmethod(timer.wrap("parse", CrystalTaskDoc.from_directory)))
+        monkeypatch.setattr(
+            CrystalInputGenerator,
+            "get_input_set",
+            timer.wrap("inputs", CrystalInputGenerator.get_input_set),
+        )
+        monkeypatch.setattr(
+            CrystalInputSet, "write_input", timer.wrap("inputs", CrystalInputSet.write_input)
+        )
+        monkeypatch.setattr(
+            base.CrystalTaskDoc,
+            "from_directory",
+            staticmethod(timer.wrap("parse", CrystalTaskDoc.from_directory)),
+        )
         _store_timer(monkeypatch, timer)
         yield lambda n: Flow([maker.make(structure) for _ in range(n)], name="ours")
 
@@ -165,7 +184,7 @@ def ours(work: Path, timer: StageTimer, in_process: bool) -> Iterator[Callable[[
 
 
 def build_vasp_reference(root: Path) -> tuple[Path, Any]:
-    """The mock's reference folder (inputs/ + outputs/) from ASE's real VASP files; see the module doc."""
+    """Build the mock's reference folder (inputs/ + outputs/) from ASE's real VASP files."""
     import ase
     from pymatgen.io.vasp import Incar, Poscar, Vasprun
 
@@ -177,7 +196,9 @@ def build_vasp_reference(root: Path) -> tuple[Path, Any]:
         Poscar(vasprun.initial_structure).write_file(ref / sub / "POSCAR")
         Incar(vasprun.incar).write_file(ref / sub / "INCAR")
         vasprun.kpoints.write_file(ref / sub / "KPOINTS")
-        symbols = [symbol.split()[1] for symbol in vasprun.potcar_symbols]  # "PAW C 22Mar2012" -> "C"
+        symbols = [
+            symbol.split()[1] for symbol in vasprun.potcar_symbols
+        ]  # "PAW C 22Mar2012" -> "C"
         (ref / sub / "POTCAR.spec").write_text("\n".join(symbols) + "\n")
     shutil.copyfile(data / "vasprun_pstress.xml", ref / "outputs" / "vasprun.xml")
     shutil.copyfile(data / "OUTCAR_example_1", ref / "outputs" / "OUTCAR")
@@ -201,13 +222,21 @@ def atomate2_vasp(work: Path, timer: StageTimer) -> Iterator[Callable[[int], Flo
     with pytest.MonkeyPatch.context() as monkeypatch:
         mock = monkeypatch_vasp(monkeypatch, ref.parent, nelect=8)
         next(mock)({"static": ref.name}, {"static": {"incar_settings": ["PSTRESS"]}})
-        monkeypatch.setattr(vbase, "write_vasp_input_set", timer.wrap("inputs", vbase.write_vasp_input_set))
+        monkeypatch.setattr(
+            vbase, "write_vasp_input_set", timer.wrap("inputs", vbase.write_vasp_input_set)
+        )
         monkeypatch.setattr(vbase, "run_vasp", timer.wrap("executable", vbase.run_vasp))
-        monkeypatch.setattr(vbase, "get_vasp_task_document", timer.wrap("parse", vbase.get_vasp_task_document))
-        monkeypatch.setattr(vbase, "gzip_output_folder", timer.wrap("gzip", vbase.gzip_output_folder))
+        monkeypatch.setattr(
+            vbase, "get_vasp_task_document", timer.wrap("parse", vbase.get_vasp_task_document)
+        )
+        monkeypatch.setattr(
+            vbase, "gzip_output_folder", timer.wrap("gzip", vbase.gzip_output_folder)
+        )
         _store_timer(monkeypatch, timer)
         try:
-            yield lambda n: Flow([maker.make(vasprun.initial_structure) for _ in range(n)], name="atomate2")
+            yield lambda n: Flow(
+                [maker.make(vasprun.initial_structure) for _ in range(n)], name="atomate2"
+            )
         finally:
             with contextlib.suppress(StopIteration):
                 next(mock)  # the generator's own clean-up (clears its reference paths)
@@ -227,10 +256,22 @@ def sqlite_store(work: Path) -> JobStore:
 
 
 CONFIGS: dict[str, tuple[Callable, Callable]] = {
-    "ours, replay subprocess, CrystalMathJobStore": (lambda w, t: ours(w, t, in_process=False), sqlite_store),
-    "ours, replay subprocess, MemoryStore": (lambda w, t: ours(w, t, in_process=False), memory_store),
-    "ours, replay in-process, CrystalMathJobStore": (lambda w, t: ours(w, t, in_process=True), sqlite_store),
-    "ours, replay in-process, MemoryStore": (lambda w, t: ours(w, t, in_process=True), memory_store),
+    "ours, replay subprocess, CrystalMathJobStore": (
+        lambda w, t: ours(w, t, in_process=False),
+        sqlite_store,
+    ),
+    "ours, replay subprocess, MemoryStore": (
+        lambda w, t: ours(w, t, in_process=False),
+        memory_store,
+    ),
+    "ours, replay in-process, CrystalMathJobStore": (
+        lambda w, t: ours(w, t, in_process=True),
+        sqlite_store,
+    ),
+    "ours, replay in-process, MemoryStore": (
+        lambda w, t: ours(w, t, in_process=True),
+        memory_store,
+    ),
     "atomate2 VASP mock, MemoryStore": (atomate2_vasp, memory_store),
     "atomate2 VASP mock, CrystalMathJobStore": (atomate2_vasp, sqlite_store),
 }
@@ -272,9 +313,9 @@ def run_config(name: str, jobs: int, scratch: Path, profile: Path | None = None)
 
 def replay_startup(repeat: int) -> float:
     """Median wall time of the replay command doing nothing (no plan: it exits at once)."""
-    from crystal_atomate.testing.replay_setup import replay_command
-
     import shlex
+
+    from crystal_atomate.testing.replay_setup import replay_command
 
     command = shlex.split(replay_command())
     env = {k: v for k, v in os.environ.items() if k != "CRYSTAL_ATOMATE_REPLAY_PLAN"}
@@ -326,8 +367,11 @@ def table(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         st = s["stages_per_job_ms"]
         cells = " | ".join(f"{st[k]:.0f}" if st[k] else "-" for k in STAGES)
-        lines.append(f"| {s['config']} | {s['total_s']:.1f} | {s['per_job_ms']:.0f} | {s['min_per_job_ms']:.0f} | "
-                     f"{cells} | {s['build_per_job_ms']:.1f} |")
+        lines.append(
+            f"| {s['config']} | {s['total_s']:.1f} | {s['per_job_ms']:.0f} | "
+            f"{s['min_per_job_ms']:.0f} | "
+            f"{cells} | {s['build_per_job_ms']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -336,7 +380,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", action="append", help="substring of configuration names to run")
-    parser.add_argument("--profile", type=Path, help="cProfile the first selected configuration into this file")
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile the first selected configuration into this file"
+    )
     parser.add_argument("--json", type=Path, help="write all rounds and summaries here")
     args = parser.parse_args()
 
@@ -357,8 +403,12 @@ def main() -> None:
             for name in names:
                 result = run_config(name, args.jobs, scratch)
                 rounds[name].append(result)
-                print(f"round {index + 1}/{args.repeat} {name}: {result['total']:.1f} s "
-                      f"({result['total'] / args.jobs * 1e3:.0f} ms/job)", file=sys.stderr, flush=True)
+                print(
+                    f"round {index + 1}/{args.repeat} {name}: {result['total']:.1f} s "
+                    f"({result['total'] / args.jobs * 1e3:.0f} ms/job)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         startup = replay_startup(args.repeat) if any("subprocess" in n for n in names) else None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -371,8 +421,18 @@ def main() -> None:
         print(f"replay command start-up alone (no plan, exits at once): {startup * 1e3:.0f} ms")
     print(table(summaries))
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "jobs": args.jobs, "replay_startup_s": startup,
-                                         "summaries": summaries, "rounds": rounds}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "jobs": args.jobs,
+                    "replay_startup_s": startup,
+                    "summaries": summaries,
+                    "rounds": rounds,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

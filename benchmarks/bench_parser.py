@@ -78,7 +78,8 @@ except Exception as exc:
     energy, error = None, f"{type(exc).__name__}: {exc}"
 elapsed = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": elapsed, "energy_s": energy_s, "peak_kb": after - before, "energy_ha": energy, "error": error}))
+print(json.dumps({"seconds": elapsed, "energy_s": energy_s, "peak_kb": after - before,
+                  "energy_ha": energy, "error": error}))
 """
 
 
@@ -95,7 +96,11 @@ def build_large_output(target_mb: float, directory: Path) -> Path:
     ``OPTI`` timing line, and CRYSTALpytools then fails (``could not broadcast``) - a fault of
     the file, not of that parser. The final energy and state stay those of the real run.
     """
-    lines = reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out").read_text().splitlines(keepends=True)
+    lines = (
+        reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out")
+        .read_text()
+        .splitlines(keepends=True)
+    )
     points = [i for i, line in enumerate(lines) if _POINT.search(line)]
     head, body, tail = lines[: points[1]], lines[points[1] : points[-1]], lines[points[-1] :]
     copies = max(1, int(target_mb * 1e6 / sum(len(line) for line in body)))
@@ -106,16 +111,18 @@ def build_large_output(target_mb: float, directory: Path) -> Path:
         for line in [*body * copies, *tail]:
             if _POINT.search(line):
                 number += 1
-                line = _POINT.sub(lambda m: f"{m.group(1)}{number:5d}", line)
+                line = _POINT.sub(lambda m, n=number: f"{m.group(1)}{n:5d}", line)
             elif "OPT END" in line:
-                line = _POINTS.sub(lambda m: f"{m.group(1)}{number:5d}", line)
+                line = _POINTS.sub(lambda m, n=number: f"{m.group(1)}{n:5d}", line)
             handle.write(line)
     return path
 
 
 def measure(script: str, path: Path) -> dict[str, object]:
     """One subprocess run of ``script`` on ``path``."""
-    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -132,7 +139,13 @@ def bench(path: Path, repeat: int, crystalpytools: bool = True) -> dict[str, obj
     for _ in range(repeat):
         loop.append(measure(LOOP, path))
         ours.append(measure(OURS, path))
-    nothing = {"seconds": float("nan"), "energy_s": None, "peak_kb": float("nan"), "energy_ha": None, "error": "skipped"}
+    nothing = {
+        "seconds": float("nan"),
+        "energy_s": None,
+        "peak_kb": float("nan"),
+        "energy_ha": None,
+        "error": "skipped",
+    }
     theirs = [measure(THEIRS, path) if crystalpytools else nothing for _ in range(repeat)]
     grep = [grep_seconds(path) for _ in range(repeat)]
     return {
@@ -157,7 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--target-mb", type=float, nargs="+", default=[30.0])
-    parser.add_argument("--no-crystalpytools", action="store_true", help="skip CRYSTALpytools (minutes per 30 MB)")
+    parser.add_argument(
+        "--no-crystalpytools", action="store_true", help="skip CRYSTALpytools (minutes per 30 MB)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,15 +186,17 @@ def main() -> None:
             if path.parent != paths[0].parent:
                 path.unlink()
     print(
-        "| file | MB | bare loop s | ours s | ours / loop | ours RSS growth MB | ours traced peak MB "
-        "| CRYSTALpytools s (to energy) | CRYSTALpytools peak MB | grep -c s |"
+        "| file | MB | bare loop s | ours s | ours / loop | ours RSS growth MB | ours traced peak "
+        "MB | CRYSTALpytools s (to energy) | CRYSTALpytools peak MB | grep -c s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['file']} | {r['size_mb']:.1f} | {r['loop_s']:.3f} | {r['ours_s']:.3f} | "
-            f"{float(r['ours_s']) / float(r['loop_s']):.1f}x | {r['ours_peak_mb']:.1f} | {r['ours_traced_mb']:.1f} | "
-            f"{r['theirs_s']:.3f} ({r['theirs_energy_s']:.3f}) | {r['theirs_peak_mb']:.1f} | {r['grep_s']:.4f} |"
+            f"{float(r['ours_s']) / float(r['loop_s']):.1f}x | {r['ours_peak_mb']:.1f} | "
+            f"{r['ours_traced_mb']:.1f} | "
+            f"{r['theirs_s']:.3f} ({r['theirs_energy_s']:.3f}) | {r['theirs_peak_mb']:.1f} | "
+            f"{r['grep_s']:.4f} |"
         )
     print(json.dumps(rows, indent=2))
 

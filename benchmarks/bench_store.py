@@ -62,10 +62,16 @@ def job_doc(i: int) -> dict:
             "final_energy_hartree": -275.45 - i * 1e-7,
             "dir_name": f"node01:/scratch/run_{i}",
             "formula_pretty": "MgO",
-            "input": {"d12": "MgO\nCRYSTAL\n0 0 0\n225\n4.21\n2\n12 0. 0. 0.\n8 0.5 0.5 0.5\nEND\n"},
-            "structure": {"lattice": [[4.21, 0, 0], [0, 4.21, 0], [0, 0, 4.21]],
-                          "sites": [{"species": "Mg", "xyz": [0, 0, 0]},
-                                    {"species": "O", "xyz": [2.1, 2.1, 2.1]}]},
+            "input": {
+                "d12": "MgO\nCRYSTAL\n0 0 0\n225\n4.21\n2\n12 0. 0. 0.\n8 0.5 0.5 0.5\nEND\n"
+            },
+            "structure": {
+                "lattice": [[4.21, 0, 0], [0, 4.21, 0], [0, 0, 4.21]],
+                "sites": [
+                    {"species": "Mg", "xyz": [0, 0, 0]},
+                    {"species": "O", "xyz": [2.1, 2.1, 2.1]},
+                ],
+            },
             "output": {"converged": True, "scf_cycles": 12},
         },
     }
@@ -105,8 +111,9 @@ def bench_small(factory: Callable[[str], JobStore], name: str, n: int, lookups: 
     lookups = min(lookups, n)
     keys = random.Random(0).sample(range(n), lookups)
     fetch = per_call(lambda i: store.query_one({"uuid": job_doc(i)["uuid"]}), keys)
-    resolve = per_call(lambda i: OutputReference(job_doc(i)["uuid"], (("i", "energy"),)).resolve(store),
-                       keys)
+    resolve = per_call(
+        lambda i: OutputReference(job_doc(i)["uuid"], (("i", "energy"),)).resolve(store), keys
+    )
     return {"insert_ms_per_doc": insert * 1e3, "fetch_ms": fetch * 1e3, "resolve_ms": resolve * 1e3}
 
 

@@ -1,4 +1,4 @@
-"""crystal_atomate: CRYSTAL23 workflows for jobflow, atomate2, FireWorks, jobflow-remote and AiiDA."""
+"""CRYSTAL23 workflows for jobflow, atomate2, FireWorks, jobflow-remote and AiiDA."""
 
 from __future__ import annotations
 

@@ -27,10 +27,10 @@ from typing import Any
 from jobflow import Flow, run_locally
 from pymatgen.core import Lattice, Structure
 
+from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.jobs.core import RelaxMaker, StaticMaker
 from crystal_atomate.jobs.properties import BandStructureMaker, DosMaker
-from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.sets.core import RelaxSetGenerator, StaticSetGenerator
 from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGenerator
 from crystal_atomate.testing.reference import recorded_input, reference_file
@@ -57,7 +57,12 @@ _NIO_OK = "nio_scf_restart_guessp_crystal17"
 DEMO_REPLAY: dict[str, Any] = {
     "relax": _MGO_OPT,
     "static": {"recording": _MGO_SCF, "ignore": ["scf.guessp"]},
-    "band structure": {"recording": _MGO_SCF, "output": "BAND.outp", "deck": "BAND.d3", "files": ["BAND.DAT"]},
+    "band structure": {
+        "recording": _MGO_SCF,
+        "output": "BAND.outp",
+        "deck": "BAND.d3",
+        "files": ["BAND.DAT"],
+    },
     "dos": {"recording": _MGO_SCF, "output": "DOSS.outp", "deck": "DOSS.d3", "files": ["DOSS.DAT"]},
     "NiO static": [_NIO_FAIL, {"recording": _NIO_OK, "ignore": ["scf.maxcycle", "scf.fmixing"]}],
 }
@@ -65,19 +70,27 @@ DEMO_REPLAY: dict[str, Any] = {
 
 def mgo_structure() -> Structure:
     """Rocksalt MgO at the experimental-like lattice constant of the recorded runs."""
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 def nio_structure() -> Structure:
-    """Antiferromagnetic NiO: the recorded runs' cell (read from the restart's input fort.34; the
-    failed run's folder holds a fort.34 CRYSTAL wrote later), Ni moments up and down."""
+    """Return antiferromagnetic NiO: the recorded runs' cell, Ni moments up and down.
+
+    The cell is read from the restart's input fort.34 (the failed run's folder holds a fort.34 that
+    CRYSTAL wrote later).
+    """
     structure = Fort34.from_file(reference_file(_NIO_OK, "fort.34")).to_structure()
-    moments = [5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0 for i, site in enumerate(structure)]
+    moments = [
+        5.0 if i == 0 else -5.0 if site.specie.symbol == "Ni" else 0.0
+        for i, site in enumerate(structure)
+    ]
     return structure.copy(site_properties={"magmom": moments})
 
 
 def mgo_makers() -> dict[str, Any]:
-    """The Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
+    """Return the Makers of the MgO flow, with the settings of the recorded B3LYP runs."""
     common: dict[str, Any] = {
         "functional": "B3LYP",
         "user_basis_settings": recorded_input(_MGO_OPT).basis,
@@ -94,7 +107,9 @@ def mgo_makers() -> dict[str, Any]:
         )
     )
     static = StaticMaker(
-        input_set_generator=StaticSetGenerator(user_input_settings={"hamiltonian": dft, "scf": scf}, **common)
+        input_set_generator=StaticSetGenerator(
+            user_input_settings={"hamiltonian": dft, "scf": scf}, **common
+        )
     )
     band = BandStructureMaker(
         input_set_generator=BandStructureSetGenerator(
@@ -146,7 +161,13 @@ def _nio_flow() -> Flow:
             user_basis_settings=recorded_input(_NIO_FAIL).basis,
             user_kpoints_settings={"shrink": [8, 8]},
             user_input_settings={
-                "scf": {"tolinteg": None, "toldee": None, "maxcycle": 10, "fmixing": 50, "spinlock": [0, 15]}
+                "scf": {
+                    "tolinteg": None,
+                    "toldee": None,
+                    "maxcycle": 10,
+                    "fmixing": 50,
+                    "spinlock": [0, 15],
+                }
             },
         ),
     )
@@ -154,14 +175,16 @@ def _nio_flow() -> Flow:
 
 
 def demo_flows() -> list[Flow]:
-    """The demo's flows (built fresh each call: jobflow jobs run once)."""
+    """Build the demo's flows, fresh on each call (a jobflow job runs once)."""
     return [_mgo_flow(), _nio_flow()]
 
 
 @contextmanager
 def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) -> Iterator[None]:
-    """Point the CRYSTAL commands at the replay executable for the duration of the block; ``jobs``
-    is the replay plan (``{job name: recordings}``), the demo's by default."""
+    """Point the CRYSTAL commands at the replay executable for the duration of the block.
+
+    ``jobs`` is the replay plan (``{job name: recordings}``), the demo's by default.
+    """
     updates = use_replay(jobs, plan_dir)
     saved = {key: os.environ.get(key) for key in updates}
     os.environ.update(updates)
@@ -176,7 +199,7 @@ def replay_environment(plan_dir: Path, jobs: Mapping[str, Any] = DEMO_REPLAY) ->
 
 
 def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
-    """Run the demo flows in ``work_dir`` into ``store``; returns jobflow's responses by flow name."""
+    """Run the demo flows in ``work_dir`` into ``store``; return jobflow's responses per flow."""
     work_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     replaying = replay_environment(work_dir / "replay") if replay else nullcontext()
@@ -185,6 +208,11 @@ def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)
         for flow in demo_flows():
             results[flow.name] = run_locally(
-                flow, store=store, create_folders=True, root_dir=work_dir, ensure_success=True, log=False
+                flow,
+                store=store,
+                create_folders=True,
+                root_dir=work_dir,
+                ensure_success=True,
+                log=False,
             )
     return results

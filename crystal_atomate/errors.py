@@ -43,7 +43,8 @@ class CrystalAtomateError(Exception):
     message
         One sentence saying what is wrong, naming the file, key or value at fault.
     hint
-        One sentence naming the fix (an option, an environment variable, a command), if there is one.
+        One sentence naming the fix (an option, an environment variable, a command), if there is
+        one.
     """
 
     #: The command line's exit code for this kind of error.
@@ -57,7 +58,8 @@ class CrystalAtomateError(Exception):
 class InputError(CrystalAtomateError, ValueError):
     """Bad input from the user: an unknown name, a malformed value, a missing or garbage file.
 
-    A ``ValueError`` too, so callers that guard library calls with ``except ValueError`` keep working.
+    A ``ValueError`` too, so callers that guard library calls with ``except ValueError`` keep
+    working.
     """
 
     exit_code: ClassVar[int] = EXIT_USAGE
@@ -70,7 +72,7 @@ class OperationFailed(CrystalAtomateError):
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
-    """The valid choice nearest to a misspelt ``name`` (case-insensitive), or None if none is near.
+    """Return the valid choice nearest to a misspelt ``name`` (case-insensitive), or None.
 
     Parameters
     ----------

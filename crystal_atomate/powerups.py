@@ -93,7 +93,7 @@ def update_user_basis_settings(
     name_filter: str | None = None,
     class_filter: type[Maker] | None = BaseCrystalMaker,
 ) -> JobType:
-    """The basis set, replaced whole: a library name or a ``user_basis_settings`` dict.
+    """Replace the basis set whole: a library name or a ``user_basis_settings`` dict.
 
     A basis is one choice, so unlike the other settings it is not merged key by key.
     """

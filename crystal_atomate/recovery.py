@@ -44,8 +44,11 @@ class Unrecoverable(BaseModel):
 
 
 def root_causes(kinds: Sequence[CrystalErrorKind]) -> list[CrystalErrorKind]:
-    """The kinds that say why a run failed: an MPI abort or a truncation beside a real error only
-    reports how the run ended. Both engines rank errors with this one rule."""
+    """Return the kinds that say why a run failed.
+
+    An MPI abort or a truncation beside a real error only reports how the run ended. Both engines
+    rank errors with this one rule.
+    """
     kinds = list(dict.fromkeys(kinds))
     return [kind for kind in kinds if kind not in _CONSEQUENCES] or kinds
 
@@ -58,7 +61,7 @@ def plan_restart(
     is_metal: bool | None = None,
     files: Sequence[str] = (),
 ) -> RestartRecord | Unrecoverable:
-    """The next restart for a run that failed with ``errors``, or why there is none.
+    """Plan the next restart for a run that failed with ``errors``, or say why there is none.
 
     ``files`` are the names present in the failed run's directory (``fort.9``, ``HESSOPT.DAT``,
     ``optc012``, ...): a restart only relies on files that exist.
@@ -111,10 +114,15 @@ def _scf(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool 
          {"maxcycle": maxcycle, "fmixing": max(scf.fmixing or 30, 50)}),
         ("FMIXING 70", {"maxcycle": maxcycle, "fmixing": 70}),
         ("LEVSHIFT 5 1 (disables DIIS)", {"maxcycle": maxcycle, "levshift": [5, 1]}),
-        ("BROYDEN 0.0001 50 2", {"maxcycle": maxcycle, "levshift": None, "broyden": [0.0001, 50, 2]}),
+        (
+            "BROYDEN 0.0001 50 2",
+            {"maxcycle": maxcycle, "levshift": None, "broyden": [0.0001, 50, 2]},
+        ),
     ]
     if tries >= len(ladder):
-        return Unrecoverable(errors=[kind], reason=f"SCF still not converged after {tries} restarts")
+        return Unrecoverable(
+            errors=[kind], reason=f"SCF still not converged after {tries} restarts"
+        )
     action, scf_updates = ladder[tries]
     if is_metal and scf.smear is None:
         scf_updates = scf_updates | {"smear": SMEAR_WIDTH_HA}
@@ -134,17 +142,26 @@ def _fermi(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: boo
         mesh = shrink.mesh
         denser = [2 * n for n in mesh] if isinstance(mesh, tuple) else 2 * mesh
         isp = 2 * shrink.isp
-        return (f"SHRINK doubled to {denser} {isp}", {"scf": {"shrink": {"mesh": denser, "isp": isp}}},
-                "input", False, False)
-    return Unrecoverable(errors=[kind], reason="Fermi level still not bracketed with SMEAR and a denser SHRINK")
+        return (
+            f"SHRINK doubled to {denser} {isp}",
+            {"scf": {"shrink": {"mesh": denser, "isp": isp}}},
+            "input",
+            False,
+            False,
+        )
+    return Unrecoverable(
+        errors=[kind], reason="Fermi level still not bracketed with SMEAR and a denser SHRINK"
+    )
 
 
 def _opt(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
          files: set[str]) -> _Plan | Unrecoverable:
-    """A fresh optimisation from the last geometry (RESTART would inherit a collapsed trust radius)."""
+    """Plan a fresh optimisation from the last geometry (RESTART keeps a collapsed trust radius)."""
     del deck, is_metal
     if tries >= MAX_OPT_RESTARTS:
-        return Unrecoverable(errors=[kind], reason=f"optimisation not converged after {tries} restarts")
+        return Unrecoverable(
+            errors=[kind], reason=f"optimisation not converged after {tries} restarts"
+        )
     hessian = "HESSOPT.DAT" in files
     updates = {"optgeom": {"restart": None, "hessopt": True if hessian else None}}
     return ("fresh OPTGEOM from the last geometry" + (" with its Hessian" if hessian else ""),
@@ -160,22 +177,30 @@ def _walltime(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: 
     return "restart from the last geometry", {}, "last_step", False, False
 
 
-def _linear_dependence(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
-                       files: set[str]) -> _Plan | Unrecoverable:
+def _linear_dependence(
+    kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None, files: set[str]
+) -> _Plan | Unrecoverable:
     """Tighter integral tolerances first, then remove the dependent functions (LDREMO)."""
     del deck, is_metal, files
     if tries == 0:
         return "TOLINTEG 8 8 8 8 16", {"scf": {"tolinteg": [8, 8, 8, 8, 16]}}, "input", False, False
     if tries == 1:
-        return "LDREMO 4", {"scf": {"tolinteg": [8, 8, 8, 8, 16], "ldremo": 4}}, "input", False, False
+        return (
+            "LDREMO 4",
+            {"scf": {"tolinteg": [8, 8, 8, 8, 16], "ldremo": 4}},
+            "input",
+            False,
+            False,
+        )
     return Unrecoverable(
-        errors=[kind], reason="basis set still linearly dependent after TOLINTEG and LDREMO: drop diffuse shells"
+        errors=[kind],
+        reason="basis set still linearly dependent after TOLINTEG and LDREMO: drop diffuse shells",
     )
 
 
 def _guessp(kind: CrystalErrorKind, deck: CrystalInput, tries: int, is_metal: bool | None,
             files: set[str]) -> _Plan | Unrecoverable:
-    """The previous density cannot be used: run again from scratch."""
+    """Run again from scratch: the previous density cannot be used."""
     del deck, is_metal, files
     if tries >= 1:
         return Unrecoverable(errors=[kind], reason="restart without GUESSP failed again")

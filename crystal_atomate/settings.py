@@ -1,9 +1,9 @@
 """One settings object for the whole package.
 
 Values come, highest priority first, from keyword arguments, ``CRYSTAL_ATOMATE_*`` environment
-variables, ``~/.crystal_atomate.yaml`` (or the file named by ``CRYSTAL_ATOMATE_CONFIG_FILE``), then the
-defaults below. The shared database path also honours ``CRYSTAL_TUI_DB``, the variable the CRYSTAL-TOOLS
-terminal UI reads, so both programs open the same file without extra configuration.
+variables, ``~/.crystal_atomate.yaml`` (or the file named by ``CRYSTAL_ATOMATE_CONFIG_FILE``), then
+the defaults below. The shared database path also honours ``CRYSTAL_TUI_DB``, the variable the
+CRYSTAL-TOOLS terminal UI reads, so both programs open the same file without extra configuration.
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ class CrystalAtomateSettings(BaseSettings):
         description="Parallel command, e.g. 'mpirun -np 4 Pcrystal'. Reads a file named INPUT and "
         "writes its output to stderr; used when a job asks for more than one MPI process.",
     )
-    PROPERTIES_CMD: str = Field("properties", description="Serial properties command (reads fort.9).")
-    PROPERTIES_MPI_CMD: str | None = Field(None, description="Parallel properties, e.g. Pproperties.")
+    PROPERTIES_CMD: str = Field(
+        "properties", description="Serial properties command (reads fort.9)."
+    )
+    PROPERTIES_MPI_CMD: str | None = Field(
+        None, description="Parallel properties, e.g. Pproperties."
+    )
     CRYSTAL_OMP_THREADS: int = Field(1, ge=1, description="OMP_NUM_THREADS for CRYSTAL runs.")
     SCRATCH_DIR: Path | None = Field(
         None, description="Run in a scratch directory and copy results back; None runs in place."
@@ -62,8 +66,8 @@ class CrystalAtomateSettings(BaseSettings):
     )
     REFERENCE_DIR: Path | None = Field(
         None,
-        description="Another folder of recorded real CRYSTAL runs for the replay executable and the "
-        "tests; None uses the ones in crystal_atomate/testing/recordings.",
+        description="Another folder of recorded real CRYSTAL runs for the replay executable and "
+        "the tests; None uses the ones in crystal_atomate/testing/recordings.",
     )
     HANDLE_UNSUCCESSFUL: str | bool = Field(
         "error",
@@ -71,7 +75,9 @@ class CrystalAtomateSettings(BaseSettings):
         "'error' raises, True stores the task document and stops the children, False stores it "
         "and lets the children run.",
     )
-    MAX_ERRORS: int = Field(5, ge=0, description="Maximum restarts the error handlers may make per job.")
+    MAX_ERRORS: int = Field(
+        5, ge=0, description="Maximum restarts the error handlers may make per job."
+    )
 
     @field_validator("DB_FILE", "REFERENCE_DIR", "SCRATCH_DIR", mode="after")
     @classmethod
@@ -87,6 +93,11 @@ class CrystalAtomateSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, then environment, then the YAML config file if it exists.
+
+        pydantic-settings calls this hook; dotenv and secret files are left out on purpose (the
+        config file is the one place for persistent settings).
+        """
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config = _config_file()
         if config.is_file():

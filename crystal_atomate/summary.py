@@ -113,22 +113,28 @@ def _with_energy_above_lowest(rows: list[SummaryRow]) -> list[SummaryRow]:
             key = (row.formula, row.job)
             lowest[key] = min(lowest.get(key, row.energy_per_atom_ev), row.energy_per_atom_ev)
     return [
-        replace(row, e_above_lowest_ev_per_atom=row.energy_per_atom_ev - lowest[(row.formula, row.job)])
-        if row.state == "successful" and (row.formula, row.job) in lowest and row.energy_per_atom_ev is not None
+        replace(
+            row, e_above_lowest_ev_per_atom=row.energy_per_atom_ev - lowest[(row.formula, row.job)]
+        )
+        if row.state == "successful"
+        and (row.formula, row.job) in lowest
+        and row.energy_per_atom_ev is not None
         else row
         for row in rows
     ]
 
 
 def batch_rows(store: JobStore, batch_id: str | None = None) -> list[SummaryRow]:
-    """The batch's jobs (every batch without ``batch_id``), ordered by batch, label and job."""
+    """Return the batch's jobs (every batch without ``batch_id``), by batch, label and job."""
     store.connect()
     criteria = {"output.metadata.batch_id": batch_id if batch_id else {"$exists": True}}
     latest: dict[str, dict[str, Any]] = {}
     for doc in store.query(criteria, properties=_PROPERTIES):
         if doc["uuid"] not in latest or doc["index"] > latest[doc["uuid"]]["index"]:
             latest[doc["uuid"]] = doc
-    rows = sorted((_row(doc) for doc in latest.values()), key=lambda r: (r.batch_id, r.label, r.job))
+    rows = sorted(
+        (_row(doc) for doc in latest.values()), key=lambda r: (r.batch_id, r.label, r.job)
+    )
     return _with_energy_above_lowest(rows)
 
 
@@ -137,14 +143,29 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def summary_table(rows: Sequence[SummaryRow], title: str = "batch summary") -> Table:
-    """A rich table of the rows, as ``crystal-atomate ht summary`` prints it; compact, so it fits
-    an 80-column terminal with the names and energies unbroken."""
+    """Return a rich table of the rows, as ``crystal-atomate ht summary`` prints it.
+
+    Compact, so it fits an 80-column terminal with the names and energies unbroken.
+    """
     table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for column in ("structure", "formula", "job", "state", "E (Ha)", "eV/atom", "dE meV/at", "gap eV"):
+    for column in (
+        "structure",
+        "formula",
+        "job",
+        "state",
+        "E (Ha)",
+        "eV/atom",
+        "dE meV/at",
+        "gap eV",
+    ):
         table.add_column(column, overflow="fold", no_wrap=column in _KEEP_WHOLE)
     colours = {"successful": "green", "failed": "red"}
     for row in rows:
-        above = None if row.e_above_lowest_ev_per_atom is None else row.e_above_lowest_ev_per_atom * 1000
+        above = (
+            None
+            if row.e_above_lowest_ev_per_atom is None
+            else row.e_above_lowest_ev_per_atom * 1000
+        )
         table.add_row(
             row.label,
             row.formula or "-",
@@ -169,7 +190,7 @@ def write_csv(rows: Sequence[SummaryRow], path: str | Path) -> Path:
 
 
 def write_json(rows: Sequence[SummaryRow], path: str | Path) -> Path:
-    """A JSON list of the rows (null where a value is unknown)."""
+    """Return the rows as a JSON list (null where a value is unknown)."""
     path = Path(path)
     path.write_text(json.dumps([asdict(row) for row in rows], indent=2))
     return path
@@ -179,9 +200,15 @@ def _energy_panel(axes: Any, rows: Sequence[SummaryRow]) -> None:
     """Bars of the energy above the lowest of each formula, coloured by formula."""
     from matplotlib.patches import Patch
 
-    colours = {formula: f"C{i % 10}" for i, formula in enumerate(sorted({r.formula or "?" for r in rows}))}
+    colours = {
+        formula: f"C{i % 10}" for i, formula in enumerate(sorted({r.formula or "?" for r in rows}))
+    }
     several_jobs = len({row.job for row in rows}) > 1
-    above = [row.e_above_lowest_ev_per_atom * 1000 for row in rows if row.e_above_lowest_ev_per_atom is not None]
+    above = [
+        row.e_above_lowest_ev_per_atom * 1000
+        for row in rows
+        if row.e_above_lowest_ev_per_atom is not None
+    ]
     bars = axes.bar(
         [f"{row.label} {row.job}" if several_jobs else row.label for row in rows],
         above,
@@ -198,7 +225,7 @@ def _energy_panel(axes: Any, rows: Sequence[SummaryRow]) -> None:
 
 
 def _gap_panel(axes: Any, gaps: list[float]) -> None:
-    """A histogram of band gaps in 0.25 eV bins from 0 eV."""
+    """Draw a histogram of band gaps in 0.25 eV bins from 0 eV."""
     from matplotlib.ticker import MaxNLocator
 
     top = math.ceil(max([1.0, *gaps]) * 4 + 1) / 4
@@ -210,8 +237,9 @@ def _gap_panel(axes: Any, gaps: list[float]) -> None:
 
 
 def plot_batch(rows: Sequence[SummaryRow], path: str | Path, title: str | None = None) -> Path:
-    """One PNG of the successful jobs: energy above the lowest per formula (meV/atom) and a
-    histogram of band gaps.
+    """Plot the successful jobs to one PNG: relative energies and a histogram of band gaps.
+
+    Each energy is the one above the lowest of the same formula (meV/atom).
 
     The Agg canvas is attached to the figure itself, so this works on a headless worker and does
     not change the backend of an interactive session that imports it.

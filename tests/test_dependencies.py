@@ -18,5 +18,7 @@ def test_deptry_finds_no_dependency_issue():
     deptry = shutil.which("deptry")
     if deptry is None:
         pytest.skip("deptry is not installed (it is in the dev extra: pip install -e .[dev])")
-    done = subprocess.run([deptry, "."], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [deptry, "."], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr

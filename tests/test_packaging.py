@@ -94,14 +94,34 @@ def test_the_installed_wheel_runs_the_demo_in_an_empty_folder(distributions, tmp
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300
     )
     python = venv / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed"]
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-index",
+        "--ignore-installed",
+    ]
     subprocess.run([*pip, str(wheel)], check=True, capture_output=True, timeout=300)
     env = _clean_env(home, venv)
     where = subprocess.run(
-        [str(python), "-c", "import crystal_atomate.testing.reference as r; print(r.__file__, r.reference_dir())"],
-        cwd=work, env=env, check=True, capture_output=True, text=True, timeout=300,
+        [
+            str(python),
+            "-c",
+            "import crystal_atomate.testing.reference as r; print(r.__file__, r.reference_dir())",
+        ],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     ).stdout.split()
-    installed = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    installed = (
+        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
     testing = installed / "crystal_atomate" / "testing"
     assert [Path(path) for path in where] == [testing / "reference.py", testing / "recordings"]
 
@@ -114,4 +134,7 @@ def test_the_installed_wheel_runs_the_demo_in_an_empty_folder(distributions, tmp
     for energy in ("-275.4486980727", "-275.4485911374", "-3128.2821705429"):
         assert energy in demo.stdout
     assert "Warning" not in demo.stderr and "Traceback" not in demo.stderr, demo.stderr
-    assert sorted(path.name for path in work.iterdir()) == [".crystal_tui.db", "crystal-atomate-demo"]
+    assert sorted(path.name for path in work.iterdir()) == [
+        ".crystal_tui.db",
+        "crystal-atomate-demo",
+    ]

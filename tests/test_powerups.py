@@ -1,4 +1,4 @@
-"""Powerups on Jobs, Flows and Makers: the changed settings reach the written deck and the task document."""
+"""Powerups on Jobs, Flows and Makers: changed settings reach the written deck and the document."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def mgo() -> Structure:
 
 
 def _deck(job, structure: Structure) -> CrystalInput:
-    return job.maker.input_set_generator.get_input_set(structure, title=job.maker.name).crystal_input
+    return job.maker.input_set_generator.get_input_set(
+        structure, title=job.maker.name
+    ).crystal_input
 
 
 def _crystal_jobs(flow) -> list:
@@ -41,7 +43,9 @@ def _crystal_jobs(flow) -> list:
 
 def test_input_settings_merge_into_the_filtered_makers_of_a_flow(mgo: Structure) -> None:
     flow = CrystalEosMaker().make(mgo)
-    updated = update_user_input_settings(flow, {"scf": {"maxcycle": 321}}, name_filter="deformation")
+    updated = update_user_input_settings(
+        flow, {"scf": {"maxcycle": 321}}, name_filter="deformation"
+    )
     relax, *deformations = _crystal_jobs(updated)
     assert len(deformations) == 6
     for job in deformations:
@@ -59,7 +63,9 @@ def test_class_filter_and_key_removal(mgo: Structure) -> None:
     )
     relax, deformation, *_ = _crystal_jobs(updated)
     assert _deck(relax, mgo).optgeom.maxcycle == 7 and _deck(relax, mgo).scf.ppan is False
-    assert _deck(deformation, mgo).optgeom.maxcycle == 100 and _deck(deformation, mgo).scf.ppan is True
+    assert (
+        _deck(deformation, mgo).optgeom.maxcycle == 100 and _deck(deformation, mgo).scf.ppan is True
+    )
 
 
 def test_kpoints_and_basis_reach_the_nested_makers_of_a_maker(mgo: Structure) -> None:

@@ -32,7 +32,9 @@ def generic_deck() -> CrystalInput:
 def test_scf_too_many_cycles_escalates(ref_dir):
     out, files = _failed(ref_dir, "nio_scf_too_many_cycles_crystal17")
     deck = CrystalInput.from_file(ref_dir / "nio_scf_too_many_cycles_crystal17" / "INPUT.d12")
-    first = plan_restart(out.error_kinds, deck, files=[*files, "fort.9"], is_metal=out.is_conducting)
+    first = plan_restart(
+        out.error_kinds, deck, files=[*files, "fort.9"], is_metal=out.is_conducting
+    )
     assert first.errors == [K.SCF_NOT_CONVERGED]
     assert first.input_updates == {"scf": {"maxcycle": 100, "fmixing": 50}}
     assert (first.wavefunction, first.geometry_from, first.attempt) == (True, "input", 1)
@@ -96,7 +98,9 @@ def test_every_recoverable_kind_has_a_rule(kind, generic_deck):
 
 @pytest.mark.parametrize("kind", [K.ATOMS_TOO_CLOSE, K.CELL_NOT_NEUTRAL, K.INPUT_FORMAT_ERROR])
 def test_geometry_and_input_errors_stop_with_the_reason(kind):
-    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    mgo = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
     plan = plan_restart([kind], StaticSetGenerator().get_input_set(mgo).crystal_input)
     assert isinstance(plan, Unrecoverable)
     assert kind.message in plan.reason

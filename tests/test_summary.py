@@ -55,7 +55,9 @@ def batch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mgo_structure().to(filename=str(root / "mgo_4217.cif"))
         db_file = root / "crystal_tui.db"
         with closing(MaterialsProject(db_file)) as mp:
-            candidates = candidates_from_ids(mp, ["mp-1265"]) + candidates_from_files([root / "mgo_4217.cif"])
+            candidates = candidates_from_ids(mp, ["mp-1265"]) + candidates_from_files(
+                [root / "mgo_4217.cif"]
+            )
         store = CrystalMathJobStore(db_file)
         batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id=BATCH).build(candidates, store)
         results = submit_batch(batch, LocalEngine(store, root / "runs"))
@@ -80,10 +82,18 @@ def test_rows_hold_the_recorded_values(batch_db: Path, recorded: dict[str, float
     rows = _rows(batch_db)
 
     assert sorted(rows) == ["mgo_4217", "mp-1265"]
-    assert rows["mp-1265"].material_id == "mp-1265" and rows["mp-1265"].mp_db_version == "2025.09.25"
+    assert (
+        rows["mp-1265"].material_id == "mp-1265" and rows["mp-1265"].mp_db_version == "2025.09.25"
+    )
     assert rows["mgo_4217"].material_id is None
     for row in rows.values():
-        assert (row.state, row.formula, row.job, row.flow, row.nsites) == ("successful", "MgO", "static", "static", 2)
+        assert (row.state, row.formula, row.job, row.flow, row.nsites) == (
+            "successful",
+            "MgO",
+            "static",
+            "static",
+            2,
+        )
         assert row.energy_hartree == pytest.approx(recorded["energy_ha"], abs=1e-8)
         assert row.energy_hartree == pytest.approx(-2.7544859113743e02, abs=1e-8)
         assert row.energy_ev == pytest.approx(recorded["energy_ha"] * HARTREE_TO_EV, abs=1e-6)
@@ -96,16 +106,25 @@ def test_csv_and_json_exports(batch_db: Path, tmp_path: Path, recorded: dict[str
     rows = batch_rows(CrystalMathJobStore(batch_db), BATCH)
     with write_csv(rows, tmp_path / "batch.csv").open() as handle:
         from_csv = {line["label"]: line for line in csv.DictReader(handle)}
-    from_json = {item["label"]: item for item in json.loads(write_json(rows, tmp_path / "b.json").read_text())}
+    from_json = {
+        item["label"]: item
+        for item in json.loads(write_json(rows, tmp_path / "b.json").read_text())
+    }
 
     assert from_csv["mp-1265"]["material_id"] == from_json["mp-1265"]["material_id"] == "mp-1265"
-    assert from_json["mgo_4217"]["material_id"] is None and from_csv["mgo_4217"]["material_id"] == ""
+    assert (
+        from_json["mgo_4217"]["material_id"] is None and from_csv["mgo_4217"]["material_id"] == ""
+    )
     for label in ("mp-1265", "mgo_4217"):
-        assert float(from_csv[label]["energy_hartree"]) == pytest.approx(recorded["energy_ha"], abs=1e-8)
+        assert float(from_csv[label]["energy_hartree"]) == pytest.approx(
+            recorded["energy_ha"], abs=1e-8
+        )
         assert from_json[label]["energy_hartree"] == pytest.approx(recorded["energy_ha"], abs=1e-8)
         assert float(from_csv[label]["bandgap_ev"]) == from_json[label]["bandgap_ev"]
         assert from_csv[label]["state"] == from_json[label]["state"] == "successful"
-        assert float(from_csv[label]["energy_per_atom_ev"]) == from_json[label]["energy_per_atom_ev"]
+        assert (
+            float(from_csv[label]["energy_per_atom_ev"]) == from_json[label]["energy_per_atom_ev"]
+        )
 
 
 def test_plot_is_a_real_png(batch_db: Path, tmp_path: Path) -> None:
@@ -119,14 +138,25 @@ def test_plot_is_a_real_png(batch_db: Path, tmp_path: Path) -> None:
 
 def test_cli_summary(batch_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRYSTAL_TUI_DB", str(batch_db))
-    files = {"--csv": tmp_path / "s.csv", "--json": tmp_path / "s.json", "--plot": tmp_path / "s.png"}
+    files = {
+        "--csv": tmp_path / "s.csv",
+        "--json": tmp_path / "s.json",
+        "--plot": tmp_path / "s.png",
+    }
     args = [item for flag, path in files.items() for item in (flag, str(path))]
 
     result = runner.invoke(app, ["ht", "summary", "--batch", BATCH, *args])
     missing = runner.invoke(app, ["ht", "summary", "--batch", "no-such-batch"])
 
     assert result.exit_code == 0, result.output
-    assert "mp-1265" in result.output and "mgo_4217" in result.output and "-275.44859114" in result.output
+    assert (
+        "mp-1265" in result.output
+        and "mgo_4217" in result.output
+        and "-275.44859114" in result.output
+    )
     assert all(path.stat().st_size > 0 for path in files.values())
     assert len(json.loads(files["--json"].read_text())) == 2
-    assert missing.exit_code == 2 and "error: no high-throughput jobs in batch 'no-such-batch'" in missing.output
+    assert (
+        missing.exit_code == 2
+        and "error: no high-throughput jobs in batch 'no-such-batch'" in missing.output
+    )

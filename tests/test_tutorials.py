@@ -20,4 +20,6 @@ def test_tutorial_runs(tutorial: Path, tmp_path: Path):
     result = subprocess.run(
         [sys.executable, str(tutorial)], cwd=tmp_path, capture_output=True, text=True, timeout=900
     )
-    assert result.returncode == 0, f"{tutorial.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{tutorial.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )

@@ -35,7 +35,10 @@ def main(work_dir: Path) -> float:
     store.connect()
     doc = store.query_one({"uuid": job.uuid})["output"]
     print(f"state         {doc['state']}")
-    print(f"energy        {doc['output']['energy_hartree']:.10f} Ha = {doc['output']['energy']:.6f} eV")
+    print(
+        f"energy        {doc['output']['energy_hartree']:.10f} Ha = "
+        f"{doc['output']['energy']:.6f} eV"
+    )
     print(f"band gap      {doc['output']['bandgap']} eV")
     print(f"SCF cycles    {doc['output']['scf_cycles']}")
     print(f"run folder    {doc['dir_name']}")

@@ -15,9 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from mpl_toolkits.axes_grid1 import make_axes_locatable
 from jobflow import run_locally
 from monty.json import MontyDecoder
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 from pymatgen.electronic_structure.plotter import BSPlotter
 
 from crystal_atomate.demo import mgo_makers, mgo_structure, replay_environment
@@ -45,8 +45,13 @@ def main(work_dir: Path, png: Path) -> dict[str, float]:
     relax = decode(store.get_output(flow.jobs[0].uuid))
     bands = decode(store.get_output(flow.jobs[2].uuid, load=True))
     dos = decode(store.get_output(flow.jobs[3].uuid, load=True))
-    print(f"relaxed a (primitive)  {relax.structure.lattice.a:.6f} A after {relax.output.opt_points} points")
-    print(f"band gap from BAND     {bands.output.bandgap:.4f} eV (direct: {bands.output.direct_gap})")
+    print(
+        f"relaxed a (primitive)  {relax.structure.lattice.a:.6f} A after {relax.output.opt_points} "
+        "points"
+    )
+    print(
+        f"band gap from BAND     {bands.output.bandgap:.4f} eV (direct: {bands.output.direct_gap})"
+    )
 
     axes = BSPlotter(bands.bandstructure).get_plot(ylim=(-8, 12))
     figure = axes.get_figure()

@@ -1,10 +1,10 @@
 """Tutorial 3: an equation of state — CRYSTAL's native EOS on TaAs, refitted with pymatgen.
 
-Run it with ``python tutorials/03_equation_of_state.py [output.png]``. The EOS job is replayed from a
-recorded real CRYSTAL23 run (LDA, Stuttgart ECPs; see tutorial 1 for what replaying means). The
-task document carries the energy-volume points and CRYSTAL's own fits in the layout of atomate2's EOS
-flow, so the same analysis works on ``crystal_atomate.flows.eos.CrystalEosMaker`` results, which run
-one relaxation per volume instead.
+Run it with ``python tutorials/03_equation_of_state.py [output.png]``. The EOS job is replayed from
+a recorded real CRYSTAL23 run (LDA, Stuttgart ECPs; see tutorial 1 for what replaying means). The
+task document carries the energy-volume points and CRYSTAL's own fits in the layout of atomate2's
+EOS flow, so the same analysis works on ``crystal_atomate.flows.eos.CrystalEosMaker`` results, which
+run one relaxation per volume instead.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from crystal_atomate.testing.recipes import EOS_REPLAY, eos_flow
 
 
 def main(work_dir: Path, png: Path) -> dict[str, float]:
-    """Run the EOS job, refit its points with pymatgen's Birch-Murnaghan, plot both; return the fit."""
+    """Run the EOS job, refit its points with pymatgen's Birch-Murnaghan, plot both; return it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     flow = eos_flow()
     store = CrystalMathJobStore(work_dir / ".crystal_tui.db")
@@ -36,8 +36,12 @@ def main(work_dir: Path, png: Path) -> dict[str, float]:
     store.connect()
     eos = store.query_one({"uuid": flow.jobs[0].uuid})["output"]["output"]["eos"]
     fit = EOS("birch_murnaghan").fit(eos["volume"], eos["energy"])
-    print(f"{len(eos['volume'])} points from {min(eos['volume']):.2f} to {max(eos['volume']):.2f} A^3")
-    print(f"pymatgen Birch-Murnaghan: V0 {fit.v0:.3f} A^3, B0 {fit.b0_GPa:.1f} GPa, B' {fit.b1:.2f}")
+    print(
+        f"{len(eos['volume'])} points from {min(eos['volume']):.2f} to {max(eos['volume']):.2f} A^3"
+    )
+    print(
+        f"pymatgen Birch-Murnaghan: V0 {fit.v0:.3f} A^3, B0 {fit.b0_GPa:.1f} GPa, B' {fit.b1:.2f}"
+    )
     for name, values in eos["EOS"].items():
         if values.get("b0 GPa") is not None:
             print(f"CRYSTAL {name:20s} V0 {values['v0']:.3f} A^3, B0 {values['b0 GPa']:.1f} GPa")

@@ -52,12 +52,14 @@ def relax_static() -> Flow:
 
 
 def jf(env: dict[str, str], *args: str) -> str:
+    """Run the ``jf`` command line on this tutorial's project; return what it printed."""
     return subprocess.run(
         ["jf", "-p", NAME, *args], env=env, check=True, capture_output=True, text=True, timeout=120
     ).stdout
 
 
 def wait_until_done(db_dir: Path, n_jobs: int) -> None:
+    """Poll the queue database until ``n_jobs`` jobs are COMPLETED; raise after WAIT_TIMEOUT s."""
     queue = EmbeddedMongoStore(db_dir, collection_name="jobs")
     queue.connect()
     deadline = time.monotonic() + WAIT_TIMEOUT

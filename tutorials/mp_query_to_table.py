@@ -41,7 +41,9 @@ def local_materials_project() -> Iterator[None]:
     """Point MP_API_ENDPOINT/MP_API_KEY at the recorded-response server for the block."""
     server, thread = start_server()
     saved = {key: os.environ.get(key) for key in ("MP_API_ENDPOINT", "MP_API_KEY", "NO_PROXY")}
-    os.environ.update({"MP_API_ENDPOINT": server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"})
+    os.environ.update(
+        {"MP_API_ENDPOINT": server.url, "MP_API_KEY": VALID_KEY, "NO_PROXY": "127.0.0.1"}
+    )
     try:
         yield
     finally:
@@ -55,8 +57,10 @@ def local_materials_project() -> Iterator[None]:
 
 
 def main(work_dir: Path) -> list[float]:
-    """Query MgO, add a CIF folder, run one static each, skip them on a second submit, and
-    summarise; returns the energies (Ha) of the table."""
+    """Query MgO, add a CIF folder, run one static each, resubmit, and summarise.
+
+    The second submit skips every structure already done. Returns the energies (Ha) of the table.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     db_file = work_dir / ".crystal_tui.db"
     store = CrystalMathJobStore(db_file)
@@ -74,7 +78,10 @@ def main(work_dir: Path) -> list[float]:
     builder = HighThroughputBuilder(flow=mgo_makers()["static"], tags=["tutorial"])
     batch = builder.build(candidates, store)
     for entry in batch.entries:
-        console.print(f"{entry.candidate.label:>14}  {entry.status:<9} {entry.flow.name if entry.flow else ''}")
+        console.print(
+            f"{entry.candidate.label:>14}  {entry.status:<9} "
+            f"{entry.flow.name if entry.flow else ''}"
+        )
 
     # 3. Run them here, one folder per job, documents into the shared database.
     with replay_environment(work_dir / "replay"):

@@ -15,8 +15,9 @@ executable, which checks each deck against a recorded real run and hands back th
    results in the UI's job table and in a summary table. (Fe2O3 is only listed: there is no
    recorded CRYSTAL run of it for the replay.)
 
-With a real key and a real CRYSTAL23, delete the ``local_servers`` and ``replay_environment`` blocks,
-set ``MP_API_KEY`` and ``CRYSTAL_ATOMATE_CRYSTAL_CMD``, and name real providers (``mp``, ``cod``, ...).
+With a real key and a real CRYSTAL23, delete the ``local_servers`` and ``replay_environment``
+blocks, set ``MP_API_KEY`` and ``CRYSTAL_ATOMATE_CRYSTAL_CMD``, and name real providers (``mp``,
+``cod``, ...).
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ console = Console()
 
 @contextmanager
 def local_servers() -> Iterator[str]:
-    """The recorded Materials Project (MP_API_ENDPOINT/MP_API_KEY point at it) and the OPTIMADE
-    reference server, whose base URL is yielded as the provider to ask."""
+    """Serve the recorded Materials Project and the OPTIMADE reference server locally.
+
+    MP_API_ENDPOINT/MP_API_KEY point at the first; the second's base URL is yielded as the provider
+    to ask.
+    """
     mp_server, thread = start_server()
     optimade_server = start_optimade_server()
     saved = {key: os.environ.get(key) for key in ("MP_API_ENDPOINT", "MP_API_KEY", "NO_PROXY")}

@@ -1,4 +1,4 @@
-"""Command-line interface: ``crystal-atomate``, whose commands load on first use (see :mod:`.app`)."""
+"""Command-line interface ``crystal-atomate``; its commands load on first use (see :mod:`.app`)."""
 
 from crystal_atomate.cli.app import app
 

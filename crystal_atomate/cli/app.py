@@ -26,7 +26,8 @@ __all__ = ["COMMANDS", "app", "database", "settings_option"]
 COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand(
         "crystal_atomate.cli.jobs:demo",
-        "Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers).",
+        "Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and "
+        "recovers).",
     ),
     "run": LazyCommand(
         "crystal_atomate.cli.jobs:run",
@@ -34,35 +35,47 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "jobs": LazyCommand("crystal_atomate.cli.jobs:jobs", "The job list of the shared database."),
     "show": LazyCommand(
-        "crystal_atomate.cli.jobs:show", "A job's task document summary, its input deck, its errors and restarts."
+        "crystal_atomate.cli.jobs:show",
+        "A job's task document summary, its input deck, its errors and restarts.",
     ),
     "parse": LazyCommand(
-        "crystal_atomate.cli.parse:parse", "Parse a CRYSTAL output and print a summary, or the full result with --json."
+        "crystal_atomate.cli.parse:parse",
+        "Parse a CRYSTAL output and print a summary, or the full result with --json.",
     ),
-    "check": LazyCommand("crystal_atomate.cli.check:check", "Check CRYSTAL input decks before they run."),
+    "check": LazyCommand(
+        "crystal_atomate.cli.check:check", "Check CRYSTAL input decks before they run."
+    ),
     "structures": LazyCommand(
-        "crystal_atomate.cli.structures:app", "Structures from the Materials Project, OPTIMADE and MPContribs."
+        "crystal_atomate.cli.structures:app",
+        "Structures from the Materials Project, OPTIMADE and MPContribs.",
     ),
     "mp": LazyCommand(
-        "crystal_atomate.cli.mp:mp_app", "Materials Project structures (key: MP_API_KEY), cached in the shared database."
+        "crystal_atomate.cli.mp:mp_app",
+        "Materials Project structures (key: MP_API_KEY), cached in the shared database.",
     ),
     "ht": LazyCommand(
         "crystal_atomate.cli.highthroughput:ht_app",
-        "High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
+        "High-throughput: one flow per Materials Project or CIF structure, and a summary of a "
+        "batch.",
     ),
     "fw": LazyCommand(
-        "crystal_atomate.cli.engines:fw_app", "Run crystal_atomate flows with FireWorks (embedded LaunchPad default)."
+        "crystal_atomate.cli.engines:fw_app",
+        "Run crystal_atomate flows with FireWorks (embedded LaunchPad default).",
     ),
-    "remote": LazyCommand("crystal_atomate.cli.engines:remote_app", "Run crystal_atomate flows with jobflow-remote."),
+    "remote": LazyCommand(
+        "crystal_atomate.cli.engines:remote_app", "Run crystal_atomate flows with jobflow-remote."
+    ),
     "aiida": LazyCommand(
-        "crystal_atomate.cli.aiida:aiida_app", "Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs."
+        "crystal_atomate.cli.aiida:aiida_app",
+        "Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs.",
     ),
     "cluster": LazyCommand(
         "crystal_atomate.cli.clusters:cluster_app",
         "A cluster (SSH + SLURM, from a cluster file or the UI) for FireWorks and jobflow-remote.",
     ),
     "tui": LazyCommand(
-        "crystal_atomate.cli.tui:tui", "A terminal job browser: the job list, a job's detail, live refresh (read-only)."
+        "crystal_atomate.cli.tui:tui",
+        "A terminal job browser: the job list, a job's detail, live refresh (read-only).",
     ),
 }
 
@@ -94,7 +107,7 @@ def main(
 
 
 def database(db: Path | None) -> Path:
-    """The shared database a command works on: ``--db``, else the settings' ``DB_FILE``.
+    """Return the shared database a command works on: ``--db``, else the settings' ``DB_FILE``.
 
     The settings (pydantic-settings, a quarter of a second to import) are read only when
     something could change the default: ``CRYSTAL_ATOMATE_DB_FILE`` or a configuration file.
@@ -112,7 +125,9 @@ def database(db: Path | None) -> Path:
     """
     if db is not None:
         return db
-    config = Path(os.environ.get("CRYSTAL_ATOMATE_CONFIG_FILE", "~/.crystal_atomate.yaml")).expanduser()
+    config = Path(
+        os.environ.get("CRYSTAL_ATOMATE_CONFIG_FILE", "~/.crystal_atomate.yaml")
+    ).expanduser()
     if "CRYSTAL_ATOMATE_DB_FILE" in os.environ or config.is_file():
         from crystal_atomate.settings import CrystalAtomateSettings
 
@@ -121,7 +136,7 @@ def database(db: Path | None) -> Path:
 
 
 def settings_option(text: str | None) -> dict[str, Any]:
-    """The ``--settings`` JSON as a dict of sections.
+    """Parse the ``--settings`` JSON into a dict of sections.
 
     Raises
     ------
@@ -133,7 +148,12 @@ def settings_option(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--settings is not JSON: {exc}", hint='write e.g. \'{"scf": {"maxcycle": 200}}\'') from exc
+        raise InputError(
+            f"--settings is not JSON: {exc}", hint='write e.g. \'{"scf": {"maxcycle": 200}}\''
+        ) from exc
     if not isinstance(value, dict):
-        raise InputError("--settings must be a JSON object of sections", hint='e.g. \'{"scf": {"maxcycle": 200}}\'')
+        raise InputError(
+            "--settings must be a JSON object of sections",
+            hint='e.g. \'{"scf": {"maxcycle": 200}}\'',
+        )
     return value

@@ -49,10 +49,14 @@ def check_deck(path: Path, allow_unknown: list[str]) -> DeckError | None:
 
 @app.command()
 def check(
-    decks: Annotated[list[Path], typer.Argument(help=".d12 / INPUT decks, or .d3 properties decks.")],
+    decks: Annotated[
+        list[Path], typer.Argument(help=".d12 / INPUT decks, or .d3 properties decks.")
+    ],
     allow: Annotated[
         list[str] | None,
-        typer.Option("--allow", help="A keyword to accept although it is not in the tables (repeatable)."),
+        typer.Option(
+            "--allow", help="A keyword to accept although it is not in the tables (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Check CRYSTAL decks: unknown keywords, wrong counts, missing block terminators.

@@ -50,7 +50,7 @@ def _qualified_names(exc: BaseException) -> set[str]:
 
 
 def _validation(exc: Exception) -> Failure:
-    """A pydantic ``ValidationError``: its first problem, and how many more there are."""
+    """Describe a pydantic ``ValidationError``: its first problem, and how many more there are."""
     problems = exc.errors()  # type: ignore[attr-defined]
     first = problems[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or type(exc).__name__
@@ -65,7 +65,7 @@ def _os_error(exc: OSError) -> Failure:
 
 
 def describe(exc: BaseException) -> Failure:
-    """The message, hint and exit code for ``exc``.
+    """Return the message, hint and exit code for ``exc``.
 
     Parameters
     ----------

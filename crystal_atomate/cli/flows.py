@@ -23,12 +23,12 @@ _MATERIAL_ID = re.compile(r"^(mp|mvc)-[a-z0-9]+$", re.IGNORECASE)
 
 
 def load_structure(source: str) -> Structure:
-    """A structure from a CIF, POSCAR or pymatgen JSON file, or a Materials Project id."""
+    """Read a structure from a CIF, POSCAR or pymatgen JSON file, or a Materials Project id."""
     return load_structure_with_origin(source)[0]
 
 
 def load_structure_with_origin(source: str) -> tuple[Structure, StructureOrigin | None]:
-    """The structure and, for a Materials Project id (``mp-1265``, ``mvc-...``), its origin.
+    """Return the structure and, for a Materials Project id (``mp-1265``, ``mvc-...``), its origin.
 
     A file of that name wins. An id goes through the shared database's cache, so repeated runs
     ask the API once per material and work offline once it is cached.

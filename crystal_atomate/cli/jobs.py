@@ -1,4 +1,4 @@
-"""``crystal-atomate demo | run | jobs | show``: run flows and look at what the shared database holds."""
+"""``crystal-atomate demo | run | jobs | show``: run flows and read the shared database."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ def _store(db: Path | None) -> Any:
 
 
 def demo(
-    db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
+    db: Path = typer.Option(
+        None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."
+    ),
     work_dir: Path = typer.Option(Path("crystal-atomate-demo"), help="Where the job folders go."),
 ) -> None:
-    """Run the demo flows (MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers)."""
+    """Run the demo flows: MgO relax -> static -> bands + DOS; a NiO SCF that fails and recovers."""
     from rich.panel import Panel
 
     from crystal_atomate.demo import run_demo
@@ -43,7 +45,8 @@ def demo(
     store = _store(db)
     console.print(
         Panel(
-            "CRYSTAL is licensed and not installed here, so the CRYSTAL binary is [bold]replayed[/]: "
+            "CRYSTAL is licensed and not installed here, so the CRYSTAL binary is "
+            "[bold]replayed[/]: "
             f"real recorded CRYSTAL outputs from {reference_dir()} are written back after each "
             "input deck is checked keyword by keyword. Input writing, restarts, parsing and the "
             "store all run for real.\nWith a real CRYSTAL23, set CRYSTAL_ATOMATE_CRYSTAL_CMD "
@@ -60,18 +63,25 @@ def demo(
 
 def run(
     flow: str = typer.Argument(..., help=f"One of {', '.join(FLOWS)}."),
-    structure: str = typer.Argument(..., help="A structure file (CIF, POSCAR, pymatgen JSON) or a Materials Project id."),
-    functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
+    structure: str = typer.Argument(
+        ..., help="A structure file (CIF, POSCAR, pymatgen JSON) or a Materials Project id."
+    ),
+    functional: str = typer.Option(
+        None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."
+    ),
     basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
     kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
-    settings: str = typer.Option(None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'),
+    settings: str = typer.Option(
+        None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'
+    ),
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go."),
 ) -> None:
     """Run a named flow on a structure through jobflow's run_locally into the shared database.
 
     Everything is checked before a job is queued: the flow, functional and setting names, the
-    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it FAILED).
+    structure, and that CRYSTAL is installed. Exit code 1 when a job fails (the table shows it
+    FAILED).
     """
     overrides = settings_option(settings)
     check_flow_settings(flow, functional=functional, settings=overrides)
@@ -83,7 +93,9 @@ def run(
 
     loaded, origin = load_structure_with_origin(structure)
     check_executable("crystal")
-    job_flow = build_flow(flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides)
+    job_flow = build_flow(
+        flow, loaded, functional=functional, basis=basis, kspacing=kspacing, settings=overrides
+    )
     if origin is not None:
         job_flow = add_metadata_to_flow(job_flow, origin_metadata(origin))
     store = _store(db)
@@ -91,7 +103,8 @@ def run(
     _print_jobs(Path(store.db_file), uuids=list(result.job_uuids))
     if result.state == "failed":
         raise OperationFailed(
-            f"flow {flow!r} failed: {result.detail}", hint="'crystal-atomate show JOB' shows a job's errors"
+            f"flow {flow!r} failed: {result.detail}",
+            hint="'crystal-atomate show JOB' shows a job's errors",
         )
 
 
@@ -101,7 +114,7 @@ def jobs(
     name: str = typer.Option(None, help="Only names containing this text."),
     limit: int = typer.Option(50, help="At most this many rows, newest first."),
 ) -> None:
-    """The job list of the shared database (the terminal UI's jobs table)."""
+    """List the jobs of the shared database (the terminal UI's jobs table)."""
     _print_jobs(database(db), status=status, name=name, limit=limit)
 
 
@@ -109,7 +122,7 @@ def show(
     job: str = typer.Argument(..., help="The UI job number or the jobflow job uuid."),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
-    """A job's task document summary, its input deck, its errors and restarts."""
+    """Show a job's task document summary, its input deck, its errors and restarts."""
     db_file = database(db)
     docs: list[dict[str, Any]] = []
     if db_file.is_file():
@@ -117,7 +130,9 @@ def show(
             uuid = resolve_job_uuid(conn, job)
             docs = task_documents(conn, uuid) if uuid else []
     if not docs:
-        raise InputError(f"no job {job!r} in {db_file}", hint="'crystal-atomate jobs' lists the job numbers")
+        raise InputError(
+            f"no job {job!r} in {db_file}", hint="'crystal-atomate jobs' lists the job numbers"
+        )
     for doc in docs:
         _print_document(doc)
 
@@ -141,7 +156,9 @@ def _print_document(doc: dict[str, Any]) -> None:
         table.add_row(label, "-" if value is None else str(value))
     console.print(table)
     for restart in task.get("restarts") or []:
-        console.print(f"  restart {restart['attempt']}: {', '.join(restart['errors'])} -> {restart['action']}")
+        console.print(
+            f"  restart {restart['attempt']}: {', '.join(restart['errors'])} -> {restart['action']}"
+        )
     for message in task.get("error_messages") or []:
         console.print(f"  [red]{message}[/]")
     deck = (task.get("input") or {}).get("d12") or (task.get("input") or {}).get("d3")
@@ -164,7 +181,9 @@ def _print_jobs(
         console.print(f"No database at {db_file} yet: run 'crystal-atomate demo' or a flow first.")
         return
     with closing(open_readonly(db_file)) as conn:
-        rows = list_jobs(conn, uuids=uuids, statuses=[status] if status else (), name=name, limit=limit)
+        rows = list_jobs(
+            conn, uuids=uuids, statuses=[status] if status else (), name=name, limit=limit
+        )
     table = Table(title=f"jobs in {db_file}")
     for column in ("id", "name", "status", "energy (Ha)", "workflow", "age"):
         table.add_column(column)

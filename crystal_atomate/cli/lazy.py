@@ -62,7 +62,7 @@ class LazyCommand:
 
 
 def _click_command(name: str, register: Callable[[typer.Typer], None]) -> click.Command:
-    """The click command Typer builds for whatever ``register`` adds to an empty app.
+    """Return the click command Typer builds for whatever ``register`` adds to an empty app.
 
     A callback keeps the app a group, so a single command is not flattened into its parent and
     no ``--install-completion`` option is added to a sub-app.
@@ -94,10 +94,14 @@ def _load(name: str, spec: LazyCommand, fallback: typer.Typer | None) -> click.C
         return None
     for info in fallback.registered_commands:
         if (info.name or getattr(info.callback, "__name__", "").replace("_", "-")) == name:
-            return _click_command(name, lambda holder, info=info: holder.registered_commands.append(info))
+            return _click_command(
+                name, lambda holder, info=info: holder.registered_commands.append(info)
+            )
     for group in fallback.registered_groups:
         if group.name == name:
-            return _click_command(name, lambda holder, group=group: holder.registered_groups.append(group))
+            return _click_command(
+                name, lambda holder, group=group: holder.registered_groups.append(group)
+            )
     return None
 
 
@@ -119,11 +123,15 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Eagerly registered commands, then the lazy ones that exist in this installation."""
         eager = super().list_commands(ctx)
-        lazy = [name for name, spec in self.lazy_commands.items() if name not in eager and spec.available()]
+        lazy = [
+            name
+            for name, spec in self.lazy_commands.items()
+            if name not in eager and spec.available()
+        ]
         return [*eager, *sorted(lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command; while help is being written, a stand-in that only knows its help line."""
+        """Return the command; while help is written, a stand-in that only knows its help line."""
         command = super().get_command(ctx, cmd_name)
         spec = self.lazy_commands.get(cmd_name)
         if command is not None or spec is None:
@@ -136,7 +144,7 @@ class LazyGroup(TyperGroup):
         return command
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The usual help, listing the lazy commands by their stored help line."""
+        """Write the usual help, listing the lazy commands by their stored help line."""
         self._listing = True
         try:
             super().format_help(ctx, formatter)
@@ -163,7 +171,9 @@ class LazyGroup(TyperGroup):
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+            click.echo(
+                exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True
+            )
             return self._finish(exc.exit_code, standalone_mode)
         except (Exception, KeyboardInterrupt) as exc:
             if not standalone_mode:
@@ -179,8 +189,9 @@ class LazyGroup(TyperGroup):
 
 
 def lazy_group(commands: Mapping[str, LazyCommand]) -> type[LazyGroup]:
-    """A :class:`LazyGroup` subclass that knows ``commands``; pass it as ``cls`` to :class:`typer.Typer`
-    and set its :attr:`LazyGroup.root` to that app.
+    """Return a :class:`LazyGroup` subclass that knows ``commands``.
+
+    Pass it as ``cls`` to :class:`typer.Typer` and set its :attr:`LazyGroup.root` to that app.
 
     Parameters
     ----------

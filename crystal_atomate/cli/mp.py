@@ -40,8 +40,11 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """The cache-first service on the settings' database, storing the default input set's deck
-    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1)."""
+    """Open the cache-first service on the settings' database.
+
+    It stores the default input set's deck with each structure; a user error is one ``error:``
+    line (exit 2 for bad input, else 1).
+    """
     service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
     with source_errors():
         try:
@@ -63,8 +66,12 @@ def _provenance(record: MPStructure) -> str:
 @mp_app.command("get")
 def get(
     material_id: Annotated[str, typer.Argument(help="Materials Project id, e.g. mp-149.")],
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the server even if cached.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.cif,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the server even if cached.")
+    ] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.cif,
 ) -> None:
     """Print a material's structure and cache it (30 days) in the shared database."""
     with _materials_project() as service:
@@ -78,11 +85,15 @@ def search(
     formula: Annotated[str | None, typer.Option(help="Formula, e.g. MgO.")] = None,
     chemsys: Annotated[str | None, typer.Option(help="Chemical system, e.g. Si-O.")] = None,
     band_gap_min: Annotated[float | None, typer.Option(min=0, help="Lowest band gap (eV).")] = None,
-    band_gap_max: Annotated[float | None, typer.Option(min=0, help="Highest band gap (eV).")] = None,
+    band_gap_max: Annotated[
+        float | None, typer.Option(min=0, help="Highest band gap (eV).")
+    ] = None,
     stable: Annotated[bool, typer.Option("--stable", help="Only materials on the hull.")] = False,
     max_sites: Annotated[int | None, typer.Option(min=1, help="Most sites in the cell.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Most materials listed.")] = 100,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the server even if cached.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the server even if cached.")
+    ] = False,
 ) -> None:
     """List materials matching the filters (cached 7 days; their structures 30 days)."""
     query = MPQuery(

@@ -16,9 +16,19 @@ __all__ = ["parse"]
 
 
 def parse(
-    output: Annotated[Path, typer.Argument(help="CRYSTAL output file (fort.87 / SCFOUT.LOG beside it are read too).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole parsed result as JSON (units in the key names).")] = False,
-    discover: Annotated[bool, typer.Option(help="Read fort.87 and SCFOUT.LOG from the output's directory.")] = True,
+    output: Annotated[
+        Path,
+        typer.Argument(help="CRYSTAL output file (fort.87 / SCFOUT.LOG beside it are read too)."),
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the whole parsed result as JSON (units in the key names)."
+        ),
+    ] = False,
+    discover: Annotated[
+        bool, typer.Option(help="Read fort.87 and SCFOUT.LOG from the output's directory.")
+    ] = True,
 ) -> None:
     """Parse a CRYSTAL output and print a summary, or the full result with --json.
 
@@ -54,19 +64,38 @@ def _summary(out: CrystalOutput) -> Table:
         where = f" (line {error.line_number})" if error.line_number else ""
         table.add_row(
             "error",
-            f"{error.kind.value} [{error.kind.exit_status}]{where}: {error.message} - fix: {error.kind.fix}",
+            f"{error.kind.value} [{error.kind.exit_status}]{where}: {error.message} - fix: "
+            f"{error.kind.fix}",
         )
     version = f"CRYSTAL{out.crystal_version:02d}" if out.crystal_version is not None else None
     rows: list[tuple[str, str]] = [
         ("version", _fmt(version) + (f" ({out.crystal_release})" if out.crystal_release else "")),
         ("title", _fmt(out.title)),
-        ("calculation", out.calculation.value + (f" ({out.optimisation_type})" if out.optimisation_type else "")),
-        ("hamiltonian", _fmt(out.hamiltonian) + (f" {out.functional_exchange}/{out.functional_correlation}" if out.functional_exchange else "")),
+        (
+            "calculation",
+            out.calculation.value
+            + (f" ({out.optimisation_type})" if out.optimisation_type else ""),
+        ),
+        (
+            "hamiltonian",
+            _fmt(out.hamiltonian)
+            + (
+                f" {out.functional_exchange}/{out.functional_correlation}"
+                if out.functional_exchange
+                else ""
+            ),
+        ),
         ("type", _fmt(out.calculation_type)),
-        ("atoms / AO / electrons", f"{_fmt(out.n_atoms)} / {_fmt(out.n_ao)} / {_fmt(out.n_electrons)}"),
+        (
+            "atoms / AO / electrons",
+            f"{_fmt(out.n_atoms)} / {_fmt(out.n_ao)} / {_fmt(out.n_electrons)}",
+        ),
         ("k-mesh (SHRINK)", _fmt(out.shrink)),
         ("energy", f"{_fmt(out.energy_ha, 'Ha')} = {_fmt(out.energy_ev, 'eV')}"),
-        ("SCF", f"{len(out.scf)} run(s), last converged={out.scf_converged}, cycles={out.scf_cycles}"),
+        (
+            "SCF",
+            f"{len(out.scf)} run(s), last converged={out.scf_converged}, cycles={out.scf_cycles}",
+        ),
         ("band gap", _fmt(out.band_gap_ev, "eV") + (" (conducting)" if out.is_conducting else "")),
         ("terminated", str(out.terminated)),
         ("time", f"TELAPSE {_fmt(out.telapse_s, 's')}, TCPU {_fmt(out.tcpu_s, 's')}"),
@@ -74,11 +103,27 @@ def _summary(out: CrystalOutput) -> Table:
     if out.opt_steps:
         rows.append(("optimisation", f"{len(out.opt_steps)} points, converged={out.opt_converged}"))
     if out.structure is not None:
-        rows.append(("final structure", f"{out.structure.composition.reduced_formula}, {len(out.structure)} sites"))
+        rows.append(
+            (
+                "final structure",
+                f"{out.structure.composition.reduced_formula}, {len(out.structure)} sites",
+            )
+        )
     if out.frequencies:
-        rows.append(("frequencies", f"{len(out.frequencies_cm1)} modes, max {max(out.frequencies_cm1):.2f} cm-1"))
+        rows.append(
+            (
+                "frequencies",
+                f"{len(out.frequencies_cm1)} modes, max {max(out.frequencies_cm1):.2f} cm-1",
+            )
+        )
     if out.elastic_constants is not None:
-        rows.append(("elastic constants", f"{len(out.elastic_constants)}x{len(out.elastic_constants)} ({out.elastic_constants_unit})"))
+        rows.append(
+            (
+                "elastic constants",
+                f"{len(out.elastic_constants)}x{len(out.elastic_constants)} "
+                f"({out.elastic_constants_unit})",
+            )
+        )
     if out.pressure_gpa is not None:
         rows.append(("pressure", _fmt(out.pressure_gpa, "GPa")))
     for name, value in rows:

@@ -1,5 +1,4 @@
-"""``crystal-atomate structures search|contributions``: structures from the Materials Project,
-OPTIMADE and MPContribs.
+"""``crystal-atomate structures search|contributions``: structures from MP, OPTIMADE, MPContribs.
 
 By default the Materials Project is asked first and the OPTIMADE providers when it has nothing
 or cannot be used (the reason is one ``note:`` line on stderr); ``--source`` picks one of them,
@@ -38,8 +37,10 @@ def structures() -> None:
 
 @contextmanager
 def source_errors() -> Iterator[None]:
-    """A structure-source error as one ``error:`` line (and its ``hint:``); exit 2 for bad input,
-    1 for a failure."""
+    """Turn a structure-source error into one ``error:`` line (and its ``hint:``).
+
+    The exit code is 2 for bad input, 1 for a failure.
+    """
     try:
         yield
     except MPError as exc:

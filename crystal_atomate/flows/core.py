@@ -1,4 +1,4 @@
-"""Core CRYSTAL flows, as atomate2's ``vasp.flows.core``: double relax, relax -> static -> bands/DOS."""
+"""Core CRYSTAL flows as in atomate2's ``vasp.flows.core``: double relax, relax-static-bands/DOS."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class RelaxBandStructureMaker(Maker):
     dos_maker: DosMaker | None = field(default_factory=DosMaker)
 
     def make(self, structure: Structure | Molecule, prev_dir: str | Path | None = None) -> Flow:
-        """The flow; its output maps each step's name to its task document."""
+        """Build the flow; its output maps each step's name to its task document."""
         jobs = []
         outputs = {}
         if self.relax_maker is not None:

@@ -50,11 +50,11 @@ class FlowEntry:
     generator: str | None = None
 
     def maker_class(self) -> type[Maker]:
-        """The Maker class (imported now)."""
+        """Import and return the Maker class (on first use, so the registry itself stays light)."""
         return _resolve(self.maker)
 
     def generator_class(self) -> type[CrystalInputGenerator] | None:
-        """The input-set generator class (imported now), or None."""
+        """Import and return the input-set generator class, or None if the flow has none."""
         return _resolve(self.generator) if self.generator else None
 
 
@@ -76,7 +76,7 @@ FLOWS: dict[str, FlowEntry] = {
 
 
 def flow_entry(name: str) -> FlowEntry:
-    """The registry entry of ``name``.
+    """Return the registry entry of ``name``.
 
     Raises
     ------
@@ -122,7 +122,7 @@ def build_flow(
     kspacing: float | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Flow:
-    """The flow ``name`` for ``structure``, with the settings merged into every CRYSTAL Maker.
+    """Build the flow ``name`` for ``structure``, the settings merged into every CRYSTAL Maker.
 
     Parameters
     ----------
@@ -137,7 +137,8 @@ def build_flow(
     kspacing
         k-point spacing in 1/Angstrom (2 pi included).
     settings
-        Deck settings by section, merged key by key into each Maker's (a ``None`` value removes a key).
+        Deck settings by section, merged key by key into each Maker's (a ``None`` value removes a
+        key).
 
     Returns
     -------

@@ -72,15 +72,17 @@ class UnknownBasisElementError(ValueError):
     def __init__(self, missing: Iterable[str], basis: str) -> None:
         self.missing = sorted(set(missing), key=lambda symbol: Element(symbol).Z)
         self.basis = basis
-        super().__init__(f"basis set {basis} has no basis for element(s): {', '.join(self.missing)}")
+        super().__init__(
+            f"basis set {basis} has no basis for element(s): {', '.join(self.missing)}"
+        )
 
 
 class UnknownBasisLibraryError(ValueError):
-    """A ``BASISSET`` name missing from :data:`LIBRARY_COVERAGE`, so its elements cannot be checked."""
+    """A ``BASISSET`` name not in :data:`LIBRARY_COVERAGE`, so its elements cannot be checked."""
 
 
 def format_number(value: float) -> str:
-    """The shortest text that reads back as exactly ``value`` (Fortran list input accepts it)."""
+    """Return the shortest text that reads back as exactly ``value`` (for Fortran list input)."""
     return repr(float(value))
 
 
@@ -104,16 +106,23 @@ class Shell(BaseModel):
                 raise ValueError(f"shell type ITYB={self.ityb} takes no primitive lines")
             return self
         if len(self.primitives) != self.ng:
-            raise ValueError(f"shell declares NG={self.ng} primitives but has {len(self.primitives)}")
+            raise ValueError(
+                f"shell declares NG={self.ng} primitives but has {len(self.primitives)}"
+            )
         width = 3 if self.lat == 1 else 2
         if any(len(p) != width for p in self.primitives):
-            raise ValueError(f"LAT={self.lat} primitives need {width} columns (exponent + coefficients)")
+            raise ValueError(
+                f"LAT={self.lat} primitives need {width} columns (exponent + coefficients)"
+            )
         if any(p[0] <= 0 for p in self.primitives):
             raise ValueError("primitive exponents must be positive")
         return self
 
     def to_lines(self) -> list[str]:
-        header = f"{self.ityb} {self.lat} {self.ng} {format_number(self.che)} {format_number(self.scal)}"
+        """Return the shell line ``ITYB LAT NG CHE SCAL`` and one line per primitive."""
+        header = (
+            f"{self.ityb} {self.lat} {self.ng} {format_number(self.che)} {format_number(self.scal)}"
+        )
         return [header, *(" ".join(format_number(v) for v in p) for p in self.primitives)]
 
 
@@ -130,21 +139,30 @@ class Ecp(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Ecp:
         if self.kind not in ECP_KEYWORDS:
-            raise ValueError(f"unknown ECP keyword {self.kind!r}; expected one of {sorted(ECP_KEYWORDS)}")
+            raise ValueError(
+                f"unknown ECP keyword {self.kind!r}; expected one of {sorted(ECP_KEYWORDS)}"
+            )
         if self.kind == "INPUT":
             if self.znuc is None or not self.counts:
                 raise ValueError("INPUT ECP needs ZNUC and the term counts M M0 M1 ...")
             if len(self.terms) != sum(self.counts):
-                raise ValueError(f"INPUT ECP declares {sum(self.counts)} terms but has {len(self.terms)}")
+                raise ValueError(
+                    f"INPUT ECP declares {sum(self.counts)} terms but has {len(self.terms)}"
+                )
         elif self.znuc is not None or self.counts or self.terms:
             raise ValueError(f"built-in ECP {self.kind} takes no parameters")
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the ECP lines: the built-in name alone, or ``INPUT`` with its parameters."""
         if self.kind != "INPUT":
             return [self.kind]
         head = " ".join([format_number(self.znuc), *map(str, self.counts)])
-        return ["INPUT", head, *(f"{format_number(a)} {format_number(c)} {n}" for a, c, n in self.terms)]
+        return [
+            "INPUT",
+            head,
+            *(f"{format_number(a)} {format_number(c)} {n}" for a, c, n in self.terms),
+        ]
 
 
 class AtomBasis(BaseModel):
@@ -170,6 +188,7 @@ class AtomBasis(BaseModel):
         return Element.from_Z(self.number % 100).symbol
 
     def to_lines(self) -> list[str]:
+        """Return the atom's basis lines: ``NAT NSHL``, the ECP if any, then its shells."""
         lines = [f"{self.number} {len(self.shells)}"]
         if self.ecp is not None:
             lines.extend(self.ecp.to_lines())
@@ -190,8 +209,12 @@ class BasisSet(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> BasisSet:
         if (self.library is None) == (not self.atoms):
-            raise ValueError("a basis set is either a library name or a list of per-element basis sets")
-        if self.library is not None and (not re.fullmatch(r"\S+", self.library) or self.ghosts is not None):
+            raise ValueError(
+                "a basis set is either a library name or a list of per-element basis sets"
+            )
+        if self.library is not None and (
+            not re.fullmatch(r"\S+", self.library) or self.ghosts is not None
+        ):
             raise ValueError(f"invalid library basis {self.library!r} (one word, no GHOSTS)")
         numbers = [atom.number for atom in self.atoms]
         duplicated = sorted({n for n in numbers if numbers.count(n) > 1})
@@ -213,7 +236,9 @@ class BasisSet(BaseModel):
         """
         body = re.sub(r"\A\s*---\n.*?\n---\s*\n", "", text, flags=re.DOTALL)
         offset = text[: len(text) - len(body)].count("\n")
-        cursor = LineCursor([(number + offset, line) for number, line in clean_lines(body)], error=BasisParseError)
+        cursor = LineCursor(
+            [(number + offset, line) for number, line in clean_lines(body)], error=BasisParseError
+        )
         basis = parse_basis(cursor)
         if not cursor.at_end():
             raise cursor.error("nothing after the basis set")
@@ -230,7 +255,9 @@ class BasisSet(BaseModel):
         return cls(atoms=[atom for path in paths for atom in cls.from_file(path).atoms])
 
     @classmethod
-    def from_directory(cls, directory: str | Path, elements: Iterable[str], pattern: str = "*") -> BasisSet:
+    def from_directory(
+        cls, directory: str | Path, elements: Iterable[str], pattern: str = "*"
+    ) -> BasisSet:
         """Pick the basis for each of ``elements`` from the files in ``directory``.
 
         Each element must be defined by exactly one file, so an unintended choice cannot happen.
@@ -250,10 +277,18 @@ class BasisSet(BaseModel):
         missing = wanted - found.keys()
         if missing:
             raise UnknownBasisElementError(missing, f"directory {directory}")
-        ambiguous = {symbol: [str(p.name) for p, _ in hits] for symbol, hits in found.items() if len(hits) > 1}
+        ambiguous = {
+            symbol: [str(p.name) for p, _ in hits]
+            for symbol, hits in found.items()
+            if len(hits) > 1
+        }
         if ambiguous:
-            raise ValueError(f"several basis files define the same element in {directory}: {ambiguous}")
-        return cls(atoms=[found[symbol][0][1] for symbol in sorted(wanted, key=lambda s: Element(s).Z)])
+            raise ValueError(
+                f"several basis files define the same element in {directory}: {ambiguous}"
+            )
+        return cls(
+            atoms=[found[symbol][0][1] for symbol in sorted(wanted, key=lambda s: Element(s).Z)]
+        )
 
     # -- queries --------------------------------------------------------------------------------
     @property
@@ -268,7 +303,8 @@ class BasisSet(BaseModel):
             coverage = LIBRARY_COVERAGE.get(self.library.upper())
             if coverage is None:
                 raise UnknownBasisLibraryError(
-                    f"basis library {self.library!r} is not in LIBRARY_COVERAGE; its elements are unknown"
+                    f"basis library {self.library!r} is not in LIBRARY_COVERAGE; its elements are "
+                    "unknown"
                 )
             return frozenset(Element.from_Z(z).symbol for z in coverage)
         return frozenset(atom.element for atom in self.atoms)
@@ -287,7 +323,7 @@ class BasisSet(BaseModel):
 
     # -- text -----------------------------------------------------------------------------------
     def to_lines(self) -> list[str]:
-        """The deck lines: ``BASISSET name``, or the explicit sets, ``99 0`` and GHOSTS (no END)."""
+        """Return the deck lines: ``BASISSET name``, or the sets, ``99 0`` and GHOSTS (no END)."""
         if self.library is not None:
             return ["BASISSET", self.library]
         lines = [line for atom in self.atoms for line in atom.to_lines()]
@@ -359,9 +395,12 @@ def _check_element_header(cursor: LineCursor, atoms: list[AtomBasis]) -> None:
     if line is None or len(line.split()) < 3 or not atoms:
         return
     last = atoms[-1]
-    raise cursor.error("'NAT NSHL' or '99 0'", error=CountMismatchError,
-                       hint=f"the element before (NAT={last.number}) declares NSHL={len(last.shells)}: "
-                            "a shell count or a primitive count (NG) above is too small")
+    raise cursor.error(
+        "'NAT NSHL' or '99 0'",
+        error=CountMismatchError,
+        hint=f"the element before (NAT={last.number}) declares NSHL={len(last.shells)}: "
+        "a shell count or a primitive count (NG) above is too small",
+    )
 
 
 def _parse_ecp(cursor: LineCursor) -> Ecp:
@@ -388,9 +427,12 @@ def _parse_shell(cursor: LineCursor) -> Shell:
     if ityb == 0:
         for index in range(ng):
             if cursor.at_end() or not width <= len(cursor.peek().split()) < 5:
-                raise cursor.error(f"a primitive line with {width} numbers", error=CountMismatchError,
-                                   hint=f"the shell on line {cursor.lines[start][0]} declares NG={ng} "
-                                        f"primitives, {index} follow")
+                raise cursor.error(
+                    f"a primitive line with {width} numbers",
+                    error=CountMismatchError,
+                    hint=f"the shell on line {cursor.lines[start][0]} declares NG={ng} "
+                    f"primitives, {index} follow",
+                )
             primitives.append(tuple(cursor.reals(width, f"a primitive line with {width} numbers")))
     try:
         return Shell(ityb=ityb, lat=lat, ng=ng, che=che, scal=scal, primitives=primitives)

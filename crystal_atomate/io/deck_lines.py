@@ -55,7 +55,7 @@ class D12ParseError(DeckError):
 
 
 class UnknownKeywordError(D12ParseError):
-    """A keyword CRYSTAL23 does not know in this block (a misspelling, or a keyword out of place)."""
+    """A keyword CRYSTAL23 does not know in this block (misspelt, or out of place)."""
 
 
 class CountMismatchError(D12ParseError):
@@ -91,7 +91,7 @@ def clean_lines(text: str) -> list[Line]:
 
 
 def parse_real(token: str) -> float:
-    """A Fortran real: accepts ``D`` exponents (``0.2224D-03``) and a bare trailing dot (``2.``).
+    """Read a Fortran real: ``D`` exponents (``0.2224D-03``) and a bare trailing dot (``2.``) too.
 
     Parameters
     ----------
@@ -112,7 +112,7 @@ def parse_real(token: str) -> float:
 
 
 def is_argument_line(line: str) -> bool:
-    """True for a line of numbers (arguments, atoms, basis data) rather than a keyword.
+    """Tell whether a line holds numbers (arguments, atoms, basis data) rather than a keyword.
 
     CRYSTAL keywords start with a letter; argument records start with a digit, a sign or a dot.
     """
@@ -120,7 +120,7 @@ def is_argument_line(line: str) -> bool:
 
 
 def allowed_keywords(allow_unknown: bool | str | Iterable[str]) -> frozenset[str]:
-    """The upper-cased keywords named by an ``allow_unknown`` argument (``True``/``False``: none).
+    """Return the upper-cased keywords an ``allow_unknown`` names (``True``/``False``: none).
 
     Parameters
     ----------
@@ -178,26 +178,28 @@ class LineCursor:
         self.error_type = error
 
     def at_end(self) -> bool:
-        """True when every line has been consumed."""
+        """Tell whether every line has been consumed."""
         return self.index >= len(self.lines)
 
     def peek(self) -> str | None:
-        """The current line, not consumed (None at the end)."""
+        """Return the current line without consuming it (None at the end)."""
         return None if self.at_end() else self.lines[self.index][1]
 
     def peek_keyword(self) -> str | None:
-        """The upper-cased first word of the current line (None at the end)."""
+        """Return the upper-cased first word of the current line (None at the end)."""
         line = self.peek()
         return None if line is None else line.split()[0].upper()
 
     def number(self, offset: int = 0) -> int:
-        """The line number ``offset`` lines from the current one (the last line past the end)."""
+        """Return the number of the line ``offset`` lines on (the last line past the end)."""
         if not self.lines:
             return 1
         return self.lines[min(self.index + offset, len(self.lines) - 1)][0]
 
-    def error(self, what: str, *, hint: str | None = None, error: type[DeckError] | None = None) -> DeckError:
-        """An error about the current line (or the end of the input).
+    def error(
+        self, what: str, *, hint: str | None = None, error: type[DeckError] | None = None
+    ) -> DeckError:
+        """Build an error about the current line (or the end of the input).
 
         Parameters
         ----------
@@ -214,7 +216,9 @@ class LineCursor:
         DeckError
             The error, to be raised by the caller.
         """
-        kind = error if error is not None and issubclass(error, self.error_type) else self.error_type
+        kind = (
+            error if error is not None and issubclass(error, self.error_type) else self.error_type
+        )
         if self.at_end():
             return kind(f"unexpected end of input, expected {what}", line=self.number(), hint=hint)
         number, line = self.lines[self.index]

@@ -83,7 +83,8 @@ class CrystalErrorKind(str, Enum):
         "no_calculation",
         None,
         (
-            "the output terminated but shows no calculation (no SCF, optimisation, frequencies, EOS, "
+            "the output terminated but shows no calculation (no SCF, optimisation, frequencies, "
+            "EOS, "
             "elastic constants, geometry or wave-function energy)"
         ),
         False,

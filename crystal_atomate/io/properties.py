@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Collection, Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -126,7 +127,7 @@ class Newk(_Model):
         return self
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included."""
+        """Return the deck lines, keyword included."""
         out = ["NEWK", f"{self.shrink} {self.gilat_shrink}"]
         if self.mesh is not None:
             out.append(" ".join(str(i) for i in self.mesh))
@@ -186,7 +187,7 @@ class Band(_Model):
         ]
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included (labels are not part of the deck)."""
+        """Return the deck lines, keyword included (labels are not part of the deck)."""
         out = [
             "BAND",
             self.title,
@@ -208,7 +209,7 @@ class Band(_Model):
         title: str | None = None,
         symprec: float = 0.01,
     ) -> Band:
-        """The standard high-symmetry path of ``structure`` as a CRYSTAL BAND block.
+        """Build the standard high-symmetry path of ``structure`` as a CRYSTAL BAND block.
 
         ``bands`` is (INZB, IFNB), typically ``(1, number of AO)`` from the SCF output.
         ``line_density`` is k-points per reciprocal Angstrom (2*pi included, as in pymatgen);
@@ -295,7 +296,7 @@ class Doss(_Model):
         return self
 
     def lines(self) -> list[str]:
-        """The deck lines, keyword included."""
+        """Return the deck lines, keyword included."""
         out = [
             "DOSS",
             f"{len(self.projections)} {self.n_points} {self.first_band} {self.last_band} "
@@ -368,7 +369,7 @@ class PropertiesInput(_Model):
         return sections
 
     def to_string(self) -> str:
-        """The deck text, newline-terminated."""
+        """Return the deck text, newline-terminated."""
         blocks = {"NEWK": self.newk, "BAND": self.band, "DOSS": self.doss}
         extra = iter(self.extra)
         lines: list[str] = []
@@ -387,13 +388,19 @@ class PropertiesInput(_Model):
         return path
 
     @classmethod
-    def from_file(cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()) -> PropertiesInput:
+    def from_file(
+        cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()
+    ) -> PropertiesInput:
         """Read a ``.d3`` deck; errors name the file and line (see :meth:`from_string`)."""
         return cls.from_string(Path(path).read_text(), path=path, allow_unknown=allow_unknown)
 
     @classmethod
     def from_string(
-        cls, text: str, *, path: str | Path | None = None, allow_unknown: bool | Collection[str] = ()
+        cls,
+        text: str,
+        *,
+        path: str | Path | None = None,
+        allow_unknown: bool | Collection[str] = (),
     ) -> PropertiesInput:
         """Parse deck text up to the first ``END``.
 
@@ -446,7 +453,7 @@ def _kpath(
     scale = _basis_change(basis, structure.lattice)
     kpoints = finder.kpath["kpoints"]
     points = {label: scale @ np.asarray(k, dtype=float) for label, k in kpoints.items()}
-    segments = [(a, b) for branch in finder.kpath["path"] for a, b in zip(branch, branch[1:])]
+    segments = [pair for branch in finder.kpath["path"] for pair in pairwise(branch)]
     return points, segments
 
 
@@ -510,23 +517,29 @@ def _fortran_float(token: str) -> float:
 class _DeckReader:
     """Line cursor over a deck, raising :class:`PropertiesParseError` with the line number."""
 
-    def __init__(self, text: str, path: str | Path | None, allow_unknown: bool | Collection[str] = ()):
+    def __init__(
+        self, text: str, path: str | Path | None, allow_unknown: bool | Collection[str] = ()
+    ):
         self.lines = text.splitlines()
         self.path = path
         self.index = 0
         self.allow_all = allow_unknown is True
         self.allowed = allowed_keywords(allow_unknown)
 
-    def error(self, message: str, line: int | None = None, hint: str | None = None) -> PropertiesParseError:
+    def error(
+        self, message: str, line: int | None = None, hint: str | None = None
+    ) -> PropertiesParseError:
         return PropertiesParseError(message, path=self.path, line=line or self.index, hint=hint)
 
     def _extra_line(self, line: str, layout: list[Section]) -> None:
         """Check an untyped line: a known (or allowed) keyword, or numbers after one."""
         if is_argument_line(line):
             if not layout or layout[-1] != "EXTRA":
-                raise self.error(f"expected a keyword, got {line!r}",
-                                 hint="numbers with no keyword before them: a count above (NLINE, NPRO) "
-                                      "is too small, or a keyword line was lost")
+                raise self.error(
+                    f"expected a keyword, got {line!r}",
+                    hint="numbers with no keyword before them: a count above (NLINE, NPRO) "
+                    "is too small, or a keyword line was lost",
+                )
             return
         keyword = line.split()[0].upper()
         if keyword in PROPERTIES_KEYWORDS or self.allow_all or keyword in self.allowed:
@@ -536,7 +549,7 @@ class _DeckReader:
                          or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]")
 
     def next_line(self, what: str) -> str:
-        """The next non-blank line (1-based number in ``self.index``)."""
+        """Return the next non-blank line (its 1-based number goes in ``self.index``)."""
         while self.index < len(self.lines):
             self.index += 1
             line = self.lines[self.index - 1].strip()
@@ -546,7 +559,7 @@ class _DeckReader:
                          hint="a properties deck ends with END")
 
     def ints(self, what: str, count: int) -> list[int]:
-        """The first ``count`` integers of the next record."""
+        """Read the first ``count`` integers of the next record."""
         tokens = self.next_line(what).split()
         if len(tokens) < count:
             raise self.error(f"{what}: expected {count} integers, found {len(tokens)}")

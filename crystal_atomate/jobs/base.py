@@ -39,7 +39,14 @@ __all__ = [
 ]
 
 #: Large objects that jobflow routes to the JobStore's ``data`` store.
-_DATA_OBJECTS: list[Any] = [BandStructure, BandStructureSymmLine, Dos, CompleteDos, Trajectory, "trajectory"]
+_DATA_OBJECTS: list[Any] = [
+    BandStructure,
+    BandStructureSymmLine,
+    Dos,
+    CompleteDos,
+    Trajectory,
+    "trajectory",
+]
 
 _OPT_STEP_FILE = re.compile(r"^opt[ca]\d{3,}$")
 
@@ -67,8 +74,10 @@ def crystal_job(method: Callable) -> Callable[..., Job]:
     return make
 
 
-def should_stop_children(task_document: CrystalTaskDoc, handle_unsuccessful: bool | str = "error") -> bool:
-    """atomate2's three-way switch: ``True`` stops children, ``False`` carries on, ``"error"`` raises."""
+def should_stop_children(
+    task_document: CrystalTaskDoc, handle_unsuccessful: bool | str = "error"
+) -> bool:
+    """Apply atomate2's switch: ``True`` stops children, ``False`` goes on, ``"error"`` raises."""
     if task_document.state == "successful":
         return False
     if isinstance(handle_unsuccessful, bool):
@@ -83,7 +92,7 @@ def should_stop_children(task_document: CrystalTaskDoc, handle_unsuccessful: boo
 
 
 def last_geometry(directory: Path, task_document: CrystalTaskDoc) -> Structure | Molecule | None:
-    """The newest geometry of a (possibly killed) run: the last optcNNN file, else the parsed one."""
+    """Return the newest geometry of a (maybe killed) run: the last optcNNN file, else parsed."""
     steps = sorted(path for path in directory.iterdir() if _OPT_STEP_FILE.match(path.name))
     if steps:
         fort34 = Fort34.from_file(steps[-1])
@@ -125,14 +134,22 @@ class BaseCrystalMaker(Maker):
         prev_dir: str | Path | None = None,
         restarts: list[RestartRecord] | None = None,
     ) -> Response:
-        """Run CRYSTAL on ``structure`` (continuing from ``prev_dir``), restarting on known failures."""
+        """Run CRYSTAL on ``structure`` (continuing ``prev_dir``), restarting on known failures."""
         workdir = Path.cwd()
         restarts = list(restarts or [])
-        input_set = self.input_set_generator.get_input_set(structure, prev_dir=prev_dir, title=self.name)
+        input_set = self.input_set_generator.get_input_set(
+            structure, prev_dir=prev_dir, title=self.name
+        )
         input_set.write_input(workdir)
-        record = run_crystal(workdir, program="crystal", job_name=self.name, **self.run_crystal_kwargs)
+        record = run_crystal(
+            workdir, program="crystal", job_name=self.name, **self.run_crystal_kwargs
+        )
         task_doc = CrystalTaskDoc.from_directory(
-            workdir, task_label=self.name, restarts=restarts, run=record, **self.task_document_kwargs
+            workdir,
+            task_label=self.name,
+            restarts=restarts,
+            run=record,
+            **self.task_document_kwargs,
         )
         if task_doc.state == "failed":
             restart = self._restart(task_doc, input_set.crystal_input, restarts, workdir, structure)
@@ -150,9 +167,15 @@ class BaseCrystalMaker(Maker):
         workdir: Path,
         structure: Structure | Molecule,
     ) -> Any:
-        """The replacing job for a fixable failure, or None (the reason goes into the document)."""
-        limit = self.max_restarts if self.max_restarts is not None else CrystalAtomateSettings().MAX_ERRORS
-        files = [path.name for path in workdir.iterdir() if path.is_file() and path.stat().st_size > 0]
+        """Return the job replacing a fixable failure, or None (the reason goes in the document)."""
+        limit = (
+            self.max_restarts
+            if self.max_restarts is not None
+            else CrystalAtomateSettings().MAX_ERRORS
+        )
+        files = [
+            path.name for path in workdir.iterdir() if path.is_file() and path.stat().st_size > 0
+        ]
         plan = plan_restart(
             task_doc.errors, crystal_input, restarts, is_metal=task_doc.output.is_metal, files=files
         )
@@ -168,9 +191,13 @@ class BaseCrystalMaker(Maker):
             next_structure = last_geometry(workdir, task_doc) or structure
         generator = replace(
             self.input_set_generator,
-            user_input_settings=deep_update(self.input_set_generator.user_input_settings, plan.input_updates),
+            user_input_settings=deep_update(
+                self.input_set_generator.user_input_settings, plan.input_updates
+            ),
             inherit_wavefunction=plan.wavefunction,
         )
         maker = replace(self, input_set_generator=generator)
         uses_files = plan.wavefunction or plan.hessian
-        return maker.make(next_structure, prev_dir=workdir if uses_files else None, restarts=[*restarts, plan])
+        return maker.make(
+            next_structure, prev_dir=workdir if uses_files else None, restarts=[*restarts, plan]
+        )

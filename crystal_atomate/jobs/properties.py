@@ -32,7 +32,7 @@ __all__ = ["BandStructureMaker", "BasePropertiesMaker", "DosMaker"]
 
 @dataclass
 class BasePropertiesMaker(Maker, ABC):
-    """Copy ``fort.9`` from ``prev_dir``, write the ``properties`` deck, run it, read the results."""
+    """Copy ``fort.9`` from ``prev_dir``, write the ``properties`` deck, run it, read results."""
 
     name: str = "properties"
     input_set_generator: PropertiesSetGenerator = field(default_factory=BandStructureSetGenerator)
@@ -46,7 +46,9 @@ class BasePropertiesMaker(Maker, ABC):
         workdir = Path.cwd()
         wavefunction = Path(prev_dir) / "fort.9"
         if not wavefunction.is_file():
-            raise FileNotFoundError(f"No fort.9 in {prev_dir}: properties needs the SCF wavefunction")
+            raise FileNotFoundError(
+                f"No fort.9 in {prev_dir}: properties needs the SCF wavefunction"
+            )
         shutil.copyfile(wavefunction, workdir / "fort.9")
         deck = self.input_set_generator.get_input_set(structure, prev_dir)
         deck.write_input(workdir)
@@ -78,7 +80,11 @@ class BasePropertiesMaker(Maker, ABC):
 
     @abstractmethod
     def _read_results(
-        self, workdir: Path, structure: Structure, deck: PropertiesInput, doc: CrystalPropertiesTaskDoc
+        self,
+        workdir: Path,
+        structure: Structure,
+        deck: PropertiesInput,
+        doc: CrystalPropertiesTaskDoc,
     ) -> None:
         """Read the program's data files into ``doc`` (pymatgen objects + headline numbers)."""
 
@@ -92,7 +98,11 @@ class BandStructureMaker(BasePropertiesMaker):
     task_type: Literal["band structure", "dos"] = "band structure"
 
     def _read_results(
-        self, workdir: Path, structure: Structure, deck: PropertiesInput, doc: CrystalPropertiesTaskDoc
+        self,
+        workdir: Path,
+        structure: Structure,
+        deck: PropertiesInput,
+        doc: CrystalPropertiesTaskDoc,
     ) -> None:
         bands = read_band_dat(workdir / "BAND.DAT")
         bandstructure = bands.to_band_structure(structure, deck.band)
@@ -117,7 +127,11 @@ class DosMaker(BasePropertiesMaker):
     task_type: Literal["band structure", "dos"] = "dos"
 
     def _read_results(
-        self, workdir: Path, structure: Structure, deck: PropertiesInput, doc: CrystalPropertiesTaskDoc
+        self,
+        workdir: Path,
+        structure: Structure,
+        deck: PropertiesInput,
+        doc: CrystalPropertiesTaskDoc,
     ) -> None:
         del structure, deck
         dos = read_doss_dat(workdir / "DOSS.DAT").to_dos()

@@ -1,1 +1,1 @@
-"""Materials Project structures through the real ``mp-api`` client, cached in the shared database."""
+"""Materials Project structures via the real ``mp-api`` client, cached in the shared database."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -132,7 +132,7 @@ class MPQuery(BaseModel):
     limit: int = Field(100, ge=1, le=1000, description="Most materials returned.")
 
     def describe(self) -> str:
-        """The criteria that were set, for messages: 'formula=MgO, stable=True'."""
+        """Describe the criteria that were set, for messages: 'formula=MgO, stable=True'."""
         fields = self.model_dump(exclude_defaults=True)
         return ", ".join(f"{k}={v}" for k, v in fields.items()) or "all materials"
 
@@ -168,13 +168,13 @@ class RetryPolicy:
     max_delay: float = 30.0
 
     def delays(self) -> Iterator[float]:
-        """The pauses between attempts (one fewer than ``attempts``)."""
+        """Return the pauses between attempts (one fewer than ``attempts``)."""
         for attempt in range(self.attempts - 1):
             yield min(self.base_delay * 2**attempt, self.max_delay)
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:
-    """The API endpoint: the argument, else ``MP_API_ENDPOINT``, else MP's; always ending in '/'.
+    """Return the API endpoint: the argument, else ``MP_API_ENDPOINT``, else MP's; ending in '/'.
 
     mp-api appends paths ("heartbeat") to it by plain concatenation, hence the slash.
     """
@@ -216,6 +216,7 @@ class MPClient:
         self._rester: MPRester | None = None
 
     def __repr__(self) -> str:
+        """Name the endpoint, never the API key."""
         return f"MPClient(endpoint={self.endpoint!r})"
 
     @property
@@ -224,7 +225,7 @@ class MPClient:
         return (self._rester.db_version or None) if self._rester is not None else None
 
     def get_structure(self, material_id: str) -> MPStructure:
-        """The final structure of one material (``MPRester.get_structure_by_material_id``)."""
+        """Fetch the final structure of one material (``MPRester.get_structure_by_material_id``)."""
         mid = normalise_material_id(material_id)
         structure = self._call(lambda rester: rester.get_structure_by_material_id(mid), mid)
         if structure is None:
@@ -261,7 +262,7 @@ class MPClient:
             material_id=material_id,
             db_version=self.db_version,
             endpoint=self.endpoint,
-            retrieved_at=datetime.now(timezone.utc),
+            retrieved_at=datetime.now(UTC),
         )
         return MPStructure(
             material_id=material_id,
@@ -272,7 +273,7 @@ class MPClient:
         )
 
     def _call(self, request: Callable[[MPRester], T], what: str) -> T:
-        """Run ``request`` against the rester, backing off on rate limiting as ``RetryPolicy`` says."""
+        """Run ``request`` on the rester, backing off on rate limits as ``RetryPolicy`` says."""
         delays = self._retry.delays()
         while True:
             try:
@@ -316,7 +317,7 @@ def _translated_errors(endpoint: str, what: str) -> Iterator[None]:
 
 
 def _translate(exc: Exception, endpoint: str, what: str) -> MPError | None:
-    """The typed error for ``exc``, or None when it is not a request failure at all.
+    """Return the typed error for ``exc``, or None when it is not a request failure at all.
 
     mp-api re-raises ``requests`` failures as ``MPRestError(str(error))`` inside the handler, so
     the original is its ``__context__``; HTTP errors carry the status only in their text.

@@ -1,5 +1,6 @@
-"""The failures a structure-source user meets (Materials Project, OPTIMADE, MPContribs), one typed
-exception each.
+"""The failures a structure-source user meets, one typed exception each.
+
+The sources are the Materials Project, OPTIMADE and MPContribs.
 
 ``MPRester`` reports almost everything as a single ``MPRestError`` with the HTTP status inside its
 text, or lets a bare ``requests`` exception escape when its start-up heartbeat cannot connect. A

@@ -1,5 +1,7 @@
-"""MPContribs: a project's contributions (data and structures) through ``mpcontribs-client``, and a
-CRYSTAL result prepared as the contribution a user would submit.
+"""MPContribs: a project's contributions through ``mpcontribs-client``, and ours to submit.
+
+A project's contributions (data and structures) are read, and a CRYSTAL result is prepared as the
+contribution a user would submit.
 
 :class:`MPContribs` reads contributions with the client's own swagger operations
 (``contributions.queryContributions``, ``Client.get_structure``) and caches them in the shared
@@ -71,7 +73,7 @@ class Contribution:
     structures: list[MPStructure]
 
     def to_ui(self) -> dict[str, Any]:
-        """The UI's ``ContributionRecord.to_dict()``; structures as UI material records."""
+        """Return the UI's ``ContributionRecord.to_dict()``; structures as UI material records."""
         material_id = self.identifier if (self.identifier or "").startswith("mp-") else None
         return {
             "contribution_id": self.contribution_id,
@@ -124,6 +126,7 @@ class MPContribs:
         self._client: Client | None = None
 
     def __repr__(self) -> str:
+        """Name the host, never the API key."""
         return f"MPContribs(host={self.host!r})"
 
     @property
@@ -143,8 +146,9 @@ class MPContribs:
         limit: int = 50,
         refresh: bool = False,
     ) -> list[Contribution]:
-        """A project's contributions (of one material when ``identifier`` is given), with their
-        structures; cached 30 days.
+        """Return a project's contributions with their structures; cached 30 days.
+
+        Only those of one material when ``identifier`` is given.
 
         Raises
         ------
@@ -176,8 +180,10 @@ class MPContribs:
     def structures(
         self, project: str, identifier: str | None = None, limit: int = 50, refresh: bool = False
     ) -> list[MPStructure]:
-        """Every structure of the project's contributions, in order: what seeds a batch
-        (``[Candidate.from_mp(s) for s in ...]``)."""
+        """Return every structure of the project's contributions, in order.
+
+        This is what seeds a batch (``[Candidate.from_mp(s) for s in ...]``).
+        """
         found = self.contributions(project, identifier=identifier, limit=limit, refresh=refresh)
         return [structure for contribution in found for structure in contribution.structures]
 
@@ -222,7 +228,7 @@ class MPContribs:
         )
 
     def _open(self) -> Client:
-        """The client, built from the server's spec once a quick probe says it will work."""
+        """Return the client, built from the server's spec once a quick probe says it will work."""
         if self._client is not None:
             return self._client
         if not self._api_key:
@@ -263,7 +269,7 @@ class MPContribs:
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
-        """The client's and bravado's exceptions as :class:`MPContribsError` (one line)."""
+        """Turn the client's and bravado's exceptions into :class:`MPContribsError` (one line)."""
         import requests
         from bravado.exception import HTTPError
 
@@ -288,7 +294,7 @@ class MPContribs:
 
 
 def _contributions_of(cached: Cached[dict[str, Any]]) -> Cached[list[Contribution]]:
-    """A cached response as contributions, keeping its times."""
+    """Read a cached response as contributions, keeping its times."""
     return Cached(
         [Contribution.from_ui(c) for c in cached.value["contributions"]],
         cached.fetched_at,
@@ -299,11 +305,12 @@ def _contributions_of(cached: Cached[dict[str, Any]]) -> Cached[list[Contributio
 def contribution_document(
     task: CrystalTaskDoc, project: str, identifier: str | None = None
 ) -> dict[str, Any]:
-    """The contribution a user would submit for a CRYSTAL result (``Client.submit_contributions``).
+    """Build the contribution a user would submit for a CRYSTAL result.
 
-    ``identifier`` defaults to the Materials Project id the structure came from (the task's
-    ``metadata``), else the formula. Values carry their units as MPContribs parses them
-    (``"-3747.669 eV"``); the final structure goes under ``structures``.
+    The document is what ``Client.submit_contributions`` takes. ``identifier`` defaults to the
+    Materials Project id the structure came from (the task's ``metadata``), else the formula. Values
+    carry their units as MPContribs parses them (``"-3747.669 eV"``); the final structure goes under
+    ``structures``.
 
     Raises
     ------

@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_provider(provider: str) -> str:
-    """The base URL of ``provider``: a known name, or a URL given as is (without a final '/').
+    """Return the base URL of ``provider``: a known name, or a URL as given (without a final '/').
 
     Raises
     ------
@@ -140,6 +140,15 @@ class OptimadeQuery:
     limit: int = 50
 
     def __post_init__(self) -> None:
+        """Refuse a query that cannot be sent: both or neither of formula and filter, no provider.
+
+        Raises
+        ------
+        OptimadeFilterError
+            Both a formula and a filter were given, or neither.
+        OptimadeProviderError
+            No provider was given.
+        """
         if (self.formula is None) == (self.filter is None):
             raise OptimadeFilterError(
                 "Give either a formula or an OPTIMADE filter, not both or none."
@@ -150,7 +159,7 @@ class OptimadeQuery:
             )
 
     def filter_text(self) -> str:
-        """The OPTIMADE filter sent to every provider."""
+        """Return the OPTIMADE filter sent to every provider."""
         if self.formula is not None:
             return f'chemical_formula_reduced="{optimade_formula(self.formula)}"'
         return str(self.filter)
@@ -161,8 +170,11 @@ class OptimadeQuery:
         return f"{what} at {', '.join(self.providers)}"
 
     def cache_params(self) -> tuple[str, dict[str, Any]]:
-        """The UI's ``search_optimade`` key parameters for a formula; ``search_optimade_filter``
-        (a call the UI does not make) for a raw filter."""
+        """Return the cache key parameters, as the UI builds them.
+
+        The UI's ``search_optimade`` parameters for a formula; ``search_optimade_filter`` (a call
+        the UI does not make) for a raw filter.
+        """
         providers = sorted(self.providers)
         if self.formula is not None:
             return "search_optimade", {
@@ -246,8 +258,11 @@ def _ask(urls: dict[str, str], text: str, limit: int, timeout: float, attempts: 
 
 
 def _reason(error: str, timeout: float) -> str:
-    """The client's error text ('ReadTimeout: HTTPConnectionPool(...)', 'RuntimeError: 500 - url:
-    body') said in a few words: 'no answer within 5 s', 'connection refused', 'HTTP 500 (title)'."""
+    """Say the client's error text in a few words.
+
+    'ReadTimeout: HTTPConnectionPool(...)' or 'RuntimeError: 500 - url: body' become 'no answer
+    within 5 s', 'connection refused', 'HTTP 500 (title)'.
+    """
     if error.startswith(_TIMEOUTS):
         return f"no answer within {timeout:g} s"
     if error.startswith(_OFFLINE):
@@ -262,7 +277,7 @@ def _reason(error: str, timeout: float) -> str:
 def _records(
     provider: str, base_url: str, entries: list[dict[str, Any]], retrieved: datetime
 ) -> list[MPStructure]:
-    """The entries pymatgen can read as periodic structures; the others are logged and skipped."""
+    """Return the entries pymatgen reads as periodic structures; others are logged and skipped."""
     label = provider if provider in PROVIDERS else urlsplit(base_url).netloc
     records = []
     for entry in entries:
@@ -296,7 +311,7 @@ def _records(
 
 
 def _structure(entry: dict[str, Any]) -> Structure | None:
-    """The entry as a pymatgen ``Structure`` (the package's own adapter), or None."""
+    """Convert the entry to a pymatgen ``Structure`` (the package's own adapter), or None."""
     from optimade.adapters.structures.pymatgen import get_pymatgen
     from optimade.models import StructureResource
 

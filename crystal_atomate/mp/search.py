@@ -43,7 +43,7 @@ def find_by_formula(
     limit: int = 50,
     refresh: bool = False,
 ) -> Found:
-    """The Materials Project's structures of ``formula``, else the OPTIMADE providers'.
+    """Search the Materials Project for ``formula``, else the OPTIMADE providers.
 
     Raises
     ------

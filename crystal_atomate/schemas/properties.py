@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -36,7 +36,9 @@ class CrystalPropertiesTaskDoc(BaseModel):
     task_label: str | None = None
     task_type: Literal["band structure", "dos"]
     structure: Structure | None = None
-    input: dict[str, Any] = Field(default_factory=dict, description="{'d3': deck text, 'prev_dir': ...}")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="{'d3': deck text, 'prev_dir': ...}"
+    )
     output: PropertiesOutputDoc = Field(default_factory=PropertiesOutputDoc)
     bandstructure: BandStructureSymmLine | None = None
     dos: Dos | None = None
@@ -44,4 +46,4 @@ class CrystalPropertiesTaskDoc(BaseModel):
     error_messages: list[str] = Field(default_factory=list)
     crystal_version: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    completed_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    completed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

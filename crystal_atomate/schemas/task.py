@@ -8,7 +8,7 @@ Hartree energy is kept too, for the terminal UI's ``jobs.final_energy``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -56,14 +56,19 @@ class RestartRecord(BaseModel):
     """One automatic restart made by the error handlers (recorded in the task document)."""
 
     attempt: int = Field(description="1 for the first restart of the job.")
-    errors: list[CrystalErrorKind] = Field(description="What went wrong in the run being restarted.")
+    errors: list[CrystalErrorKind] = Field(
+        description="What went wrong in the run being restarted."
+    )
     action: str = Field(description="What was changed, for humans.")
     input_updates: dict[str, Any] = Field(
-        default_factory=dict, description="The settings update applied (a None value removes a key)."
+        default_factory=dict,
+        description="The settings update applied (a None value removes a key).",
     )
     from_dir: str | None = Field(None, description="Directory of the failed run.")
     geometry_from: Literal["input", "last_step"] = "input"
-    wavefunction: bool = Field(False, description="Restarted from the failed run's fort.9 (GUESSP).")
+    wavefunction: bool = Field(
+        False, description="Restarted from the failed run's fort.9 (GUESSP)."
+    )
     hessian: bool = Field(False, description="Restarted with the failed run's HESSOPT.DAT.")
 
 
@@ -75,7 +80,9 @@ class CrystalInputDoc(BaseModel):
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="The deck's settings (all but geometry and basis)."
     )
-    basis: str | None = Field(None, description="Library name, or the elements of an explicit basis.")
+    basis: str | None = Field(
+        None, description="Library name, or the elements of an explicit basis."
+    )
     structure: Structure | Molecule | None = None
 
 
@@ -108,8 +115,12 @@ class CrystalEosDoc(BaseModel):
         """Convert the parser's Hartree/GPa tables."""
         fits = {}
         for fit in eos.fits:
-            equation = fit.equation.rsplit(" ", 1)[0] if fit.equation[-4:].isdigit() else fit.equation
-            name = _PYMATGEN_EOS_NAMES.get(equation, equation.lower().replace(" ", "_").replace("-", "_"))
+            equation = (
+                fit.equation.rsplit(" ", 1)[0] if fit.equation[-4:].isdigit() else fit.equation
+            )
+            name = _PYMATGEN_EOS_NAMES.get(
+                equation, equation.lower().replace(" ", "_").replace("-", "_")
+            )
             fits[name] = {
                 "e0": fit.energy_ha * HARTREE_TO_EV,
                 "v0": fit.volume_a3,
@@ -140,7 +151,9 @@ class CrystalOutputDoc(BaseModel):
     opt_points: int | None = None
     frequencies: list[float] | None = Field(None, description="Gamma-point modes (cm^-1).")
     ir_intensities: list[float | None] | None = Field(
-        None, description="IR intensity of each mode in ``frequencies`` (km/mol); None where not printed."
+        None,
+        description="IR intensity of each mode in ``frequencies`` (km/mol); None where "
+        "not printed.",
     )
     elastic_tensor: list[list[float]] | None = Field(None, description="Voigt 6x6 (GPa).")
     eos: CrystalEosDoc | None = Field(None, description="CRYSTAL's native equation of state (EOS).")
@@ -214,7 +227,7 @@ class CrystalTaskDoc(StructureMetadata):
         description="Provenance from outside CRYSTAL: Materials Project id, AiiDA node uuid, ...",
     )
     completed_at: datetime | None = None
-    last_updated: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    last_updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def from_directory(
@@ -227,9 +240,10 @@ class CrystalTaskDoc(StructureMetadata):
         metadata: dict[str, Any] | None = None,
         output_file: str = OUTPUT_FILE,
     ) -> CrystalTaskDoc:
-        """Parse a finished CRYSTAL directory (``INPUT``, its output, fort.34/fort.87/SCFOUT.LOG)."""
+        """Parse a finished CRYSTAL folder (``INPUT``, the output, fort.34/fort.87/SCFOUT.LOG)."""
         directory = Path(dir_name).resolve()
-        # the deck this run used: keywords a user passed through ``extra`` are read back, not refused
+        # the deck this run used: keywords a user passed through ``extra`` are read back, not
+        # refused
         crystal_input = CrystalInput.from_file(directory / "INPUT", allow_unknown=True)
         input_doc = _input_doc(crystal_input, directory)
         out = parse_output(directory / output_file)
@@ -245,7 +259,7 @@ class CrystalTaskDoc(StructureMetadata):
             run=run,
             wall_time_seconds=out.telapse_s,
             cpu_time_seconds=out.tcpu_s,
-            completed_at=datetime.now(timezone.utc),
+            completed_at=datetime.now(UTC),
         )
         structure = calc.output.structure or input_doc.structure
         fields = _structure_metadata(structure)
@@ -281,7 +295,7 @@ def _per_mode_ir_intensities(out: CrystalOutput) -> list[float | None] | None:
 
 
 def task_type_of(crystal_input: CrystalInput) -> TaskType:
-    """The calculation a deck asks for."""
+    """Return the calculation a deck asks for."""
     if crystal_input.freqcalc is not None:
         return TaskType.FREQUENCY
     if crystal_input.elastcon is not None:
@@ -294,7 +308,7 @@ def task_type_of(crystal_input: CrystalInput) -> TaskType:
 
 
 def input_structure(crystal_input: CrystalInput, directory: Path) -> Structure | Molecule | None:
-    """The structure a deck describes; EXTERNAL decks read the fort.34 written beside them."""
+    """Return the structure a deck describes; EXTERNAL decks read the fort.34 beside them."""
     geometry = crystal_input.geometry
     if isinstance(geometry, ExternalGeometry):
         fort34 = geometry.fort34
@@ -321,7 +335,7 @@ def _input_doc(crystal_input: CrystalInput, directory: Path) -> CrystalInputDoc:
 
 
 def _structure_metadata(structure: Structure | Molecule | None) -> dict[str, Any]:
-    """emmet's structure metadata for periodic structures (molecules have no lattice to describe)."""
+    """Return emmet's structure metadata for periodic structures (molecules have no lattice)."""
     if isinstance(structure, Structure):
         return StructureMetadata.from_structure(structure).model_dump()
     return {}

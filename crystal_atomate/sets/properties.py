@@ -20,7 +20,9 @@ __all__ = ["BandStructureSetGenerator", "DosSetGenerator", "PropertiesSetGenerat
 def scf_context(prev_dir: str | Path) -> tuple[Newk, tuple[int, int]]:
     """NEWK from the SCF deck's SHRINK and the band range (1, number of AO) from its output."""
     prev = Path(prev_dir)
-    shrink = CrystalInput.from_file(prev / "INPUT", allow_unknown=True).scf.shrink  # a deck that ran
+    shrink = CrystalInput.from_file(
+        prev / "INPUT", allow_unknown=True
+    ).scf.shrink  # a deck that ran
     if shrink is None:
         raise ValueError(f"The SCF deck in {prev} has no SHRINK: give newk explicitly")
     mesh = shrink.mesh
@@ -42,6 +44,23 @@ class PropertiesSetGenerator(ABC):
     newk: dict[str, Any] | None = None
 
     def get_input_set(self, structure: Structure, prev_dir: str | Path) -> PropertiesInput:
+        """Return the properties deck for ``structure`` after the SCF in ``prev_dir``.
+
+        The band range and the SCF's k-point mesh are read from ``prev_dir``, so the deck matches
+        the wavefunction it reads.
+
+        Parameters
+        ----------
+        structure
+            The structure the SCF ran on (for the k-path or the projections).
+        prev_dir
+            The SCF's folder.
+
+        Returns
+        -------
+        PropertiesInput
+            NEWK plus this generator's BAND or DOSS section.
+        """
         newk, bands = scf_context(prev_dir)
         if self.newk is not None:
             newk = Newk.model_validate(self.newk)
@@ -49,7 +68,7 @@ class PropertiesSetGenerator(ABC):
 
     @abstractmethod
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
-        """The BAND or DOSS section for ``structure`` over the band range ``bands``."""
+        """Return the BAND or DOSS section for ``structure`` over the band range ``bands``."""
 
 
 @dataclass
@@ -61,9 +80,18 @@ class BandStructureSetGenerator(PropertiesSetGenerator):
     band: dict[str, Any] | None = field(default=None, metadata={"help": "explicit Band fields"})
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
+        """Return the BAND section: the explicit ``band`` block, else the high-symmetry path."""
         if self.band is not None:
-            return {"band": Band.model_validate({"first_band": bands[0], "last_band": bands[1]} | self.band)}
-        return {"band": Band.from_structure(structure, bands=bands, line_density=self.line_density, kpath=self.kpath)}
+            return {
+                "band": Band.model_validate(
+                    {"first_band": bands[0], "last_band": bands[1]} | self.band
+                )
+            }
+        return {
+            "band": Band.from_structure(
+                structure, bands=bands, line_density=self.line_density, kpath=self.kpath
+            )
+        }
 
 
 @dataclass
@@ -75,8 +103,13 @@ class DosSetGenerator(PropertiesSetGenerator):
     doss: dict[str, Any] | None = None
 
     def sections(self, structure: Structure, bands: tuple[int, int]) -> dict[str, Any]:
+        """Return the DOSS section: the explicit ``doss`` block, else total plus per element."""
         if self.doss is not None:
-            return {"doss": Doss.model_validate({"first_band": bands[0], "last_band": bands[1]} | self.doss)}
+            return {
+                "doss": Doss.model_validate(
+                    {"first_band": bands[0], "last_band": bands[1]} | self.doss
+                )
+            }
         return {
             "doss": Doss.from_structure(
                 structure, bands=bands, n_points=self.n_points, n_polynomials=self.n_polynomials

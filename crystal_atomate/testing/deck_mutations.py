@@ -40,7 +40,11 @@ def _misspell(word: str, rng: random.Random) -> str:
     """One typing slip: a letter replaced, dropped, doubled, or two neighbours swapped."""
     i = rng.randrange(len(word))
     letter = rng.choice("ABCDEFGHIKLMNOPRSTUVXYZ")
-    slips = [word[:i] + letter + word[i + 1:], word[:i] + word[i + 1:], word[:i] + word[i] + word[i:]]
+    slips = [
+        word[:i] + letter + word[i + 1 :],
+        word[:i] + word[i + 1 :],
+        word[:i] + word[i] + word[i:],
+    ]
     if i + 1 < len(word):
         slips.append(word[:i] + word[i + 1] + word[i] + word[i + 2:])
     candidates = [slip for slip in slips if slip and slip != word]
@@ -95,8 +99,10 @@ def mutations(count: int, seed: int = 0) -> Iterator[Mutation]:
 
 
 def outcome(original: str, mutated: str, kind: MutationKind, what: str) -> str:
-    """Classify one mutated deck: ``error`` (typed, with a line), ``same`` (reads to the original
-    deck) or ``read`` (reads to another valid deck that writes back to itself).
+    """Classify one mutated deck: ``error``, ``same`` or ``read``.
+
+    ``error``: a typed error with a line; ``same``: it reads to the original deck; ``read``: it
+    reads to another valid deck that writes back to itself.
 
     Raises
     ------
@@ -110,7 +116,9 @@ def outcome(original: str, mutated: str, kind: MutationKind, what: str) -> str:
     except DeckError as exc:
         assert exc.line is not None, f"{what}: error without a line: {exc}"
         return "error"
-    assert CrystalInput.from_string(deck.to_string()) == deck, f"{what}: does not write back to itself"
+    assert CrystalInput.from_string(deck.to_string()) == deck, (
+        f"{what}: does not write back to itself"
+    )
     if deck == CrystalInput.from_string(original):
         return "same"
     if kind == "misspell":

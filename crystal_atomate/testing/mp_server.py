@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ def _load(data_dir: Path, name: str) -> Any:
 
 
 def _matches(doc: dict[str, Any], key: str, value: str) -> bool:
-    """Does ``doc`` satisfy one query parameter, with the API's meaning of the parameter?"""
+    """Tell whether ``doc`` satisfies one query parameter, in the API's meaning of it."""
     if key == "batch_id_not_eq":
         return doc.get("batch_id") != value
     if key.endswith("_min") or key.endswith("_max"):
@@ -95,6 +95,10 @@ class MPServer:
             self._httpd = None
 
     def next_fault(self, route: str) -> int | None:
+        """Return the status to fail the next request to ``route`` with, or None to answer it.
+
+        Scripted faults are used up one per request; a fault set "from now on" never is.
+        """
         if route in self.fault_forever:
             return self.fault_forever[route]
         queue = self.faults.get(route)
@@ -141,7 +145,7 @@ def _handler(server: MPServer, data_dir: Path) -> type[BaseHTTPRequestHandler]:
 
 
 def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
-    """maggma's ``Response``: matching documents, paginated and projected, and ``meta``."""
+    """Maggma's ``Response``: matching documents, paginated and projected, and ``meta``."""
     found = [
         d for d in docs
         if all(_matches(d, k, v) for k, v in params.items() if not k.startswith("_"))
@@ -153,7 +157,7 @@ def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, A
         page = [{k: d[k] for k in wanted if k in d} for d in page]
     meta = {
         "api_version": "0.86.3",
-        "time_stamp": datetime.now(timezone.utc).isoformat(),
+        "time_stamp": datetime.now(UTC).isoformat(),
         "total_doc": len(found),
         "max_limit": 1000,
         "default_fields": ["material_id", "formula_pretty", "last_updated"],
@@ -163,8 +167,10 @@ def _resource(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, A
 
 
 def start_server(data_dir: Path = DATA) -> tuple[MPServer, threading.Thread]:
-    """A server on a random free port of 127.0.0.1, serving ``data_dir``'s documents from a daemon
-    thread."""
+    """Start a server on a free port of 127.0.0.1, serving ``data_dir``'s documents.
+
+    It runs in a daemon thread, so a test that forgets to stop it does not hang the session.
+    """
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     server = MPServer(url=f"http://127.0.0.1:{httpd.server_address[1]}/", _httpd=httpd)
     httpd.RequestHandlerClass = _handler(server, data_dir)

@@ -69,7 +69,7 @@ def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 
 
 def _page(docs: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
-    """The API's paginated envelope: ``data``, ``total_count``, ``total_pages``, ``page``."""
+    """Return one page of ``docs`` in the API's envelope: data, total_count, total_pages, page."""
     fields = params["_fields"].split(",") if "_fields" in params else None
     per_page, page = int(params.get("per_page", 100)), int(params.get("page", 1))
     chunk = docs[(page - 1) * per_page : page * per_page]
@@ -130,7 +130,7 @@ def _handler(server: MPContribsServer, data_dir: Path) -> type[BaseHTTPRequestHa
 
 
 def start_server(data_dir: Path = DATA) -> MPContribsServer:
-    """A server on a free port of 127.0.0.1, serving ``data_dir``, which the client accepts."""
+    """Start a server on a free port of 127.0.0.1 serving ``data_dir``, which the client accepts."""
     from mpcontribs.client import VALID_URLS
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)

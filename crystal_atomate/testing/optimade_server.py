@@ -47,7 +47,7 @@ class OptimadeServer:
 
 
 def start_optimade_server(data: Path = DATA, timeout: float = 30.0) -> OptimadeServer:
-    """A reference server on a free port of 127.0.0.1 serving ``data``, started and ready."""
+    """Start a reference server on a free port of 127.0.0.1 serving ``data``; return it ready."""
     import uvicorn
     from fastapi import Request, Response
     from optimade.server.config import ServerConfig

@@ -38,8 +38,10 @@ def eos_structure() -> Structure:
 
 
 def eos_maker(name: str = "TaAs eos") -> EosMaker:
-    """CRYSTAL's native EOS with the settings that write the recorded hTaAs deck, keyword by keyword
-    (RESTART2 included), so the replay accepts it; :data:`EOS_REPLAY` answers the default name.
+    """Return CRYSTAL's native EOS Maker with the settings of the recorded hTaAs deck.
+
+    The deck it writes matches keyword by keyword (RESTART2 included), so the replay accepts it;
+    :data:`EOS_REPLAY` answers the default name.
 
     Parameters
     ----------
@@ -68,7 +70,7 @@ def eos_maker(name: str = "TaAs eos") -> EosMaker:
 
 
 def eos_flow() -> Flow:
-    """The native EOS job on TaAs as a one-job flow (built fresh each call)."""
+    """Build the native EOS job on TaAs as a one-job flow (fresh on each call)."""
     return Flow([eos_maker().make(eos_structure())], name="TaAs native EOS")
 
 

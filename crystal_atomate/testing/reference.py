@@ -35,7 +35,7 @@ class ReferenceDataMissing(FileNotFoundError):
 
 
 def reference_dir() -> Path:
-    """The folder of recorded runs: ``CRYSTAL_ATOMATE_REFERENCE_DIR`` if set, else the package's.
+    """Return the folder of recorded runs: ``CRYSTAL_ATOMATE_REFERENCE_DIR`` if set, else ours.
 
     Returns
     -------
@@ -57,7 +57,7 @@ def reference_dir() -> Path:
 
 
 def recording_dir(folder: str) -> Path:
-    """The folder of one recorded run, e.g. ``recording_dir("mgo_opt_b3lyp_crystal22")``.
+    """Return the folder of one recorded run, e.g. ``recording_dir("mgo_opt_b3lyp_crystal22")``.
 
     Parameters
     ----------
@@ -87,8 +87,9 @@ def recording_dir(folder: str) -> Path:
 
 
 def reference_file(folder: str, name: str) -> Path:
-    """One file of one recorded run, e.g.
-    ``reference_file("mgo_opt_b3lyp_crystal22", "OUTPUT.out")``.
+    """Return one file of one recorded run.
+
+    For example ``reference_file("mgo_opt_b3lyp_crystal22", "OUTPUT.out")``.
 
     Raises
     ------
@@ -102,8 +103,10 @@ def reference_file(folder: str, name: str) -> Path:
 
 
 def recorded_input(folder: str) -> CrystalInput:
-    """The recorded ``INPUT.d12`` of ``folder``, parsed: recipes reuse its basis and geometry so the
-    replay accepts the decks they write."""
+    """Parse the recorded ``INPUT.d12`` of ``folder``.
+
+    Recipes reuse its basis and geometry so the replay accepts the decks they write.
+    """
     from crystal_atomate.io.d12 import CrystalInput
 
     return CrystalInput.from_file(reference_file(folder, "INPUT.d12"))

@@ -1,22 +1,22 @@
-"""The replay executable: a stand-in for the licensed CRYSTAL binary that writes real recorded outputs.
+"""The replay executable: stands in for the licensed CRYSTAL binary, writing real recorded outputs.
 
-CRYSTAL is licensed and absent from CI and from new users' machines, so tests, tutorials and the demo
-run it through this program instead. Only the binary is replaced: whatever calls it (a jobflow job,
-FireWorks, jobflow-remote or an AiiDA CalcJob) writes the real input files, runs a real subprocess,
-and parses what comes back exactly as it would with CRYSTAL.
+CRYSTAL is licensed and absent from CI and from new users' machines, so tests, tutorials and the
+demo run it through this program instead. Only the binary is replaced: whatever calls it (a jobflow
+job, FireWorks, jobflow-remote or an AiiDA CalcJob) writes the real input files, runs a real
+subprocess, and parses what comes back exactly as it would with CRYSTAL.
 
 The replay
 
 1. reads the deck as CRYSTAL does (standard input for ``crystal``/``properties``, or the file
    ``INPUT`` when standard input is empty, as ``Pcrystal`` does);
-2. names the job: ``CRYSTAL_ATOMATE_JOB_NAME`` if set, else the deck's title line (our input sets write
-   the job name there, so this also works where the environment is not passed on);
+2. names the job: ``CRYSTAL_ATOMATE_JOB_NAME`` if set, else the deck's title line (our input sets
+   write the job name there, so this also works where the environment is not passed on);
 3. looks the name up in a :class:`ReplayPlan` (JSON file named by ``CRYSTAL_ATOMATE_REPLAY_PLAN``):
    glob patterns mapped to a sequence of recorded runs; a name matching two patterns is an error;
 4. picks the recording for this attempt (the n-th run of that name gets the n-th recording, the last
    one repeating), so a plan ``[failed run, recovered run]`` exercises the error handlers;
-5. checks the deck keyword by keyword against the recorded ``INPUT.d12`` (not a file hash), so a wrong
-   setting fails the run loudly instead of being silently "replayed";
+5. checks the deck keyword by keyword against the recorded ``INPUT.d12`` (not a file hash), so a
+   wrong setting fails the run loudly instead of being silently "replayed";
 6. writes the recorded output to standard output (and the recorded auxiliary files into the working
    directory) and exits 0, as CRYSTAL does even on fatal errors.
 """
@@ -59,7 +59,7 @@ _PROPERTIES_KEYWORDS = {"NEWK", "BAND", "DOSS", "PDIDE", "ECHG", "ECH3", "POTM",
 
 
 class ReplayError(RuntimeError):
-    """The replay cannot stand in for CRYSTAL on this deck (unknown job, mismatching input, bad plan)."""
+    """The replay cannot stand in for CRYSTAL on this deck (unknown job, other input, bad plan)."""
 
 
 class ReplayStep(BaseModel):
@@ -67,7 +67,9 @@ class ReplayStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recording: str = Field(description="Folder name of a recorded run (crystal_atomate.testing.reference).")
+    recording: str = Field(
+        description="Folder name of a recorded run (crystal_atomate.testing.reference)."
+    )
     output: str = Field("OUTPUT.out", description="The recorded standard output to write.")
     deck: str | None = Field(
         "INPUT.d12",
@@ -100,6 +102,11 @@ class ReplayPlan(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> ReplayPlan:
+        """Read a plan file; without a ``state_dir`` its counters live in a folder beside it.
+
+        The default folder is named after the plan, so two plans in one folder never share
+        attempt counters.
+        """
         path = Path(path)
         plan = cls.model_validate_json(path.read_text())
         if plan.state_dir is None:
@@ -107,7 +114,7 @@ class ReplayPlan(BaseModel):
         return plan
 
     def steps_for(self, job_name: str) -> list[ReplayStep]:
-        """The recordings for ``job_name``; unknown or ambiguous names are errors, never guesses."""
+        """Return the recordings for ``job_name``; unknown or ambiguous names raise, never guess."""
         matches = [pattern for pattern in self.jobs if fnmatch.fnmatchcase(job_name, pattern)]
         if not matches:
             raise ReplayError(
@@ -169,12 +176,14 @@ class _RecordedCrystalDeck:
 
 @lru_cache(maxsize=32)
 def _recorded_crystal_deck(deck: str, recorded_dir: Path, output: str) -> _RecordedCrystalDeck:
-    """Keyed on the deck's text (not only its path), so an edited recording is never served stale."""
+    """Parse a deck, cached on its text (not only its path): an edited recording is never stale."""
     from crystal_atomate.io.d12 import CrystalInput
 
     model = CrystalInput.from_string(deck)
     structure = _deck_structure(model, recorded_dir, recorded_dir / output)
-    return _RecordedCrystalDeck(_crystal_keywords(model), model.geometry, structure, _elements(structure))
+    return _RecordedCrystalDeck(
+        _crystal_keywords(model), model.geometry, structure, _elements(structure)
+    )
 
 
 def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
@@ -189,7 +198,7 @@ def _same_expandable_geometry(mine: Any, theirs: Any) -> bool:
 
 
 def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> Any:
-    """The geometry a deck describes, without site properties (spins are compared as ATOMSPIN).
+    """Return the geometry a deck describes, without site properties (spins compare as ATOMSPIN).
 
     EXTERNAL decks read fort.34 beside them. A recorded fort.34 that carries an energy header was
     written by CRYSTAL at the end of that run, not read by it: the recorded output's own geometry
@@ -206,18 +215,22 @@ def _deck_structure(model: Any, workdir: Path, recorded_output: Path | None) -> 
         elif recorded_output is not None:
             structure = parse_output(recorded_output, discover=False).structure
         else:
-            raise ReplayError(f"Cannot compare a {geometry.kind} geometry block: write it as EXTERNAL")
+            raise ReplayError(
+                f"Cannot compare a {geometry.kind} geometry block: write it as EXTERNAL"
+            )
     else:
         fort34 = geometry.fort34 or Fort34.from_file(workdir / "fort.34")
         if fort34.energy is not None and recorded_output is not None:
             structure = parse_output(recorded_output, discover=False).structure
         else:
-            structure = fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+            structure = (
+                fort34.to_molecule() if fort34.dimensionality == 0 else fort34.to_structure()
+            )
     return _bare(structure)
 
 
 def _bare(structure: Any) -> Any:
-    """The same atoms and cell with every site property dropped."""
+    """Return the same atoms and cell with every site property dropped."""
     bare = structure.copy()
     for name in list(bare.site_properties):
         bare.remove_site_property(name)
@@ -250,7 +263,8 @@ def compare_decks(
     my_elements = _elements(my_geometry)
     if my_elements != recorded_deck.elements:
         problems.append(
-            f"elements differ: ours {sorted(my_elements)}, recorded {sorted(recorded_deck.elements)}"
+            f"elements differ: ours {sorted(my_elements)}, recorded "
+            f"{sorted(recorded_deck.elements)}"
         )
     problems.extend(_geometry_differences(my_geometry, recorded_deck, step.lattice_tolerance))
     return problems
@@ -260,7 +274,9 @@ def _ignored(path: str, ignore: list[str]) -> bool:
     return any(path == item or path.startswith(f"{item}.") for item in ignore)
 
 
-def _keyword_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: list[str]) -> list[str]:
+def _keyword_differences(
+    mine: dict[str, Any], theirs: dict[str, Any], ignore: list[str]
+) -> list[str]:
     problems = []
     for path in sorted(set(mine) | set(theirs)):
         if _ignored(path, ignore):
@@ -275,7 +291,9 @@ def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: 
     if mine.composition.reduced_formula != theirs.composition.reduced_formula:
         return [f"formula: ours {mine.composition.formula}, recorded {theirs.composition.formula}"]
     if not hasattr(mine, "lattice"):
-        return [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
+        return (
+            [] if len(mine) == len(theirs) else [f"atoms: ours {len(mine)}, recorded {len(theirs)}"]
+        )
     if mine == theirs:  # the same sites in the same cell: no primitive reduction needed to compare
         return []
     ours_prim = mine.get_primitive_structure()
@@ -293,7 +311,7 @@ def _geometry_differences(mine: Any, recorded: _RecordedCrystalDeck, tolerance: 
 
 @contextmanager
 def _locked_counter(state_dir: Path, job_name: str) -> Iterator[int]:
-    """The attempt number for ``job_name``, incremented under a file lock (launchers run in parallel)."""
+    """Return the attempt number of ``job_name``, counted under a file lock (runs are parallel)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_name)
     path = state_dir / f"{safe}.count"
@@ -328,11 +346,13 @@ def _write_wavefunction_marker(workdir: Path, recording: str) -> None:
     """CRYSTAL leaves fort.9 behind; the recordings carry none, so mark where one would be."""
     marker = workdir / "fort.9"
     if not marker.exists():
-        marker.write_text(f"replayed run of {recording}: CRYSTAL's binary wavefunction is not recorded\n")
+        marker.write_text(
+            f"replayed run of {recording}: CRYSTAL's binary wavefunction is not recorded\n"
+        )
 
 
 def replay(deck: str, workdir: Path, plan: ReplayPlan, job_name: str | None = None) -> str:
-    """Validate ``deck`` against the plan's recording, write its files to ``workdir``; return stdout."""
+    """Check ``deck`` on the plan's recording, write its files to ``workdir``, return stdout."""
     name = job_name or _deck_title(deck)
     steps = plan.steps_for(name)
     assert plan.state_dir is not None
@@ -375,10 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     plan_file = os.environ.get(PLAN_ENV)
     try:
         if not plan_file:
-            raise ReplayError(f"Set {PLAN_ENV} to a replay plan (JSON) to use the replay executable")
+            raise ReplayError(
+                f"Set {PLAN_ENV} to a replay plan (JSON) to use the replay executable"
+            )
         workdir = Path.cwd()
         deck = _read_deck(workdir)
-        output = replay(deck, workdir, ReplayPlan.from_file(plan_file), os.environ.get(JOB_NAME_ENV))
+        output = replay(
+            deck, workdir, ReplayPlan.from_file(plan_file), os.environ.get(JOB_NAME_ENV)
+        )
     except ReplayError as exc:
         print(f"crystal-atomate-replay: {exc}", file=sys.stderr)
         return 2

@@ -6,17 +6,17 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from crystal_atomate.testing.replay import PLAN_ENV, ReplayPlan, ReplayStep
 
 __all__ = ["ReplaySpec", "replay_command", "use_replay"]
 
-ReplaySpec = Union[str, dict[str, Any], ReplayStep]
+ReplaySpec = str | dict[str, Any] | ReplayStep
 
 
 def replay_command() -> str:
-    """The replay executable; falls back to ``python -m`` when the console script is not on PATH."""
+    """Return the replay command; ``python -m`` when the console script is not on PATH."""
     script = shutil.which("crystal-atomate-replay")
     return script or f"{sys.executable} -m crystal_atomate.testing.replay"
 
@@ -31,14 +31,18 @@ def _steps(spec: ReplaySpec | Sequence[ReplaySpec]) -> list[ReplayStep]:
     ]
 
 
-def use_replay(jobs: Mapping[str, ReplaySpec | Sequence[ReplaySpec]], plan_dir: Path) -> dict[str, str]:
+def use_replay(
+    jobs: Mapping[str, ReplaySpec | Sequence[ReplaySpec]], plan_dir: Path
+) -> dict[str, str]:
     """Write ``plan_dir/plan.json`` for ``jobs`` and return the environment variables to set.
 
-    ``jobs`` maps a job name (a glob pattern) to one recording folder name, a step dict, or a list of
-    them replayed in order (a failure, then the recovered run).
+    ``jobs`` maps a job name (a glob pattern) to one recording folder name, a step dict, or a list
+    of them replayed in order (a failure, then the recovered run).
     """
     plan_dir.mkdir(parents=True, exist_ok=True)
-    plan = ReplayPlan(jobs={name: _steps(spec) for name, spec in jobs.items()}, state_dir=plan_dir / "state")
+    plan = ReplayPlan(
+        jobs={name: _steps(spec) for name, spec in jobs.items()}, state_dir=plan_dir / "state"
+    )
     path = plan_dir / "plan.json"
     path.write_text(plan.model_dump_json(indent=2))
     command = replay_command()

@@ -23,7 +23,7 @@ class UIClientMissing(ImportError):
 
 
 def ui_client_dir() -> Path:
-    """The folder holding the UI's ``src`` package.
+    """Return the folder holding the UI's ``src`` package.
 
     Returns
     -------
@@ -38,7 +38,8 @@ def ui_client_dir() -> Path:
     path = Path(os.environ.get("CRYSTALMATH_CLIENT_DIR") or _DEFAULT)
     if not (path / "src" / "core" / "database.py").is_file():
         raise UIClientMissing(
-            f"the CrystalMath UI client is not at {path}: set CRYSTALMATH_CLIENT_DIR to its 'tui' folder"
+            f"the CrystalMath UI client is not at {path}: set CRYSTALMATH_CLIENT_DIR to its 'tui' "
+            "folder"
         )
     return path
 

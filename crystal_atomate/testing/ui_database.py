@@ -20,7 +20,7 @@ _STATUSES = ("COMPLETED", "COMPLETED", "COMPLETED", "FAILED", "RUNNING")
 
 
 def job_uuid(number: int) -> str:
-    """The jobflow uuid of job ``number`` (1-based) of :func:`fill_ui_database`."""
+    """Return the jobflow uuid of job ``number`` (1-based) of :func:`fill_ui_database`."""
     return f"00000000-0000-4000-8000-{number:012d}"
 
 
@@ -40,7 +40,7 @@ def _document(number: int) -> str:
 
 
 def fill_ui_database(path: Path, jobs: int, documents: int = 100) -> Path:
-    """A new shared database at ``path`` holding ``jobs`` jobs, one a minute, newest last.
+    """Create a shared database at ``path`` holding ``jobs`` jobs, one a minute, newest last.
 
     Parameters
     ----------
@@ -69,7 +69,8 @@ def fill_ui_database(path: Path, jobs: int, documents: int = 100) -> Path:
         conn.executescript(render_schema_sql())
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO jobs (id, name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, name, work_dir, status, created_at, final_energy) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 (n, f"static {n}", f"/runs/job_{n}", _STATUSES[n % len(_STATUSES)],
                  (start + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S"), -275.0 - n * 1e-6)

@@ -31,7 +31,8 @@ from crystal_atomate.tui.detail import STATUS_STYLES, DetailScreen
 
 __all__ = ["COLUMNS", "JobBrowser", "parse_filter", "row_cells"]
 
-#: (column label, sort key of :func:`~crystal_atomate.stores.ui_queries.list_jobs`), in display order.
+#: (column label, sort key of :func:`~crystal_atomate.stores.ui_queries.list_jobs`), in display
+#: order.
 COLUMNS = (
     ("id", "id"),
     ("status", "status"),
@@ -61,7 +62,7 @@ def parse_filter(text: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def row_cells(job: JobRow) -> tuple[str | Text, ...]:
-    """The cells of one job line; the energy keeps ten decimals, as CRYSTAL prints it."""
+    """Return the cells of one job line; the energy keeps ten decimals, as CRYSTAL prints it."""
     return (
         str(job.id),
         Text(job.status, style=STATUS_STYLES.get(job.status, "")),
@@ -107,13 +108,17 @@ class JobBrowser(App[None]):
         self._token: tuple | None = None
 
     def compose(self) -> ComposeResult:
+        """Lay out the screen: the filter box (hidden until ``/``), the job table, a status line."""
         yield Header()
-        yield Input(placeholder="filter: status words (failed, running...) and name text", id="filter")
+        yield Input(
+            placeholder="filter: status words (failed, running...) and name text", id="filter"
+        )
         yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield Static(id="status-line")
         yield Footer()
 
     def on_mount(self) -> None:
+        """Add the columns, show the jobs and start polling the database for changes."""
         self.sub_title = str(self.db_file)
         table = self.query_one("#jobs", DataTable)
         for label, key in COLUMNS:
@@ -122,16 +127,17 @@ class JobBrowser(App[None]):
         self.set_interval(self.poll_seconds, self.poll)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The list's own keys (filter, sort) do nothing, and leave the footer, on a detail screen."""
+        """Disable the list's own keys (filter, sort), also in the footer, on a detail screen."""
         return not (action in _LIST_ACTIONS and isinstance(self.screen, DetailScreen))
 
     def on_unmount(self) -> None:
+        """Close the read-only connection, so the app leaves no handle on the shared file."""
         self._close()
 
     # -- the database ----------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection | None:
-        """The read-only connection, opened once the file exists (an engine may create it later)."""
+        """Return the read-only connection, opened once the file exists (an engine creates it)."""
         if self._conn is None and self.db_file.is_file():
             self._conn = open_readonly(self.db_file)
         return self._conn
@@ -174,7 +180,11 @@ class JobBrowser(App[None]):
 
     def _query(self, conn: sqlite3.Connection) -> list[JobRow]:
         return list_jobs(
-            conn, statuses=self.statuses, name=self.name_filter, sort=self.sort_key, descending=self.descending
+            conn,
+            statuses=self.statuses,
+            name=self.name_filter,
+            sort=self.sort_key,
+            descending=self.descending,
         )
 
     # -- the table -------------------------------------------------------------------------
@@ -198,7 +208,7 @@ class JobBrowser(App[None]):
         return f"{shown}, sorted by {label} ({arrow})" + (f", filter: {filters}" if filters else "")
 
     def selected_job_id(self) -> int | None:
-        """The UI job number under the cursor."""
+        """Return the UI job number under the cursor (None on an empty table)."""
         table = self.query_one("#jobs", DataTable)
         if not table.row_count:
             return None
@@ -206,11 +216,12 @@ class JobBrowser(App[None]):
         return int(row_key.value) if row_key.value is not None else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Open the detail screen of the job on the selected row."""
         if event.row_key.value is not None:
             self.push_screen(DetailScreen(int(event.row_key.value), self.load_detail))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        """A click on the sorted column reverses it; on another column sorts by that one."""
+        """Reverse the order on a click on the sorted column; sort by any other column clicked."""
         key = str(event.column_key.value)
         self.descending = not self.descending if key == self.sort_key else True
         self.sort_key = key
@@ -219,6 +230,7 @@ class JobBrowser(App[None]):
     # -- actions ---------------------------------------------------------------------------
 
     def action_refresh_jobs(self) -> None:
+        """Re-read the database now, without waiting for the next poll."""
         self.reload()
 
     def action_sort(self) -> None:
@@ -228,10 +240,12 @@ class JobBrowser(App[None]):
         self.reload()
 
     def action_reverse(self) -> None:
+        """Reverse the order of the sorted column."""
         self.descending = not self.descending
         self.reload()
 
     def action_filter(self) -> None:
+        """Show the filter box and give it the keys."""
         box = self.query_one("#filter", Input)
         box.add_class("visible")
         box.focus()
@@ -250,4 +264,5 @@ class JobBrowser(App[None]):
         self.reload()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Keep the filter (applied while typing) and give the keys back to the table."""
         self.query_one("#jobs", DataTable).focus()

@@ -31,11 +31,17 @@ __all__ = [
 ]
 
 #: Colours of the UI statuses, shared by the list and the detail.
-STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow", "QUEUED": "cyan", "CANCELLED": "dim"}
+STATUS_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "RUNNING": "yellow",
+    "QUEUED": "cyan",
+    "CANCELLED": "dim",
+}
 
 
 def _lines(title: str, pairs: Iterable[tuple[str, Any]]) -> Text:
-    """A titled block of ``label: value`` lines; missing values are skipped, not shown as None."""
+    """Return a titled block of ``label: value`` lines; missing values are skipped, not None."""
     text = Text(title + "\n", style="bold underline")
     for label, value in pairs:
         if value is None or value == "":
@@ -50,7 +56,7 @@ def _energy(value: Any) -> str | None:
 
 
 def summary_text(detail: JobDetail) -> Text:
-    """The UI row: identity, status, timing and the headline energy."""
+    """Render the UI row: identity, status, timing and the headline energy."""
     row = detail.row
     return _lines(
         f"Job {row.id}: {row.name}",
@@ -72,7 +78,7 @@ def summary_text(detail: JobDetail) -> Text:
 
 
 def key_results_text(detail: JobDetail) -> Text:
-    """The row's ``key_results`` JSON, as the UI stores it."""
+    """Render the row's ``key_results`` JSON, as the UI stores it."""
     if not detail.key_results:
         return Text("Key results\n", style="bold underline") + Text("none recorded\n", style="dim")
     return _lines("Key results", sorted(detail.key_results.items()))
@@ -97,7 +103,8 @@ def runs_text(detail: JobDetail) -> Text:
     """One block per run of the jobflow task document (a restarted job has several)."""
     if not detail.documents:
         return Text("Task documents\n", style="bold underline") + Text(
-            "none: this job has no jobflow task document (run by the terminal UI itself, or not finished)\n",
+            "none: this job has no jobflow task document (run by the terminal UI itself, or not "
+            "finished)\n",
             style="dim",
         )
     text = Text()
@@ -107,7 +114,7 @@ def runs_text(detail: JobDetail) -> Text:
 
 
 def restarts_text(detail: JobDetail) -> Text:
-    """What the error handlers changed between runs; the last run's document holds the history."""
+    """Render what the error handlers changed between runs (the last document holds it all)."""
     title = Text("Restarts\n", style="bold underline")
     last = (detail.documents[-1].get("output") or {}) if detail.documents else {}
     restarts = last.get("restarts") or []
@@ -134,7 +141,7 @@ def errors_text(detail: JobDetail) -> Text:
 
 
 def input_deck(detail: JobDetail) -> str:
-    """The deck of the last run (after restarts), else the deck the UI row holds."""
+    """Return the deck of the last run (after restarts), else the deck the UI row holds."""
     for doc in reversed(detail.documents):
         given = (doc.get("output") or {}).get("input") or {}
         deck = given.get("d12") or given.get("d3")
@@ -165,6 +172,7 @@ class DetailScreen(Screen[None]):
         self._load = load
 
     def compose(self) -> ComposeResult:
+        """Lay out one scrolling column: a block per section, then the input deck."""
         yield Header()
         with VerticalScroll():
             for section, _ in self.SECTIONS:
@@ -174,13 +182,16 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        """Fill the sections from the database."""
         self.action_reload()
 
     def action_reload(self) -> None:
         """Re-read the job; a job deleted under us says so instead of showing stale data."""
         detail = self._load(self.job_id)
         if detail is None:
-            self.query_one("#summary", Static).update(Text(f"Job {self.job_id} is no longer in the database."))
+            self.query_one("#summary", Static).update(
+                Text(f"Job {self.job_id} is no longer in the database.")
+            )
             return
         self.sub_title = f"job {detail.row.id}: {detail.row.name}"
         for section, render in self.SECTIONS:

@@ -50,7 +50,9 @@ def codes(localhost):
 
 
 @pytest.fixture(scope="session")
-def localhost_replay(localhost) -> Callable[[Mapping[str, Any], Path], AbstractContextManager[Path]]:
+def localhost_replay(
+    localhost,
+) -> Callable[[Mapping[str, Any], Path], AbstractContextManager[Path]]:
     """A context manager: write a replay plan for ``{job name: recordings}`` in a folder and export
     it in the computer's prepend text while it is open, so jobs run by this process or by the
     daemon replay it. Session-scoped, for module-scoped runs too."""
@@ -77,6 +79,7 @@ def replay(localhost_replay, tmp_path) -> Iterator[Callable[[Mapping[str, Any]],
 
 def pytest_collection_modifyitems(config, items):
     """Run the ``services`` tests last: they switch the loaded AiiDA profile to PostgreSQL, which
-    closes the storage that the session's embedded-profile fixtures (computer, codes) are bound to."""
+    closes the storage that the session's embedded-profile fixtures (computer, codes) are bound to.
+    """
     del config
     items.sort(key=lambda item: item.get_closest_marker("services") is not None)

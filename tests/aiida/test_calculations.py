@@ -27,7 +27,11 @@ NIO_FAILED_HA = -3.1282821683361e03
 @functools.cache
 def demo_generators() -> dict[str, object]:
     """The input-set generators of the demo's Makers (the settings of the recorded decks)."""
-    return {job.name: job.maker.input_set_generator for flow in demo_flows() for job, _ in flow.iterflow()}
+    return {
+        job.name: job.maker.input_set_generator
+        for flow in demo_flows()
+        for job, _ in flow.iterflow()
+    }
 
 
 def crystal_inputs(code, job_name: str, structure, **extra):
@@ -65,7 +69,9 @@ def test_exit_codes_are_the_catalogue():
     ("job_name", "structure", "names"),
     [("relax", mgo_structure, {"INPUT"}), ("NiO static", nio_structure, {"INPUT", "fort.34"})],
 )
-def test_calcjob_writes_the_makers_files_byte_for_byte(codes, tmp_path, monkeypatch, job_name, structure, names):
+def test_calcjob_writes_the_makers_files_byte_for_byte(
+    codes, tmp_path, monkeypatch, job_name, structure, names
+):
     monkeypatch.chdir(tmp_path)  # a dry run leaves its submit_test/ folder in the working directory
     expected = maker_files(job_name, structure(), tmp_path)
     assert set(expected) == names
@@ -77,12 +83,16 @@ def test_calcjob_writes_the_makers_files_byte_for_byte(codes, tmp_path, monkeypa
 
 def test_mgo_relax(codes, replay):
     replay({"relax": DEMO_REPLAY["relax"]})
-    results, node = run_get_node(CrystalCalculation, **crystal_inputs(codes["crystal"], "relax", mgo_structure()))
+    results, node = run_get_node(
+        CrystalCalculation, **crystal_inputs(codes["crystal"], "relax", mgo_structure())
+    )
     assert node.is_finished_ok, node.exit_message
     parameters = results["output_parameters"].get_dict()
     assert parameters["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     assert parameters["opt_points"] == 4 and parameters["state"] == "successful"
-    assert results["output_structure"].get_pymatgen().lattice.a == pytest.approx(2.99828782, abs=1e-6)
+    assert results["output_structure"].get_pymatgen().lattice.a == pytest.approx(
+        2.99828782, abs=1e-6
+    )
     trajectory = results["output_trajectory"]
     assert trajectory.numsteps == 4
     assert trajectory.get_array("energies_hartree")[-1] == pytest.approx(MGO_RELAX_HA, abs=1e-6)
@@ -91,7 +101,9 @@ def test_mgo_relax(codes, replay):
 
 def test_mgo_static(codes, replay):
     replay({"static": DEMO_REPLAY["static"]})
-    results, node = run_get_node(CrystalCalculation, **crystal_inputs(codes["crystal"], "static", mgo_structure()))
+    results, node = run_get_node(
+        CrystalCalculation, **crystal_inputs(codes["crystal"], "static", mgo_structure())
+    )
     assert node.is_finished_ok, node.exit_message
     assert results["output_parameters"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     assert "output_trajectory" not in results
@@ -99,7 +111,9 @@ def test_mgo_static(codes, replay):
 
 def test_failed_scf_ends_with_the_catalogue_exit_code(codes, replay):
     replay({"NiO static": DEMO_REPLAY["NiO static"][0]})
-    results, node = run_get_node(CrystalCalculation, **crystal_inputs(codes["crystal"], "NiO static", nio_structure()))
+    results, node = run_get_node(
+        CrystalCalculation, **crystal_inputs(codes["crystal"], "NiO static", nio_structure())
+    )
     assert node.exit_status == CrystalErrorKind.SCF_NOT_CONVERGED.exit_status == 410
     parameters = results["output_parameters"].get_dict()
     assert parameters["energy_hartree"] == pytest.approx(NIO_FAILED_HA, abs=1e-8)
@@ -108,7 +122,9 @@ def test_failed_scf_ends_with_the_catalogue_exit_code(codes, replay):
 
 def test_truncated_output_ends_with_truncated(codes, replay):
     replay({"static": {"recording": "be_scf_truncated_crystal17", "deck": None}})
-    _, node = run_get_node(CrystalCalculation, **crystal_inputs(codes["crystal"], "static", mgo_structure()))
+    _, node = run_get_node(
+        CrystalCalculation, **crystal_inputs(codes["crystal"], "static", mgo_structure())
+    )
     assert node.is_finished and node.exit_status == CrystalErrorKind.TRUNCATED.exit_status
 
 
@@ -129,7 +145,12 @@ def _script(path: Path, body: str) -> str:
     ids=["missing", "empty", "binary", "not-crystal"],
 )
 def test_bad_output_is_an_exit_code_not_an_exception(localhost, tmp_path, body, label):
-    code = ensure_code(f"broken-{tmp_path.name}", localhost, _script(tmp_path / "broken", body), "crystal_atomate.crystal")
+    code = ensure_code(
+        f"broken-{tmp_path.name}",
+        localhost,
+        _script(tmp_path / "broken", body),
+        "crystal_atomate.crystal",
+    )
     _, node = run_get_node(CrystalCalculation, **crystal_inputs(code, "static", mgo_structure()))
     assert not node.is_excepted
     assert node.exit_status == CrystalCalculation.exit_codes[label].status

@@ -18,7 +18,9 @@ from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["crystal-atomate", "aiida", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["crystal-atomate", "aiida", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_setup_is_idempotent_and_registers_the_plugins(tmp_path):
@@ -29,17 +31,26 @@ def test_setup_is_idempotent_and_registers_the_plugins(tmp_path):
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "crystal@localhost" in second.stdout and "properties@localhost" in second.stdout
-    codes = subprocess.run(["verdi", "-p", "fresh", "code", "list", "-a"], env=env, capture_output=True, text=True)
+    codes = subprocess.run(
+        ["verdi", "-p", "fresh", "code", "list", "-a"], env=env, capture_output=True, text=True
+    )
     assert codes.stdout.count("@localhost") == 2, codes.stdout
-    plugins = subprocess.run(["verdi", "plugin", "list", "aiida.calculations"], env=env, capture_output=True, text=True)
-    assert "crystal_atomate.crystal" in plugins.stdout and "crystal_atomate.properties" in plugins.stdout
-    profile = subprocess.run(["verdi", "profile", "show", "fresh"], env=env, capture_output=True, text=True)
+    plugins = subprocess.run(
+        ["verdi", "plugin", "list", "aiida.calculations"], env=env, capture_output=True, text=True
+    )
+    assert (
+        "crystal_atomate.crystal" in plugins.stdout
+        and "crystal_atomate.properties" in plugins.stdout
+    )
+    profile = subprocess.run(
+        ["verdi", "profile", "show", "fresh"], env=env, capture_output=True, text=True
+    )
     assert "core.sqlite_dos" in profile.stdout and "core.zeromq" in profile.stdout
 
 
 def test_a_profile_without_broker_polls_its_waiting_processes_every_second(tmp_path):
-    """Without a broker nothing announces that a work chain's CalcJobs finished; AiiDA's 60 s default
-    poll would idle a flow-mode work chain a minute per wave."""
+    """Without a broker nothing announces that a work chain's CalcJobs finished; AiiDA's 60 s
+    default poll would idle a flow-mode work chain a minute per wave."""
     script = (
         "from crystal_atomate.aiida.setup import ensure_profile\n"
         "for name, broker in (('quiet', None), ('zmq', 'core.zeromq')):\n"
@@ -47,7 +58,9 @@ def test_a_profile_without_broker_polls_its_waiting_processes_every_second(tmp_p
     )
     env = dict(os.environ, AIIDA_PATH=str(tmp_path))
     env.pop("AIIDA_PROFILE", None)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["quiet", "1", "zmq", "None"]  # None: AiiDA's default
 
@@ -56,7 +69,9 @@ def _tui_db(path, jobs):
     with sqlite3.connect(path) as conn:
         ensure_ui_schema(conn)
         conn.executemany(
-            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?)", jobs
+            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) "
+            "VALUES (?, ?, ?, ?, ?)",
+            jobs,
         )
     return path
 
@@ -73,7 +88,9 @@ def test_import_tui_keeps_timestamps_and_is_idempotent(aiida_profile, tmp_path):
     assert import_tui_jobs(db) == (3, 0)
     assert import_tui_jobs(db) == (0, 3)
     rows = {row.label: row for row in list_crystal_jobs()}
-    assert rows["MgO scf"].status == "COMPLETED" and rows["MgO scf"].energy_hartree == -275.4485911374
+    assert (
+        rows["MgO scf"].status == "COMPLETED" and rows["MgO scf"].energy_hartree == -275.4485911374
+    )
     assert rows["NiO opt"].status == "FAILED" and rows["Si bands"].status == "RUNNING"
     assert rows["MgO scf"].ctime.isoformat().startswith("2024-03-01T10:00:00")
     result = CliRunner().invoke(app, ["aiida", "import-tui", "--db", str(db)])
@@ -81,7 +98,10 @@ def test_import_tui_keeps_timestamps_and_is_idempotent(aiida_profile, tmp_path):
 
 
 def test_jobs_lists_hundreds_of_calculations_fast(aiida_profile, tmp_path):
-    rows = [(f"job {i}", str(tmp_path / str(i)), "COMPLETED", "2024-01-01 00:00:00", -1.0 - i) for i in range(300)]
+    rows = [
+        (f"job {i}", str(tmp_path / str(i)), "COMPLETED", "2024-01-01 00:00:00", -1.0 - i)
+        for i in range(300)
+    ]
     import_tui_jobs(_tui_db(tmp_path / "many.db", rows))
     assert orm.QueryBuilder().append(orm.CalcJobNode).count() >= 300
     start = time.perf_counter()
@@ -108,5 +128,7 @@ def test_limited_listing_is_the_head_of_the_full_one_with_its_energies(aiida_pro
         (name, energy) for name, _, _, _, energy in reversed(rows)
     ]
     assert list_crystal_jobs(limit=5) == full[:5]
-    assert list_crystal_jobs("failed", limit=2) == [row for row in full if row.status == "FAILED"][:2]
+    assert (
+        list_crystal_jobs("failed", limit=2) == [row for row in full if row.status == "FAILED"][:2]
+    )
     assert list_crystal_jobs(limit=0) == []

@@ -1,9 +1,8 @@
 """A CRYSTAL step through SSH and SLURM: the loopback cluster that ``.ci/hpc.sh`` starts.
 
 The computer and code are made by the same functions ``crystal-atomate aiida computer add`` calls;
-the CalcJob goes through sshd (``core.ssh``) and ``sbatch`` on a real one-node SLURM cluster, and the
-replayed CRYSTAL run gives the Maker tests' energy.
-"""
+the CalcJob goes through sshd (``core.ssh``) and ``sbatch`` on a real one-node SLURM cluster, and
+the replayed CRYSTAL run gives the Maker tests' energy."""
 
 from __future__ import annotations
 
@@ -25,7 +24,12 @@ from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.setup import replay_prepend_text
 from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from crystal_atomate.testing.hpc import ClusterUnavailable, LoopbackCluster, loopback_cluster, relax_static_flow
+from crystal_atomate.testing.hpc import (
+    ClusterUnavailable,
+    LoopbackCluster,
+    loopback_cluster,
+    relax_static_flow,
+)
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
@@ -68,10 +72,15 @@ def test_computer_is_made_once_and_passes_verdi_computer_test(slurm_computer, sl
     from aiida.cmdline.commands.cmd_computer import computer_test
 
     assert ensure_ssh_computer(slurm_spec).uuid == slurm_computer.uuid
-    assert (slurm_computer.scheduler_type, slurm_computer.transport_type) == ("core.slurm", "core.ssh")
+    assert (slurm_computer.scheduler_type, slurm_computer.transport_type) == (
+        "core.slurm",
+        "core.ssh",
+    )
     result = CliRunner().invoke(computer_test, [slurm_computer.label], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "Success: all 6 tests succeeded" in result.output or "all tests succeeded" in result.output
+    assert (
+        "Success: all 6 tests succeeded" in result.output or "all tests succeeded" in result.output
+    )
 
 
 def test_same_label_for_another_host_is_refused(slurm_computer, slurm_spec):
@@ -82,7 +91,9 @@ def test_same_label_for_another_host_is_refused(slurm_computer, slurm_spec):
 
 def test_code_executable_is_checked_on_the_cluster(slurm_computer):
     with pytest.raises(RemoteExecutableMissing, match="/opt/crystal23/bin/crystal"):
-        ensure_remote_code("crystal", slurm_computer, "/opt/crystal23/bin/crystal", "crystal_atomate.crystal")
+        ensure_remote_code(
+            "crystal", slurm_computer, "/opt/crystal23/bin/crystal", "crystal_atomate.crystal"
+        )
 
 
 def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
@@ -95,9 +106,14 @@ def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_pa
     slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     flow = use_aiida_executor(
-        relax_static_flow(), code=code.full_label, queue_name=cluster.partition, max_wallclock_seconds=600
+        relax_static_flow(),
+        code=code.full_label,
+        queue_name=cluster.partition,
+        max_wallclock_seconds=600,
     )
-    run_locally(flow, store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False)
+    run_locally(
+        flow, store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False
+    )
     store.connect()
     energies = {}
     for name in ("relax", "static"):
@@ -125,13 +141,21 @@ def test_a_cluster_defined_in_the_ui_becomes_the_same_computer(aiida_profile, cl
     db_file = tmp_path / ".crystal_tui.db"
     ui = database.Database(db_file)
     ui.create_cluster(
-        name="ui-loopback", type="slurm", hostname=cluster.host, username=cluster.user, port=cluster.port,
+        name="ui-loopback",
+        type="slurm",
+        hostname=cluster.host,
+        username=cluster.user,
+        port=cluster.port,
         connection_config={"key_file": cluster.key, "slurm": {"partition": cluster.partition}},
         setup_commands=["export OMP_NUM_THREADS=1"],
     )
     before = sqlite_dump(db_file)
     ui_cluster = read_ui_cluster(db_file, "ui-loopback")
-    assert (ui_cluster.kind, ui_cluster.port, ui_cluster.slurm) == ("slurm", cluster.port, {"partition": "debug"})
+    assert (ui_cluster.kind, ui_cluster.port, ui_cluster.slurm) == (
+        "slurm",
+        cluster.port,
+        {"partition": "debug"},
+    )
     spec = cluster_from_ui(ui_cluster, workdir=str(tmp_path / "ui_workdir"))
     computer = ensure_ssh_computer(spec)
     assert (computer.scheduler_type, computer.hostname) == ("core.slurm", cluster.host)
@@ -171,11 +195,14 @@ def test_computer_add_from_the_shipped_cluster_file(aiida_profile, cluster, tmp_
     assert computer.get_prepend_text() == "export OMP_NUM_THREADS=1"
     assert computer.get_minimum_job_poll_interval() == 1.0
     again = TyperRunner().invoke(computer_app, args)
-    assert again.exit_code == 0 and len(orm.Computer.collection.find({"label": "loopback-from-file"})) == 1
+    assert (
+        again.exit_code == 0
+        and len(orm.Computer.collection.find({"label": "loopback-from-file"})) == 1
+    )
 
 
 def test_shipped_verdi_examples_are_accepted(aiida_profile):
-    """``stores/aiida/slurm-ssh-*.yaml`` work with verdi as their comments say (no connection made)."""
+    """``stores/aiida/slurm-ssh-*.yaml`` work with verdi as their comments say (no connection)."""
     from pathlib import Path
 
     from aiida.cmdline.commands.cmd_computer import computer_configure, computer_setup
@@ -213,7 +240,9 @@ def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path):
     )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
-    flow = use_aiida_executor(relax_static_flow(), code=code.full_label, queue_name=cluster.partition)
+    flow = use_aiida_executor(
+        relax_static_flow(), code=code.full_label, queue_name=cluster.partition
+    )
     node = run_flow(flow, store=store, root_dir=tmp_path / "jobs")
     assert node.is_finished_ok, node.exit_message
     calcjobs = [called for called in node.called_descendants if isinstance(called, orm.CalcJobNode)]

@@ -1,9 +1,9 @@
 """Engine parity: one set of flows, five engines, the same task documents and the same UI rows.
 
 MgO relax -> static -> band structure + DOS, the NiO SCF that stops at MAXCYCLE and is restarted,
-and CRYSTAL's native EOS on TaAs (from ``crystal_atomate.demo`` and ``crystal_atomate.testing.recipes``)
-run once per engine, CRYSTAL replaced by the replay executable, each engine into its own
-``CrystalMathJobStore``:
+and CRYSTAL's native EOS on TaAs (from ``crystal_atomate.demo`` and
+``crystal_atomate.testing.recipes``) run once per engine, CRYSTAL replaced by the replay executable,
+each engine into its own ``CrystalMathJobStore``:
 
 * ``run_locally`` (the reference the others are compared with);
 * FireWorks: two real ``rlaunch`` processes on the embedded LaunchPad;
@@ -58,7 +58,8 @@ JOBS = [
     ("TaAs eos", 1),
 ]
 
-#: Fields engines legitimately fill differently (skipped wherever they occur in a document), and why.
+#: Fields engines legitimately fill differently (skipped wherever they occur in a document), and
+#: why.
 BOOKKEEPING: dict[str, str] = {
     "uuid": "each engine runs freshly built flows, so job uuids differ",
     "hosts": "the flow uuids that contain the job",
@@ -108,7 +109,9 @@ def _restart_history(ours: list[dict] | None, theirs: list[dict] | None) -> bool
     previous folder is bookkeeping)."""
 
     def history(restarts: list[dict] | None) -> list[dict]:
-        return [{k: v for k, v in restart.items() if k not in BOOKKEEPING} for restart in restarts or []]
+        return [
+            {k: v for k, v in restart.items() if k not in BOOKKEEPING} for restart in restarts or []
+        ]
 
     return history(ours) == history(theirs)
 
@@ -137,7 +140,9 @@ def _flows() -> list[Flow]:
 
 def _run_locally(flows: list[Flow], store: CrystalMathJobStore, root: Path) -> CrystalMathJobStore:
     for flow in flows:
-        run_locally(flow, store=store, create_folders=True, root_dir=root, ensure_success=True, log=False)
+        run_locally(
+            flow, store=store, create_folders=True, root_dir=root, ensure_success=True, log=False
+        )
     store.connect()
     return store
 
@@ -178,7 +183,9 @@ def jobflow_remote_store(tmp_path_factory: pytest.TempPathFactory) -> CrystalMat
 
 
 @pytest.fixture(scope="module")
-def aiida_store(codes, localhost_replay, tmp_path_factory: pytest.TempPathFactory) -> CrystalMathJobStore:
+def aiida_store(
+    codes, localhost_replay, tmp_path_factory: pytest.TempPathFactory
+) -> CrystalMathJobStore:
     del codes  # the crystal and properties codes the executor runs
     root = tmp_path_factory.mktemp("parity_aiida")
     with localhost_replay(PLAN, root / "replay"):
@@ -187,7 +194,9 @@ def aiida_store(codes, localhost_replay, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="module")
-def aiida_flow_store(codes, localhost_replay, tmp_path_factory: pytest.TempPathFactory) -> CrystalMathJobStore:
+def aiida_flow_store(
+    codes, localhost_replay, tmp_path_factory: pytest.TempPathFactory
+) -> CrystalMathJobStore:
     del codes
     root = tmp_path_factory.mktemp("parity_aiida_flow")
     store = CrystalMathJobStore(root / ".crystal_tui.db")
@@ -237,7 +246,7 @@ def _differences(ours: Any, theirs: Any, path: str = "") -> Iterator[str]:
             else:
                 yield from _differences(ours[key], theirs[key], where)
     elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        for index, (a, b) in enumerate(zip(ours, theirs)):
+        for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             yield from _differences(a, b, f"{path}[{index}]")
     elif ours != theirs:
         yield f"{path}: {str(ours)[:80]!r} != {str(theirs)[:80]!r}"
@@ -259,7 +268,9 @@ def test_named_fields_match_run_locally(local_docs, engine_docs, job: tuple[str,
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[f"{name}-{index}" for name, index in JOBS])
-def test_the_rest_is_identical_but_for_bookkeeping(local_docs, engine_docs, job: tuple[str, int]) -> None:
+def test_the_rest_is_identical_but_for_bookkeeping(
+    local_docs, engine_docs, job: tuple[str, int]
+) -> None:
     assert list(_differences(local_docs[job], engine_docs[job])) == []
 
 
@@ -273,7 +284,9 @@ def _keys(doc: Any) -> Iterator[str]:
             yield from _keys(item)
 
 
-def test_every_bookkeeping_field_is_in_some_document(local_docs, request: pytest.FixtureRequest) -> None:
+def test_every_bookkeeping_field_is_in_some_document(
+    local_docs, request: pytest.FixtureRequest
+) -> None:
     """No stale exclusion: each field named in :data:`BOOKKEEPING` is filled by some engine."""
     docs = [*local_docs.values()]
     for engine in ENGINES:

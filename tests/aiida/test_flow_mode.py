@@ -134,7 +134,8 @@ def store(tmp_path):
 
 def test_python_jobs_references_replacements_and_failures(aiida_profile, store, tmp_path):
     """No CRYSTAL here: references (nested too) resolve from the store, a replaced job's children
-    get the replacement's output, a failing job ends the chain with its name and its child is not run."""
+    get the replacement's output, a failing job ends the chain with its name and its child is not
+    run."""
     start = nested(1.5)
     replaced = replace_with_add(start.output["output"]["energy"])
     total = add(replaced.output, start.output["output"]["structure"]["a"])
@@ -206,7 +207,9 @@ def _check_demo(store: CrystalMathJobStore, nodes: list[orm.WorkChainNode]) -> N
     assert all(run["executor"] == "aiida" and run["aiida_uuid"] in called for run in runs)
     with closing(sqlite3.connect(store.db_file)) as conn:
         rows = {row.name: row.status for row in list_jobs(conn)}
-    assert rows == dict.fromkeys(["relax", "static", "band structure", "dos", "NiO static"], "COMPLETED")
+    assert rows == dict.fromkeys(
+        ["relax", "static", "band structure", "dos", "NiO static"], "COMPLETED"
+    )
 
 
 def test_demo_flows_in_flow_mode(codes, replay, store, tmp_path):
@@ -238,7 +241,7 @@ def test_flows_submitted_to_the_daemon(
 def test_high_throughput_batch_to_the_daemon(
     codes, replay, store, tmp_path, submit_and_await, started_daemon_client
 ):
-    """The builder's ``aiida-daemon`` engine: one work chain per flow, submitted, run by the daemon."""
+    """The builder's ``aiida-daemon`` engine: one work chain per flow, run by the daemon."""
     from crystal_atomate.demo import mgo_makers, mgo_structure
     from crystal_atomate.highthroughput import (
         Candidate,

@@ -12,7 +12,12 @@ from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.io.outputs import parse_output
 from crystal_atomate.testing.reference import reference_dir
 
-_NOT_READ = {"_scheduler-stdout.txt": b"", "crystal.stderr": b"", "fort.34": b"not a geometry\n", "HESSOPT.DAT": b"1\n"}
+_NOT_READ = {
+    "_scheduler-stdout.txt": b"",
+    "crystal.stderr": b"",
+    "fort.34": b"not a geometry\n",
+    "HESSOPT.DAT": b"1\n",
+}
 
 
 def _finished_calcjob(files: dict[str, bytes]) -> orm.CalcJobNode:
@@ -28,7 +33,10 @@ def _finished_calcjob(files: dict[str, bytes]) -> orm.CalcJobNode:
 
 def test_parser_reads_the_output_its_companions_and_the_steps(aiida_profile, tmp_path):
     recording = reference_dir() / "mgo_opt_b3lyp_crystal22"
-    files = {OUTPUT_FILE: (recording / "OUTPUT.out").read_bytes(), "fort.87": b"ERROR **** OUT OF MEMORY\n"}
+    files = {
+        OUTPUT_FILE: (recording / "OUTPUT.out").read_bytes(),
+        "fort.87": b"ERROR **** OUT OF MEMORY\n",
+    }
     files |= {path.name: path.read_bytes() for path in recording.glob("optc*")}
     files |= {"SCFOUT.LOG": (recording / "SCFOUT.LOG").read_bytes(), **_NOT_READ}
     for name, content in files.items():
@@ -39,5 +47,7 @@ def test_parser_reads_the_output_its_companions_and_the_steps(aiida_profile, tmp
     parser = CrystalParser(_finished_calcjob(files))
     exit_code = parser.parse()
     assert exit_code.status == CrystalErrorKind.UNKNOWN_ERROR.exit_status
-    assert parser.outputs["output_parameters"].get_dict() == summarise(whole_folder, ["HESSOPT.DAT"])
+    assert parser.outputs["output_parameters"].get_dict() == summarise(
+        whole_folder, ["HESSOPT.DAT"]
+    )
     assert parser.outputs["output_trajectory"].numsteps == 4

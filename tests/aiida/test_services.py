@@ -1,7 +1,8 @@
-"""Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``, the daemon
-through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they run, and
-every result checked and written to the jobflow store (CrystalMathJobStore); then the demo's flows in
-flow mode, the daemon restarted mid-flow, every task document in the store.
+"""Scaled-out AiiDA: PostgreSQL (core.psql_dos) + RabbitMQ started by ``.ci/services.sh``.
+
+The daemon through ``verdi``, several CRYSTAL work chains submitted, the daemon restarted while they
+run, and every result checked and written to the jobflow store (CrystalMathJobStore); then the
+demo's flows in flow mode, the daemon restarted mid-flow, every task document in the store.
 
 Outside CI these tests skip when the services are not running; in CI (``CI=true``) they fail, so a
 broken service setup cannot pass unnoticed.
@@ -19,16 +20,21 @@ from pathlib import Path
 import pytest
 from aiida import orm
 from aiida.engine import submit
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, crystal_inputs
+from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.flow_mode import submit_flow
-from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
+from crystal_atomate.aiida.setup import (
+    ensure_codes,
+    ensure_localhost,
+    ensure_profile,
+    replay_prepend_text,
+)
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, crystal_inputs
-from test_workchain_executor import NIO_RECOVERED_HA
 
 pytestmark = pytest.mark.services
 
@@ -36,7 +42,7 @@ ENV_FILE = Path(__file__).resolve().parents[2] / ".ci" / "services.env"
 
 
 def _services() -> dict[str, str]:
-    """The service endpoints .ci/services.sh wrote; fail in CI, skip elsewhere, when absent or down."""
+    """The service endpoints .ci/services.sh wrote; when absent or down: fail in CI, else skip."""
     problem = None
     if not ENV_FILE.is_file():
         problem = f"{ENV_FILE} missing: start the services with .ci/services.sh start"
@@ -51,13 +57,15 @@ def _services() -> dict[str, str]:
         if problem is None:
             return env
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"services tests need PostgreSQL + RabbitMQ (.ci/services.sh): {problem}", pytrace=False)
+        pytest.fail(
+            f"services tests need PostgreSQL + RabbitMQ (.ci/services.sh): {problem}", pytrace=False
+        )
     pytest.skip(problem)
 
 
 @pytest.fixture(scope="module")
 def psql_profile(tmp_path_factory, aiida_profile):
-    """A core.psql_dos + core.rabbitmq profile in the session's AIIDA_PATH, with its own database."""
+    """A core.psql_dos + core.rabbitmq profile in the session's AIIDA_PATH, with its own DB."""
     env = _services()
     name = f"services-{uuid.uuid4().hex[:8]}"
     _create_database(env, name)
@@ -75,12 +83,17 @@ def psql_profile(tmp_path_factory, aiida_profile):
         },
         broker="core.rabbitmq",
         broker_config={
-            "broker_protocol": "amqp", "broker_username": "guest", "broker_password": "guest",
-            "broker_host": env["CRYSTAL_ATOMATE_RABBITMQ_HOST"], "broker_port": int(env["CRYSTAL_ATOMATE_RABBITMQ_PORT"]),
+            "broker_protocol": "amqp",
+            "broker_username": "guest",
+            "broker_password": "guest",
+            "broker_host": env["CRYSTAL_ATOMATE_RABBITMQ_HOST"],
+            "broker_port": int(env["CRYSTAL_ATOMATE_RABBITMQ_PORT"]),
             "broker_virtual_host": "",
         },
     )
-    _verdi(name, "config", "set", "daemon.timeout", "30")  # stopping workers takes longer on a busy CI machine
+    _verdi(
+        name, "config", "set", "daemon.timeout", "30"
+    )  # stopping workers takes longer on a busy CI machine
     yield profile
     _verdi(name, "daemon", "stop")
     from aiida import load_profile
@@ -91,31 +104,55 @@ def psql_profile(tmp_path_factory, aiida_profile):
 def _create_database(env: dict[str, str], name: str) -> None:
     """A UTF-8 database from template0 (the C.UTF-8 cluster has no en_US locale)."""
     subprocess.run(
-        ["psql", "-h", env["CRYSTAL_ATOMATE_PSQL_HOST"], "-p", env["CRYSTAL_ATOMATE_PSQL_PORT"], "-U",
-         env["CRYSTAL_ATOMATE_PSQL_USER"], "-d", "postgres", "-c",
-         f"CREATE DATABASE \"{name}\" OWNER {env['CRYSTAL_ATOMATE_PSQL_USER']} ENCODING 'UTF8' "
-         "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0"],
-        check=True, capture_output=True, env=dict(os.environ, PGPASSWORD=env["CRYSTAL_ATOMATE_PSQL_PASSWORD"]),
+        [
+            "psql",
+            "-h",
+            env["CRYSTAL_ATOMATE_PSQL_HOST"],
+            "-p",
+            env["CRYSTAL_ATOMATE_PSQL_PORT"],
+            "-U",
+            env["CRYSTAL_ATOMATE_PSQL_USER"],
+            "-d",
+            "postgres",
+            "-c",
+            f"CREATE DATABASE \"{name}\" OWNER {env['CRYSTAL_ATOMATE_PSQL_USER']} ENCODING 'UTF8' "
+            "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0",
+        ],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, PGPASSWORD=env["CRYSTAL_ATOMATE_PSQL_PASSWORD"]),
     )
 
 
 def _verdi(profile: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["verdi", "-p", profile, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["verdi", "-p", profile, *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_daemon_restart_mid_flow_finishes_every_job(psql_profile, tmp_path):
     host = ensure_localhost("localhost", tmp_path / "run")
     codes = ensure_codes(host, "crystal-atomate-replay", "crystal-atomate-replay")
     plan = use_replay(
-        {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"], "NiO static": DEMO_REPLAY["NiO static"]},
+        {
+            "relax": DEMO_REPLAY["relax"],
+            "static": DEMO_REPLAY["static"],
+            "NiO static": DEMO_REPLAY["NiO static"],
+        },
         tmp_path / "replay",
     )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     host.set_prepend_text(replay_prepend_text(plan, reference_dir()))
     started = _verdi(psql_profile.name, "daemon", "start", "2")
     assert started.returncode == 0, started.stderr
     jobs = {
-        name: submit(CrystalBaseWorkChain, crystal=crystal_inputs(codes["crystal"], name, structure()))
-        for name, structure in (("relax", mgo_structure), ("static", mgo_structure), ("NiO static", nio_structure))
+        name: submit(
+            CrystalBaseWorkChain, crystal=crystal_inputs(codes["crystal"], name, structure())
+        )
+        for name, structure in (
+            ("relax", mgo_structure),
+            ("static", mgo_structure),
+            ("NiO static", nio_structure),
+        )
     }
     time.sleep(3)
     restarted = _verdi(psql_profile.name, "daemon", "restart")
@@ -123,20 +160,25 @@ def test_daemon_restart_mid_flow_finishes_every_job(psql_profile, tmp_path):
     deadline = time.monotonic() + 300
     while not all(node.is_terminated for node in jobs.values()) and time.monotonic() < deadline:
         time.sleep(1)
-    assert all(node.is_finished_ok for node in jobs.values()), {n: j.process_state for n, j in jobs.items()}
+    assert all(node.is_finished_ok for node in jobs.values()), {
+        n: j.process_state for n, j in jobs.items()
+    }
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     store.connect()
     for name, node in jobs.items():
         store.update({"uuid": node.uuid, "index": 1, "name": name,
                       "output": node.outputs.output_parameters.get_dict()}, key=["uuid", "index"])
     energies = {doc["name"]: doc["output"]["energy_hartree"] for doc in store.query({})}
-    assert energies == pytest.approx({"relax": MGO_RELAX_HA, "static": MGO_STATIC_HA, "NiO static": NIO_RECOVERED_HA}, abs=1e-8)
+    assert energies == pytest.approx(
+        {"relax": MGO_RELAX_HA, "static": MGO_STATIC_HA, "NiO static": NIO_RECOVERED_HA}, abs=1e-8
+    )
     assert orm.QueryBuilder().append(orm.CalcJobNode).count() == 4
 
 
 def test_flow_mode_survives_a_daemon_restart(psql_profile, tmp_path):
     """Flow mode on the scaled-out profile: the demo's flows as work chains, the daemon restarted
-    while they run (their plans come back from the checkpoints), every task document in the store."""
+    while they run (their plans come back from the checkpoints), every task document in the store.
+    """
     host = ensure_localhost("localhost", tmp_path / "run")
     ensure_codes(host, "crystal-atomate-replay", "crystal-atomate-replay")
     plan = use_replay(DEMO_REPLAY, tmp_path / "replay")["CRYSTAL_ATOMATE_REPLAY_PLAN"]
@@ -151,13 +193,22 @@ def test_flow_mode_survives_a_daemon_restart(psql_profile, tmp_path):
     deadline = time.monotonic() + 400
     while not all(node.is_terminated for node in nodes) and time.monotonic() < deadline:
         time.sleep(1)
-    assert all(node.is_finished_ok for node in nodes), [(node.process_state, node.exit_message) for node in nodes]
+    assert all(node.is_finished_ok for node in nodes), [
+        (node.process_state, node.exit_message) for node in nodes
+    ]
     store.connect()
     energies = {
         (doc["name"], doc["index"]): doc["output"]["output"].get("energy_hartree")
         for doc in store.query({}, properties=["name", "index", "output.output.energy_hartree"])
     }
-    assert set(energies) == {("relax", 1), ("static", 1), ("band structure", 1), ("dos", 1), ("NiO static", 1), ("NiO static", 2)}
+    assert set(energies) == {
+        ("relax", 1),
+        ("static", 1),
+        ("band structure", 1),
+        ("dos", 1),
+        ("NiO static", 1),
+        ("NiO static", 2),
+    }
     assert energies[("relax", 1)] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     assert energies[("static", 1)] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     assert energies[("NiO static", 2)] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)

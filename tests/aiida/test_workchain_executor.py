@@ -7,12 +7,12 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import run_locally
+from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA, use_aiida_executor
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 NIO_RECOVERED_HA = -3.1282821705429e03
 
@@ -22,10 +22,14 @@ def test_nio_failed_scf_is_recovered_by_the_shared_rules(codes, replay):
     inputs = crystal_inputs(codes["crystal"], "NiO static", nio_structure())
     results, node = run_get_node(CrystalBaseWorkChain, crystal=inputs)
     assert node.is_finished_ok, node.exit_message
-    assert results["output_parameters"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
+    assert results["output_parameters"]["energy_hartree"] == pytest.approx(
+        NIO_RECOVERED_HA, abs=1e-8
+    )
     first, second = sorted(node.called, key=lambda calc: calc.ctime)
     assert first.exit_status == 410
-    assert first.outputs.output_parameters["energy_hartree"] == pytest.approx(NIO_FAILED_HA, abs=1e-8)
+    assert first.outputs.output_parameters["energy_hartree"] == pytest.approx(
+        NIO_FAILED_HA, abs=1e-8
+    )
     assert second.inputs.parent_folder.uuid == first.outputs.remote_folder.uuid
     deck = second.base.repository.get_object_content("INPUT")
     assert "GUESSP" in deck and "MAXCYCLE\n100" in deck
@@ -45,7 +49,14 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     replay(DEMO_REPLAY)
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     for flow in demo_flows():
-        run_locally(use_aiida_executor(flow), store=store, create_folders=True, root_dir=tmp_path, ensure_success=True, log=False)
+        run_locally(
+            use_aiida_executor(flow),
+            store=store,
+            create_folders=True,
+            root_dir=tmp_path,
+            ensure_success=True,
+            log=False,
+        )
     store.connect()
     relax = store.query_one({"name": "relax"})
     static = store.query_one({"name": "static"})["output"]
@@ -59,14 +70,23 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     node = orm.load_node(run["aiida_uuid"])
     assert node.is_finished_ok and node.base.extras.get(JOBFLOW_UUID_EXTRA) == relax["uuid"]
     assert node.outputs.output_parameters["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
-    calcs = orm.QueryBuilder().append(orm.CalcJobNode, filters={"extras": {"has_key": JOBFLOW_UUID_EXTRA}}).count()
+    calcs = (
+        orm.QueryBuilder()
+        .append(orm.CalcJobNode, filters={"extras": {"has_key": JOBFLOW_UUID_EXTRA}})
+        .count()
+    )
     assert calcs >= 6
 
 
 def test_high_throughput_batch_on_the_aiida_engine(codes, replay, tmp_path):
     """The builder's ``aiida`` engine: jobflow here, every CRYSTAL run a CalcJob with provenance."""
     from crystal_atomate.demo import mgo_makers, mgo_structure
-    from crystal_atomate.highthroughput import Candidate, HighThroughputBuilder, make_engine, submit_batch
+    from crystal_atomate.highthroughput import (
+        Candidate,
+        HighThroughputBuilder,
+        make_engine,
+        submit_batch,
+    )
 
     replay({"static": DEMO_REPLAY["static"]})
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")

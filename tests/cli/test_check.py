@@ -34,10 +34,18 @@ def test_broken_decks_report_file_line_and_hint(ref_dir: Path, tmp_path: Path) -
     assert result.exit_code == 2
     lines = result.output.splitlines()
     assert lines[0] == f"ok: {good}"
-    assert lines[1] == f"error: {typo}:59: expected a keyword of the Hamiltonian/SCF block, got 'SHRIMK'"
+    assert (
+        lines[1]
+        == f"error: {typo}:59: expected a keyword of the Hamiltonian/SCF block, got 'SHRIMK'"
+    )
     assert lines[2] == "hint: did you mean SHRINK?"
-    assert lines[3] == f"error: {no_endfreq}:26: expected a keyword of the FREQCALC block, got 'BASISSET'"
-    assert lines[4].startswith("hint: BASISSET belongs to the geometry block: FREQCALC opened on line 7 is not closed")
+    assert (
+        lines[3]
+        == f"error: {no_endfreq}:26: expected a keyword of the FREQCALC block, got 'BASISSET'"
+    )
+    assert lines[4].startswith(
+        "hint: BASISSET belongs to the geometry block: FREQCALC opened on line 7 is not closed"
+    )
     assert lines[5] == f"error: {d3}:4: unknown properties keyword 'DOS'"
     assert lines[6] == "hint: did you mean DOSS?"
     assert lines[7].startswith(f"error: {tmp_path / 'missing.d12'}: cannot read")
@@ -46,7 +54,11 @@ def test_broken_decks_report_file_line_and_hint(ref_dir: Path, tmp_path: Path) -
 
 def test_allow_lets_an_unknown_keyword_through(ref_dir: Path, tmp_path: Path) -> None:
     deck = tmp_path / "new.d12"
-    deck.write_text((ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12").read_text().replace("DIIS\n", "NEWKEY23\nDIIS\n"))
+    deck.write_text(
+        (ref_dir / "mgo_opt_b3lyp_crystal22/INPUT.d12")
+        .read_text()
+        .replace("DIIS\n", "NEWKEY23\nDIIS\n")
+    )
     assert _run(str(deck)).exit_code == 2
     result = _run(str(deck), "--allow", "NEWKEY23")
     assert result.exit_code == 0 and result.output == f"ok: {deck}\n"

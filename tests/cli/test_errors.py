@@ -69,11 +69,24 @@ BAD_INPUTS = [
     (["run", "magic", "mgo.cif"], 2, "unknown flow 'magic'", True),
     (["run", "static", "none.cif"], 2, "no structure file 'none.cif'", True),
     (["run", "static", "garbage.cif"], 2, "garbage.cif: not a structure file", False),
-    (["run", "static", "mgo.cif", "--settings", '{"scf":{"maxcycl":200}}'], 2,
-     "unknown scf setting 'maxcycl'; did you mean 'maxcycle'?", True),
-    (["run", "static", "mgo.cif", "--settings", '{"sfc":{}}'], 2,
-     "unknown input settings section 'sfc'; did you mean 'scf'?", True),
-    (["run", "static", "mgo.cif", "--functional", "B3LPY"], 2, "unknown functional 'B3LPY'; did you mean 'B3LYP'?", True),
+    (
+        ["run", "static", "mgo.cif", "--settings", '{"scf":{"maxcycl":200}}'],
+        2,
+        "unknown scf setting 'maxcycl'; did you mean 'maxcycle'?",
+        True,
+    ),
+    (
+        ["run", "static", "mgo.cif", "--settings", '{"sfc":{}}'],
+        2,
+        "unknown input settings section 'sfc'; did you mean 'scf'?",
+        True,
+    ),
+    (
+        ["run", "static", "mgo.cif", "--functional", "B3LPY"],
+        2,
+        "unknown functional 'B3LPY'; did you mean 'B3LYP'?",
+        True,
+    ),
     (["run", "static", "mgo.cif", "--settings", "{scf: 1"], 2, "--settings is not JSON", True),
     (["run", "static", "mgo.cif", "--kspacing", "fine"], 2, "Invalid value for '--kspacing'", True),
     (["jobs", "--limit", "many"], 2, "Invalid value for '--limit'", True),
@@ -82,26 +95,50 @@ BAD_INPUTS = [
     (["parse", "missing.out"], 2, "missing.out", False),
     (["parse", "garbage.cif"], 2, "garbage.cif", False),
     (["ht", "submit"], 2, "give structures with --query, --ids or --folder", True),
-    (["ht", "submit", "--folder", "cifs", "--flow", "statik"], 2, "unknown flow 'statik'; did you mean 'static'?", True),
+    (
+        ["ht", "submit", "--folder", "cifs", "--flow", "statik"],
+        2,
+        "unknown flow 'statik'; did you mean 'static'?",
+        True,
+    ),
     (["ht", "submit", "--folder", "cifs", "--engine", "slurm"], 2, "unknown engine 'slurm'", True),
     (["ht", "submit", "--folder", "nowhere"], 2, "No structure file or folder: nowhere", False),
-    (["ht", "summary", "--db", "ui.db", "--batch", "b1"], 2, "no high-throughput jobs in batch 'b1'", True),
+    (
+        ["ht", "summary", "--db", "ui.db", "--batch", "b1"],
+        2,
+        "no high-throughput jobs in batch 'b1'",
+        True,
+    ),
     (["ht", "summary", "--db", "none.db"], 2, "no database at none.db", True),
     (["fw", "add", "magic", "mgo.cif"], 2, "unknown flow 'magic'", True),
-    (["fw", "add", "static", "mgo.cif", "--functional", "PBE1"], 2, "unknown functional 'PBE1'", True),
-    (["remote", "submit", "relax-band", "mgo.cif"], 2, "unknown flow 'relax-band'; did you mean 'relax-bands'?", True),
+    (
+        ["fw", "add", "static", "mgo.cif", "--functional", "PBE1"],
+        2,
+        "unknown functional 'PBE1'",
+        True,
+    ),
+    (
+        ["remote", "submit", "relax-band", "mgo.cif"],
+        2,
+        "unknown flow 'relax-band'; did you mean 'relax-bands'?",
+        True,
+    ),
     (["remote", "init", "--env", "NOEQUALS"], 2, "--env wants KEY=VALUE", True),
 ]
 
 
-@pytest.mark.parametrize(("args", "code", "message", "hinted"), BAD_INPUTS, ids=[" ".join(c[0]) for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("args", "code", "message", "hinted"), BAD_INPUTS, ids=[" ".join(c[0]) for c in BAD_INPUTS]
+)
 def test_bad_input_is_one_line_and_changes_nothing(workspace, args, code, message, hinted):
     before = _snapshot(workspace)
     result = runner.invoke(app, args)
     lines = result.stderr.splitlines()
     assert result.exit_code == code, result.output
     assert lines[0].startswith("error: ") and message in lines[0], lines
-    assert len(lines) == (2 if hinted else 1) and (not hinted or lines[1].startswith("hint: ")), lines
+    assert len(lines) == (2 if hinted else 1) and (not hinted or lines[1].startswith("hint: ")), (
+        lines
+    )
     assert "Traceback" not in result.output and result.stdout == ""
     assert _snapshot(workspace) == before
 
@@ -113,11 +150,13 @@ def test_missing_crystal_is_one_line_with_the_fix(workspace, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         (
-            "error: CRYSTAL executable '/nonexistent/crystal' not found (CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
+            "error: CRYSTAL executable '/nonexistent/crystal' not found "
+            "(CRYSTAL_ATOMATE_CRYSTAL_CMD names no "
             "program on PATH)"
         ),
         (
-            "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to your crystal "
+            "hint: set CRYSTAL_ATOMATE_CRYSTAL_CMD (or CRYSTAL_CMD in ~/.crystal_atomate.yaml) to "
+            "your crystal "
             "binary, or try 'crystal-atomate demo', which replays recorded runs"
         ),
     ]
@@ -137,11 +176,14 @@ def test_debug_prints_the_traceback_before_the_line(workspace):
 
 
 def test_a_failed_job_exits_1_and_is_failed_in_the_ui(workspace, monkeypatch):
-    """``true`` as CRYSTAL writes no output: the job raises, ``run`` says so, the UI lists it FAILED."""
+    """``true`` as CRYSTAL writes nothing: the job raises, ``run`` says so, the UI shows FAILED."""
     result = runner.invoke(app, ["run", "static", "mgo.cif", "--db", "ui.db", "--work-dir", "runs"])
     assert result.exit_code == 1, result.output
     error, hint = result.stderr.splitlines()
-    assert error.startswith("error: flow 'static' failed: static: crystal_atomate.run.CrystalRunError: 'true' wrote no output")
+    assert error.startswith(
+        "error: flow 'static' failed: static: crystal_atomate.run.CrystalRunError: 'true' wrote no "
+        "output"
+    )
     assert hint == "hint: 'crystal-atomate show JOB' shows a job's errors"
     assert "FAILED" in result.stdout and "static" in result.stdout
     with closing(sqlite3.connect(workspace / "ui.db")) as conn:
@@ -154,5 +196,7 @@ def test_ht_submit_skips_a_garbage_cif_and_runs_the_rest(workspace):
     result = runner.invoke(app, ["ht", "submit", "--folder", "cifs", "--db", "ui.db", "--dry-run"])
     assert result.exit_code == 0, result.output
     warnings = result.stderr.splitlines()
-    assert len(warnings) == 1 and warnings[0].startswith(f"warning: skipped {Path('cifs') / 'garbage.cif'}")
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"warning: skipped {Path('cifs') / 'garbage.cif'}"
+    )
     assert "1 to run, 0 skipped, 0 rejected" in result.stdout and "mgo" in result.stdout

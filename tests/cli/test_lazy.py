@@ -16,7 +16,16 @@ import pytest
 from crystal_atomate.cli.app import COMMANDS, app
 from crystal_atomate.testing.ui_database import fill_ui_database
 
-HEAVY = ("pymatgen", "jobflow", "atomate2", "aiida", "fireworks", "jobflow_remote", "maggma", "emmet")
+HEAVY = (
+    "pymatgen",
+    "jobflow",
+    "atomate2",
+    "aiida",
+    "fireworks",
+    "jobflow_remote",
+    "maggma",
+    "emmet",
+)
 
 _PROBE = """
 import json, sys
@@ -31,9 +40,14 @@ print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 
 
 def _probe(*args: str, cwd: Path) -> dict:
-    """Run the command line in a fresh interpreter; its exit code and the heavy packages it loaded."""
+    """Run the command line in a fresh interpreter; its exit code and the heavy packages loaded."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     return json.loads(done.stderr.strip().splitlines()[-1])
 
@@ -49,7 +63,11 @@ def big_db(tmp_path_factory) -> Path:
     ids=["help", "jobs", "show", "jobs-filtered"],
 )
 def test_light_commands_import_no_heavy_stack(args, big_db, tmp_path):
-    probe = _probe(*args, "--db", str(big_db), cwd=tmp_path) if args[0] != "--help" else _probe(*args, cwd=tmp_path)
+    probe = (
+        _probe(*args, "--db", str(big_db), cwd=tmp_path)
+        if args[0] != "--help"
+        else _probe(*args, cwd=tmp_path)
+    )
     assert probe == {"code": 0, "heavy": []}
 
 

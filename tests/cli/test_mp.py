@@ -24,7 +24,9 @@ pytestmark = pytest.mark.usefixtures("no_real_materials_project")
 def cached_ids(db_file: Path) -> list[str]:
     conn = sqlite3.connect(db_file)
     try:
-        return [r[0] for r in conn.execute("SELECT material_id FROM materials_structures ORDER BY id")]
+        return [
+            r[0] for r in conn.execute("SELECT material_id FROM materials_structures ORDER BY id")
+        ]
     finally:
         conn.close()
 
@@ -86,7 +88,9 @@ def test_search_table(mp_server: MPServer, db_file: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 materials: chemsys=Si, stable=True" in result.stdout
     [line] = [line for line in result.stdout.splitlines() if "mp-149" in line]
-    assert ["mp-149", "Si", "2", "Fd-3m", "(227)", "0.61", "0.000", "yes"] == line.strip("│ ").replace("│", " ").split()
+    assert ["mp-149", "Si", "2", "Fd-3m", "(227)", "0.61", "0.000", "yes"] == line.strip(
+        "│ "
+    ).replace("│", " ").split()
     assert "mp-165" not in result.stdout
     assert mp_server.requests[-1].params["is_stable"] == "True"
 
@@ -112,9 +116,19 @@ def test_search_filters_and_cache(mp_server: MPServer, db_file: Path) -> None:
         (["get", "mp-149"], "bad_key", 1, "refused the API key in MP_API_KEY (HTTP 401)"),
         (["get", "mp-999999"], None, 1, "mp-999999 is not in the Materials Project database"),
         (["get", "foo"], None, 2, "error: 'foo' is not a Materials Project id.\nhint: an id is a"),
-        (["get", "mp-abc"], None, 2, "error: 'mp-abc' is not a Materials Project id.\nhint: an id is"),
+        (
+            ["get", "mp-abc"],
+            None,
+            2,
+            "error: 'mp-abc' is not a Materials Project id.\nhint: an id is",
+        ),
         (["get", "mp-149"], "offline", 1, "Nothing is cached for mp-149"),
-        (["search", "--formula", "MgO"], "offline", 1, "Nothing is cached for the search (formula=MgO)"),
+        (
+            ["search", "--formula", "MgO"],
+            "offline",
+            1,
+            "Nothing is cached for the search (formula=MgO)",
+        ),
     ],
 )
 def test_errors_are_one_line_and_leave_no_database(

@@ -77,7 +77,8 @@ def test_raw_filter(optimade_server: OptimadeServer, db_file: Path) -> None:
             2,
             [
                 "error: 'nomad2' is not an OPTIMADE provider.",
-                "hint: use one of mp, oqmd, aflow, cod, mc3d, mc2d or a base URL such as https://host/optimade.",
+                "hint: use one of mp, oqmd, aflow, cod, mc3d, mc2d or a base URL such as "
+                "https://host/optimade.",
             ],
         ),
         (
@@ -94,8 +95,9 @@ def test_raw_filter(optimade_server: OptimadeServer, db_file: Path) -> None:
             1,
             [
                 (
-                    "error: Cannot reach OPTIMADE (http://127.0.0.1:9: connection refused) for MgO at "
-                    "http://127.0.0.1:9. Nothing is cached for the OPTIMADE search (MgO at http://127.0.0.1:9)."
+                    "error: Cannot reach OPTIMADE (http://127.0.0.1:9: connection refused) for MgO "
+                    "at http://127.0.0.1:9. Nothing is cached for the OPTIMADE search (MgO at "
+                    "http://127.0.0.1:9)."
                 )
             ],
         ),

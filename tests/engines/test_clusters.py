@@ -1,6 +1,6 @@
 """The same relax -> static flow through FireWorks (``qlaunch`` + SLURM) and jobflow-remote (a
-``remote`` worker over SSH + SLURM) on the loopback cluster ``.ci/hpc.sh`` starts, with the values of
-the local runs: one cluster description (as the UI keeps it) configures both engines."""
+``remote`` worker over SSH + SLURM) on the loopback cluster ``.ci/hpc.sh`` starts, with the values
+of the local runs: one cluster description (as the UI keeps it) configures both engines."""
 
 from __future__ import annotations
 
@@ -120,12 +120,20 @@ def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Pat
         command = qlaunch_command(lp_yaml, fworker, qadapter, launches, nlaunches="infinite")
         log = (tmp_path / "qlaunch.log").open("wb")
         qlaunch = subprocess.Popen(
-            [*command, "--maxjobs_queue", "1"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+            [*command, "--maxjobs_queue", "1"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 180
-            while {fw["state"] for fw in launchpad.fireworks.find({}, {"state": 1})} != {"COMPLETED"}:
-                assert time.monotonic() < deadline, list(launchpad.fireworks.find({}, {"state": 1, "name": 1}))
+            while {fw["state"] for fw in launchpad.fireworks.find({}, {"state": 1})} != {
+                "COMPLETED"
+            }:
+                assert time.monotonic() < deadline, list(
+                    launchpad.fireworks.find({}, {"state": 1, "name": 1})
+                )
                 assert qlaunch.poll() is None, (tmp_path / "qlaunch.log").read_text()[-3000:]
                 time.sleep(1)
         finally:
@@ -153,7 +161,9 @@ def slurm_project(cluster: LoopbackCluster, tmp_path: Path) -> Iterator[RemotePr
         base_dir=tmp_path / "base",
         env=replay_env,
     )
-    config["workers"] = {"loopback": remote_worker_config(ui_cluster(cluster), str(tmp_path / "cluster_work"))}
+    config["workers"] = {
+        "loopback": remote_worker_config(ui_cluster(cluster), str(tmp_path / "cluster_work"))
+    }
     project_file = write_project(config, tmp_path / "projects")
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     remote = RemoteProject(
@@ -168,7 +178,9 @@ def slurm_project(cluster: LoopbackCluster, tmp_path: Path) -> Iterator[RemotePr
         stop_server(remote.db_dir)
 
 
-def test_jobflow_remote_worker_through_ssh_and_slurm(slurm_project: RemoteProject, cluster: LoopbackCluster) -> None:
+def test_jobflow_remote_worker_through_ssh_and_slurm(
+    slurm_project: RemoteProject, cluster: LoopbackCluster
+) -> None:
     os.environ["JFREMOTE_PROJECTS_FOLDER"] = slurm_project.env["JFREMOTE_PROJECTS_FOLDER"]
     try:
         submit_flows([relax_static_flow()], slurm_project.project_file, worker="loopback")

@@ -112,8 +112,9 @@ def test_server_start_is_idempotent_across_processes(db_dir: Path) -> None:
 
 
 def test_indexes_rebuilt_after_a_reset_survive_a_server_restart(db_dir: Path) -> None:
-    """``jf admin reset`` and ``lpad reset`` drop a collection and its indexes, then build them again;
-    after a restart the unique ones must still refuse a duplicate job id, and queries keep their index."""
+    """``jf admin reset`` and ``lpad reset`` drop a collection and its indexes, then build them
+    again; after a restart the unique ones must still refuse a duplicate job id, and queries keep
+    their index."""
     from pymongo.errors import DuplicateKeyError
 
     def jobs():

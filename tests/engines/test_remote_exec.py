@@ -48,11 +48,15 @@ def exec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     yield {**os.environ, EXEC_DIR_ENV: str(folder)}
     stop_servers(str(folder))
     assert running_servers(str(folder)) == {}
-    assert not [p for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or [])]
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(folder) in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def _run_dir(path: Path, job: Job) -> Path:
-    """A job folder as jobflow-remote uploads it: the job and a file store in ``jfremote_in.json``."""
+    """A job folder as jobflow-remote uploads it: job and file store in ``jfremote_in.json``."""
     path.mkdir(parents=True)
     store = JobStore(JSONStore(str(path / "remote_job_data.json"), read_only=False, key="uuid"))
     dumpfn({"job": job, "store": store}, path / "jfremote_in.json")
@@ -89,7 +93,9 @@ def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) ->
 
 
 def _processes(marker: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    return [
+        p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def test_crystal_jobs_run_on_one_warm_server(tmp_path: Path, exec_env: dict[str, str]) -> None:
@@ -144,7 +150,9 @@ def test_killing_the_client_or_its_shell_kills_the_job(
     _wait_until(lambda: "exited -9" in _logs(exec_env), "the server to reap the job", timeout=15)
 
 
-def test_a_changed_environment_gets_its_own_server(tmp_path: Path, exec_env: dict[str, str]) -> None:
+def test_a_changed_environment_gets_its_own_server(
+    tmp_path: Path, exec_env: dict[str, str]
+) -> None:
     job = _shell_job("true")
     first = {**exec_env, "CRYSTAL_ATOMATE_TEST_SETTING": "a", "PWD": "/", "SHLVL": "1"}
     same = {**first, "PWD": str(tmp_path), "SHLVL": "7"}
@@ -156,7 +164,9 @@ def test_a_changed_environment_gets_its_own_server(tmp_path: Path, exec_env: dic
 
 
 def test_racing_clients_start_one_server(tmp_path: Path, exec_env: dict[str, str]) -> None:
-    clients = [_client(_run_dir(tmp_path / f"job{i}", _shell_job("true")), exec_env) for i in range(3)]
+    clients = [
+        _client(_run_dir(tmp_path / f"job{i}", _shell_job("true")), exec_env) for i in range(3)
+    ]
     assert [client.wait(timeout=120) for client in clients] == [0, 0, 0]
     assert len(running_servers(exec_env[EXEC_DIR_ENV])) == 1
     assert _logs(exec_env).count("serving on") == 1
@@ -178,7 +188,7 @@ def test_changed_code_retires_the_server(tmp_path: Path, exec_env: dict[str, str
 
 
 def test_falls_back_to_running_in_the_client(tmp_path: Path, exec_env: dict[str, str]) -> None:
-    """A socket path too long for Linux: the server cannot listen, the client runs the job itself."""
+    """A socket path too long for Linux: no server can listen, the client runs the job itself."""
     too_long = tmp_path / ("x" * 120)
     env = {**exec_env, EXEC_DIR_ENV: str(too_long)}
     run_dir = _run_dir(tmp_path / "job", _shell_job("echo ran"))

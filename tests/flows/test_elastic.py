@@ -1,4 +1,4 @@
-"""Elastic: atomate2's elastic flow with CRYSTAL Makers (and its stress sign), native ELASTCON replayed."""
+"""Elastic: atomate2's flow with CRYSTAL Makers (and its stress sign); native ELASTCON replayed."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def test_flow_has_bulk_relax_deformations_and_fit(sodium_chloride: Structure) ->
 
 
 def test_deformation_deck_relaxes_atoms_and_prints_the_stress(sodium_chloride: Structure) -> None:
-    deck = CrystalElasticMaker().elastic_relax_maker.input_set_generator.get_input_set(sodium_chloride)
+    deck = CrystalElasticMaker().elastic_relax_maker.input_set_generator.get_input_set(
+        sodium_chloride
+    )
     crystal_input = deck.crystal_input
     assert crystal_input.optgeom.type == "ATOMONLY"
     assert "STRESS" in crystal_input.scf.extra
@@ -76,7 +78,9 @@ def _task_document_stress(cauchy_gpa: np.ndarray) -> list[list[float]]:
     return CrystalOutput(stress_ha_per_bohr3=crystal_printed).stress_kbar
 
 
-def test_atomate2_fit_recovers_the_crystal_tensor_from_our_stresses(sodium_chloride: Structure) -> None:
+def test_atomate2_fit_recovers_the_crystal_tensor_from_our_stresses(
+    sodium_chloride: Structure,
+) -> None:
     """Stresses that the real ELASTCON tensor implies, written as our task documents write them and
     fitted by atomate2 with our sign correction, give that tensor back (a sign error flips it)."""
     tensor = ElasticTensor.from_voigt(C_3D)
@@ -133,7 +137,11 @@ def test_native_elastcon_2d_graphene(mock_crystal, tmp_path, monkeypatch) -> Non
     assert ours.geometry.fort34.dimensionality == 2
     assert doc.state == "successful" and doc.task_type == "elastic"
     assert doc.input.parameters["elastcon"]["preoptgeom"] is True
-    assert doc.output.elastic_tensor == [[4.479, 0.982, 0.0], [0.982, 4.479, 0.0], [0.0, 0.0, 1.749]]
+    assert doc.output.elastic_tensor == [
+        [4.479, 0.982, 0.0],
+        [0.982, 4.479, 0.0],
+        [0.0, 0.0, 1.749],
+    ]
     assert doc.output.energy_hartree == pytest.approx(-76.091361265011, abs=1e-8)
 
 

@@ -1,4 +1,4 @@
-"""EOS: atomate2's common EOS flow wired with CRYSTAL Makers, and CRYSTAL's native EOS job replayed."""
+"""EOS: atomate2's common EOS flow with CRYSTAL Makers, and CRYSTAL's native EOS job replayed."""
 
 from __future__ import annotations
 

@@ -35,8 +35,12 @@ def test_flow_chains_relax_static_and_displacements(mgo: Structure) -> None:
     flow = maker.make(mgo, prev_dir="/previous/run")
     names = [job.name for job in flow.jobs]
     assert names == [
-        "phonon bulk relax", "get_supercell_size", "phonon static energy",
-        "generate_phonon_displacements", "run_phonon_displacements", "generate_frequencies_eigenvectors",
+        "phonon bulk relax",
+        "get_supercell_size",
+        "phonon static energy",
+        "generate_phonon_displacements",
+        "run_phonon_displacements",
+        "generate_frequencies_eigenvectors",
     ]
     relax, _, static, displacements, runs, _ = flow.jobs
     assert isinstance(relax.maker, TightRelaxMaker)
@@ -47,7 +51,9 @@ def test_flow_chains_relax_static_and_displacements(mgo: Structure) -> None:
     assert runs.function_kwargs["prev_dir_argname"] == "prev_dir"
 
 
-def test_displaced_supercells_compute_forces_from_scratch(mgo: Structure, previous_run: Path) -> None:
+def test_displaced_supercells_compute_forces_from_scratch(
+    mgo: Structure, previous_run: Path
+) -> None:
     """GRADCAL for the forces; no GUESSP from the (smaller) cell's wavefunction in prev_dir."""
     generator = CrystalPhononMaker().phonon_displacement_maker.input_set_generator
     input_set = generator.get_input_set(mgo * (2, 2, 2), prev_dir=previous_run)
@@ -74,10 +80,14 @@ def _dry_ice_freq_maker() -> FreqMaker:
     return FreqMaker(name="dry ice frequencies", input_set_generator=generator)
 
 
-def test_native_freqcalc_frequencies_and_ir_intensities(mock_crystal, tmp_path, monkeypatch) -> None:
+def test_native_freqcalc_frequencies_and_ir_intensities(
+    mock_crystal, tmp_path, monkeypatch
+) -> None:
     mock_crystal({"dry ice frequencies": DRY_ICE})
     monkeypatch.chdir(tmp_path)
-    dry_ice = CrystalInput.from_file(reference_dir() / DRY_ICE / "INPUT.d12").geometry.to_structure()
+    dry_ice = CrystalInput.from_file(
+        reference_dir() / DRY_ICE / "INPUT.d12"
+    ).geometry.to_structure()
     job = _dry_ice_freq_maker().make(dry_ice)
     doc = run_locally(job, create_folders=True, ensure_success=True)[job.uuid][1].output
     assert doc.state == "successful" and doc.task_type == "frequency"

@@ -20,7 +20,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "crystal_atomate"
 
 
 def _crystal_makers(flow) -> dict[str, BaseCrystalMaker]:
-    return {job.name: job.maker for job, _ in flow.iterflow() if isinstance(job.maker, BaseCrystalMaker)}
+    return {
+        job.name: job.maker for job, _ in flow.iterflow() if isinstance(job.maker, BaseCrystalMaker)
+    }
 
 
 def test_aiida_generators_are_the_registry_names():
@@ -42,13 +44,19 @@ def test_settings_reach_every_crystal_maker_merged_key_by_key():
         generator = maker.input_set_generator
         assert generator.functional == "PBE0"
         assert generator.user_kpoints_settings == {"kspacing": 0.2}
-        assert generator.user_input_settings == {"scf": {"maxcycle": 300}, "hamiltonian": {"dft": {"grid": "XXLGRID"}}}
+        assert generator.user_input_settings == {
+            "scf": {"maxcycle": 300},
+            "hamiltonian": {"dft": {"grid": "XXLGRID"}},
+        }
 
 
 def test_a_single_job_is_a_one_job_flow_named_after_the_registry():
     flow = build_flow("frequency", mgo_structure(), basis="POB-TZVP-REV2")
     (maker,) = _crystal_makers(flow).values()
-    assert flow.name == "frequency" and maker.input_set_generator.user_basis_settings == "POB-TZVP-REV2"
+    assert (
+        flow.name == "frequency"
+        and maker.input_set_generator.user_basis_settings == "POB-TZVP-REV2"
+    )
     assert isinstance(maker.input_set_generator, FreqSetGenerator)
 
 
@@ -56,11 +64,18 @@ def test_a_single_job_is_a_one_job_flow_named_after_the_registry():
     ("kwargs", "message"),
     [
         ({"name": "statc"}, "unknown flow 'statc'; did you mean 'static'?"),
-        ({"name": "static", "functional": "PBE-0"}, "unknown functional 'PBE-0'; did you mean 'PBE0'?"),
-        ({"name": "static", "settings": {"optgeom": {"toldeg": 1e-4, "maxcycl": 9}}},
-         "unknown optgeom setting 'maxcycl'; did you mean 'maxcycle'?"),
-        ({"name": "static", "settings": {"hamiltonian": {"dft": {"grd": "XLGRID"}}}},
-         "unknown hamiltonian.dft setting 'grd'; did you mean 'grid'?"),
+        (
+            {"name": "static", "functional": "PBE-0"},
+            "unknown functional 'PBE-0'; did you mean 'PBE0'?",
+        ),
+        (
+            {"name": "static", "settings": {"optgeom": {"toldeg": 1e-4, "maxcycl": 9}}},
+            "unknown optgeom setting 'maxcycl'; did you mean 'maxcycle'?",
+        ),
+        (
+            {"name": "static", "settings": {"hamiltonian": {"dft": {"grd": "XLGRID"}}}},
+            "unknown hamiltonian.dft setting 'grd'; did you mean 'grid'?",
+        ),
     ],
 )
 def test_unknown_names_are_refused_before_building(kwargs, message):
@@ -72,8 +87,15 @@ def test_unknown_names_are_refused_before_building(kwargs, message):
 
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    found = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    found |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    found = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    found |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     return found
 
 
@@ -83,12 +105,20 @@ def test_nothing_below_the_cli_imports_it():
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
         if "cli" not in path.relative_to(PACKAGE).parts
-        and any(name == "crystal_atomate.cli" or name.startswith("crystal_atomate.cli.") for name in _imports(path))
+        and any(
+            name == "crystal_atomate.cli" or name.startswith("crystal_atomate.cli.")
+            for name in _imports(path)
+        )
     ]
     assert offenders == []
 
 
 def test_the_registry_imports_no_maker_until_asked():
-    probe = "import sys, crystal_atomate.flows.registry as r; r.FLOWS; print(sorted(m for m in sys.modules if m.startswith(('jobflow', 'pymatgen'))))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    probe = (
+        "import sys, crystal_atomate.flows.registry as r; r.FLOWS; "
+        "print(sorted(m for m in sys.modules if m.startswith(('jobflow', 'pymatgen'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
     assert done.stdout.strip() == "[]"

@@ -29,7 +29,9 @@ def test_suggestions_and_argument_lines() -> None:
     assert did_you_mean("QWERTY", ["SHRINK", "TOLINTEG"]) is None
     assert allowed_keywords("newkey") == {"NEWKEY"} and allowed_keywords(["a", "B"]) == {"A", "B"}
     assert allowed_keywords(True) == allowed_keywords(False) == frozenset()
-    assert [is_argument_line(x) for x in ("8 8", "-1 2", ".5", "SHRINK", "def2-mSVP")] == [True] * 3 + [False] * 2
+    assert [is_argument_line(x) for x in ("8 8", "-1 2", ".5", "SHRINK", "def2-mSVP")] == [
+        True
+    ] * 3 + [False] * 2
 
 
 def test_cursor_errors_keep_the_callers_type() -> None:
@@ -37,11 +39,18 @@ def test_cursor_errors_keep_the_callers_type() -> None:
     assert cursor.lines == [(1, "A"), (4, "B 1")]
     cursor.line("A")
     error = cursor.error("C", error=CountMismatchError)
-    assert isinstance(error, CountMismatchError) and error.line == 4 and str(error) == "line 4: expected C, got 'B 1'"
+    assert (
+        isinstance(error, CountMismatchError)
+        and error.line == 4
+        and str(error) == "line 4: expected C, got 'B 1'"
+    )
     standalone = LineCursor(cursor.lines, error=BasisParseError)
     assert type(standalone.error("x", error=CountMismatchError)) is BasisParseError
     cursor.line("B")
-    assert cursor.error("D").reason == "unexpected end of input, expected D" and cursor.error("D").line == 4
+    assert (
+        cursor.error("D").reason == "unexpected end of input, expected D"
+        and cursor.error("D").line == 4
+    )
 
 
 def test_standalone_basis_count_errors() -> None:

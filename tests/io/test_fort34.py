@@ -27,16 +27,53 @@ def test_every_real_file_round_trips(ref_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("relative", "dim", "n_ops", "n_atoms", "space_group", "first_lattice_row"),
     [
-        ("gui_geometry_examples_crystal17/cubic-rocksalt.gui", 3, 48, 2, (225, 48), (0.0, 2.42, 2.42)),
-        ("gui_geometry_examples_crystal17/greigite.gui", 3, 48, 14, (227, 48), (0.0, 4.96199198, 4.96199198)),
-        ("gui_geometry_examples_crystal17/pyrrhotite-4c-monoclinic.gui", 3, 4, 30, (15, 4), (6.114010785, 3.484617745, 0.0)),
+        (
+            "gui_geometry_examples_crystal17/cubic-rocksalt.gui",
+            3,
+            48,
+            2,
+            (225, 48),
+            (0.0, 2.42, 2.42),
+        ),
+        (
+            "gui_geometry_examples_crystal17/greigite.gui",
+            3,
+            48,
+            14,
+            (227, 48),
+            (0.0, 4.96199198, 4.96199198),
+        ),
+        (
+            "gui_geometry_examples_crystal17/pyrrhotite-4c-monoclinic.gui",
+            3,
+            4,
+            30,
+            (15, 4),
+            (6.114010785, 3.484617745, 0.0),
+        ),
         ("nio_scf_uhf_afm_crystal17/fort.34", 3, 16, 4, (123, 16), (0.0, -2.082, -2.082)),
         ("fe_slabcut_testgeom_crystal17/fort.34", 2, 2, 56, (0, 0), (9.61937287705, 0.0, 0.0)),
-        ("fes_rocksalt_doss_pdos_crystal17/fort.34", 3, 12, 4, (0, 0), (-0.144410921265, 4.97747637229, 4.97747637229)),
-        ("mgo_opt_b3lyp_crystal22/optc004", 3, 48, 2, (225, 48), (2.596593419977, 0.0, 1.499143910000)),
+        (
+            "fes_rocksalt_doss_pdos_crystal17/fort.34",
+            3,
+            12,
+            4,
+            (0, 0),
+            (-0.144410921265, 4.97747637229, 4.97747637229),
+        ),
+        (
+            "mgo_opt_b3lyp_crystal22/optc004",
+            3,
+            48,
+            2,
+            (225, 48),
+            (2.596593419977, 0.0, 1.499143910000),
+        ),
     ],
 )
-def test_real_values(ref_dir: Path, relative, dim, n_ops, n_atoms, space_group, first_lattice_row) -> None:
+def test_real_values(
+    ref_dir: Path, relative, dim, n_ops, n_atoms, space_group, first_lattice_row
+) -> None:
     parsed = Fort34.from_file(ref_dir / relative)
     assert parsed.dimensionality == dim
     assert len(parsed.symmops) == n_ops
@@ -66,7 +103,9 @@ def test_energy_header(ref_dir: Path) -> None:
 
 
 def _rocksalt() -> Structure:
-    return Structure.from_spacegroup(225, Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        225, Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 @pytest.mark.parametrize("symmetry", [True, False])
@@ -83,14 +122,18 @@ def test_structure_round_trip_exact(symmetry: bool) -> None:
 def test_symmetry_operators_map_the_cell_onto_itself() -> None:
     structure = _rocksalt().get_primitive_structure()
     fort34 = Fort34.from_structure(structure)
-    assert len(fort34.symmops) == 48 and fort34.space_group == (225, 48) and fort34.crystal_type == 6
+    assert (
+        len(fort34.symmops) == 48 and fort34.space_group == (225, 48) and fort34.crystal_type == 6
+    )
     inverse = np.linalg.inv(np.array(fort34.lattice))
     for op in fort34.symmops:
         for atom in fort34.atoms:
             image = np.array(op.rotation) @ np.array(atom.position) + np.array(op.translation)
             assert any(
                 other.number == atom.number
-                and np.allclose(((image - np.array(other.position)) @ inverse + 0.5) % 1 - 0.5, 0, atol=1e-6)
+                and np.allclose(
+                    ((image - np.array(other.position)) @ inverse + 0.5) % 1 - 0.5, 0, atol=1e-6
+                )
                 for other in fort34.atoms
             )
 
@@ -106,8 +149,14 @@ def test_molecule_and_slab() -> None:
     water = Molecule(["O", "H", "H"], [[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]])
     fort34 = Fort34.from_molecule(water)
     assert fort34.dimensionality == 0 and fort34.lattice[0][0] == 500.0
-    np.testing.assert_allclose(Fort34.from_string(fort34.to_string()).to_molecule().cart_coords, water.cart_coords, atol=1e-6)
-    slab = Structure(Lattice.hexagonal(2.46, 20.0), ["C", "C"], [[1 / 3, 2 / 3, 0.5], [2 / 3, 1 / 3, 0.5]])
+    np.testing.assert_allclose(
+        Fort34.from_string(fort34.to_string()).to_molecule().cart_coords,
+        water.cart_coords,
+        atol=1e-6,
+    )
+    slab = Structure(
+        Lattice.hexagonal(2.46, 20.0), ["C", "C"], [[1 / 3, 2 / 3, 0.5], [2 / 3, 1 / 3, 0.5]]
+    )
     fort34 = Fort34.from_slab(slab)
     assert fort34.dimensionality == 2 and fort34.lattice[2] == (0.0, 0.0, 500.0)
     assert fort34.to_structure().get_distance(0, 1) == pytest.approx(slab.get_distance(0, 1))

@@ -20,8 +20,19 @@ from crystal_atomate.io.geometry import (
 
 MATCHER = StructureMatcher(scale=False, primitive_cell=True)
 GUI = "gui_geometry_examples_crystal17"
-NAMES = ["cubic-rocksalt", "cubic-zincblende", "greigite", "mackinawite", "marcasite", "pyrite",
-         "pyrrhotite-4c-monoclinic", "troilite-hex-p63mc", "troilite-hex-p63mmc", "troilite-hexagonal", "troilite-mnp"]
+NAMES = [
+    "cubic-rocksalt",
+    "cubic-zincblende",
+    "greigite",
+    "mackinawite",
+    "marcasite",
+    "pyrite",
+    "pyrrhotite-4c-monoclinic",
+    "troilite-hex-p63mc",
+    "troilite-hex-p63mmc",
+    "troilite-hexagonal",
+    "troilite-mnp",
+]
 
 
 def _deck_geometry(path: Path) -> CrystalGeometry:
@@ -32,7 +43,7 @@ def _deck_geometry(path: Path) -> CrystalGeometry:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_expansion_matches_crystal(ref_dir: Path, name: str) -> None:
-    """Our expansion of the deck equals the structure CRYSTAL itself wrote (origin settings included)."""
+    """Our expansion of the deck equals the structure CRYSTAL itself wrote (origin settings too)."""
     geometry = _deck_geometry(ref_dir / GUI / f"{name}.d12")
     crystal_made = Fort34.from_file(ref_dir / GUI / f"{name}.gui").to_structure()
     expanded = geometry.to_structure()
@@ -49,16 +60,28 @@ def test_structure_to_crystal_form_round_trip(ref_dir: Path, name: str) -> None:
 
 
 def test_real_parameters(ref_dir: Path) -> None:
-    mono = crystal_geometry_from_structure(Fort34.from_file(ref_dir / GUI / "pyrrhotite-4c-monoclinic.gui").to_structure())
-    np.testing.assert_allclose(mono.lattice_parameters, [12.22802157, 6.96923549, 13.00815222, 116.719787], atol=1e-5)
-    hexagonal = crystal_geometry_from_structure(Fort34.from_file(ref_dir / GUI / "troilite-hex-p63mmc.gui").to_structure())
+    mono = crystal_geometry_from_structure(
+        Fort34.from_file(ref_dir / GUI / "pyrrhotite-4c-monoclinic.gui").to_structure()
+    )
+    np.testing.assert_allclose(
+        mono.lattice_parameters, [12.22802157, 6.96923549, 13.00815222, 116.719787], atol=1e-5
+    )
+    hexagonal = crystal_geometry_from_structure(
+        Fort34.from_file(ref_dir / GUI / "troilite-hex-p63mmc.gui").to_structure()
+    )
     np.testing.assert_allclose(hexagonal.lattice_parameters, [3.445, 5.763], atol=1e-6)
     mackinawite = _deck_geometry(ref_dir / GUI / "mackinawite.d12")
-    assert (mackinawite.ifso, mackinawite.space_group, mackinawite.lattice_parameters) == (1, 129, [3.55114561, 5.35521437])
+    assert (mackinawite.ifso, mackinawite.space_group, mackinawite.lattice_parameters) == (
+        1,
+        129,
+        [3.55114561, 5.35521437],
+    )
 
 
 def test_pymatgen_built_structures() -> None:
-    zincblende = Structure.from_spacegroup(216, Lattice.cubic(5.43), ["Ga", "As"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    zincblende = Structure.from_spacegroup(
+        216, Lattice.cubic(5.43), ["Ga", "As"], [[0, 0, 0], [0.25, 0.25, 0.25]]
+    )
     geometry = crystal_geometry_from_structure(zincblende.get_primitive_structure())
     assert geometry.space_group == 216 and geometry.lattice_parameters == pytest.approx([5.43])
     assert sorted(atom.number for atom in geometry.atoms) == [31, 33]
@@ -71,7 +94,11 @@ def test_pymatgen_built_structures() -> None:
 
 def test_invalid_parameter_count() -> None:
     with pytest.raises(ValueError, match="takes 1 lattice parameter"):
-        CrystalGeometry(space_group=225, lattice_parameters=[4.2, 4.2], atoms=[{"number": 12, "coords": (0, 0, 0)}])
+        CrystalGeometry(
+            space_group=225,
+            lattice_parameters=[4.2, 4.2],
+            atoms=[{"number": 12, "coords": (0, 0, 0)}],
+        )
 
 
 def test_nio_afm_atomspin(ref_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -58,7 +57,12 @@ def test_real_doss_deck_with_ao_projections(ref_dir):
     deck = PropertiesInput.from_file(ref_dir / "fes_rocksalt_doss_pdos_crystal17" / "DOSS.d3")
     assert deck.newk.shrink == 18 and deck.newk.gilat_shrink == 36
     doss = deck.doss
-    assert (doss.n_points, doss.first_band, doss.last_band, doss.n_polynomials) == (1000, 29, 55, 14)
+    assert (doss.n_points, doss.first_band, doss.last_band, doss.n_polynomials) == (
+        1000,
+        29,
+        55,
+        14,
+    )
     assert [len(p.indices) for p in doss.projections] == [12, 24, 30, 14, 10, 24, 10]
     assert all(p.kind == "ao" for p in doss.projections)
     assert doss.projections[2].indices[-1] == 73
@@ -90,7 +94,10 @@ def test_extra_lines_kept_in_place():
     assert deck.layout == ["EXTRA", "NEWK", "EXTRA", "DOSS"]
     assert deck.newk.mesh == (4, 4, 8) and deck.newk.recompute_fermi is False
     assert deck.doss.projections == [DossProjection(kind="ao", indices=[1, 2, 3])]
-    assert deck.to_string() == "RDFMWF\nNEWK\n0 16\n4 4 8\n0 0\nPPAN\nDOSS\n1 100 1 10 2 10 0\n3 1 2 3\nEND\n"
+    assert (
+        deck.to_string()
+        == "RDFMWF\nNEWK\n0 16\n4 4 8\n0 0\nPPAN\nDOSS\n1 100 1 10 2 10 0\n3 1 2 3\nEND\n"
+    )
     assert PropertiesInput.from_string(deck.to_string()) == deck
 
 
@@ -121,9 +128,21 @@ def test_constructed_deck_round_trips_and_is_written_as_input(tmp_path):
         ("DOSS\n1 100 1 10 2 10 0\n3 1 x 3\nEND\n", 3, "not an integer"),
         ("DOSS\n1 100 -1 -1 2 10 0\n-0.5\n-1 1\nEND\n", 3, "BMI BMA"),
         ("DOSS\n0 100 5 1 2 10 0\nEND\n", 1, "first_band"),
-        ("NEWK\n12 24\n1 0\nDOS\n1 100 1 10 2 10 0\nEND\n", 4, "unknown properties keyword 'DOS' .did you mean DOSS"),
-        ("DOSS\n1 300 -1 -1 2 12 0\n-0.7 +0.8\n-1 1\n-1 2\nEND\n", 5, "expected a keyword, got '-1 2'"),
-        ("PPAN\nECHG\n0\n100\nBAND\nT\n1 4 100 1 10 1 0\n0 0 0 2 0 2\n1 1 1\nEND\n", 9, "NLINE, NPRO"),
+        (
+            "NEWK\n12 24\n1 0\nDOS\n1 100 1 10 2 10 0\nEND\n",
+            4,
+            "unknown properties keyword 'DOS' .did you mean DOSS",
+        ),
+        (
+            "DOSS\n1 300 -1 -1 2 12 0\n-0.7 +0.8\n-1 1\n-1 2\nEND\n",
+            5,
+            "expected a keyword, got '-1 2'",
+        ),
+        (
+            "PPAN\nECHG\n0\n100\nBAND\nT\n1 4 100 1 10 1 0\n0 0 0 2 0 2\n1 1 1\nEND\n",
+            9,
+            "NLINE, NPRO",
+        ),
     ],
 )
 def test_bad_decks_name_file_and_line(tmp_path, text, line, message):
@@ -157,7 +176,9 @@ def test_models_reject_inconsistent_values():
     with pytest.raises(ValidationError, match="mesh"):
         Newk(shrink=0, gilat_shrink=8)
     with pytest.raises(ValidationError, match="labels exactly"):
-        Band(shrink=4, n_points=10, first_band=1, last_band=2, path=[BandSegment(start="G", end="X")])
+        Band(
+            shrink=4, n_points=10, first_band=1, last_band=2, path=[BandSegment(start="G", end="X")]
+        )
     with pytest.raises(ValidationError, match="energy_range"):
         Doss(n_points=10, first_band=-1, last_band=-1)
     with pytest.raises(ValidationError, match="layout"):
@@ -167,7 +188,7 @@ def test_models_reject_inconsistent_values():
 def test_band_from_structure_mgo_vertices(mgo_primitive):
     band = Band.from_structure(mgo_primitive, bands=(1, 26), line_density=20)
     labelled = {}
-    for segment, (a, b) in zip(band.path, band.labels):
+    for segment, (a, b) in zip(band.path, band.labels, strict=True):
         labelled[a] = np.array(segment.start) / band.shrink
         labelled[b] = np.array(segment.end) / band.shrink
     assert band.shrink == 8
@@ -181,13 +202,17 @@ def test_band_from_structure_mgo_vertices(mgo_primitive):
     assert band.labels[0] == ("\\Gamma", "X")
     assert 150 < band.n_points < 250
     deck = PropertiesInput(band=band)
-    assert PropertiesInput.from_string(deck.to_string()).band == band.model_copy(update={"labels": None})
+    assert PropertiesInput.from_string(deck.to_string()).band == band.model_copy(
+        update={"labels": None}
+    )
 
 
 def test_band_from_structure_follows_the_structure_basis(mgo_primitive):
     """A cyclically re-chosen primitive basis gets the vertices in its own reciprocal basis."""
     cycled = Lattice(np.roll(mgo_primitive.lattice.matrix, -1, axis=0))
-    other = Structure(cycled, mgo_primitive.species, mgo_primitive.cart_coords, coords_are_cartesian=True)
+    other = Structure(
+        cycled, mgo_primitive.species, mgo_primitive.cart_coords, coords_are_cartesian=True
+    )
     points = high_symmetry_points(other)
     np.testing.assert_allclose(points["X"], [0, 0.5, 0.5], atol=1e-12)
     np.testing.assert_allclose(points["W"], [0.25, 0.75, 0.5], atol=1e-12)
@@ -212,4 +237,6 @@ def test_doss_from_structure_projects_per_element():
         DossProjection(kind="atom", indices=[5, 6, 7, 8]),
     ]
     assert [structure[i - 1].specie for i in doss.projections[1].indices] == [Element("O")] * 4
-    assert "2 1000 1 104 2 14 0\n-4 1 2 3 4\n-4 5 6 7 8\nEND" in PropertiesInput(doss=doss).to_string()
+    assert (
+        "2 1000 1 104 2 14 0\n-4 1 2 3 4\n-4 5 6 7 8\nEND" in PropertiesInput(doss=doss).to_string()
+    )

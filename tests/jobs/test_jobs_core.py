@@ -1,4 +1,4 @@
-"""Makers and flows end to end: real subprocesses through the replay, real parsing, the real store."""
+"""Makers and flows end to end: real subprocesses via the replay, real parsing, the real store."""
 
 from __future__ import annotations
 
@@ -59,7 +59,10 @@ def test_large_objects_go_to_the_data_store(demo_run):
 
 def test_scf_failure_is_restarted_and_recorded(demo_run):
     store, _ = demo_run
-    failed, recovered = _doc(store, "NiO static", 1)["output"], _doc(store, "NiO static", 2)["output"]
+    failed, recovered = (
+        _doc(store, "NiO static", 1)["output"],
+        _doc(store, "NiO static", 2)["output"],
+    )
     assert failed["state"] == "failed"
     assert failed["errors"] == [CrystalErrorKind.SCF_NOT_CONVERGED.value]
     assert failed["output"]["energy_hartree"] == pytest.approx(-3.1282821683361e03, abs=1e-8)
@@ -94,10 +97,18 @@ def _nio_job(**maker_kwargs):
         name="NiO static",
         input_set_generator=StaticSetGenerator(
             functional="HF",
-            user_basis_settings=demo_flows()[1].jobs[0].maker.input_set_generator.user_basis_settings,
+            user_basis_settings=demo_flows()[1]
+            .jobs[0]
+            .maker.input_set_generator.user_basis_settings,
             user_kpoints_settings={"shrink": [8, 8]},
             user_input_settings={
-                "scf": {"tolinteg": None, "toldee": None, "maxcycle": 10, "fmixing": 50, "spinlock": [0, 15]}
+                "scf": {
+                    "tolinteg": None,
+                    "toldee": None,
+                    "maxcycle": 10,
+                    "fmixing": 50,
+                    "spinlock": [0, 15],
+                }
             },
         ),
         **maker_kwargs,
@@ -145,7 +156,9 @@ def test_cli_demo_prints_the_results_table(tmp_path, monkeypatch):
     shown = CliRunner().invoke(app, ["show", "5", "--db", str(tmp_path / "ui.db")])
     assert shown.exit_code == 0, shown.output
     assert "restart 1: scf_not_converged" in shown.output
-    listed = CliRunner().invoke(app, ["jobs", "--db", str(tmp_path / "ui.db"), "--status", "completed"])
+    listed = CliRunner().invoke(
+        app, ["jobs", "--db", str(tmp_path / "ui.db"), "--status", "completed"]
+    )
     assert listed.output.count("COMPLETED") == 5
 
 
@@ -169,7 +182,7 @@ def test_tutorial_outputs_are_the_recorded_values(tmp_path):
 
 
 def test_eos_tutorial_refit_agrees_with_crystal(tmp_path, ref_dir):
-    """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan as CRYSTAL's."""
+    """Tutorial 3 refits CRYSTAL's E(V) points with pymatgen: the same Birch-Murnaghan fit."""
     import importlib.util
 
     from crystal_atomate.io.outputs import parse_output
@@ -180,7 +193,10 @@ def test_eos_tutorial_refit_agrees_with_crystal(tmp_path, ref_dir):
     spec.loader.exec_module(module)
     png = tmp_path / "eos.png"
     numbers = module.main(tmp_path / "run", png)
-    crystal = {fit.equation: fit for fit in parse_output(ref_dir / "hTaAs_eos_lda_ecp_crystal23" / "OUTPUT.out").eos.fits}
+    crystal = {
+        fit.equation: fit
+        for fit in parse_output(ref_dir / "hTaAs_eos_lda_ecp_crystal23" / "OUTPUT.out").eos.fits
+    }
     birch = next(fit for name, fit in crystal.items() if name.startswith("BIRCH-MURNAGHAN"))
     assert numbers["n_points"] == 14
     assert numbers["v0"] == pytest.approx(birch.volume_a3, abs=5e-3)

@@ -1,4 +1,4 @@
-"""The Materials Project cache in the shared database, with the real MPRester and the local server."""
+"""The Materials Project cache in the shared database, with the real MPRester, a local server."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def rows(db_file: Path, table: str) -> list[dict]:
 
 
 def searches(db_file: Path) -> list[dict]:
-    """The search rows of ``materials_cache`` (each structure also has its ``get_structure`` row)."""
+    """The search rows of ``materials_cache`` (each structure also has a ``get_structure`` row)."""
     return [r for r in rows(db_file, "materials_cache") if not r["cache_key"].startswith("get_")]
 
 
@@ -173,7 +173,10 @@ def test_search_row_as_the_ui_defines_it(mp_server: MPServer, db_file: Path) -> 
     fetched = datetime.fromisoformat(row["fetched_at"])
     assert datetime.fromisoformat(row["expires_at"]) - fetched == timedelta(days=7)
     structures = rows(db_file, "materials_structures")
-    assert [(s["material_id"], s["formula"]) for s in structures] == [("mp-149", "Si"), ("mp-165", "Si")]
+    assert [(s["material_id"], s["formula"]) for s in structures] == [
+        ("mp-149", "Si"),
+        ("mp-165", "Si"),
+    ]
 
 
 def test_search_served_from_cache(mp_server: MPServer, db_file: Path) -> None:
@@ -261,7 +264,9 @@ def test_row_written_by_the_ui_is_read(db_file: Path) -> None:
     assert (record.material_id, record.formula, record.band_gap) == ("mp-2534", "GaAs", 0.19)
     assert record.nsites == 2 and record.from_cache
     assert record.origin.material_id == "mp-2534"
-    assert (record.origin.db_version, record.origin.endpoint, record.origin.retrieved_at) == (None,) * 3
+    assert (record.origin.db_version, record.origin.endpoint, record.origin.retrieved_at) == (
+        None,
+    ) * 3
 
 
 def test_ui_row_without_structure_is_completed(mp_server: MPServer, db_file: Path) -> None:

@@ -34,12 +34,17 @@ def conventional_a(structure) -> float:
 
 
 @pytest.mark.parametrize(
-    ("name", "model"), [("materials_core.json", MaterialsDoc), ("materials_summary.json", SummaryDoc)]
+    ("name", "model"),
+    [("materials_core.json", MaterialsDoc), ("materials_summary.json", SummaryDoc)],
 )
 def test_fixture_documents_have_the_api_shape(name: str, model: type) -> None:
     """The server's documents validate as the emmet-core models MPRester decodes them into."""
     docs = json.loads((DATA / name).read_text())
-    assert [str(model.model_validate(d).material_id) for d in docs] == ["mp-1265", "mp-149", "mp-165"]
+    assert [str(model.model_validate(d).material_id) for d in docs] == [
+        "mp-1265",
+        "mp-149",
+        "mp-165",
+    ]
 
 
 def test_get_structure_by_id(mp_server: MPServer) -> None:
@@ -93,9 +98,17 @@ def test_search_by_formula(mp_server: MPServer) -> None:
     [
         (MPQuery(chemsys="Si", stable=True), ["mp-149"], {"chemsys": "Si", "is_stable": "True"}),
         (MPQuery(band_gap_min=1.0), ["mp-1265"], {"band_gap_min": "1.0"}),
-        (MPQuery(band_gap_min=0.3, band_gap_max=1.0), ["mp-149", "mp-165"], {"band_gap_max": "1.0"}),
+        (
+            MPQuery(band_gap_min=0.3, band_gap_max=1.0),
+            ["mp-149", "mp-165"],
+            {"band_gap_max": "1.0"},
+        ),
         (MPQuery(max_sites=2), ["mp-1265", "mp-149"], {"nsites_min": "1", "nsites_max": "2"}),
-        (MPQuery(energy_above_hull_max=0.005), ["mp-1265", "mp-149"], {"energy_above_hull_max": "0.005"}),
+        (
+            MPQuery(energy_above_hull_max=0.005),
+            ["mp-1265", "mp-149"],
+            {"energy_above_hull_max": "0.005"},
+        ),
         (MPQuery(formula="MgO", limit=1), ["mp-1265"], {"_limit": "1"}),
     ],
 )
@@ -117,7 +130,9 @@ def test_no_key(mp_server: MPServer, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bad_key_is_401(mp_server: MPServer) -> None:
     wrong = "0" * 32
-    with pytest.raises(MPAuthError, match=r"refused the API key in MP_API_KEY \(HTTP 401\)") as info:
+    with pytest.raises(
+        MPAuthError, match=r"refused the API key in MP_API_KEY \(HTTP 401\)"
+    ) as info:
         MPClient(api_key=wrong, retry=FAST).get_structure("mp-149")
     assert wrong not in str(info.value)
     assert mp_server.hits(CORE) == 1
@@ -140,7 +155,7 @@ def test_unknown_id_404(mp_server: MPServer) -> None:
 
 
 def test_rate_limited_then_served(mp_server: MPServer) -> None:
-    """More 429s than mp-api's own retries absorb: our back-off makes a second call that succeeds."""
+    """More 429s than mp-api's retries absorb: our back-off makes a second call that succeeds."""
     mp_server.fail(CORE, 429, times=PER_CALL + 1)
 
     record = MPClient(retry=FAST).get_structure("mp-149")
@@ -162,7 +177,9 @@ def test_retry_delays_double_up_to_the_cap() -> None:
 
 def test_offline(mp_server: MPServer) -> None:
     mp_server.stop()
-    with pytest.raises(MPOfflineError, match=f"Cannot reach the Materials Project at {mp_server.url} for mp-149"):
+    with pytest.raises(
+        MPOfflineError, match=f"Cannot reach the Materials Project at {mp_server.url} for mp-149"
+    ):
         MPClient(retry=FAST).get_structure("mp-149")
     with pytest.raises(MPOfflineError, match=r"the search \(formula=Si\)"):
         MPClient(retry=FAST).search_structures(MPQuery(formula="Si"))

@@ -205,6 +205,7 @@ def test_fallback_when_mp_is_unreachable(optimade_server: OptimadeServer, db_fil
 
     assert found.source == "optimade" and [r.formula for r in found.records] == ["MgO"]
     assert found.note.startswith(
-        "the Materials Project is unavailable (Cannot reach the Materials Project at http://127.0.0.1:9/"
+        "the Materials Project is unavailable (Cannot reach the Materials Project at "
+        "http://127.0.0.1:9/"
     )
     assert "\n" not in found.note

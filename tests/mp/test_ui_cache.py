@@ -65,7 +65,7 @@ def test_search_keys(ui_materials: ModuleType) -> None:
 def test_our_fetch_is_a_hit_for_the_ui(
     ui_materials: ModuleType, mp_server: MPServer, db_file: Path
 ) -> None:
-    """What ``mp get`` fetched, the UI's ``MaterialsService.get_structure`` finds with no network."""
+    """What ``mp get`` fetched, the UI's ``MaterialsService.get_structure`` finds offline."""
     service(db_file).get_structure("mp-1265")
     mp_server.stop()
 

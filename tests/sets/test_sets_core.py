@@ -19,7 +19,9 @@ from crystal_atomate.sets.core import (
 
 @pytest.fixture
 def mgo() -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.217), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 def test_defaults_round_trip_through_the_deck(mgo, tmp_path):
@@ -37,7 +39,11 @@ def test_defaults_round_trip_through_the_deck(mgo, tmp_path):
 
 def test_kspacing_gives_the_shrink_factor(mgo):
     # the primitive cell of rocksalt with a = 4.217 A has |b| = 2 pi sqrt(3)/a = 2.581 1/A
-    shrink = StaticSetGenerator(user_kpoints_settings={"kspacing": 0.2}).get_input_set(mgo).crystal_input.scf.shrink
+    shrink = (
+        StaticSetGenerator(user_kpoints_settings={"kspacing": 0.2})
+        .get_input_set(mgo)
+        .crystal_input.scf.shrink
+    )
     assert (shrink.mesh, shrink.isp) == (13, 26)
     explicit = StaticSetGenerator(user_kpoints_settings={"shrink": [8, 16]}).shrink(mgo)
     assert (explicit.mesh, explicit.isp) == (8, 16)
@@ -51,7 +57,9 @@ def test_user_settings_override_and_none_removes(mgo):
     assert deck.hamiltonian.dft.functional == "HSE06"
     assert deck.scf.fmixing == 70
     assert deck.scf.ppan is False
-    assert deep_update({"a": {"b": 1, "c": 2}}, {"a": {"c": None, "d": 3}}) == {"a": {"b": 1, "d": 3}}
+    assert deep_update({"a": {"b": 1, "c": 2}}, {"a": {"c": None, "d": 3}}) == {
+        "a": {"b": 1, "d": 3}
+    }
 
 
 def test_calculation_types(mgo):
@@ -64,7 +72,9 @@ def test_calculation_types(mgo):
 
 
 def test_magnetic_elements_are_spin_polarised(ref_dir):
-    nio = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.17), ["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nio = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.17), ["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
     deck = StaticSetGenerator().get_input_set(nio).crystal_input
     assert deck.hamiltonian.dft.spin is True
     assert deck.scf.atomspin == [(1, 1)]
@@ -88,7 +98,9 @@ def test_previous_wavefunction_becomes_guessp(mgo, tmp_path):
 
 def test_empty_wavefunction_is_not_reused(mgo, tmp_path):
     (tmp_path / "fort.9").write_bytes(b"")
-    assert StaticSetGenerator().get_input_set(mgo, prev_dir=tmp_path).crystal_input.scf.guessp is False
+    assert (
+        StaticSetGenerator().get_input_set(mgo, prev_dir=tmp_path).crystal_input.scf.guessp is False
+    )
 
 
 def test_unknown_settings_are_named(mgo):
@@ -110,7 +122,9 @@ def test_bad_structures_fail_before_anything_is_written(ref_dir, mgo, tmp_path):
     overlapping = Structure(Lattice.cubic(4.0), ["Mg", "O"], [[0, 0, 0], [0.02, 0, 0]])
     with pytest.raises(StructureError, match=r"sites 0 \(Mg\) and 1 \(O\)"):
         StaticSetGenerator().check_structure(overlapping)
-    disordered = Structure(Lattice.cubic(4.0), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    disordered = Structure(
+        Lattice.cubic(4.0), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
     with pytest.raises(StructureError, match="partial occupancy"):
         StaticSetGenerator().check_structure(disordered)
     assert not list(tmp_path.iterdir())

@@ -38,7 +38,9 @@ def _reader(db: str, stop, errors, seen) -> None:
         last = 0
         while not stop.is_set():
             n = store.docs_store.count({"name": {"$regex": "^job"}})
-            ui = conn.execute("SELECT id, status FROM jobs ORDER BY created_at DESC LIMIT 50").fetchall()
+            ui = conn.execute(
+                "SELECT id, status FROM jobs ORDER BY created_at DESC LIMIT 50"
+            ).fetchall()
             assert n >= last, "a committed document disappeared"
             assert all(status == "COMPLETED" for _, status in ui)
             last = n
@@ -72,7 +74,9 @@ def test_writers_and_reader(tmp_path):
     for w in range(WRITERS):
         assert store.query_one({"uuid": f"counter-{w}"})["n"] == WRITES_PER_WRITER - 1
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == WRITERS * (WRITES_PER_WRITER + 1)
+    assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == WRITERS * (
+        WRITES_PER_WRITER + 1
+    )
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -83,8 +87,12 @@ def _crashing_writer(db: str, log: str) -> None:
     with open(log, "a", buffering=1) as out:
         for i in range(100000):
             uuid = f"c-{i}"
-            store.update([{"uuid": uuid, "index": 1, "name": "crash", "output": {"blob": payload}},
-                          {"uuid": f"{uuid}-b", "index": 1, "name": "crash", "output": {"blob": payload}}])
+            store.update(
+                [
+                    {"uuid": uuid, "index": 1, "name": "crash", "output": {"blob": payload}},
+                    {"uuid": f"{uuid}-b", "index": 1, "name": "crash", "output": {"blob": payload}},
+                ]
+            )
             out.write(uuid + "\n")  # written only after COMMIT returned
 
 

@@ -30,7 +30,9 @@ def store(tmp_path):
     s = CrystalMathJobStore(tmp_path / "h.db")
     s.connect()
     s.mark_job_state("secret-uuid", "RUNNING", name="secret-ui-job")
-    s.docs_store.update([{"uuid": "u1", "index": 1, "name": "ok", "output": {"v": 1}}], key=["uuid", "index"])
+    s.docs_store.update(
+        [{"uuid": "u1", "index": 1, "name": "ok", "output": {"v": 1}}], key=["uuid", "index"]
+    )
     return s
 
 

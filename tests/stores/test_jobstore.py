@@ -146,7 +146,7 @@ def test_default_path_follows_settings(tmp_path, monkeypatch):
 
 
 def test_import_tui_jobs(db, tmp_path, ref_dir):
-    """A run the UI made by itself (a real CRYSTAL output in its work_dir) becomes a job document."""
+    """A run the UI made by itself (a real CRYSTAL output in its work_dir) becomes a document."""
     store = CrystalMathJobStore(db)
     store.connect()
     run = tmp_path / "ui_run"
@@ -156,10 +156,17 @@ def test_import_tui_jobs(db, tmp_path, ref_dir):
     failed.mkdir()
     shutil.copy(ref_dir / "nio_scf_too_many_cycles_crystal17" / "OUTPUT.out", failed / "nio.out")
     conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO jobs(name, work_dir, status, input_file, final_energy) "
-                 "VALUES ('mgo', ?, 'COMPLETED', 'MgO deck', -271.2)", (str(run),))
-    conn.execute("INSERT INTO jobs(name, work_dir, status) VALUES ('nio', ?, 'COMPLETED')", (str(failed),))
-    conn.execute("INSERT INTO jobs(name, work_dir, status) VALUES ('gone', '/nonexistent', 'COMPLETED')")
+    conn.execute(
+        "INSERT INTO jobs(name, work_dir, status, input_file, final_energy) "
+        "VALUES ('mgo', ?, 'COMPLETED', 'MgO deck', -271.2)",
+        (str(run),),
+    )
+    conn.execute(
+        "INSERT INTO jobs(name, work_dir, status) VALUES ('nio', ?, 'COMPLETED')", (str(failed),)
+    )
+    conn.execute(
+        "INSERT INTO jobs(name, work_dir, status) VALUES ('gone', '/nonexistent', 'COMPLETED')"
+    )
     conn.commit()
     before_jobs = conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
 

@@ -41,7 +41,12 @@ def _same(stores, criteria) -> int:
 
 def test_thousand_clause_or_and_mixed_in_work_as_on_mongodb(stores) -> None:
     assert _same(stores, {"$or": [{"n": i} for i in range(0, 2000, 3)]}) == 14
-    assert _same(stores, {"$or": [{"n": {"$eq": i}} for i in range(1000)] + [{"s": "x1"}, {"tags": 39}]}) == 40
+    assert (
+        _same(
+            stores, {"$or": [{"n": {"$eq": i}} for i in range(1000)] + [{"s": "x1"}, {"tags": 39}]}
+        )
+        == 40
+    )
     assert _same(stores, {"$nor": [{"n": i} for i in range(5, 1000)]}) == 5
     assert _same(stores, {"s": {"$in": [f"x{i}" for i in range(0, 100_000, 7)]}}) == 6
     mixed = [i if i % 2 else str(i) for i in range(1000)] + [None, True, {"k": 1}]
@@ -52,7 +57,10 @@ def test_thousand_clause_or_and_mixed_in_work_as_on_mongodb(stores) -> None:
     assert _same(stores, {"sub": {"$in": mixed}}) == 13
     assert _same(stores, {"tags": {"$in": mixed}}) == 20  # array field: any element matches
     assert _same(stores, {"n": {"$nin": mixed}}) == 20
-    assert _same(stores, {"$and": [{"n": {"$gte": i}} for i in range(1000)] + [{"n": {"$lt": 1001}}]}) == 0
+    assert (
+        _same(stores, {"$and": [{"n": {"$gte": i}} for i in range(1000)] + [{"n": {"$lt": 1001}}]})
+        == 0
+    )
     assert _same(stores, {"n": {"$all": [5] * 1500}}) == 1
 
 
@@ -117,4 +125,6 @@ def test_limit_and_skip_validation() -> None:
     for limit, skip in (("5", 0), (1.5, 0), (True, 0), (-1, 0), (0, "x"), (2**64, 0)):
         with pytest.raises(InvalidQuery, match="must be a non-negative integer"):
             validate_limit_skip(limit, skip)
-    assert issubclass(InvalidQuery, ValueError) and issubclass(UnsupportedOperatorError, InvalidQuery)
+    assert issubclass(InvalidQuery, ValueError) and issubclass(
+        UnsupportedOperatorError, InvalidQuery
+    )

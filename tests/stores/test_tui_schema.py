@@ -65,7 +65,10 @@ def snapshot(path: Path) -> dict:
     for table in TABLES:
         if table in present:
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            out[table] = {row[0]: dict(zip(cols, row)) for row in conn.execute(f"SELECT * FROM {table}")}
+            out[table] = {
+                row[0]: dict(zip(cols, row, strict=True))
+                for row in conn.execute(f"SELECT * FROM {table}")
+            }
     return out
 
 

@@ -42,7 +42,10 @@ def test_latest_jobs_walk_the_created_index(db):
         plans = _plans(conn, recorder.statements)
     assert [row.id for row in rows] == list(range(3000, 2950, -1))
     assert len(plans) == 1  # 50 rows with a date: the second query (no date) is not needed
-    assert "USING COVERING INDEX idx_jobs_created" in plans[0] or "USING INDEX idx_jobs_created" in plans[0]
+    assert (
+        "USING COVERING INDEX idx_jobs_created" in plans[0]
+        or "USING INDEX idx_jobs_created" in plans[0]
+    )
     assert "USE TEMP B-TREE FOR ORDER BY" not in plans[0]
 
 

@@ -1,4 +1,4 @@
-"""The recorded CRYSTAL runs: one lookup, the override, provenance and licences, what the wheel ships."""
+"""The recorded CRYSTAL runs: one lookup, the override, provenance, licences, the wheel's share."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from crystal_atomate.testing.reference import (
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = PACKAGE_RECORDINGS / "MANIFEST.md"
-FOLDERS = sorted(p.name for p in PACKAGE_RECORDINGS.iterdir() if p.is_dir() and p.name != "LICENSES")
+FOLDERS = sorted(
+    p.name for p in PACKAGE_RECORDINGS.iterdir() if p.is_dir() and p.name != "LICENSES"
+)
 MGO_OPT = "mgo_opt_b3lyp_crystal22"
 
 
@@ -34,15 +36,23 @@ def _manifest_rows() -> dict[str, list[str]]:
 
 
 def _demo_recordings() -> set[str]:
-    """Every recording the demo's replay plan names (a plan value is one step or a list of steps)."""
-    steps = [step for spec in DEMO_REPLAY.values() for step in (spec if isinstance(spec, list) else [spec])]
+    """Every recording the demo's replay plan names (a plan value is a step or a list of steps)."""
+    steps = [
+        step
+        for spec in DEMO_REPLAY.values()
+        for step in (spec if isinstance(spec, list) else [spec])
+    ]
     return {step if isinstance(step, str) else step["recording"] for step in steps}
 
 
 def _shipped_folders() -> set[str]:
-    """The recording folders ``[tool.setuptools.package-data]`` puts into the sdist and the wheel."""
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    matches = [re.fullmatch(r"recordings/(\w+)/\*", p) for p in package_data["crystal_atomate.testing"]]
+    """The recording folders ``[tool.setuptools.package-data]`` puts into the sdist and wheel."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    matches = [
+        re.fullmatch(r"recordings/(\w+)/\*", p) for p in package_data["crystal_atomate.testing"]
+    ]
     return {m.group(1) for m in matches if m and m.group(1) != "LICENSES"}
 
 
@@ -58,19 +68,25 @@ def test_the_override_replaces_the_package_folder(monkeypatch, tmp_path):
     (tmp_path / "my_run" / "OUTPUT.out").write_text("recorded\n")
     monkeypatch.setenv("CRYSTAL_ATOMATE_REFERENCE_DIR", str(tmp_path))
     assert reference_file("my_run", "OUTPUT.out").read_text() == "recorded\n"
-    with pytest.raises(ReferenceDataMissing, match=f"No recording '{MGO_OPT}' in .*CRYSTAL_ATOMATE_REFERENCE_DIR"):
+    with pytest.raises(
+        ReferenceDataMissing, match=f"No recording '{MGO_OPT}' in .*CRYSTAL_ATOMATE_REFERENCE_DIR"
+    ):
         recording_dir(MGO_OPT)
 
 
 def test_an_override_without_recordings_names_the_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("CRYSTAL_ATOMATE_REFERENCE_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(ReferenceDataMissing, match="CRYSTAL_ATOMATE_REFERENCE_DIR must name a folder"):
+    with pytest.raises(
+        ReferenceDataMissing, match="CRYSTAL_ATOMATE_REFERENCE_DIR must name a folder"
+    ):
         reference_dir()
 
 
 def test_a_missing_file_of_a_recording_is_named(monkeypatch):
     monkeypatch.delenv("CRYSTAL_ATOMATE_REFERENCE_DIR", raising=False)
-    with pytest.raises(ReferenceDataMissing, match=f"fort.34 does not exist in the recording '{MGO_OPT}'"):
+    with pytest.raises(
+        ReferenceDataMissing, match=f"fort.34 does not exist in the recording '{MGO_OPT}'"
+    ):
         reference_file(MGO_OPT, "fort.34")
 
 
@@ -108,8 +124,12 @@ def test_nothing_reads_recordings_from_outside_the_repository():
         path
         for folder in ("crystal_atomate", "tests", "tutorials", "benchmarks", "docs", ".ci")
         for path in (ROOT / folder).rglob("*")
-        if path.is_file() and path.suffix in {".py", ".md", ".yml", ".yaml", ""} and "recordings" not in path.parts
+        if path.is_file()
+        and path.suffix in {".py", ".md", ".yml", ".yaml", ""}
+        and "recordings" not in path.parts
     ]
     assert len(files) > 100
     text = {path: path.read_text(errors="replace") for path in files}
-    assert [str(path.relative_to(ROOT)) for path in files if any(n in text[path] for n in needles)] == []
+    assert [
+        str(path.relative_to(ROOT)) for path in files if any(n in text[path] for n in needles)
+    ] == []

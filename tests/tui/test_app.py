@@ -12,8 +12,8 @@ import functools
 import sqlite3
 from collections.abc import Callable, Coroutine
 from contextlib import closing
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Static
@@ -26,7 +26,11 @@ from crystal_atomate.tui.app import JobBrowser, parse_filter
 from crystal_atomate.tui.detail import DetailScreen
 
 #: Final energies (Hartree) of the recorded CRYSTAL runs the demo replays.
-RECORDED_HARTREE = {"relax": -275.4486980727, "static": -275.44859113743, "NiO static": -3128.2821705429}
+RECORDED_HARTREE = {
+    "relax": -275.4486980727,
+    "static": -275.44859113743,
+    "NiO static": -3128.2821705429,
+}
 SIZE = (140, 50)
 
 
@@ -52,13 +56,36 @@ def build_original_ui_db(path: Path, version: int = 9) -> None:
         UI_MIGRATIONS[step](conn)
         conn.execute("INSERT INTO schema_version(version) VALUES (?)", (step,))
     conn.executemany(
-        "INSERT INTO jobs(name, work_dir, status, input_file, final_energy, key_results, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO jobs(name, work_dir, status, input_file, final_energy, key_results, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            ("mgo_scf", "/runs/mgo_scf", "COMPLETED", "MgO SCF\nCRYSTAL\nEND", -275.1234567890,
-             '{"band_gap_ev": 7.8}', "2024-01-01 10:00:00"),
-            ("si_opt", "/runs/si_opt", "FAILED", "Si OPT\nCRYSTAL\nOPTGEOM", None, None, "2024-01-02 10:00:00"),
-            ("nio_afm", "/runs/nio_afm", "RUNNING", "NiO AFM\nCRYSTAL", None, None, "2024-01-03 10:00:00"),
+            (
+                "mgo_scf",
+                "/runs/mgo_scf",
+                "COMPLETED",
+                "MgO SCF\nCRYSTAL\nEND",
+                -275.1234567890,
+                '{"band_gap_ev": 7.8}',
+                "2024-01-01 10:00:00",
+            ),
+            (
+                "si_opt",
+                "/runs/si_opt",
+                "FAILED",
+                "Si OPT\nCRYSTAL\nOPTGEOM",
+                None,
+                None,
+                "2024-01-02 10:00:00",
+            ),
+            (
+                "nio_afm",
+                "/runs/nio_afm",
+                "RUNNING",
+                "NiO AFM\nCRYSTAL",
+                None,
+                None,
+                "2024-01-03 10:00:00",
+            ),
         ],
     )
     conn.close()
@@ -97,7 +124,10 @@ def table_of(app: JobBrowser) -> DataTable:
 def rows_of(app: JobBrowser) -> dict[str, list[str]]:
     """The table as the user sees it, by job name (cells as plain text)."""
     table = table_of(app)
-    return {str(row[2]): [str(cell) for cell in row] for row in (table.get_row_at(i) for i in range(table.row_count))}
+    return {
+        str(row[2]): [str(cell) for cell in row]
+        for row in (table.get_row_at(i) for i in range(table.row_count))
+    }
 
 
 def text_of(screen, selector: str) -> str:
@@ -115,7 +145,9 @@ async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0
 
 def tables_in(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
-        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
 
 
 @pilot_test
@@ -164,7 +196,9 @@ async def test_database_of_the_original_ui(ui_db):
         assert text_of(app.screen, "#deck") == "MgO SCF\nCRYSTAL\nEND"
         await pilot.press("escape")
         assert not isinstance(app.screen, DetailScreen)
-    assert (tables_in(ui_db), ui_db.read_bytes()) == before, "the browser must not change the UI's file"
+    assert (tables_in(ui_db), ui_db.read_bytes()) == before, (
+        "the browser must not change the UI's file"
+    )
     with sqlite3.connect(ui_db) as conn:
         assert ui_schema_version(conn) == 9
 
@@ -204,7 +238,9 @@ async def test_demo_detail_shows_the_restart_of_nio(demo_db):
         await pilot.press("enter")
         screen = app.screen
         assert isinstance(screen, DetailScreen)
-        assert "restart 1: scf_not_converged -> MAXCYCLE 100, FMIXING 50" in text_of(screen, "#restarts")
+        assert "restart 1: scf_not_converged -> MAXCYCLE 100, FMIXING 50" in text_of(
+            screen, "#restarts"
+        )
         assert "run 1: scf_not_converged" in text_of(screen, "#errors")
         runs = text_of(screen, "#runs")
         assert "run 1" in runs and "failed" in runs and "run 2" in runs and "successful" in runs
@@ -238,7 +274,10 @@ async def test_sort_by_energy(demo_db):
         while app.sort_key != "energy":
             await pilot.press("s")
         energies = [row[3] for row in rows_of(app).values()]
-        assert energies[:3] == sorted(energies[:3], key=float, reverse=True) and energies[3:] == ["-", "-"]
+        assert energies[:3] == sorted(energies[:3], key=float, reverse=True) and energies[3:] == [
+            "-",
+            "-",
+        ]
         await pilot.press("S")
         assert list(rows_of(app))[0] == "NiO static"
 
@@ -249,7 +288,9 @@ async def test_live_refresh_while_an_engine_runs(empty_db):
     app = JobBrowser(empty_db, poll_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
         assert table_of(app).row_count == 0
-        job_id = store.mark_job_state("uuid-live", "RUNNING", work_dir="/runs/live", name="live job")
+        job_id = store.mark_job_state(
+            "uuid-live", "RUNNING", work_dir="/runs/live", name="live job"
+        )
         await wait_until(pilot, lambda: "live job" in rows_of(app))
         assert rows_of(app)["live job"][1] == "RUNNING"
 
@@ -272,4 +313,8 @@ def test_queries_on_a_file_without_our_tables(ui_db):
         assert resolve_job_uuid(conn, "1") is None
         assert resolve_job_uuid(conn, "abc-uuid") == "abc-uuid"
         assert list_jobs(conn, uuids=["abc-uuid"]) == []
-        assert [job.name for job in list_jobs(conn, sort="name", descending=False)] == ["mgo_scf", "nio_afm", "si_opt"]
+        assert [job.name for job in list_jobs(conn, sort="name", descending=False)] == [
+            "mgo_scf",
+            "nio_afm",
+            "si_opt",
+        ]

@@ -1,5 +1,7 @@
-"""Readers of what CRYSTAL writes: the crystal run's output (``parse_output(path_or_stream) -> CrystalOutput``,
-here), the properties run's stdout, BAND.DAT, DOSS.DAT and fort.25 (:mod:`.properties`).
+"""Readers of what CRYSTAL writes.
+
+The crystal run's output (``parse_output(path_or_stream) -> CrystalOutput``, here), the
+properties run's stdout, BAND.DAT, DOSS.DAT and fort.25 (:mod:`.properties`).
 
 One pass over the lines, constant memory (the file is never read whole), plus the two files
 CRYSTAL writes beside the output that change the verdict: ``SCFOUT.LOG`` (the SCFs of every
@@ -64,9 +66,12 @@ def parse_output(
     binary or not CRYSTAL output, and for a source that is neither a path nor a text stream
     (``None``, bytes); a truncated or failed run returns ``state == "failed"``.
     """
-    if not isinstance(source, str | os.PathLike | Iterable) or isinstance(source, bytes | bytearray):
+    if not isinstance(source, str | os.PathLike | Iterable) or isinstance(
+        source, bytes | bytearray
+    ):
         raise CrystalParseError(
-            f"parse_output needs a path or a text stream of a CRYSTAL output, not {type(source).__name__}"
+            "parse_output needs a path or a text stream of a CRYSTAL output, not "
+            f"{type(source).__name__}"
         )
     scanner = OutputScanner()
     path: Path | None = None
@@ -96,7 +101,7 @@ def parse_output(
 
 
 def _beside(path: Path, name: str) -> Path | None:
-    """A companion file in the output's directory, if there is one and it is not the output."""
+    """Return a companion file in the output's folder, if there is one and it is not the output."""
     candidate = path.parent / name
     return candidate if candidate.is_file() and candidate.resolve() != path.resolve() else None
 
@@ -144,7 +149,12 @@ def _merge_scfout(output: CrystalOutput, path: Path) -> None:
     energies = [run.energy_ha for run in output.scf if run.energy_ha is not None]
     if energies:
         output.scf_energy_ha = energies[-1]
-    for name in ("forces_ha_per_bohr", "cell_gradient_ha_per_bohr", "stress_ha_per_bohr3", "pressure_gpa"):
+    for name in (
+        "forces_ha_per_bohr",
+        "cell_gradient_ha_per_bohr",
+        "stress_ha_per_bohr3",
+        "pressure_gpa",
+    ):
         if getattr(extra, name) is not None:
             setattr(output, name, getattr(extra, name))
     known = {error.kind for error in output.errors}
@@ -181,7 +191,9 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
     """
     if not output.terminated and not output.errors:
         output.errors.append(
-            CrystalError(kind=CrystalErrorKind.TRUNCATED, message=CrystalErrorKind.TRUNCATED.message)
+            CrystalError(
+                kind=CrystalErrorKind.TRUNCATED, message=CrystalErrorKind.TRUNCATED.message
+            )
         )
     if output.terminated and output.opt_steps and output.opt_converged is None:
         output.errors.append(
@@ -193,7 +205,10 @@ def derive_state(output: CrystalOutput) -> CrystalOutput:
     ran_scf = [run for run in output.scf if run.cycle_numbers or run.converged is not None]
     if output.terminated and not output.errors and not (ran_scf or _has_result(output)):
         output.errors.append(
-            CrystalError(kind=CrystalErrorKind.NO_CALCULATION, message=CrystalErrorKind.NO_CALCULATION.message)
+            CrystalError(
+                kind=CrystalErrorKind.NO_CALCULATION,
+                message=CrystalErrorKind.NO_CALCULATION.message,
+            )
         )
     scf_ok = not ran_scf or ran_scf[-1].converged is True
     opt_ok = not output.opt_steps or output.opt_converged is True

@@ -256,7 +256,7 @@ class CrystalOutput(BaseModel):
 
     @field_serializer("structure")
     def _serialize_structure(self, value: Structure | Molecule | None) -> dict[str, Any] | None:
-        """pymatgen objects travel as their ``as_dict()`` (MSON), as everywhere in the MP stack."""
+        """Pymatgen objects travel as their ``as_dict()`` (MSON), as everywhere in the MP stack."""
         return None if value is None else value.as_dict()
 
     @computed_field  # type: ignore[prop-decorator]
@@ -280,9 +280,12 @@ class CrystalOutput(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def band_gap_ev(self) -> float | None:
-        """The gap: the post-optimisation ``BAND GAP`` line (the smaller of ``ALPHA`` and
-        ``BETA BAND GAP`` for spin-polarised runs) if printed, else the smallest spin channel gap
-        of the last SCF cycle, 0.0 for a conducting state, None when unknown."""
+        """The band gap (eV): the final ``BAND GAP`` line if printed, else the last SCF cycle's.
+
+        The post-optimisation line is the smaller of ``ALPHA`` and ``BETA BAND GAP`` for
+        spin-polarised runs; the fallback is the smallest spin channel gap of the last SCF cycle,
+        0.0 for a conducting state, None when unknown.
+        """
         if self.final_band_gap_ev is not None:
             return self.final_band_gap_ev
         if self.is_conducting:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +80,17 @@ class BandData:
 
     @property
     def n_kpoints(self) -> int:
+        """The number of k-points along the path."""
         return int(self.distances.size)
 
     @property
     def n_bands(self) -> int:
+        """The number of bands in the file."""
         return int(self.eigenvalues[Spin.up].shape[0])
 
     @property
     def is_spin_polarized(self) -> bool:
+        """Whether the file holds a second (beta) spin block."""
         return Spin.down in self.eigenvalues
 
     def absolute_eigenvalues(self) -> dict[Spin, np.ndarray]:
@@ -125,7 +129,7 @@ class BandData:
         *,
         kpath: KPathConvention = "setyawan_curtarolo",
     ) -> BandStructureSymmLine:
-        """A pymatgen band structure on the reciprocal lattice of ``structure``.
+        """Build a pymatgen band structure on the reciprocal lattice of ``structure``.
 
         The vertices come from ``band`` (the deck that produced the file) or, failing that, from
         the coordinates CRYSTAL17 prints as vertex labels. Labels come from ``band.labels``, else
@@ -138,7 +142,8 @@ class BandData:
         frac: list[np.ndarray] = []
         columns: list[int] = []
         labels: dict[str, np.ndarray] = {}
-        for segment, ((start, end), (start_name, end_name)) in enumerate(zip(vertices, names)):
+        pairs = zip(vertices, names, strict=False)
+        for segment, ((start, end), (start_name, end_name)) in enumerate(pairs):
             first, last = self.vertex_indices[segment], self.vertex_indices[segment + 1]
             computed = range(first, last + 1) if segment == 0 else range(first + 1, last + 1)
             if segment > 0 and np.allclose(start, vertices[segment - 1][1]):
@@ -168,7 +173,7 @@ class BandData:
         points = self.vertex_fractions()
         if points is None:
             raise ValueError("the file does not print vertex coordinates: pass the Band input")
-        return list(zip(points[:-1], points[1:]))
+        return list(pairwise(points))
 
     def _vertex_names(
         self,
@@ -207,17 +212,20 @@ class DossData:
 
     @property
     def n_projections(self) -> int:
+        """The number of projections; the file's last column block is the total DOS."""
         return int(self.densities[Spin.up].shape[0]) - 1
 
     @property
     def is_spin_polarized(self) -> bool:
+        """Whether the file holds a second (beta) spin block."""
         return Spin.down in self.densities
 
     def total(self, spin: Spin = Spin.up) -> np.ndarray:
+        """Return the total DOS of ``spin`` (states/eV; beta densities are negative)."""
         return self.densities[spin][-1]
 
     def to_dos(self, efermi: float | None = None) -> Dos:
-        """The total DOS as a pymatgen ``Dos``; ``efermi`` (eV) overrides the file's."""
+        """Return the total DOS as a pymatgen ``Dos``; ``efermi`` (eV) overrides the file's."""
         return self._dos(-1, efermi)
 
     def to_projected_dos(self, index: int, efermi: float | None = None) -> Dos:
@@ -229,8 +237,10 @@ class DossData:
     def to_element_dos(
         self, structure: Structure, doss: Doss, efermi: float | None = None
     ) -> dict[Element, Dos]:
-        """Per-element DOS for decks made by :meth:`Doss.from_structure` (one atom projection
-        per element, in ``element_atom_indices`` order)."""
+        """Return the per-element DOS for decks made by :meth:`Doss.from_structure`.
+
+        Such decks have one atom projection per element, in ``element_atom_indices`` order.
+        """
         expected = [sorted(v) for v in element_atom_indices(structure).values()]
         given = [sorted(p.indices) for p in doss.projections if p.kind == "atom"]
         if given != expected or len(doss.projections) != self.n_projections:
@@ -281,6 +291,7 @@ class PropertiesOutput:
 
     @property
     def successful(self) -> bool:
+        """Whether the run terminated and reported no error."""
         return self.terminated and not self.errors
 
 
@@ -306,7 +317,7 @@ def read_band_dat(path: str | Path) -> BandData:
                 line=len(lines),
             )
     return BandData(
-        eigenvalues={s: b[:, 1:].T * HARTREE_TO_EV for s, b in zip(_SPINS, blocks)},
+        eigenvalues={s: b[:, 1:].T * HARTREE_TO_EV for s, b in zip(_SPINS, blocks, strict=False)},
         distances=blocks[0][:, 0] / BOHR_TO_ANGSTROM,
         vertex_indices=vertex_indices,
         vertex_labels=vertex_labels,
@@ -334,7 +345,7 @@ def read_doss_dat(path: str | Path) -> DossData:
         energies=blocks[0][:, 0] * HARTREE_TO_EV,
         densities={
             spin: sign * block[:, 1:].T / HARTREE_TO_EV
-            for spin, sign, block in zip(_SPINS, signs, blocks)
+            for spin, sign, block in zip(_SPINS, signs, blocks, strict=False)
         },
         efermi=efermis[0] * HARTREE_TO_EV if efermis else None,
         fermi_shifted="EFERMI" in x_label,
@@ -414,8 +425,11 @@ _FERMI_PATTERNS = (
 
 
 def _fermi_in_line(line: str) -> float | None:
-    """Fermi level in eV from ``EFERMI`` prints (metals, BAND) or the valence-band top
-    (insulators: CRYSTAL puts E_F there, as the BAND.DAT ``EFERMI`` of MgO shows)."""
+    """Read the Fermi level (eV) from an ``EFERMI`` print or the valence-band top.
+
+    Metals and BAND print ``EFERMI``; for insulators CRYSTAL puts E_F at the valence-band top, as
+    the BAND.DAT ``EFERMI`` of MgO shows.
+    """
     for pattern in _FERMI_PATTERNS:
         if found := pattern.search(line):
             return float(found[1]) * HARTREE_TO_EV
@@ -452,7 +466,7 @@ def _header_ints(
 def _numeric_blocks(
     lines: Sequence[str], path: str | Path, columns: int, nspin: int
 ) -> tuple[list[np.ndarray], list[float], list[str]]:
-    """Data rows split into spin blocks (a block ends at ``# EFERMI`` or ``&``)."""
+    """Split the data rows into spin blocks (a block ends at ``# EFERMI`` or ``&``)."""
     blocks: list[list[list[float]]] = [[]]
     efermis: list[float] = []
     labels: list[str] = []
@@ -587,7 +601,7 @@ def _fort25_bands(records: list[_Fort25Record], path: str | Path) -> BandData:
     return BandData(
         eigenvalues={
             spin: np.vstack([r.values for r in spin_records]).T * HARTREE_TO_EV
-            for spin, spin_records in zip(_SPINS, per_spin)
+            for spin, spin_records in zip(_SPINS, per_spin, strict=False)
         },
         distances=np.array(distances) / BOHR_TO_ANGSTROM,
         vertex_indices=vertex_indices,
@@ -608,7 +622,7 @@ def _fort25_doss(records: list[_Fort25Record], path: str | Path) -> DossData:
         energies=energies * HARTREE_TO_EV,
         densities={
             spin: sign * np.vstack([r.values[:, 0] for r in spin_records]) / HARTREE_TO_EV
-            for spin, sign, spin_records in zip(_SPINS, signs, per_spin)
+            for spin, sign, spin_records in zip(_SPINS, signs, per_spin, strict=False)
         },
         efermi=first.efermi * HARTREE_TO_EV,
         fermi_shifted=False,

@@ -47,15 +47,23 @@ _WHOLE_NUMBER = re.compile(rf"{F}$")
 _VERSION = re.compile(r"\*\s+CRYSTAL(\d\d)\s+\*")
 _RELEASE = re.compile(r"\*\s+public\s*:\s*([^*]+)\*")
 _CYC = re.compile(rf"CYC\s*(\d+)\s*ETOT\(AU\)\s*({F})\s*DETOT\s*({F})")
-_SCF_END = re.compile(rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)")
+_SCF_END = re.compile(
+    rf"==\s*SCF ENDED - (CONVERGENCE|TOO MANY CYCLES).*?E\(AU\)\s*({F})\s+CYCLES\s*(\d+)"
+)
 _TOTAL_ENERGY = re.compile(rf"TOTAL ENERGY\((\w+)\)\(AU\)\(\s*\d+\)\s*({F})(\s+DE \(AU\))?")
 #: A properties run prints the energy of the wave function it read (fort.9) near its top.
 _PROPERTIES_ENERGY = re.compile(rf"TOTAL ENERGY\s*({F})\s+CONVERGENCE ON ENER")
 _TOTAL_DISP = re.compile(rf"TOTAL ENERGY \+ DISP(?: \+ GCP)? \(AU\)\s+({F})")
 _D3 = re.compile(rf"D3 DISPERSION ENERGY \(AU\)\s+({F})")
-_OPT_POINT = re.compile(r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)")
-_OPT_TEST = re.compile(rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s*({F})\s*THRESHOLD\s*{F}\s*CONVERGED\s*(YES|NO)")
-_OPT_END = re.compile(rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s*POINTS\s*(\d+)")
+_OPT_POINT = re.compile(
+    r"((?:COORDINATE AND CELL|COORDINATE|CELL|ATOMIC)) OPTIMIZATION - POINT\s*(\d+)"
+)
+_OPT_TEST = re.compile(
+    rf"(MAX|RMS) (GRADIENT|DISPLAC\.)\s*({F})\s*THRESHOLD\s*{F}\s*CONVERGED\s*(YES|NO)"
+)
+_OPT_END = re.compile(
+    rf"\*\s*OPT END - (CONVERGED|FAILED)\s*\*\s*E\(AU\):\s*({F})\s*POINTS\s*(\d+)"
+)
 _CENTRAL = re.compile(rf"CENTRAL POINT\s*({F})")
 _TIMING = re.compile(rf"T{{10,}}+\s+\S+\s+TELAPSE\s*({F})\s*TCPU\s*({F})")
 _COUNT = re.compile(r"(N\. OF ATOMS PER CELL|NUMBER OF AO|N\. OF ELECTRONS PER CELL)\s*(\d+)")
@@ -71,7 +79,10 @@ _DIMENSION = re.compile(r"DIMENSIONALITY OF THE SYSTEM\s+(\d)")
 _PRESSURE = re.compile(rf"PRESSURE IN GIGAPASCAL:\s*({F})")
 _ELASTIC = re.compile(r"SYMMETRIZED ELASTIC CONSTANTS FOR .* CASE, IN (\S+)")
 #: Lines between STARTING and the title: MPI chatter, and the star rule properties prints.
-_TITLE_NOISE = re.compile(r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}|Default number|\*+$)")
+_TITLE_NOISE = re.compile(
+    r"(PROCESS\s+\d+\s+OF\s+\d+\s+WORKING|\d+\s+PROCESSORS WORKING|INFORMATION \*{4}"
+    r"|Default number|\*+$)"
+)
 
 _ROW3 = re.compile(rf"\s*({F})\s+({F})\s+({F})\s*$")
 _CART_ATOM = re.compile(rf"\s*(\d+)\s+(\d+)\s*([A-Za-z]{{1,2}})\s+({F})\s+({F})\s+({F})\s*$")
@@ -87,14 +98,18 @@ _FREQ_ROW = re.compile(
 _ELASTIC_ROW = re.compile(r"\s*\|(.*)\|")
 _EOS_POINT = re.compile(rf"\s*({F})\s+({F})\s*$")
 #: ``MURNAGHAN 1944  34.7673  -63.71760925  180.21  3.76`` (polynomial rows lack the last column).
-_EOS_FIT = re.compile(rf"\s*([A-Z][A-Z0-9\-]*+(?: [A-Z0-9\-]++(?![.\d]))*+)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$")
+_EOS_FIT = re.compile(
+    rf"\s*([A-Z][A-Z0-9\-]*+(?: [A-Z0-9\-]++(?![.\d]))*+)\s+({F})\s+({F})\s+({F})(?:\s+({F}))?\s*$"
+)
 #: Words that can start a catalogue match on an unindented (non-CRYSTAL) line; a directory
 #: listing line ending in a file named ERROR is excluded by the catalogue's own anchors.
-_FOREIGN_TRIGGER = re.compile(r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND")
+_FOREIGN_TRIGGER = re.compile(
+    r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND"
+)
 
 
 def _float(text: str) -> float:
-    """A number as printed; Fortran ``D`` exponents (rare) take the slow path."""
+    """Read a number as printed; Fortran ``D`` exponents (rare) take the slow path."""
     try:
         return float(text)
     except ValueError:
@@ -108,7 +123,7 @@ def _glued_field(decimals: int) -> re.Pattern[str]:
 
 
 def _float_row(line: str) -> list[float] | None:
-    """The numbers of a line made of numbers only, also when fixed-width fields ran together.
+    """Read a line made of numbers only, also when fixed-width fields ran together.
 
     A token is read whole when it is one number; otherwise it is split at the fixed count of
     decimals the row's whole tokens show (``10.1243571-109.8756429`` -> two numbers). Linear in
@@ -156,13 +171,13 @@ _LINE_ENDS = frozenset("\n\r")
 
 
 def _numeric_line(line: str) -> str | None:
-    """The line itself when it starts like a row of numbers (cheap: checked on every cycle)."""
+    """Return the line if it starts like a row of numbers (cheap: checked on every cycle)."""
     text = line.lstrip()
     return line if text and text[0] in _NUMERIC_FIRST else None
 
 
 def _rows_floats(rows: list[str]) -> list[float] | None:
-    """The numbers of table rows kept raw (None when there are none or one is not numbers)."""
+    """Read the table rows kept raw (None when there are none or one is not numbers)."""
     if not rows:
         return None
     values: list[float] = []
@@ -224,7 +239,7 @@ class _RowCollector:
         self.seen = 0
 
     def feed(self, line: str) -> bool:
-        """True when the line belonged to the table; False hands it back to the dispatcher."""
+        """Take one line: True if it is the table's, False hands it back to the dispatcher."""
         self.seen += 1
         if self.stop is not None and self.stop.match(line):
             self.done(self.rows, self.skipped)
@@ -365,7 +380,7 @@ class OutputScanner:
         handler_for = self.dispatch.get
         number = self.line_number
         block = self.block
-        for number, line in enumerate(lines, start=number + 1):  # noqa: B007 - kept after loop
+        for number, line in enumerate(lines, start=self.line_number + 1):  # noqa: B007 - kept after loop
             if block is not None:
                 self.line_number = number
                 taken = block.feed(line)
@@ -398,13 +413,16 @@ class OutputScanner:
         error = classify_line(text, self.line_number, self.source)
         if error is None:
             return
-        key = (error.kind.value, error.message if error.kind is CrystalErrorKind.UNKNOWN_ERROR else None)
+        key = (
+            error.kind.value,
+            error.message if error.kind is CrystalErrorKind.UNKNOWN_ERROR else None,
+        )
         if key not in self.error_keys:
             self.error_keys.add(key)
             self.out.errors.append(error)
 
     def _foreign(self, line: str) -> None:
-        """Lines from MPI, the Fortran runtime or wrappers - plus CRYSTAL's unindented stress block."""
+        """Read a line of MPI, the Fortran runtime or a wrapper (or CRYSTAL's bare stress block)."""
         if line.startswith("STRESS TENSOR"):
             self._start_block(_RowCollector(_ROW3.match, self._stress_done, max_rows=3))
         elif line.startswith("PRESSURE IN GIGAPASCAL"):
@@ -447,8 +465,12 @@ class OutputScanner:
             self.out.terminated = True
 
     def _title(self, line: str) -> bool:
-        """The first line after STARTING that is not MPI chatter (facts obs. 3); True once found."""
-        if self.line_is_blank(line) or _TITLE_NOISE.match(line.strip()) or line.lstrip().startswith("EEEEEEEEEE"):
+        """Take the first non-MPI line after STARTING as the title (facts obs. 3); True if found."""
+        if (
+            self.line_is_blank(line)
+            or _TITLE_NOISE.match(line.strip())
+            or line.lstrip().startswith("EEEEEEEEEE")
+        ):
             return False
         self.out.title = line.strip()
         return True
@@ -501,7 +523,7 @@ class OutputScanner:
             self.out.hybrid_exchange_percent = _float(found.group(1))
 
     def _crystal_header(self, text: str) -> None:
-        """``CRYSTAL - SCF - TYPE OF CALCULATION`` opens an SCF; PROPERTIES marks a properties run."""
+        """Open an SCF at ``CRYSTAL - SCF - TYPE OF CALCULATION``; note a PROPERTIES run."""
         if text.startswith("CRYSTAL - SCF"):
             self._open_scf()
         elif text.startswith("CRYSTAL - PROPERTIES"):
@@ -632,7 +654,7 @@ class OutputScanner:
             self.out.dispersion_energy_ha = _float(found.group(1))
 
     def _charges_done(self, rows: list[str], _skipped: list[str]) -> None:
-        """Every cycle prints the charges; only the raw rows of the last are kept (read at the end)."""
+        """Keep the raw charge rows of the last cycle only (every cycle prints them)."""
         self._end_block()
         if self.atomic_guess_seen and self.reference_electrons is None:
             self.reference_electrons = _rows_floats(rows)
@@ -647,8 +669,10 @@ class OutputScanner:
         self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
-    def _band(self, *, insulating: bool | None = None, fermi: float | None = None) -> dict[str, Any]:
-        """The edges of the current spin channel, reset at the first one after a cycle.
+    def _band(
+        self, *, insulating: bool | None = None, fermi: float | None = None
+    ) -> dict[str, Any]:
+        """Return the edges of the current spin channel, reset at the first one after a cycle.
 
         Plain dicts while scanning (every cycle prints them); :class:`BandEdges` at the end.
         """
@@ -681,7 +705,7 @@ class OutputScanner:
             self._band()
 
     def _final_gap(self, text: str) -> None:
-        """The gap at the final geometry: one line, or one per spin (the smaller is the gap)."""
+        """Read the gap at the final geometry: one line, or one per spin (the smaller is it)."""
         found = _FINAL_GAP.match(text)
         if not found:
             return
@@ -691,12 +715,19 @@ class OutputScanner:
             out.final_band_gap_alpha_ev = value
         elif found.group(1) == "BETA":
             out.final_band_gap_beta_ev = value
-        spins = [gap for gap in (out.final_band_gap_alpha_ev, out.final_band_gap_beta_ev) if gap is not None]
+        spins = [
+            gap
+            for gap in (out.final_band_gap_alpha_ev, out.final_band_gap_beta_ev)
+            if gap is not None
+        ]
         out.final_band_gap_ev = min(spins) if found.group(1) else value
 
     def _spin_label(self, text: str) -> None:
-        """``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and
-        the per-spin final gaps ``ALPHA / BETA BAND GAP:``."""
+        """Route a line that names a spin channel to the reader of its block.
+
+        ``ALPHA / BETA ELECTRONS`` (band edges), ``ALPHA+BETA / ALPHA-BETA`` (Mulliken) and the
+        per-spin final gaps ``ALPHA / BETA BAND GAP:``.
+        """
         if "BAND GAP:" in text:
             self._final_gap(text)
         elif text.startswith("ALPHA+BETA"):
@@ -812,7 +843,9 @@ class OutputScanner:
 
     def _primitive(self, text: str) -> None:
         if text.startswith("PRIMITIVE CELL - CENTRING CODE"):
-            self._start_block(_RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1))
+            self._start_block(
+                _RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1)
+            )
 
     def _cell_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
@@ -840,7 +873,9 @@ class OutputScanner:
     def _forces_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if rows:
-            self.out.forces_ha_per_bohr = [[_float(row.group(i)) for i in (3, 4, 5)] for row in rows]
+            self.out.forces_ha_per_bohr = [
+                [_float(row.group(i)) for i in (3, 4, 5)] for row in rows
+            ]
 
     def _cell_gradient(self, text: str) -> None:
         if text.startswith("GRADIENT WITH RESPECT TO THE CELL"):
@@ -860,7 +895,9 @@ class OutputScanner:
     def _mulliken(self, text: str) -> None:
         if text.startswith("MULLIKEN POPULATION ANALYSIS"):
             self._start_block(
-                _RowCollector(_MULLIKEN_ATOM.match, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000)
+                _RowCollector(
+                    _MULLIKEN_ATOM.match, self._mulliken_done, stop=_MULLIKEN_STOP, max_lines=20_000
+                )
             )
 
     def _mulliken_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
@@ -916,7 +953,11 @@ class OutputScanner:
         """
         values = [[float(v) for v in _FIXED_DECIMAL.findall(row.group(1))] for row in rows]
         size = len(values[0]) if values else 0
-        if size == 0 or len(values) != size or any(len(v) != size - i for i, v in enumerate(values)):
+        if (
+            size == 0
+            or len(values) != size
+            or any(len(v) != size - i for i, v in enumerate(values))
+        ):
             return None
         matrix = [[0.0] * size for _ in range(size)]
         for i, row_values in enumerate(values):
@@ -954,14 +995,18 @@ class OutputScanner:
         return out
 
     def _calculation_kind(self) -> CalculationKind:
-        """What the crystal run did; PROPERTIES only when no crystal run is in the file.
+        """Tell what the crystal run did; PROPERTIES only when no crystal run is in the file.
 
         A properties run appended to a crystal run's output (one log for both) must not hide
         the optimisation or SCF before it: ``includes_properties`` says it is there.
         """
         self.out.includes_properties = "properties" in self.flags
         kind = self._crystal_kind()
-        if kind is CalculationKind.SINGLE_POINT and self.out.includes_properties and not self.out.scf:
+        if (
+            kind is CalculationKind.SINGLE_POINT
+            and self.out.includes_properties
+            and not self.out.scf
+        ):
             return CalculationKind.PROPERTIES
         return kind
 
@@ -980,12 +1025,17 @@ class OutputScanner:
         return CalculationKind.SINGLE_POINT
 
     def _structure(self) -> Structure | Molecule | None:
-        """The last geometry printed: Cartesian lattice + atoms, or the later cell+atoms block."""
+        """Return the last geometry printed: Cartesian lattice + atoms, or a later cell+atoms."""
         cart, cell = self.cartesian, self.cell_block
         try:
             if self.out.dimensionality == 0 and cell.numbers and "X(ANGSTROM)" in cell.columns:
                 return Molecule([_species(z) for z in cell.numbers], cell.coords)
-            if cell.line_number > cart.line_number and cell.cell_parameters and "X/A" in cell.columns and "Z/C" in cell.columns:
+            if (
+                cell.line_number > cart.line_number
+                and cell.cell_parameters
+                and "X/A" in cell.columns
+                and "Z/C" in cell.columns
+            ):
                 lattice = Lattice.from_parameters(*cell.cell_parameters)
                 return Structure(lattice, [_species(z) for z in cell.numbers], cell.coords)
             if cart.lattice is not None and cart.numbers:
@@ -1005,7 +1055,11 @@ class OutputScanner:
             labels = [row.group(2) for row in rows]
             numbers = [int(row.group(3)) for row in rows]
             populations = [float(row.group(4)) for row in rows]
-            spins = [float(row.group(4)) for row in self.mulliken_spin] if self.mulliken_spin else self.last_spins
+            spins = (
+                [float(row.group(4)) for row in self.mulliken_spin]
+                if self.mulliken_spin
+                else self.last_spins
+            )
         elif self.last_charges is not None and (self.cartesian.numbers or self.cell_block.numbers):
             numbers = self.cartesian.numbers or self.cell_block.numbers
             if len(numbers) != len(self.last_charges):

@@ -100,7 +100,9 @@ def test_directory_listing_named_error_is_not_an_error(ref_dir: Path) -> None:
 def test_fort87_turns_a_clean_output_into_a_failure(ref_dir: Path, tmp_path: Path) -> None:
     path = _copy(ref_dir, "mgo_scf_hf_sto3g_crystal17", tmp_path)
     assert parse_output(path).state == "converged"
-    (tmp_path / "fort.87").write_text(" ERROR **** NEIGHB **** USE KEYWORD SMALLDIST TO RUN ANYWAY\n")
+    (tmp_path / "fort.87").write_text(
+        " ERROR **** NEIGHB **** USE KEYWORD SMALLDIST TO RUN ANYWAY\n"
+    )
     out = parse_output(path)
     assert out.state == "failed"
     assert out.error_kinds == [CrystalErrorKind.ATOMS_TOO_CLOSE]
@@ -120,30 +122,98 @@ def test_fort87_unknown_text_is_kept(ref_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "kind", "routine"),
     [
-        (" ERROR **** OPTGEOM **** SCF FAILED - OPTGEOM STOP", CrystalErrorKind.SCF_FAILED_IN_OPT, "OPTGEOM"),
-        (" ERROR **** ZERO **** FERMI ENERGY NOT IN INTERVAL", CrystalErrorKind.FERMI_NOT_IN_INTERVAL, "ZERO"),
-        (" ERROR **** INP12B **** INCONSISTENT ITOL SIZE", CrystalErrorKind.GUESSP_MISMATCH, "INP12B"),
+        (
+            " ERROR **** OPTGEOM **** SCF FAILED - OPTGEOM STOP",
+            CrystalErrorKind.SCF_FAILED_IN_OPT,
+            "OPTGEOM",
+        ),
+        (
+            " ERROR **** ZERO **** FERMI ENERGY NOT IN INTERVAL",
+            CrystalErrorKind.FERMI_NOT_IN_INTERVAL,
+            "ZERO",
+        ),
+        (
+            " ERROR **** INP12B **** INCONSISTENT ITOL SIZE",
+            CrystalErrorKind.GUESSP_MISMATCH,
+            "INP12B",
+        ),
         (" io error", CrystalErrorKind.GUESSP_EMPTY_WAVEFUNCTION, None),
-        (" ERROR **** Read_int_1d **** unexpected end of file", CrystalErrorKind.GUESSP_EMPTY_WAVEFUNCTION, "Read_int_1d"),
-        (" * OPT END - FAILED    * E(AU):  -3.3E+03  POINTS  100 *", CrystalErrorKind.OPT_NOT_CONVERGED, None),
-        (" ERROR **** f90main **** GEOMETRY OPTIMIZATION FAILED", CrystalErrorKind.OPT_NOT_CONVERGED, "f90main"),
+        (
+            " ERROR **** Read_int_1d **** unexpected end of file",
+            CrystalErrorKind.GUESSP_EMPTY_WAVEFUNCTION,
+            "Read_int_1d",
+        ),
+        (
+            " * OPT END - FAILED    * E(AU):  -3.3E+03  POINTS  100 *",
+            CrystalErrorKind.OPT_NOT_CONVERGED,
+            None,
+        ),
+        (
+            " ERROR **** f90main **** GEOMETRY OPTIMIZATION FAILED",
+            CrystalErrorKind.OPT_NOT_CONVERGED,
+            "f90main",
+        ),
         (" TOO SMALL TRUST RADIUS", CrystalErrorKind.TRUST_RADIUS_COLLAPSED, None),
         (" ERROR **** BFGS_ **** PXK TOO SMALL", CrystalErrorKind.TRUST_RADIUS_COLLAPSED, "BFGS_"),
-        (" ERROR **** CHOLSK **** BASIS SET LINEARLY DEPENDENT", CrystalErrorKind.LINEAR_DEPENDENCE, "CHOLSK"),
+        (
+            " ERROR **** CHOLSK **** BASIS SET LINEARLY DEPENDENT",
+            CrystalErrorKind.LINEAR_DEPENDENCE,
+            "CHOLSK",
+        ),
         (" DISTANCE BETWEEN ATOMS   13   54 TOO SMALL", CrystalErrorKind.ATOMS_TOO_CLOSE, None),
-        (" ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL", CrystalErrorKind.CELL_NOT_NEUTRAL, "CHARGE"),
-        (" ERROR **** SPINCK **** CLOSED SHELL RUN-SPIN POLARIZATION NOT ALLOWED", CrystalErrorKind.SPIN_NOT_ALLOWED, "SPINCK"),
-        (" ERROR **** HESSIA **** PARAMETERS FOR MODEL HESSIAN NOT DEFINED", CrystalErrorKind.MODEL_HESSIAN_UNDEFINED, "HESSIA"),
+        (
+            " ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL",
+            CrystalErrorKind.CELL_NOT_NEUTRAL,
+            "CHARGE",
+        ),
+        (
+            " ERROR **** SPINCK **** CLOSED SHELL RUN-SPIN POLARIZATION NOT ALLOWED",
+            CrystalErrorKind.SPIN_NOT_ALLOWED,
+            "SPINCK",
+        ),
+        (
+            " ERROR **** HESSIA **** PARAMETERS FOR MODEL HESSIAN NOT DEFINED",
+            CrystalErrorKind.MODEL_HESSIAN_UNDEFINED,
+            "HESSIA",
+        ),
         (" ERROR **** MONMAD **** ALLOCATION FAILED", CrystalErrorKind.MEMORY_ALLOCATION, "MONMAD"),
-        (" ERROR **** NEIGHB **** NEIGHBOR LIST TOO BIG", CrystalErrorKind.NEIGHBOR_LIST_TOO_BIG, "NEIGHB"),
-        (" ERROR **** GCALCO **** ALL G-VECTORS USED", CrystalErrorKind.G_VECTORS_EXHAUSTED, "GCALCO"),
-        (" ERROR **** INPUT **** END OF DATA IN INPUT DECK", CrystalErrorKind.INPUT_END_OF_DATA, "INPUT"),
-        (" ERROR **** INPUT **** FORMAT ERROR IN INPUT DECK", CrystalErrorKind.INPUT_FORMAT_ERROR, "INPUT"),
-        (" ERROR **** EXTERN **** GEOMETRY DATA FILE NOT FOUND", CrystalErrorKind.GEOMETRY_FILE_MISSING, "EXTERN"),
+        (
+            " ERROR **** NEIGHB **** NEIGHBOR LIST TOO BIG",
+            CrystalErrorKind.NEIGHBOR_LIST_TOO_BIG,
+            "NEIGHB",
+        ),
+        (
+            " ERROR **** GCALCO **** ALL G-VECTORS USED",
+            CrystalErrorKind.G_VECTORS_EXHAUSTED,
+            "GCALCO",
+        ),
+        (
+            " ERROR **** INPUT **** END OF DATA IN INPUT DECK",
+            CrystalErrorKind.INPUT_END_OF_DATA,
+            "INPUT",
+        ),
+        (
+            " ERROR **** INPUT **** FORMAT ERROR IN INPUT DECK",
+            CrystalErrorKind.INPUT_FORMAT_ERROR,
+            "INPUT",
+        ),
+        (
+            " ERROR **** EXTERN **** GEOMETRY DATA FILE NOT FOUND",
+            CrystalErrorKind.GEOMETRY_FILE_MISSING,
+            "EXTERN",
+        ),
         ("forrtl: error (78): process killed (SIGTERM)", CrystalErrorKind.WALLTIME_KILLED, None),
-        ("slurmstepd: error: *** JOB 123 CANCELLED AT 2024 DUE TO TIME LIMIT ***", CrystalErrorKind.WALLTIME_KILLED, None),
+        (
+            "slurmstepd: error: *** JOB 123 CANCELLED AT 2024 DUE TO TIME LIMIT ***",
+            CrystalErrorKind.WALLTIME_KILLED,
+            None,
+        ),
         ("[ 1.2] oom_kill_process", CrystalErrorKind.WALLTIME_KILLED, None),
-        ("application called MPI_Abort(MPI_COMM_WORLD, 1) - process 2", CrystalErrorKind.MPI_ABORT, None),
+        (
+            "application called MPI_Abort(MPI_COMM_WORLD, 1) - process 2",
+            CrystalErrorKind.MPI_ABORT,
+            None,
+        ),
         (" ERROR **** NEWRTN **** SOMETHING NEW", CrystalErrorKind.UNKNOWN_ERROR, "NEWRTN"),
     ],
 )
@@ -162,14 +232,21 @@ def test_unknown_error_keeps_routine_and_message() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [" WARNING **** READM2 **** PROBABLE LOSS IN FREQCALC ACCURACY", " INFORMATION **** TOLDEE ****", "-rw-r--r-- 1 u g 1 ERROR"],
+    [
+        " WARNING **** READM2 **** PROBABLE LOSS IN FREQCALC ACCURACY",
+        " INFORMATION **** TOLDEE ****",
+        "-rw-r--r-- 1 u g 1 ERROR",
+    ],
 )
 def test_catalogue_ignores_harmless_lines(line: str) -> None:
     assert classify_line(line) is None
 
 
 def test_error_lines_reach_the_catalogue_through_the_scanner() -> None:
-    text = " EEEEEEEEEE STARTING  DATE 01 01 2024\n title\n ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL\n"
+    text = (
+        " EEEEEEEEEE STARTING  DATE 01 01 2024\n title\n"
+        " ERROR **** CHARGE **** UNIT CELL NOT NEUTRAL\n"
+    )
     out = parse_output(io.StringIO(text))
     assert out.error_kinds == [CrystalErrorKind.CELL_NOT_NEUTRAL]
     assert out.errors[0].line_number == 3 and out.state == "failed"
@@ -205,8 +282,16 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_only_starting_and_termination_is_not_converged(tmp_path: Path) -> None:
     """The banner lines of a real output and nothing else: no calculation, never "converged"."""
-    lines = reference_file("mgo_scf_hf_sto3g_crystal17", "OUTPUT.out").read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.startswith((" EEEEEEEEEE STARTING", " EEEEEEEEEE TERMINATION"))]
+    lines = (
+        reference_file("mgo_scf_hf_sto3g_crystal17", "OUTPUT.out")
+        .read_text()
+        .splitlines(keepends=True)
+    )
+    kept = [
+        line
+        for line in lines
+        if line.startswith((" EEEEEEEEEE STARTING", " EEEEEEEEEE TERMINATION"))
+    ]
     assert len(kept) == 2
     path = tmp_path / "OUTPUT.out"
     path.write_text("".join(kept))

@@ -46,7 +46,7 @@ def _glue_numbers(lines: list[str], rng: random.Random) -> list[str]:
 
 
 def _mutate(lines: list[str], rng: random.Random) -> list[str]:
-    """One of: glue, swap digits, drop/duplicate a run of lines, a hostile line, flipped characters."""
+    """One of: glue, swap digits, drop/duplicate lines, a hostile line, flipped characters."""
     lines = list(lines)
     choice = rng.randrange(6)
     at = rng.randrange(len(lines))
@@ -62,7 +62,9 @@ def _mutate(lines: list[str], rng: random.Random) -> list[str]:
     if choice == 3:
         return lines[:at] + lines[at : at + 300] * 3 + lines[at:]
     if choice == 4:
-        hostile = rng.choice(["1.11" * 500, " " * 20000 + "x", "-1.0" * 300, "*" * 5000, "\x00\x01"])
+        hostile = rng.choice(
+            ["1.11" * 500, " " * 20000 + "x", "-1.0" * 300, "*" * 5000, "\x00\x01"]
+        )
         return [*lines[:at], " " + hostile + "\n", *lines[at:]]
     for index in rng.sample(range(len(lines)), k=min(30, len(lines))):
         line = lines[index]
@@ -81,13 +83,19 @@ def test_truncated_outputs_are_never_converged(folder: str) -> None:
     cuts = sorted(rng.randrange(1, end if end > 0 else len(text)) for _ in range(TRUNCATIONS))
     for cut in cuts:
         out = _parse(text[:cut])
-        assert out is None or out.state == "failed", f"cut at {cut} of {len(text)} reported converged"
+        assert out is None or out.state == "failed", (
+            f"cut at {cut} of {len(text)} reported converged"
+        )
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_mutated_outputs_parse_or_raise_our_error(folder: str) -> None:
-    lines = reference_file(folder, "OUTPUT.out").read_text(encoding="utf-8", errors="replace").splitlines(True)
+    lines = (
+        reference_file(folder, "OUTPUT.out")
+        .read_text(encoding="utf-8", errors="replace")
+        .splitlines(True)
+    )
     rng = random.Random(f"mutate-{folder}")
     outcomes = [_parse("".join(_mutate(lines, rng))) for _ in range(MUTATIONS)]
     assert any(out is not None for out in outcomes)

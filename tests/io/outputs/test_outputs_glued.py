@@ -32,7 +32,9 @@ def original(original_text: str) -> CrystalOutput:
     return parse_output(reference_file(FOLDER, "OUTPUT.out"), discover=False)
 
 
-def _rewritten(tmp_path: Path, text: str, pattern: str, replace: Callable[[re.Match[str]], str]) -> Path:
+def _rewritten(
+    tmp_path: Path, text: str, pattern: str, replace: Callable[[re.Match[str]], str]
+) -> Path:
     new_text, count = re.subn(pattern, replace, text)
     assert count > 0, f"nothing to rewrite for {pattern!r}"
     path = tmp_path / "OUTPUT.out"
@@ -40,13 +42,19 @@ def _rewritten(tmp_path: Path, text: str, pattern: str, replace: Callable[[re.Ma
     return path
 
 
-def test_optimisation_points_past_9999(tmp_path: Path, original_text: str, original: CrystalOutput) -> None:
+def test_optimisation_points_past_9999(
+    tmp_path: Path, original_text: str, original: CrystalOutput
+) -> None:
     """``POINT10000`` / ``POINTS10000``: a converged 10,000-point optimisation stays converged."""
     shift = 9996
     text = re.sub(
-        r"OPTIMIZATION - POINT +(\d+)", lambda m: f"OPTIMIZATION - POINT{int(m[1]) + shift:5d}", original_text
+        r"OPTIMIZATION - POINT +(\d+)",
+        lambda m: f"OPTIMIZATION - POINT{int(m[1]) + shift:5d}",
+        original_text,
     )
-    path = _rewritten(tmp_path, text, r"POINTS +(\d+) \*", lambda m: f"POINTS{int(m[1]) + shift:5d} *")
+    path = _rewritten(
+        tmp_path, text, r"POINTS +(\d+) \*", lambda m: f"POINTS{int(m[1]) + shift:5d} *"
+    )
     assert "POINT10000" in path.read_text() and "POINTS10000 *" in path.read_text()
     out = parse_output(path, discover=False)
     assert [step.point for step in out.opt_steps] == [9997, 9998, 9999, 10000]
@@ -58,15 +66,19 @@ def test_optimisation_points_past_9999(tmp_path: Path, original_text: str, origi
 
 
 def test_scf_cycles_past_999(tmp_path: Path, original_text: str, original: CrystalOutput) -> None:
-    """``CYC1000 ETOT(AU)-2.75E+02`` and ``CYCLES1007``: every cycle and the cycle count are read."""
+    """``CYC1000 ETOT(AU)-2.75E+02`` and ``CYCLES1007``: every cycle and the count are read."""
     shift = 1000
     text = re.sub(
-        r"CYC +(\d+) ETOT\(AU\) (-)", lambda m: f"CYC{int(m[1]) + shift:4d} ETOT(AU){m[2]}", original_text
+        r"CYC +(\d+) ETOT\(AU\) (-)",
+        lambda m: f"CYC{int(m[1]) + shift:4d} ETOT(AU){m[2]}",
+        original_text,
     )
     path = _rewritten(tmp_path, text, r"CYCLES +(\d+)", lambda m: f"CYCLES{int(m[1]) + shift:4d}")
     assert "CYC1000 ETOT(AU)-2.747683368289E+02" in path.read_text()
     out = parse_output(path, discover=False)
-    assert [run.n_cycles for run in out.scf] == [n + shift for n in (run.n_cycles for run in original.scf)]
+    assert [run.n_cycles for run in out.scf] == [
+        n + shift for n in (run.n_cycles for run in original.scf)
+    ]
     assert [run.cycle_count for run in out.scf] == [run.cycle_count for run in original.scf]
     assert out.scf[0].cycle_energies_ha[0] == -2.747683368289e02
     assert out.scf[0].cycle_numbers[0] == shift
@@ -74,7 +86,10 @@ def test_scf_cycles_past_999(tmp_path: Path, original_text: str, original: Cryst
 
 
 def test_charges_that_run_together(tmp_path: Path, original_text: str) -> None:
-    """``1010.12907781009.8709222``: two 12-wide fields (7 decimals), not ``1010.12907781009`` and ``.8709222``."""
+    """``1010.12907781009.8709222``: two 12-wide fields (7 decimals).
+
+    Not ``1010.12907781009`` and ``.8709222``.
+    """
     path = _rewritten(
         tmp_path,
         original_text,
@@ -87,11 +102,16 @@ def test_charges_that_run_together(tmp_path: Path, original_text: str) -> None:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("row", ["1.11" * 16, "10.1243571" * 6 + "-" + "9.8756429" * 3, "-1.0" * 40, "1" * 200])
+@pytest.mark.parametrize(
+    "row", ["1.11" * 16, "10.1243571" * 6 + "-" + "9.8756429" * 3, "-1.0" * 40, "1" * 200]
+)
 def test_hostile_charge_rows_finish(tmp_path: Path, original_text: str, row: str) -> None:
-    """The rows that hung the floats-only pattern (15-21 s for 62 bytes) are read or refused at once."""
+    """The rows that hung the floats-only pattern (15-21 s for 62 bytes) are read or refused now."""
     path = _rewritten(
-        tmp_path, original_text, r"(TOTAL ATOMIC CHARGES:\n)  10\.1290778   9\.8709222\n", lambda m: m[1] + row + "\n"
+        tmp_path,
+        original_text,
+        r"(TOTAL ATOMIC CHARGES:\n)  10\.1290778   9\.8709222\n",
+        lambda m: m[1] + row + "\n",
     )
     out = parse_output(path, discover=False)
     assert out.state == "converged"
@@ -100,12 +120,20 @@ def test_hostile_charge_rows_finish(tmp_path: Path, original_text: str, row: str
 
 def test_atom_numbers_run_into_their_flag_and_label(tmp_path: Path) -> None:
     """``1000001T  16S``: the S2 molecule's asymmetric-unit rows (its only geometry) still read."""
-    text = reference_file("s2_molecule_opt_hse06_crystal17", "OUTPUT.out").read_text(encoding="utf-8")
+    text = reference_file("s2_molecule_opt_hse06_crystal17", "OUTPUT.out").read_text(
+        encoding="utf-8"
+    )
     path = _rewritten(
-        tmp_path, text, r"(?m)^ +(\d) T +(\d+) S ", lambda m: f"{int(m[1]) + 1000000:7d}T{int(m[2]):4d}S "
+        tmp_path,
+        text,
+        r"(?m)^ +(\d) T +(\d+) S ",
+        lambda m: f"{int(m[1]) + 1000000:7d}T{int(m[2]):4d}S ",
     )
     assert "1000001T  16S " in path.read_text()
     out = parse_output(path, discover=False)
     assert isinstance(out.structure, Molecule)
     assert [site.species_string for site in out.structure] == ["S", "S"]
-    assert out.structure.cart_coords.tolist() == [[-2.182833700662e-02, 0.0, 0.0], [1.911828337007, 0.0, 0.0]]
+    assert out.structure.cart_coords.tolist() == [
+        [-2.182833700662e-02, 0.0, 0.0],
+        [1.911828337007, 0.0, 0.0],
+    ]

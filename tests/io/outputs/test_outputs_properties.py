@@ -89,7 +89,10 @@ def test_crystal14_band_dat_and_fort25_agree(ref_dir, mgo_primitive):
     assert bands.eigenvalues[Spin.up][0, 0] == pytest.approx(-104.758 * HA, abs=1e-6)
     # BAND.DAT is fort.25 minus E_F, printed with 5 significant digits
     np.testing.assert_allclose(
-        bands.eigenvalues[Spin.up] - bands.efermi, dat.eigenvalues[Spin.up], rtol=6e-5, atol=1e-5 * HA
+        bands.eigenvalues[Spin.up] - bands.efermi,
+        dat.eigenvalues[Spin.up],
+        rtol=6e-5,
+        atol=1e-5 * HA,
     )
     np.testing.assert_allclose(bands.distances, dat.distances, atol=1e-2)
     with pytest.raises(ValueError, match="pass the Band input"):
@@ -114,7 +117,9 @@ def test_doss_dat_mgo_atom_projections(ref_dir, mgo_primitive):
     doss = Doss.from_structure(mgo_primitive, bands=(8, 14))
     elements = data.to_element_dos(mgo_primitive, doss)
     assert list(elements) == [Element("Mg"), Element("O")]
-    np.testing.assert_allclose(elements[Element("O")].densities[Spin.up], data.densities[Spin.up][1])
+    np.testing.assert_allclose(
+        elements[Element("O")].densities[Spin.up], data.densities[Spin.up][1]
+    )
 
 
 def test_doss_dat_spin_polarised_ao_projections(ref_dir):
@@ -170,7 +175,9 @@ def test_properties_stdout_truncated_and_error(ref_dir, tmp_path):
     out = parse_properties_output(cut)
     assert not out.terminated and [e.kind for e in out.errors] == [CrystalErrorKind.TRUNCATED]
     failed = tmp_path / "failed.outp"
-    failed.write_text("\n".join(lines[:160] + [" ERROR **** DOSS **** FERMI ENERGY NOT IN INTERVAL"]))
+    failed.write_text(
+        "\n".join(lines[:160] + [" ERROR **** DOSS **** FERMI ENERGY NOT IN INTERVAL"])
+    )
     out = parse_properties_output(failed)
     assert [e.kind for e in out.errors] == [CrystalErrorKind.FERMI_NOT_IN_INTERVAL]
     assert out.errors[0].line_number == 161 and not out.successful

@@ -1,4 +1,4 @@
-"""Property: whatever is done to a real output, parse_output returns a result or CrystalParseError."""
+"""Property: whatever is done to a real output, parse_output gives a result or CrystalParseError."""
 
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ def test_corrupted_lines(folder: str, edits: list[tuple[float, bytes]], tmp_path
 @given(
     folder=st.sampled_from(FOLDERS),
     where=st.floats(min_value=0.0, max_value=0.999),
-    text=st.text(alphabet=st.sampled_from(" 0123456789.-E*=|()ABCDEFGHIJKLMNOPRSTUVXYZ:\n"), max_size=200),
+    text=st.text(
+        alphabet=st.sampled_from(" 0123456789.-E*=|()ABCDEFGHIJKLMNOPRSTUVXYZ:\n"), max_size=200
+    ),
 )
 def test_plausible_garbage_inserted(folder: str, where: float, text: str, tmp_path: Path) -> None:
     """Text made of the characters CRYSTAL uses stresses the landmark regexes more than bytes do."""

@@ -33,7 +33,17 @@ REAL_OUTPUTS = [
     ("nio_opt_walltime_killed_crystal17", "OUTPUT.out"),
     ("mgo_scf_band_doss_b3lyp_crystal17", "BAND.outp"),
 ]
-_RE_CALLS = {"compile", "match", "search", "fullmatch", "findall", "finditer", "sub", "subn", "split"}
+_RE_CALLS = {
+    "compile",
+    "match",
+    "search",
+    "fullmatch",
+    "findall",
+    "finditer",
+    "sub",
+    "subn",
+    "split",
+}
 #: Seconds for the whole battery; one super-linear pattern alone exceeds it.
 BOUND_S = 120
 #: Seconds any one pattern may take over all its ~300 inputs (linear ones: about 1 s at most
@@ -52,7 +62,11 @@ for name in modules:
     for attr, value in vars(module).items():
         if isinstance(value, re.Pattern):
             patterns[f"{name}.{attr}"] = (value, attr in searched)
-        elif isinstance(value, tuple | list) and value and all(isinstance(v, re.Pattern) for v in value):
+        elif (
+            isinstance(value, tuple | list)
+            and value
+            and all(isinstance(v, re.Pattern) for v in value)
+        ):
             for index, item in enumerate(value):
                 patterns[f"{name}.{attr}[{index}]"] = (item, True)
 from crystal_atomate.io.errors import CrystalErrorKind
@@ -132,7 +146,11 @@ def _regex_sites() -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SEARCHES:
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _SEARCHES
+            ):
                 target = node.func.value
                 if isinstance(target, ast.Name) and target.id != "re":
                     searched.add(target.id)
@@ -153,7 +171,9 @@ def _regex_sites() -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
         modules.append(".".join(relative.parts).removesuffix(".__init__"))
         for call in calls:
             first = call.args[0] if call.args else None
-            inline_call = call.func.attr != "compile"  # compiled ones are found as module attributes
+            inline_call = (
+                call.func.attr != "compile"
+            )  # compiled ones are found as module attributes
             if inline_call and isinstance(first, ast.Constant) and isinstance(first.value, str):
                 inline.append((f"{relative}:{call.lineno}", first.value, call.func.attr))
     return modules, inline, sorted(searched)
@@ -168,7 +188,7 @@ def _real_lines() -> list[str]:
 
 
 def test_the_audit_sees_every_regex_site() -> None:
-    """The audit finds the scanner's table patterns and inline patterns (a blind audit passes anything)."""
+    """The audit finds the scanner's table and inline patterns (a blind audit passes anything)."""
     modules, inline, searched = _regex_sites()
     assert "crystal_atomate.io.outputs.scanner" in modules
     assert "crystal_atomate.io.errors" in modules
@@ -190,7 +210,11 @@ def test_no_pattern_backtracks_super_linearly() -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as stuck:
-        tried = (stuck.stderr or b"").decode() if isinstance(stuck.stderr, bytes) else (stuck.stderr or "")
+        tried = (
+            (stuck.stderr or b"").decode()
+            if isinstance(stuck.stderr, bytes)
+            else (stuck.stderr or "")
+        )
         last = [line for line in tried.splitlines() if line.startswith("PATTERN")][-1:]
         pytest.fail(f"the regex battery did not finish in {BOUND_S} s; stuck in {last}")
     assert done.returncode == 0, done.stderr[-2000:]
