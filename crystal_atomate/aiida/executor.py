@@ -32,6 +32,7 @@ from crystal_atomate.aiida.calculations import (
     CrystalCalculation,
     PropertiesCalculation,
 )
+from crystal_atomate.aiida.lineage import JOBFLOW_DIRECTORY_EXTRA, job_context, lineage_of
 from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
 from crystal_atomate.settings import CrystalAtomateSettings
 
@@ -155,7 +156,11 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
     """CrystalCalculation on the written directory, or properties on its deck and fort.9."""
     if program == "crystal":
         builder = CrystalCalculation.get_builder()
-        builder.input_folder = orm.FolderData(tree=workdir)
+        structure, prev_dir = job_context()
+        lineage = lineage_of(workdir, code, structure, prev_dir)
+        builder.input_folder = _folder(workdir, skip=lineage.staged_from_parent)
+        for name, node in lineage.inputs.items():
+            builder[name] = node
     else:
         builder = PropertiesCalculation.get_builder()
         builder.deck = orm.SinglefileData(workdir / "INPUT")
@@ -164,6 +169,15 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
         builder.parent_folder = parent
     builder.code = code
     return builder
+
+
+def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
+    """The written files, but those the parent folder stages (restart files stay on the computer)."""
+    folder = orm.FolderData()
+    for path in sorted(workdir.iterdir()):
+        if path.is_file() and path.name not in skip:
+            folder.base.repository.put_object_from_file(str(path), path.name)
+    return folder
 
 
 def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -183,7 +197,7 @@ def _tag(node: orm.ProcessNode, job_name: str | None, workdir: Path) -> None:
     """The jobflow side of the provenance, on the node."""
     from jobflow import CURRENT_JOB
 
-    extras = {"jobflow_directory": str(workdir)}
+    extras = {JOBFLOW_DIRECTORY_EXTRA: str(workdir)}
     if job_name:
         extras["jobflow_name"] = job_name
     if CURRENT_JOB.job is not None:
