@@ -16,13 +16,47 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.manage import get_manager
 
-__all__ = ["AiidaJobRow", "CRYSTAL_PROCESS_TYPES", "import_tui_jobs", "list_crystal_jobs", "tui_status"]
+from crystal_atomate.aiida.errors import AiidaUserError
+
+__all__ = [
+    "CRYSTAL_PROCESS_TYPES",
+    "JOB_STATUSES",
+    "AiidaJobRow",
+    "UnknownStatus",
+    "check_status",
+    "import_tui_jobs",
+    "list_crystal_jobs",
+    "tui_status",
+]
 
 CRYSTAL_PROCESS_TYPES = (
     "aiida.calculations:crystal_atomate.crystal",
     "aiida.calculations:crystal_atomate.properties",
 )
 _TUI_EXTRA = "tui_job"
+#: The terminal UI's job statuses, as :func:`tui_status` gives them.
+JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+class UnknownStatus(AiidaUserError):
+    """A job status filter that is none of :data:`JOB_STATUSES`."""
+
+    exit_code = 2
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` in upper case, or None.
+
+    Raises
+    ------
+    UnknownStatus
+        It is not one of :data:`JOB_STATUSES` (any case); the message lists them.
+    """
+    if status is None:
+        return None
+    if status.upper() not in JOB_STATUSES:
+        raise UnknownStatus(f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}")
+    return status.upper()
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,7 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
     Without a status filter the limit goes into the SQL; with one, the rows stream until enough
     match. Energies are then fetched for the listed calculations only, so the CLI's 50 rows do not
     pay for the energies of every calculation in the profile."""
+    status = check_status(status)
     if limit is not None and limit <= 0:
         return []
     calcs = _calculations()
@@ -66,7 +101,7 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
     listed: list[tuple[int, str, str, datetime, int | None]] = []
     for pk, label, ctime, state, exit_status, scheduler_state in calcs.iterall():
         row_status = tui_status(state, exit_status, scheduler_state)
-        if status is None or row_status == status.upper():
+        if status is None or row_status == status:
             listed.append((pk, label or "", row_status, ctime, exit_status))
             if limit is not None and len(listed) >= limit:
                 break
