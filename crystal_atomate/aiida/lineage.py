@@ -30,7 +30,7 @@ from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.geometry import CrystalGeometry, ExternalGeometry
 from crystal_atomate.sets.base import RESTART_FILES
 
-__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "find_step_calcjob", "job_context", "lineage_of", "same_geometry"]
+__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "deck_structure", "find_step_calcjob", "job_context", "lineage_of", "same_geometry"]
 
 JOBFLOW_DIRECTORY_EXTRA = "jobflow_directory"
 #: Geometries closer than this (Å, lattice vectors and Cartesian positions) are the same structure.
@@ -88,7 +88,7 @@ def lineage_of(
     deck = CrystalInput.from_file(workdir / "INPUT")
     parent = find_step_calcjob(prev_dir) if prev_dir else None
     lineage = Lineage()
-    structure = structure if structure is not None else _deck_structure(deck)
+    structure = structure if structure is not None else deck_structure(deck)
     if structure is not None:
         lineage.inputs["structure"] = _structure_node(structure, parent)
     lineage.inputs["parameters"] = orm.Dict(deck.model_dump(mode="json", exclude={"geometry", "basis"}))
@@ -103,7 +103,7 @@ def lineage_of(
     return lineage
 
 
-def _deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
+def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
     """The geometry the deck runs on, when it can be expanded (EXTERNAL with its fort.34, CRYSTAL)."""
     geometry = deck.geometry
     if isinstance(geometry, ExternalGeometry) and geometry.fort34 is not None:

@@ -172,6 +172,9 @@ def import_tui(
     if not Path(db).is_file():
         raise typer.BadParameter(f"no database at {db}", param_hint="--db")
     _load(profile)
-    imported, skipped = import_tui_jobs(db)
-    _console.print(f"imported {imported} job(s), {skipped} already in AiiDA")
+    summary = import_tui_jobs(db)
+    _console.print(
+        f"imported {summary.imported} job(s), updated {summary.updated}, {summary.unchanged} already in AiiDA, "
+        f"{summary.ours} run through AiiDA"
+    )
 

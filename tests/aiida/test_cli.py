@@ -8,14 +8,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 from aiida import orm
 from test_calculations import MGO_STATIC_HA
 from typer.testing import CliRunner
 
-from crystal_atomate.aiida.query import import_tui_jobs, list_crystal_jobs
+from crystal_atomate.aiida.query import ImportSummary, import_tui_jobs, list_crystal_jobs
+from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES
 from crystal_atomate.cli import app
+from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
 
@@ -101,14 +104,14 @@ def test_import_tui_keeps_timestamps_and_is_idempotent(aiida_profile, tmp_path):
             ("Si bands", str(tmp_path / "c"), "RUNNING", "2024-03-03 12:00:00", None),
         ],
     )
-    assert import_tui_jobs(db) == (3, 0)
-    assert import_tui_jobs(db) == (0, 3)
+    assert import_tui_jobs(db) == ImportSummary(imported=3, updated=0, unchanged=0, ours=0)
+    assert import_tui_jobs(db) == ImportSummary(imported=0, updated=0, unchanged=3, ours=0)
     rows = {row.label: row for row in list_crystal_jobs()}
     assert rows["MgO scf"].status == "COMPLETED" and rows["MgO scf"].energy_hartree == -275.4485911374
     assert rows["NiO opt"].status == "FAILED" and rows["Si bands"].status == "RUNNING"
     assert rows["MgO scf"].ctime.isoformat().startswith("2024-03-01T10:00:00")
     result = CliRunner().invoke(app, ["aiida", "import-tui", "--db", str(db)])
-    assert result.exit_code == 0 and "imported 0 job(s), 3 already" in result.output
+    assert result.exit_code == 0 and "imported 0 job(s), updated 0, 3 already in AiiDA" in result.output
 
 
 def test_jobs_lists_hundreds_of_calculations_fast(aiida_profile, tmp_path):
@@ -209,3 +212,66 @@ def test_setup_without_crystal_names_the_three_fixes(tmp_path):
         "hint: pass --crystal PATH, set CRYSTAL_ATOMATE_CRYSTAL_CMD, or use --replay (the recorded demo runs)"
     )
     assert not (tmp_path / ".aiida" / "config.json").exists()
+
+
+def _mgo_deck() -> str:
+    return (reference_dir() / "mgo_scf_band_doss_b3lyp_crystal17" / "INPUT.d12").read_text()
+
+
+def _set_status(db, name: str, status: str, energy: float | None) -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE jobs SET status = ?, final_energy = ? WHERE name = ?", (status, energy, name))
+
+
+def _imported(db, name: str) -> orm.CalcJobNode:
+    (node,) = orm.QueryBuilder().append(
+        orm.CalcJobNode, filters={"label": name, "extras.tui_job.db": str(db.resolve())}
+    ).all(flat=True)
+    return node
+
+
+def test_migration_carries_deck_structure_results_and_follows_running_jobs(aiida_profile, tmp_path):
+    db = _tui_db(
+        tmp_path / "migrate.db",
+        [
+            ("MgO static", str(tmp_path / "mgo"), "COMPLETED", "2024-05-01 10:00:00", -275.4485911374),
+            ("MgO later", str(tmp_path / "later"), "RUNNING", "2024-05-02 10:00:00", None),
+        ],
+    )
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE jobs SET input_file = ?, key_results = ?", (_mgo_deck(), '{"band_gap_ev": 7.2}'))
+    db.chmod(0o444)
+    content = db.read_bytes()
+    assert import_tui_jobs(db) == ImportSummary(imported=2, updated=0, unchanged=0, ours=0)
+    done = _imported(db, "MgO static")
+    assert done.is_sealed and done.is_finished_ok
+    assert done.inputs.deck.get_content() == _mgo_deck()
+    structure = done.inputs.structure.get_pymatgen()
+    assert structure.composition.reduced_formula == "MgO" and structure.lattice.a == pytest.approx(4.217, abs=1e-6) and len(structure) == 8
+    assert done.outputs.output_parameters.get_dict() == {
+        "band_gap_ev": 7.2, "energy_hartree": -275.4485911374, "state": "completed"
+    }
+    running = _imported(db, "MgO later")
+    assert running.process_state is None and not running.is_sealed  # no daemon owns it: verdi process ignores it
+    assert {row.label: row.status for row in list_crystal_jobs()}["MgO later"] == "RUNNING"
+    assert db.read_bytes() == content
+
+    db.chmod(0o644)
+    _set_status(db, "MgO later", "COMPLETED", -275.5)
+    assert import_tui_jobs(db) == ImportSummary(imported=0, updated=1, unchanged=1, ours=0)
+    finished = _imported(db, "MgO later")
+    assert finished.uuid == running.uuid and finished.is_sealed and finished.is_finished_ok
+    assert finished.outputs.output_parameters["energy_hartree"] == -275.5
+    assert import_tui_jobs(db) == ImportSummary(imported=0, updated=0, unchanged=2, ours=0)
+
+
+def test_migration_skips_jobs_we_ran_through_aiida(aiida_profile, tmp_path):
+    ours = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
+    ours.base.extras.set_many({"jobflow_directory": str(tmp_path / "ours"), "jobflow_uuid": "feed-beef"})
+    ours.store()
+    db = _tui_db(tmp_path / "mixed.db", [
+        ("run by us", str(tmp_path / "ours"), "COMPLETED", "2024-06-01 10:00:00", -1.0),
+        ("run by the UI", str(tmp_path / "theirs"), "COMPLETED", "2024-06-01 11:00:00", -2.0),
+    ])
+    assert import_tui_jobs(db) == ImportSummary(imported=1, updated=0, unchanged=0, ours=1)
+    assert import_tui_jobs(db) == ImportSummary(imported=0, updated=0, unchanged=1, ours=1)
