@@ -155,6 +155,7 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
     from typer.testing import CliRunner
 
     from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, import_tui_jobs, list_crystal_jobs
+    from crystal_atomate.aiida.ui_database import AiidaDatabase
     from crystal_atomate.cli import app
 
     for _ in range(_REAL_CALCJOBS):
@@ -180,6 +181,7 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
         "import": imported,
         "list": _timed(list_crystal_jobs, repeat),
         "list 50": _timed(lambda: list_crystal_jobs(limit=50), repeat),
+        "ui adapter": _timed(AiidaDatabase().get_all_jobs, repeat),
         "cli": _timed(cli(), repeat),
         "cli all": _timed(cli("--limit", str(listed)), repeat),
         "cli process": _timed(
@@ -262,6 +264,7 @@ def _report_listing(listed: dict[str, float], repeat: int) -> None:
     print(f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the UI's jobs), "
           f"median of {repeat}:")
     print(f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: {listed['list 50'] * 1000:.0f} ms")
+    print(f"  AiidaDatabase().get_all_jobs() (the UI's Job records): {listed['ui adapter'] * 1000:.0f} ms")
     print(f"  crystal-atomate aiida jobs, in process: {listed['cli'] * 1000:.0f} ms (50 rows), "
           f"{listed['cli all'] * 1000:.0f} ms (all rows); "
           f"as a new process (interpreter and imports included): {listed['cli process']:.2f} s")

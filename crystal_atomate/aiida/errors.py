@@ -18,7 +18,10 @@ __all__ = [
     "CrystalNotFound",
     "ProfileNotFound",
     "StorageUnavailable",
+    "ensure_loaded",
     "load_profile_or_fail",
+    "resolve_code",
+    "resolved_code_label",
     "storage_errors",
 ]
 
@@ -85,6 +88,50 @@ def load_profile_or_fail(name: str | None = None) -> Any:
     with storage_errors(profile.name):
         get_manager().get_profile_storage()
     return profile
+
+
+def ensure_loaded(profile: str | None = None) -> None:
+    """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already; the
+    errors of :func:`load_profile_or_fail`."""
+    from aiida.manage import get_manager
+
+    if get_manager().get_profile() is None:
+        load_profile_or_fail(profile)
+
+
+def resolve_code(label: str) -> Any:
+    """The code ``label`` (``crystal`` or ``crystal@computer``).
+
+    Raises
+    ------
+    CodeNotFound
+        No code has this label, or several do (one per computer): the message lists them.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        return orm.load_code(label)
+    except MultipleObjectsError:
+        name = label.split("@")[0]
+        found = sorted(code.full_label for code in orm.QueryBuilder().append(
+            orm.InstalledCode, filters={"label": name}).all(flat=True))
+        raise CodeNotFound(
+            f"{len(found)} codes are labelled {label!r}: {', '.join(found)}",
+            hint="name one with --code LABEL@COMPUTER",
+        ) from None
+    except NotExistent:
+        raise CodeNotFound(
+            f"no AiiDA code {label!r}", hint="create it with 'crystal-atomate aiida setup', list codes with 'verdi code list'"
+        ) from None
+
+
+def resolved_code_label(code: str | None = None, profile: str | None = None) -> str:
+    """``LABEL@COMPUTER`` of the CRYSTAL code ``code`` (default ``crystal``, as setup makes it) on
+    ``profile``, checked before a batch starts; the errors of :func:`ensure_loaded` and
+    :func:`resolve_code`."""
+    ensure_loaded(profile)
+    return resolve_code(code or "crystal").full_label
 
 
 @contextmanager

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiida import load_profile, orm
+from aiida import orm
 from aiida.engine import run_get_node
-from aiida.manage import get_manager
 
 from crystal_atomate.aiida.calculations import (
     OUTPUT_FILE,
     CrystalCalculation,
     PropertiesCalculation,
 )
+from crystal_atomate.aiida.errors import ensure_loaded, resolve_code
 from crystal_atomate.aiida.lineage import JOBFLOW_DIRECTORY_EXTRA, job_context, lineage_of
 from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
 from crystal_atomate.settings import CrystalAtomateSettings
@@ -113,9 +113,8 @@ def run_aiida(
     workdir = Path(directory).resolve()
     if not (workdir / "INPUT").is_file():
         raise CrystalRunError(f"No INPUT file in {workdir}")
-    if get_manager().get_profile() is None:
-        load_profile(profile)
-    aiida_code = orm.load_code(code or _DEFAULT_CODES[program])
+    ensure_loaded(profile)
+    aiida_code = resolve_code(code or _DEFAULT_CODES[program])
     builder = _builder(program, workdir, aiida_code)
     builder.metadata.label = job_name or workdir.name
     builder.metadata.options = _options(mpi_procs, timeout, options)

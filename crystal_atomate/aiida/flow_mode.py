@@ -36,6 +36,7 @@ from jobflow.core.flow import get_flow
 from jobflow.core.reference import OnMissing
 from monty.json import MontyDecoder, MontyEncoder
 
+from crystal_atomate.aiida.errors import ensure_loaded, resolve_code
 from crystal_atomate.aiida.executor import CalcJobPending, finished_calcjobs, use_aiida_executor
 
 __all__ = ["FlowPlan", "JobflowWorkChain", "flow_builder", "run_flow", "step_label", "submit_flow"]
@@ -332,15 +333,20 @@ def flow_builder(
     store: JobStore | None = None,
     root_dir: str | Path | None = None,
     code: str | None = None,
+    profile: str | None = None,
     **options: Any,
 ) -> Any:
     """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
     ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
     (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
-    ``./aiida_flows``)."""
+    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the
+    code is checked here, so an unknown or ambiguous label fails before anything is submitted."""
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    flow = use_aiida_executor(get_flow(flow), code=code, **options)
+    ensure_loaded(profile)
+    if code is not None:
+        code = resolve_code(code).full_label
+    flow = use_aiida_executor(get_flow(flow), code=code, profile=profile, **options)
     store = store if store is not None else CrystalMathJobStore()
     root = Path(root_dir if root_dir is not None else "aiida_flows").expanduser().absolute()
     builder = JobflowWorkChain.get_builder()
