@@ -28,7 +28,8 @@ __all__ = ["AiidaDatabase", "Job", "JobResult", "NotADraft"]
 _DRAFT_EXTRA = "ui_draft"
 _PROJECTION = [
     "id", "label", "ctime", "mtime", "attributes.process_state", "attributes.exit_status",
-    "attributes.scheduler_state", "extras",
+    "attributes.scheduler_state", "extras.jobflow_directory", "extras.jobflow_uuid", "extras.tui_job",
+    f"extras.{_DRAFT_EXTRA}",
 ]
 
 
@@ -163,7 +164,7 @@ class AiidaDatabase:
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, **(filters or {})},
             project=_PROJECTION,
         ).order_by({orm.CalcJobNode: {"ctime": "desc"}})
-        rows = [row for row in query.iterall() if not isinstance(row[7].get(_DRAFT_EXTRA), str)]
+        rows = [row for row in query.iterall() if not isinstance(row[10], str)]
         energies = _energies([row[0] for row in rows])
         return [_job(row, energies.get(row[0])) for row in rows]
 
@@ -181,17 +182,17 @@ def _energies(pks: list[int]) -> dict[int, float | None]:
 
 
 def _job(row: list[Any], energy: float | None) -> Job:
-    pk, label, ctime, mtime, state, exit_status, scheduler_state, extras = row
+    pk, label, ctime, mtime, state, exit_status, scheduler_state, directory, jobflow_uuid, imported, _ = row
     status = tui_status(state, exit_status, scheduler_state)
-    imported = extras.get("tui_job") or {}
-    work_dir = extras.get("jobflow_directory") or imported.get("work_dir") or f"aiida://{pk}"
+    imported = imported or {}
+    work_dir = directory or imported.get("work_dir") or f"aiida://{pk}"
     finished = status in ("COMPLETED", "FAILED", "CANCELLED")
     return Job(
         id=pk,
         name=label or "",
         work_dir=work_dir,
         status=status,
-        workflow_id=extras.get("jobflow_uuid"),
+        workflow_id=jobflow_uuid,
         created_at=ctime.isoformat(),
         completed_at=imported.get("completed_at") or (mtime.isoformat() if finished else None),
         final_energy=energy,
