@@ -32,7 +32,13 @@ from crystal_atomate.aiida.calculations import (
     PropertiesCalculation,
 )
 from crystal_atomate.aiida.errors import ensure_loaded, resolve_code
-from crystal_atomate.aiida.lineage import JOBFLOW_DIRECTORY_EXTRA, job_context, lineage_of
+from crystal_atomate.aiida.lineage import (
+    JOBFLOW_DIRECTORY_EXTRA,
+    find_step_calcjob,
+    job_context,
+    lineage_of,
+    parent_remote,
+)
 from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
 from crystal_atomate.settings import CrystalAtomateSettings
 
@@ -163,11 +169,21 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
     else:
         builder = PropertiesCalculation.get_builder()
         builder.deck = orm.SinglefileData(workdir / "INPUT")
-        parent = orm.FolderData()
-        parent.base.repository.put_object_from_file(str(workdir / "fort.9"), "fort.9")
-        builder.parent_folder = parent
+        builder.parent_folder = _properties_parent(workdir, code)
     builder.code = code
     return builder
+
+
+def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData | orm.FolderData:
+    """The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
+    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder."""
+    _, prev_dir = job_context()
+    remote = parent_remote(find_step_calcjob(prev_dir) if prev_dir else None, code)
+    if remote is not None:
+        return remote
+    parent = orm.FolderData()
+    parent.base.repository.put_object_from_file(str(workdir / "fort.9"), "fort.9")
+    return parent
 
 
 def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:

@@ -30,7 +30,7 @@ from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.geometry import CrystalGeometry, ExternalGeometry
 from crystal_atomate.sets.base import RESTART_FILES
 
-__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "deck_structure", "find_step_calcjob", "job_context", "lineage_of", "same_geometry"]
+__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "deck_structure", "find_step_calcjob", "job_context", "lineage_of", "parent_remote", "same_geometry"]
 
 JOBFLOW_DIRECTORY_EXTRA = "jobflow_directory"
 #: Geometries closer than this (Å, lattice vectors and Cartesian positions) are the same structure.
@@ -96,7 +96,7 @@ def lineage_of(
         lineage.inputs["basis"] = _shared(
             orm.Dict({"name": deck.basis.name, "text": deck.basis.to_string()})
         )
-    remote = _parent_remote(parent, code)
+    remote = parent_remote(parent, code)
     if remote is not None:
         lineage.inputs["parent_folder"] = remote
         lineage.staged_from_parent = {target for target in RESTART_FILES.values() if (workdir / target).is_file()}
@@ -145,7 +145,7 @@ def _shared(node: orm.Dict) -> orm.Dict:
     return node if found is None else found[0]
 
 
-def _parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm.RemoteData | None:
+def parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm.RemoteData | None:
     """The previous run's remote folder, when it is on the computer that runs the next one."""
     if parent is None or "remote_folder" not in parent.outputs:
         return None

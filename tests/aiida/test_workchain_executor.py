@@ -54,6 +54,10 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     recovered = store.query_one({"name": "NiO static", "index": 2})["output"]
     assert recovered["output"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
     assert store.query_one({"name": "dos"})["output"]["state"] == "successful"
+    static_calc = orm.load_node(static["calcs_reversed"][0]["run"]["aiida_uuid"])
+    (band,) = orm.QueryBuilder().append(orm.CalcJobNode, filters={
+        "label": "band structure", "extras.jobflow_directory": {"like": f"{tmp_path.resolve()}%"}}).all(flat=True)
+    assert band.inputs.parent_folder.uuid == static_calc.outputs.remote_folder.uuid
     run = relax["output"]["calcs_reversed"][0]["run"]
     assert run["executor"] == "aiida"
     node = orm.load_node(run["aiida_uuid"])
