@@ -495,8 +495,14 @@ ENGINE_BACKENDS: dict[str, dict[str, str]] = {
         "add_flows": "crystal_atomate.engines.fireworks:add_flows",
     },
     "remote": {"submit_flows": "crystal_atomate.engines.remote:submit_flows"},
-    "aiida": {"use_aiida_executor": "crystal_atomate.aiida.executor:use_aiida_executor"},
-    "aiida-daemon": {"submit_flow": "crystal_atomate.aiida.flow_mode:submit_flow"},
+    "aiida": {
+        "use_aiida_executor": "crystal_atomate.aiida.executor:use_aiida_executor",
+        "resolved_code_label": "crystal_atomate.aiida.errors:resolved_code_label",
+    },
+    "aiida-daemon": {
+        "submit_flow": "crystal_atomate.aiida.flow_mode:submit_flow",
+        "resolved_code_label": "crystal_atomate.aiida.errors:resolved_code_label",
+    },
 }
 
 
@@ -566,11 +572,20 @@ class AiidaEngine(LocalEngine):
     calculation has its provenance node and its task document lands in the store as usual."""
 
     name: str = "aiida"
+    profile: str | None = None
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        """Load the profile and pin the code now: an unknown or ambiguous one fails before any flow."""
+        resolve = _engine_function("aiida", "resolved_code_label")
+        self.code = resolve(self.code, self.profile)
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
-        """Run each flow with its CRYSTAL steps as CalcJobs on the loaded AiiDA profile."""
+        """Run each flow with its CRYSTAL steps as CalcJobs on ``profile`` with ``code``."""
         use_aiida_executor = _engine_function("aiida", "use_aiida_executor")
-        return super().submit([use_aiida_executor(flow) for flow in flows])
+        return super().submit(
+            [use_aiida_executor(flow, code=self.code, profile=self.profile) for flow in flows]
+        )
 
 
 @dataclass
@@ -582,11 +597,25 @@ class AiidaDaemonEngine:
     store: JobStore
     root_dir: Path = Path(".")
     name: str = "aiida-daemon"
+    profile: str | None = None
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        """Load the profile and pin the code now: an unknown or ambiguous one fails before any flow."""
+        resolve = _engine_function("aiida-daemon", "resolved_code_label")
+        self.code = resolve(self.code, self.profile)
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
-        """Submit each flow to the daemon of the loaded AiiDA profile."""
+        """Submit each flow to the daemon of ``profile`` (AiiDA's default when None), with ``code``."""
         submit_flow = _engine_function("aiida-daemon", "submit_flow")
-        nodes = {flow.uuid: [submit_flow(flow, store=self.store, root_dir=self.root_dir).pk] for flow in flows}
+        nodes = {
+            flow.uuid: [
+                submit_flow(
+                    flow, store=self.store, root_dir=self.root_dir, profile=self.profile, code=self.code
+                ).pk
+            ]
+            for flow in flows
+        }
         return _queued(flows, nodes, "AiiDA work chain")
 
 
@@ -599,11 +628,14 @@ ENGINES: dict[str, Callable[..., Engine]] = {
 }
 
 
-def make_engine(name: str, store: JobStore, root_dir: Path = Path(".")) -> Engine:
-    """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``)."""
+def make_engine(name: str, store: JobStore, root_dir: Path = Path("."), **options: Any) -> Engine:
+    """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``);
+    ``options`` are its own fields (``profile`` and ``code`` for the AiiDA engines), None ones left out."""
     if name not in ENGINES:
         raise UnknownNameError("engine", name, ENGINES)
-    return ENGINES[name](store=store, root_dir=root_dir)
+    return ENGINES[name](
+        store=store, root_dir=root_dir, **{k: v for k, v in options.items() if v is not None}
+    )
 
 
 def submit_batch(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Collection
 from typing import Any
 
 from aiida import orm
@@ -109,14 +110,18 @@ _SOURCE_OF = {target: source for source, target in RESTART_FILES.items()}
 
 def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     """Either a written directory (``input_folder``) or ``structure`` + ``parameters``, and the
-    parameters must make a valid deck for that structure (the message names the bad key)."""
+    parameters must make a valid deck for that structure (the message names the bad key).
+
+    With ``input_folder`` the folder's files are what runs; ``structure``, ``parameters`` (then the
+    deck's own settings) and ``basis`` beside it record what they hold, for the provenance graph
+    (:mod:`crystal_atomate.aiida.lineage`)."""
     folder, structure, parameters = (inputs.get(key) for key in ("input_folder", "structure", "parameters"))
     if folder is not None:
-        if structure is not None or parameters is not None:
-            return "give either input_folder or structure + parameters, not both"
         if INPUT_FILE not in folder.base.repository.list_object_names():
             return f"input_folder has no {INPUT_FILE} file"
         return None
+    if "basis" in inputs:
+        return "basis records a written input_folder's basis set; without one it goes in parameters"
     if structure is None or parameters is None:
         return "structure and parameters are required (or a written input_folder)"
     try:
@@ -174,10 +179,17 @@ class CrystalCalculation(CalcJob):
             help="A run directory already written (INPUT, fort.34, restart files): executor mode.",
         )
         spec.input(
+            "basis",
+            valid_type=orm.Dict,
+            required=False,
+            help="With input_folder: the basis set the written deck uses (name, text), for provenance.",
+        )
+        spec.input(
             "parent_folder",
             valid_type=(orm.RemoteData, orm.FolderData),
             required=False,
-            help="A previous run: its fort.9 (GUESSP) and HESSOPT.DAT/OPTINFO.DAT are staged.",
+            help="A previous run: its fort.9 (GUESSP) and HESSOPT.DAT/OPTINFO.DAT are staged (with "
+            "input_folder: those restart files the deck reads and the folder lacks).",
         )
         spec.inputs.validator = validate_inputs
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
@@ -199,7 +211,10 @@ class CrystalCalculation(CalcJob):
         calcinfo.remote_copy_list = []
         if "input_folder" in self.inputs:
             written = self.inputs.input_folder
-            calcinfo.local_copy_list = [(written.uuid, name, name) for name in written.base.repository.list_object_names()]
+            names = written.base.repository.list_object_names()
+            calcinfo.local_copy_list = [(written.uuid, name, name) for name in names]
+            deck = CrystalInput.from_string(written.base.repository.get_object_content(INPUT_FILE))
+            self._stage_parent(calcinfo, deck, skip=set(names))
         else:
             input_set = _input_set(
                 self.inputs.structure, self.inputs.parameters.get_dict(), self.inputs.get("parent_folder")
@@ -211,7 +226,8 @@ class CrystalCalculation(CalcJob):
         calcinfo.retrieve_temporary_list = list(CRYSTAL_RETRIEVE_TEMPORARY)
         return calcinfo
 
-    def _stage_parent(self, calcinfo: CalcInfo, crystal_input: CrystalInput) -> None:
+    def _stage_parent(self, calcinfo: CalcInfo, crystal_input: CrystalInput, skip: Collection[str] = ()) -> None:
+        """Copy the parent's restart files the deck reads, but those already in ``skip``."""
         parent = self.inputs.get("parent_folder")
         if parent is None:
             return
@@ -219,13 +235,14 @@ class CrystalCalculation(CalcJob):
             present = set(parent.base.repository.list_object_names())
             calcinfo.local_copy_list.extend(
                 (parent.uuid, source, target) for source, target in RESTART_FILES.items() if source in present
-                and (target != "fort.20" or crystal_input.scf.guessp)
+                and target not in skip and (target != "fort.20" or crystal_input.scf.guessp)
             )
             return
         root = parent.get_remote_path()
         calcinfo.remote_copy_list.extend(
             (parent.computer.uuid, f"{root}/{_SOURCE_OF[target]}", target)
             for target in restart_files_needed(crystal_input)
+            if target not in skip
         )
 
 

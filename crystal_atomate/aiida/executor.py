@@ -23,14 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiida import load_profile, orm
+from aiida import orm
 from aiida.engine import run_get_node
-from aiida.manage import get_manager
 
 from crystal_atomate.aiida.calculations import (
     OUTPUT_FILE,
     CrystalCalculation,
     PropertiesCalculation,
+)
+from crystal_atomate.aiida.errors import ensure_loaded, resolve_code
+from crystal_atomate.aiida.lineage import (
+    JOBFLOW_DIRECTORY_EXTRA,
+    find_step_calcjob,
+    job_context,
+    lineage_of,
+    parent_remote,
 )
 from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
 from crystal_atomate.settings import CrystalAtomateSettings
@@ -112,9 +119,8 @@ def run_aiida(
     workdir = Path(directory).resolve()
     if not (workdir / "INPUT").is_file():
         raise CrystalRunError(f"No INPUT file in {workdir}")
-    if get_manager().get_profile() is None:
-        load_profile(profile)
-    aiida_code = orm.load_code(code or _DEFAULT_CODES[program])
+    ensure_loaded(profile)
+    aiida_code = resolve_code(code or _DEFAULT_CODES[program])
     builder = _builder(program, workdir, aiida_code)
     builder.metadata.label = job_name or workdir.name
     builder.metadata.options = _options(mpi_procs, timeout, options)
@@ -155,15 +161,38 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
     """CrystalCalculation on the written directory, or properties on its deck and fort.9."""
     if program == "crystal":
         builder = CrystalCalculation.get_builder()
-        builder.input_folder = orm.FolderData(tree=workdir)
+        structure, prev_dir = job_context()
+        lineage = lineage_of(workdir, code, structure, prev_dir)
+        builder.input_folder = _folder(workdir, skip=lineage.staged_from_parent)
+        for name, node in lineage.inputs.items():
+            builder[name] = node
     else:
         builder = PropertiesCalculation.get_builder()
         builder.deck = orm.SinglefileData(workdir / "INPUT")
-        parent = orm.FolderData()
-        parent.base.repository.put_object_from_file(str(workdir / "fort.9"), "fort.9")
-        builder.parent_folder = parent
+        builder.parent_folder = _properties_parent(workdir, code)
     builder.code = code
     return builder
+
+
+def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData | orm.FolderData:
+    """The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
+    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder."""
+    _, prev_dir = job_context()
+    remote = parent_remote(find_step_calcjob(prev_dir) if prev_dir else None, code)
+    if remote is not None:
+        return remote
+    parent = orm.FolderData()
+    parent.base.repository.put_object_from_file(str(workdir / "fort.9"), "fort.9")
+    return parent
+
+
+def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
+    """The written files, but those the parent folder stages (restart files stay on the computer)."""
+    folder = orm.FolderData()
+    for path in sorted(workdir.iterdir()):
+        if path.is_file() and path.name not in skip:
+            folder.base.repository.put_object_from_file(str(path), path.name)
+    return folder
 
 
 def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -183,7 +212,7 @@ def _tag(node: orm.ProcessNode, job_name: str | None, workdir: Path) -> None:
     """The jobflow side of the provenance, on the node."""
     from jobflow import CURRENT_JOB
 
-    extras = {"jobflow_directory": str(workdir)}
+    extras = {JOBFLOW_DIRECTORY_EXTRA: str(workdir)}
     if job_name:
         extras["jobflow_name"] = job_name
     if CURRENT_JOB.job is not None:

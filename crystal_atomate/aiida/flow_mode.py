@@ -21,6 +21,7 @@ work chain's context, checkpointed by AiiDA at every step: a daemon restart resu
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from collections.abc import Callable
 from contextlib import chdir
@@ -35,11 +36,14 @@ from jobflow.core.flow import get_flow
 from jobflow.core.reference import OnMissing
 from monty.json import MontyDecoder, MontyEncoder
 
+from crystal_atomate.aiida.errors import ensure_loaded, resolve_code
 from crystal_atomate.aiida.executor import CalcJobPending, finished_calcjobs, use_aiida_executor
 
-__all__ = ["FlowPlan", "JobflowWorkChain", "flow_builder", "run_flow", "submit_flow"]
+__all__ = ["FlowPlan", "JobflowWorkChain", "flow_builder", "run_flow", "step_label", "submit_flow"]
 
 COMPLETED, FAILED, STOPPED = "COMPLETED", "FAILED", "STOPPED"
+#: The CalcJob outputs a work chain returns for each completed step.
+RETURNED_OUTPUTS = ("output_parameters", "output_structure")
 
 
 def _encode(obj: Any) -> str:
@@ -199,6 +203,13 @@ class JobflowWorkChain(WorkChain):
         spec.output(
             "jobs", valid_type=orm.Dict, help="Every job run: name, uuid, index, state, CalcJobs."
         )
+        spec.output_namespace(
+            "steps",
+            dynamic=True,
+            valid_type=orm.Data,
+            help="Each completed CRYSTAL step's last CalcJob outputs (output_parameters, "
+            "output_structure), under the job's name, index and uuid prefix.",
+        )
         spec.exit_code(401, "ERROR_JOBS_FAILED", message="jobs failed: {names}")
         spec.exit_code(402, "ERROR_FLOW_STALLED", message="jobs could not start: {names}")
 
@@ -258,7 +269,18 @@ class JobflowWorkChain(WorkChain):
             return
         finally:
             CURRENT_JOB.reset()
+        self._return_step(entry)
         plan.respond(entry, response)
+
+    def _return_step(self, entry: dict[str, Any]) -> None:
+        """Return the outputs of the job's last CalcJob, so the flow's results hang off the work chain."""
+        if not entry["calcs"]:
+            return
+        calcjob = orm.load_node(entry["calcs"][-1])
+        label = step_label(entry["name"], entry["index"], entry["uuid"])
+        for name in RETURNED_OUTPUTS:
+            if name in calcjob.outputs:
+                self.out(f"steps.{label}.{name}", calcjob.outputs[name])
 
     def results(self) -> Any:
         plan = FlowPlan(self.ctx.plan)
@@ -267,6 +289,12 @@ class JobflowWorkChain(WorkChain):
         if failed:
             return self.exit_codes.ERROR_JOBS_FAILED.format(names=", ".join(failed))
         return None
+
+
+def step_label(name: str, index: int, uuid: str) -> str:
+    """A link label for a job: its name as an identifier, its index and the start of its uuid."""
+    slug = re.sub(r"\W+", "_", name).strip("_").lower() or "job"
+    return f"{slug}_{index}_{uuid.split('-')[0]}"
 
 
 def _flow(value: orm.SinglefileData) -> Flow:
@@ -305,15 +333,20 @@ def flow_builder(
     store: JobStore | None = None,
     root_dir: str | Path | None = None,
     code: str | None = None,
+    profile: str | None = None,
     **options: Any,
 ) -> Any:
     """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
     ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
     (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
-    ``./aiida_flows``)."""
+    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the
+    code is checked here, so an unknown or ambiguous label fails before anything is submitted."""
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
-    flow = use_aiida_executor(get_flow(flow), code=code, **options)
+    ensure_loaded(profile)
+    if code is not None:
+        code = resolve_code(code).full_label
+    flow = use_aiida_executor(get_flow(flow), code=code, profile=profile, **options)
     store = store if store is not None else CrystalMathJobStore()
     root = Path(root_dir if root_dir is not None else "aiida_flows").expanduser().absolute()
     builder = JobflowWorkChain.get_builder()

@@ -1,5 +1,5 @@
 """The query side: CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import
-of the UI's SQLite jobs into AiiDA nodes.
+of the UI's SQLite jobs (read-only) into AiiDA nodes.
 
 Listing is two QueryBuilder projections (the calculations, then the energies of those listed), never
 node loads, so a thousand calculations list in tens of milliseconds.
@@ -7,22 +7,68 @@ node loads, so a thousand calculations list in tens of milliseconds.
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.manage import get_manager
 
-__all__ = ["AiidaJobRow", "CRYSTAL_PROCESS_TYPES", "import_tui_jobs", "list_crystal_jobs", "tui_status"]
+from crystal_atomate.aiida.errors import AiidaUserError
+from crystal_atomate.aiida.lineage import deck_structure
+from crystal_atomate.aiida.structures import structure_to_node
+from crystal_atomate.io.d12 import CrystalInput
+from crystal_atomate.io.fort34 import Fort34
+from crystal_atomate.io.geometry import ExternalGeometry
+
+if TYPE_CHECKING:
+    from pymatgen.core import Molecule, Structure
+
+    from crystal_atomate.stores.ui_read import UiJobRecord
+
+__all__ = [
+    "CRYSTAL_PROCESS_TYPES",
+    "JOB_STATUSES",
+    "AiidaJobRow",
+    "ImportSummary",
+    "UnknownStatus",
+    "check_status",
+    "import_tui_jobs",
+    "list_crystal_jobs",
+    "tui_status",
+]
 
 CRYSTAL_PROCESS_TYPES = (
     "aiida.calculations:crystal_atomate.crystal",
     "aiida.calculations:crystal_atomate.properties",
 )
 _TUI_EXTRA = "tui_job"
+#: The terminal UI's job statuses, as :func:`tui_status` gives them.
+JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+class UnknownStatus(AiidaUserError):
+    """A job status filter that is none of :data:`JOB_STATUSES`."""
+
+    exit_code = 2
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` in upper case, or None.
+
+    Raises
+    ------
+    UnknownStatus
+        It is not one of :data:`JOB_STATUSES` (any case); the message lists them.
+    """
+    if status is None:
+        return None
+    if status.upper() not in JOB_STATUSES:
+        raise UnknownStatus(f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}")
+    return status.upper()
 
 
 @dataclass(frozen=True)
@@ -58,6 +104,7 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
     Without a status filter the limit goes into the SQL; with one, the rows stream until enough
     match. Energies are then fetched for the listed calculations only, so the CLI's 50 rows do not
     pay for the energies of every calculation in the profile."""
+    status = check_status(status)
     if limit is not None and limit <= 0:
         return []
     calcs = _calculations()
@@ -66,7 +113,7 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
     listed: list[tuple[int, str, str, datetime, int | None]] = []
     for pk, label, ctime, state, exit_status, scheduler_state in calcs.iterall():
         row_status = tui_status(state, exit_status, scheduler_state)
-        if status is None or row_status == status.upper():
+        if status is None or row_status == status:
             listed.append((pk, label or "", row_status, ctime, exit_status))
             if limit is not None and len(listed) >= limit:
                 break
@@ -103,54 +150,170 @@ def _energies(pks: list[int]) -> dict[int, float | None]:
     )
 
 
-_PROCESS_STATES = {
+#: Finished UI statuses -> (process state, exit status) of the sealed node that records them.
+_FINISHED_STATES = {
     "COMPLETED": ("finished", 0),
     "FAILED": ("finished", 300),
     "CANCELLED": ("killed", None),
-    "RUNNING": ("running", None),
 }
+#: Active UI statuses -> the scheduler state the node shows (no process state: no daemon owns it).
+_ACTIVE_STATES = {"PENDING": None, "QUEUED": "queued", "RUNNING": "running"}
 
 
-def import_tui_jobs(db_file: str | Path) -> tuple[int, int]:
-    """Import the UI's jobs as CalcJobNodes (``crystal_atomate.crystal``) with their creation time,
-    name, directory, status and final energy; jobs imported before are skipped. One transaction:
-    all or nothing, and one commit instead of one per node. Returns (imported, skipped)."""
+@dataclass(frozen=True)
+class ImportSummary:
+    """What :func:`import_tui_jobs` did, per UI row."""
+
+    imported: int
+    updated: int
+    unchanged: int
+    ours: int
+
+
+def import_tui_jobs(db_file: str | Path) -> ImportSummary:
+    """Import the UI's jobs into AiiDA, read-only on the UI's file, idempotently per row.
+
+    A row becomes a ``crystal_atomate.crystal`` CalcJobNode with the row's name, creation time and
+    directory, its deck (``input.d12``: the row's ``input_file``, else the file in its directory) as
+    a ``deck`` input, the structure parsed from it as ``structure``, and the row's energy and
+    key results as ``output_parameters``. A finished row is a sealed node (finished or killed); a
+    PENDING, QUEUED or RUNNING row is a node without process state, so no daemon owns it and
+    ``verdi process`` leaves it alone, showing the UI's status as its scheduler state, and it stays
+    open until a later import finds the row finished and completes it. A row that mirrors a job we
+    ran through AiiDA (its jobflow uuid or directory is a CalcJob's) is not imported again."""
+    from crystal_atomate.stores.ui_read import read_ui_jobs
+
     db_file = Path(db_file).resolve()
-    done = {
-        extra["id"]
-        for (extra,) in orm.QueryBuilder()
-        .append(orm.CalcJobNode, filters={f"extras.{_TUI_EXTRA}.db": str(db_file)}, project=f"extras.{_TUI_EXTRA}")
-        .all()
-    }
-    with sqlite3.connect(db_file) as conn:
-        conn.row_factory = sqlite3.Row
-        jobs = conn.execute(
-            "SELECT id, name, work_dir, status, created_at, completed_at, final_energy FROM jobs ORDER BY id"
-        ).fetchall()
-    todo = [job for job in jobs if job["id"] not in done]
+    rows = read_ui_jobs(db_file)
+    imported = _imported_nodes(db_file)
+    uuids, directories = _our_runs()
+    counts = {"imported": 0, "updated": 0, "unchanged": 0, "ours": 0}
     with get_manager().get_profile_storage().transaction():
-        for job in todo:
-            _import_job(job, db_file)
-    return len(todo), len(jobs) - len(todo)
+        for row in rows:
+            node = imported.get(row.id)
+            if node is None and (row.jobflow_uuid in uuids or row.work_dir in directories):
+                counts["ours"] += 1
+            elif node is None:
+                _import_row(row, db_file)
+                counts["imported"] += 1
+            elif not node.is_sealed and _update_row(node, row):
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+    return ImportSummary(**counts)
 
 
-def _import_job(job: sqlite3.Row, db_file: Path) -> None:
-    state, exit_status = _PROCESS_STATES.get(job["status"], ("created", None))
+def _imported_nodes(db_file: Path) -> dict[int, orm.CalcJobNode]:
+    """The nodes earlier imports made from this database, by UI row id."""
+    query = orm.QueryBuilder().append(
+        orm.CalcJobNode, filters={f"extras.{_TUI_EXTRA}.db": str(db_file)}, project=["*", f"extras.{_TUI_EXTRA}.id"]
+    )
+    return {row_id: node for node, row_id in query.iterall()}
+
+
+def _our_runs() -> tuple[set[str], set[str]]:
+    """The jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
+    query = orm.QueryBuilder().append(
+        orm.CalcJobNode,
+        filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, "extras": {"has_key": "jobflow_directory"}},
+        project=["extras.jobflow_uuid", "extras.jobflow_directory"],
+    )
+    uuids, directories = set(), set()
+    for uuid, directory in query.iterall():
+        uuids.add(uuid)
+        directories.add(directory)
+    return uuids - {None}, directories
+
+
+def _import_row(row: UiJobRecord, db_file: Path) -> None:
     node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
-    node.label = job["name"]
-    node.description = f"imported from the CRYSTAL-TOOLS terminal UI: {job['work_dir']}"
+    node.label = row.name
+    node.description = f"imported from the CrystalMath terminal UI: {row.work_dir}"
+    node.backend_entity.model.ctime = _timestamp(row.created_at)
+    for label, data in _row_inputs(row).items():
+        node.base.links.add_incoming(data.store(), LinkType.INPUT_CALC, label)
+    node.base.extras.set(_TUI_EXTRA, {"db": str(db_file), "id": row.id, "work_dir": row.work_dir,
+                                      "status": row.status, "completed_at": row.completed_at})
+    if row.status in _ACTIVE_STATES:
+        node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
+        node.store()
+        return
+    node.store()
+    _finish(node, row)
+
+
+def _update_row(node: orm.CalcJobNode, row: UiJobRecord) -> bool:
+    """Bring an open (active when imported) node to the row's status; whether anything changed."""
+    if row.status == node.base.extras.get(_TUI_EXTRA)["status"]:
+        return False
+    extra = node.base.extras.get(_TUI_EXTRA) | {"status": row.status, "completed_at": row.completed_at}
+    node.base.extras.set(_TUI_EXTRA, extra)
+    if row.status in _ACTIVE_STATES:
+        node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
+        return True
+    node.base.attributes.set("scheduler_state", "done")
+    _finish(node, row)
+    return True
+
+
+def _finish(node: orm.CalcJobNode, row: UiJobRecord) -> None:
+    """Record a finished row on its stored node: state, exit status, results; then seal it."""
+    state, exit_status = _FINISHED_STATES.get(row.status, ("excepted", None))
     node.set_process_state(state)
     if exit_status is not None:
         node.set_exit_status(exit_status)
-    node.backend_entity.model.ctime = _timestamp(job["created_at"])
-    if job["final_energy"] is not None:
-        energy = orm.Dict({"energy_hartree": job["final_energy"], "state": job["status"].lower()})
-        energy.base.links.add_incoming(node, LinkType.CREATE, "output_parameters")
-    node.base.extras.set(_TUI_EXTRA, {"db": str(db_file), "id": job["id"], "work_dir": job["work_dir"],
-                                      "status": job["status"], "completed_at": job["completed_at"]})
-    node.store()
-    if job["final_energy"] is not None:
-        energy.store()
+    results = _results(row)
+    if results:
+        output = orm.Dict(results)
+        output.base.links.add_incoming(node, LinkType.CREATE, "output_parameters")
+        output.store()
+    node.seal()
+
+
+def _row_inputs(row: UiJobRecord) -> dict[str, orm.Data]:
+    """The row's deck and, when the deck parses and its geometry expands, its structure."""
+    deck_text = row.input_file or _deck_file(row.work_dir)
+    if not deck_text:
+        return {}
+    inputs: dict[str, orm.Data] = {"deck": orm.SinglefileData.from_string(deck_text, filename="input.d12")}
+    structure = _deck_structure(deck_text, Path(row.work_dir))
+    if structure is not None:
+        inputs["structure"], _ = structure_to_node(structure)
+    return inputs
+
+
+def _deck_file(work_dir: str) -> str | None:
+    """``input.d12`` in the job's directory, if the UI left the deck only there."""
+    path = Path(work_dir) / "input.d12"
+    return path.read_text(errors="replace") if path.is_file() else None
+
+
+def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | None:
+    """The geometry of a deck (EXTERNAL: the fort.34 beside it), or None when it cannot be read."""
+    try:
+        deck = CrystalInput.from_string(deck_text)
+        if isinstance(deck.geometry, ExternalGeometry) and (work_dir / "fort.34").is_file():
+            deck.geometry = ExternalGeometry(fort34=Fort34.from_file(work_dir / "fort.34"))
+    except (ValueError, OSError):
+        return None
+    return deck_structure(deck)
+
+
+def _results(row: UiJobRecord) -> dict[str, Any]:
+    """The row's energy and key results (the UI's JSON), for ``output_parameters``."""
+    results: dict[str, Any] = {}
+    if row.key_results:
+        try:
+            parsed = json.loads(row.key_results)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            results.update(parsed)
+    if row.final_energy is not None:
+        results["energy_hartree"] = row.final_energy
+    if results:
+        results["state"] = row.status.lower()
+    return results
 
 
 def _timestamp(value: str | None) -> datetime:

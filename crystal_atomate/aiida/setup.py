@@ -14,14 +14,19 @@ from typing import Any
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from crystal_atomate.aiida.errors import CodeMismatch, CrystalNotFound
+
 __all__ = [
     "CODE_LABELS",
+    "POLL_INTERVAL_SECONDS",
     "CodeMismatch",
     "ensure_code",
     "ensure_codes",
     "ensure_localhost",
     "ensure_profile",
+    "replay_code_prepend_text",
     "replay_prepend_text",
+    "resolve_executables",
 ]
 
 #: Code label -> (program, CalcJob plugin).
@@ -31,8 +36,9 @@ CODE_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-class CodeMismatch(ValueError):
-    """A code with this label exists but runs another executable (codes are immutable in AiiDA)."""
+POLL_OPTION = "runner.poll.interval"
+#: How often an in-process work chain checks whether the CalcJobs it waits for have finished.
+POLL_INTERVAL_SECONDS = 1
 
 
 def ensure_profile(
@@ -47,9 +53,10 @@ def ensure_profile(
     """Load profile ``name``, creating it first if needed (embedded SQLite + ZeroMQ by default, as
     ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one).
 
-    A profile made without a broker polls the processes a work chain waits for every
-    ``runner.poll.interval`` (AiiDA's default: 60 s), as no broadcast says they finished; it is set
-    to 1 s here, or a flow-mode work chain would idle a minute after each wave of CalcJobs."""
+    A work chain run in this process (no daemon, so no broker broadcast says a child finished)
+    learns that its CalcJob finished by polling every ``runner.poll.interval`` (AiiDA's default:
+    60 s): a restart work chain or a flow would idle a minute after each CalcJob. The profile,
+    made here or found, gets :data:`POLL_INTERVAL_SECONDS` unless its owner set the option."""
     from aiida import load_profile
     from aiida.manage.configuration import create_profile, get_config
 
@@ -67,12 +74,14 @@ def ensure_profile(
             broker_config=broker_config,
         )
         profile.set_option("warnings.development_version", False)
-        if broker is None:
-            profile.set_option("runner.poll.interval", 1)
         if config.default_profile_name is None:
             config.set_default_profile(name)
-        config.update_profile(profile)
-        config.store()
+    else:
+        profile = config.get_profile(name)
+    if POLL_OPTION not in profile.options:
+        profile.set_option(POLL_OPTION, POLL_INTERVAL_SECONDS)
+    config.update_profile(profile)
+    config.store()
     return load_profile(name, allow_switch=True)
 
 
@@ -107,7 +116,7 @@ def ensure_code(
     prepend_text: str = "",
 ) -> orm.InstalledCode:
     """The code ``label@computer`` running ``command``; an existing one must run the same executable."""
-    executable = _resolve(command)
+    executable = _resolve(command, plugin.rsplit(".", 1)[-1])
     try:
         code = orm.load_code(f"{label}@{computer.label}")
     except NotExistent:
@@ -122,8 +131,9 @@ def ensure_code(
         return code
     if str(code.filepath_executable) != executable:
         raise CodeMismatch(
-            f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}: "
-            "use another --label or delete it with 'verdi code delete'"
+            f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}",
+            hint=f"set up another computer label with --computer, or delete the code first: "
+            f"verdi code delete {label}@{computer.label}",
         )
     return code
 
@@ -148,8 +158,35 @@ def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = Non
     return "\n".join(lines)
 
 
-def _resolve(command: str) -> str:
+def replay_code_prepend_text(plan_dir: Path) -> str:
+    """Write the demo's replay plan in ``plan_dir`` and return the code's prepend text pointing the
+    replay executable at it, so a ``--replay`` code runs the demo's jobs with nothing else set. A plan
+    exported before (a test's, in the computer's prepend text) takes precedence."""
+    from crystal_atomate.demo import DEMO_REPLAY
+    from crystal_atomate.testing.replay import PLAN_ENV
+    from crystal_atomate.testing.replay_setup import use_replay
+
+    plan = use_replay(DEMO_REPLAY, plan_dir)[PLAN_ENV]
+    return f"export {PLAN_ENV}=${{{PLAN_ENV}:-{shlex.quote(plan)}}}"
+
+
+def resolve_executables(commands: dict[str, str]) -> dict[str, str]:
+    """The absolute path of each program's command (``{"crystal": ..., "properties": ...}``),
+    checked before anything is created.
+
+    Raises
+    ------
+    CrystalNotFound
+        A command is not an executable on this machine, with the options that fix it.
+    """
+    return {program: _resolve(command, program) for program, command in commands.items()}
+
+
+def _resolve(command: str, program: str = "crystal") -> str:
     path = shutil.which(command)
     if path is None:
-        raise FileNotFoundError(f"{command!r} is not an executable on this machine's PATH")
+        raise CrystalNotFound(
+            f"the {program} executable {command!r} is not on this machine's PATH",
+            hint=f"pass --{program} PATH, set CRYSTAL_ATOMATE_{program.upper()}_CMD, or use --replay (the recorded demo runs)",
+        )
     return str(Path(path).resolve())

@@ -5,6 +5,9 @@ AiiDA is imported inside the commands, so the rest of the CLI works without the 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +21,25 @@ from crystal_atomate.settings import CrystalAtomateSettings
 aiida_app = typer.Typer(help="Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs.", no_args_is_help=True)
 app.add_typer(aiida_app, name="aiida")
 
+#: aiida-core warns on first import in a new AIIDA_PATH; it is not the user's concern.
+warnings.filterwarnings("ignore", message="Creating AiiDA configuration folder")
 _console = Console()
+_errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print an :class:`~crystal_atomate.aiida.errors.AiidaUserError` as ``error:`` (and ``hint:``)
+    on one line each and exit with its code, instead of a traceback."""
+    from crystal_atomate.aiida.errors import AiidaUserError
+
+    try:
+        yield
+    except AiidaUserError as error:
+        _errors.print(f"error: {error}", markup=False)
+        if error.hint:
+            _errors.print(f"hint: {error.hint}", markup=False)
+        raise typer.Exit(error.exit_code) from None
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "cyan", "QUEUED": "yellow", "PENDING": "white"}
 
 
@@ -41,25 +62,51 @@ def setup(
     broker_port: Annotated[int, typer.Option(help="RabbitMQ port.")] = 5672,
 ) -> None:
     """Create (idempotently) a profile, a localhost computer and the crystal + properties codes."""
-    from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile
+    with _user_errors():
+        _setup(profile, computer, workdir, crystal, properties, replay, postgres,
+               _psql_config(profile, db_host, db_port, db_name, db_user, db_password) if postgres else None,
+               _rabbitmq_config(broker_host, broker_port) if rabbitmq else None)
+
+
+def _setup(profile: str, computer: str, workdir: Path | None, crystal: str | None, properties: str | None,
+           replay: bool, postgres: bool, storage_config: dict | None, broker_config: dict | None) -> None:
+    """``setup``: the executables are checked first, so a missing CRYSTAL creates nothing."""
+    from aiida.manage.configuration.settings import AiiDAConfigDir
+
+    from crystal_atomate.aiida.errors import storage_errors
+    from crystal_atomate.aiida.setup import (
+        ensure_codes,
+        ensure_localhost,
+        ensure_profile,
+        replay_code_prepend_text,
+        resolve_executables,
+    )
 
     settings = CrystalAtomateSettings()
-    storage, storage_config = "core.sqlite_dos", None
-    if postgres:
-        storage, storage_config = "core.psql_dos", _psql_config(profile, db_host, db_port, db_name, db_user, db_password)
-    broker, broker_config = "core.zeromq", None
-    if rabbitmq:
-        broker, broker_config = "core.rabbitmq", _rabbitmq_config(broker_host, broker_port)
-    loaded = ensure_profile(profile, storage=storage, storage_config=storage_config, broker=broker,
-                            broker_config=broker_config)
-    host = ensure_localhost(computer, workdir)
     if replay:
         crystal = properties = "crystal-atomate-replay"
-    codes = ensure_codes(host, crystal or settings.CRYSTAL_CMD, properties or settings.PROPERTIES_CMD)
+    commands = {"crystal": crystal or settings.CRYSTAL_CMD, "properties": properties or settings.PROPERTIES_CMD}
+    resolve_executables(commands)
+    storage = "core.psql_dos" if postgres else "core.sqlite_dos"
+    broker = "core.rabbitmq" if broker_config else "core.zeromq"
+    with storage_errors(profile):
+        loaded = ensure_profile(profile, storage=storage, storage_config=storage_config, broker=broker,
+                                broker_config=broker_config)
+        host = ensure_localhost(computer, workdir)
+    prepend = replay_code_prepend_text(AiiDAConfigDir.get() / "crystal-atomate" / profile / "replay") if replay else ""
+    codes = ensure_codes(host, commands["crystal"], commands["properties"], prepend_text=prepend)
     _console.print(f"profile [bold]{loaded.name}[/] ({loaded.storage_backend}, broker {broker})")
     _console.print(f"computer [bold]{host.label}[/] ({host.transport_type}, {host.scheduler_type}) in {host.get_workdir()}")
     for code in codes.values():
         _console.print(f"code [bold]{code.full_label}[/] -> {code.filepath_executable}")
+
+
+def _load(profile: str | None) -> None:
+    """Load ``profile`` (AiiDA's default when None), or exit with one line saying why not."""
+    from crystal_atomate.aiida.errors import load_profile_or_fail
+
+    with _user_errors():
+        load_profile_or_fail(profile)
 
 
 def _psql_config(profile: str, host: str, port: int, name: str | None, user: str, password: str) -> dict:
@@ -90,16 +137,19 @@ def _rabbitmq_config(host: str, port: int) -> dict:
 
 @aiida_app.command()
 def jobs(
-    status: Annotated[Optional[str], typer.Option(help="Only this status (completed, failed, running, ...).")] = None,
+    status: Annotated[
+        Optional[str],
+        typer.Option(help="Only this status: pending, queued, running, completed, failed, cancelled."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
     profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
 ) -> None:
     """CRYSTAL calculations in AiiDA with the terminal UI's status and energy."""
-    from aiida import load_profile
+    from crystal_atomate.aiida.query import check_status, list_crystal_jobs
 
-    from crystal_atomate.aiida.query import list_crystal_jobs
-
-    load_profile(profile, allow_switch=True)
+    with _user_errors():
+        status = check_status(status)
+    _load(profile)
     table = Table("PK", "Name", "Status", "Energy (Ha)", "Created", "Exit")
     for row in list_crystal_jobs(status, limit):
         energy = "" if row.energy_hartree is None else f"{row.energy_hartree:.10f}"
@@ -116,14 +166,15 @@ def import_tui(
     profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
 ) -> None:
     """Import the terminal UI's jobs into AiiDA nodes with their timestamps (again: no duplicates)."""
-    from aiida import load_profile
-
     from crystal_atomate.aiida.query import import_tui_jobs
 
     db = db or CrystalAtomateSettings().DB_FILE
     if not Path(db).is_file():
         raise typer.BadParameter(f"no database at {db}", param_hint="--db")
-    load_profile(profile, allow_switch=True)
-    imported, skipped = import_tui_jobs(db)
-    _console.print(f"imported {imported} job(s), {skipped} already in AiiDA")
+    _load(profile)
+    summary = import_tui_jobs(db)
+    _console.print(
+        f"imported {summary.imported} job(s), updated {summary.updated}, {summary.unchanged} already in AiiDA, "
+        f"{summary.ours} run through AiiDA"
+    )
 

@@ -109,6 +109,8 @@ def submit(
     dry_run: bool = typer.Option(False, help="Show what would run and what is skipped; submit nothing."),
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go (local engine)."),
+    profile: str = typer.Option(None, help="AiiDA profile (aiida engines; default: AiiDA's default profile)."),
+    code: str = typer.Option(None, help="AiiDA CRYSTAL code, LABEL or LABEL@COMPUTER (aiida engines; default: crystal)."),
 ) -> None:
     """One flow per structure, tagged with its origin and batch; finished ones are skipped.
 
@@ -138,7 +140,7 @@ def submit(
         built = builder.build(_candidates(query or [], ids or [], folder or [], refresh), store)
     states: dict[str, str] = {}
     if not dry_run and built.flows:
-        runner = make_engine(engine, store, work_dir.resolve())
+        runner = make_engine(engine, store, work_dir.resolve(), profile=profile, code=code)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(f"{engine}: {built.flow_name}", total=len(built.flows))

@@ -65,6 +65,10 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     recovered = store.query_one({"name": "NiO static", "index": 2})["output"]
     assert recovered["output"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
     assert store.query_one({"name": "dos"})["output"]["state"] == "successful"
+    static_calc = orm.load_node(static["calcs_reversed"][0]["run"]["aiida_uuid"])
+    (band,) = orm.QueryBuilder().append(orm.CalcJobNode, filters={
+        "label": "band structure", "extras.jobflow_directory": {"like": f"{tmp_path.resolve()}%"}}).all(flat=True)
+    assert band.inputs.parent_folder.uuid == static_calc.outputs.remote_folder.uuid
     run = relax["output"]["calcs_reversed"][0]["run"]
     assert run["executor"] == "aiida"
     node = orm.load_node(run["aiida_uuid"])
@@ -93,7 +97,7 @@ def test_high_throughput_batch_on_the_aiida_engine(codes, replay, tmp_path):
     batch = HighThroughputBuilder(mgo_makers()["static"], batch_id="aiida").build(
         [Candidate("mgo", mgo_structure())], store
     )
-    (result,) = submit_batch(batch, make_engine("aiida", store, tmp_path))
+    (result,) = submit_batch(batch, make_engine("aiida", store, tmp_path, code="crystal@localhost"))
     assert result.state == "completed"
     store.connect()
     doc = store.query_one({"name": "static"})["output"]
@@ -101,3 +105,25 @@ def test_high_throughput_batch_on_the_aiida_engine(codes, replay, tmp_path):
     assert doc["metadata"]["batch_id"] == "aiida"
     node = orm.load_node(doc["calcs_reversed"][0]["run"]["aiida_uuid"])
     assert node.is_finished_ok and node.process_type.endswith("crystal_atomate.crystal")
+
+
+def test_aiida_engines_pin_one_code_or_say_which_to_choose(codes, localhost, tmp_path):
+    """Two codes labelled ``crystal`` (one per computer): no engine guesses; each names both."""
+    from crystal_atomate.aiida.errors import CodeNotFound
+    from crystal_atomate.aiida.setup import ensure_code, ensure_localhost
+    from crystal_atomate.highthroughput import make_engine
+
+    other = ensure_localhost("other-host", tmp_path / "other")
+    second = ensure_code("crystal", other, codes["crystal"].filepath_executable.as_posix(), "crystal_atomate.crystal")
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    try:
+        for engine in ("aiida", "aiida-daemon"):
+            with pytest.raises(CodeNotFound, match="2 codes are labelled 'crystal': crystal@localhost, crystal@other-host"):
+                make_engine(engine, store, tmp_path)
+            assert make_engine(engine, store, tmp_path, code="crystal@localhost").code == "crystal@localhost"
+        with pytest.raises(CodeNotFound, match="no AiiDA code 'nope'"):
+            make_engine("aiida", store, tmp_path, code="nope")
+    finally:  # the session's other tests use the one 'crystal' code
+        orm.Node.collection.delete(second.pk)
+        orm.Computer.collection.delete(other.pk)
+    assert make_engine("aiida", store, tmp_path).code == "crystal@localhost"
