@@ -18,6 +18,7 @@ keyword; with a real CRYSTAL23 (``CRYSTAL_ATOMATE_CRYSTAL_CMD``) the same flows 
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -34,6 +35,7 @@ from crystal_atomate.jobs.properties import BandStructureMaker, DosMaker
 from crystal_atomate.sets.core import RelaxSetGenerator, StaticSetGenerator
 from crystal_atomate.sets.properties import BandStructureSetGenerator, DosSetGenerator
 from crystal_atomate.testing.reference import recorded_input, reference_file
+from crystal_atomate.testing.replay import PLAN_ENV
 from crystal_atomate.testing.replay_setup import use_replay
 
 __all__ = [
@@ -216,3 +218,25 @@ def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
                 log=False,
             )
     return results
+
+
+def replay_code_prepend_text(plan_dir: Path) -> str:
+    """Write the demo's replay plan in ``plan_dir``; return a code's prepend text that points the
+    replay executable at it.
+
+    ``crystal-atomate aiida setup --replay`` gives its codes this text, so they run the demo's jobs
+    with nothing else set. A plan exported before (a test's, in the computer's prepend text)
+    takes precedence.
+
+    Parameters
+    ----------
+    plan_dir
+        Where the plan is written.
+
+    Returns
+    -------
+    str
+        One ``export`` line.
+    """
+    plan = use_replay(DEMO_REPLAY, plan_dir)[PLAN_ENV]
+    return f"export {PLAN_ENV}=${{{PLAN_ENV}:-{shlex.quote(plan)}}}"

@@ -35,10 +35,8 @@ CONTRACT_IDS = [
 # - stores/: SQLiteStore still imports the UI mirror and schema inside its own methods
 #   (sqlite_store.py: `ensure_ui_schema`, `mirror_documents`); the store refactor turns the UI
 #   mirroring into a hook that CrystalMathJobStore passes in.
-KNOWN_BROKEN_CONTRACTS = {"generic-store"}
-KNOWN_LAZY_CYCLES = {
-    frozenset({"crystal_atomate.stores.sqlite_store", "crystal_atomate.stores.tui_schema"}),
-}
+KNOWN_BROKEN_CONTRACTS: set[str] = set()
+KNOWN_LAZY_CYCLES: set[frozenset[str]] = set()
 
 
 def _lint_imports(*args: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from crystal_atomate.aiida.errors import AiidaUserError
+from crystal_atomate.errors import EXIT_USAGE
 from crystal_atomate.stores.ui_clusters import UICluster
 
 __all__ = [
@@ -28,12 +31,16 @@ __all__ = [
 ]
 
 
-class ComputerMismatch(ValueError):
+class ComputerMismatch(AiidaUserError):
     """A computer with this label exists with other connection settings (AiiDA keeps them fixed)."""
 
+    exit_code: ClassVar[int] = EXIT_USAGE
 
-class RemoteExecutableMissing(FileNotFoundError):
+
+class RemoteExecutableMissing(AiidaUserError, FileNotFoundError):
     """The executable a code would run is not a file on the remote computer."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
+
+from crystal_atomate.errors import EXIT_FAILED, EXIT_USAGE, CrystalAtomateError
 
 __all__ = [
     "AiidaUserError",
@@ -26,21 +28,24 @@ __all__ = [
 ]
 
 
-class AiidaUserError(ValueError):
+class AiidaUserError(CrystalAtomateError, ValueError):
     """A problem the user can fix; ``hint`` says how, ``exit_code`` is what the CLI exits with
-    (2: the command line names something that does not exist, 1: an operation failed)."""
+    (2: the command line names something that does not exist, 1: an operation failed).
 
-    exit_code = 1
+    One of the project's errors, so every command (``ht submit`` with a bad code included) prints
+    it as one ``error:`` line.
+    """
+
+    exit_code: ClassVar[int] = EXIT_FAILED
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
+        super().__init__(message, hint=hint)
 
 
 class CrystalNotFound(AiidaUserError, FileNotFoundError):
     """The executable a code should run is not on this machine."""
 
-    exit_code = 2
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class CodeMismatch(AiidaUserError):
@@ -50,13 +55,13 @@ class CodeMismatch(AiidaUserError):
 class CodeNotFound(AiidaUserError):
     """No code with this label, or several (a label is ambiguous across computers)."""
 
-    exit_code = 2
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class ProfileNotFound(AiidaUserError):
     """No AiiDA profile of this name (or no default profile)."""
 
-    exit_code = 2
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class StorageUnavailable(AiidaUserError):

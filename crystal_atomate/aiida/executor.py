@@ -39,7 +39,13 @@ from crystal_atomate.aiida.lineage import (
     lineage_of,
     parent_remote,
 )
-from crystal_atomate.run import JOB_NAME_ENV, CrystalRunError, CrystalRunRecord, Program
+from crystal_atomate.run import (
+    JOB_NAME_ENV,
+    CrystalRunError,
+    CrystalRunRecord,
+    Program,
+    SchedulerJob,
+)
 from crystal_atomate.settings import CrystalAtomateSettings
 
 __all__ = [
@@ -142,6 +148,22 @@ def run_aiida(
         output_file=OUTPUT_FILE,
         executor="aiida",
         aiida_uuid=node.uuid,
+        started_at=node.ctime,
+        scheduler=_scheduler_job(node),
+    )
+
+
+def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
+    """The batch job the CalcJob ran as, named by its computer (the UI's cluster of that name)."""
+    job_id = node.get_job_id()
+    if not job_id:
+        return None
+    options = node.get_options()
+    return SchedulerJob(
+        job_id=str(job_id),
+        cluster=node.computer.label,
+        queue=options.get("queue_name"),
+        work_dir=node.get_remote_workdir(),
     )
 
 

@@ -27,7 +27,7 @@ from crystal_atomate.io.geometry import ExternalGeometry
 if TYPE_CHECKING:
     from pymatgen.core import Molecule, Structure
 
-    from crystal_atomate.stores.ui_read import UiJobRecord
+    from crystal_atomate.stores.ui_read import UIJob
 
 __all__ = [
     "CRYSTAL_PROCESS_TYPES",
@@ -225,7 +225,7 @@ def _our_runs() -> tuple[set[str], set[str]]:
     return uuids - {None}, directories
 
 
-def _import_row(row: UiJobRecord, db_file: Path) -> None:
+def _import_row(row: UIJob, db_file: Path) -> None:
     node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
     node.label = row.name
     node.description = f"imported from the CrystalMath terminal UI: {row.work_dir}"
@@ -242,7 +242,7 @@ def _import_row(row: UiJobRecord, db_file: Path) -> None:
     _finish(node, row)
 
 
-def _update_row(node: orm.CalcJobNode, row: UiJobRecord) -> bool:
+def _update_row(node: orm.CalcJobNode, row: UIJob) -> bool:
     """Bring an open (active when imported) node to the row's status; whether anything changed."""
     if row.status == node.base.extras.get(_TUI_EXTRA)["status"]:
         return False
@@ -256,7 +256,7 @@ def _update_row(node: orm.CalcJobNode, row: UiJobRecord) -> bool:
     return True
 
 
-def _finish(node: orm.CalcJobNode, row: UiJobRecord) -> None:
+def _finish(node: orm.CalcJobNode, row: UIJob) -> None:
     """Record a finished row on its stored node: state, exit status, results; then seal it."""
     state, exit_status = _FINISHED_STATES.get(row.status, ("excepted", None))
     node.set_process_state(state)
@@ -270,7 +270,7 @@ def _finish(node: orm.CalcJobNode, row: UiJobRecord) -> None:
     node.seal()
 
 
-def _row_inputs(row: UiJobRecord) -> dict[str, orm.Data]:
+def _row_inputs(row: UIJob) -> dict[str, orm.Data]:
     """The row's deck and, when the deck parses and its geometry expands, its structure."""
     deck_text = row.input_file or _deck_file(row.work_dir)
     if not deck_text:
@@ -299,7 +299,7 @@ def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | No
     return deck_structure(deck)
 
 
-def _results(row: UiJobRecord) -> dict[str, Any]:
+def _results(row: UIJob) -> dict[str, Any]:
     """The row's energy and key results (the UI's JSON), for ``output_parameters``."""
     results: dict[str, Any] = {}
     if row.key_results:

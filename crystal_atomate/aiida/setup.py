@@ -24,7 +24,6 @@ __all__ = [
     "ensure_codes",
     "ensure_localhost",
     "ensure_profile",
-    "replay_code_prepend_text",
     "replay_prepend_text",
     "resolve_executables",
 ]
@@ -156,18 +155,6 @@ def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = Non
     if reference_dir is not None:
         lines.append(f"export CRYSTAL_ATOMATE_REFERENCE_DIR={shlex.quote(str(reference_dir))}")
     return "\n".join(lines)
-
-
-def replay_code_prepend_text(plan_dir: Path) -> str:
-    """Write the demo's replay plan in ``plan_dir`` and return the code's prepend text pointing the
-    replay executable at it, so a ``--replay`` code runs the demo's jobs with nothing else set. A plan
-    exported before (a test's, in the computer's prepend text) takes precedence."""
-    from crystal_atomate.demo import DEMO_REPLAY
-    from crystal_atomate.testing.replay import PLAN_ENV
-    from crystal_atomate.testing.replay_setup import use_replay
-
-    plan = use_replay(DEMO_REPLAY, plan_dir)[PLAN_ENV]
-    return f"export {PLAN_ENV}=${{{PLAN_ENV}:-{shlex.quote(plan)}}}"
 
 
 def resolve_executables(commands: dict[str, str]) -> dict[str, str]:

@@ -15,11 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
+from crystal_atomate.cli.aiida_computer import computer_app
 from crystal_atomate.settings import CrystalAtomateSettings
 
 aiida_app = typer.Typer(help="Run CRYSTAL through AiiDA: setup, job list, import of the UI's jobs.", no_args_is_help=True)
-app.add_typer(aiida_app, name="aiida")
+aiida_app.add_typer(computer_app, name="computer")
 
 #: aiida-core warns on first import in a new AIIDA_PATH; it is not the user's concern.
 warnings.filterwarnings("ignore", message="Creating AiiDA configuration folder")
@@ -78,9 +78,9 @@ def _setup(profile: str, computer: str, workdir: Path | None, crystal: str | Non
         ensure_codes,
         ensure_localhost,
         ensure_profile,
-        replay_code_prepend_text,
         resolve_executables,
     )
+    from crystal_atomate.demo import replay_code_prepend_text
 
     settings = CrystalAtomateSettings()
     if replay:

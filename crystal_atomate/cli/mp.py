@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crystal_atomate.cli.app import app
 from crystal_atomate.cli.structures import source_errors
 from crystal_atomate.mp.cache import MaterialsProject, default_d12
 from crystal_atomate.mp.client import MPQuery, MPStructure
@@ -27,7 +26,6 @@ mp_app = typer.Typer(
     help="Materials Project structures (key: MP_API_KEY), cached in the shared database.",
     no_args_is_help=True,
 )
-app.add_typer(mp_app, name="mp")
 
 
 class OutputFormat(str, Enum):

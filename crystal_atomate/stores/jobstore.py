@@ -11,11 +11,8 @@ into job documents (:meth:`CrystalMathJobStore.import_tui_jobs`).
 
 from __future__ import annotations
 
-import sqlite3
 import uuid as uuid_lib
 from collections.abc import Callable
-from contextlib import closing
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,9 @@ from crystal_atomate.settings import CrystalAtomateSettings
 from crystal_atomate.stores.sqlite_store import SQLiteStore
 from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI, mark_job_state, mirror_documents
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
-from crystal_atomate.stores.ui_queries import open_readonly
+from crystal_atomate.stores.ui_read import UIJob, read_ui_jobs
 
-__all__ = ["CrystalMathJobStore", "UIDocsStore", "UIJob", "read_ui_jobs", "tui_job_uuid"]
+__all__ = ["CrystalMathJobStore", "UIDocsStore", "tui_job_uuid"]
 
 _OUTPUT_GLOBS = ("{name}.out", "*.out", "OUTPUT", "*.log")
 #: Imported documents written per transaction: memory stays flat in the number of UI jobs.
@@ -279,60 +276,6 @@ class CrystalMathJobStore(JobStore):
         if docs:
             self.docs_store.update(docs, key=["uuid", "index"])
         return [doc["uuid"] for doc in docs]
-
-
-@dataclass(frozen=True)
-class UIJob:
-    """One row of the UI's ``jobs`` table, as read (columns of later UI versions may be None)."""
-
-    id: int
-    name: str
-    work_dir: str
-    status: str
-    input_file: str | None
-    final_energy: float | None
-    workflow_id: str | None
-    created_at: str | None
-    started_at: str | None
-    completed_at: str | None
-
-
-def read_ui_jobs(
-    db_file: str | Path, statuses: tuple[str, ...] | None = None, unlinked: bool = False
-) -> list[UIJob]:
-    """The UI's jobs, read through a read-only connection (the file is never written or upgraded).
-
-    The one reader of UI rows for every importer (job documents here, AiiDA nodes in
-    :mod:`crystal_atomate.aiida.query`).
-
-    Parameters
-    ----------
-    db_file
-        The shared database.
-    statuses
-        Only rows with these statuses; all when None.
-    unlinked
-        Skip rows linked to a jobflow document (run by us, or imported before).
-
-    Returns
-    -------
-    list of UIJob
-        In ``id`` order.
-    """
-    with closing(open_readonly(db_file)) as conn:
-        conn.row_factory = sqlite3.Row
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        where, params = [], []
-        if statuses:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if unlinked and "jobflow_job_links" in tables:
-            where.append("id NOT IN (SELECT tui_job_id FROM jobflow_job_links)")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = conn.execute(f"SELECT * FROM jobs {clause} ORDER BY id", params).fetchall()
-    present = set(rows[0].keys()) if rows else set()
-    names = [f.name for f in fields(UIJob)]
-    return [UIJob(**{n: row[n] if n in present else None for n in names}) for row in rows]
 
 
 def _field(doc: Any, name: str) -> Any:

@@ -7,6 +7,8 @@ the replayed CRYSTAL run gives the Maker tests' energy."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
+from contextlib import closing
 
 import pytest
 from aiida import orm
@@ -28,7 +30,9 @@ from crystal_atomate.testing.hpc import (
     ClusterUnavailable,
     LoopbackCluster,
     loopback_cluster,
+    register_ui_cluster,
     relax_static_flow,
+    ui_cluster,
 )
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
@@ -104,6 +108,7 @@ def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_pa
         {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, tmp_path / "replay"
     )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
     slurm_computer.set_prepend_text(replay_prepend_text(plan, reference_dir()))
+    registered = register_ui_cluster(tmp_path / ".crystal_tui.db", ui_cluster(cluster))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     flow = use_aiida_executor(
         relax_static_flow(),
@@ -127,6 +132,22 @@ def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_pa
         assert state == "COMPLETED"
     assert energies["relax"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    if registered:  # the UI's remote_jobs: one row per CalcJob, under the UI's cluster of that name
+        with closing(sqlite3.connect(tmp_path / ".crystal_tui.db")) as conn:
+            rows = conn.execute(
+                "SELECT j.name, j.runner_type, r.remote_handle, r.queue_name, r.working_directory "
+                "FROM remote_jobs r JOIN jobs j ON j.id = r.job_id ORDER BY j.id"
+            ).fetchall()
+        assert [(name, runner, queue) for name, runner, _, queue, _ in rows] == [
+            ("relax", "slurm", "debug"), ("static", "slurm", "debug")
+        ]
+        assert all(handle.isdigit() and workdir.startswith(slurm_spec_workdir(slurm_computer))
+                   for _, _, handle, _, workdir in rows)
+
+
+def slurm_spec_workdir(computer: orm.Computer) -> str:
+    """The computer's work directory (where every CalcJob's remote folder is made)."""
+    return computer.get_workdir().split("{")[0].rstrip("/")
 
 
 def test_a_cluster_defined_in_the_ui_becomes_the_same_computer(aiida_profile, cluster, tmp_path):
