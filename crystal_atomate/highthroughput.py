@@ -51,6 +51,7 @@ __all__ = [
     "LocalEngine",
     "Submission",
     "candidates_from_files",
+    "candidates_from_records",
     "candidates_from_ids",
     "candidates_from_query",
     "completed_structures",
@@ -108,18 +109,39 @@ class Candidate:
         return {"source_file": self.source_file} if self.source_file else {}
 
 
+def candidates_from_records(records: Iterable[MPStructure]) -> list[Candidate]:
+    """Structures of any cached source, each keeping where it came from.
+
+    Materials Project, OPTIMADE (:class:`crystal_atomate.mp.optimade.Optimade`) and MPContribs
+    (:meth:`crystal_atomate.mp.mpcontribs.MPContribs.structures`) records share one shape, so a
+    batch can be seeded from any of them; the origin (source, provider, entry id) goes into the
+    task documents.
+
+    Parameters
+    ----------
+    records
+        Records as the sources return them.
+
+    Returns
+    -------
+    list of Candidate
+        One per record, in order.
+    """
+    return [Candidate.from_mp(record) for record in records]
+
+
 def candidates_from_query(
     mp: MaterialsProject, query: MPQuery, refresh: bool = False
 ) -> list[Candidate]:
     """Every material of a Materials Project search (served from the cache when fresh)."""
-    return [Candidate.from_mp(record) for record in mp.search_structures(query, refresh=refresh)]
+    return candidates_from_records(mp.search_structures(query, refresh=refresh))
 
 
 def candidates_from_ids(
     mp: MaterialsProject, material_ids: Iterable[str], refresh: bool = False
 ) -> list[Candidate]:
     """Materials Project structures by id (each served from the cache when fresh)."""
-    return [Candidate.from_mp(mp.get_structure(mid, refresh=refresh)) for mid in material_ids]
+    return candidates_from_records(mp.get_structure(mid, refresh=refresh) for mid in material_ids)
 
 
 def read_structure(path: Path) -> Structure:

@@ -234,3 +234,25 @@ def test_cli_submit_twice(mp_server: MPServer, db_file: Path, mock_crystal, tmp_
     assert "done" in second.output and "0 to run, 1 skipped" in second.output
     bad = runner.invoke(app, ["ht", "submit", "--query", "colour=blue"])
     assert bad.exit_code == 2 and "colour" in bad.output
+
+
+def test_cli_batch_from_optimade_and_mpcontribs(
+    optimade_server, mpcontribs_server, db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPTIMADE and MPContribs seed a batch like the Materials Project does (dry run: no CRYSTAL)."""
+    from crystal_atomate.testing.mpcontribs_server import VALID_KEY as MPCONTRIBS_KEY
+
+    monkeypatch.setenv("MPCONTRIBS_API_HOST", mpcontribs_server.host)
+    monkeypatch.setenv("MPCONTRIBS_API_KEY", MPCONTRIBS_KEY)
+    result = runner.invoke(app, [
+        "ht", "submit", "--optimade", "Fe2O3", "--provider", optimade_server.url,
+        "--mpcontribs", "crystal_oxides", "--flow", "static", "--batch", "sources", "--dry-run",
+    ], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    host = optimade_server.url.removeprefix("http://")
+    assert f"{host}:hematite-1" in result.output
+    assert "mpcontribs:" in result.output
+    assert "3 to run, 0 skipped, 0 rejected" in result.output
+    with closing(sqlite3.connect(db_file)) as conn:
+        sources = {row[0] for row in conn.execute("SELECT source FROM materials_cache")}
+    assert sources == {"optimade", "mpcontribs"}

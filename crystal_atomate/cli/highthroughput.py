@@ -47,6 +47,43 @@ def _query(criteria: list[str]) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--query") from exc
 
 
+def _source_candidates(
+    db: Path | None,
+    optimade: str | None,
+    optimade_filter: str | None,
+    providers: list[str],
+    mpcontribs: str | None,
+    refresh: bool,
+) -> list[Any]:
+    """Candidates from OPTIMADE providers and an MPContribs project (cache-first, the UI's keys)."""
+    from crystal_atomate.cli.structures import source_errors
+    from crystal_atomate.highthroughput import candidates_from_records
+
+    db_file = database(db)
+    records: list[Any] = []
+    with source_errors():
+        if optimade or optimade_filter:
+            from crystal_atomate.mp.optimade import Optimade, OptimadeQuery
+
+            query = OptimadeQuery(
+                formula=optimade, filter=optimade_filter, providers=tuple(providers or ("mp",))
+            )
+            service = Optimade(db_file)
+            try:
+                records += service.search(query, refresh=refresh)
+            finally:
+                service.close()
+        if mpcontribs:
+            from crystal_atomate.mp.mpcontribs import MPContribs
+
+            contribs = MPContribs(db_file)
+            try:
+                records += contribs.structures(mpcontribs, refresh=refresh)
+            finally:
+                contribs.close()
+    return candidates_from_records(records)
+
+
 def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: bool) -> list[Any]:
     from crystal_atomate.cli.mp import _materials_project
     from crystal_atomate.highthroughput import (
@@ -97,6 +134,10 @@ def submit(
     query: list[str] = typer.Option(None, help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit)."),
     ids: list[str] = typer.Option(None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."),
     folder: list[Path] = typer.Option(None, help="A folder of CIF files (or one structure file); repeatable."),
+    optimade: str = typer.Option(None, help="A formula to search OPTIMADE providers for, e.g. Fe2O3."),
+    optimade_filter: str = typer.Option(None, help='An OPTIMADE filter, e.g. \'elements HAS "Si"\'.'),
+    provider: list[str] = typer.Option(None, help="OPTIMADE provider (mp, cod, oqmd, ... or a URL); repeatable."),
+    mpcontribs: str = typer.Option(None, help="An MPContribs project whose contributed structures to run."),
     flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
     engine: str = typer.Option("local", help="local, fireworks, remote, aiida or aiida-daemon."),
     functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
@@ -125,8 +166,10 @@ def submit(
         submit_batch,
     )
 
-    if not (query or ids or folder):
-        raise typer.BadParameter("give structures with --query, --ids or --folder")
+    if not (query or ids or folder or optimade or optimade_filter or mpcontribs):
+        raise typer.BadParameter(
+            "give structures with --query, --ids, --folder, --optimade, --optimade-filter or --mpcontribs"
+        )
     flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing, "settings": settings_option(settings)}
     check_flow_settings(flow, functional=functional, settings=flow_settings["settings"])
     if engine not in ENGINES:
@@ -137,7 +180,10 @@ def submit(
     )
     store = _store(db)
     with console.status("building flows and checking the store"):
-        built = builder.build(_candidates(query or [], ids or [], folder or [], refresh), store)
+        candidates = _candidates(query or [], ids or [], folder or [], refresh) + _source_candidates(
+            db, optimade, optimade_filter, provider or [], mpcontribs, refresh
+        )
+        built = builder.build(candidates, store)
     states: dict[str, str] = {}
     if not dry_run and built.flows:
         runner = make_engine(engine, store, work_dir.resolve(), profile=profile, code=code)

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pymatgen.core import Structure
+
 from crystal_atomate.mp.cache import (
     STRUCTURE_TTL,
     Cached,
@@ -200,7 +202,8 @@ class MPContribs:
         retrieved = datetime.now(UTC)
         structures = []
         for ref in doc.get("structures") or []:
-            structure = client.get_structure(ref["id"])
+            # The client's own Structure subclass serialises under its module: keep pymatgen's.
+            structure = Structure.from_dict(client.get_structure(ref["id"]).as_dict())
             origin = StructureOrigin(
                 source=SOURCE,
                 material_id=f"mpcontribs:{ref['id']}",
