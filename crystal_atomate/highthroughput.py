@@ -220,7 +220,8 @@ def settings_fingerprint(flow: Flow) -> str:
 
 def _output_uuids(flow: Flow) -> list[str]:
     """The jobs whose stored, successful outputs mean the flow is finished: those of its output,
-    else all of its jobs."""
+    else all of its jobs.
+    """
     uuids = {ref.uuid for ref in find_and_get_references(flow.output)}
     return sorted(uuids or {job.uuid for job, _ in flow.iterflow()})
 
@@ -267,7 +268,8 @@ def new_batch_id(flow_name: str) -> str:
 @dataclass
 class BatchEntry:
     """One candidate and what the builder decided: a new flow, already done, a duplicate of an
-    earlier candidate of the same batch, or rejected (the reason says why)."""
+    earlier candidate of the same batch, or rejected (the reason says why).
+    """
 
     candidate: Candidate
     status: EntryStatus
@@ -420,7 +422,8 @@ def failed_jobs(flow: Flow, responses: dict[str, dict[int, Any]]) -> list[Job]:
 
 class _JobErrors(logging.Handler):
     """The last line of each "NAME failed with exception" traceback jobflow's run_locally logs:
-    the only place it reports why a job raised."""
+    the only place it reports why a job raised.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -528,7 +531,8 @@ def _queued(flows: Sequence[Flow], ids: dict[str, list[Any]], what: str) -> list
 @dataclass
 class FireWorksEngine:
     """FireWorks: each flow becomes a workflow on the LaunchPad (``launchpad_yaml``, else the
-    embedded one), through :mod:`crystal_atomate.engines.fireworks`; launchers run them later."""
+    embedded one), through :mod:`crystal_atomate.engines.fireworks`; launchers run them later.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -546,7 +550,8 @@ class FireWorksEngine:
 @dataclass
 class JobflowRemoteEngine:
     """jobflow-remote: each flow joins the project's queue (:mod:`crystal_atomate.engines.remote`),
-    whose job store is the UI's database; the runner executes them."""
+    whose job store is the UI's database; the runner executes them.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -563,7 +568,8 @@ class JobflowRemoteEngine:
 class AiidaEngine(LocalEngine):
     """AiiDA: jobflow runs the flows here while every CRYSTAL and properties step runs as an AiiDA
     CalcJob (executor mode, :func:`crystal_atomate.aiida.executor.use_aiida_executor`), so each
-    calculation has its provenance node and its task document lands in the store as usual."""
+    calculation has its provenance node and its task document lands in the store as usual.
+    """
 
     name: str = "aiida"
 
@@ -577,7 +583,8 @@ class AiidaEngine(LocalEngine):
 class AiidaDaemonEngine:
     """AiiDA flow mode: each flow becomes a work chain on the daemon
     (:func:`crystal_atomate.aiida.flow_mode.submit_flow`), its job folders under ``root_dir`` and its
-    task documents in ``store``; the call returns once the work chains are submitted."""
+    task documents in ``store``; the call returns once the work chains are submitted.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -610,7 +617,8 @@ def submit_batch(
     batch: Batch, engine: Engine, on_submitted: Callable[[Submission], None] | None = None
 ) -> list[Submission]:
     """Hand the batch's new flows to ``engine`` one at a time, so progress can be shown and a
-    crash loses only the flow in hand (the next submit skips what finished)."""
+    crash loses only the flow in hand (the next submit skips what finished).
+    """
     results = []
     for flow in batch.flows:
         (result,) = engine.submit([flow])

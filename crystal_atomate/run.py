@@ -174,7 +174,8 @@ def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
 
 def run_crystal(directory: str | Path = ".", *, executor: str = "local", **kwargs) -> CrystalRunRecord:
     """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
-    leaves the program's files in ``directory``, so parsing and restarts do not depend on it."""
+    leaves the program's files in ``directory``, so parsing and restarts do not depend on it.
+    """
     if executor == "local":
         record = run_local(directory, **kwargs)
     else:
@@ -275,7 +276,8 @@ def _execute(command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout
 @contextmanager
 def _run_directory(workdir: Path, scratch_root: Path | None) -> Iterator[Path]:
     """Run in place, or in a private folder under ``scratch_root`` whose files are copied back
-    even when the run is interrupted, so a killed job still leaves its output and optc files."""
+    even when the run is interrupted, so a killed job still leaves its output and optc files.
+    """
     if scratch_root is None:
         yield workdir
         return

@@ -33,7 +33,8 @@ def _store(db: Path | None) -> Any:
 
 def _query(criteria: list[str]) -> Any:
     """``["formula=MgO", "max_sites=4"]`` -> ``MPQuery``; pydantic turns the text into numbers and
-    booleans and refuses unknown keys."""
+    booleans and refuses unknown keys.
+    """
     from pydantic import ValidationError
 
     from crystal_atomate.mp.client import MPQuery

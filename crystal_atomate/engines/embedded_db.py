@@ -107,7 +107,8 @@ class EmbeddedDatabaseError(RuntimeError):
 
 def socket_path(db_dir: str | Path) -> Path:
     """Where the server of ``db_dir`` listens: inside the directory, or (for a path too long for
-    a Unix socket) in a per-user temporary folder under a name derived from the directory."""
+    a Unix socket) in a per-user temporary folder under a name derived from the directory.
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     inside = db_dir / _SOCKET_NAME
     if len(str(inside)) <= _MAX_SOCKET_PATH:
@@ -165,7 +166,8 @@ def ensure_server(db_dir: str | Path, timeout: float = 20.0) -> str:
 def stop_server(db_dir: str | Path, timeout: float = 20.0) -> bool:
     """Stop the server of ``db_dir`` (SIGTERM, then wait for its lock to be released).
 
-    Returns False if no server was running."""
+    Returns False if no server was running.
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     pid = server_pid(db_dir)
     if pid is None:
@@ -284,7 +286,8 @@ def _documents_by_id(
     collection: Any, projection: Document | None
 ) -> Callable[[list[Any]], list[Document]]:
     """Fetch documents of ``collection`` by ``_id`` in the given order, projected (litemongo's own
-    projection, with ``_id`` kept for the ordering and removed again if the projection drops it)."""
+    projection, with ``_id`` kept for the ordering and removed again if the projection drops it).
+    """
     drops_id = bool(projection) and not projection.get("_id", True)
     others = {key: value for key, value in (projection or {}).items() if key != "_id"}
     fetch_projection = {**others, "_id": 1} if others else None
@@ -360,7 +363,8 @@ class _Commands:
     ) -> Document:
         """Run a retryable write once per (session, transaction number), as MongoDB does: a retry
         of a write already applied gets the recorded reply. The record commits just after the
-        write; a server killed between the two commits applies the retried write again."""
+        write; a server killed between the two commits applies the retried write again.
+        """
         records = self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]]
         record = records.find_one({"_id": session})
         if record is not None and record["txnNumber"] == txn_number:
@@ -385,7 +389,8 @@ class _Commands:
 
     def _forget_old_sessions(self) -> None:
         """Drop the retry records of sessions idle longer than their timeout (on start-up: no
-        client retries a write that old)."""
+        client retries a write that old).
+        """
         horizon = datetime.timedelta(minutes=_SESSION_TIMEOUT_MINUTES)
         cutoff = datetime.datetime.now(datetime.UTC) - horizon
         self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many(
@@ -394,7 +399,8 @@ class _Commands:
 
     def _open_cursor(self, cursor: _Cursor, batch_size: int, single: bool) -> Document:
         """Answer a command that returns a cursor: the first batch (at most ``batch_size``, by
-        default MongoDB's 101 documents), the rest left for ``getMore``."""
+        default MongoDB's 101 documents), the rest left for ``getMore``.
+        """
         self._expire_cursors()
         batch = cursor.batch(batch_size or _FIRST_BATCH)
         cursor_id = 0
@@ -508,7 +514,8 @@ class _Commands:
         """Drop indexes one by one, ``"*"`` too: the bulk ``drop_indexes`` of litemongo's mongomock
         swaps the collection's stored index table for an in-memory dict, so every index made after
         it (``jf admin reset`` and ``lpad reset`` drop, then rebuild) was lost, unique ones included,
-        when the server restarted."""
+        when the server restarted.
+        """
         collection = db[target]
         index = command["index"]
         if index == "*":
@@ -523,7 +530,8 @@ class _Commands:
 
     def find(self, db: Any, target: str, command: Document) -> Document:
         """Select the ``_id`` of every result now, fetch the documents batch by batch: memory held
-        for a large result is its ids, not its documents."""
+        for a large result is its ids, not its documents.
+        """
         limit = command.get("limit", 0)
         collection = db[target]
         ids = collection.find(
@@ -779,7 +787,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 def serve(db_dir: str | Path) -> None:
     """Run the server of ``db_dir`` in this process until SIGTERM/SIGINT (exit at once if another
-    process already serves it)."""
+    process already serves it).
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     db_dir.mkdir(parents=True, exist_ok=True)
     lock = open(db_dir / _LOCK_NAME, "a+")  # held (so open) for the life of the process

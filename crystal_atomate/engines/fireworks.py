@@ -136,7 +136,8 @@ def _mark(
     store: JobStore | None, jobs: Iterable[Job], state: str, work_dir: str | None = None
 ) -> None:
     """Record ``state`` for ``jobs`` in the UI table when the store has one (CrystalMathJobStore);
-    other job stores have no UI table to keep up to date."""
+    other job stores have no UI table to keep up to date.
+    """
     mark = getattr(store, "mark_job_state", None)
     if mark is None:
         return
@@ -190,7 +191,8 @@ def add_flows(
     **workflow_kwargs: Any,
 ) -> dict[str, list[int]]:
     """Add each flow as a Workflow and mark its jobs QUEUED in the UI; returns the Firework ids
-    of each flow by flow uuid. ``workflow_kwargs`` are those of :func:`crystal_workflow`."""
+    of each flow by flow uuid. ``workflow_kwargs`` are those of :func:`crystal_workflow`.
+    """
     added: dict[str, list[int]] = {}
     if store is not None:
         store.connect()
@@ -210,7 +212,8 @@ def launchpad_file(
     launchpad_yaml: str | Path | None = None, db_dir: str | Path | None = None
 ) -> Path:
     """The ``my_launchpad.yaml`` launchers use: the given one (MongoDB or any LaunchPad), else one
-    written for the embedded database in ``db_dir`` (default ``~/.crystal_atomate/fireworks``)."""
+    written for the embedded database in ``db_dir`` (default ``~/.crystal_atomate/fireworks``).
+    """
     if launchpad_yaml:
         return Path(launchpad_yaml).expanduser().absolute()
     directory = _db_dir(db_dir)
@@ -221,7 +224,8 @@ def open_launchpad(
     launchpad_yaml: str | Path | None = None, db_dir: str | Path | None = None
 ) -> LaunchPad:
     """The LaunchPad of ``launchpad_yaml`` if given, else the embedded one (server started, and
-    initialised on first use: a new directory needs no ``lpad reset``)."""
+    initialised on first use: a new directory needs no ``lpad reset``).
+    """
     if launchpad_yaml:
         return LaunchPad.from_file(str(launchpad_yaml))
     launchpad = embedded_launchpad(_db_dir(db_dir), strm_lvl="WARNING")
@@ -235,7 +239,8 @@ def write_fworker_yaml(
     path: str | Path, name: str = "crystal_atomate", category: str | list[str] = ""
 ) -> Path:
     """Write ``my_fworker.yaml`` for launchers that may run Fireworks routed to ``name`` or
-    ``category`` (FireWorks' own format, so ``rlaunch -w`` reads it)."""
+    ``category`` (FireWorks' own format, so ``rlaunch -w`` reads it).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FWorker(name=name, category=category).to_file(str(path))
@@ -265,7 +270,8 @@ def start_launchers(
 ) -> list[subprocess.Popen]:
     """Start ``n`` concurrent rapidfire launchers in ``launch_dir`` (their launch folders go there,
     their output to ``launcher-<i>.log``). Each runs in its own process group, so a caller can stop
-    a launcher together with the CRYSTAL run it started."""
+    a launcher together with the CRYSTAL run it started.
+    """
     launch_dir = Path(launch_dir)
     launch_dir.mkdir(parents=True, exist_ok=True)
     command = launcher_command(launchpad_yaml, fworker_yaml)

@@ -47,7 +47,8 @@ def write_launchpad_yaml(
     db_dir: str | Path, yaml_path: str | Path, name: str = DEFAULT_DATABASE, **extra: Any
 ) -> Path:
     """Write ``my_launchpad.yaml`` for ``lpad -l``/``rlaunch -l`` (or ``FW_CONFIG_FILE``'s
-    ``LAUNCHPAD_LOC``) on the embedded database in ``db_dir``."""
+    ``LAUNCHPAD_LOC``) on the embedded database in ``db_dir``.
+    """
     yaml_path = Path(yaml_path)
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
     yaml_path.write_text(yaml.safe_dump(launchpad_settings(db_dir, name, **extra), sort_keys=False))

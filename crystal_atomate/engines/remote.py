@@ -76,7 +76,8 @@ CRYSTAL_EXEC_CONFIG = "crystal"
 
 def runner_delays(seconds: float) -> dict[str, float]:
     """Runner polling delays: ``seconds`` between the steps a job goes through, five times that
-    for the slower bookkeeping loops."""
+    for the slower bookkeeping loops.
+    """
     step, slow = seconds, 5 * seconds
     return {
         "delay_checkout": step,
@@ -119,7 +120,8 @@ def ui_jobstore_config(db_file: str | Path | None = None) -> dict[str, Any]:
     """The ``jobstore`` section: a plain ``JobStore`` over ``CrystalMathJobStore``'s own stores.
 
     Serialised strictly so the YAML holds no Python objects (``last_updated_type`` stays a monty
-    enum dict that decodes back to maggma's ``DateTimeFormat``)."""
+    enum dict that decodes back to maggma's ``DateTimeFormat``).
+    """
     ui = CrystalMathJobStore(db_file)
     plain = JobStore(ui.docs_store, additional_stores=ui.additional_stores, save=ui.save)
     return jsanitize(plain.as_dict(), strict=True)
@@ -127,7 +129,8 @@ def ui_jobstore_config(db_file: str | Path | None = None) -> dict[str, Any]:
 
 def crystal_exec_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``crystal`` exec config: the CRYSTAL commands of this machine's settings, plus ``env``
-    (e.g. the replay's plan and commands), exported before each job runs on the worker."""
+    (e.g. the replay's plan and commands), exported before each job runs on the worker.
+    """
     settings = CrystalAtomateSettings()
     export = {
         "CRYSTAL_ATOMATE_CRYSTAL_CMD": settings.CRYSTAL_CMD,
@@ -183,7 +186,8 @@ def warm_execution_command(config: Mapping[str, Any]) -> str:
 
     Its servers belong to the project's runner daemon: an idle server retires as soon as the
     daemon's supervisord is gone (``jf runner shutdown``) instead of lingering for the idle
-    timeout."""
+    timeout.
+    """
     daemon_dir = Path(Project.model_validate(dict(config)).daemon_dir)
     return execution_command(owner=daemon_dir / "supervisord.pid")
 
@@ -192,7 +196,8 @@ def write_project(
     config: Mapping[str, Any], folder: str | Path | None = None, overwrite: bool = False
 ) -> Path:
     """Validate ``config`` with jobflow-remote and write ``FOLDER/<name>.yaml`` (default: the
-    projects folder ``jf`` reads); refuses to replace an existing project unless ``overwrite``."""
+    projects folder ``jf`` reads); refuses to replace an existing project unless ``overwrite``.
+    """
     Project.model_validate(dict(config))
     folder = Path(folder).expanduser() if folder else projects_folder()
     path = folder / f"{config['name']}.yaml"
@@ -205,7 +210,8 @@ def write_project(
 
 def load_project(project: str | Path | Project | None = None) -> Project:
     """A project object from itself, a project file, or a name in the projects folder (None: the
-    default project, as for ``jf``)."""
+    default project, as for ``jf``).
+    """
     if isinstance(project, Project):
         return project
     path = Path(project) if project is not None else None
@@ -230,7 +236,8 @@ def submit_flows(
     resources: Mapping[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Add each flow to the project's queue and mark its jobs QUEUED in the UI; returns the db ids
-    of each flow's jobs by flow uuid. One queue connection serves every flow."""
+    of each flow's jobs by flow uuid. One queue connection serves every flow.
+    """
     project = load_project(project)
     controller = JobController.from_project(project)
     store = ui_store(project)
@@ -254,7 +261,8 @@ def submit_flows(
 @dataclass(frozen=True)
 class FailedJob:
     """A job jobflow-remote gave up on, with the last line of its error (the classified CRYSTAL
-    failure for our jobs, e.g. ``CrystalJobFailed: ... (scf_not_converged) ...``)."""
+    failure for our jobs, e.g. ``CrystalJobFailed: ... (scf_not_converged) ...``).
+    """
 
     uuid: str
     index: int
@@ -292,7 +300,8 @@ def sync_ui_states(project: str | Path | Project | None = None) -> Counter[str]:
 
     Only the latest run of each job counts, and a run whose document is already stored is left
     to the store's mirror (it knows COMPLETED from FAILED and the energy), so a sync racing the
-    runner never overwrites a finished row. Returns how many rows got each status."""
+    runner never overwrites a finished row. Returns how many rows got each status.
+    """
     project = load_project(project)
     store = ui_store(project)
     if store is None:

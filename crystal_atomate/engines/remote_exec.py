@@ -112,7 +112,8 @@ def execution_command(
 
     ``owner``: a pid file (the runner daemon's) whose process must be alive for an idle server to
     stay; ``idle``: seconds before an idle server retires (default :data:`DEFAULT_IDLE`). The
-    client runs isolated (``-I -S``): no site packages to scan, so it starts in milliseconds."""
+    client runs isolated (``-I -S``): no site packages to scan, so it starts in milliseconds.
+    """
     import shlex
 
     parts = [python, "-I", "-S", os.path.abspath(__file__), *_options(owner, idle)]
@@ -145,7 +146,8 @@ def _start_server(key: str, options: list[str]) -> socket.socket | None:
     """Start the server ``key`` (unless a racing client did) and connect to it.
 
     The start lock makes racing clients wait for the one that starts the server instead of
-    importing everything twice on the same cores."""
+    importing everything twice on the same cores.
+    """
     import fcntl
     import subprocess
 
@@ -188,7 +190,8 @@ def _send_job(sock: socket.socket, run_dir: str) -> None:
 
 def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
     """The next status message; None if the server hung up. Gives up (exit 1, which closes the
-    connection and so kills the job) if the shell that started this client is killed."""
+    connection and so kills the job) if the shell that started this client is killed.
+    """
     data = b""
     while len(data) < _STATUS.size:
         try:
@@ -207,7 +210,8 @@ def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
 
 def _run_on(sock: socket.socket, run_dir: str) -> int | None:
     """Run the job on the server behind ``sock``; its exit status, or None if the server did not
-    take the job (retiring or gone before it started: safe to ask again)."""
+    take the job (retiring or gone before it started: safe to ask again).
+    """
     shell = os.getppid()
     with sock:
         sock.settimeout(1.0)
@@ -440,7 +444,8 @@ class _Server:
 
     def retire(self, why: str) -> None:
         """Stop taking jobs and give up the socket path at once (a new server may take it while
-        this one finishes its running jobs)."""
+        this one finishes its running jobs).
+        """
         if self.retiring or self.listener is None:
             return
         self.retiring = why
@@ -548,7 +553,8 @@ def serve_main(argv: list[str]) -> int:
 
 def lock_holder(lock_path: str) -> int | None:
     """The pid written in ``lock_path`` by the process holding its lock; None when the file is
-    missing or its lock is free (taken here for an instant, and let go as the file closes)."""
+    missing or its lock is free (taken here for an instant, and let go as the file closes).
+    """
     import fcntl
 
     if not os.path.exists(lock_path):

@@ -34,7 +34,8 @@ class EmbeddedMongoStore(MongoStore):
         **kwargs: Any,
     ) -> None:
         """``kwargs`` are the usual ``MongoStore``/``Store`` options (``key``,
-        ``last_updated_field``, ...); host, port and credentials come from ``db_dir``."""
+        ``last_updated_field``, ...); host, port and credentials come from ``db_dir``.
+        """
         self.db_dir = str(Path(db_dir).expanduser().absolute())
         super().__init__(
             database=database,

@@ -342,7 +342,8 @@ def _field(doc: Any, name: str) -> Any:
 
 def _imported_document(job: UIJob, parsed: dict) -> dict:
     """A job document with our task documents' field names (``output.output.energy_hartree`` ...),
-    so imported runs answer the same queries; the parser's full result is kept under ``parsed``."""
+    so imported runs answer the same queries; the parser's full result is kept under ``parsed``.
+    """
     energy_ha = job.final_energy
     parsed_ha = parsed.get("energy_ha")
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha

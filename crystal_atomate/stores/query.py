@@ -34,7 +34,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -214,7 +214,7 @@ def encode_scalar(value: Any) -> Any:
     """Map the scalars JSON cannot hold (datetimes, NaN/inf) to tagged strings that sort right."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return DATETIME_TAG + value.strftime("%Y-%m-%dT%H:%M:%S.%f")
     if isinstance(value, float) and not math.isfinite(value):
         return FLOAT_TAG + repr(value)
@@ -437,7 +437,8 @@ class Compiler:
 
     def _member(self, val: str, values: list[Any]) -> str:
         """``val IN (...)``: bound one by one for short lists (indexable), as one JSON array read
-        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length)."""
+        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length).
+        """
         if len(values) <= _INLINE_IN:
             for value in values:
                 self._bind(value)
@@ -483,7 +484,8 @@ _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 def _join(terms: list[str], op: str) -> str:
     """``terms`` joined by AND/OR; long lists as a balanced tree, so SQLite's expression depth
-    grows with log(N), not N."""
+    grows with log(N), not N.
+    """
     if len(terms) == 1:
         return terms[0]
     if len(terms) <= _CHAIN:
@@ -494,7 +496,8 @@ def _join(terms: list[str], op: str) -> str:
 
 def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """``$or`` of plain equalities on one field (``[{"n": 1}, {"n": 2}, ...]``) as one ``$in``,
-    as MongoDB's planner does: one membership test per row instead of N comparisons."""
+    as MongoDB's planner does: one membership test per row instead of N comparisons.
+    """
     by_field: dict[str, list[Any]] = {}
     rest: list[Mapping[str, Any]] = []
     for clause in clauses:
@@ -512,7 +515,8 @@ def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The clauses of ``$and``/``$or`` with same-operator nesting (``{"$and": [{"$and": [...]}]}``)
-    lifted into one list: same meaning, a shallower SQL expression."""
+    lifted into one list: same meaning, a shallower SQL expression.
+    """
     if key == "$nor":
         return list(clauses)
     flat: list[Mapping[str, Any]] = []

@@ -39,8 +39,8 @@ from pydash import get, has, set_
 
 from crystal_atomate.stores.query import (
     Compiler,
-    check_shape,
     InvalidFieldError,
+    check_shape,
     decode_document,
     encode_scalar,
     path_literal,
@@ -354,7 +354,8 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         """Close the connection; the store stays usable (the next call reopens it), as maggma's
-        ``MemoryStore`` does after ``Builder.run()`` closed it."""
+        ``MemoryStore`` does after ``Builder.run()`` closed it.
+        """
         if self._database is not None:
             self.database.close()
 

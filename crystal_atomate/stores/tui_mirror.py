@@ -178,7 +178,8 @@ def _link(conn: sqlite3.Connection, uuid: str, job_id: int) -> None:
 
 def _free_work_dir(conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str) -> str:
     """``work_dir`` is UNIQUE NOT NULL in the UI: use the run directory unless another row owns
-    it (two jobs run in one directory), else keep the row's own, else a ``jobflow://`` name."""
+    it (two jobs run in one directory), else keep the row's own, else a ``jobflow://`` name.
+    """
     if wanted:
         owner = conn.execute("SELECT id FROM jobs WHERE work_dir = ?", (wanted,)).fetchone()
         if owner is None or owner[0] == row_id:

@@ -251,7 +251,8 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 def _run(script: str) -> Callable[[sqlite3.Connection], None]:
     """A step whose ``ADD COLUMN`` statements are skipped when the column is already there
-    (the UI tolerates partially applied steps the same way, via 'duplicate column name')."""
+    (the UI tolerates partially applied steps the same way, via 'duplicate column name').
+    """
 
     def step(conn: sqlite3.Connection) -> None:
         for statement in _statements(script):

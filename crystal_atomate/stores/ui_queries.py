@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,8 @@ class JobRow:
 @dataclass(frozen=True)
 class JobDetail:
     """Everything the database knows about one job: its UI row, ``job_results``, and every run's
-    jobflow task document (several when an error handler restarted the job)."""
+    jobflow task document (several when an error handler restarted the job).
+    """
 
     row: JobRow
     work_dir: str | None
@@ -268,8 +269,8 @@ def age(created: str | None, now: datetime | None = None) -> str:
         return "-"
     moment = datetime.fromisoformat(created.replace(" ", "T"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = int(((now or datetime.now(timezone.utc)) - moment).total_seconds())
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

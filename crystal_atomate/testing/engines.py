@@ -51,7 +51,8 @@ REMOTE_PROJECT = "crystal_atomate_test"
 def fresh_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
     """An empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first); its
     server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
-    (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath)."""
+    (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath).
+    """
     launchpad = open_launchpad(db_dir=db_dir)
     try:
         launchpad.reset("", require_password=False)
@@ -72,7 +73,8 @@ def run_launchers(
 
     Raises ``TimeoutError`` (with the launcher logs) if they are not done within ``timeout``
     seconds and ``RuntimeError`` if one fails; launchers still running then are killed together
-    with the CRYSTAL run they started (each has its own process group)."""
+    with the CRYSTAL run they started (each has its own process group).
+    """
     processes = start_launchers(count, launchpad_yaml, launch_dir, fworker_yaml, env)
     try:
         deadline = time.monotonic() + timeout
@@ -99,7 +101,8 @@ def wait_for_runner(
     states: Callable[[], dict], wanted: Callable[[dict], bool], timeout: float, what: str, base_dir: Path
 ) -> None:
     """Poll ``states()`` until ``wanted`` holds; after ``timeout`` seconds ``TimeoutError`` with the
-    states and the tail of the runner log in ``base_dir``."""
+    states and the tail of the runner log in ``base_dir``.
+    """
     deadline = time.monotonic() + timeout
     current = states()
     while not wanted(current):
@@ -171,7 +174,8 @@ class RemoteProject:
 
 def _init_project(root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float) -> Path:
     """The project file ``crystal-atomate remote init`` writes, written by the same library calls
-    into the temporary projects folder."""
+    into the temporary projects folder.
+    """
     from crystal_atomate.engines.remote import project_config, runner_delays, write_project
 
     config = project_config(
@@ -198,7 +202,8 @@ def remote_project(
     reset and ``flows`` submitted, the runner not started yet (a test may want to see the QUEUED
     rows first). On exit the runner is shut down and the embedded database server stopped.
 
-    ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second."""
+    ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second.
+    """
     env = {**os.environ, "JFREMOTE_PROJECTS_FOLDER": str(root / "projects")}
     replay_env = use_replay(plan, root / "replay")
     project_file = _init_project(root, name, env, replay_env, runner_delay)

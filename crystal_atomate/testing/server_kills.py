@@ -196,7 +196,8 @@ def kill_trial(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m crystal_atomate.testing.server_kills --trials N``: print one line per trial and
-    the count of clean ones; exit 1 unless every trial was clean."""
+    the count of clean ones; exit 1 unless every trial was clean.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--width", type=int, default=8)

@@ -152,10 +152,10 @@ def test_sqlite_indexes_are_used(tmp_path):
 
 
 def test_sqlite_store_serialises(tmp_path):
+    import json
     import pickle
 
     from monty.json import MontyDecoder, MontyEncoder
-    import json
 
     s = SQLiteStore(tmp_path / "x.db", "c", key="k")
     again = json.loads(json.dumps(s, cls=MontyEncoder), cls=MontyDecoder)
