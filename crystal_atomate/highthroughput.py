@@ -180,7 +180,9 @@ def candidates_from_files(
                 raise
             on_unreadable(file, exc)
             continue
-        candidates.append(Candidate(label=file.stem, structure=structure, source_file=str(file.resolve())))
+        candidates.append(
+            Candidate(label=file.stem, structure=structure, source_file=str(file.resolve()))
+        )
     return candidates
 
 
@@ -229,7 +231,9 @@ def _output_uuids(flow: Flow) -> list[str]:
 def _finished_uuids(store: JobStore, uuids: set[str]) -> set[str]:
     """Jobs whose latest run is stored and, when it is a task document, successful."""
     latest: dict[str, tuple[int, Any]] = {}
-    docs = store.query({"uuid": {"$in": sorted(uuids)}}, properties=["uuid", "index", "output.state"])
+    docs = store.query(
+        {"uuid": {"$in": sorted(uuids)}}, properties=["uuid", "index", "output.state"]
+    )
     for doc in docs:
         if doc["uuid"] not in latest or doc["index"] > latest[doc["uuid"]][0]:
             latest[doc["uuid"]] = (doc["index"], doc.get("output"))
@@ -328,7 +332,9 @@ class HighThroughputBuilder:
         """Decide each candidate; with a ``store``, what it already holds is marked done."""
         if isinstance(self.flow, str):
             settings = self.flow_settings
-            check_flow_settings(self.flow, functional=settings.get("functional"), settings=settings.get("settings"))
+            check_flow_settings(
+                self.flow, functional=settings.get("functional"), settings=settings.get("settings")
+            )
         batch_id = self.batch_id or new_batch_id(self.flow_name)
         done: dict[str, list[Structure]] = {}
         accepted: dict[str, list[Structure]] = {}
@@ -343,13 +349,19 @@ class HighThroughputBuilder:
             if store is not None and settings_hash not in done:
                 done[settings_hash] = completed_structures(store, settings_hash)
             if self._matches(candidate.structure, done.get(settings_hash, [])):
-                entries.append(BatchEntry(candidate, "done", reason="same structure and settings stored"))
+                entries.append(
+                    BatchEntry(candidate, "done", reason="same structure and settings stored")
+                )
                 continue
             if self._matches(candidate.structure, accepted.get(settings_hash, [])):
-                entries.append(BatchEntry(candidate, "duplicate", reason="same structure earlier in the batch"))
+                entries.append(
+                    BatchEntry(candidate, "duplicate", reason="same structure earlier in the batch")
+                )
                 continue
             accepted.setdefault(settings_hash, []).append(candidate.structure)
-            entries.append(BatchEntry(candidate, "new", self._tagged(flow, candidate, batch_id, settings_hash)))
+            entries.append(
+                BatchEntry(candidate, "new", self._tagged(flow, candidate, batch_id, settings_hash))
+            )
         return Batch(batch_id, self.flow_name, entries)
 
     def _make(self, structure: Structure) -> Flow:
@@ -416,7 +428,8 @@ def failed_jobs(flow: Flow, responses: dict[str, dict[int, Any]]) -> list[Job]:
     return [
         job
         for job, parents in jobs
-        if not _succeeded(responses.get(job.uuid)) and all(_succeeded(responses.get(p)) for p in parents)
+        if not _succeeded(responses.get(job.uuid))
+        and all(_succeeded(responses.get(p)) for p in parents)
     ]
 
 
@@ -472,7 +485,11 @@ class LocalEngine:
     def _run(self, flow: Flow) -> Submission:
         with _recording_job_errors() as errors:
             responses = run_locally(
-                flow, store=self.store, create_folders=True, root_dir=self.root_dir.resolve(), log=False
+                flow,
+                store=self.store,
+                create_folders=True,
+                root_dir=self.root_dir.resolve(),
+                log=False,
             )
         uuids = tuple(dict.fromkeys([*(job.uuid for job, _ in flow.iterflow()), *responses]))
         failed = failed_jobs(flow, responses)
@@ -480,7 +497,9 @@ class LocalEngine:
             self._mark_failed(job)
         if not failed and all(_succeeded(responses.get(job.uuid)) for job, _ in flow.iterflow()):
             return Submission(flow.uuid, flow.name, "completed", job_uuids=uuids)
-        detail = "; ".join(f"{job.name}: {errors.by_name.get(job.name, 'failed')}" for job in failed)
+        detail = "; ".join(
+            f"{job.name}: {errors.by_name.get(job.name, 'failed')}" for job in failed
+        )
         return Submission(flow.uuid, flow.name, "failed", detail, job_uuids=uuids)
 
     def _mark_failed(self, job: Job) -> None:
@@ -523,7 +542,9 @@ def _engine_function(engine: str, function: str) -> Callable[..., Any]:
 
 def _queued(flows: Sequence[Flow], ids: dict[str, list[Any]], what: str) -> list[Submission]:
     return [
-        Submission(flow.uuid, flow.name, "submitted", f"{what} {', '.join(map(str, ids[flow.uuid]))}")
+        Submission(
+            flow.uuid, flow.name, "submitted", f"{what} {', '.join(map(str, ids[flow.uuid]))}"
+        )
         for flow in flows
     ]
 
@@ -593,7 +614,10 @@ class AiidaDaemonEngine:
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
         """Submit each flow to the daemon of the loaded AiiDA profile."""
         submit_flow = _engine_function("aiida-daemon", "submit_flow")
-        nodes = {flow.uuid: [submit_flow(flow, store=self.store, root_dir=self.root_dir).pk] for flow in flows}
+        nodes = {
+            flow.uuid: [submit_flow(flow, store=self.store, root_dir=self.root_dir).pk]
+            for flow in flows
+        }
         return _queued(flows, nodes, "AiiDA work chain")
 
 

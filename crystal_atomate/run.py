@@ -71,13 +71,17 @@ class SchedulerJob(BaseModel):
     """The batch-scheduler job a run went through: what the UI's ``remote_jobs`` table records."""
 
     job_id: str = Field(description="The scheduler's job id (SLURM_JOB_ID).")
-    cluster: str | None = Field(None, description="The UI's cluster name, else the scheduler's own.")
+    cluster: str | None = Field(
+        None, description="The UI's cluster name, else the scheduler's own."
+    )
     queue: str | None = Field(None, description="Partition or queue.")
     nodes: str | None = Field(None, description="The node list.")
     work_dir: str | None = Field(None, description="Where the job ran, on the cluster.")
 
 
-def scheduler_job(env: Mapping[str, str], work_dir: str | Path | None = None) -> SchedulerJob | None:
+def scheduler_job(
+    env: Mapping[str, str], work_dir: str | Path | None = None
+) -> SchedulerJob | None:
     """The SLURM job this process runs in, read from the variables SLURM sets in a job.
 
     Parameters
@@ -114,7 +118,9 @@ class CrystalRunRecord(BaseModel):
     wall_time_seconds: float
     output_file: str = Field(description="Relative name of the file holding the program's output.")
     executor: str = Field("local", description="Who ran it (see run_crystal's executor).")
-    aiida_uuid: str | None = Field(None, description="The AiiDA CalcJob node, with the aiida executor.")
+    aiida_uuid: str | None = Field(
+        None, description="The AiiDA CalcJob node, with the aiida executor."
+    )
     started_at: datetime | None = Field(None, description="When the program started (UTC).")
     scheduler: SchedulerJob | None = Field(None, description="The batch job it ran in, if any.")
 
@@ -172,7 +178,9 @@ def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
     return next(iter(found)).load()
 
 
-def run_crystal(directory: str | Path = ".", *, executor: str = "local", **kwargs) -> CrystalRunRecord:
+def run_crystal(
+    directory: str | Path = ".", *, executor: str = "local", **kwargs
+) -> CrystalRunRecord:
     """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
     leaves the program's files in ``directory``, so parsing and restarts do not depend on it.
     """
@@ -252,7 +260,9 @@ def run_local(
     )
 
 
-def _execute(command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None) -> int:
+def _execute(
+    command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None
+) -> int:
     """One run of the program in ``rundir``; its exit code (which CRYSTAL sets to 0 even on errors)."""
     with open(rundir / "INPUT", "rb") as stdin, open(rundir / OUTPUT_FILE, "wb") as out:
         stderr_target = subprocess.STDOUT if mpi else open(rundir / _STDERR_FILE, "wb")
@@ -295,4 +305,6 @@ def _stderr_tail(workdir: Path, lines: int = 20) -> str:
     path = workdir / _STDERR_FILE
     if not path.is_file():
         return "no standard error recorded"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "standard error empty"
+    return (
+        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "standard error empty"
+    )

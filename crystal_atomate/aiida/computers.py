@@ -266,7 +266,9 @@ def check_computer(computer: orm.Computer) -> list[str]:
         The login, the scheduler query or the work directory failed (the message says which).
     """
     user = orm.User.collection.get_default()
-    workdir = computer.get_workdir().format(username=computer.get_configuration(user).get("username", ""))
+    workdir = computer.get_workdir().format(
+        username=computer.get_configuration(user).get("username", "")
+    )
     done = []
     with computer.get_transport() as transport:
         done.append(f"logged in to {computer.hostname} with {computer.transport_type}")

@@ -14,7 +14,9 @@ import typer
 
 from crystal_atomate.errors import InputError
 
-cluster_app = typer.Typer(help="A cluster (SSH + SLURM) for FireWorks and jobflow-remote.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A cluster (SSH + SLURM) for FireWorks and jobflow-remote.", no_args_is_help=True
+)
 
 CLUSTER_FILE = typer.Option(None, "--cluster-file", help="A cluster file (stores/clusters/*.yaml).")
 FROM_UI = typer.Option(None, "--from-ui", help="A cluster the CrystalMath UI defined, by name.")
@@ -55,8 +57,14 @@ def fireworks(
         write_qadapter_yaml,
     )
 
-    overrides = {key: value for key, value in (("walltime", walltime), ("ntasks", ntasks)) if value is not None}
-    config = qadapter_config(_cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides)
+    overrides = {
+        key: value
+        for key, value in (("walltime", walltime), ("ntasks", ntasks))
+        if value is not None
+    }
+    config = qadapter_config(
+        _cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides
+    )
     path = write_qadapter_yaml(out, config)
     typer.echo(f"wrote {path}")
     typer.echo(" ".join(qlaunch_command(launchpad, fworker or "my_fworker.yaml", path, "launches")))

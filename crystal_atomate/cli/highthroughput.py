@@ -41,7 +41,9 @@ def _query(criteria: list[str]) -> Any:
 
     pairs = [item.split("=", 1) for item in criteria]
     if any(len(pair) != 2 for pair in pairs):
-        raise typer.BadParameter("write each criterion as KEY=VALUE, e.g. formula=MgO", param_hint="--query")
+        raise typer.BadParameter(
+            "write each criterion as KEY=VALUE, e.g. formula=MgO", param_hint="--query"
+        )
     try:
         return MPQuery.model_validate(dict(pairs))
     except ValidationError as exc:
@@ -82,32 +84,63 @@ def _entries_table(batch: Any, states: dict[str, str]) -> Table:
     table = Table(title=f"batch {batch.batch_id} ({batch.flow_name})")
     for column in ("structure", "formula", "origin", "status", "flow"):
         table.add_column(column, overflow="fold")
-    colours = {"completed": "green", "failed": "red", "done": "cyan", "submitted": "yellow", "rejected": "red"}
+    colours = {
+        "completed": "green",
+        "failed": "red",
+        "done": "cyan",
+        "submitted": "yellow",
+        "rejected": "red",
+    }
     for entry in batch.entries:
         candidate = entry.candidate
         status = states.get(entry.flow.uuid, entry.status) if entry.flow else entry.status
-        shown = f"[{colours.get(status, 'white')}]{status}[/]" + (f" ({entry.reason})" if entry.reason else "")
+        shown = f"[{colours.get(status, 'white')}]{status}[/]" + (
+            f" ({entry.reason})" if entry.reason else ""
+        )
         table.add_row(
-            candidate.label, candidate.formula, _origin(candidate), shown, entry.flow.uuid[:8] if entry.flow else "-"
+            candidate.label,
+            candidate.formula,
+            _origin(candidate),
+            shown,
+            entry.flow.uuid[:8] if entry.flow else "-",
         )
     return table
 
 
 @ht_app.command()
 def submit(
-    query: list[str] = typer.Option(None, help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit)."),
-    ids: list[str] = typer.Option(None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."),
-    folder: list[Path] = typer.Option(None, help="A folder of CIF files (or one structure file); repeatable."),
-    flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
+    query: list[str] = typer.Option(
+        None,
+        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
+    ),
+    ids: list[str] = typer.Option(
+        None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."
+    ),
+    folder: list[Path] = typer.Option(
+        None, help="A folder of CIF files (or one structure file); repeatable."
+    ),
+    flow: str = typer.Option(
+        "static", help="The flow each structure gets (as for 'crystal-atomate run')."
+    ),
     engine: str = typer.Option("local", help="local, fireworks, remote, aiida or aiida-daemon."),
-    functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
+    functional: str = typer.Option(
+        None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."
+    ),
     basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
     kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
-    settings: str = typer.Option(None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'),
-    tag: list[str] = typer.Option(None, help="Tag stored in every task document's metadata.tags; repeatable."),
+    settings: str = typer.Option(
+        None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'
+    ),
+    tag: list[str] = typer.Option(
+        None, help="Tag stored in every task document's metadata.tags; repeatable."
+    ),
     batch: str = typer.Option(None, help="Batch id (default: FLOW-date-time-random)."),
-    refresh: bool = typer.Option(False, help="Ask the Materials Project even when the cache is fresh."),
-    dry_run: bool = typer.Option(False, help="Show what would run and what is skipped; submit nothing."),
+    refresh: bool = typer.Option(
+        False, help="Ask the Materials Project even when the cache is fresh."
+    ),
+    dry_run: bool = typer.Option(
+        False, help="Show what would run and what is skipped; submit nothing."
+    ),
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go (local engine)."),
 ) -> None:
@@ -126,7 +159,12 @@ def submit(
 
     if not (query or ids or folder):
         raise typer.BadParameter("give structures with --query, --ids or --folder")
-    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing, "settings": settings_option(settings)}
+    flow_settings = {
+        "functional": functional,
+        "basis": basis,
+        "kspacing": kspacing,
+        "settings": settings_option(settings),
+    }
     check_flow_settings(flow, functional=functional, settings=flow_settings["settings"])
     if engine not in ENGINES:
         raise UnknownNameError("engine", engine, ENGINES)
@@ -140,7 +178,12 @@ def submit(
     states: dict[str, str] = {}
     if not dry_run and built.flows:
         runner = make_engine(engine, store, work_dir.resolve())
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(f"{engine}: {built.flow_name}", total=len(built.flows))
             for result in submit_batch(built, runner, lambda _: progress.advance(task)):
@@ -158,7 +201,9 @@ def summary(
     batch: str = typer.Option(None, help="Only this batch (default: every batch in the database)."),
     csv: Path = typer.Option(None, help="Write the rows to this CSV file."),
     json_file: Path = typer.Option(None, "--json", help="Write the rows to this JSON file."),
-    plot: Path = typer.Option(None, help="Save a PNG: energy above the lowest per formula, band gaps."),
+    plot: Path = typer.Option(
+        None, help="Save a PNG: energy above the lowest per formula, band gaps."
+    ),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
     """Energies (Ha, eV/atom), gaps, states and material ids of a batch, from the store."""
@@ -166,7 +211,9 @@ def summary(
 
     db_file = database(db)
     if not db_file.is_file():
-        raise InputError(f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first")
+        raise InputError(
+            f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first"
+        )
     with closing(open_readonly(db_file)) as conn:
         found = has_document(conn, "output.metadata.batch_id", batch)
     if not found:

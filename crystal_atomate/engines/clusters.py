@@ -79,7 +79,12 @@ def qadapter_config(
     dict
         A ``CommonAdapter`` of type SLURM, as ``qlaunch -q`` reads it.
     """
-    rocket = [rlaunch or environment_command("rlaunch"), "-s", "-l", str(Path(launchpad_yaml).absolute())]
+    rocket = [
+        rlaunch or environment_command("rlaunch"),
+        "-s",
+        "-l",
+        str(Path(launchpad_yaml).absolute()),
+    ]
     if fworker_yaml:
         rocket += ["-w", str(Path(fworker_yaml).absolute())]
     config: dict[str, Any] = {

@@ -74,7 +74,9 @@ WARM_MODULES = (
 #: Seconds a client waits for a server it started to take connections (it imports first).
 START_TIMEOUT = 180.0
 _MODULE = "crystal_atomate.engines.remote_exec"
-_FALLBACK = "import sys; from jobflow_remote.jobs.run import run_remote_job; run_remote_job(sys.argv[1])"
+_FALLBACK = (
+    "import sys; from jobflow_remote.jobs.run import run_remote_job; run_remote_job(sys.argv[1])"
+)
 _LENGTH = struct.Struct("!I")
 _STATUS = struct.Struct("!ci")
 _STARTED, _EXITED, _RETIRED = b"R", b"X", b"S"

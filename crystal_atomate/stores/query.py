@@ -133,7 +133,9 @@ def check_shape(criteria: Any) -> None:
     while stack:
         value, depth = stack.pop()
         if depth > MAX_QUERY_DEPTH:
-            raise InvalidQuery(f"the filter nests more than {MAX_QUERY_DEPTH} levels of documents and lists")
+            raise InvalidQuery(
+                f"the filter nests more than {MAX_QUERY_DEPTH} levels of documents and lists"
+            )
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -290,7 +292,11 @@ class Compiler:
 
     def _clause(self, key: str, value: Any, ctx: _Ctx) -> str:
         if key in _LOGICAL:
-            if not isinstance(value, list) or not value or not all(isinstance(d, Mapping) for d in value):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(d, Mapping) for d in value)
+            ):
                 raise InvalidQuery(f"{key} needs a non-empty list of documents")
             clauses = _flattened(key, value)
             if key != "$and":
@@ -305,7 +311,9 @@ class Compiler:
         if isinstance(value, Mapping) and value and all(str(k).startswith("$") for k in value):
             return self._operators(parts, value, ctx)
         if isinstance(value, re.Pattern):
-            return self._field(parts, ctx, lambda v, t: self._regex(v, t, value.pattern, value.flags))
+            return self._field(
+                parts, ctx, lambda v, t: self._regex(v, t, value.pattern, value.flags)
+            )
         return self._field(parts, ctx, lambda v, t: self._eq(v, t, value))
 
     def _operators(self, parts: tuple[str, ...], ops: Mapping[str, Any], ctx: _Ctx) -> str:
@@ -344,7 +352,9 @@ class Compiler:
             while isinstance(arg, Mapping) and set(arg) == {"$not"}:
                 arg, negations = arg["$not"], negations + 1
             if isinstance(arg, re.Pattern):
-                inner = self._field(parts, ctx, lambda v, t: self._regex(v, t, arg.pattern, arg.flags))
+                inner = self._field(
+                    parts, ctx, lambda v, t: self._regex(v, t, arg.pattern, arg.flags)
+                )
             elif isinstance(arg, Mapping) and arg and all(str(k).startswith("$") for k in arg):
                 inner = self._operators(parts, arg, ctx)
             else:
@@ -355,10 +365,14 @@ class Compiler:
         if op == "$all":
             if not isinstance(arg, (list, tuple)) or not arg:
                 raise ValueError("$all needs a non-empty list")
-            return _join([self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x)) for x in arg], "AND")
+            return _join(
+                [self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x)) for x in arg], "AND"
+            )
         raise UnsupportedOperatorError(op)
 
-    def _access(self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()) -> tuple[str, str]:
+    def _access(
+        self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()
+    ) -> tuple[str, str]:
         """SQL for the value and JSON type at ``parts`` below ``ctx``."""
         lit = path_literal(parts, index_at)
         return f"json_extract({ctx.base}, {lit})", f"json_type({ctx.base}, {lit})"
@@ -430,7 +444,9 @@ class Compiler:
                 terms.append(f"({self._member(val, group)} AND {typ} IN {types})")
         if containers:
             self._bind(_dumps(containers))
-            terms.append(f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))")
+            terms.append(
+                f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))"
+            )
         singles = {t for t in encoded if t is None or isinstance(t, bool)}
         terms.extend(self._eq(val, typ, target) for target in sorted(singles, key=repr))
         return _join(terms, "OR")
@@ -504,7 +520,9 @@ def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any
         field, value = next(iter(clause.items())) if len(clause) == 1 else ("$", None)
         if isinstance(value, Mapping) and set(value) == {"$eq"}:
             value = value["$eq"]
-        if not field.startswith("$") and (value is None or isinstance(value, (str, int, float, bool))):
+        if not field.startswith("$") and (
+            value is None or isinstance(value, (str, int, float, bool))
+        ):
             by_field.setdefault(field, []).append(value)
         else:
             rest.append(clause)
@@ -547,7 +565,9 @@ def _check_text(value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidQuery(f"string {value!r} is not valid UTF-8 ({exc.reason} at {exc.start})") from None
+        raise InvalidQuery(
+            f"string {value!r} is not valid UTF-8 ({exc.reason} at {exc.start})"
+        ) from None
 
 
 def _negate(term: str) -> str:
@@ -572,13 +592,17 @@ def _encode_query_value(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_encode_tree(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        _encode_tree(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _encode_tree(value: Any) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise InvalidQuery(f"document keys must be strings, got {next(k for k in value if not isinstance(k, str))!r}")
+            raise InvalidQuery(
+                f"document keys must be strings, got {next(k for k in value if not isinstance(k, str))!r}"
+            )
         return {k: _encode_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode_tree(v) for v in value]

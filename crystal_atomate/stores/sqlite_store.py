@@ -403,7 +403,11 @@ class SQLiteStore(Store):
         list of array paths has to be re-read; a stale superset would only cost speed.
         """
         database = self.database  # a new connection (reopened, or forked) restarts data_version
-        version = (id(database), database.generation, conn.execute("PRAGMA data_version").fetchone()[0])
+        version = (
+            id(database),
+            database.generation,
+            conn.execute("PRAGMA data_version").fetchone()[0],
+        )
         if version != self._data_version:
             rows = conn.execute(f"SELECT path FROM {_arrays_table(self.collection_name)}")
             self._array_paths |= {r[0] for r in rows}
@@ -612,7 +616,9 @@ class SQLiteStore(Store):
                 compiler.params,
             ).fetchone()
             if "_id" not in stored:
-                stored["_id"] = row[1] if row is not None and row[1] is not None else str(ObjectId())
+                stored["_id"] = (
+                    row[1] if row is not None and row[1] is not None else str(ObjectId())
+                )
             text = _dumps(stored)
             if row is None:
                 conn.execute(f"INSERT INTO {self.table}(doc) VALUES (?)", (text,))
@@ -854,7 +860,9 @@ class SQLiteCollection:
     def delete_many(self, filter: dict) -> None:
         self._store.remove_docs(filter)
 
-    def create_index(self, keys: str | list[tuple[str, int]], unique: bool = False, **_: Any) -> str:
+    def create_index(
+        self, keys: str | list[tuple[str, int]], unique: bool = False, **_: Any
+    ) -> str:
         fields = [(keys, 1)] if isinstance(keys, str) else [(k, int(d)) for k, d in keys]
         return self._store.create_index(fields, unique)
 

@@ -42,7 +42,10 @@ class MirrorFields:
     """Dotted paths, in a jobflow job document, that fill the UI row; the first present wins."""
 
     state: tuple[str, ...] = ("output.state",)
-    energy_hartree: tuple[str, ...] = ("output.output.energy_hartree", "output.final_energy_hartree")
+    energy_hartree: tuple[str, ...] = (
+        "output.output.energy_hartree",
+        "output.final_energy_hartree",
+    )
     energy_ev: tuple[str, ...] = ("output.output.energy", "output.energy")
     dir_name: tuple[str, ...] = ("output.dir_name",)
     input_deck: tuple[str, ...] = ("output.input.d12", "output.input.d3")
@@ -55,7 +58,10 @@ class MirrorFields:
     )
     scf_cycles: tuple[str, ...] = ("output.output.scf_cycles", "output.scf_cycles")
     cpu_time: tuple[str, ...] = ("output.run_stats.cpu_time_seconds", "output.run_stats.cpu_time")
-    wall_time: tuple[str, ...] = ("output.run_stats.wall_time_seconds", "output.run_stats.wall_time")
+    wall_time: tuple[str, ...] = (
+        "output.run_stats.wall_time_seconds",
+        "output.run_stats.wall_time",
+    )
     errors: tuple[str, ...] = ("output.error_messages", "output.errors")
     warnings: tuple[str, ...] = ("output.warnings",)
     started_at: tuple[str, ...] = ("output.calcs_reversed.0.run.started_at",)
@@ -157,13 +163,18 @@ def _linked_row(conn: sqlite3.Connection, uuid: str) -> int | None:
     return row[0] if row else None
 
 
-def _row_for(conn: sqlite3.Connection, uuid: str, doc: Mapping[str, Any] | None = None) -> int | None:
+def _row_for(
+    conn: sqlite3.Connection, uuid: str, doc: Mapping[str, Any] | None = None
+) -> int | None:
     """The UI row of a job: its link, else the row an imported document names, else none."""
     linked = _linked_row(conn, uuid)
     if linked is not None or doc is None:
         return linked
     tui_id = _first(doc, MIRROR_FIELDS.tui_job_id)
-    if isinstance(tui_id, int) and conn.execute("SELECT 1 FROM jobs WHERE id = ?", (tui_id,)).fetchone():
+    if (
+        isinstance(tui_id, int)
+        and conn.execute("SELECT 1 FROM jobs WHERE id = ?", (tui_id,)).fetchone()
+    ):
         _link(conn, uuid, tui_id)
         return tui_id
     return None
@@ -176,7 +187,9 @@ def _link(conn: sqlite3.Connection, uuid: str, job_id: int) -> None:
     )
 
 
-def _free_work_dir(conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str) -> str:
+def _free_work_dir(
+    conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str
+) -> str:
     """``work_dir`` is UNIQUE NOT NULL in the UI: use the run directory unless another row owns
     it (two jobs run in one directory), else keep the row's own, else a ``jobflow://`` name.
     """
@@ -189,7 +202,9 @@ def _free_work_dir(conn: sqlite3.Connection, wanted: str | None, row_id: int | N
     return f"jobflow://{uuid}"
 
 
-def _upsert_row(conn: sqlite3.Connection, uuid: str, row_id: int | None, values: dict[str, Any]) -> int:
+def _upsert_row(
+    conn: sqlite3.Connection, uuid: str, row_id: int | None, values: dict[str, Any]
+) -> int:
     """Update the linked row or insert and link a new one; column names are ours, not input."""
     values = {k: v for k, v in values.items() if v is not None}
     if row_id is not None:
@@ -307,13 +322,21 @@ def _record_remote_job(
     and the scheduler's job id becomes the row's handle. One row per (job, scheduler job); the
     UI's clusters rows are only read.
     """
-    if not isinstance(scheduler, Mapping) or not scheduler.get("cluster") or not scheduler.get("job_id"):
+    if (
+        not isinstance(scheduler, Mapping)
+        or not scheduler.get("cluster")
+        or not scheduler.get("job_id")
+    ):
         return
-    found = conn.execute("SELECT id FROM clusters WHERE name = ?", (scheduler["cluster"],)).fetchone()
+    found = conn.execute(
+        "SELECT id FROM clusters WHERE name = ?", (scheduler["cluster"],)
+    ).fetchone()
     if found is None:
         return
     cluster_id, handle = found[0], str(scheduler["job_id"])
-    conn.execute("UPDATE jobs SET cluster_id = ?, runner_type = 'slurm' WHERE id = ?", (cluster_id, job_id))
+    conn.execute(
+        "UPDATE jobs SET cluster_id = ?, runner_type = 'slurm' WHERE id = ?", (cluster_id, job_id)
+    )
     exists = conn.execute(
         "SELECT 1 FROM remote_jobs WHERE job_id = ? AND remote_handle = ?", (job_id, handle)
     ).fetchone()

@@ -267,7 +267,9 @@ def _run(script: str) -> Callable[[sqlite3.Connection], None]:
 
 def _v4(conn: sqlite3.Connection) -> None:
     """Rebuild ``jobs`` only if its status CHECK lacks CANCELLED, as the UI does."""
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='jobs'").fetchone()
+    sql = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='jobs'"
+    ).fetchone()
     if sql and "'CANCELLED'" in sql[0]:
         return
     _run(_V4_SQL)(conn)

@@ -160,7 +160,9 @@ def list_jobs(
 
     rows = page(f"{sort_sql} IS NOT NULL", f"{sort_sql} {order}, j.id {order}", limit)
     if limit is None or len(rows) < limit:
-        rows += page(f"{sort_sql} IS NULL", f"j.id {order}", None if limit is None else limit - len(rows))
+        rows += page(
+            f"{sort_sql} IS NULL", f"j.id {order}", None if limit is None else limit - len(rows)
+        )
     return [JobRow(*row) for row in rows]
 
 
@@ -247,7 +249,9 @@ def resolve_job_uuid(conn: sqlite3.Connection, job: str) -> str | None:
         return job
     if _LINKS not in _tables(conn):
         return None
-    row = conn.execute(f"SELECT job_uuid FROM {_LINKS} WHERE tui_job_id = ?", (int(job),)).fetchone()
+    row = conn.execute(
+        f"SELECT job_uuid FROM {_LINKS} WHERE tui_job_id = ?", (int(job),)
+    ).fetchone()
     return row[0] if row else None
 
 

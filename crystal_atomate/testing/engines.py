@@ -82,7 +82,9 @@ def run_launchers(
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                raise TimeoutError(f"rlaunch did not finish within {timeout} s:\n{_logs(launch_dir)}") from None
+                raise TimeoutError(
+                    f"rlaunch did not finish within {timeout} s:\n{_logs(launch_dir)}"
+                ) from None
         if any(process.returncode for process in processes):
             codes = [process.returncode for process in processes]
             raise RuntimeError(f"rlaunch exited with {codes}:\n{_logs(launch_dir)}")
@@ -98,7 +100,11 @@ def _logs(launch_dir: Path) -> str:
 
 
 def wait_for_runner(
-    states: Callable[[], dict], wanted: Callable[[dict], bool], timeout: float, what: str, base_dir: Path
+    states: Callable[[], dict],
+    wanted: Callable[[dict], bool],
+    timeout: float,
+    what: str,
+    base_dir: Path,
 ) -> None:
     """Poll ``states()`` until ``wanted`` holds; after ``timeout`` seconds ``TimeoutError`` with the
     states and the tail of the runner log in ``base_dir``.
@@ -109,7 +115,9 @@ def wait_for_runner(
         if time.monotonic() > deadline:
             log = base_dir / "log" / "runner.log"
             tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}")
+            raise TimeoutError(
+                f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}"
+            )
         time.sleep(0.5)
         current = states()
 
@@ -130,7 +138,11 @@ class RemoteProject:
     def jf(self, *args: str, timeout: float = 60) -> str:
         """Run ``jf ARGS``; raise ``RuntimeError`` with its output if it fails."""
         result = subprocess.run(
-            ["jf", "-p", self.name, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            ["jf", "-p", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if result.returncode:
             raise RuntimeError(f"jf {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -172,7 +184,9 @@ class RemoteProject:
                 process.kill()
 
 
-def _init_project(root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float) -> Path:
+def _init_project(
+    root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float
+) -> Path:
     """The project file ``crystal-atomate remote init`` writes, written by the same library calls
     into the temporary projects folder.
     """

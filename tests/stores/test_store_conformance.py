@@ -136,7 +136,9 @@ def test_maggma_store_suite_passes_where_memorystore_does(maggma_tests, tmp_path
     counts = f"SQLiteStore {sum(sqlite.values())}/{len(sqlite)}, MemoryStore {sum(memory.values())}/{len(memory)}"
     print(counts)
     assert sum(sqlite.values()) >= 14, counts
-    assert {n for n, ok in sqlite.items() if not ok} <= {n for n, ok in memory.items() if not ok}, counts
+    assert {n for n, ok in sqlite.items() if not ok} <= {n for n, ok in memory.items() if not ok}, (
+        counts
+    )
 
 
 def _passed(maggma_sdist: Path, *plugin: str) -> int:
