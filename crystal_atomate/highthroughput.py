@@ -603,8 +603,8 @@ class AiidaEngine(LocalEngine):
 @dataclass
 class AiidaDaemonEngine:
     """AiiDA flow mode: each flow becomes a work chain on the daemon
-    (:func:`crystal_atomate.aiida.flow_mode.submit_flow`), its job folders under ``root_dir`` and its
-    task documents in ``store``; the call returns once the work chains are submitted.
+    (:func:`crystal_atomate.aiida.flow_mode.submit_flow`), its job folders under ``root_dir`` and
+    its task documents in ``store``; the call returns once the work chains are submitted.
     """
 
     store: JobStore

@@ -1,8 +1,8 @@
 """Run the CRYSTAL and properties executables in a directory that already holds their input files.
 
-CRYSTAL exits with status 0 even on fatal errors, and its parallel builds write the output to standard
-error, so this module only *runs* the program and records what happened; whether the calculation
-succeeded is decided by parsing the output (see :mod:`crystal_atomate.io.outputs`).
+CRYSTAL exits with status 0 even on fatal errors, and its parallel builds write the output to
+standard error, so this module only *runs* the program and records what happened; whether the
+calculation succeeded is decided by parsing the output (see :mod:`crystal_atomate.io.outputs`).
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def _check_executable(command: str, program: Program) -> None:
     if shutil.which(executable) is None:
         setting = "CRYSTAL_CMD" if program == "crystal" else "PROPERTIES_CMD"
         raise CrystalExecutableNotFound(
-            f"CRYSTAL executable {executable!r} not found (CRYSTAL_ATOMATE_{setting} names no program on PATH)",
+            f"CRYSTAL executable {executable!r} not found (CRYSTAL_ATOMATE_{setting} names no "
+            "program on PATH)",
             hint=f"set CRYSTAL_ATOMATE_{setting} (or {setting} in ~/.crystal_atomate.yaml) to your "
             f"{program} binary, or try 'crystal-atomate demo', which replays recorded runs",
         )
@@ -223,8 +224,8 @@ def run_local(
     """Run ``program`` in ``directory`` on its ``INPUT`` file; the output goes to ``OUTPUT``.
 
     Serial builds read the deck on standard input and write standard output; parallel builds
-    (``Pcrystal``, ``MPPcrystal``, ``Pproperties``) read ``INPUT`` and write standard error, so for them
-    both streams go to ``OUTPUT``. ``job_name`` is exported as ``CRYSTAL_ATOMATE_JOB_NAME`` for
+    (``Pcrystal``, ``MPPcrystal``, ``Pproperties``) read ``INPUT`` and write standard error, so for
+    them both streams go to ``OUTPUT``. ``job_name`` is exported as ``CRYSTAL_ATOMATE_JOB_NAME`` for
     wrappers (the replay executable uses it to pick the recorded run).
     """
     settings = settings or CrystalAtomateSettings()
@@ -246,7 +247,8 @@ def run_local(
     elapsed = time.perf_counter() - start
     if (workdir / OUTPUT_FILE).stat().st_size == 0:
         raise CrystalRunError(
-            f"{command!r} wrote no output in {workdir} (exit code {returncode}): {_stderr_tail(workdir)}"
+            f"{command!r} wrote no output in {workdir} (exit code {returncode}): "
+            f"{_stderr_tail(workdir)}"
         )
     return CrystalRunRecord(
         command=command,

@@ -98,7 +98,8 @@ def _optimade_reference_server() -> Iterator[OptimadeServer]:
 @pytest.fixture
 def optimade_server(_optimade_reference_server: OptimadeServer) -> Iterator[OptimadeServer]:
     """The ``optimade`` package's reference server (hematite, MgO, corundum) on loopback, shared by
-    the session; each test starts with no fault scripted and no request seen, and leaves no fault."""
+    the session; each test starts with no fault scripted and no request seen, and leaves no fault.
+    """
     _optimade_reference_server.fail(None)
     _optimade_reference_server.paths.clear()
     yield _optimade_reference_server

@@ -1,9 +1,9 @@
 """Remote AiiDA computers: a cluster reached over SSH with a batch scheduler, and CRYSTAL codes on it.
 
-``crystal-atomate aiida computer add`` and the cluster tests both call :func:`ensure_ssh_computer` and
-:func:`ensure_remote_code`, so the tests exercise what a user gets. A code's executable is checked
-over the computer's own transport: the CRYSTAL binary lives on the cluster, and whether it exists on
-the machine that runs AiiDA says nothing about it.
+``crystal-atomate aiida computer add`` and the cluster tests both call :func:`ensure_ssh_computer`
+and :func:`ensure_remote_code`, so the tests exercise what a user gets. A code's executable is
+checked over the computer's own transport: the CRYSTAL binary lives on the cluster, and whether it
+exists on the machine that runs AiiDA says nothing about it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ __all__ = ["ht_app"]
 console = Console()
 
 ht_app = typer.Typer(
-    help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
+    help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a "
+         "batch.",
     no_args_is_help=True,
 )
 
@@ -111,7 +112,8 @@ def _entries_table(batch: Any, states: dict[str, str]) -> Table:
 def submit(
     query: list[str] = typer.Option(
         None,
-        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
+        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, "
+             "band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
     ),
     ids: list[str] = typer.Option(
         None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."

@@ -173,7 +173,8 @@ def remote_worker_config(
     pre_run
         More shell lines before each job (e.g. activating the environment with crystal_atomate).
     resources
-        qtoolkit's SLURM resources that win over the cluster's (``nodes``, ``ntasks``, ``time`` ...).
+        qtoolkit's SLURM resources that win over the cluster's (``nodes``, ``ntasks``, ``time``
+        ...).
     max_jobs
         How many jobs may be in the queue at once (None: no bound).
 

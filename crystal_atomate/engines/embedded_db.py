@@ -513,8 +513,8 @@ class _Commands:
     def drop_indexes(self, db: Any, target: str, command: Document) -> Document:
         """Drop indexes one by one, ``"*"`` too: the bulk ``drop_indexes`` of litemongo's mongomock
         swaps the collection's stored index table for an in-memory dict, so every index made after
-        it (``jf admin reset`` and ``lpad reset`` drop, then rebuild) was lost, unique ones included,
-        when the server restarted.
+        it (``jf admin reset`` and ``lpad reset`` drop, then rebuild) was lost, unique ones
+        included, when the server restarted.
         """
         collection = db[target]
         index = command["index"]

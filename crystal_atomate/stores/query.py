@@ -12,12 +12,12 @@ UI shares. Three rules keep it safe and fast:
 * an operator we do not implement raises :class:`UnsupportedOperatorError` naming it, so a filter
   is never silently turned into "match nothing".
 
-Hostile or merely large filters never reach SQLite as something it would choke on: every
-problem is an :class:`InvalidQuery` naming what to change (nesting deeper than
-:data:`MAX_QUERY_DEPTH`, SQL too deeply nested for SQLite's parser, an invalid ``$regex``, a string that is not
-valid UTF-8, an integer outside 64 bits, a non-string key, a non-integer ``limit``). Large
-``$in`` lists of mixed types are bound as one JSON array read with ``json_each``, and long
-``$or``/``$and`` lists are joined as a balanced tree, so thousands of clauses work as on MongoDB.
+Hostile or merely large filters never reach SQLite as something it would choke on: every problem is
+an :class:`InvalidQuery` naming what to change (nesting deeper than :data:`MAX_QUERY_DEPTH`, SQL too
+deeply nested for SQLite's parser, an invalid ``$regex``, a string that is not valid UTF-8, an
+integer outside 64 bits, a non-string key, a non-integer ``limit``). Large ``$in`` lists of mixed
+types are bound as one JSON array read with ``json_each``, and long ``$or``/``$and`` lists are
+joined as a balanced tree, so thousands of clauses work as on MongoDB.
 
 Mongo's array semantics (a scalar criterion matches an array holding it, ``a.b`` reaches into an
 array of sub-documents) cost a scan, so they are only compiled for paths known to have held an
@@ -445,7 +445,8 @@ class Compiler:
         if containers:
             self._bind(_dumps(containers))
             terms.append(
-                f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))"
+                f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM "
+                "json_each(?)))"
             )
         singles = {t for t in encoded if t is None or isinstance(t, bool)}
         terms.extend(self._eq(val, typ, target) for target in sorted(singles, key=repr))
@@ -601,7 +602,8 @@ def _encode_tree(value: Any) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise InvalidQuery(
-                f"document keys must be strings, got {next(k for k in value if not isinstance(k, str))!r}"
+                "document keys must be strings, got "
+                f"{next(k for k in value if not isinstance(k, str))!r}"
             )
         return {k: _encode_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -66,7 +66,8 @@ class DatabaseLockedError(OperationFailed, RuntimeError):
         super().__init__(
             f"database is locked: {self.path}{held_by} kept its write lock for {waited:.1f} s; "
             f"not written: {what}",
-            hint="retry when the other program has finished writing, or raise CRYSTAL_ATOMATE_DB_LOCK_DEADLINE",
+            hint="retry when the other program has finished writing, or raise "
+                 "CRYSTAL_ATOMATE_DB_LOCK_DEADLINE",
         )
 
 

@@ -821,7 +821,8 @@ def create_json_index(
     digest = hashlib.sha1(repr((fields, unique)).encode()).hexdigest()[:12]
     name = f"ix_{table}_{'u' if unique else 'n'}{digest}"
     conn.execute(
-        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON {table}({', '.join(exprs)})"
+        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON "
+        f"{table}({', '.join(exprs)})"
     )
     return name
 

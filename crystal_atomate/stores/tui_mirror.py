@@ -1,9 +1,9 @@
 """Mirror jobflow job documents into the terminal UI's ``jobs`` and ``job_results`` tables.
 
-The ``on_update`` hook of :class:`~crystal_atomate.stores.jobstore.UIDocsStore`: it runs inside the transaction that
-writes the documents, so the UI never sees a job document without its row or the reverse. A job
-document is linked to its UI row through ``jobflow_job_links(job_uuid, tui_job_id)``; engines
-report intermediate states (QUEUED, RUNNING) through :func:`mark_job_state`.
+The ``on_update`` hook of :class:`~crystal_atomate.stores.jobstore.UIDocsStore`: it runs inside the
+transaction that writes the documents, so the UI never sees a job document without its row or the
+reverse. A job document is linked to its UI row through ``jobflow_job_links(job_uuid, tui_job_id)``;
+engines report intermediate states (QUEUED, RUNNING) through :func:`mark_job_state`.
 
 Every field of a task document the mirror reads is named in :data:`MIRROR_FIELDS`, the one place
 the Makers' task documents have to agree with.
@@ -215,7 +215,8 @@ def _upsert_row(
     values.setdefault("status", "PENDING")
     columns = ", ".join(values)
     cursor = conn.execute(
-        f"INSERT INTO jobs ({columns}, dft_code) VALUES ({', '.join('?' * len(values))}, 'crystal')",
+        f"INSERT INTO jobs ({columns}, dft_code) VALUES ({', '.join('?' * len(values))}, "
+        "'crystal')",
         tuple(values.values()),
     )
     _link(conn, uuid, cursor.lastrowid)
@@ -298,7 +299,8 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
         "cpu_time_seconds, wall_time_seconds) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(job_id) DO UPDATE SET key_results = excluded.key_results, "
         "convergence_status = excluded.convergence_status, scf_cycles = excluded.scf_cycles, "
-        "cpu_time_seconds = excluded.cpu_time_seconds, wall_time_seconds = excluded.wall_time_seconds",
+        "cpu_time_seconds = excluded.cpu_time_seconds, wall_time_seconds = "
+        "excluded.wall_time_seconds",
         (
             row_id,
             key_results,
@@ -342,8 +344,9 @@ def _record_remote_job(
     ).fetchone()
     if exists is None:
         conn.execute(
-            "INSERT INTO remote_jobs (job_id, cluster_id, remote_handle, working_directory, queue_name, "
-            "node_list, metadata, submission_time) VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
+            "INSERT INTO remote_jobs (job_id, cluster_id, remote_handle, working_directory, "
+            "queue_name, node_list, metadata, submission_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
             (
                 job_id, cluster_id, handle, scheduler.get("work_dir") or "", scheduler.get("queue"),
                 scheduler.get("nodes"), json.dumps({"scheduler": "slurm", "state": status}),

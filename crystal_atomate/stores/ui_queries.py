@@ -219,7 +219,8 @@ def job_detail(conn: sqlite3.Connection, job_id: int) -> JobDetail | None:
         return None
     uuid_column, join = _uuid_join(tables)
     row = conn.execute(
-        f"SELECT j.id, j.name, j.status, j.final_energy, {_column(conn, 'jobs', 'workflow_id', 'j')}, "
+        "SELECT j.id, j.name, j.status, j.final_energy, "
+        f"{_column(conn, 'jobs', 'workflow_id', 'j')}, "
         f"j.created_at, {uuid_column}, j.work_dir, j.input_file, j.started_at, j.completed_at, "
         f"j.key_results FROM jobs j {join} WHERE j.id = ?",
         (job_id,),

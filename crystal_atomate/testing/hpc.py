@@ -67,7 +67,8 @@ def loopback_cluster(env_file: str | Path | None = None) -> LoopbackCluster:
     Parameters
     ----------
     env_file
-        The file ``.ci/hpc.sh start`` wrote; default ``$CRYSTAL_ATOMATE_HPC_ENV`` or ``.ci/hpc.env``.
+        The file ``.ci/hpc.sh start`` wrote; default ``$CRYSTAL_ATOMATE_HPC_ENV`` or
+        ``.ci/hpc.env``.
 
     Returns
     -------

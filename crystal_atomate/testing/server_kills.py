@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                 stop_server(Path(folder) / "db")
         clean += result.clean
         print(
-            f"trial {trial + 1}: clean={result.clean} states={result.states} locked={result.locked} "
-            f"runs>1={sum(n > 1 for n in result.runs.values())} launchers={result.launcher_codes} "
+            f"trial {trial + 1}: clean={result.clean} states={result.states} "
+            f"locked={result.locked} runs>1={sum(n > 1 for n in result.runs.values())} "
+            f"launchers={result.launcher_codes} "
             f"completed at kill={result.completed_at_kill} {result.seconds:.1f} s",
             flush=True,
         )

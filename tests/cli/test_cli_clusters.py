@@ -79,7 +79,8 @@ def test_remote_worker_added_to_a_project(tmp_path: Path, monkeypatch: pytest.Mo
     assert (worker["type"], worker["scheduler_type"], worker["port"]) == ("remote", "slurm", 2222)
     assert worker["resources"] == {"partition": "debug"}
     assert worker["pre_run"] == (
-        "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm\nsource ~/venv/bin/activate"
+        "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm\nsource "
+        "~/venv/bin/activate"
     )
 
 
