@@ -538,7 +538,7 @@ class _Server:
 def serve_main(argv: list[str]) -> int:
     """``--serve SOCKET LOCK [--owner PIDFILE] [--idle SECONDS]``: run a server until it retires."""
     sock_path, lock_path, *rest = argv
-    options = dict(zip(rest[::2], rest[1::2]))
+    options = dict(zip(rest[::2], rest[1::2], strict=False))
     server = _Server(
         sock_path, lock_path, float(options.get("--idle", DEFAULT_IDLE)), options.get("--owner")
     )

@@ -405,7 +405,10 @@ class Compiler:
         lit = path_literal(head)
         elem_ctx = _Ctx(f"{alias}.value", ctx.prefix + head)
         if rest:
-            inner = f"CASE WHEN {alias}.type = 'object' THEN ({self._field(rest, elem_ctx, pred)}) ELSE 0 END"
+            inner = (
+                f"CASE WHEN {alias}.type = 'object' THEN ({self._field(rest, elem_ctx, pred)}) "
+                "ELSE 0 END"
+            )
         else:
             inner = pred(f"{alias}.value", f"{alias}.type")
         exists = (

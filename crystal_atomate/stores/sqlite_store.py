@@ -205,7 +205,7 @@ def _pick(source: Any, parts: list[str], target: dict) -> None:
         _pick(value, rest, target.setdefault(head, {}))
     elif isinstance(value, list):
         picked = target.setdefault(head, [{} if isinstance(v, dict) else None for v in value])
-        for item, out in zip(value, picked):
+        for item, out in zip(value, picked, strict=False):
             if isinstance(item, dict):
                 _pick(item, rest, out)
         target[head] = [p for p in picked if p is not None]
@@ -608,7 +608,7 @@ class SQLiteStore(Store):
     ) -> None:
         """Insert or replace each document; a replaced one keeps its ``_id``, as in MongoDB."""
         compiler_paths = self._compiler(conn).array_paths
-        for doc, stored in zip(docs, encoded):
+        for doc, stored in zip(docs, encoded, strict=True):
             compiler = Compiler(compiler_paths)
             where = compiler.where(_plain({k: get(doc, k) for k in keys}))
             row = conn.execute(

@@ -151,4 +151,4 @@ def load_cluster_file(path: str | Path) -> UICluster:
 
 def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:
     """Rows as dicts keyed by column name (``sqlite3.Row`` has no ``get``)."""
-    return {col[0]: value for col, value in zip(cursor.description, row)}
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
