@@ -82,7 +82,7 @@ class SchedulerJob(BaseModel):
 def scheduler_job(
     env: Mapping[str, str], work_dir: str | Path | None = None
 ) -> SchedulerJob | None:
-    """The SLURM job this process runs in, read from the variables SLURM sets in a job.
+    """Identify the SLURM job this process runs in, from the variables SLURM sets in a job.
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ class CrystalRunRecord(BaseModel):
 def crystal_command(
     program: Program, mpi_procs: int, settings: CrystalAtomateSettings | None = None
 ) -> tuple[str, bool]:
-    """The command line to run and whether it is a parallel build (reads INPUT, writes stderr)."""
+    """Return the command line and whether it is a parallel build (reads INPUT, writes stderr)."""
     settings = settings or CrystalAtomateSettings()
     if program == "crystal":
         serial, parallel = settings.CRYSTAL_CMD, settings.CRYSTAL_MPI_CMD
@@ -167,7 +167,7 @@ EXECUTOR_GROUP = "crystal_atomate.executors"
 
 @cache
 def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
-    """The executor registered as ``name`` in the ``crystal_atomate.executors`` entry-point group.
+    """Load the executor ``name`` of the ``crystal_atomate.executors`` entry-point group.
 
     Engines plug in here (``aiida`` runs the directory as an AiiDA CalcJob), so Makers select one by
     name in ``run_crystal_kwargs`` and never import an engine themselves.
@@ -182,8 +182,10 @@ def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
 def run_crystal(
     directory: str | Path = ".", *, executor: str = "local", **kwargs
 ) -> CrystalRunRecord:
-    """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
-    leaves the program's files in ``directory``, so parsing and restarts do not depend on it.
+    """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`).
+
+    Every executor leaves the program's files in ``directory``, so parsing and restarts do not
+    depend on it.
     """
     if executor == "local":
         record = run_local(directory, **kwargs)
@@ -265,7 +267,7 @@ def run_local(
 def _execute(
     command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None
 ) -> int:
-    """One run of the program in ``rundir``; its exit code (which CRYSTAL sets to 0 even on errors)."""
+    """Run the program once in ``rundir``; return its exit code (CRYSTAL sets 0 even on errors)."""
     with open(rundir / "INPUT", "rb") as stdin, open(rundir / OUTPUT_FILE, "wb") as out:
         stderr_target = subprocess.STDOUT if mpi else open(rundir / _STDERR_FILE, "wb")
         try:
@@ -287,8 +289,10 @@ def _execute(
 
 @contextmanager
 def _run_directory(workdir: Path, scratch_root: Path | None) -> Iterator[Path]:
-    """Run in place, or in a private folder under ``scratch_root`` whose files are copied back
-    even when the run is interrupted, so a killed job still leaves its output and optc files.
+    """Run in place, or in a private folder under ``scratch_root`` that is copied back.
+
+    The files are copied back even when the run is interrupted, so a killed job still leaves its
+    output and optc files.
     """
     if scratch_root is None:
         yield workdir

@@ -121,8 +121,9 @@ def validate_limit_skip(limit: Any, skip: Any) -> tuple[int, int]:
 
 
 def check_shape(criteria: Any) -> None:
-    """Refuse filters nested deeper than :data:`MAX_QUERY_DEPTH` documents and lists, or with a
-    key that is not a string, before anything recurses into them.
+    """Refuse filters nested too deeply or with a non-string key, before any recursion.
+
+    "Too deeply" is more than :data:`MAX_QUERY_DEPTH` documents and lists.
 
     Raises
     ------
@@ -200,7 +201,7 @@ def split_field(name: str) -> tuple[str, ...]:
 
 
 def path_literal(parts: Iterable[str], index_at: Iterable[int] = ()) -> str:
-    """A validated field as a SQL string literal holding the JSON path ``$."a"."b"``.
+    """Quote a validated field as a SQL string literal holding the JSON path ``$."a"."b"``.
 
     Parts were checked by :func:`split_field` (no double quote, backslash or control character),
     so inside the double-quoted JSON labels nothing can end the label; single quotes are doubled,
@@ -243,7 +244,7 @@ def _decode_tags(value: Any) -> Any:
 
 
 def decode_document(text: str) -> Any:
-    """A stored document's JSON text back to Python, tagged scalars decoded.
+    r"""Decode a stored document's JSON text back to Python, tagged scalars included.
 
     Parameters
     ----------
@@ -253,7 +254,7 @@ def decode_document(text: str) -> Any:
     Returns
     -------
     Any
-        The document; the tree is walked only when the text holds a tag (``\\u0001`` escaped).
+        The document; the tree is walked only when the text holds a tag (``\u0001`` escaped).
     """
     value = orjson.loads(text)
     return _decode_tags(value) if "\\u0001" in text else value
@@ -279,7 +280,7 @@ class Compiler:
     _aliases: Iterable[int] = field(default_factory=lambda: itertools.count())
 
     def where(self, criteria: Mapping[str, Any] | None) -> str:
-        """The SQL boolean expression for ``criteria`` (``1`` for an empty filter)."""
+        """Compile ``criteria`` to an SQL boolean expression (``1`` for an empty filter)."""
         if not criteria:
             return "1"
         if not isinstance(criteria, Mapping):
@@ -373,7 +374,7 @@ class Compiler:
     def _access(
         self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()
     ) -> tuple[str, str]:
-        """SQL for the value and JSON type at ``parts`` below ``ctx``."""
+        """Return SQL for the value and JSON type at ``parts`` below ``ctx``."""
         lit = path_literal(parts, index_at)
         return f"json_extract({ctx.base}, {lit})", f"json_type({ctx.base}, {lit})"
 
@@ -456,8 +457,10 @@ class Compiler:
         return _join(terms, "OR")
 
     def _member(self, val: str, values: list[Any]) -> str:
-        """``val IN (...)``: bound one by one for short lists (indexable), as one JSON array read
-        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length).
+        """Compile ``val IN (...)``: short lists bound one by one, long ones as a JSON array.
+
+        Short lists stay indexable; the JSON array is read once by an uncorrelated ``json_each``
+        subquery, so there is no limit on the length.
         """
         if len(values) <= _INLINE_IN:
             for value in values:
@@ -503,8 +506,9 @@ _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def _join(terms: list[str], op: str) -> str:
-    """``terms`` joined by AND/OR; long lists as a balanced tree, so SQLite's expression depth
-    grows with log(N), not N.
+    """Join ``terms`` by AND/OR; long lists as a balanced tree.
+
+    SQLite's expression depth so grows with log(N), not N.
     """
     if len(terms) == 1:
         return terms[0]
@@ -515,8 +519,9 @@ def _join(terms: list[str], op: str) -> str:
 
 
 def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """``$or`` of plain equalities on one field (``[{"n": 1}, {"n": 2}, ...]``) as one ``$in``,
-    as MongoDB's planner does: one membership test per row instead of N comparisons.
+    """Rewrite an ``$or`` of equalities on one field as one ``$in``, as MongoDB's planner does.
+
+    For example ``[{"n": 1}, {"n": 2}, ...]``: one membership test per row instead of N comparisons.
     """
     by_field: dict[str, list[Any]] = {}
     rest: list[Mapping[str, Any]] = []
@@ -536,8 +541,9 @@ def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 
 def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The clauses of ``$and``/``$or`` with same-operator nesting (``{"$and": [{"$and": [...]}]}``)
-    lifted into one list: same meaning, a shallower SQL expression.
+    """Lift the clauses of same-operator nested ``$and``/``$or`` into one list.
+
+    For example ``{"$and": [{"$and": [...]}]}``: same meaning, a shallower SQL expression.
     """
     if key == "$nor":
         return list(clauses)

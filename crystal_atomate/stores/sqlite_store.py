@@ -156,13 +156,13 @@ def _dumps(doc: Any) -> str:
 
 
 def _plain_filter(criteria: Any) -> Any:
-    """A caller's filter, its depth checked before anything recurses into it, ObjectIds as text."""
+    """Check a filter's depth before anything recurses into it; return it with ObjectIds as text."""
     check_shape(criteria)
     return _plain(criteria)
 
 
 def _plain(value: Any) -> Any:
-    """A filter or key value with every ``ObjectId`` as its hex string, as documents store it."""
+    """Replace each ``ObjectId`` in a filter or key value by its hex string, as stored."""
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, dict):
@@ -243,7 +243,7 @@ def values_at(doc: Any, parts: list[str]) -> Iterator[Any]:
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable, type-aware stand-in used to deduplicate and order mixed values."""
+    """Return a hashable, type-aware stand-in used to deduplicate and order mixed values."""
     if isinstance(value, (dict, list)):
         return (4, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     if value is None:
@@ -353,8 +353,9 @@ class SQLiteStore(Store):
         self._database = (os.getpid(), database)
 
     def close(self) -> None:
-        """Close the connection; the store stays usable (the next call reopens it), as maggma's
-        ``MemoryStore`` does after ``Builder.run()`` closed it.
+        """Close the connection; the store stays usable (the next call reopens it).
+
+        This is what maggma's ``MemoryStore`` does after ``Builder.run()`` closed it.
         """
         if self._database is not None:
             self.database.close()
@@ -368,7 +369,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def transaction(self, what: str | None = None) -> Iterator[sqlite3.Connection]:
-        """A write transaction on this store's file; one opened inside another joins it.
+        """Open a write transaction on this store's file; one opened inside another joins it.
 
         Parameters
         ----------
@@ -385,7 +386,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, held for reading (no other thread of this process uses it meanwhile).
+        """Hold the connection for reading (no other thread of this process uses it meanwhile).
 
         Yields
         ------
@@ -397,7 +398,7 @@ class SQLiteStore(Store):
             yield database.connection(self.timeout)
 
     def _compiler(self, conn: sqlite3.Connection) -> Compiler:
-        """A query compiler knowing every path that has held an array, in any process.
+        """Return a query compiler knowing every path that has held an array, in any process.
 
         ``PRAGMA data_version`` changes when another connection commits, which is when the
         list of array paths has to be re-read; a stale superset would only cost speed.
@@ -472,7 +473,7 @@ class SQLiteStore(Store):
         return datetime.min if value is None else self._lu_func[0](value)
 
     def count(self, criteria: dict | None = None) -> int:
-        """Number of documents matching ``criteria``.
+        """Count the documents matching ``criteria``.
 
         Parameters
         ----------
@@ -659,7 +660,7 @@ class SQLiteStore(Store):
     # -- indexes ----------------------------------------------------------------------------
 
     def ensure_index(self, key: str, unique: bool = False) -> bool:
-        """An expression index on ``json_extract(doc, <path of key>)``; False if impossible.
+        """Create an expression index on ``json_extract(doc, <path of key>)``; False if impossible.
 
         Only plain dotted names (letters, digits, ``_``, ``@``, ``-``) are indexed: an index
         changes the schema other programs read too, so odd names are refused rather than quoted.
@@ -686,7 +687,7 @@ class SQLiteStore(Store):
         return True
 
     def create_index(self, fields: list[tuple[str, int]], unique: bool = False) -> str:
-        """An expression index over ``fields`` (dotted name, 1 or -1 for the direction).
+        """Create an expression index over ``fields`` (dotted name, 1 or -1 for the direction).
 
         Parameters
         ----------
@@ -734,7 +735,7 @@ class SQLiteStore(Store):
     # -- identity ---------------------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
-        """Same file, collection and ``last_updated_field``."""
+        """Compare stores: equal when file, collection and ``last_updated_field`` are the same."""
         if not isinstance(other, SQLiteStore):
             return False
         return (
@@ -749,7 +750,7 @@ class SQLiteStore(Store):
 
 
 def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
-    """(the document as the validator and hooks see it, its encoded form to store)."""
+    """Return (the document as the validator and hooks see it, its encoded form to store)."""
     try:
         return raw, _encode_doc(raw, "", arrays)
     except _Foreign:
@@ -758,7 +759,7 @@ def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
 
 
 def _describe(name: str, docs: list[dict], keys: list[str]) -> str:
-    """What an update writes, for the lock error: the collection and the first documents' keys."""
+    """Describe what an update writes, for the lock error: the collection and the first keys."""
     shown = ", ".join(
         "/".join(f"{k}={get(d, k)}" for k in keys) for d in docs[:3]
     )

@@ -90,7 +90,7 @@ def _number(value: Any) -> float | None:
 
 
 def ui_time(value: Any) -> str | None:
-    """A time in the UI's format: UTC ``YYYY-MM-DD HH:MM:SS``, as SQLite's ``CURRENT_TIMESTAMP``.
+    """Format a time as the UI does: UTC ``YYYY-MM-DD HH:MM:SS``, as SQLite's ``CURRENT_TIMESTAMP``.
 
     jobflow writes ``completed_at`` as local time without a zone (``datetime.now()``), our task
     documents as UTC with one; a time without a zone is read as this machine's local time, so
@@ -142,7 +142,7 @@ def _energy_hartree(doc: Mapping[str, Any]) -> float | None:
 
 
 def _convergence(doc: Mapping[str, Any]) -> str | None:
-    """The UI runner's convergence words: CONVERGED or NOT_CONVERGED (None when unknown)."""
+    """Return the UI runner's convergence words: CONVERGED or NOT_CONVERGED (None when unknown)."""
     converged = _first(doc, MIRROR_FIELDS.converged)
     if converged is None:
         return None
@@ -166,7 +166,7 @@ def _linked_row(conn: sqlite3.Connection, uuid: str) -> int | None:
 def _row_for(
     conn: sqlite3.Connection, uuid: str, doc: Mapping[str, Any] | None = None
 ) -> int | None:
-    """The UI row of a job: its link, else the row an imported document names, else none."""
+    """Find the UI row of a job: its link, else the row an imported document names, else none."""
     linked = _linked_row(conn, uuid)
     if linked is not None or doc is None:
         return linked
@@ -190,8 +190,10 @@ def _link(conn: sqlite3.Connection, uuid: str, job_id: int) -> None:
 def _free_work_dir(
     conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str
 ) -> str:
-    """``work_dir`` is UNIQUE NOT NULL in the UI: use the run directory unless another row owns
-    it (two jobs run in one directory), else keep the row's own, else a ``jobflow://`` name.
+    """Choose the ``work_dir`` of a row, which is UNIQUE NOT NULL in the UI.
+
+    Use the run directory unless another row owns it (two jobs run in one directory), else keep the
+    row's own, else a ``jobflow://`` name.
     """
     if wanted:
         owner = conn.execute("SELECT id FROM jobs WHERE work_dir = ?", (wanted,)).fetchone()
@@ -317,7 +319,7 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
 def _record_remote_job(
     conn: sqlite3.Connection, job_id: int, scheduler: Mapping[str, Any] | None, status: str
 ) -> None:
-    """The ``remote_jobs`` row of a job that ran in a batch job on a cluster the UI knows.
+    """Record the ``remote_jobs`` row of a job that ran in a batch job on a cluster the UI knows.
 
     Only a cluster the UI defined (its ``clusters`` row, looked up by name) gets a row, as the
     UI's own runners write them: the job row points at the cluster and says it ran under SLURM,

@@ -250,8 +250,9 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _run(script: str) -> Callable[[sqlite3.Connection], None]:
-    """A step whose ``ADD COLUMN`` statements are skipped when the column is already there
-    (the UI tolerates partially applied steps the same way, via 'duplicate column name').
+    """Make a step whose ``ADD COLUMN`` statements are skipped when the column is already there.
+
+    The UI tolerates partially applied steps the same way, via 'duplicate column name'.
     """
 
     def step(conn: sqlite3.Connection) -> None:
@@ -343,7 +344,7 @@ def ensure_ui_schema(conn: sqlite3.Connection) -> int:
 
 
 def render_schema_sql(collections: tuple[tuple[str, str], ...] = DEFAULT_COLLECTIONS) -> str:
-    """The full schema of a new shared file (UI v9 plus our tables), as ``stores/schema.sql``."""
+    """Render the schema of a new shared file (UI v9 plus our tables), as ``stores/schema.sql``."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     ensure_ui_schema(conn)
     with write_transaction(conn):

@@ -56,7 +56,7 @@ class UICluster:
 
 
 def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
-    """The UI's cluster ``name``.
+    """Read the UI's cluster ``name``.
 
     Parameters
     ----------
@@ -105,7 +105,7 @@ def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
 
 
 def load_cluster_file(path: str | Path) -> UICluster:
-    """A cluster described in a YAML file with the UI's fields (``stores/clusters/*.yaml``).
+    """Load a cluster described in a YAML file with the UI's fields (``stores/clusters/*.yaml``).
 
     Parameters
     ----------

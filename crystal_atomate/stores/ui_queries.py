@@ -1,4 +1,4 @@
-"""Read-only queries over the shared database, for ``crystal-atomate jobs``/``show`` and the job browser.
+"""Read-only queries of the shared database: ``crystal-atomate jobs``/``show``, the job browser.
 
 Both look at the same rows the terminal UI lists, so the SQL lives here once. Everything works on
 a file the original UI created and crystal_atomate never opened: our tables (``jobflow_*``) may be
@@ -50,7 +50,7 @@ _DOCS = "jobflow_docs_outputs"
 
 @dataclass(frozen=True)
 class JobRow:
-    """One line of the job list: a row of the UI's ``jobs`` table, and its jobflow uuid if linked."""
+    """A row of the UI's ``jobs`` table and its jobflow uuid if linked (a line of the job list)."""
 
     id: int
     name: str
@@ -63,8 +63,10 @@ class JobRow:
 
 @dataclass(frozen=True)
 class JobDetail:
-    """Everything the database knows about one job: its UI row, ``job_results``, and every run's
-    jobflow task document (several when an error handler restarted the job).
+    """Everything the database knows about one job.
+
+    Its UI row, ``job_results``, and every run's jobflow task document (several when an error
+    handler restarted the job).
     """
 
     row: JobRow
@@ -81,7 +83,7 @@ class JobDetail:
 
 
 def open_readonly(db_file: str | Path, timeout: float = 2.0) -> sqlite3.Connection:
-    """A read-only connection; raises ``sqlite3.OperationalError`` if the file does not exist.
+    """Open a read-only connection; ``sqlite3.OperationalError`` if the file does not exist.
 
     Read-only, so looking at the database can neither block an engine's write nor create a file
     at a mistyped path; autocommit, so no read transaction stays open between queries.
@@ -103,7 +105,7 @@ def _column(conn: sqlite3.Connection, table: str, column: str, alias: str) -> st
 
 
 def _uuid_join(tables: set[str]) -> tuple[str, str]:
-    """The uuid column and the join to our link table, which a UI-only file does not have."""
+    """Return the uuid column and the join to our link table, which a UI-only file does not have."""
     if _LINKS in tables:
         return "l.job_uuid", f"LEFT JOIN {_LINKS} l ON l.tui_job_id = j.id"
     return "NULL", ""
@@ -119,8 +121,9 @@ def list_jobs(
     descending: bool = True,
     limit: int | None = None,
 ) -> list[JobRow]:
-    """Rows of the UI's ``jobs`` table, filtered by status and name text, sorted by a column
-    (jobs without a value for it last), newest first by default as the UI lists them.
+    """List rows of the UI's ``jobs`` table, filtered by status and name text, sorted by a column.
+
+    Jobs without a value for the column come last; newest first by default, as the UI lists them.
 
     The rows with a value and those without are two queries rather than one ``ORDER BY column
     IS NULL, ...``: that expression matches no index, so SQLite sorted every row of the table to
@@ -193,7 +196,7 @@ def has_document(conn: sqlite3.Connection, field: str, value: Any | None = None)
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
-    """``key_results`` as a dict; the UI writes JSON, but a hand-edited row must not crash a viewer."""
+    """Parse ``key_results`` as a dict; the UI writes JSON, but a hand-edited row must not crash."""
     try:
         value = json.loads(text) if text else {}
     except json.JSONDecodeError:
@@ -213,7 +216,7 @@ def _job_results(conn: sqlite3.Connection, tables: set[str], job_id: int) -> tup
 
 
 def job_detail(conn: sqlite3.Connection, job_id: int) -> JobDetail | None:
-    """One job's row, its ``job_results`` line and its task documents; None if there is no such job."""
+    """Return one job's row, ``job_results`` line and task documents; None if there is none."""
     tables = _tables(conn)
     if "jobs" not in tables:
         return None
@@ -245,7 +248,7 @@ def job_detail(conn: sqlite3.Connection, job_id: int) -> JobDetail | None:
 
 
 def resolve_job_uuid(conn: sqlite3.Connection, job: str) -> str | None:
-    """A jobflow uuid from what a user types: a UI job number is looked up, anything else is a uuid."""
+    """Resolve a job as typed: a UI job number is looked up, anything else is taken as a uuid."""
     if not job.isdigit():
         return job
     if _LINKS not in _tables(conn):
@@ -257,7 +260,7 @@ def resolve_job_uuid(conn: sqlite3.Connection, job: str) -> str | None:
 
 
 def change_token(conn: sqlite3.Connection) -> tuple[Any, ...]:
-    """A cheap fingerprint of the job list, compared between polls to skip needless reloads.
+    """Return a cheap fingerprint of the job list, compared between polls to skip reloads.
 
     ``PRAGMA data_version`` changes whenever another connection commits; the row count and
     ``MAX(id)`` catch a file replaced under us (a new connection restarts ``data_version``).
@@ -269,7 +272,7 @@ def change_token(conn: sqlite3.Connection) -> tuple[Any, ...]:
 
 
 def age(created: str | None, now: datetime | None = None) -> str:
-    """How long ago a UI timestamp (UTC, SQLite's ``CURRENT_TIMESTAMP`` format) was: ``3m``, ``2d``."""
+    """Say how long ago a UI timestamp (UTC, SQLite's ``CURRENT_TIMESTAMP``) was: ``3m``, ``2d``."""
     if not created:
         return "-"
     moment = datetime.fromisoformat(created.replace(" ", "T"))
