@@ -34,7 +34,7 @@ _QADAPTER_KEYS: dict[str, str] = {"partition": "queue", "time": "walltime"}
 
 
 def environment_command(name: str) -> str:
-    """The absolute path of console script ``name`` in this Python environment.
+    """Return the absolute path of console script ``name`` in this Python environment.
 
     Parameters
     ----------
@@ -162,7 +162,7 @@ def remote_worker_config(
     resources: Mapping[str, Any] | None = None,
     max_jobs: int | None = None,
 ) -> dict[str, Any]:
-    """A jobflow-remote ``remote`` worker that submits to the cluster's SLURM over SSH.
+    """Configure a jobflow-remote ``remote`` worker that submits to the cluster's SLURM over SSH.
 
     Parameters
     ----------
@@ -203,7 +203,7 @@ def remote_worker_config(
 
 
 def _cluster_export(cluster: UICluster) -> str:
-    """The shell line that names the cluster to the job, for its ``remote_jobs`` row in the UI."""
+    """Return the shell line naming the cluster to the job, for its UI ``remote_jobs`` row."""
     return f"export {CLUSTER_ENV}={shlex.quote(cluster.name)}"
 
 

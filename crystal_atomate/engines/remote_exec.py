@@ -87,13 +87,16 @@ _ATTEMPTS = 3
 
 
 def exec_dir() -> str:
-    """The servers' folder: ``CRYSTAL_ATOMATE_EXEC_DIR``, else ``$TMPDIR/crystal_atomate-exec-UID``."""
+    """Return the servers' folder: ``CRYSTAL_ATOMATE_EXEC_DIR``, else a per-user one in ``$TMPDIR``.
+
+    The per-user folder is ``$TMPDIR/crystal_atomate-exec-UID``.
+    """
     default = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"crystal_atomate-exec-{os.getuid()}")
     return os.environ.get(EXEC_DIR_ENV, default)
 
 
 def server_key(environ: dict[str, str], options: list[str], python: str = sys.executable) -> str:
-    """The server a client with this environment and these options uses (a short hex digest)."""
+    """Name the server a client with this environment and options uses (a short hex digest)."""
     stable = sorted((k, v) for k, v in environ.items() if k not in VOLATILE_ENV)
     text = json.dumps([python, options, stable])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -110,7 +113,7 @@ def execution_command(
     idle: float | None = None,
     python: str = sys.executable,
 ) -> str:
-    """The ``execution_cmd`` of a jobflow-remote worker that uses the warm executor.
+    """Return the ``execution_cmd`` of a jobflow-remote worker that uses the warm executor.
 
     ``owner``: a pid file (the runner daemon's) whose process must be alive for an idle server to
     stay; ``idle``: seconds before an idle server retires (default :data:`DEFAULT_IDLE`). The
@@ -181,7 +184,7 @@ def _start_server(key: str, options: list[str]) -> socket.socket | None:
 
 
 def _send_job(sock: socket.socket, run_dir: str) -> None:
-    """The job request: its run dir, cwd, umask and environment, with fds 0, 1 and 2 attached."""
+    """Send the job request: run dir, cwd, umask and environment, with fds 0, 1 and 2 attached."""
     umask = os.umask(0o022)
     os.umask(umask)
     request = {"run_dir": run_dir, "cwd": os.getcwd(), "umask": umask, "env": dict(os.environ)}
@@ -191,8 +194,10 @@ def _send_job(sock: socket.socket, run_dir: str) -> None:
 
 
 def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
-    """The next status message; None if the server hung up. Gives up (exit 1, which closes the
-    connection and so kills the job) if the shell that started this client is killed.
+    """Receive the next status message; None if the server hung up.
+
+    Gives up (exit 1, which closes the connection and so kills the job) if the shell that started
+    this client is killed.
     """
     data = b""
     while len(data) < _STATUS.size:
@@ -211,8 +216,9 @@ def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
 
 
 def _run_on(sock: socket.socket, run_dir: str) -> int | None:
-    """Run the job on the server behind ``sock``; its exit status, or None if the server did not
-    take the job (retiring or gone before it started: safe to ask again).
+    """Run the job on the server behind ``sock``; return its exit status.
+
+    None if the server did not take the job (retiring or gone before it started: safe to ask again).
     """
     shell = os.getppid()
     with sock:
@@ -241,7 +247,7 @@ def _fallback(run_dir: str, why: str) -> None:
 
 
 def client_main(argv: list[str]) -> int:
-    """``remote_exec.py [--owner PIDFILE] [--idle SECONDS] RUN_DIR``: run one job on a warm server."""
+    """``remote_exec.py [--owner PIDFILE] [--idle SECONDS] RUN_DIR``: run one job on a warm server."""  # noqa: E501 - the usage message
     *options, run_dir = argv or ["--help"]
     if run_dir.startswith("-") or len(options) % 2:
         print(client_main.__doc__, file=sys.stderr)
@@ -445,8 +451,9 @@ class _Server:
             self.retire(f"owner {self.owner} gone")
 
     def retire(self, why: str) -> None:
-        """Stop taking jobs and give up the socket path at once (a new server may take it while
-        this one finishes its running jobs).
+        """Stop taking jobs and give up the socket path at once.
+
+        A new server may take the path while this one finishes its running jobs.
         """
         if self.retiring or self.listener is None:
             return
@@ -554,8 +561,10 @@ def serve_main(argv: list[str]) -> int:
 
 
 def lock_holder(lock_path: str) -> int | None:
-    """The pid written in ``lock_path`` by the process holding its lock; None when the file is
-    missing or its lock is free (taken here for an instant, and let go as the file closes).
+    """Return the pid written in ``lock_path`` by the process holding its lock.
+
+    None when the file is missing or its lock is free (taken here for an instant, and let go as the
+    file closes).
     """
     import fcntl
 
@@ -572,7 +581,10 @@ def lock_holder(lock_path: str) -> int | None:
 
 
 def running_servers(directory: str | None = None) -> dict[str, int]:
-    """The pid of every server holding its lock in ``directory`` (default :func:`exec_dir`), by key."""
+    """Return the pid of every server holding its lock in ``directory``, by key.
+
+    ``directory`` defaults to :func:`exec_dir`.
+    """
     import glob
 
     servers = {}
