@@ -25,11 +25,11 @@ UI_DB = typer.Option(Path(".crystal_tui.db"), "--db", help="The UI's database, f
 
 @cluster_app.callback()
 def cluster() -> None:
-    """A cluster (SSH + SLURM) for FireWorks and jobflow-remote (a group of subcommands)."""
+    """Set up a cluster (SSH + SLURM) for FireWorks and jobflow-remote (a group of subcommands)."""
 
 
 def _cluster(cluster_file: Path | None, from_ui: str | None, db: Path):  # noqa: ANN202 - UICluster, imported lazily
-    """The cluster named by exactly one of ``--cluster-file`` and ``--from-ui``."""
+    """Load the cluster named by exactly one of ``--cluster-file`` and ``--from-ui``."""
     from crystal_atomate.stores.ui_clusters import load_cluster_file, read_ui_cluster
 
     if (cluster_file is None) == (from_ui is None):

@@ -1,5 +1,6 @@
-"""``crystal-atomate fw ...`` and ``crystal-atomate remote ...``: the same flows on FireWorks and
-jobflow-remote, one flow per structure, with the UI's job list kept up to date.
+"""``crystal-atomate fw ...`` and ``crystal-atomate remote ...``: FireWorks and jobflow-remote.
+
+Both run the same flows, one flow per structure, with the UI's job list kept up to date.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def structure_sources(paths: list[Path]) -> list[str]:
 
 
 def _flows(flow: str, paths: list[Path], **settings: Any) -> Iterator[Any]:
-    """One flow per structure, built as each is needed, behind a progress bar; the flow name,
-    functional and structure paths are checked now, before anything is added.
+    """Build one flow per structure, as each is needed, behind a progress bar.
+
+    The flow name, functional and structure paths are checked now, before anything is added.
     """
     check_flow_settings(flow, functional=settings.get("functional"))
     sources = structure_sources(paths)

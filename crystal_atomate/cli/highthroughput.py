@@ -33,8 +33,9 @@ def _store(db: Path | None) -> Any:
 
 
 def _query(criteria: list[str]) -> Any:
-    """``["formula=MgO", "max_sites=4"]`` -> ``MPQuery``; pydantic turns the text into numbers and
-    booleans and refuses unknown keys.
+    """Parse ``["formula=MgO", "max_sites=4"]`` into an ``MPQuery``.
+
+    pydantic turns the text into numbers and booleans and refuses unknown keys.
     """
     from pydantic import ValidationError
 
@@ -70,7 +71,7 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
 
 
 def _skipped(path: Path, error: Exception) -> None:
-    """A structure file that cannot be read: said on stderr, and the batch goes on without it."""
+    """Warn on stderr of a structure file that cannot be read; the batch goes on without it."""
     typer.echo(f"warning: skipped {path}: {error}", err=True)
 
 

@@ -17,7 +17,7 @@ def tui(
         2.0, min=0.1, help="Seconds between checks of the file for changes."
     ),
 ) -> None:
-    """A terminal job browser: the job list, a job's detail, live refresh (read-only)."""
+    """Browse the jobs in a terminal: the job list, a job's detail, live refresh (read-only)."""
     from crystal_atomate.tui.app import JobBrowser
 
     JobBrowser(database(db), poll_seconds=interval).run()

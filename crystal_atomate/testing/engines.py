@@ -49,8 +49,9 @@ REMOTE_PROJECT = "crystal_atomate_test"
 
 @contextmanager
 def fresh_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
-    """An empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first); its
-    server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
+    """Open an empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first).
+
+    Its server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
     (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath).
     """
     launchpad = open_launchpad(db_dir=db_dir)
@@ -106,8 +107,10 @@ def wait_for_runner(
     what: str,
     base_dir: Path,
 ) -> None:
-    """Poll ``states()`` until ``wanted`` holds; after ``timeout`` seconds ``TimeoutError`` with the
-    states and the tail of the runner log in ``base_dir``.
+    """Poll ``states()`` until ``wanted`` holds.
+
+    After ``timeout`` seconds raise ``TimeoutError`` with the states and the tail of the runner log
+    in ``base_dir``.
     """
     deadline = time.monotonic() + timeout
     current = states()
@@ -149,7 +152,7 @@ class RemoteProject:
         return result.stdout
 
     def states(self) -> dict[tuple[str, int], str]:
-        """The queue's state of every job, by job name and index."""
+        """Return the queue's state of every job, by job name and index."""
         jobs = EmbeddedMongoStore(self.db_dir, collection_name="jobs")
         jobs.connect()
         try:
@@ -163,7 +166,7 @@ class RemoteProject:
         wait_for_runner(self.states, wanted, timeout, what, self.base_dir)
 
     def ui_rows(self) -> dict[str, tuple]:
-        """The UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""
+        """Return the UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""
         with sqlite3.connect(self.store.db_file) as conn:
             rows = conn.execute("SELECT name, status, final_energy, workflow_id FROM jobs")
             return {name: tuple(rest) for name, *rest in rows.fetchall()}
@@ -187,8 +190,9 @@ class RemoteProject:
 def _init_project(
     root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float
 ) -> Path:
-    """The project file ``crystal-atomate remote init`` writes, written by the same library calls
-    into the temporary projects folder.
+    """Write the project file ``crystal-atomate remote init`` writes, by the same library calls.
+
+    It goes into the temporary projects folder.
     """
     from crystal_atomate.engines.remote import project_config, runner_delays, write_project
 
@@ -212,9 +216,11 @@ def remote_project(
     name: str = REMOTE_PROJECT,
     runner_delay: float = 1,
 ) -> Iterator[RemoteProject]:
-    """A project in ``root`` replaying ``plan`` (exported by its ``crystal`` exec config), the queue
-    reset and ``flows`` submitted, the runner not started yet (a test may want to see the QUEUED
-    rows first). On exit the runner is shut down and the embedded database server stopped.
+    """Set up a project in ``root`` replaying ``plan``, the queue reset and ``flows`` submitted.
+
+    The plan is exported by the project's ``crystal`` exec config. The runner is not started yet (a
+    test may want to see the QUEUED rows first). On exit the runner is shut down and the embedded
+    database server stopped.
 
     ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second.
     """

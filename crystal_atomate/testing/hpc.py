@@ -62,7 +62,7 @@ class LoopbackCluster:
 
 
 def loopback_cluster(env_file: str | Path | None = None) -> LoopbackCluster:
-    """The running loopback cluster.
+    """Return the running loopback cluster.
 
     Parameters
     ----------
@@ -122,7 +122,7 @@ def relax_static_flow() -> Flow:
 
 
 def ui_cluster(cluster: LoopbackCluster) -> UICluster:
-    """The shipped example ``stores/clusters/loopback-slurm.yaml``, the tests' cluster description.
+    """Load the shipped ``stores/clusters/loopback-slurm.yaml``, the tests' cluster description.
 
     The example holds the values ``.ci/hpc.sh`` uses by default; a cluster started elsewhere
     (``CRYSTAL_ATOMATE_HPC_DIR``, ``..._SSH_PORT``) replaces the login with its own.

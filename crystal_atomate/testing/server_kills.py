@@ -82,7 +82,7 @@ class KillTrial:
 
 
 def _workflow(runs_log: Path, width: int, sleep: float) -> Workflow:
-    """A root, ``width`` parallel Fireworks and a last one: every completion takes the workflow lock."""
+    """Build a root, ``width`` parallel Fireworks and a last one; each completion takes the lock."""
 
     def firework(name: str) -> Firework:
         return Firework(
@@ -195,8 +195,9 @@ def kill_trial(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m crystal_atomate.testing.server_kills --trials N``: print one line per trial and
-    the count of clean ones; exit 1 unless every trial was clean.
+    """``python -m crystal_atomate.testing.server_kills --trials N``: print one line per trial.
+
+    Then print the count of clean ones; exit 1 unless every trial was clean.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)

@@ -259,7 +259,7 @@ def test_example_launchpad_files_load() -> None:
 
 
 def _op_msg(db_dir: Path, command: dict) -> dict:
-    """Send one OP_MSG command on a new connection, as a client retrying after a lost reply would."""
+    """Send one OP_MSG command on a new connection, as a client retrying after a lost reply."""
     payload = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(command)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(socket_path(db_dir)))
@@ -271,7 +271,7 @@ def _op_msg(db_dir: Path, command: dict) -> dict:
 
 
 def test_a_retried_write_is_applied_once_also_across_a_server_restart(db_dir: Path) -> None:
-    """The same (lsid, txnNumber) sent again, as pymongo does when a reply was lost to a server kill,
+    """The same (lsid, txnNumber) sent again, as pymongo does when a server kill lost the reply,
     gets the first reply and changes nothing; a new txnNumber is applied; an older one is refused.
     """
     ensure_server(db_dir)
