@@ -1,4 +1,4 @@
-"""High-throughput CRYSTAL: one flow per structure, from a Materials Project query, ids or CIF files.
+"""High-throughput CRYSTAL: one flow per structure, from a Materials Project query, ids or CIFs.
 
 The builder is engine-side: Makers never know about engines. It makes one flow per structure with
 the chosen flow name or Maker, tags every task document (``metadata``: the Materials Project
@@ -75,7 +75,7 @@ _NOT_SETTINGS = frozenset(
 
 
 def origin_metadata(origin: StructureOrigin) -> dict[str, Any]:
-    """The task-document ``metadata`` of a Materials Project structure, queryable by id and release."""
+    """Return the task-document ``metadata`` of a Materials Project structure: id and release."""
     return {
         "material_id": origin.material_id,
         "mp_db_version": origin.db_version,
@@ -94,7 +94,7 @@ class Candidate:
 
     @classmethod
     def from_mp(cls, record: MPStructure) -> Candidate:
-        """A Materials Project record, keeping its origin for the task documents."""
+        """Make a candidate of a Materials Project record, its origin kept for task documents."""
         return cls(label=record.material_id, structure=record.structure, origin=record.origin)
 
     @property
@@ -103,7 +103,7 @@ class Candidate:
         return self.structure.composition.reduced_formula
 
     def provenance(self) -> dict[str, Any]:
-        """What the task documents should say about the structure's origin."""
+        """Say what the task documents should record about the structure's origin."""
         if self.origin is not None:
             return origin_metadata(self.origin)
         return {"source_file": self.source_file} if self.source_file else {}
@@ -145,7 +145,7 @@ def candidates_from_ids(
 
 
 def read_structure(path: Path) -> Structure:
-    """The structure in a CIF, POSCAR or pymatgen JSON file.
+    """Read the structure in a CIF, POSCAR or pymatgen JSON file.
 
     Raises
     ------
@@ -202,12 +202,14 @@ def candidates_from_files(
                 raise
             on_unreadable(file, exc)
             continue
-        candidates.append(Candidate(label=file.stem, structure=structure, source_file=str(file.resolve())))
+        candidates.append(
+            Candidate(label=file.stem, structure=structure, source_file=str(file.resolve()))
+        )
     return candidates
 
 
 def default_matcher() -> StructureMatcher:
-    """Same structure up to cell choice, origin and site order, but not up to a strain.
+    """Match the same structure up to cell choice, origin and site order, but not up to a strain.
 
     ``scale=False`` and tolerances of a few thousandths: MgO at 4.217 and at 4.25 Angstrom are two
     calculations, while a CIF written from a Materials Project structure is the same one.
@@ -225,7 +227,7 @@ def _without_versions(value: Any) -> Any:
 
 
 def _job_settings(job: Job) -> Any:
-    """A job's Maker without labels and run options; a plain function job by its name."""
+    """Return a job's Maker without labels and run options; a plain function job by its name."""
     maker = job.maker
     if maker is None:
         return f"{job.function.__module__}.{job.function.__qualname__}"
@@ -241,8 +243,10 @@ def settings_fingerprint(flow: Flow) -> str:
 
 
 def _output_uuids(flow: Flow) -> list[str]:
-    """The jobs whose stored, successful outputs mean the flow is finished: those of its output,
-    else all of its jobs."""
+    """Return the jobs whose stored, successful outputs mean the flow is finished.
+
+    Those are the jobs of its output, else all of its jobs.
+    """
     uuids = {ref.uuid for ref in find_and_get_references(flow.output)}
     return sorted(uuids or {job.uuid for job, _ in flow.iterflow()})
 
@@ -250,7 +254,9 @@ def _output_uuids(flow: Flow) -> list[str]:
 def _finished_uuids(store: JobStore, uuids: set[str]) -> set[str]:
     """Jobs whose latest run is stored and, when it is a task document, successful."""
     latest: dict[str, tuple[int, Any]] = {}
-    docs = store.query({"uuid": {"$in": sorted(uuids)}}, properties=["uuid", "index", "output.state"])
+    docs = store.query(
+        {"uuid": {"$in": sorted(uuids)}}, properties=["uuid", "index", "output.state"]
+    )
     for doc in docs:
         if doc["uuid"] not in latest or doc["index"] > latest[doc["uuid"]][0]:
             latest[doc["uuid"]] = (doc["index"], doc.get("output"))
@@ -262,7 +268,7 @@ def _finished_uuids(store: JobStore, uuids: set[str]) -> set[str]:
 
 
 def completed_structures(store: JobStore, settings_hash: str) -> list[Structure]:
-    """The structures whose flows with these settings finished successfully in ``store``."""
+    """Return the structures whose flows with these settings finished successfully in ``store``."""
     store.connect()
     flows: dict[tuple[str, ...], dict[str, Any]] = {}
     docs = store.query(
@@ -288,8 +294,11 @@ def new_batch_id(flow_name: str) -> str:
 
 @dataclass
 class BatchEntry:
-    """One candidate and what the builder decided: a new flow, already done, a duplicate of an
-    earlier candidate of the same batch, or rejected (the reason says why)."""
+    """One candidate and what the builder decided.
+
+    A new flow, already done, a duplicate of an earlier candidate of the same batch, or rejected
+    (the reason says why).
+    """
 
     candidate: Candidate
     status: EntryStatus
@@ -348,7 +357,9 @@ class HighThroughputBuilder:
         """Decide each candidate; with a ``store``, what it already holds is marked done."""
         if isinstance(self.flow, str):
             settings = self.flow_settings
-            check_flow_settings(self.flow, functional=settings.get("functional"), settings=settings.get("settings"))
+            check_flow_settings(
+                self.flow, functional=settings.get("functional"), settings=settings.get("settings")
+            )
         batch_id = self.batch_id or new_batch_id(self.flow_name)
         done: dict[str, list[Structure]] = {}
         accepted: dict[str, list[Structure]] = {}
@@ -363,13 +374,19 @@ class HighThroughputBuilder:
             if store is not None and settings_hash not in done:
                 done[settings_hash] = completed_structures(store, settings_hash)
             if self._matches(candidate.structure, done.get(settings_hash, [])):
-                entries.append(BatchEntry(candidate, "done", reason="same structure and settings stored"))
+                entries.append(
+                    BatchEntry(candidate, "done", reason="same structure and settings stored")
+                )
                 continue
             if self._matches(candidate.structure, accepted.get(settings_hash, [])):
-                entries.append(BatchEntry(candidate, "duplicate", reason="same structure earlier in the batch"))
+                entries.append(
+                    BatchEntry(candidate, "duplicate", reason="same structure earlier in the batch")
+                )
                 continue
             accepted.setdefault(settings_hash, []).append(candidate.structure)
-            entries.append(BatchEntry(candidate, "new", self._tagged(flow, candidate, batch_id, settings_hash)))
+            entries.append(
+                BatchEntry(candidate, "new", self._tagged(flow, candidate, batch_id, settings_hash))
+            )
         return Batch(batch_id, self.flow_name, entries)
 
     def _make(self, structure: Structure) -> Flow:
@@ -423,12 +440,12 @@ class Engine(Protocol):
 
 
 def _succeeded(runs: dict[int, Any] | None) -> bool:
-    """A job's last run exists and, if it made a task document, that document is successful."""
+    """Tell whether a job's last run exists and, if it made a task document, is successful."""
     return bool(runs) and getattr(runs[max(runs)].output, "state", "successful") == "successful"
 
 
 def failed_jobs(flow: Flow, responses: dict[str, dict[int, Any]]) -> list[Job]:
-    """The jobs of ``flow`` that ran and failed: every parent succeeded, the job did not.
+    """Return the jobs of ``flow`` that ran and failed: every parent succeeded, the job did not.
 
     Jobs that never ran because a parent failed are not listed: they did not fail themselves.
     """
@@ -436,13 +453,16 @@ def failed_jobs(flow: Flow, responses: dict[str, dict[int, Any]]) -> list[Job]:
     return [
         job
         for job, parents in jobs
-        if not _succeeded(responses.get(job.uuid)) and all(_succeeded(responses.get(p)) for p in parents)
+        if not _succeeded(responses.get(job.uuid))
+        and all(_succeeded(responses.get(p)) for p in parents)
     ]
 
 
 class _JobErrors(logging.Handler):
-    """The last line of each "NAME failed with exception" traceback jobflow's run_locally logs:
-    the only place it reports why a job raised."""
+    """The last line of each "NAME failed with exception" traceback jobflow's run_locally logs.
+
+    It is the only place where run_locally reports why a job raised.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -491,7 +511,11 @@ class LocalEngine:
     def _run(self, flow: Flow) -> Submission:
         with _recording_job_errors() as errors:
             responses = run_locally(
-                flow, store=self.store, create_folders=True, root_dir=self.root_dir.resolve(), log=False
+                flow,
+                store=self.store,
+                create_folders=True,
+                root_dir=self.root_dir.resolve(),
+                log=False,
             )
         uuids = tuple(dict.fromkeys([*(job.uuid for job, _ in flow.iterflow()), *responses]))
         failed = failed_jobs(flow, responses)
@@ -499,7 +523,9 @@ class LocalEngine:
             self._mark_failed(job)
         if not failed and all(_succeeded(responses.get(job.uuid)) for job, _ in flow.iterflow()):
             return Submission(flow.uuid, flow.name, "completed", job_uuids=uuids)
-        detail = "; ".join(f"{job.name}: {errors.by_name.get(job.name, 'failed')}" for job in failed)
+        detail = "; ".join(
+            f"{job.name}: {errors.by_name.get(job.name, 'failed')}" for job in failed
+        )
         return Submission(flow.uuid, flow.name, "failed", detail, job_uuids=uuids)
 
     def _mark_failed(self, job: Job) -> None:
@@ -529,7 +555,7 @@ ENGINE_BACKENDS: dict[str, dict[str, str]] = {
 
 
 def _engine_function(engine: str, function: str) -> Callable[..., Any]:
-    """The ``function`` of :data:`ENGINE_BACKENDS` for ``engine``, imported now.
+    """Import now the ``function`` of :data:`ENGINE_BACKENDS` for ``engine``.
 
     Raises
     ------
@@ -548,15 +574,20 @@ def _engine_function(engine: str, function: str) -> Callable[..., Any]:
 
 def _queued(flows: Sequence[Flow], ids: dict[str, list[Any]], what: str) -> list[Submission]:
     return [
-        Submission(flow.uuid, flow.name, "submitted", f"{what} {', '.join(map(str, ids[flow.uuid]))}")
+        Submission(
+            flow.uuid, flow.name, "submitted", f"{what} {', '.join(map(str, ids[flow.uuid]))}"
+        )
         for flow in flows
     ]
 
 
 @dataclass
 class FireWorksEngine:
-    """FireWorks: each flow becomes a workflow on the LaunchPad (``launchpad_yaml``, else the
-    embedded one), through :mod:`crystal_atomate.engines.fireworks`; launchers run them later."""
+    """FireWorks: each flow becomes a workflow on the LaunchPad; launchers run them later.
+
+    The LaunchPad is ``launchpad_yaml``, else the embedded one, through
+    :mod:`crystal_atomate.engines.fireworks`.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -573,8 +604,11 @@ class FireWorksEngine:
 
 @dataclass
 class JobflowRemoteEngine:
-    """jobflow-remote: each flow joins the project's queue (:mod:`crystal_atomate.engines.remote`),
-    whose job store is the UI's database; the runner executes them."""
+    """jobflow-remote: each flow joins the project's queue; the runner executes them.
+
+    It goes through :mod:`crystal_atomate.engines.remote`; the project's job store is the UI's
+    database.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -589,9 +623,11 @@ class JobflowRemoteEngine:
 
 @dataclass
 class AiidaEngine(LocalEngine):
-    """AiiDA: jobflow runs the flows here while every CRYSTAL and properties step runs as an AiiDA
-    CalcJob (executor mode, :func:`crystal_atomate.aiida.executor.use_aiida_executor`), so each
-    calculation has its provenance node and its task document lands in the store as usual."""
+    """AiiDA: jobflow runs the flows here while every CRYSTAL and properties step runs as a CalcJob.
+
+    This is executor mode (:func:`crystal_atomate.aiida.executor.use_aiida_executor`), so each
+    calculation has its provenance node and its task document lands in the store as usual.
+    """
 
     name: str = "aiida"
     profile: str | None = None
@@ -612,9 +648,12 @@ class AiidaEngine(LocalEngine):
 
 @dataclass
 class AiidaDaemonEngine:
-    """AiiDA flow mode: each flow becomes a work chain on the daemon
-    (:func:`crystal_atomate.aiida.flow_mode.submit_flow`), its job folders under ``root_dir`` and its
-    task documents in ``store``; the call returns once the work chains are submitted."""
+    """AiiDA flow mode: each flow becomes a work chain on the daemon.
+
+    It goes through :func:`crystal_atomate.aiida.flow_mode.submit_flow`, with its job folders under
+    ``root_dir`` and its task documents in ``store``; the call returns once the work chains are
+    submitted.
+    """
 
     store: JobStore
     root_dir: Path = Path(".")
@@ -663,8 +702,11 @@ def make_engine(name: str, store: JobStore, root_dir: Path = Path("."), **option
 def submit_batch(
     batch: Batch, engine: Engine, on_submitted: Callable[[Submission], None] | None = None
 ) -> list[Submission]:
-    """Hand the batch's new flows to ``engine`` one at a time, so progress can be shown and a
-    crash loses only the flow in hand (the next submit skips what finished)."""
+    """Hand the batch's new flows to ``engine`` one at a time.
+
+    This lets progress be shown, and a crash loses only the flow in hand (the next submit skips what
+    finished).
+    """
     results = []
     for flow in batch.flows:
         (result,) = engine.submit([flow])

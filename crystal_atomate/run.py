@@ -1,8 +1,8 @@
 """Run the CRYSTAL and properties executables in a directory that already holds their input files.
 
-CRYSTAL exits with status 0 even on fatal errors, and its parallel builds write the output to standard
-error, so this module only *runs* the program and records what happened; whether the calculation
-succeeded is decided by parsing the output (see :mod:`crystal_atomate.io.outputs`).
+CRYSTAL exits with status 0 even on fatal errors, and its parallel builds write the output to
+standard error, so this module only *runs* the program and records what happened; whether the
+calculation succeeded is decided by parsing the output (see :mod:`crystal_atomate.io.outputs`).
 """
 
 from __future__ import annotations
@@ -71,14 +71,18 @@ class SchedulerJob(BaseModel):
     """The batch-scheduler job a run went through: what the UI's ``remote_jobs`` table records."""
 
     job_id: str = Field(description="The scheduler's job id (SLURM_JOB_ID).")
-    cluster: str | None = Field(None, description="The UI's cluster name, else the scheduler's own.")
+    cluster: str | None = Field(
+        None, description="The UI's cluster name, else the scheduler's own."
+    )
     queue: str | None = Field(None, description="Partition or queue.")
     nodes: str | None = Field(None, description="The node list.")
     work_dir: str | None = Field(None, description="Where the job ran, on the cluster.")
 
 
-def scheduler_job(env: Mapping[str, str], work_dir: str | Path | None = None) -> SchedulerJob | None:
-    """The SLURM job this process runs in, read from the variables SLURM sets in a job.
+def scheduler_job(
+    env: Mapping[str, str], work_dir: str | Path | None = None
+) -> SchedulerJob | None:
+    """Identify the SLURM job this process runs in, from the variables SLURM sets in a job.
 
     Parameters
     ----------
@@ -114,7 +118,9 @@ class CrystalRunRecord(BaseModel):
     wall_time_seconds: float
     output_file: str = Field(description="Relative name of the file holding the program's output.")
     executor: str = Field("local", description="Who ran it (see run_crystal's executor).")
-    aiida_uuid: str | None = Field(None, description="The AiiDA CalcJob node, with the aiida executor.")
+    aiida_uuid: str | None = Field(
+        None, description="The AiiDA CalcJob node, with the aiida executor."
+    )
     started_at: datetime | None = Field(None, description="When the program started (UTC).")
     scheduler: SchedulerJob | None = Field(None, description="The batch job it ran in, if any.")
 
@@ -122,7 +128,7 @@ class CrystalRunRecord(BaseModel):
 def crystal_command(
     program: Program, mpi_procs: int, settings: CrystalAtomateSettings | None = None
 ) -> tuple[str, bool]:
-    """The command line to run and whether it is a parallel build (reads INPUT, writes stderr)."""
+    """Return the command line and whether it is a parallel build (reads INPUT, writes stderr)."""
     settings = settings or CrystalAtomateSettings()
     if program == "crystal":
         serial, parallel = settings.CRYSTAL_CMD, settings.CRYSTAL_MPI_CMD
@@ -138,7 +144,8 @@ def _check_executable(command: str, program: Program) -> None:
     if shutil.which(executable) is None:
         setting = "CRYSTAL_CMD" if program == "crystal" else "PROPERTIES_CMD"
         raise CrystalExecutableNotFound(
-            f"CRYSTAL executable {executable!r} not found (CRYSTAL_ATOMATE_{setting} names no program on PATH)",
+            f"CRYSTAL executable {executable!r} not found (CRYSTAL_ATOMATE_{setting} names no "
+            "program on PATH)",
             hint=f"set CRYSTAL_ATOMATE_{setting} (or {setting} in ~/.crystal_atomate.yaml) to your "
             f"{program} binary, or try 'crystal-atomate demo', which replays recorded runs",
         )
@@ -160,7 +167,7 @@ EXECUTOR_GROUP = "crystal_atomate.executors"
 
 @cache
 def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
-    """The executor registered as ``name`` in the ``crystal_atomate.executors`` entry-point group.
+    """Load the executor ``name`` of the ``crystal_atomate.executors`` entry-point group.
 
     Engines plug in here (``aiida`` runs the directory as an AiiDA CalcJob), so Makers select one by
     name in ``run_crystal_kwargs`` and never import an engine themselves.
@@ -172,9 +179,14 @@ def load_executor(name: str) -> Callable[..., CrystalRunRecord]:
     return next(iter(found)).load()
 
 
-def run_crystal(directory: str | Path = ".", *, executor: str = "local", **kwargs) -> CrystalRunRecord:
-    """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`); every executor
-    leaves the program's files in ``directory``, so parsing and restarts do not depend on it."""
+def run_crystal(
+    directory: str | Path = ".", *, executor: str = "local", **kwargs
+) -> CrystalRunRecord:
+    """Run CRYSTAL in ``directory`` with ``executor`` (``local``: :func:`run_local`).
+
+    Every executor leaves the program's files in ``directory``, so parsing and restarts do not
+    depend on it.
+    """
     if executor == "local":
         record = run_local(directory, **kwargs)
     else:
@@ -214,8 +226,8 @@ def run_local(
     """Run ``program`` in ``directory`` on its ``INPUT`` file; the output goes to ``OUTPUT``.
 
     Serial builds read the deck on standard input and write standard output; parallel builds
-    (``Pcrystal``, ``MPPcrystal``, ``Pproperties``) read ``INPUT`` and write standard error, so for them
-    both streams go to ``OUTPUT``. ``job_name`` is exported as ``CRYSTAL_ATOMATE_JOB_NAME`` for
+    (``Pcrystal``, ``MPPcrystal``, ``Pproperties``) read ``INPUT`` and write standard error, so for
+    them both streams go to ``OUTPUT``. ``job_name`` is exported as ``CRYSTAL_ATOMATE_JOB_NAME`` for
     wrappers (the replay executable uses it to pick the recorded run).
     """
     settings = settings or CrystalAtomateSettings()
@@ -237,7 +249,8 @@ def run_local(
     elapsed = time.perf_counter() - start
     if (workdir / OUTPUT_FILE).stat().st_size == 0:
         raise CrystalRunError(
-            f"{command!r} wrote no output in {workdir} (exit code {returncode}): {_stderr_tail(workdir)}"
+            f"{command!r} wrote no output in {workdir} (exit code {returncode}): "
+            f"{_stderr_tail(workdir)}"
         )
     return CrystalRunRecord(
         command=command,
@@ -251,8 +264,10 @@ def run_local(
     )
 
 
-def _execute(command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None) -> int:
-    """One run of the program in ``rundir``; its exit code (which CRYSTAL sets to 0 even on errors)."""
+def _execute(
+    command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout: float | None
+) -> int:
+    """Run the program once in ``rundir``; return its exit code (CRYSTAL sets 0 even on errors)."""
     with open(rundir / "INPUT", "rb") as stdin, open(rundir / OUTPUT_FILE, "wb") as out:
         stderr_target = subprocess.STDOUT if mpi else open(rundir / _STDERR_FILE, "wb")
         try:
@@ -274,8 +289,11 @@ def _execute(command: str, mpi: bool, rundir: Path, env: dict[str, str], timeout
 
 @contextmanager
 def _run_directory(workdir: Path, scratch_root: Path | None) -> Iterator[Path]:
-    """Run in place, or in a private folder under ``scratch_root`` whose files are copied back
-    even when the run is interrupted, so a killed job still leaves its output and optc files."""
+    """Run in place, or in a private folder under ``scratch_root`` that is copied back.
+
+    The files are copied back even when the run is interrupted, so a killed job still leaves its
+    output and optc files.
+    """
     if scratch_root is None:
         yield workdir
         return
@@ -293,4 +311,6 @@ def _stderr_tail(workdir: Path, lines: int = 20) -> str:
     path = workdir / _STDERR_FILE
     if not path.is_file():
         return "no standard error recorded"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "standard error empty"
+    return (
+        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "standard error empty"
+    )

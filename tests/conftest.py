@@ -22,7 +22,7 @@ from crystal_atomate.testing.reference import ReferenceDataMissing, reference_di
 
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
-    """The recorded runs, ``crystal_atomate/testing/recordings`` (``CRYSTAL_ATOMATE_REFERENCE_DIR`` overrides)."""
+    """The recorded runs: ``CRYSTAL_ATOMATE_REFERENCE_DIR``, else ``testing/recordings``."""
     try:
         return reference_dir()
     except ReferenceDataMissing as exc:
@@ -43,7 +43,7 @@ def _stage(ref_dir: Path, folder: str, workdir: Path, title: str | None = None) 
 
 @pytest.fixture
 def stage_recorded_deck(ref_dir: Path) -> Callable[..., Path]:
-    """``stage(folder, workdir, title=None)``: a recorded deck staged as ``INPUT`` for ``run_crystal``."""
+    """``stage(folder, workdir, title=None)``: a recorded deck staged as ``INPUT`` to run."""
 
     def stage(folder: str, workdir: Path, title: str | None = None) -> Path:
         return _stage(ref_dir, folder, workdir, title)
@@ -98,7 +98,8 @@ def _optimade_reference_server() -> Iterator[OptimadeServer]:
 @pytest.fixture
 def optimade_server(_optimade_reference_server: OptimadeServer) -> Iterator[OptimadeServer]:
     """The ``optimade`` package's reference server (hematite, MgO, corundum) on loopback, shared by
-    the session; each test starts with no fault scripted and no request seen, and leaves no fault."""
+    the session; each test starts with no fault scripted and no request seen, and leaves no fault.
+    """
     _optimade_reference_server.fail(None)
     _optimade_reference_server.paths.clear()
     yield _optimade_reference_server

@@ -56,7 +56,9 @@ def _mgo_batch(
     db_file: Path, batch_id: str, candidates: list[Candidate]
 ) -> tuple[CrystalMathJobStore, Batch]:
     store = CrystalMathJobStore(db_file)
-    builder = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, tags=["rocksalt"], batch_id=batch_id)
+    builder = HighThroughputBuilder(
+        "static", MGO_STATIC_SETTINGS, tags=["rocksalt"], batch_id=batch_id
+    )
     return store, builder.build(candidates, store)
 
 
@@ -132,8 +134,12 @@ def test_other_settings_or_structures_are_not_done(
     strained = Candidate("strained", mp_1265[0].structure.copy())
     strained.structure.scale_lattice(mp_1265[0].structure.volume * 1.01)
 
-    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC_SETTINGS, "functional": "PBE0"}).build(mp_1265, store)
-    same = HighThroughputBuilder("static", MGO_STATIC_SETTINGS).build([*mp_1265, strained, *mp_1265], store)
+    pbe0 = HighThroughputBuilder("static", {**MGO_STATIC_SETTINGS, "functional": "PBE0"}).build(
+        mp_1265, store
+    )
+    same = HighThroughputBuilder("static", MGO_STATIC_SETTINGS).build(
+        [*mp_1265, strained, *mp_1265], store
+    )
 
     assert [e.status for e in pbe0.entries] == ["new"]
     assert [e.status for e in same.entries] == ["done", "new", "done"]
@@ -181,12 +187,16 @@ def fireworks_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     stop_server(db_dir)
 
 
-def test_fireworks_engine_queues_the_tagged_flows(db_file: Path, tmp_path: Path, fireworks_db: Path) -> None:
+def test_fireworks_engine_queues_the_tagged_flows(
+    db_file: Path, tmp_path: Path, fireworks_db: Path
+) -> None:
     from crystal_atomate.engines.fireworks import open_launchpad
 
     open_launchpad().reset("", require_password=False)  # a new LaunchPad, as 'lpad reset' makes
     store = CrystalMathJobStore(db_file)
-    batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id="fw").build([Candidate("mgo", mgo_structure())])
+    batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id="fw").build(
+        [Candidate("mgo", mgo_structure())]
+    )
 
     (result,) = submit_batch(batch, make_engine("fireworks", store, tmp_path))
 
@@ -220,9 +230,22 @@ def test_run_accepts_a_material_id(
 def test_cli_submit_twice(mp_server: MPServer, db_file: Path, mock_crystal, tmp_path: Path) -> None:
     mock_crystal({"static": MGO_STATIC_RECORDING})
     args = [
-        "ht", "submit", "--query", "formula=MgO", "--flow", "static", "--functional", "B3LYP",
-        "--settings", json.dumps(MGO_STATIC_SETTINGS["settings"]), "--batch", "cli", "--tag", "cli-test",
-        "--work-dir", str(tmp_path / "runs"),
+        "ht",
+        "submit",
+        "--query",
+        "formula=MgO",
+        "--flow",
+        "static",
+        "--functional",
+        "B3LYP",
+        "--settings",
+        json.dumps(MGO_STATIC_SETTINGS["settings"]),
+        "--batch",
+        "cli",
+        "--tag",
+        "cli-test",
+        "--work-dir",
+        str(tmp_path / "runs"),
     ]
     first = runner.invoke(app, args)
     mp_server.stop()

@@ -14,7 +14,9 @@ from crystal_atomate.testing.replay_setup import replay_command
 MGO_SCF = "mgo_scf_hf_sto3g_crystal17"
 
 
-def test_parallel_mode_reads_INPUT_and_writes_stderr_into_OUTPUT(mock_crystal, stage_recorded_deck, tmp_path, monkeypatch):
+def test_parallel_mode_reads_INPUT_and_writes_stderr_into_OUTPUT(
+    mock_crystal, stage_recorded_deck, tmp_path, monkeypatch
+):
     mock_crystal({"MgO bulk": MGO_SCF})
     monkeypatch.setenv("CRYSTAL_ATOMATE_CRYSTAL_MPI_CMD", replay_command())
     workdir = stage_recorded_deck(MGO_SCF, tmp_path / "run")
@@ -36,12 +38,16 @@ def test_properties_without_wavefunction_is_refused(tmp_path):
         run_crystal(tmp_path, program="properties")
 
 
-def test_scratch_directory_runs_elsewhere_and_copies_back(mock_crystal, stage_recorded_deck, tmp_path, monkeypatch):
+def test_scratch_directory_runs_elsewhere_and_copies_back(
+    mock_crystal, stage_recorded_deck, tmp_path, monkeypatch
+):
     mock_crystal({"MgO bulk": MGO_SCF})
     scratch = tmp_path / "scratch"
     monkeypatch.setenv("CRYSTAL_ATOMATE_SCRATCH_DIR", str(scratch))
     workdir = stage_recorded_deck(MGO_SCF, tmp_path / "run")
     run_crystal(workdir)
-    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(
+        -2.7121814374931e02, abs=1e-8
+    )
     assert (workdir / "fort.9").is_file()
     assert scratch.is_dir() and not list(scratch.iterdir())

@@ -59,7 +59,9 @@ def batch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 [root / "mgo_4217.cif"]
             )
         store = CrystalMathJobStore(db_file)
-        batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id=BATCH).build(candidates, store)
+        batch = HighThroughputBuilder("static", MGO_STATIC_SETTINGS, batch_id=BATCH).build(
+            candidates, store
+        )
         results = submit_batch(batch, LocalEngine(store, root / "runs"))
     server.stop()
     thread.join(timeout=5)

@@ -1,9 +1,9 @@
-"""Remote AiiDA computers: a cluster reached over SSH with a batch scheduler, and CRYSTAL codes on it.
+"""Remote AiiDA computers: a cluster over SSH with a batch scheduler, and CRYSTAL codes on it.
 
-``crystal-atomate aiida computer add`` and the cluster tests both call :func:`ensure_ssh_computer` and
-:func:`ensure_remote_code`, so the tests exercise what a user gets. A code's executable is checked
-over the computer's own transport: the CRYSTAL binary lives on the cluster, and whether it exists on
-the machine that runs AiiDA says nothing about it.
+``crystal-atomate aiida computer add`` and the cluster tests both call :func:`ensure_ssh_computer`
+and :func:`ensure_remote_code`, so the tests exercise what a user gets. A code's executable is
+checked over the computer's own transport: the CRYSTAL binary lives on the cluster, and whether it
+exists on the machine that runs AiiDA says nothing about it.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class ClusterComputer:
 
 
 def ensure_ssh_computer(spec: ClusterComputer) -> orm.Computer:
-    """The computer ``spec.label``: created, configured for the current user, or checked.
+    """Create, configure for the current user, or check the computer ``spec.label``.
 
     Parameters
     ----------
@@ -121,7 +121,7 @@ def ensure_remote_code(
     plugin: str,
     prepend_text: str = "",
 ) -> orm.InstalledCode:
-    """The code ``label@computer`` running ``executable``, checked to exist on ``computer``.
+    """Return the code ``label@computer`` running ``executable``, checked to exist on ``computer``.
 
     Parameters
     ----------
@@ -168,7 +168,7 @@ def ensure_remote_code(
 
 
 def _store_computer(spec: ClusterComputer) -> orm.Computer:
-    """A new computer from ``spec``, with its poll interval and default MPI processes."""
+    """Store a new computer from ``spec``, with its poll interval and default MPI processes."""
     computer = orm.Computer(
         label=spec.label,
         hostname=spec.host,
@@ -224,7 +224,7 @@ def _check_remote_file(computer: orm.Computer, executable: str) -> None:
 
 
 def cluster_from_ui(cluster: UICluster, workdir: str | None = None) -> ClusterComputer:
-    """The AiiDA computer for a cluster the CrystalMath UI defined.
+    """Describe as an AiiDA computer a cluster the CrystalMath UI defined.
 
     Parameters
     ----------
@@ -255,7 +255,7 @@ def cluster_from_ui(cluster: UICluster, workdir: str | None = None) -> ClusterCo
 
 
 def check_computer(computer: orm.Computer) -> list[str]:
-    """The checks of ``verdi computer test``, as a list of what passed.
+    """Run the checks of ``verdi computer test``, returning what passed.
 
     Parameters
     ----------
@@ -273,7 +273,9 @@ def check_computer(computer: orm.Computer) -> list[str]:
         The login, the scheduler query or the work directory failed (the message says which).
     """
     user = orm.User.collection.get_default()
-    workdir = computer.get_workdir().format(username=computer.get_configuration(user).get("username", ""))
+    workdir = computer.get_workdir().format(
+        username=computer.get_configuration(user).get("username", "")
+    )
     done = []
     with computer.get_transport() as transport:
         done.append(f"logged in to {computer.hostname} with {computer.transport_type}")

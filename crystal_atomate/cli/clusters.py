@@ -9,13 +9,14 @@ computer is ``crystal-atomate aiida computer add`` (same options).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from crystal_atomate.errors import InputError
 
-cluster_app = typer.Typer(help="A cluster (SSH + SLURM) for FireWorks and jobflow-remote.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A cluster (SSH + SLURM) for FireWorks and jobflow-remote.", no_args_is_help=True
+)
 
 CLUSTER_FILE = typer.Option(None, "--cluster-file", help="A cluster file (stores/clusters/*.yaml).")
 FROM_UI = typer.Option(None, "--from-ui", help="A cluster the CrystalMath UI defined, by name.")
@@ -24,11 +25,11 @@ UI_DB = typer.Option(Path(".crystal_tui.db"), "--db", help="The UI's database, f
 
 @cluster_app.callback()
 def cluster() -> None:
-    """A cluster (SSH + SLURM) for FireWorks and jobflow-remote (a group of subcommands)."""
+    """Set up a cluster (SSH + SLURM) for FireWorks and jobflow-remote (a group of subcommands)."""
 
 
 def _cluster(cluster_file: Path | None, from_ui: str | None, db: Path):  # noqa: ANN202 - UICluster, imported lazily
-    """The cluster named by exactly one of ``--cluster-file`` and ``--from-ui``."""
+    """Load the cluster named by exactly one of ``--cluster-file`` and ``--from-ui``."""
     from crystal_atomate.stores.ui_clusters import load_cluster_file, read_ui_cluster
 
     if (cluster_file is None) == (from_ui is None):
@@ -41,19 +42,29 @@ def _cluster(cluster_file: Path | None, from_ui: str | None, db: Path):  # noqa:
 @cluster_app.command("fireworks")
 def fireworks(
     launchpad: Path = typer.Option(..., help="my_launchpad.yaml the jobs' rlaunch reads."),
-    fworker: Optional[Path] = typer.Option(None, help="my_fworker.yaml the jobs' rlaunch reads."),
+    fworker: Path | None = typer.Option(None, help="my_fworker.yaml the jobs' rlaunch reads."),
     out: Path = typer.Option(Path("my_qadapter.yaml"), help="Where to write the queue adapter."),
-    walltime: Optional[str] = typer.Option(None, help="SLURM time limit (HH:MM:SS)."),
-    ntasks: Optional[int] = typer.Option(None, help="MPI tasks per job."),
-    cluster_file: Optional[Path] = CLUSTER_FILE,
-    from_ui: Optional[str] = FROM_UI,
+    walltime: str | None = typer.Option(None, help="SLURM time limit (HH:MM:SS)."),
+    ntasks: int | None = typer.Option(None, help="MPI tasks per job."),
+    cluster_file: Path | None = CLUSTER_FILE,
+    from_ui: str | None = FROM_UI,
     db: Path = UI_DB,
 ) -> None:
     """Write FireWorks' queue adapter for the cluster and print the qlaunch line that uses it."""
-    from crystal_atomate.engines.clusters import qadapter_config, qlaunch_command, write_qadapter_yaml
+    from crystal_atomate.engines.clusters import (
+        qadapter_config,
+        qlaunch_command,
+        write_qadapter_yaml,
+    )
 
-    overrides = {key: value for key, value in (("walltime", walltime), ("ntasks", ntasks)) if value is not None}
-    config = qadapter_config(_cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides)
+    overrides = {
+        key: value
+        for key, value in (("walltime", walltime), ("ntasks", ntasks))
+        if value is not None
+    }
+    config = qadapter_config(
+        _cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides
+    )
     path = write_qadapter_yaml(out, config)
     typer.echo(f"wrote {path}")
     typer.echo(" ".join(qlaunch_command(launchpad, fworker or "my_fworker.yaml", path, "launches")))
@@ -62,11 +73,11 @@ def fireworks(
 @cluster_app.command("remote")
 def remote(
     work_dir: str = typer.Option(..., help="Where jobs run on the cluster."),
-    worker: Optional[str] = typer.Option(None, help="Worker name (default: the cluster's)."),
-    project: Optional[str] = typer.Option(None, help="jobflow-remote project name or YAML file."),
+    worker: str | None = typer.Option(None, help="Worker name (default: the cluster's)."),
+    project: str | None = typer.Option(None, help="jobflow-remote project name or YAML file."),
     pre_run: str = typer.Option("", help="Shell lines before each job (activate the environment)."),
-    cluster_file: Optional[Path] = CLUSTER_FILE,
-    from_ui: Optional[str] = FROM_UI,
+    cluster_file: Path | None = CLUSTER_FILE,
+    from_ui: str | None = FROM_UI,
     db: Path = UI_DB,
 ) -> None:
     """Add (or replace) the cluster as a jobflow-remote worker of a project."""

@@ -1,5 +1,7 @@
-"""``crystal-atomate fw ...`` and ``crystal-atomate remote ...``: the same flows on FireWorks and
-jobflow-remote, one flow per structure, with the UI's job list kept up to date."""
+"""``crystal-atomate fw ...`` and ``crystal-atomate remote ...``: FireWorks and jobflow-remote.
+
+Both run the same flows, one flow per structure, with the UI's job list kept up to date.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def structure_sources(paths: list[Path]) -> list[str]:
     """Files as given, folders expanded to the structure files in them (sorted, not recursive).
 
     Anything that is neither stays as is, so ``load_structure`` can read it (a Materials Project
-    id) or say what is wrong with it."""
+    id) or say what is wrong with it.
+    """
     sources: list[str] = []
     for path in paths:
         if path.is_dir():
@@ -53,8 +56,10 @@ def structure_sources(paths: list[Path]) -> list[str]:
 
 
 def _flows(flow: str, paths: list[Path], **settings: Any) -> Iterator[Any]:
-    """One flow per structure, built as each is needed, behind a progress bar; the flow name,
-    functional and structure paths are checked now, before anything is added."""
+    """Build one flow per structure, as each is needed, behind a progress bar.
+
+    The flow name, functional and structure paths are checked now, before anything is added.
+    """
     check_flow_settings(flow, functional=settings.get("functional"))
     sources = structure_sources(paths)
     description = f"adding {len(sources)} {flow} flows"

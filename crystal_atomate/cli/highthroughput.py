@@ -20,7 +20,8 @@ __all__ = ["ht_app"]
 console = Console()
 
 ht_app = typer.Typer(
-    help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a batch.",
+    help="High-throughput: one flow per Materials Project or CIF structure, and a summary of a "
+         "batch.",
     no_args_is_help=True,
 )
 
@@ -32,15 +33,19 @@ def _store(db: Path | None) -> Any:
 
 
 def _query(criteria: list[str]) -> Any:
-    """``["formula=MgO", "max_sites=4"]`` -> ``MPQuery``; pydantic turns the text into numbers and
-    booleans and refuses unknown keys."""
+    """Parse ``["formula=MgO", "max_sites=4"]`` into an ``MPQuery``.
+
+    pydantic turns the text into numbers and booleans and refuses unknown keys.
+    """
     from pydantic import ValidationError
 
     from crystal_atomate.mp.client import MPQuery
 
     pairs = [item.split("=", 1) for item in criteria]
     if any(len(pair) != 2 for pair in pairs):
-        raise typer.BadParameter("write each criterion as KEY=VALUE, e.g. formula=MgO", param_hint="--query")
+        raise typer.BadParameter(
+            "write each criterion as KEY=VALUE, e.g. formula=MgO", param_hint="--query"
+        )
     try:
         return MPQuery.model_validate(dict(pairs))
     except ValidationError as exc:
@@ -103,7 +108,7 @@ def _candidates(query: list[str], ids: list[str], folder: list[Path], refresh: b
 
 
 def _skipped(path: Path, error: Exception) -> None:
-    """A structure file that cannot be read: said on stderr, and the batch goes on without it."""
+    """Warn on stderr of a structure file that cannot be read; the batch goes on without it."""
     typer.echo(f"warning: skipped {path}: {error}", err=True)
 
 
@@ -118,13 +123,25 @@ def _entries_table(batch: Any, states: dict[str, str]) -> Table:
     table = Table(title=f"batch {batch.batch_id} ({batch.flow_name})")
     for column in ("structure", "formula", "origin", "status", "flow"):
         table.add_column(column, overflow="fold")
-    colours = {"completed": "green", "failed": "red", "done": "cyan", "submitted": "yellow", "rejected": "red"}
+    colours = {
+        "completed": "green",
+        "failed": "red",
+        "done": "cyan",
+        "submitted": "yellow",
+        "rejected": "red",
+    }
     for entry in batch.entries:
         candidate = entry.candidate
         status = states.get(entry.flow.uuid, entry.status) if entry.flow else entry.status
-        shown = f"[{colours.get(status, 'white')}]{status}[/]" + (f" ({entry.reason})" if entry.reason else "")
+        shown = f"[{colours.get(status, 'white')}]{status}[/]" + (
+            f" ({entry.reason})" if entry.reason else ""
+        )
         table.add_row(
-            candidate.label, candidate.formula, _origin(candidate), shown, entry.flow.uuid[:8] if entry.flow else "-"
+            candidate.label,
+            candidate.formula,
+            _origin(candidate),
+            shown,
+            entry.flow.uuid[:8] if entry.flow else "-",
         )
     return table
 
@@ -140,14 +157,24 @@ def submit(
     mpcontribs: str = typer.Option(None, help="An MPContribs project whose contributed structures to run."),
     flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
     engine: str = typer.Option("local", help="local, fireworks, remote, aiida or aiida-daemon."),
-    functional: str = typer.Option(None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."),
+    functional: str = typer.Option(
+        None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."
+    ),
     basis: str = typer.Option(None, help="Internal basis-set library name, e.g. POB-TZVP-REV2."),
     kspacing: float = typer.Option(None, help="k-point spacing in 1/Angstrom (2 pi included)."),
-    settings: str = typer.Option(None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'),
-    tag: list[str] = typer.Option(None, help="Tag stored in every task document's metadata.tags; repeatable."),
+    settings: str = typer.Option(
+        None, help='Input settings as JSON, e.g. \'{"scf": {"maxcycle": 200}}\'.'
+    ),
+    tag: list[str] = typer.Option(
+        None, help="Tag stored in every task document's metadata.tags; repeatable."
+    ),
     batch: str = typer.Option(None, help="Batch id (default: FLOW-date-time-random)."),
-    refresh: bool = typer.Option(False, help="Ask the Materials Project even when the cache is fresh."),
-    dry_run: bool = typer.Option(False, help="Show what would run and what is skipped; submit nothing."),
+    refresh: bool = typer.Option(
+        False, help="Ask the Materials Project even when the cache is fresh."
+    ),
+    dry_run: bool = typer.Option(
+        False, help="Show what would run and what is skipped; submit nothing."
+    ),
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go (local engine)."),
     profile: str = typer.Option(None, help="AiiDA profile (aiida engines; default: AiiDA's default profile)."),
@@ -205,7 +232,9 @@ def summary(
     batch: str = typer.Option(None, help="Only this batch (default: every batch in the database)."),
     csv: Path = typer.Option(None, help="Write the rows to this CSV file."),
     json_file: Path = typer.Option(None, "--json", help="Write the rows to this JSON file."),
-    plot: Path = typer.Option(None, help="Save a PNG: energy above the lowest per formula, band gaps."),
+    plot: Path = typer.Option(
+        None, help="Save a PNG: energy above the lowest per formula, band gaps."
+    ),
     db: Path = typer.Option(None, help="Shared database."),
 ) -> None:
     """Energies (Ha, eV/atom), gaps, states and material ids of a batch, from the store."""
@@ -213,7 +242,9 @@ def summary(
 
     db_file = database(db)
     if not db_file.is_file():
-        raise InputError(f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first")
+        raise InputError(
+            f"no database at {db_file}", hint="pass --db, or run 'crystal-atomate ht submit' first"
+        )
     with closing(open_readonly(db_file)) as conn:
         found = has_document(conn, "output.metadata.batch_id", batch)
     if not found:

@@ -10,10 +10,14 @@ from crystal_atomate.cli.app import database
 
 
 def tui(
-    db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
-    interval: float = typer.Option(2.0, min=0.1, help="Seconds between checks of the file for changes."),
+    db: Path = typer.Option(
+        None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."
+    ),
+    interval: float = typer.Option(
+        2.0, min=0.1, help="Seconds between checks of the file for changes."
+    ),
 ) -> None:
-    """A terminal job browser: the job list, a job's detail, live refresh (read-only)."""
+    """Browse the jobs in a terminal: the job list, a job's detail, live refresh (read-only)."""
     from crystal_atomate.tui.app import JobBrowser
 
     JobBrowser(database(db), poll_seconds=interval).run()

@@ -34,7 +34,7 @@ _QADAPTER_KEYS: dict[str, str] = {"partition": "queue", "time": "walltime"}
 
 
 def environment_command(name: str) -> str:
-    """The absolute path of console script ``name`` in this Python environment.
+    """Return the absolute path of console script ``name`` in this Python environment.
 
     Parameters
     ----------
@@ -79,7 +79,12 @@ def qadapter_config(
     dict
         A ``CommonAdapter`` of type SLURM, as ``qlaunch -q`` reads it.
     """
-    rocket = [rlaunch or environment_command("rlaunch"), "-s", "-l", str(Path(launchpad_yaml).absolute())]
+    rocket = [
+        rlaunch or environment_command("rlaunch"),
+        "-s",
+        "-l",
+        str(Path(launchpad_yaml).absolute()),
+    ]
     if fworker_yaml:
         rocket += ["-w", str(Path(fworker_yaml).absolute())]
     config: dict[str, Any] = {
@@ -157,7 +162,7 @@ def remote_worker_config(
     resources: Mapping[str, Any] | None = None,
     max_jobs: int | None = None,
 ) -> dict[str, Any]:
-    """A jobflow-remote ``remote`` worker that submits to the cluster's SLURM over SSH.
+    """Configure a jobflow-remote ``remote`` worker that submits to the cluster's SLURM over SSH.
 
     Parameters
     ----------
@@ -168,7 +173,8 @@ def remote_worker_config(
     pre_run
         More shell lines before each job (e.g. activating the environment with crystal_atomate).
     resources
-        qtoolkit's SLURM resources that win over the cluster's (``nodes``, ``ntasks``, ``time`` ...).
+        qtoolkit's SLURM resources that win over the cluster's (``nodes``, ``ntasks``, ``time``
+        ...).
     max_jobs
         How many jobs may be in the queue at once (None: no bound).
 
@@ -197,7 +203,7 @@ def remote_worker_config(
 
 
 def _cluster_export(cluster: UICluster) -> str:
-    """The shell line that names the cluster to the job, for its ``remote_jobs`` row in the UI."""
+    """Return the shell line naming the cluster to the job, for its UI ``remote_jobs`` row."""
     return f"export {CLUSTER_ENV}={shlex.quote(cluster.name)}"
 
 

@@ -106,8 +106,11 @@ class EmbeddedDatabaseError(RuntimeError):
 
 
 def socket_path(db_dir: str | Path) -> Path:
-    """Where the server of ``db_dir`` listens: inside the directory, or (for a path too long for
-    a Unix socket) in a per-user temporary folder under a name derived from the directory."""
+    """Return where the server of ``db_dir`` listens: inside the directory if the path fits.
+
+    A path too long for a Unix socket goes to a per-user temporary folder, under a name derived from
+    the directory.
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     inside = db_dir / _SOCKET_NAME
     if len(str(inside)) <= _MAX_SOCKET_PATH:
@@ -117,7 +120,7 @@ def socket_path(db_dir: str | Path) -> Path:
 
 
 def mongodb_uri(db_dir: str | Path, database: str | None = None) -> str:
-    """The ``mongodb://`` URI any pymongo client (and FireWorks' ``uri_mode``) connects with."""
+    """Return the ``mongodb://`` URI pymongo clients (and FireWorks' ``uri_mode``) connect with."""
     uri = "mongodb://" + quote(str(socket_path(db_dir)), safe="")
     return f"{uri}/{database}" if database else uri
 
@@ -165,7 +168,8 @@ def ensure_server(db_dir: str | Path, timeout: float = 20.0) -> str:
 def stop_server(db_dir: str | Path, timeout: float = 20.0) -> bool:
     """Stop the server of ``db_dir`` (SIGTERM, then wait for its lock to be released).
 
-    Returns False if no server was running."""
+    Returns False if no server was running.
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     pid = server_pid(db_dir)
     if pid is None:
@@ -183,13 +187,13 @@ def stop_server(db_dir: str | Path, timeout: float = 20.0) -> bool:
 
 
 def connect(db_dir: str | Path, **client_kwargs: Any) -> MongoClient:
-    """A pymongo client on the database directory ``db_dir``, starting its server if needed."""
+    """Connect a pymongo client to the database in ``db_dir``, starting its server if needed."""
     client_kwargs.setdefault("serverSelectionTimeoutMS", 20_000)
     return MongoClient(ensure_server(db_dir), **client_kwargs)
 
 
 def server_pid(db_dir: str | Path) -> int | None:
-    """The pid of the server of ``db_dir`` (the process holding its lock), or None if none runs."""
+    """Return the pid of the server of ``db_dir`` (holding its lock); None if none runs."""
     return lock_holder(str(Path(db_dir).expanduser().absolute() / _LOCK_NAME))
 
 
@@ -224,7 +228,7 @@ Handler = Callable[["_Commands", Any, Any, Document], Document]
 
 
 def _id_key(value: Any) -> bytes:
-    """A hashable key for any ``_id`` (an embedded document too)."""
+    """Return a hashable key for any ``_id`` (an embedded document too)."""
     return bson.encode({"_id": value})
 
 
@@ -283,8 +287,11 @@ class _Cursor:
 def _documents_by_id(
     collection: Any, projection: Document | None
 ) -> Callable[[list[Any]], list[Document]]:
-    """Fetch documents of ``collection`` by ``_id`` in the given order, projected (litemongo's own
-    projection, with ``_id`` kept for the ordering and removed again if the projection drops it)."""
+    """Fetch documents of ``collection`` by ``_id`` in the given order, projected.
+
+    The projection is litemongo's own, with ``_id`` kept for the ordering and removed again if the
+    projection drops it.
+    """
     drops_id = bool(projection) and not projection.get("_id", True)
     others = {key: value for key, value in (projection or {}).items() if key != "_id"}
     fetch_projection = {**others, "_id": 1} if others else None
@@ -358,9 +365,11 @@ class _Commands:
         name: str,
         command: Document,
     ) -> Document:
-        """Run a retryable write once per (session, transaction number), as MongoDB does: a retry
-        of a write already applied gets the recorded reply. The record commits just after the
-        write; a server killed between the two commits applies the retried write again."""
+        """Run a retryable write once per (session, transaction number), as MongoDB does.
+
+        A retry of a write already applied gets the recorded reply. The record commits just after
+        the write; a server killed between the two commits applies the retried write again.
+        """
         records = self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]]
         record = records.find_one({"_id": session})
         if record is not None and record["txnNumber"] == txn_number:
@@ -384,8 +393,10 @@ class _Commands:
         return reply
 
     def _forget_old_sessions(self) -> None:
-        """Drop the retry records of sessions idle longer than their timeout (on start-up: no
-        client retries a write that old)."""
+        """Drop the retry records of sessions idle longer than their timeout.
+
+        This runs on start-up: no client retries a write that old.
+        """
         horizon = datetime.timedelta(minutes=_SESSION_TIMEOUT_MINUTES)
         cutoff = datetime.datetime.now(datetime.UTC) - horizon
         self._client[_TRANSACTIONS[0]][_TRANSACTIONS[1]].delete_many(
@@ -393,8 +404,10 @@ class _Commands:
         )
 
     def _open_cursor(self, cursor: _Cursor, batch_size: int, single: bool) -> Document:
-        """Answer a command that returns a cursor: the first batch (at most ``batch_size``, by
-        default MongoDB's 101 documents), the rest left for ``getMore``."""
+        """Answer a command that returns a cursor: the first batch, the rest left for ``getMore``.
+
+        The first batch holds at most ``batch_size`` documents, by default MongoDB's 101.
+        """
         self._expire_cursors()
         batch = cursor.batch(batch_size or _FIRST_BATCH)
         cursor_id = 0
@@ -410,7 +423,7 @@ class _Commands:
             del self._cursors[cursor_id]
 
     def _cursor(self, ns: str, docs: list[Document], batch_size: int, single: bool) -> Document:
-        """A cursor over documents already computed (aggregations, listings)."""
+        """Open a cursor over documents already computed (aggregations, listings)."""
         return self._open_cursor(_Cursor(ns, iter(docs), list), batch_size, single)
 
     # handshake and administration
@@ -461,7 +474,7 @@ class _Commands:
         return self._cursor(ns, entries, 0, single=True)
 
     def _matching(self, entries: list[Document], query: Document) -> list[Document]:
-        """The ``entries`` matching ``query``, by the same query engine as the data."""
+        """Select the ``entries`` matching ``query``, by the same query engine as the data."""
         if not query:
             return entries
         scratch = self._scratch.listing.entries
@@ -505,10 +518,12 @@ class _Commands:
         return self._cursor(f"{db.name}.{target}", entries, 0, single=True)
 
     def drop_indexes(self, db: Any, target: str, command: Document) -> Document:
-        """Drop indexes one by one, ``"*"`` too: the bulk ``drop_indexes`` of litemongo's mongomock
-        swaps the collection's stored index table for an in-memory dict, so every index made after
-        it (``jf admin reset`` and ``lpad reset`` drop, then rebuild) was lost, unique ones included,
-        when the server restarted."""
+        """Drop indexes one by one, ``"*"`` too.
+
+        The bulk ``drop_indexes`` of litemongo's mongomock swaps the collection's stored index table
+        for an in-memory dict, so every index made after it (``jf admin reset`` and ``lpad reset``
+        drop, then rebuild) was lost, unique ones included, when the server restarted.
+        """
         collection = db[target]
         index = command["index"]
         if index == "*":
@@ -522,8 +537,10 @@ class _Commands:
     # reads
 
     def find(self, db: Any, target: str, command: Document) -> Document:
-        """Select the ``_id`` of every result now, fetch the documents batch by batch: memory held
-        for a large result is its ids, not its documents."""
+        """Select the ``_id`` of every result now, fetch the documents batch by batch.
+
+        The memory held for a large result is so its ids, not its documents.
+        """
         limit = command.get("limit", 0)
         collection = db[target]
         ids = collection.find(
@@ -708,7 +725,7 @@ def _parse_op_msg(body: bytes) -> tuple[Document, int]:
 
 
 def _parse_op_query(body: bytes) -> tuple[str, Document]:
-    """The handshake before OP_MSG is known: ``(database, command)`` of a legacy OP_QUERY."""
+    """Parse the handshake before OP_MSG is known: ``(database, command)`` of a legacy OP_QUERY."""
     name_end = body.index(b"\x00", 4)
     database = body[4:name_end].decode().split(".", 1)[0]
     position = name_end + 1 + 8
@@ -778,8 +795,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def serve(db_dir: str | Path) -> None:
-    """Run the server of ``db_dir`` in this process until SIGTERM/SIGINT (exit at once if another
-    process already serves it)."""
+    """Run the server of ``db_dir`` in this process until SIGTERM/SIGINT.
+
+    Exit at once if another process already serves it.
+    """
     db_dir = Path(db_dir).expanduser().absolute()
     db_dir.mkdir(parents=True, exist_ok=True)
     lock = open(db_dir / _LOCK_NAME, "a+")  # held (so open) for the life of the process

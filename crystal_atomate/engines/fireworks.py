@@ -123,7 +123,7 @@ def crystal_workflow(
     priority: int | None = None,
     **workflow_kwargs: Any,
 ) -> Workflow:
-    """A FireWorks ``Workflow`` for a crystal_atomate flow.
+    """Build a FireWorks ``Workflow`` for a crystal_atomate flow.
 
     ``store`` is serialised into every Firework; ``None`` leaves the choice to each launcher's
     ``JOB_STORE`` setting, which is how results end up in different places by accident, so pass one.
@@ -135,8 +135,10 @@ def crystal_workflow(
 def _mark(
     store: JobStore | None, jobs: Iterable[Job], state: str, work_dir: str | None = None
 ) -> None:
-    """Record ``state`` for ``jobs`` in the UI table when the store has one (CrystalMathJobStore);
-    other job stores have no UI table to keep up to date."""
+    """Record ``state`` for ``jobs`` in the UI table when the store has one (CrystalMathJobStore).
+
+    Other job stores have no UI table to keep up to date.
+    """
     mark = getattr(store, "mark_job_state", None)
     if mark is None:
         return
@@ -161,6 +163,13 @@ class TrackedJobFiretask(JobFiretask):
     @serialize_fw
     @recursive_serialize
     def to_dict(self) -> dict:
+        """Serialise the task with the job sanitised strictly, so a launcher can rebuild its input.
+
+        Returns
+        -------
+        dict
+            FireWorks' task dictionary, the job as a strict ``jsanitize`` of ``Job.as_dict()``.
+        """
         serialised = dict(self)
         serialised["job"] = jsanitize(
             serialised["job"].as_dict(), strict=True, enum_values=True, allow_bson=True
@@ -168,6 +177,18 @@ class TrackedJobFiretask(JobFiretask):
         return serialised
 
     def run_task(self, fw_spec: dict) -> FWAction:
+        """Run the job as ``JobFiretask`` does, its UI row marked RUNNING, then FAILED if it raises.
+
+        Parameters
+        ----------
+        fw_spec
+            The Firework's spec, passed on to ``JobFiretask.run_task``.
+
+        Returns
+        -------
+        FWAction
+            jobflow's action; the jobs of its detours and additions are marked QUEUED in the UI.
+        """
         store = self.get("store")
         job: Job = self["job"]
         _mark(store, [job], "RUNNING", work_dir=os.getcwd())
@@ -189,8 +210,11 @@ def add_flows(
     store: JobStore | None = None,
     **workflow_kwargs: Any,
 ) -> dict[str, list[int]]:
-    """Add each flow as a Workflow and mark its jobs QUEUED in the UI; returns the Firework ids
-    of each flow by flow uuid. ``workflow_kwargs`` are those of :func:`crystal_workflow`."""
+    """Add each flow as a Workflow and mark its jobs QUEUED in the UI.
+
+    Returns the Firework ids of each flow by flow uuid. ``workflow_kwargs`` are those of
+    :func:`crystal_workflow`.
+    """
     added: dict[str, list[int]] = {}
     if store is not None:
         store.connect()
@@ -209,8 +233,11 @@ def _db_dir(db_dir: str | Path | None) -> Path:
 def launchpad_file(
     launchpad_yaml: str | Path | None = None, db_dir: str | Path | None = None
 ) -> Path:
-    """The ``my_launchpad.yaml`` launchers use: the given one (MongoDB or any LaunchPad), else one
-    written for the embedded database in ``db_dir`` (default ``~/.crystal_atomate/fireworks``)."""
+    """Return the ``my_launchpad.yaml`` launchers use: the given one, else the embedded database's.
+
+    The given one may point at MongoDB or any LaunchPad; the embedded database is in ``db_dir``
+    (default ``~/.crystal_atomate/fireworks``).
+    """
     if launchpad_yaml:
         return Path(launchpad_yaml).expanduser().absolute()
     directory = _db_dir(db_dir)
@@ -220,8 +247,11 @@ def launchpad_file(
 def open_launchpad(
     launchpad_yaml: str | Path | None = None, db_dir: str | Path | None = None
 ) -> LaunchPad:
-    """The LaunchPad of ``launchpad_yaml`` if given, else the embedded one (server started, and
-    initialised on first use: a new directory needs no ``lpad reset``)."""
+    """Open the LaunchPad of ``launchpad_yaml`` if given, else the embedded one.
+
+    The embedded server is started, and initialised on first use: a new directory needs no ``lpad
+    reset``.
+    """
     if launchpad_yaml:
         return LaunchPad.from_file(str(launchpad_yaml))
     launchpad = embedded_launchpad(_db_dir(db_dir), strm_lvl="WARNING")
@@ -234,8 +264,10 @@ def open_launchpad(
 def write_fworker_yaml(
     path: str | Path, name: str = "crystal_atomate", category: str | list[str] = ""
 ) -> Path:
-    """Write ``my_fworker.yaml`` for launchers that may run Fireworks routed to ``name`` or
-    ``category`` (FireWorks' own format, so ``rlaunch -w`` reads it)."""
+    """Write ``my_fworker.yaml`` for launchers running Fireworks routed to ``name`` or ``category``.
+
+    It is FireWorks' own format, so ``rlaunch -w`` reads it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FWorker(name=name, category=category).to_file(str(path))
@@ -263,9 +295,11 @@ def start_launchers(
     fworker_yaml: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> list[subprocess.Popen]:
-    """Start ``n`` concurrent rapidfire launchers in ``launch_dir`` (their launch folders go there,
-    their output to ``launcher-<i>.log``). Each runs in its own process group, so a caller can stop
-    a launcher together with the CRYSTAL run it started."""
+    """Start ``n`` concurrent rapidfire launchers in ``launch_dir``.
+
+    Their launch folders go there, their output to ``launcher-<i>.log``. Each runs in its own
+    process group, so a caller can stop a launcher together with the CRYSTAL run it started.
+    """
     launch_dir = Path(launch_dir)
     launch_dir.mkdir(parents=True, exist_ok=True)
     command = launcher_command(launchpad_yaml, fworker_yaml)

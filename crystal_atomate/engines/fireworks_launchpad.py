@@ -38,7 +38,7 @@ def launchpad_settings(db_dir: str | Path, name: str = DEFAULT_DATABASE, **extra
 
 
 def embedded_launchpad(db_dir: str | Path, name: str = DEFAULT_DATABASE, **extra: Any) -> LaunchPad:
-    """A LaunchPad on the embedded database in ``db_dir``, starting its server if needed."""
+    """Open a LaunchPad on the embedded database in ``db_dir``, starting its server if needed."""
     ensure_server(db_dir)
     return LaunchPad.from_dict(launchpad_settings(db_dir, name, **extra))
 
@@ -46,8 +46,10 @@ def embedded_launchpad(db_dir: str | Path, name: str = DEFAULT_DATABASE, **extra
 def write_launchpad_yaml(
     db_dir: str | Path, yaml_path: str | Path, name: str = DEFAULT_DATABASE, **extra: Any
 ) -> Path:
-    """Write ``my_launchpad.yaml`` for ``lpad -l``/``rlaunch -l`` (or ``FW_CONFIG_FILE``'s
-    ``LAUNCHPAD_LOC``) on the embedded database in ``db_dir``."""
+    """Write ``my_launchpad.yaml`` for the embedded database in ``db_dir``.
+
+    ``lpad -l``/``rlaunch -l`` read it (or ``FW_CONFIG_FILE``'s ``LAUNCHPAD_LOC``).
+    """
     yaml_path = Path(yaml_path)
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
     yaml_path.write_text(yaml.safe_dump(launchpad_settings(db_dir, name, **extra), sort_keys=False))

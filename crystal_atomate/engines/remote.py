@@ -75,8 +75,10 @@ CRYSTAL_EXEC_CONFIG = "crystal"
 
 
 def runner_delays(seconds: float) -> dict[str, float]:
-    """Runner polling delays: ``seconds`` between the steps a job goes through, five times that
-    for the slower bookkeeping loops."""
+    """Return the runner's polling delays: ``seconds`` between the steps a job goes through.
+
+    The slower bookkeeping loops wait five times that.
+    """
     step, slow = seconds, 5 * seconds
     return {
         "delay_checkout": step,
@@ -116,18 +118,21 @@ def projects_folder() -> Path:
 
 
 def ui_jobstore_config(db_file: str | Path | None = None) -> dict[str, Any]:
-    """The ``jobstore`` section: a plain ``JobStore`` over ``CrystalMathJobStore``'s own stores.
+    """Build the ``jobstore`` section: a plain ``JobStore`` over ``CrystalMathJobStore``'s stores.
 
     Serialised strictly so the YAML holds no Python objects (``last_updated_type`` stays a monty
-    enum dict that decodes back to maggma's ``DateTimeFormat``)."""
+    enum dict that decodes back to maggma's ``DateTimeFormat``).
+    """
     ui = CrystalMathJobStore(db_file)
     plain = JobStore(ui.docs_store, additional_stores=ui.additional_stores, save=ui.save)
     return jsanitize(plain.as_dict(), strict=True)
 
 
 def crystal_exec_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The ``crystal`` exec config: the CRYSTAL commands of this machine's settings, plus ``env``
-    (e.g. the replay's plan and commands), exported before each job runs on the worker."""
+    """Build the ``crystal`` exec config: this machine's CRYSTAL commands, plus ``env``.
+
+    ``env`` (e.g. the replay's plan and commands) is exported before each job runs on the worker.
+    """
     settings = CrystalAtomateSettings()
     export = {
         "CRYSTAL_ATOMATE_CRYSTAL_CMD": settings.CRYSTAL_CMD,
@@ -148,7 +153,7 @@ def project_config(
     max_jobs: int | None = None,
     warm_executor: bool = False,
 ) -> dict[str, Any]:
-    """A jobflow-remote project for crystal_atomate on this machine (see the module docstring).
+    """Build a jobflow-remote project for crystal_atomate on this machine (see the module doc).
 
     ``max_jobs`` bounds how many jobs the local worker runs at once (None: no bound).
     ``warm_executor=True`` opts in to the warm executor; by default the worker keeps
@@ -179,11 +184,12 @@ def project_config(
 
 
 def warm_execution_command(config: Mapping[str, Any]) -> str:
-    """The local worker's ``execution_cmd`` for the warm executor of project ``config``.
+    """Return the local worker's ``execution_cmd`` for the warm executor of project ``config``.
 
     Its servers belong to the project's runner daemon: an idle server retires as soon as the
     daemon's supervisord is gone (``jf runner shutdown``) instead of lingering for the idle
-    timeout."""
+    timeout.
+    """
     daemon_dir = Path(Project.model_validate(dict(config)).daemon_dir)
     return execution_command(owner=daemon_dir / "supervisord.pid")
 
@@ -191,8 +197,11 @@ def warm_execution_command(config: Mapping[str, Any]) -> str:
 def write_project(
     config: Mapping[str, Any], folder: str | Path | None = None, overwrite: bool = False
 ) -> Path:
-    """Validate ``config`` with jobflow-remote and write ``FOLDER/<name>.yaml`` (default: the
-    projects folder ``jf`` reads); refuses to replace an existing project unless ``overwrite``."""
+    """Validate ``config`` with jobflow-remote and write ``FOLDER/<name>.yaml``.
+
+    The default folder is the projects folder ``jf`` reads; an existing project is replaced only
+    with ``overwrite``.
+    """
     Project.model_validate(dict(config))
     folder = Path(folder).expanduser() if folder else projects_folder()
     path = folder / f"{config['name']}.yaml"
@@ -204,8 +213,10 @@ def write_project(
 
 
 def load_project(project: str | Path | Project | None = None) -> Project:
-    """A project object from itself, a project file, or a name in the projects folder (None: the
-    default project, as for ``jf``)."""
+    """Load a project from itself, a project file, or a name in the projects folder.
+
+    None is the default project, as for ``jf``.
+    """
     if isinstance(project, Project):
         return project
     path = Path(project) if project is not None else None
@@ -215,7 +226,7 @@ def load_project(project: str | Path | Project | None = None) -> Project:
 
 
 def ui_store(project: Project) -> CrystalMathJobStore | None:
-    """The ``CrystalMathJobStore`` of the project's job store, if it is the UI's SQLite file."""
+    """Return the project's job store as a ``CrystalMathJobStore`` if it is the UI's SQLite file."""
     docs = project.get_jobstore().docs_store
     if not isinstance(docs, SQLiteStore):
         return None
@@ -229,8 +240,10 @@ def submit_flows(
     exec_config: str | None = CRYSTAL_EXEC_CONFIG,
     resources: Mapping[str, Any] | None = None,
 ) -> dict[str, list[str]]:
-    """Add each flow to the project's queue and mark its jobs QUEUED in the UI; returns the db ids
-    of each flow's jobs by flow uuid. One queue connection serves every flow."""
+    """Add each flow to the project's queue and mark its jobs QUEUED in the UI.
+
+    Returns the db ids of each flow's jobs by flow uuid. One queue connection serves every flow.
+    """
     project = load_project(project)
     controller = JobController.from_project(project)
     store = ui_store(project)
@@ -253,8 +266,11 @@ def submit_flows(
 
 @dataclass(frozen=True)
 class FailedJob:
-    """A job jobflow-remote gave up on, with the last line of its error (the classified CRYSTAL
-    failure for our jobs, e.g. ``CrystalJobFailed: ... (scf_not_converged) ...``)."""
+    """A job jobflow-remote gave up on, with the last line of its error.
+
+    For our jobs that line is the classified CRYSTAL failure, e.g. ``CrystalJobFailed: ...
+    (scf_not_converged) ...``.
+    """
 
     uuid: str
     index: int
@@ -269,7 +285,7 @@ def _summary(error: str | None) -> str:
 
 
 def failed_jobs(project: str | Path | Project | None = None) -> list[FailedJob]:
-    """The FAILED and REMOTE_ERROR jobs of the project, for ``crystal-atomate remote status``."""
+    """List the project's FAILED and REMOTE_ERROR jobs, for ``crystal-atomate remote status``."""
     controller = JobController.from_project(load_project(project))
     try:
         infos = controller.get_jobs_info(states=[JobState.FAILED, JobState.REMOTE_ERROR])
@@ -292,7 +308,8 @@ def sync_ui_states(project: str | Path | Project | None = None) -> Counter[str]:
 
     Only the latest run of each job counts, and a run whose document is already stored is left
     to the store's mirror (it knows COMPLETED from FAILED and the energy), so a sync racing the
-    runner never overwrites a finished row. Returns how many rows got each status."""
+    runner never overwrites a finished row. Returns how many rows got each status.
+    """
     project = load_project(project)
     store = ui_store(project)
     if store is None:

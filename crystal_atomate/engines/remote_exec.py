@@ -74,7 +74,9 @@ WARM_MODULES = (
 #: Seconds a client waits for a server it started to take connections (it imports first).
 START_TIMEOUT = 180.0
 _MODULE = "crystal_atomate.engines.remote_exec"
-_FALLBACK = "import sys; from jobflow_remote.jobs.run import run_remote_job; run_remote_job(sys.argv[1])"
+_FALLBACK = (
+    "import sys; from jobflow_remote.jobs.run import run_remote_job; run_remote_job(sys.argv[1])"
+)
 _LENGTH = struct.Struct("!I")
 _STATUS = struct.Struct("!ci")
 _STARTED, _EXITED, _RETIRED = b"R", b"X", b"S"
@@ -85,13 +87,16 @@ _ATTEMPTS = 3
 
 
 def exec_dir() -> str:
-    """The servers' folder: ``CRYSTAL_ATOMATE_EXEC_DIR``, else ``$TMPDIR/crystal_atomate-exec-UID``."""
+    """Return the servers' folder: ``CRYSTAL_ATOMATE_EXEC_DIR``, else a per-user one in ``$TMPDIR``.
+
+    The per-user folder is ``$TMPDIR/crystal_atomate-exec-UID``.
+    """
     default = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"crystal_atomate-exec-{os.getuid()}")
     return os.environ.get(EXEC_DIR_ENV, default)
 
 
 def server_key(environ: dict[str, str], options: list[str], python: str = sys.executable) -> str:
-    """The server a client with this environment and these options uses (a short hex digest)."""
+    """Name the server a client with this environment and options uses (a short hex digest)."""
     stable = sorted((k, v) for k, v in environ.items() if k not in VOLATILE_ENV)
     text = json.dumps([python, options, stable])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -108,11 +113,12 @@ def execution_command(
     idle: float | None = None,
     python: str = sys.executable,
 ) -> str:
-    """The ``execution_cmd`` of a jobflow-remote worker that uses the warm executor.
+    """Return the ``execution_cmd`` of a jobflow-remote worker that uses the warm executor.
 
     ``owner``: a pid file (the runner daemon's) whose process must be alive for an idle server to
     stay; ``idle``: seconds before an idle server retires (default :data:`DEFAULT_IDLE`). The
-    client runs isolated (``-I -S``): no site packages to scan, so it starts in milliseconds."""
+    client runs isolated (``-I -S``): no site packages to scan, so it starts in milliseconds.
+    """
     import shlex
 
     parts = [python, "-I", "-S", os.path.abspath(__file__), *_options(owner, idle)]
@@ -145,7 +151,8 @@ def _start_server(key: str, options: list[str]) -> socket.socket | None:
     """Start the server ``key`` (unless a racing client did) and connect to it.
 
     The start lock makes racing clients wait for the one that starts the server instead of
-    importing everything twice on the same cores."""
+    importing everything twice on the same cores.
+    """
     import fcntl
     import subprocess
 
@@ -177,7 +184,7 @@ def _start_server(key: str, options: list[str]) -> socket.socket | None:
 
 
 def _send_job(sock: socket.socket, run_dir: str) -> None:
-    """The job request: its run dir, cwd, umask and environment, with fds 0, 1 and 2 attached."""
+    """Send the job request: run dir, cwd, umask and environment, with fds 0, 1 and 2 attached."""
     umask = os.umask(0o022)
     os.umask(umask)
     request = {"run_dir": run_dir, "cwd": os.getcwd(), "umask": umask, "env": dict(os.environ)}
@@ -187,8 +194,11 @@ def _send_job(sock: socket.socket, run_dir: str) -> None:
 
 
 def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
-    """The next status message; None if the server hung up. Gives up (exit 1, which closes the
-    connection and so kills the job) if the shell that started this client is killed."""
+    """Receive the next status message; None if the server hung up.
+
+    Gives up (exit 1, which closes the connection and so kills the job) if the shell that started
+    this client is killed.
+    """
     data = b""
     while len(data) < _STATUS.size:
         try:
@@ -206,8 +216,10 @@ def _recv_status(sock: socket.socket, shell: int) -> tuple[bytes, int] | None:
 
 
 def _run_on(sock: socket.socket, run_dir: str) -> int | None:
-    """Run the job on the server behind ``sock``; its exit status, or None if the server did not
-    take the job (retiring or gone before it started: safe to ask again)."""
+    """Run the job on the server behind ``sock``; return its exit status.
+
+    None if the server did not take the job (retiring or gone before it started: safe to ask again).
+    """
     shell = os.getppid()
     with sock:
         sock.settimeout(1.0)
@@ -235,7 +247,7 @@ def _fallback(run_dir: str, why: str) -> None:
 
 
 def client_main(argv: list[str]) -> int:
-    """``remote_exec.py [--owner PIDFILE] [--idle SECONDS] RUN_DIR``: run one job on a warm server."""
+    """``remote_exec.py [--owner PIDFILE] [--idle SECONDS] RUN_DIR``: run one job on a warm server."""  # noqa: E501 - the usage message
     *options, run_dir = argv or ["--help"]
     if run_dir.startswith("-") or len(options) % 2:
         print(client_main.__doc__, file=sys.stderr)
@@ -439,8 +451,10 @@ class _Server:
             self.retire(f"owner {self.owner} gone")
 
     def retire(self, why: str) -> None:
-        """Stop taking jobs and give up the socket path at once (a new server may take it while
-        this one finishes its running jobs)."""
+        """Stop taking jobs and give up the socket path at once.
+
+        A new server may take the path while this one finishes its running jobs.
+        """
         if self.retiring or self.listener is None:
             return
         self.retiring = why
@@ -531,7 +545,7 @@ class _Server:
 def serve_main(argv: list[str]) -> int:
     """``--serve SOCKET LOCK [--owner PIDFILE] [--idle SECONDS]``: run a server until it retires."""
     sock_path, lock_path, *rest = argv
-    options = dict(zip(rest[::2], rest[1::2]))
+    options = dict(zip(rest[::2], rest[1::2], strict=False))
     server = _Server(
         sock_path, lock_path, float(options.get("--idle", DEFAULT_IDLE)), options.get("--owner")
     )
@@ -547,8 +561,11 @@ def serve_main(argv: list[str]) -> int:
 
 
 def lock_holder(lock_path: str) -> int | None:
-    """The pid written in ``lock_path`` by the process holding its lock; None when the file is
-    missing or its lock is free (taken here for an instant, and let go as the file closes)."""
+    """Return the pid written in ``lock_path`` by the process holding its lock.
+
+    None when the file is missing or its lock is free (taken here for an instant, and let go as the
+    file closes).
+    """
     import fcntl
 
     if not os.path.exists(lock_path):
@@ -564,7 +581,10 @@ def lock_holder(lock_path: str) -> int | None:
 
 
 def running_servers(directory: str | None = None) -> dict[str, int]:
-    """The pid of every server holding its lock in ``directory`` (default :func:`exec_dir`), by key."""
+    """Return the pid of every server holding its lock in ``directory``, by key.
+
+    ``directory`` defaults to :func:`exec_dir`.
+    """
     import glob
 
     servers = {}

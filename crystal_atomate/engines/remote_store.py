@@ -33,8 +33,11 @@ class EmbeddedMongoStore(MongoStore):
         collection_name: str = "jobs",
         **kwargs: Any,
     ) -> None:
-        """``kwargs`` are the usual ``MongoStore``/``Store`` options (``key``,
-        ``last_updated_field``, ...); host, port and credentials come from ``db_dir``."""
+        """Open the store of ``db_dir`` with the usual ``MongoStore``/``Store`` options.
+
+        ``kwargs`` are those options (``key``, ``last_updated_field``, ...); host, port and
+        credentials come from ``db_dir``.
+        """
         self.db_dir = str(Path(db_dir).expanduser().absolute())
         super().__init__(
             database=database,
@@ -56,7 +59,7 @@ def project_store_config(
     jobs_collection: str = "jobs",
     outputs_collection: str = "outputs",
 ) -> dict[str, Any]:
-    """The ``queue`` and ``jobstore`` sections of a jobflow-remote project on ``db_dir``.
+    """Build the ``queue`` and ``jobstore`` sections of a jobflow-remote project on ``db_dir``.
 
     Both use the monty ``@module``/``@class`` form: jobflow-remote's ``type: Name`` form only finds
     store classes that happen to be imported already, so it cannot name ours reliably.

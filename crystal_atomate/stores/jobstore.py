@@ -33,19 +33,19 @@ _IMPORT_BATCH = 50
 
 
 def _settings() -> CrystalAtomateSettings:
-    """This machine's settings (database file, lock deadline)."""
+    """Load this machine's settings (database file, lock deadline)."""
     return CrystalAtomateSettings()
 
 
 def _default_parser() -> Callable[[Path], Any]:
-    """The CRYSTAL output parser, imported only when needed."""
+    """Import the CRYSTAL output parser, only when it is needed."""
     from crystal_atomate.io.outputs import parse_output
 
     return parse_output
 
 
 def tui_job_uuid(work_dir: str) -> str:
-    """A stable jobflow uuid for a job the UI ran, so importing twice finds the same document.
+    """Derive a stable jobflow uuid for a UI job, so importing twice finds the same document.
 
     Parameters
     ----------
@@ -220,7 +220,7 @@ class CrystalMathJobStore(JobStore):
             return mark_job_state(conn, uuid, state, work_dir, name, workflow_id)
 
     def tui_job_id(self, uuid: str) -> int | None:
-        """The UI's job number for a jobflow job uuid, if mirrored.
+        """Return the UI's job number for a jobflow job uuid, if mirrored.
 
         Parameters
         ----------
@@ -279,13 +279,16 @@ class CrystalMathJobStore(JobStore):
 
 
 def _field(doc: Any, name: str) -> Any:
-    """A field of a job document given as a dict or a pydantic model."""
+    """Get a field of a job document given as a dict or a pydantic model."""
     return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
 
 
 def _imported_document(job: UIJob, parsed: dict) -> dict:
-    """A job document with our task documents' field names (``output.output.energy_hartree`` ...),
-    so imported runs answer the same queries; the parser's full result is kept under ``parsed``."""
+    """Build a job document with our task documents' field names.
+
+    Field names such as ``output.output.energy_hartree``: imported runs so answer the same queries;
+    the parser's full result is kept under ``parsed``.
+    """
     energy_ha = job.final_energy
     parsed_ha = parsed.get("energy_ha")
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha

@@ -12,12 +12,12 @@ UI shares. Three rules keep it safe and fast:
 * an operator we do not implement raises :class:`UnsupportedOperatorError` naming it, so a filter
   is never silently turned into "match nothing".
 
-Hostile or merely large filters never reach SQLite as something it would choke on: every
-problem is an :class:`InvalidQuery` naming what to change (nesting deeper than
-:data:`MAX_QUERY_DEPTH`, SQL too deeply nested for SQLite's parser, an invalid ``$regex``, a string that is not
-valid UTF-8, an integer outside 64 bits, a non-string key, a non-integer ``limit``). Large
-``$in`` lists of mixed types are bound as one JSON array read with ``json_each``, and long
-``$or``/``$and`` lists are joined as a balanced tree, so thousands of clauses work as on MongoDB.
+Hostile or merely large filters never reach SQLite as something it would choke on: every problem is
+an :class:`InvalidQuery` naming what to change (nesting deeper than :data:`MAX_QUERY_DEPTH`, SQL too
+deeply nested for SQLite's parser, an invalid ``$regex``, a string that is not valid UTF-8, an
+integer outside 64 bits, a non-string key, a non-integer ``limit``). Large ``$in`` lists of mixed
+types are bound as one JSON array read with ``json_each``, and long ``$or``/``$and`` lists are
+joined as a balanced tree, so thousands of clauses work as on MongoDB.
 
 Mongo's array semantics (a scalar criterion matches an array holding it, ``a.b`` reaches into an
 array of sub-documents) cost a scan, so they are only compiled for paths known to have held an
@@ -34,7 +34,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -121,8 +121,9 @@ def validate_limit_skip(limit: Any, skip: Any) -> tuple[int, int]:
 
 
 def check_shape(criteria: Any) -> None:
-    """Refuse filters nested deeper than :data:`MAX_QUERY_DEPTH` documents and lists, or with a
-    key that is not a string, before anything recurses into them.
+    """Refuse filters nested too deeply or with a non-string key, before any recursion.
+
+    "Too deeply" is more than :data:`MAX_QUERY_DEPTH` documents and lists.
 
     Raises
     ------
@@ -133,7 +134,9 @@ def check_shape(criteria: Any) -> None:
     while stack:
         value, depth = stack.pop()
         if depth > MAX_QUERY_DEPTH:
-            raise InvalidQuery(f"the filter nests more than {MAX_QUERY_DEPTH} levels of documents and lists")
+            raise InvalidQuery(
+                f"the filter nests more than {MAX_QUERY_DEPTH} levels of documents and lists"
+            )
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -198,7 +201,7 @@ def split_field(name: str) -> tuple[str, ...]:
 
 
 def path_literal(parts: Iterable[str], index_at: Iterable[int] = ()) -> str:
-    """A validated field as a SQL string literal holding the JSON path ``$."a"."b"``.
+    """Quote a validated field as a SQL string literal holding the JSON path ``$."a"."b"``.
 
     Parts were checked by :func:`split_field` (no double quote, backslash or control character),
     so inside the double-quoted JSON labels nothing can end the label; single quotes are doubled,
@@ -214,7 +217,7 @@ def encode_scalar(value: Any) -> Any:
     """Map the scalars JSON cannot hold (datetimes, NaN/inf) to tagged strings that sort right."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return DATETIME_TAG + value.strftime("%Y-%m-%dT%H:%M:%S.%f")
     if isinstance(value, float) and not math.isfinite(value):
         return FLOAT_TAG + repr(value)
@@ -241,7 +244,7 @@ def _decode_tags(value: Any) -> Any:
 
 
 def decode_document(text: str) -> Any:
-    """A stored document's JSON text back to Python, tagged scalars decoded.
+    r"""Decode a stored document's JSON text back to Python, tagged scalars included.
 
     Parameters
     ----------
@@ -251,7 +254,7 @@ def decode_document(text: str) -> Any:
     Returns
     -------
     Any
-        The document; the tree is walked only when the text holds a tag (``\\u0001`` escaped).
+        The document; the tree is walked only when the text holds a tag (``\u0001`` escaped).
     """
     value = orjson.loads(text)
     return _decode_tags(value) if "\\u0001" in text else value
@@ -277,7 +280,7 @@ class Compiler:
     _aliases: Iterable[int] = field(default_factory=lambda: itertools.count())
 
     def where(self, criteria: Mapping[str, Any] | None) -> str:
-        """The SQL boolean expression for ``criteria`` (``1`` for an empty filter)."""
+        """Compile ``criteria`` to an SQL boolean expression (``1`` for an empty filter)."""
         if not criteria:
             return "1"
         if not isinstance(criteria, Mapping):
@@ -290,7 +293,11 @@ class Compiler:
 
     def _clause(self, key: str, value: Any, ctx: _Ctx) -> str:
         if key in _LOGICAL:
-            if not isinstance(value, list) or not value or not all(isinstance(d, Mapping) for d in value):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(d, Mapping) for d in value)
+            ):
                 raise InvalidQuery(f"{key} needs a non-empty list of documents")
             clauses = _flattened(key, value)
             if key != "$and":
@@ -305,7 +312,9 @@ class Compiler:
         if isinstance(value, Mapping) and value and all(str(k).startswith("$") for k in value):
             return self._operators(parts, value, ctx)
         if isinstance(value, re.Pattern):
-            return self._field(parts, ctx, lambda v, t: self._regex(v, t, value.pattern, value.flags))
+            return self._field(
+                parts, ctx, lambda v, t: self._regex(v, t, value.pattern, value.flags)
+            )
         return self._field(parts, ctx, lambda v, t: self._eq(v, t, value))
 
     def _operators(self, parts: tuple[str, ...], ops: Mapping[str, Any], ctx: _Ctx) -> str:
@@ -344,7 +353,9 @@ class Compiler:
             while isinstance(arg, Mapping) and set(arg) == {"$not"}:
                 arg, negations = arg["$not"], negations + 1
             if isinstance(arg, re.Pattern):
-                inner = self._field(parts, ctx, lambda v, t: self._regex(v, t, arg.pattern, arg.flags))
+                inner = self._field(
+                    parts, ctx, lambda v, t: self._regex(v, t, arg.pattern, arg.flags)
+                )
             elif isinstance(arg, Mapping) and arg and all(str(k).startswith("$") for k in arg):
                 inner = self._operators(parts, arg, ctx)
             else:
@@ -355,11 +366,15 @@ class Compiler:
         if op == "$all":
             if not isinstance(arg, (list, tuple)) or not arg:
                 raise ValueError("$all needs a non-empty list")
-            return _join([self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x)) for x in arg], "AND")
+            return _join(
+                [self._field(parts, ctx, lambda v, t, x=x: self._eq(v, t, x)) for x in arg], "AND"
+            )
         raise UnsupportedOperatorError(op)
 
-    def _access(self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()) -> tuple[str, str]:
-        """SQL for the value and JSON type at ``parts`` below ``ctx``."""
+    def _access(
+        self, parts: tuple[str, ...], ctx: _Ctx, index_at: tuple[int, ...] = ()
+    ) -> tuple[str, str]:
+        """Return SQL for the value and JSON type at ``parts`` below ``ctx``."""
         lit = path_literal(parts, index_at)
         return f"json_extract({ctx.base}, {lit})", f"json_type({ctx.base}, {lit})"
 
@@ -391,7 +406,10 @@ class Compiler:
         lit = path_literal(head)
         elem_ctx = _Ctx(f"{alias}.value", ctx.prefix + head)
         if rest:
-            inner = f"CASE WHEN {alias}.type = 'object' THEN ({self._field(rest, elem_ctx, pred)}) ELSE 0 END"
+            inner = (
+                f"CASE WHEN {alias}.type = 'object' THEN ({self._field(rest, elem_ctx, pred)}) "
+                "ELSE 0 END"
+            )
         else:
             inner = pred(f"{alias}.value", f"{alias}.type")
         exists = (
@@ -430,14 +448,20 @@ class Compiler:
                 terms.append(f"({self._member(val, group)} AND {typ} IN {types})")
         if containers:
             self._bind(_dumps(containers))
-            terms.append(f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM json_each(?)))")
+            terms.append(
+                f"({typ} IN ('object', 'array') AND {val} IN (SELECT json(value) FROM "
+                "json_each(?)))"
+            )
         singles = {t for t in encoded if t is None or isinstance(t, bool)}
         terms.extend(self._eq(val, typ, target) for target in sorted(singles, key=repr))
         return _join(terms, "OR")
 
     def _member(self, val: str, values: list[Any]) -> str:
-        """``val IN (...)``: bound one by one for short lists (indexable), as one JSON array read
-        once by an uncorrelated ``json_each`` subquery for long ones (no limit on the length)."""
+        """Compile ``val IN (...)``: short lists bound one by one, long ones as a JSON array.
+
+        Short lists stay indexable; the JSON array is read once by an uncorrelated ``json_each``
+        subquery, so there is no limit on the length.
+        """
         if len(values) <= _INLINE_IN:
             for value in values:
                 self._bind(value)
@@ -482,8 +506,10 @@ _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def _join(terms: list[str], op: str) -> str:
-    """``terms`` joined by AND/OR; long lists as a balanced tree, so SQLite's expression depth
-    grows with log(N), not N."""
+    """Join ``terms`` by AND/OR; long lists as a balanced tree.
+
+    SQLite's expression depth so grows with log(N), not N.
+    """
     if len(terms) == 1:
         return terms[0]
     if len(terms) <= _CHAIN:
@@ -493,15 +519,19 @@ def _join(terms: list[str], op: str) -> str:
 
 
 def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """``$or`` of plain equalities on one field (``[{"n": 1}, {"n": 2}, ...]``) as one ``$in``,
-    as MongoDB's planner does: one membership test per row instead of N comparisons."""
+    """Rewrite an ``$or`` of equalities on one field as one ``$in``, as MongoDB's planner does.
+
+    For example ``[{"n": 1}, {"n": 2}, ...]``: one membership test per row instead of N comparisons.
+    """
     by_field: dict[str, list[Any]] = {}
     rest: list[Mapping[str, Any]] = []
     for clause in clauses:
         field, value = next(iter(clause.items())) if len(clause) == 1 else ("$", None)
         if isinstance(value, Mapping) and set(value) == {"$eq"}:
             value = value["$eq"]
-        if not field.startswith("$") and (value is None or isinstance(value, (str, int, float, bool))):
+        if not field.startswith("$") and (
+            value is None or isinstance(value, (str, int, float, bool))
+        ):
             by_field.setdefault(field, []).append(value)
         else:
             rest.append(clause)
@@ -511,8 +541,10 @@ def _equalities_as_in(clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 
 def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The clauses of ``$and``/``$or`` with same-operator nesting (``{"$and": [{"$and": [...]}]}``)
-    lifted into one list: same meaning, a shallower SQL expression."""
+    """Lift the clauses of same-operator nested ``$and``/``$or`` into one list.
+
+    For example ``{"$and": [{"$and": [...]}]}``: same meaning, a shallower SQL expression.
+    """
     if key == "$nor":
         return list(clauses)
     flat: list[Mapping[str, Any]] = []
@@ -543,7 +575,9 @@ def _check_text(value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidQuery(f"string {value!r} is not valid UTF-8 ({exc.reason} at {exc.start})") from None
+        raise InvalidQuery(
+            f"string {value!r} is not valid UTF-8 ({exc.reason} at {exc.start})"
+        ) from None
 
 
 def _negate(term: str) -> str:
@@ -568,13 +602,18 @@ def _encode_query_value(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_encode_tree(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        _encode_tree(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _encode_tree(value: Any) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise InvalidQuery(f"document keys must be strings, got {next(k for k in value if not isinstance(k, str))!r}")
+            raise InvalidQuery(
+                "document keys must be strings, got "
+                f"{next(k for k in value if not isinstance(k, str))!r}"
+            )
         return {k: _encode_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode_tree(v) for v in value]

@@ -66,7 +66,8 @@ class DatabaseLockedError(OperationFailed, RuntimeError):
         super().__init__(
             f"database is locked: {self.path}{held_by} kept its write lock for {waited:.1f} s; "
             f"not written: {what}",
-            hint="retry when the other program has finished writing, or raise CRYSTAL_ATOMATE_DB_LOCK_DEADLINE",
+            hint="retry when the other program has finished writing, or raise "
+                 "CRYSTAL_ATOMATE_DB_LOCK_DEADLINE",
         )
 
 
@@ -246,7 +247,7 @@ class SQLiteDatabase:
 
     @classmethod
     def shared(cls, path: str | Path) -> SQLiteDatabase:
-        """The database object of ``path`` in this process (one per resolved path).
+        """Return the database object of ``path`` in this process (one per resolved path).
 
         Parameters
         ----------
@@ -265,7 +266,7 @@ class SQLiteDatabase:
             return cls._registry[key]
 
     def connection(self, deadline: float = DEFAULT_LOCK_DEADLINE) -> sqlite3.Connection:
-        """The open connection, opening the file (and its folder) if needed.
+        """Return the open connection, opening the file (and its folder) if needed.
 
         Parameters
         ----------
@@ -288,7 +289,7 @@ class SQLiteDatabase:
     def transaction(
         self, deadline: float = DEFAULT_LOCK_DEADLINE, what: str = "a write"
     ) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the shared connection; nested ones join the outermost.
+        """Open a write transaction on the shared connection; nested ones join the outermost.
 
         Parameters
         ----------

@@ -39,8 +39,8 @@ from pydash import get, has, set_
 
 from crystal_atomate.stores.query import (
     Compiler,
-    check_shape,
     InvalidFieldError,
+    check_shape,
     decode_document,
     encode_scalar,
     path_literal,
@@ -156,13 +156,13 @@ def _dumps(doc: Any) -> str:
 
 
 def _plain_filter(criteria: Any) -> Any:
-    """A caller's filter, its depth checked before anything recurses into it, ObjectIds as text."""
+    """Check a filter's depth before anything recurses into it; return it with ObjectIds as text."""
     check_shape(criteria)
     return _plain(criteria)
 
 
 def _plain(value: Any) -> Any:
-    """A filter or key value with every ``ObjectId`` as its hex string, as documents store it."""
+    """Replace each ``ObjectId`` in a filter or key value by its hex string, as stored."""
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, dict):
@@ -205,7 +205,7 @@ def _pick(source: Any, parts: list[str], target: dict) -> None:
         _pick(value, rest, target.setdefault(head, {}))
     elif isinstance(value, list):
         picked = target.setdefault(head, [{} if isinstance(v, dict) else None for v in value])
-        for item, out in zip(value, picked):
+        for item, out in zip(value, picked, strict=False):
             if isinstance(item, dict):
                 _pick(item, rest, out)
         target[head] = [p for p in picked if p is not None]
@@ -243,7 +243,7 @@ def values_at(doc: Any, parts: list[str]) -> Iterator[Any]:
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable, type-aware stand-in used to deduplicate and order mixed values."""
+    """Return a hashable, type-aware stand-in used to deduplicate and order mixed values."""
     if isinstance(value, (dict, list)):
         return (4, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     if value is None:
@@ -353,8 +353,10 @@ class SQLiteStore(Store):
         self._database = (os.getpid(), database)
 
     def close(self) -> None:
-        """Close the connection; the store stays usable (the next call reopens it), as maggma's
-        ``MemoryStore`` does after ``Builder.run()`` closed it."""
+        """Close the connection; the store stays usable (the next call reopens it).
+
+        This is what maggma's ``MemoryStore`` does after ``Builder.run()`` closed it.
+        """
         if self._database is not None:
             self.database.close()
 
@@ -367,7 +369,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def transaction(self, what: str | None = None) -> Iterator[sqlite3.Connection]:
-        """A write transaction on this store's file; one opened inside another joins it.
+        """Open a write transaction on this store's file; one opened inside another joins it.
 
         Parameters
         ----------
@@ -384,7 +386,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, held for reading (no other thread of this process uses it meanwhile).
+        """Hold the connection for reading (no other thread of this process uses it meanwhile).
 
         Yields
         ------
@@ -396,13 +398,17 @@ class SQLiteStore(Store):
             yield database.connection(self.timeout)
 
     def _compiler(self, conn: sqlite3.Connection) -> Compiler:
-        """A query compiler knowing every path that has held an array, in any process.
+        """Return a query compiler knowing every path that has held an array, in any process.
 
         ``PRAGMA data_version`` changes when another connection commits, which is when the
         list of array paths has to be re-read; a stale superset would only cost speed.
         """
         database = self.database  # a new connection (reopened, or forked) restarts data_version
-        version = (id(database), database.generation, conn.execute("PRAGMA data_version").fetchone()[0])
+        version = (
+            id(database),
+            database.generation,
+            conn.execute("PRAGMA data_version").fetchone()[0],
+        )
         if version != self._data_version:
             rows = conn.execute(f"SELECT path FROM {_arrays_table(self.collection_name)}")
             self._array_paths |= {r[0] for r in rows}
@@ -467,7 +473,7 @@ class SQLiteStore(Store):
         return datetime.min if value is None else self._lu_func[0](value)
 
     def count(self, criteria: dict | None = None) -> int:
-        """Number of documents matching ``criteria``.
+        """Count the documents matching ``criteria``.
 
         Parameters
         ----------
@@ -603,7 +609,7 @@ class SQLiteStore(Store):
     ) -> None:
         """Insert or replace each document; a replaced one keeps its ``_id``, as in MongoDB."""
         compiler_paths = self._compiler(conn).array_paths
-        for doc, stored in zip(docs, encoded):
+        for doc, stored in zip(docs, encoded, strict=True):
             compiler = Compiler(compiler_paths)
             where = compiler.where(_plain({k: get(doc, k) for k in keys}))
             row = conn.execute(
@@ -611,7 +617,9 @@ class SQLiteStore(Store):
                 compiler.params,
             ).fetchone()
             if "_id" not in stored:
-                stored["_id"] = row[1] if row is not None and row[1] is not None else str(ObjectId())
+                stored["_id"] = (
+                    row[1] if row is not None and row[1] is not None else str(ObjectId())
+                )
             text = _dumps(stored)
             if row is None:
                 conn.execute(f"INSERT INTO {self.table}(doc) VALUES (?)", (text,))
@@ -652,7 +660,7 @@ class SQLiteStore(Store):
     # -- indexes ----------------------------------------------------------------------------
 
     def ensure_index(self, key: str, unique: bool = False) -> bool:
-        """An expression index on ``json_extract(doc, <path of key>)``; False if impossible.
+        """Create an expression index on ``json_extract(doc, <path of key>)``; False if impossible.
 
         Only plain dotted names (letters, digits, ``_``, ``@``, ``-``) are indexed: an index
         changes the schema other programs read too, so odd names are refused rather than quoted.
@@ -679,7 +687,7 @@ class SQLiteStore(Store):
         return True
 
     def create_index(self, fields: list[tuple[str, int]], unique: bool = False) -> str:
-        """An expression index over ``fields`` (dotted name, 1 or -1 for the direction).
+        """Create an expression index over ``fields`` (dotted name, 1 or -1 for the direction).
 
         Parameters
         ----------
@@ -727,7 +735,7 @@ class SQLiteStore(Store):
     # -- identity ---------------------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
-        """Same file, collection and ``last_updated_field``."""
+        """Compare stores: equal when file, collection and ``last_updated_field`` are the same."""
         if not isinstance(other, SQLiteStore):
             return False
         return (
@@ -742,7 +750,7 @@ class SQLiteStore(Store):
 
 
 def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
-    """(the document as the validator and hooks see it, its encoded form to store)."""
+    """Return (the document as the validator and hooks see it, its encoded form to store)."""
     try:
         return raw, _encode_doc(raw, "", arrays)
     except _Foreign:
@@ -751,7 +759,7 @@ def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
 
 
 def _describe(name: str, docs: list[dict], keys: list[str]) -> str:
-    """What an update writes, for the lock error: the collection and the first documents' keys."""
+    """Describe what an update writes, for the lock error: the collection and the first keys."""
     shown = ", ".join(
         "/".join(f"{k}={get(d, k)}" for k in keys) for d in docs[:3]
     )
@@ -814,7 +822,8 @@ def create_json_index(
     digest = hashlib.sha1(repr((fields, unique)).encode()).hexdigest()[:12]
     name = f"ix_{table}_{'u' if unique else 'n'}{digest}"
     conn.execute(
-        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON {table}({', '.join(exprs)})"
+        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON "
+        f"{table}({', '.join(exprs)})"
     )
     return name
 
@@ -853,7 +862,9 @@ class SQLiteCollection:
     def delete_many(self, filter: dict) -> None:
         self._store.remove_docs(filter)
 
-    def create_index(self, keys: str | list[tuple[str, int]], unique: bool = False, **_: Any) -> str:
+    def create_index(
+        self, keys: str | list[tuple[str, int]], unique: bool = False, **_: Any
+    ) -> str:
         fields = [(keys, 1)] if isinstance(keys, str) else [(k, int(d)) for k, d in keys]
         return self._store.create_index(fields, unique)
 

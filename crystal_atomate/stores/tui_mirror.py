@@ -1,9 +1,9 @@
 """Mirror jobflow job documents into the terminal UI's ``jobs`` and ``job_results`` tables.
 
-The ``on_update`` hook of :class:`~crystal_atomate.stores.jobstore.UIDocsStore`: it runs inside the transaction that
-writes the documents, so the UI never sees a job document without its row or the reverse. A job
-document is linked to its UI row through ``jobflow_job_links(job_uuid, tui_job_id)``; engines
-report intermediate states (QUEUED, RUNNING) through :func:`mark_job_state`.
+The ``on_update`` hook of :class:`~crystal_atomate.stores.jobstore.UIDocsStore`: it runs inside the
+transaction that writes the documents, so the UI never sees a job document without its row or the
+reverse. A job document is linked to its UI row through ``jobflow_job_links(job_uuid, tui_job_id)``;
+engines report intermediate states (QUEUED, RUNNING) through :func:`mark_job_state`.
 
 Every field of a task document the mirror reads is named in :data:`MIRROR_FIELDS`, the one place
 the Makers' task documents have to agree with.
@@ -42,7 +42,10 @@ class MirrorFields:
     """Dotted paths, in a jobflow job document, that fill the UI row; the first present wins."""
 
     state: tuple[str, ...] = ("output.state",)
-    energy_hartree: tuple[str, ...] = ("output.output.energy_hartree", "output.final_energy_hartree")
+    energy_hartree: tuple[str, ...] = (
+        "output.output.energy_hartree",
+        "output.final_energy_hartree",
+    )
     energy_ev: tuple[str, ...] = ("output.output.energy", "output.energy")
     dir_name: tuple[str, ...] = ("output.dir_name",)
     input_deck: tuple[str, ...] = ("output.input.d12", "output.input.d3")
@@ -55,7 +58,10 @@ class MirrorFields:
     )
     scf_cycles: tuple[str, ...] = ("output.output.scf_cycles", "output.scf_cycles")
     cpu_time: tuple[str, ...] = ("output.run_stats.cpu_time_seconds", "output.run_stats.cpu_time")
-    wall_time: tuple[str, ...] = ("output.run_stats.wall_time_seconds", "output.run_stats.wall_time")
+    wall_time: tuple[str, ...] = (
+        "output.run_stats.wall_time_seconds",
+        "output.run_stats.wall_time",
+    )
     errors: tuple[str, ...] = ("output.error_messages", "output.errors")
     warnings: tuple[str, ...] = ("output.warnings",)
     started_at: tuple[str, ...] = ("output.calcs_reversed.0.run.started_at",)
@@ -84,7 +90,7 @@ def _number(value: Any) -> float | None:
 
 
 def ui_time(value: Any) -> str | None:
-    """A time in the UI's format: UTC ``YYYY-MM-DD HH:MM:SS``, as SQLite's ``CURRENT_TIMESTAMP``.
+    """Format a time as the UI does: UTC ``YYYY-MM-DD HH:MM:SS``, as SQLite's ``CURRENT_TIMESTAMP``.
 
     jobflow writes ``completed_at`` as local time without a zone (``datetime.now()``), our task
     documents as UTC with one; a time without a zone is read as this machine's local time, so
@@ -136,7 +142,7 @@ def _energy_hartree(doc: Mapping[str, Any]) -> float | None:
 
 
 def _convergence(doc: Mapping[str, Any]) -> str | None:
-    """The UI runner's convergence words: CONVERGED or NOT_CONVERGED (None when unknown)."""
+    """Return the UI runner's convergence words: CONVERGED or NOT_CONVERGED (None when unknown)."""
     converged = _first(doc, MIRROR_FIELDS.converged)
     if converged is None:
         return None
@@ -157,13 +163,18 @@ def _linked_row(conn: sqlite3.Connection, uuid: str) -> int | None:
     return row[0] if row else None
 
 
-def _row_for(conn: sqlite3.Connection, uuid: str, doc: Mapping[str, Any] | None = None) -> int | None:
-    """The UI row of a job: its link, else the row an imported document names, else none."""
+def _row_for(
+    conn: sqlite3.Connection, uuid: str, doc: Mapping[str, Any] | None = None
+) -> int | None:
+    """Find the UI row of a job: its link, else the row an imported document names, else none."""
     linked = _linked_row(conn, uuid)
     if linked is not None or doc is None:
         return linked
     tui_id = _first(doc, MIRROR_FIELDS.tui_job_id)
-    if isinstance(tui_id, int) and conn.execute("SELECT 1 FROM jobs WHERE id = ?", (tui_id,)).fetchone():
+    if (
+        isinstance(tui_id, int)
+        and conn.execute("SELECT 1 FROM jobs WHERE id = ?", (tui_id,)).fetchone()
+    ):
         _link(conn, uuid, tui_id)
         return tui_id
     return None
@@ -176,9 +187,14 @@ def _link(conn: sqlite3.Connection, uuid: str, job_id: int) -> None:
     )
 
 
-def _free_work_dir(conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str) -> str:
-    """``work_dir`` is UNIQUE NOT NULL in the UI: use the run directory unless another row owns
-    it (two jobs run in one directory), else keep the row's own, else a ``jobflow://`` name."""
+def _free_work_dir(
+    conn: sqlite3.Connection, wanted: str | None, row_id: int | None, uuid: str
+) -> str:
+    """Choose the ``work_dir`` of a row, which is UNIQUE NOT NULL in the UI.
+
+    Use the run directory unless another row owns it (two jobs run in one directory), else keep the
+    row's own, else a ``jobflow://`` name.
+    """
     if wanted:
         owner = conn.execute("SELECT id FROM jobs WHERE work_dir = ?", (wanted,)).fetchone()
         if owner is None or owner[0] == row_id:
@@ -188,7 +204,9 @@ def _free_work_dir(conn: sqlite3.Connection, wanted: str | None, row_id: int | N
     return f"jobflow://{uuid}"
 
 
-def _upsert_row(conn: sqlite3.Connection, uuid: str, row_id: int | None, values: dict[str, Any]) -> int:
+def _upsert_row(
+    conn: sqlite3.Connection, uuid: str, row_id: int | None, values: dict[str, Any]
+) -> int:
     """Update the linked row or insert and link a new one; column names are ours, not input."""
     values = {k: v for k, v in values.items() if v is not None}
     if row_id is not None:
@@ -199,7 +217,8 @@ def _upsert_row(conn: sqlite3.Connection, uuid: str, row_id: int | None, values:
     values.setdefault("status", "PENDING")
     columns = ", ".join(values)
     cursor = conn.execute(
-        f"INSERT INTO jobs ({columns}, dft_code) VALUES ({', '.join('?' * len(values))}, 'crystal')",
+        f"INSERT INTO jobs ({columns}, dft_code) VALUES ({', '.join('?' * len(values))}, "
+        "'crystal')",
         tuple(values.values()),
     )
     _link(conn, uuid, cursor.lastrowid)
@@ -282,7 +301,8 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
         "cpu_time_seconds, wall_time_seconds) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(job_id) DO UPDATE SET key_results = excluded.key_results, "
         "convergence_status = excluded.convergence_status, scf_cycles = excluded.scf_cycles, "
-        "cpu_time_seconds = excluded.cpu_time_seconds, wall_time_seconds = excluded.wall_time_seconds",
+        "cpu_time_seconds = excluded.cpu_time_seconds, wall_time_seconds = "
+        "excluded.wall_time_seconds",
         (
             row_id,
             key_results,
@@ -299,27 +319,36 @@ def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | N
 def _record_remote_job(
     conn: sqlite3.Connection, job_id: int, scheduler: Mapping[str, Any] | None, status: str
 ) -> None:
-    """The ``remote_jobs`` row of a job that ran in a batch job on a cluster the UI knows.
+    """Record the ``remote_jobs`` row of a job that ran in a batch job on a cluster the UI knows.
 
     Only a cluster the UI defined (its ``clusters`` row, looked up by name) gets a row, as the
     UI's own runners write them: the job row points at the cluster and says it ran under SLURM,
     and the scheduler's job id becomes the row's handle. One row per (job, scheduler job); the
     UI's clusters rows are only read.
     """
-    if not isinstance(scheduler, Mapping) or not scheduler.get("cluster") or not scheduler.get("job_id"):
+    if (
+        not isinstance(scheduler, Mapping)
+        or not scheduler.get("cluster")
+        or not scheduler.get("job_id")
+    ):
         return
-    found = conn.execute("SELECT id FROM clusters WHERE name = ?", (scheduler["cluster"],)).fetchone()
+    found = conn.execute(
+        "SELECT id FROM clusters WHERE name = ?", (scheduler["cluster"],)
+    ).fetchone()
     if found is None:
         return
     cluster_id, handle = found[0], str(scheduler["job_id"])
-    conn.execute("UPDATE jobs SET cluster_id = ?, runner_type = 'slurm' WHERE id = ?", (cluster_id, job_id))
+    conn.execute(
+        "UPDATE jobs SET cluster_id = ?, runner_type = 'slurm' WHERE id = ?", (cluster_id, job_id)
+    )
     exists = conn.execute(
         "SELECT 1 FROM remote_jobs WHERE job_id = ? AND remote_handle = ?", (job_id, handle)
     ).fetchone()
     if exists is None:
         conn.execute(
-            "INSERT INTO remote_jobs (job_id, cluster_id, remote_handle, working_directory, queue_name, "
-            "node_list, metadata, submission_time) VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
+            "INSERT INTO remote_jobs (job_id, cluster_id, remote_handle, working_directory, "
+            "queue_name, node_list, metadata, submission_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
             (
                 job_id, cluster_id, handle, scheduler.get("work_dir") or "", scheduler.get("queue"),
                 scheduler.get("nodes"), json.dumps({"scheduler": "slurm", "state": status}),

@@ -135,11 +135,11 @@ CREATE TABLE IF NOT EXISTS job_dependencies (
 );
 CREATE INDEX IF NOT EXISTS idx_dependencies_job_id ON job_dependencies (job_id);
 CREATE INDEX IF NOT EXISTS idx_dependencies_depends_on ON job_dependencies (depends_on_job_id);
-"""
+"""  # noqa: E501 - the UI's migration SQL verbatim: sqlite_master keeps its text
 
 _V3_SQL = """
 ALTER TABLE jobs ADD COLUMN dft_code TEXT DEFAULT 'crystal' CHECK(dft_code IN ('crystal', 'quantum_espresso', 'vasp'));
-"""
+"""  # noqa: E501 - the UI's migration SQL verbatim: sqlite_master keeps its text
 
 _JOBS_V4_COLUMNS = (
     "id, name, work_dir, status, created_at, started_at, completed_at, pid, input_file, "
@@ -215,7 +215,7 @@ CREATE TABLE IF NOT EXISTS mpcontribs_cache (
     fetched_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS idx_mpcontribs_project ON mpcontribs_cache (project);
-"""
+"""  # noqa: E501 - the UI's migration SQL verbatim: sqlite_master keeps its text
 
 _V7_SQL = """
 ALTER TABLE materials_structures ADD COLUMN expires_at TEXT;
@@ -250,8 +250,10 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _run(script: str) -> Callable[[sqlite3.Connection], None]:
-    """A step whose ``ADD COLUMN`` statements are skipped when the column is already there
-    (the UI tolerates partially applied steps the same way, via 'duplicate column name')."""
+    """Make a step whose ``ADD COLUMN`` statements are skipped when the column is already there.
+
+    The UI tolerates partially applied steps the same way, via 'duplicate column name'.
+    """
 
     def step(conn: sqlite3.Connection) -> None:
         for statement in _statements(script):
@@ -266,7 +268,9 @@ def _run(script: str) -> Callable[[sqlite3.Connection], None]:
 
 def _v4(conn: sqlite3.Connection) -> None:
     """Rebuild ``jobs`` only if its status CHECK lacks CANCELLED, as the UI does."""
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='jobs'").fetchone()
+    sql = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='jobs'"
+    ).fetchone()
     if sql and "'CANCELLED'" in sql[0]:
         return
     _run(_V4_SQL)(conn)
@@ -340,7 +344,7 @@ def ensure_ui_schema(conn: sqlite3.Connection) -> int:
 
 
 def render_schema_sql(collections: tuple[tuple[str, str], ...] = DEFAULT_COLLECTIONS) -> str:
-    """The full schema of a new shared file (UI v9 plus our tables), as ``stores/schema.sql``."""
+    """Render the schema of a new shared file (UI v9 plus our tables), as ``stores/schema.sql``."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     ensure_ui_schema(conn)
     with write_transaction(conn):

@@ -56,7 +56,7 @@ class UICluster:
 
 
 def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
-    """The UI's cluster ``name``.
+    """Read the UI's cluster ``name``.
 
     Parameters
     ----------
@@ -76,7 +76,9 @@ def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
         No such cluster; the message lists the ones there are.
     """
     if not Path(db_file).is_file():
-        raise UIClusterMissing(f"no UI database at {db_file}", hint="pass the UI's .crystal_tui.db with --db")
+        raise UIClusterMissing(
+            f"no UI database at {db_file}", hint="pass the UI's .crystal_tui.db with --db"
+        )
     with closing(open_readonly(db_file)) as conn:
         conn.row_factory = _dict_row
         try:
@@ -103,7 +105,7 @@ def read_ui_cluster(db_file: str | Path, name: str) -> UICluster:
 
 
 def load_cluster_file(path: str | Path) -> UICluster:
-    """A cluster described in a YAML file with the UI's fields (``stores/clusters/*.yaml``).
+    """Load a cluster described in a YAML file with the UI's fields (``stores/clusters/*.yaml``).
 
     Parameters
     ----------
@@ -122,14 +124,18 @@ def load_cluster_file(path: str | Path) -> UICluster:
         The file is missing, or a field is missing or unknown (named in the message).
     """
     if not Path(path).is_file():
-        raise InputError(f"no cluster file at {path}", hint="see stores/clusters/loopback-slurm.yaml")
+        raise InputError(
+            f"no cluster file at {path}", hint="see stores/clusters/loopback-slurm.yaml"
+        )
     data = yaml.safe_load(Path(path).read_text()) or {}
     required = {"name", "type", "hostname", "username"}
     known = required | {"port", "key_file", "slurm", "cry23_root", "setup_commands"}
     if missing := sorted(required - set(data)):
         raise InputError(f"{path}: missing {', '.join(missing)}")
     if unknown := sorted(set(data) - known):
-        raise InputError(f"{path}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise InputError(
+            f"{path}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
     return UICluster(
         name=data["name"],
         kind=data["type"],
@@ -145,4 +151,4 @@ def load_cluster_file(path: str | Path) -> UICluster:
 
 def _dict_row(cursor: Any, row: tuple) -> dict[str, Any]:
     """Rows as dicts keyed by column name (``sqlite3.Row`` has no ``get``)."""
-    return {col[0]: value for col, value in zip(cursor.description, row)}
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}

@@ -1,4 +1,4 @@
-"""Read-only queries over the shared database, for ``crystal-atomate jobs``/``show`` and the job browser.
+"""Read-only queries of the shared database: ``crystal-atomate jobs``/``show``, the job browser.
 
 Both look at the same rows the terminal UI lists, so the SQL lives here once. Everything works on
 a file the original UI created and crystal_atomate never opened: our tables (``jobflow_*``) may be
@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ _DOCS = "jobflow_docs_outputs"
 
 @dataclass(frozen=True)
 class JobRow:
-    """One line of the job list: a row of the UI's ``jobs`` table, and its jobflow uuid if linked."""
+    """A row of the UI's ``jobs`` table and its jobflow uuid if linked (a line of the job list)."""
 
     id: int
     name: str
@@ -63,8 +63,11 @@ class JobRow:
 
 @dataclass(frozen=True)
 class JobDetail:
-    """Everything the database knows about one job: its UI row, ``job_results``, and every run's
-    jobflow task document (several when an error handler restarted the job)."""
+    """Everything the database knows about one job.
+
+    Its UI row, ``job_results``, and every run's jobflow task document (several when an error
+    handler restarted the job).
+    """
 
     row: JobRow
     work_dir: str | None
@@ -80,7 +83,7 @@ class JobDetail:
 
 
 def open_readonly(db_file: str | Path, timeout: float = 2.0) -> sqlite3.Connection:
-    """A read-only connection; raises ``sqlite3.OperationalError`` if the file does not exist.
+    """Open a read-only connection; ``sqlite3.OperationalError`` if the file does not exist.
 
     Read-only, so looking at the database can neither block an engine's write nor create a file
     at a mistyped path; autocommit, so no read transaction stays open between queries.
@@ -102,7 +105,7 @@ def _column(conn: sqlite3.Connection, table: str, column: str, alias: str) -> st
 
 
 def _uuid_join(tables: set[str]) -> tuple[str, str]:
-    """The uuid column and the join to our link table, which a UI-only file does not have."""
+    """Return the uuid column and the join to our link table, which a UI-only file does not have."""
     if _LINKS in tables:
         return "l.job_uuid", f"LEFT JOIN {_LINKS} l ON l.tui_job_id = j.id"
     return "NULL", ""
@@ -118,8 +121,9 @@ def list_jobs(
     descending: bool = True,
     limit: int | None = None,
 ) -> list[JobRow]:
-    """Rows of the UI's ``jobs`` table, filtered by status and name text, sorted by a column
-    (jobs without a value for it last), newest first by default as the UI lists them.
+    """List rows of the UI's ``jobs`` table, filtered by status and name text, sorted by a column.
+
+    Jobs without a value for the column come last; newest first by default, as the UI lists them.
 
     The rows with a value and those without are two queries rather than one ``ORDER BY column
     IS NULL, ...``: that expression matches no index, so SQLite sorted every row of the table to
@@ -159,7 +163,9 @@ def list_jobs(
 
     rows = page(f"{sort_sql} IS NOT NULL", f"{sort_sql} {order}, j.id {order}", limit)
     if limit is None or len(rows) < limit:
-        rows += page(f"{sort_sql} IS NULL", f"j.id {order}", None if limit is None else limit - len(rows))
+        rows += page(
+            f"{sort_sql} IS NULL", f"j.id {order}", None if limit is None else limit - len(rows)
+        )
     return [JobRow(*row) for row in rows]
 
 
@@ -190,7 +196,7 @@ def has_document(conn: sqlite3.Connection, field: str, value: Any | None = None)
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
-    """``key_results`` as a dict; the UI writes JSON, but a hand-edited row must not crash a viewer."""
+    """Parse ``key_results`` as a dict; the UI writes JSON, but a hand-edited row must not crash."""
     try:
         value = json.loads(text) if text else {}
     except json.JSONDecodeError:
@@ -210,13 +216,14 @@ def _job_results(conn: sqlite3.Connection, tables: set[str], job_id: int) -> tup
 
 
 def job_detail(conn: sqlite3.Connection, job_id: int) -> JobDetail | None:
-    """One job's row, its ``job_results`` line and its task documents; None if there is no such job."""
+    """Return one job's row, ``job_results`` line and task documents; None if there is none."""
     tables = _tables(conn)
     if "jobs" not in tables:
         return None
     uuid_column, join = _uuid_join(tables)
     row = conn.execute(
-        f"SELECT j.id, j.name, j.status, j.final_energy, {_column(conn, 'jobs', 'workflow_id', 'j')}, "
+        "SELECT j.id, j.name, j.status, j.final_energy, "
+        f"{_column(conn, 'jobs', 'workflow_id', 'j')}, "
         f"j.created_at, {uuid_column}, j.work_dir, j.input_file, j.started_at, j.completed_at, "
         f"j.key_results FROM jobs j {join} WHERE j.id = ?",
         (job_id,),
@@ -241,17 +248,19 @@ def job_detail(conn: sqlite3.Connection, job_id: int) -> JobDetail | None:
 
 
 def resolve_job_uuid(conn: sqlite3.Connection, job: str) -> str | None:
-    """A jobflow uuid from what a user types: a UI job number is looked up, anything else is a uuid."""
+    """Resolve a job as typed: a UI job number is looked up, anything else is taken as a uuid."""
     if not job.isdigit():
         return job
     if _LINKS not in _tables(conn):
         return None
-    row = conn.execute(f"SELECT job_uuid FROM {_LINKS} WHERE tui_job_id = ?", (int(job),)).fetchone()
+    row = conn.execute(
+        f"SELECT job_uuid FROM {_LINKS} WHERE tui_job_id = ?", (int(job),)
+    ).fetchone()
     return row[0] if row else None
 
 
 def change_token(conn: sqlite3.Connection) -> tuple[Any, ...]:
-    """A cheap fingerprint of the job list, compared between polls to skip needless reloads.
+    """Return a cheap fingerprint of the job list, compared between polls to skip reloads.
 
     ``PRAGMA data_version`` changes whenever another connection commits; the row count and
     ``MAX(id)`` catch a file replaced under us (a new connection restarts ``data_version``).
@@ -263,13 +272,13 @@ def change_token(conn: sqlite3.Connection) -> tuple[Any, ...]:
 
 
 def age(created: str | None, now: datetime | None = None) -> str:
-    """How long ago a UI timestamp (UTC, SQLite's ``CURRENT_TIMESTAMP`` format) was: ``3m``, ``2d``."""
+    """Say how long ago a UI timestamp (UTC, SQLite's ``CURRENT_TIMESTAMP``) was: ``3m``, ``2d``."""
     if not created:
         return "-"
     moment = datetime.fromisoformat(created.replace(" ", "T"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = int(((now or datetime.now(timezone.utc)) - moment).total_seconds())
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -49,9 +49,11 @@ REMOTE_PROJECT = "crystal_atomate_test"
 
 @contextmanager
 def fresh_launchpad(db_dir: Path) -> Iterator[LaunchPad]:
-    """An empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first); its
-    server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
-    (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath)."""
+    """Open an empty LaunchPad on the embedded database in ``db_dir`` for one test (reset first).
+
+    Its server is stopped on exit. The LaunchPad itself comes from :func:`open_launchpad`
+    (``crystal_atomate.engines.fireworks_launchpad.embedded_launchpad`` underneath).
+    """
     launchpad = open_launchpad(db_dir=db_dir)
     try:
         launchpad.reset("", require_password=False)
@@ -72,7 +74,8 @@ def run_launchers(
 
     Raises ``TimeoutError`` (with the launcher logs) if they are not done within ``timeout``
     seconds and ``RuntimeError`` if one fails; launchers still running then are killed together
-    with the CRYSTAL run they started (each has its own process group)."""
+    with the CRYSTAL run they started (each has its own process group).
+    """
     processes = start_launchers(count, launchpad_yaml, launch_dir, fworker_yaml, env)
     try:
         deadline = time.monotonic() + timeout
@@ -80,7 +83,9 @@ def run_launchers(
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                raise TimeoutError(f"rlaunch did not finish within {timeout} s:\n{_logs(launch_dir)}") from None
+                raise TimeoutError(
+                    f"rlaunch did not finish within {timeout} s:\n{_logs(launch_dir)}"
+                ) from None
         if any(process.returncode for process in processes):
             codes = [process.returncode for process in processes]
             raise RuntimeError(f"rlaunch exited with {codes}:\n{_logs(launch_dir)}")
@@ -96,17 +101,26 @@ def _logs(launch_dir: Path) -> str:
 
 
 def wait_for_runner(
-    states: Callable[[], dict], wanted: Callable[[dict], bool], timeout: float, what: str, base_dir: Path
+    states: Callable[[], dict],
+    wanted: Callable[[dict], bool],
+    timeout: float,
+    what: str,
+    base_dir: Path,
 ) -> None:
-    """Poll ``states()`` until ``wanted`` holds; after ``timeout`` seconds ``TimeoutError`` with the
-    states and the tail of the runner log in ``base_dir``."""
+    """Poll ``states()`` until ``wanted`` holds.
+
+    After ``timeout`` seconds raise ``TimeoutError`` with the states and the tail of the runner log
+    in ``base_dir``.
+    """
     deadline = time.monotonic() + timeout
     current = states()
     while not wanted(current):
         if time.monotonic() > deadline:
             log = base_dir / "log" / "runner.log"
             tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}")
+            raise TimeoutError(
+                f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}"
+            )
         time.sleep(0.5)
         current = states()
 
@@ -127,14 +141,18 @@ class RemoteProject:
     def jf(self, *args: str, timeout: float = 60) -> str:
         """Run ``jf ARGS``; raise ``RuntimeError`` with its output if it fails."""
         result = subprocess.run(
-            ["jf", "-p", self.name, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            ["jf", "-p", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if result.returncode:
             raise RuntimeError(f"jf {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
     def states(self) -> dict[tuple[str, int], str]:
-        """The queue's state of every job, by job name and index."""
+        """Return the queue's state of every job, by job name and index."""
         jobs = EmbeddedMongoStore(self.db_dir, collection_name="jobs")
         jobs.connect()
         try:
@@ -148,7 +166,7 @@ class RemoteProject:
         wait_for_runner(self.states, wanted, timeout, what, self.base_dir)
 
     def ui_rows(self) -> dict[str, tuple]:
-        """The UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""
+        """Return the UI's ``jobs`` rows by name: (status, final_energy, workflow_id)."""
         with sqlite3.connect(self.store.db_file) as conn:
             rows = conn.execute("SELECT name, status, final_energy, workflow_id FROM jobs")
             return {name: tuple(rest) for name, *rest in rows.fetchall()}
@@ -169,9 +187,13 @@ class RemoteProject:
                 process.kill()
 
 
-def _init_project(root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float) -> Path:
-    """The project file ``crystal-atomate remote init`` writes, written by the same library calls
-    into the temporary projects folder."""
+def _init_project(
+    root: Path, name: str, env: dict[str, str], replay_env: dict[str, str], runner_delay: float
+) -> Path:
+    """Write the project file ``crystal-atomate remote init`` writes, by the same library calls.
+
+    It goes into the temporary projects folder.
+    """
     from crystal_atomate.engines.remote import project_config, runner_delays, write_project
 
     config = project_config(
@@ -194,11 +216,14 @@ def remote_project(
     name: str = REMOTE_PROJECT,
     runner_delay: float = 1,
 ) -> Iterator[RemoteProject]:
-    """A project in ``root`` replaying ``plan`` (exported by its ``crystal`` exec config), the queue
-    reset and ``flows`` submitted, the runner not started yet (a test may want to see the QUEUED
-    rows first). On exit the runner is shut down and the embedded database server stopped.
+    """Set up a project in ``root`` replaying ``plan``, the queue reset and ``flows`` submitted.
 
-    ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second."""
+    The plan is exported by the project's ``crystal`` exec config. The runner is not started yet (a
+    test may want to see the QUEUED rows first). On exit the runner is shut down and the embedded
+    database server stopped.
+
+    ``runner_delay`` (seconds between the runner's steps) is short: replayed jobs take a second.
+    """
     env = {**os.environ, "JFREMOTE_PROJECTS_FOLDER": str(root / "projects")}
     replay_env = use_replay(plan, root / "replay")
     project_file = _init_project(root, name, env, replay_env, runner_delay)

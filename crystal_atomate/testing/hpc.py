@@ -19,11 +19,21 @@ from crystal_atomate.stores.ui_clusters import UICluster, load_cluster_file
 if TYPE_CHECKING:
     from jobflow import Flow
 
-__all__ = ["CLUSTER_EXAMPLE", "ClusterUnavailable", "LoopbackCluster", "loopback_cluster", "register_ui_cluster", "relax_static_flow", "ui_cluster"]
+__all__ = [
+    "CLUSTER_EXAMPLE",
+    "ClusterUnavailable",
+    "LoopbackCluster",
+    "loopback_cluster",
+    "register_ui_cluster",
+    "relax_static_flow",
+    "ui_cluster",
+]
 
 _DEFAULT_ENV = Path(__file__).resolve().parents[2] / ".ci" / "hpc.env"
 #: The shipped cluster description the tests use (so that the example cannot rot).
-CLUSTER_EXAMPLE = Path(__file__).resolve().parents[2] / "stores" / "clusters" / "loopback-slurm.yaml"
+CLUSTER_EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "stores" / "clusters" / "loopback-slurm.yaml"
+)
 
 
 class ClusterUnavailable(RuntimeError):
@@ -52,12 +62,13 @@ class LoopbackCluster:
 
 
 def loopback_cluster(env_file: str | Path | None = None) -> LoopbackCluster:
-    """The running loopback cluster.
+    """Return the running loopback cluster.
 
     Parameters
     ----------
     env_file
-        The file ``.ci/hpc.sh start`` wrote; default ``$CRYSTAL_ATOMATE_HPC_ENV`` or ``.ci/hpc.env``.
+        The file ``.ci/hpc.sh start`` wrote; default ``$CRYSTAL_ATOMATE_HPC_ENV`` or
+        ``.ci/hpc.env``.
 
     Returns
     -------
@@ -111,13 +122,19 @@ def relax_static_flow() -> Flow:
 
 
 def ui_cluster(cluster: LoopbackCluster) -> UICluster:
-    """The shipped example ``stores/clusters/loopback-slurm.yaml``, the tests' cluster description.
+    """Load the shipped ``stores/clusters/loopback-slurm.yaml``, the tests' cluster description.
 
     The example holds the values ``.ci/hpc.sh`` uses by default; a cluster started elsewhere
     (``CRYSTAL_ATOMATE_HPC_DIR``, ``..._SSH_PORT``) replaces the login with its own.
     """
     example = load_cluster_file(CLUSTER_EXAMPLE)
-    return replace(example, hostname=cluster.host, port=cluster.port, username=cluster.user, key_file=cluster.key)
+    return replace(
+        example,
+        hostname=cluster.host,
+        port=cluster.port,
+        username=cluster.user,
+        key_file=cluster.key,
+    )
 
 
 def register_ui_cluster(db_file: str | Path, cluster: UICluster) -> bool:

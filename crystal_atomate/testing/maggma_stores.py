@@ -1,7 +1,7 @@
-"""A pytest plugin running maggma's own tests with ``SQLiteStore`` wherever they build a ``MemoryStore``.
+r"""A pytest plugin running maggma's tests with ``SQLiteStore`` where they build a ``MemoryStore``.
 
 ``pytest -p crystal_atomate.testing.maggma_stores <maggma's tests>`` swaps the ``MemoryStore`` name
-of every test module for a factory of ``SQLiteStore``\\ s (each in a file of its own, as each
+of every test module for a factory of ``SQLiteStore``\ s (each in a file of its own, as each
 ``MemoryStore`` is a database of its own), so the same tests measure both stores.
 """
 
@@ -17,7 +17,7 @@ from crystal_atomate.stores.sqlite_store import SQLiteStore
 
 
 def sqlite_memory_store(collection_name: str = "memory_db", **kwargs: Any) -> SQLiteStore:
-    """A ``SQLiteStore`` in a new temporary file, called as maggma's ``MemoryStore`` is.
+    """Make a ``SQLiteStore`` in a new temporary file, called as maggma's ``MemoryStore`` is.
 
     Parameters
     ----------

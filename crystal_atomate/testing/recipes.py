@@ -77,7 +77,8 @@ def eos_flow() -> Flow:
 MGO_STATIC_RECORDING = "mgo_scf_band_doss_b3lyp_crystal17"
 
 #: ``build_flow("static", ...)`` settings that write the recorded MgO static deck
-#: (:data:`MGO_STATIC_RECORDING`) keyword by keyword: the high-throughput and summary tests use them.
+#: (:data:`MGO_STATIC_RECORDING`) keyword by keyword: the high-throughput and summary tests use
+#: them.
 MGO_STATIC_SETTINGS: dict[str, Any] = {
     "functional": "B3LYP",
     "settings": {

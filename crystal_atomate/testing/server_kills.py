@@ -82,7 +82,7 @@ class KillTrial:
 
 
 def _workflow(runs_log: Path, width: int, sleep: float) -> Workflow:
-    """A root, ``width`` parallel Fireworks and a last one: every completion takes the workflow lock."""
+    """Build a root, ``width`` parallel Fireworks and a last one; each completion takes the lock."""
 
     def firework(name: str) -> Firework:
         return Firework(
@@ -195,8 +195,10 @@ def kill_trial(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m crystal_atomate.testing.server_kills --trials N``: print one line per trial and
-    the count of clean ones; exit 1 unless every trial was clean."""
+    """``python -m crystal_atomate.testing.server_kills --trials N``: print one line per trial.
+
+    Then print the count of clean ones; exit 1 unless every trial was clean.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--width", type=int, default=8)
@@ -212,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                 stop_server(Path(folder) / "db")
         clean += result.clean
         print(
-            f"trial {trial + 1}: clean={result.clean} states={result.states} locked={result.locked} "
-            f"runs>1={sum(n > 1 for n in result.runs.values())} launchers={result.launcher_codes} "
+            f"trial {trial + 1}: clean={result.clean} states={result.states} "
+            f"locked={result.locked} runs>1={sum(n > 1 for n in result.runs.values())} "
+            f"launchers={result.launcher_codes} "
             f"completed at kill={result.completed_at_kill} {result.seconds:.1f} s",
             flush=True,
         )

@@ -21,15 +21,31 @@ runner = CliRunner()
 
 def test_fireworks_queue_adapter_from_the_cluster_file(tmp_path: Path) -> None:
     out = tmp_path / "my_qadapter.yaml"
-    result = runner.invoke(app, [
-        "cluster", "fireworks", "--cluster-file", str(CLUSTER_EXAMPLE), "--launchpad",
-        str(tmp_path / "my_launchpad.yaml"), "--out", str(out), "--walltime", "02:00:00", "--ntasks", "4",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "cluster",
+            "fireworks",
+            "--cluster-file",
+            str(CLUSTER_EXAMPLE),
+            "--launchpad",
+            str(tmp_path / "my_launchpad.yaml"),
+            "--out",
+            str(out),
+            "--walltime",
+            "02:00:00",
+            "--ntasks",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     adapter = yaml.safe_load(out.read_text())
     assert adapter["_fw_q_type"] == "SLURM" and adapter["queue"] == "debug"
     assert (adapter["walltime"], adapter["ntasks"]) == ("02:00:00", 4)
-    assert adapter["pre_rocket"] == "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm"
+    assert (
+        adapter["pre_rocket"]
+        == "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm"
+    )
     assert adapter["rocket_launch"].endswith(f"-l {tmp_path / 'my_launchpad.yaml'} singleshot")
     assert "qlaunch" in result.output and str(out) in result.output
 
@@ -38,17 +54,33 @@ def test_remote_worker_added_to_a_project(tmp_path: Path, monkeypatch: pytest.Mo
     import jobflow_remote
 
     monkeypatch.setattr(jobflow_remote.SETTINGS, "projects_folder", str(tmp_path / "projects"))
-    write_project(project_config(name="cluster_test", db_dir=tmp_path / "db"), tmp_path / "projects")
-    result = runner.invoke(app, [
-        "cluster", "remote", "--cluster-file", str(CLUSTER_EXAMPLE), "--project", "cluster_test",
-        "--work-dir", "/scratch/root/ca", "--pre-run", "source ~/venv/bin/activate",
-    ])
+    write_project(
+        project_config(name="cluster_test", db_dir=tmp_path / "db"), tmp_path / "projects"
+    )
+    result = runner.invoke(
+        app,
+        [
+            "cluster",
+            "remote",
+            "--cluster-file",
+            str(CLUSTER_EXAMPLE),
+            "--project",
+            "cluster_test",
+            "--work-dir",
+            "/scratch/root/ca",
+            "--pre-run",
+            "source ~/venv/bin/activate",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    worker = yaml.safe_load((tmp_path / "projects" / "cluster_test.yaml").read_text())["workers"]["loopback-slurm"]
+    worker = yaml.safe_load((tmp_path / "projects" / "cluster_test.yaml").read_text())["workers"][
+        "loopback-slurm"
+    ]
     assert (worker["type"], worker["scheduler_type"], worker["port"]) == ("remote", "slurm", 2222)
     assert worker["resources"] == {"partition": "debug"}
     assert worker["pre_run"] == (
-        "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm\nsource ~/venv/bin/activate"
+        "export OMP_NUM_THREADS=1\nexport CRYSTAL_ATOMATE_CLUSTER=loopback-slurm\nsource "
+        "~/venv/bin/activate"
     )
 
 
@@ -59,14 +91,32 @@ def test_a_ui_cluster_becomes_a_queue_adapter_and_the_ui_row_is_untouched(tmp_pa
         pytest.skip(str(exc))
     db = tmp_path / ".crystal_tui.db"
     database.Database(db).create_cluster(
-        name="hpc", type="slurm", hostname="login.example.org", username="bob",
-        connection_config={"key_file": "/home/bob/.ssh/id_ed25519", "slurm": {"partition": "batch", "account": "chem"}},
+        name="hpc",
+        type="slurm",
+        hostname="login.example.org",
+        username="bob",
+        connection_config={
+            "key_file": "/home/bob/.ssh/id_ed25519",
+            "slurm": {"partition": "batch", "account": "chem"},
+        },
     )
     before = _dump(db)
     out = tmp_path / "q.yaml"
-    result = runner.invoke(app, [
-        "cluster", "fireworks", "--from-ui", "hpc", "--db", str(db), "--launchpad", "lp.yaml", "--out", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "cluster",
+            "fireworks",
+            "--from-ui",
+            "hpc",
+            "--db",
+            str(db),
+            "--launchpad",
+            "lp.yaml",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     adapter = yaml.safe_load(out.read_text())
     assert (adapter["queue"], adapter["account"]) == ("batch", "chem")
@@ -76,12 +126,32 @@ def test_a_ui_cluster_becomes_a_queue_adapter_and_the_ui_row_is_untouched(tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["cluster", "fireworks", "--launchpad", "lp.yaml"], "exactly one of --cluster-file and --from-ui"),
-        (["cluster", "fireworks", "--launchpad", "lp.yaml", "--from-ui", "nope", "--db", "ui.db"], "ui.db"),
-        (["cluster", "remote", "--work-dir", "/w", "--cluster-file", "missing.yaml"], "missing.yaml"),
+        (
+            ["cluster", "fireworks", "--launchpad", "lp.yaml"],
+            "exactly one of --cluster-file and --from-ui",
+        ),
+        (
+            [
+                "cluster",
+                "fireworks",
+                "--launchpad",
+                "lp.yaml",
+                "--from-ui",
+                "nope",
+                "--db",
+                "ui.db",
+            ],
+            "ui.db",
+        ),
+        (
+            ["cluster", "remote", "--work-dir", "/w", "--cluster-file", "missing.yaml"],
+            "missing.yaml",
+        ),
     ],
 )
-def test_bad_cluster_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+def test_bad_cluster_input_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

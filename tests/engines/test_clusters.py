@@ -97,7 +97,12 @@ def _assert_remote_jobs(db_file: Path, registered: bool) -> None:
     rows = _remote_jobs(db_file)
     assert set(rows) == {"relax", "static"}, rows
     for cluster_name, runner, handle, queue, state in rows.values():
-        assert (cluster_name, runner, queue, state) == ("loopback-slurm", "slurm", "debug", "COMPLETED")
+        assert (cluster_name, runner, queue, state) == (
+            "loopback-slurm",
+            "slurm",
+            "debug",
+            "COMPLETED",
+        )
         assert handle.isdigit()
 
 

@@ -233,9 +233,9 @@ def test_server_killed_under_load_comes_back_to_a_state_fireworks_recovers_from(
     tmp_path: Path, trial: int
 ) -> None:
     """SIGKILL the server while three launchers work a fan-out/fan-in workflow, restart it on the
-    same database after a pause: the launchers carry on by themselves, every Firework ends
-    COMPLETED with its script run once, and no workflow stays locked (before retryable writes:
-    launchers crashed on AutoReconnect, leaving Fireworks FIZZLED or WAITING, 0 of 3 trials clean)."""
+    same database after a pause: the launchers carry on by themselves, every Firework ends COMPLETED
+    with its script run once, and no workflow stays locked (before retryable writes: launchers
+    crashed on AutoReconnect, leaving Fireworks FIZZLED or WAITING, 0 of 3 trials clean)."""
     try:
         result = kill_trial(tmp_path, width=8, launchers=3, pause=1.0, kill_after=2)
     finally:
@@ -259,7 +259,7 @@ def test_example_launchpad_files_load() -> None:
 
 
 def _op_msg(db_dir: Path, command: dict) -> dict:
-    """Send one OP_MSG command on a new connection, as a client retrying after a lost reply would."""
+    """Send one OP_MSG command on a new connection, as a client retrying after a lost reply."""
     payload = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(command)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(socket_path(db_dir)))
@@ -271,8 +271,9 @@ def _op_msg(db_dir: Path, command: dict) -> dict:
 
 
 def test_a_retried_write_is_applied_once_also_across_a_server_restart(db_dir: Path) -> None:
-    """The same (lsid, txnNumber) sent again, as pymongo does when a reply was lost to a server kill,
-    gets the first reply and changes nothing; a new txnNumber is applied; an older one is refused."""
+    """The same (lsid, txnNumber) sent again, as pymongo does when a server kill lost the reply,
+    gets the first reply and changes nothing; a new txnNumber is applied; an older one is refused.
+    """
     ensure_server(db_dir)
     session = {"id": bson.Binary(uuid.uuid4().bytes, 4)}
     with connect(db_dir) as client:

@@ -5,10 +5,11 @@ back from ``CrystalMathJobStore`` and the UI's ``jobs`` table.
 
 One runner serves the module: MgO relax -> static, the NiO SCF restarted after its failure, and a
 NiO SCF that may not restart (FAILED on the worker with its classified error). The runner is killed
-while the relaxation runs and started again; the failed job is rerun with ``jf job rerun`` once
-the replay (standing in for the fixed CRYSTAL installation) is repaired. Every job runs in
+while the relaxation runs and started again; the failed job is rerun with ``jf job rerun`` once the
+replay (standing in for the fixed CRYSTAL installation) is repaired. Every job runs in
 jobflow-remote's plain ``jf execution run``, the default ``remote init`` writes (the warm executor
-is opt-in and tested in ``test_remote_exec.py``); no warm server may appear in the module's folder."""
+is opt-in and tested in ``test_remote_exec.py``); no warm server may appear in the module's folder.
+"""
 
 from __future__ import annotations
 

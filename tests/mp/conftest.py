@@ -1,9 +1,8 @@
 """Fixtures of the mp tests: no real network, and the UI's own Materials Project code.
 
-Every test here starts pointed at a closed local port (``no_real_materials_project``), so a test that
-forgets the local server fails to connect instead of reaching api.materialsproject.org. The servers
-and ``db_file`` are in tests/conftest.py, shared with the CLI and high-throughput tests.
-"""
+Every test here starts pointed at a closed local port (``no_real_materials_project``), so a test
+that forgets the local server fails to connect instead of reaching api.materialsproject.org. The
+servers and ``db_file`` are in tests/conftest.py, shared with the CLI and high-throughput tests."""
 
 from __future__ import annotations
 

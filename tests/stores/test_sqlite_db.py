@@ -30,7 +30,12 @@ def _hold_lock(db: str, seconds: float) -> subprocess.Popen:
 
 
 def _doc(uuid: str) -> dict:
-    return {"uuid": uuid, "index": 1, "name": "scf", "output": {"state": "successful", "energy": -2.0}}
+    return {
+        "uuid": uuid,
+        "index": 1,
+        "name": "scf",
+        "output": {"state": "successful", "energy": -2.0},
+    }
 
 
 def test_a_short_lock_is_waited_for(tmp_path):

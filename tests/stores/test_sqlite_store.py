@@ -76,7 +76,9 @@ def test_criteria(store, criteria, expected):
 
 
 def test_projection_sort_skip_limit(store):
-    docs = list(store.query({}, properties=["a.b", "task_id"], sort={"task_id": -1}, skip=1, limit=2))
+    docs = list(
+        store.query({}, properties=["a.b", "task_id"], sort={"task_id": -1}, skip=1, limit=2)
+    )
     assert [d["task_id"] for d in docs] == [3, 2]
     assert all(set(d) - {"_id"} == {"a", "task_id"} and set(d["a"]) == {"b"} for d in docs)
     first = store.query_one({"task_id": 1}, properties={"sites.el": 1, "_id": 0})
@@ -106,7 +108,9 @@ def test_remove_distinct_groupby(store):
     # maggma's MemoryStore cannot sort mixed int/str group keys, so task 4 is left out here.
     groups = {k["a"]["b"]: len(v) for k, v in store.groupby("a.b", {"task_id": {"$lt": 4}})}
     assert groups == {1: 1, 2: 1, 3: 1}
-    pairs = {k["flag"]: [d["name"] for d in v] for k, v in store.groupby("flag", properties=["name"])}
+    pairs = {
+        k["flag"]: [d["name"] for d in v] for k, v in store.groupby("flag", properties=["name"])
+    }
     assert pairs == {False: ["si"], True: ["mgo"]}
     store.remove_docs({"tags": "cubic"})
     assert ids(store, {}) == [3, 4]
@@ -152,10 +156,10 @@ def test_sqlite_indexes_are_used(tmp_path):
 
 
 def test_sqlite_store_serialises(tmp_path):
+    import json
     import pickle
 
     from monty.json import MontyDecoder, MontyEncoder
-    import json
 
     s = SQLiteStore(tmp_path / "x.db", "c", key="k")
     again = json.loads(json.dumps(s, cls=MontyEncoder), cls=MontyDecoder)

@@ -96,7 +96,9 @@ def test_a_ui_file_is_upgraded_and_written_without_altering_ui_rows(tmp_path, ui
     conn.close()
     run = tmp_path / "ui_run"
     run.mkdir()
-    (run / "mgo.out").write_bytes((ref_dir / "mgo_scf_hf_sto3g_crystal17" / "OUTPUT.out").read_bytes())
+    (run / "mgo.out").write_bytes(
+        (ref_dir / "mgo_scf_hf_sto3g_crystal17" / "OUTPUT.out").read_bytes()
+    )
     store = CrystalMathJobStore(path)
     store.connect()  # upgrades v1 -> v9
     ui = ui_database(path)

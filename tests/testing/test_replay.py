@@ -12,13 +12,17 @@ from crystal_atomate.testing.replay import ReplayError, ReplayPlan, ReplayStep
 MGO_SCF = "mgo_scf_hf_sto3g_crystal17"
 
 
-def test_matching_deck_gets_the_recorded_output(ref_dir, mock_crystal, stage_recorded_deck, tmp_path):
+def test_matching_deck_gets_the_recorded_output(
+    ref_dir, mock_crystal, stage_recorded_deck, tmp_path
+):
     mock_crystal({"MgO bulk": MGO_SCF})
     workdir = stage_recorded_deck(MGO_SCF, tmp_path / "run")
     record = run_crystal(workdir)
     assert record.exit_code == 0
     assert (workdir / "OUTPUT").read_text() == (ref_dir / MGO_SCF / "OUTPUT.out").read_text()
-    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(-2.7121814374931e02, abs=1e-8)
+    assert parse_output(workdir / "OUTPUT").energy_ha == pytest.approx(
+        -2.7121814374931e02, abs=1e-8
+    )
     assert (workdir / "fort.9").stat().st_size > 0
 
 
@@ -54,7 +58,9 @@ def test_a_different_cell_is_rejected(mock_crystal, stage_recorded_deck, tmp_pat
 
 def test_failure_then_success_sequence(mock_crystal, stage_recorded_deck, tmp_path):
     failed, recovered = "nio_scf_too_many_cycles_crystal17", "nio_scf_restart_guessp_crystal17"
-    mock_crystal({"NiO*": [{"recording": failed, "deck": None}, {"recording": recovered, "deck": None}]})
+    mock_crystal(
+        {"NiO*": [{"recording": failed, "deck": None}, {"recording": recovered, "deck": None}]}
+    )
     first = stage_recorded_deck(failed, tmp_path / "first")
     second = stage_recorded_deck(recovered, tmp_path / "second")
     run_crystal(first)
@@ -64,7 +70,9 @@ def test_failure_then_success_sequence(mock_crystal, stage_recorded_deck, tmp_pa
 
 
 def test_unknown_and_ambiguous_job_names(tmp_path):
-    plan = ReplayPlan(jobs={"relax*": [ReplayStep(recording="x")], "*relax": [ReplayStep(recording="y")]})
+    plan = ReplayPlan(
+        jobs={"relax*": [ReplayStep(recording="x")], "*relax": [ReplayStep(recording="y")]}
+    )
     with pytest.raises(ReplayError, match="No recorded run for job 'static'"):
         plan.steps_for("static")
     with pytest.raises(ReplayError, match="matches several replay entries"):
