@@ -17,7 +17,7 @@ from rich.table import Table
 
 from crystal_atomate.cli.app import app
 from crystal_atomate.cli.structures import source_errors
-from crystal_atomate.mp.cache import MaterialsProject, default_d12
+from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.mp.client import MPQuery, MPStructure
 from crystal_atomate.settings import CrystalAtomateSettings
 
@@ -40,9 +40,9 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """The cache-first service on the settings' database, storing the default input set's deck
-    with each structure; a user error is one ``error:`` line (exit 2 for bad input, else 1)."""
-    service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
+    """The cache-first service on the settings' database; a user error is one ``error:`` line
+    (exit 2 for bad input, else 1)."""
+    service = MaterialsProject(CrystalAtomateSettings().DB_FILE)
     with source_errors():
         try:
             yield service
