@@ -120,7 +120,6 @@ def build_input_set(
             user_input_settings=_with_guessp(generator.user_input_settings),
         )
     try:
-        generator.check_structure(structure)
         return generator.get_input_set(structure, title=parameters.get("title"))
     except ParametersError:
         raise

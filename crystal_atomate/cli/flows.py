@@ -41,10 +41,10 @@ def load_structure_with_origin(source: str) -> tuple[Structure, StructureOrigin 
             f"no structure file {source!r} (nor a Materials Project id)",
             hint="give a CIF, POSCAR or pymatgen JSON file, or a Materials Project id like mp-1265",
         )
-    from crystal_atomate.mp.cache import MaterialsProject, default_d12
+    from crystal_atomate.mp.cache import MaterialsProject
     from crystal_atomate.settings import CrystalAtomateSettings
 
-    materials_project = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
+    materials_project = MaterialsProject(CrystalAtomateSettings().DB_FILE)
     try:
         record = materials_project.get_structure(source)
     finally:

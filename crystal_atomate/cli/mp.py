@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crystal_atomate.cli.structures import source_errors
-from crystal_atomate.mp.cache import MaterialsProject, default_d12
+from crystal_atomate.mp.cache import MaterialsProject
 from crystal_atomate.mp.client import MPQuery, MPStructure
 from crystal_atomate.settings import CrystalAtomateSettings
 
@@ -38,12 +38,9 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """Open the cache-first service on the settings' database.
-
-    It stores the default input set's deck with each structure; a user error is one ``error:``
-    line (exit 2 for bad input, else 1).
-    """
-    service = MaterialsProject(CrystalAtomateSettings().DB_FILE, d12_writer=default_d12)
+    """The cache-first service on the settings' database; a user error is one ``error:`` line
+    (exit 2 for bad input, else 1)."""
+    service = MaterialsProject(CrystalAtomateSettings().DB_FILE)
     with source_errors():
         try:
             yield service

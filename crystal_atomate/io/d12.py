@@ -49,13 +49,10 @@ from crystal_atomate.io.deck_lines import (
     is_argument_line,
     parse_real,
 )
-from crystal_atomate.io.fort34 import Fort34, check_structure
 from crystal_atomate.io.geometry import (
     ExternalGeometry,
     Geometry,
-    atomspin_from_structure,
-    crystal_geometry_from_structure,
-    has_magnetic_moments,
+    geometry_from_structure,
     parse_geometry,
 )
 
@@ -760,7 +757,7 @@ class CrystalInput(BaseModel):
         deck = cls.from_string(path.read_text(), allow_unknown=allow_unknown)
         fort34 = path.parent / "fort.34"
         if isinstance(deck.geometry, ExternalGeometry) and fort34.is_file():
-            deck.geometry = ExternalGeometry(fort34=Fort34.from_file(fort34))
+            deck.geometry = ExternalGeometry.from_file(fort34)
         return deck
 
     def write_input(self, directory: str | Path, make_dir: bool = True) -> Path:
@@ -804,33 +801,22 @@ class CrystalInput(BaseModel):
         The basis is checked first, so a missing element fails before anything is built.
         Magnetic moments (``magmom``) force the EXTERNAL form with up/down sites made
         inequivalent, fill ``ATOMSPIN`` (unless given) and switch on spin polarisation
-        (UHF, or ``SPIN`` in the DFT block).
+        (UHF, or ``SPIN`` in the DFT block). The structure is taken as given: check it first
+        with :func:`crystal_atomate.io.geometry.check_structure` (input sets do, once per job).
         """
         basis = BasisSet.from_library(basis) if isinstance(basis, str) else basis
-        check_structure(structure)
         basis.check_elements({site.specie.symbol for site in structure})
         hamiltonian = hamiltonian or Hamiltonian()
         scf = scf or Scf()
-        ecp = basis.ecp_elements
         if dimensionality is None:
             dimensionality = 0 if isinstance(structure, Molecule) else 2 if looks_like_slab(structure) else 3
-        magnetic = has_magnetic_moments(structure)
-        if magnetic and geometry == "symmetrized":
-            raise ValueError("magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)")
-        if dimensionality == 0:
-            molecule = structure if isinstance(structure, Molecule) else Molecule.from_sites(structure)
-            fort34 = Fort34.from_molecule(molecule, ecp_elements=ecp)
-        elif dimensionality == 2:
-            fort34 = Fort34.from_slab(structure, ecp_elements=ecp)
-        elif geometry == "symmetrized":
-            fort34 = None
-        else:
-            fort34 = Fort34.from_structure(structure, symmetry=True, symprec=symprec, ecp_elements=ecp)
-        geometry_model: Geometry = (ExternalGeometry(fort34=fort34) if fort34 is not None
-                                    else crystal_geometry_from_structure(structure, symprec, ecp))
-        if magnetic:
+        geometry_model, atomspin = geometry_from_structure(
+            structure, form=geometry, dimensionality=dimensionality, symprec=symprec,
+            ecp_elements=basis.ecp_elements,
+        )
+        if atomspin:
             if scf.atomspin is None:
-                scf = scf.model_copy(update={"atomspin": atomspin_from_structure(structure)})
+                scf = scf.model_copy(update={"atomspin": atomspin})
             if hamiltonian.dft is not None:
                 hamiltonian = hamiltonian.model_copy(update={"dft": hamiltonian.dft.model_copy(update={"spin": True})})
             elif hamiltonian.method == "RHF":

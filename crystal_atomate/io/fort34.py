@@ -20,7 +20,7 @@ Layout (verified on real files)::
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,6 @@ Mat3 = tuple[Vec3, Vec3, Vec3]
 
 #: Length CRYSTAL writes for the lattice vectors along non-periodic directions.
 NON_PERIODIC_LENGTH = 500.0
-#: Atoms closer than this are almost certainly a structure bug (duplicate site, wrong cell).
-MIN_INTERATOMIC_DISTANCE = 0.5
 #: Offset CRYSTAL adds to the atomic number of an atom described by an effective core potential.
 ECP_OFFSET = 200
 
@@ -53,10 +51,6 @@ class Fort34ParseError(DeckError):
     """A fort.34 file that does not follow the layout; the message names the line."""
 
 
-class StructureError(ValueError):
-    """A structure CRYSTAL cannot (or should not) be given: empty, disordered, overlapping atoms."""
-
-
 def format_real(value: float) -> str:
     """Fixed-width E format when it reproduces ``value`` exactly, else the shortest exact repr.
 
@@ -65,29 +59,6 @@ def format_real(value: float) -> str:
     """
     text = f"{value:20.12E}"
     return text if float(text) == value else f" {value!r:>19}"
-
-
-def check_structure(structure: Structure | Molecule) -> None:
-    """Reject structures CRYSTAL would misread, BEFORE any file is written.
-
-    Raises :class:`StructureError` naming the problem: no sites, partial occupancy /
-    disorder (CRYSTAL has no notion of it) or two sites closer than 0.5 Angstrom.
-    """
-    if len(structure) == 0:
-        raise StructureError("structure has no sites")
-    if not structure.is_ordered:
-        bad = [i for i, site in enumerate(structure) if not site.is_ordered]
-        raise StructureError(
-            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an ordered structure"
-        )
-    distances = structure.distance_matrix
-    np.fill_diagonal(distances, np.inf)
-    i, j = np.unravel_index(np.argmin(distances), distances.shape)
-    if distances[i, j] < MIN_INTERATOMIC_DISTANCE:
-        raise StructureError(
-            f"sites {i} ({structure[i].specie}) and {j} ({structure[j].specie}) are only "
-            f"{distances[i, j]:.3f} A apart (< {MIN_INTERATOMIC_DISTANCE} A)"
-        )
 
 
 def crystal_system(space_group: int) -> str:
@@ -104,19 +75,41 @@ def spin_signs(structure: Structure) -> list[int]:
     return [0 if m is None or abs(float(np.sum(m))) < 0.01 else int(np.sign(np.sum(m))) for m in magmoms]
 
 
-def symmetry_of(structure: Structure, symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray, int]:
+def symmetry_of(
+    structure: Structure, symprec: float = 1e-3, signs: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Fractional rotations, translations and space-group number, spin-up and spin-down told apart.
 
     spglib's space-group search ignores magnetic moments, so atoms are typed by (element,
     sign of magmom): an antiferromagnet then gets only the operators that keep each
     sublattice, i.e. up and down sites become symmetry-inequivalent as CRYSTAL needs.
+
+    Parameters
+    ----------
+    structure
+        The cell whose operators are wanted.
+    symprec
+        spglib's tolerance, Angstrom.
+    signs
+        :func:`spin_signs` of ``structure`` when the caller already has them (computed otherwise).
+
+    Returns
+    -------
+    tuple
+        Rotations and translations (fractional, spglib's) and the space-group number.
+
+    Raises
+    ------
+    ValueError
+        spglib finds no symmetry at all (a cell it cannot read).
     """
-    kinds = list(dict.fromkeys(zip(structure.atomic_numbers, spin_signs(structure), strict=True)))
-    types = [kinds.index(kind) + 1 for kind in zip(structure.atomic_numbers, spin_signs(structure), strict=True)]
+    kinds = list(zip(structure.atomic_numbers, spin_signs(structure) if signs is None else signs, strict=True))
+    unique = list(dict.fromkeys(kinds))
+    types = [unique.index(kind) + 1 for kind in kinds]
     cell = (structure.lattice.matrix, structure.frac_coords, types)
     dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
     if dataset is None:
-        raise StructureError(f"spglib found no symmetry for {structure.formula} (symprec={symprec})")
+        raise ValueError(f"spglib found no symmetry for {structure.formula} (symprec={symprec})")
     return dataset.rotations, dataset.translations, int(dataset.number)
 
 
@@ -262,7 +255,7 @@ class Fort34(BaseModel):
     @classmethod
     def from_structure(
         cls, structure: Structure, symmetry: bool = True, symprec: float = 1e-3,
-        ecp_elements: Collection[str] = (),
+        ecp_elements: Collection[str] = (), signs: Sequence[int] | None = None,
     ) -> Fort34:
         """A 3D fort.34 holding every site of ``structure`` in its own cell.
 
@@ -270,16 +263,18 @@ class Fort34(BaseModel):
         work), one per rotation: pure centring translations of a non-primitive cell are dropped
         because CRYSTAL counts at most 48 operators; a structure with ``magmom`` site properties gets only the operators that keep the
         moments, which is what makes antiferromagnetic sublattices inequivalent. Without it the
-        file is P1 (identity only, header ``3 1 1``). ``ecp_elements`` get atomic number Z+200.
+        file is P1 (identity only, header ``3 1 1``). ``ecp_elements`` get atomic number Z+200;
+        ``signs`` are the structure's :func:`spin_signs` when the caller has them already. The
+        structure is taken as given: :func:`crystal_atomate.io.geometry.check_structure` is the
+        caller's (the input set checks it once per job).
         """
-        check_structure(structure)
         atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                             position=_as_vec3(site.coords)) for site in structure]
         lattice = _as_mat3(structure.lattice.matrix)
         if not symmetry:
             return cls(dimensionality=3, centring=1, crystal_type=1, lattice=lattice,
                        symmops=[_IDENTITY], atoms=atoms, space_group=(1, 1))
-        rotations, translations, number = symmetry_of(structure, symprec)
+        rotations, translations, number = symmetry_of(structure, symprec, signs)
         matrix = structure.lattice.matrix
         symmops: dict[Mat3, SymmetryOperator] = {}
         for rotation, translation in zip(rotations, translations, strict=True):
@@ -296,7 +291,6 @@ class Fort34(BaseModel):
         CRYSTAL wants the surface in the xy plane, z Cartesian and non-periodic; the structure is
         rotated into that frame (a along x) and written P1, which is always valid.
         """
-        check_structure(structure)
         a_vec, b_vec, _ = structure.lattice.matrix
         e1 = a_vec / np.linalg.norm(a_vec)
         e3 = np.cross(a_vec, b_vec) / np.linalg.norm(np.cross(a_vec, b_vec))
@@ -316,7 +310,6 @@ class Fort34(BaseModel):
     @classmethod
     def from_molecule(cls, molecule: Molecule, ecp_elements: Collection[str] = ()) -> Fort34:
         """A 0D fort.34 (identity only, 500 A box) holding the molecule's Cartesian coordinates."""
-        check_structure(molecule)
         atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                             position=_as_vec3(site.coords)) for site in molecule]
         return cls(dimensionality=0, centring=1, crystal_type=1, lattice=_as_mat3(np.eye(3) * NON_PERIODIC_LENGTH),

@@ -14,8 +14,9 @@ matching ``ATOMSPIN`` list.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
@@ -29,15 +30,21 @@ from crystal_atomate.io.deck_lines import CountMismatchError, LineCursor, is_arg
 from crystal_atomate.io.fort34 import (
     Fort34,
     Vec3,
-    check_structure,
     conventional_atomic_number,
     crystal_system,
     spin_signs,
 )
 
+#: Atoms closer than this are almost certainly a structure bug (duplicate site, wrong cell).
+MIN_INTERATOMIC_DISTANCE = 0.5
+
 #: Independent lattice parameters CRYSTAL reads per crystal system.
 N_LATTICE_PARAMETERS = {"triclinic": 6, "monoclinic": 4, "orthorhombic": 3, "tetragonal": 2,
                         "trigonal": 2, "hexagonal": 2, "cubic": 1}
+
+
+class StructureError(ValueError):
+    """A structure CRYSTAL cannot (or should not) be given: empty, disordered, overlapping atoms."""
 
 
 class AtomSite(BaseModel):
@@ -221,6 +228,11 @@ class ExternalGeometry(BaseModel):
     def to_lines(self) -> list[str]:
         return ["EXTERNAL"]
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> ExternalGeometry:
+        """``EXTERNAL`` carrying the fort.34 read from ``path``."""
+        return cls(fort34=Fort34.from_file(path))
+
 
 Geometry = Annotated[
     CrystalGeometry | SlabGeometry | PolymerGeometry | MoleculeGeometry | ExternalGeometry,
@@ -279,6 +291,96 @@ def _validated(cursor: LineCursor, model: type[BaseModel], **fields) -> BaseMode
 
 
 # -- pymatgen -> CRYSTAL ---------------------------------------------------------------------------
+def check_structure(structure: Structure | Molecule) -> None:
+    """Reject structures CRYSTAL would misread, BEFORE any file is written.
+
+    The conversions below take the structure as given; this all-pairs check is run once per
+    job by the input set (:meth:`~crystal_atomate.sets.base.CrystalInputGenerator.check_structure`),
+    or by whoever builds a deck from a structure directly.
+
+    Parameters
+    ----------
+    structure
+        The structure or molecule about to be written.
+
+    Raises
+    ------
+    StructureError
+        Naming the problem: no sites, partial occupancy / disorder (CRYSTAL has no notion of
+        it) or two sites closer than 0.5 Angstrom.
+    """
+    if len(structure) == 0:
+        raise StructureError("structure has no sites")
+    if not structure.is_ordered:
+        bad = [i for i, site in enumerate(structure) if not site.is_ordered]
+        raise StructureError(
+            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an ordered structure"
+        )
+    distances = structure.distance_matrix
+    np.fill_diagonal(distances, np.inf)
+    i, j = np.unravel_index(np.argmin(distances), distances.shape)
+    if distances[i, j] < MIN_INTERATOMIC_DISTANCE:
+        raise StructureError(
+            f"sites {i} ({structure[i].specie}) and {j} ({structure[j].specie}) are only "
+            f"{distances[i, j]:.3f} A apart (< {MIN_INTERATOMIC_DISTANCE} A)"
+        )
+
+
+
+
+def geometry_from_structure(
+    structure: Structure | Molecule,
+    *,
+    form: Literal["external", "symmetrized"],
+    dimensionality: Literal[0, 2, 3],
+    symprec: float = 1e-3,
+    ecp_elements: Collection[str] = (),
+) -> tuple[Geometry, list[tuple[int, int]]]:
+    """The geometry block of a deck for ``structure``, and its ``ATOMSPIN`` pairs.
+
+    The one way from pymatgen to a deck's geometry: the spin signs are read once and serve both
+    the symmetry (up and down sites inequivalent) and ``ATOMSPIN``. The structure is taken as
+    given (see :func:`check_structure`).
+
+    Parameters
+    ----------
+    structure
+        A 3D structure, a slab (c is the vacuum direction) or a molecule.
+    form
+        ``"external"`` (fort.34 with every atom and the operators) or ``"symmetrized"`` (the
+        ``CRYSTAL`` keyword form); 0D and 2D structures are always written as fort.34.
+    dimensionality
+        0 (molecule), 2 (slab) or 3.
+    symprec
+        spglib's tolerance, Angstrom.
+    ecp_elements
+        Elements whose basis carries an effective core potential (atomic number Z+200).
+
+    Returns
+    -------
+    tuple
+        The geometry model and the ``(1-based site, +1/-1)`` pairs, empty without moments.
+
+    Raises
+    ------
+    ValueError
+        Magnetic moments with ``form="symmetrized"``, which cannot tell up from down sites.
+    """
+    signs = spin_signs(structure)
+    atomspin = _atomspin(signs)
+    if atomspin and form == "symmetrized":
+        raise ValueError("magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)")
+    if dimensionality == 0:
+        molecule = structure if isinstance(structure, Molecule) else Molecule.from_sites(structure)
+        return ExternalGeometry(fort34=Fort34.from_molecule(molecule, ecp_elements=ecp_elements)), atomspin
+    if dimensionality == 2:
+        return ExternalGeometry(fort34=Fort34.from_slab(structure, ecp_elements=ecp_elements)), atomspin
+    if form == "symmetrized":
+        return crystal_geometry_from_structure(structure, symprec, ecp_elements), atomspin
+    fort34 = Fort34.from_structure(structure, symmetry=True, symprec=symprec, ecp_elements=ecp_elements, signs=signs)
+    return ExternalGeometry(fort34=fort34), atomspin
+
+
 def crystal_geometry_from_structure(
     structure: Structure, symprec: float = 1e-3, ecp_elements: Collection[str] = (),
 ) -> CrystalGeometry:
@@ -287,9 +389,9 @@ def crystal_geometry_from_structure(
     Lattice parameters are rounded to 1e-8 A / degree to drop spglib's refinement noise.
 
     Magnetic moments are not representable here (equivalent sites must share a spin): use
-    ``EXTERNAL`` via :meth:`Fort34.from_structure` for magnetic structures.
+    ``EXTERNAL`` via :meth:`Fort34.from_structure` for magnetic structures. The structure is
+    taken as given (see :func:`check_structure`).
     """
-    check_structure(structure)
     analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
     refined = _refined_structure(structure, analyzer)
     number = analyzer.get_space_group_number()
@@ -346,9 +448,8 @@ def atomspin_from_structure(structure: Structure | Molecule) -> list[tuple[int, 
     for EXTERNAL geometries (checked on the NiO AFM reference run). Sites without a moment are
     left out: CRYSTAL treats them as unconstrained.
     """
-    return [(index, sign) for index, sign in enumerate(spin_signs(structure), start=1) if sign]
+    return _atomspin(spin_signs(structure))
 
 
-def has_magnetic_moments(structure: Structure | Molecule) -> bool:
-    """True when any site carries a non-negligible ``magmom``."""
-    return any(spin_signs(structure))
+def _atomspin(signs: Sequence[int]) -> list[tuple[int, int]]:
+    return [(index, sign) for index, sign in enumerate(signs, start=1) if sign]

@@ -60,13 +60,16 @@ def crystal_job(method: Callable) -> Callable[..., Job]:
 
     Unlike a bare ``@job``, the structure is checked when the job is *created* (overlapping atoms,
     partial occupancies, an element the basis set lacks), so a bad structure fails at once with
-    its reason instead of hours later on a worker.
+    its reason instead of hours later on a worker. That is the job's only check: the job is told
+    so (``structure_checked``), and a structure that is a parent's output, known only when the job
+    runs, is checked then by the input set.
     """
     get_job = job(method, data=_DATA_OBJECTS, output_schema=CrystalTaskDoc)
 
     @wraps(method)
     def make(self: BaseCrystalMaker, structure: Any, *args: Any, **kwargs: Any) -> Job:
-        if isinstance(structure, Structure | Molecule):
+        kwargs["structure_checked"] = isinstance(structure, Structure | Molecule)
+        if kwargs["structure_checked"]:
             self.input_set_generator.check_structure(structure)
         return get_job(self, structure, *args, **kwargs)
 
@@ -133,12 +136,17 @@ class BaseCrystalMaker(Maker):
         structure: Structure | Molecule,
         prev_dir: str | Path | None = None,
         restarts: list[RestartRecord] | None = None,
+        structure_checked: bool = False,
     ) -> Response:
-        """Run CRYSTAL on ``structure`` (continuing ``prev_dir``), restarting on known failures."""
+        """Run CRYSTAL on ``structure`` (continuing from ``prev_dir``), restarting on known failures.
+
+        ``structure_checked`` is set by :func:`crystal_job`: the structure passed the input set's
+        check when the job was created, so building the input does not check it again.
+        """
         workdir = Path.cwd()
         restarts = list(restarts or [])
         input_set = self.input_set_generator.get_input_set(
-            structure, prev_dir=prev_dir, title=self.name
+            structure, prev_dir=prev_dir, title=self.name, checked=structure_checked
         )
         input_set.write_input(workdir)
         record = run_crystal(

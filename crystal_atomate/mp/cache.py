@@ -21,9 +21,10 @@ MPContribs by material     ``get_contributions`` {material_id, project}         
 not make; they use the same key function.) A response is the UI's JSON: a record is
 ``MaterialRecord.to_dict()`` (id, source, formula, properties, metadata with our origin, the
 pymatgen structure), a search is ``{"records": [...], "total_count": n}``. Each structure is also
-written to ``materials_structures`` with the ``.d12`` deck, the row ``CacheRepository``'s
-``get_material_record`` reads. Times are naive local ISO strings, as the UI compares them with
-``datetime.now()``.
+written to ``materials_structures`` (the record and its CIF), the row ``CacheRepository``'s
+``get_material_record`` reads: it reads ``structure_json`` only, so no ``.d12`` deck is rendered
+for the cache (``d12_text`` stays NULL, as the UI's own ``set_material_record`` leaves it). Times
+are naive local ISO strings, as the UI compares them with ``datetime.now()``.
 
 A fresh row answers without any network (and without importing a client). A stale row is
 refetched; if the endpoint cannot be reached it is served anyway, with a warning. Reading never
@@ -62,12 +63,9 @@ __all__ = [
     "STRUCTURE_TTL",
     "UI_SOURCES",
     "Cached",
-    "D12Writer",
     "MPCache",
     "MaterialsProject",
     "cache_first",
-    "d12_rows",
-    "default_d12",
     "record_from_ui",
     "record_to_ui",
     "search_cache_key",
@@ -83,21 +81,8 @@ STRUCTURE_TTL = timedelta(days=30)
 SEARCH_TTL = timedelta(days=7)
 SEARCH_KEY_PREFIX = "summary_search"
 
-D12Writer = Callable[[Structure], str]
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-def default_d12(structure: Structure) -> str:
-    """The ``INPUT`` deck the default input set (``StaticSetGenerator()``) writes for ``structure``.
-
-    As in a real run its geometry is ``EXTERNAL`` (the fort.34 written beside it); the row's
-    ``cif_text`` and ``structure_json`` carry the geometry. The sets are imported here, on use,
-    because they cost most of a second and a cache hit never needs them.
-    """
-    from crystal_atomate.sets.core import StaticSetGenerator
-
-    return StaticSetGenerator().get_input_set(structure)["INPUT"]
 
 
 def ui_cache_key(params: dict[str, Any], prefix: str) -> str:
@@ -335,9 +320,10 @@ class MPCache:
         row = rows[0]
         return Cached(json.loads(row[0]), _parse_time(row[1]), _parse_time(row[2]))
 
-    def put_structures(self, rows: list[tuple[MPStructure, str | None]], base_url: str | None) -> None:
-        """Cache each (record, d12 text): the UI's ``get_structure`` row and the parsed record,
-        both with a new 30-day expiry."""
+    def put_structures(self, records: list[MPStructure], base_url: str | None) -> None:
+        """Cache each record: the UI's ``get_structure`` row and the parsed record, both with a new
+        30-day expiry. ``d12_text`` is left NULL (a deck an older version stored is cleared with
+        the structure it was made from)."""
         now, expires = _times(STRUCTURE_TTL)
         values = [
             (
@@ -346,12 +332,11 @@ class MPCache:
                 record.formula,
                 json.dumps(record_to_ui(record)),
                 record.structure.to(fmt="cif"),
-                d12_text,
                 now,
                 now,
                 expires,
             )
-            for record, d12_text in rows
+            for record in records
         ]
         self.put_responses(
             [
@@ -361,7 +346,7 @@ class MPCache:
                     {"material_id": record.material_id},
                     record_to_ui(record),
                 )
-                for record, _ in rows
+                for record in records
             ],
             STRUCTURE_TTL,
             base_url,
@@ -370,7 +355,7 @@ class MPCache:
             conn.executemany(
                 "INSERT INTO materials_structures (source, material_id, formula, structure_json,"
                 " cif_text, d12_text, fetched_at, updated_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)"
                 " ON CONFLICT(source, material_id) DO UPDATE SET formula = excluded.formula,"
                 " structure_json = excluded.structure_json, cif_text = excluded.cif_text,"
                 " d12_text = excluded.d12_text, fetched_at = excluded.fetched_at,"
@@ -406,25 +391,6 @@ class MPCache:
         """A search response ``{"records", "total_count"}`` under ``cache_key``."""
         response = {"records": [record_to_ui(r) for r in records], "total_count": len(records)}
         self.put_response(cache_key, source, params, response, ttl, base_url)
-
-
-def d12_rows(
-    records: list[MPStructure], writer: D12Writer | None
-) -> list[tuple[MPStructure, str | None]]:
-    """Each record with the writer's deck, or None: a failing writer must not cost the user the
-    structure (it is logged), and without a writer the column stays NULL."""
-    rows: list[tuple[MPStructure, str | None]] = []
-    for record in records:
-        deck = None
-        if writer is not None:
-            try:
-                deck = writer(record.structure)
-            except Exception:
-                log.warning(
-                    "No .d12 for %s: the input writer failed", record.material_id, exc_info=True
-                )
-        rows.append((record, deck))
-    return rows
 
 
 def cache_first(
@@ -468,21 +434,11 @@ def cache_first(
 
 
 class MaterialsProject:
-    """Cache-first Materials Project look-ups: what ``crystal-atomate mp`` and workflows call.
+    """Cache-first Materials Project look-ups: what ``crystal-atomate mp`` and workflows call."""
 
-    ``d12_writer`` renders the ``.d12`` the default input set would write for a structure, stored
-    in ``materials_structures.d12_text`` so the UI can show it; without one the column stays NULL.
-    """
-
-    def __init__(
-        self,
-        db_file: str | Path,
-        client: MPClient | None = None,
-        d12_writer: D12Writer | None = None,
-    ) -> None:
+    def __init__(self, db_file: str | Path, client: MPClient | None = None) -> None:
         self.cache = MPCache(db_file)
         self.client = client or MPClient()
-        self._d12_writer = d12_writer
 
     def close(self) -> None:
         """Close the database connection."""
@@ -510,7 +466,7 @@ class MaterialsProject:
         )
 
     def _store_structures(self, records: list[MPStructure]) -> None:
-        self.cache.put_structures(d12_rows(records, self._d12_writer), self.client.endpoint)
+        self.cache.put_structures(records, self.client.endpoint)
 
     def _store_search(self, query: MPQuery, records: list[MPStructure]) -> None:
         self._store_structures(records)

@@ -30,10 +30,8 @@ from pymatgen.core import Composition, Element, Structure
 
 from crystal_atomate.mp.cache import (
     STRUCTURE_TTL,
-    D12Writer,
     MPCache,
     cache_first,
-    d12_rows,
     ui_cache_key,
 )
 from crystal_atomate.mp.client import MPStructure, StructureOrigin
@@ -334,12 +332,10 @@ class Optimade:
         db_file: str | Path,
         timeout: float = 30.0,
         attempts: int = 3,
-        d12_writer: D12Writer | None = None,
     ) -> None:
         self.cache = MPCache(db_file)
         self.timeout = timeout
         self.attempts = attempts
-        self._d12_writer = d12_writer
 
     def close(self) -> None:
         """Close the database connection."""
@@ -361,5 +357,5 @@ class Optimade:
         self, key: str, params: dict[str, Any], providers: Iterable[str], records: list[MPStructure]
     ) -> None:
         base_url = " ".join(resolve_provider(p) for p in providers)
-        self.cache.put_structures(d12_rows(records, self._d12_writer), base_url)
+        self.cache.put_structures(records, base_url)
         self.cache.put_records(key, SOURCE, params, records, STRUCTURE_TTL, base_url)

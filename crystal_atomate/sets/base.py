@@ -23,7 +23,6 @@ from pymatgen.io.core import InputGenerator, InputSet
 
 from crystal_atomate.errors import InputError, UnknownNameError
 from crystal_atomate.io.basis import BasisSet
-from crystal_atomate.io.fort34 import check_structure
 from crystal_atomate.io.d12 import (
     CrystalInput,
     Elastcon,
@@ -34,6 +33,7 @@ from crystal_atomate.io.d12 import (
     Scf,
     Shrink,
 )
+from crystal_atomate.io.geometry import check_structure
 
 __all__ = [
     "CrystalInputGenerator",
@@ -162,14 +162,42 @@ class CrystalInputGenerator(InputGenerator):
         structure: Structure | Molecule | None = None,
         prev_dir: str | Path | None = None,
         title: str | None = None,
+        *,
+        checked: bool = False,
     ) -> CrystalInputSet:
         """The input set for ``structure``, continuing from ``prev_dir`` when given.
 
-        ``title`` is the deck's first line; Makers pass the job name, which the replay executable
-        and a person reading the output both use to tell runs apart.
+        The structure is checked here (:meth:`check_structure`), once, unless the caller already
+        did: a job checks its structure when it is created and says so with ``checked``.
+
+        Parameters
+        ----------
+        structure
+            What to run.
+        prev_dir
+            A previous run's folder, whose restart files are carried over.
+        title
+            The deck's first line; Makers pass the job name, which the replay executable and a
+            person reading the output both use to tell runs apart.
+        checked
+            ``structure`` has passed :meth:`check_structure` already.
+
+        Returns
+        -------
+        CrystalInputSet
+            The deck and the restart files to stage.
+
+        Raises
+        ------
+        InputSettingsError
+            No structure, or settings that make no valid deck.
+        StructureError, UnknownBasisElementError
+            From :meth:`check_structure`.
         """
         if structure is None:
             raise InputSettingsError("A CRYSTAL input set needs a structure")
+        if not checked:
+            self.check_structure(structure)
         restart_files = self._restart_files(prev_dir)
         structure = self._with_spin(structure)
         if self.primitive and isinstance(structure, Structure) and self.geometry == "external":
@@ -189,8 +217,23 @@ class CrystalInputGenerator(InputGenerator):
         return CrystalInputSet(crystal_input, restart_files)
 
     def check_structure(self, structure: Structure | Molecule) -> None:
-        """Reject what CRYSTAL cannot run (empty, disordered, overlapping, an element without a
-        basis) with an error naming the site or element, before anything is written."""
+        """Reject what CRYSTAL cannot run, before anything is written.
+
+        The one structure check of a job (the io writers take the structure as given): run by
+        :meth:`get_input_set`, or by the job decorator when the job is created.
+
+        Parameters
+        ----------
+        structure
+            The structure the job was given.
+
+        Raises
+        ------
+        StructureError
+            Empty, disordered or overlapping (the sites are named).
+        UnknownBasisElementError
+            An element the basis set lacks.
+        """
         check_structure(structure)
         self._basis().check_elements({site.specie.symbol for site in structure})
 

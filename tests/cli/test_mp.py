@@ -14,8 +14,7 @@ from pymatgen.io.vasp import Poscar
 from typer.testing import CliRunner
 
 from crystal_atomate.cli import app
-from crystal_atomate.sets.core import StaticSetGenerator
-from crystal_atomate.testing.mp_server import CORE, DATA, SUMMARY, VALID_KEY, MPServer
+from crystal_atomate.testing.mp_server import CORE, SUMMARY, VALID_KEY, MPServer
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("no_real_materials_project")
@@ -42,17 +41,14 @@ def test_get_prints_cif_and_caches(mp_server: MPServer, db_file: Path) -> None:
     assert cached_ids(db_file) == ["mp-1265"]
 
 
-def test_cached_rows_carry_the_default_d12(mp_server: MPServer, db_file: Path) -> None:
+def test_cached_rows_carry_no_deck(mp_server: MPServer, db_file: Path) -> None:
+    """The UI reads a row's ``structure_json`` only, so no ``.d12`` is rendered for the cache."""
     assert runner.invoke(app, ["mp", "search", "--formula", "Si"]).exit_code == 0
 
     conn = sqlite3.connect(db_file)
     decks = dict(conn.execute("SELECT material_id, d12_text FROM materials_structures"))
     conn.close()
-    assert set(decks) == {"mp-149", "mp-165"}
-    docs = {d["material_id"]: d for d in json.loads((DATA / "materials_summary.json").read_text())}
-    si = Structure.from_dict(docs["mp-149"]["structure"])
-    assert decks["mp-149"] == StaticSetGenerator().get_input_set(si)["INPUT"]
-    assert decks["mp-149"].startswith("Si\nEXTERNAL\nBASISSET\nPOB-TZVP-REV2\n")
+    assert decks == {"mp-149": None, "mp-165": None}
 
 
 @pytest.mark.parametrize("fmt", ["json", "poscar"])

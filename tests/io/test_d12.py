@@ -25,7 +25,6 @@ from crystal_atomate.io.d12 import (
     Shrink,
     UnknownKeywordError,
 )
-from crystal_atomate.io.fort34 import StructureError
 from crystal_atomate.testing.deck_mutations import mutations, outcome
 
 
@@ -189,17 +188,6 @@ def test_basis_checked_before_writing(tmp_path: Path) -> None:
     with pytest.raises(UnknownBasisElementError, match="Mg"):
         deck.write_input(tmp_path / "x")
     assert not (tmp_path / "x").exists()
-
-
-def test_structure_errors() -> None:
-    with pytest.raises(StructureError, match="partial occupancy"):
-        CrystalInput.from_structure(
-            Structure(Lattice.cubic(3), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]]), basis="STO-3G"
-        )
-    with pytest.raises(StructureError, match="sites 0 .* and 1"):
-        CrystalInput.from_structure(
-            Structure(Lattice.cubic(5), ["Na", "Cl"], [[0, 0, 0], [0.02, 0, 0]]), basis="STO-3G"
-        )
 
 
 positive = st.integers(min_value=1, max_value=60)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Molecule, Structure
 
-from crystal_atomate.io.fort34 import Fort34, Fort34ParseError, StructureError
+from crystal_atomate.io.fort34 import Fort34, Fort34ParseError
 
 
 def _all_geometry_files(ref_dir: Path) -> list[Path]:
@@ -165,11 +165,3 @@ def test_molecule_and_slab() -> None:
 def test_failures() -> None:
     with pytest.raises(Fort34ParseError, match="line 2"):
         Fort34.from_string("3 1 1\n1.0 0.0\n")
-    with pytest.raises(StructureError, match="no sites"):
-        Fort34.from_structure(Structure(Lattice.cubic(3), [], []))
-    disordered = Structure(Lattice.cubic(3), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]])
-    with pytest.raises(StructureError, match="partial occupancy"):
-        Fort34.from_structure(disordered)
-    close = Structure(Lattice.cubic(5), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])
-    with pytest.raises(StructureError, match=r"sites 0 \(Na\) and 1 \(Cl\)"):
-        Fort34.from_structure(close)

@@ -13,7 +13,9 @@ from crystal_atomate.io.deck_lines import LineCursor, clean_lines
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.geometry import (
     CrystalGeometry,
+    StructureError,
     atomspin_from_structure,
+    check_structure,
     crystal_geometry_from_structure,
     parse_geometry,
 )
@@ -111,3 +113,13 @@ def test_nio_afm_atomspin(ref_dir: Path) -> None:
     assert fort34.space_group == reference.space_group == (123, 16)
     structure.remove_site_property("magmom")
     assert Fort34.from_structure(structure).space_group[0] == 225
+
+
+def test_structure_errors() -> None:
+    with pytest.raises(StructureError, match="no sites"):
+        check_structure(Structure(Lattice.cubic(3), [], []))
+    with pytest.raises(StructureError, match="partial occupancy"):
+        check_structure(Structure(Lattice.cubic(3), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]]))
+    with pytest.raises(StructureError, match=r"sites 0 \(Na\) and 1 \(Cl\) are only 0.250 A apart"):
+        check_structure(Structure(Lattice.cubic(5), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]]))
+    check_structure(Structure(Lattice.cubic(5), ["Na", "Cl"], [[0, 0, 0], [0.1, 0, 0]]))

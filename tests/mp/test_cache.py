@@ -212,29 +212,29 @@ def test_stale_search_is_repeated(mp_server: MPServer, db_file: Path) -> None:
     assert mp_server.hits(SUMMARY) == 2
 
 
-def test_d12_writer_fills_the_column(mp_server: MPServer, db_file: Path) -> None:
-    def d12(structure: Structure) -> str:
-        return f"{structure.composition.reduced_formula}\nCRYSTAL\n0 0 0\n225\n4.25\nEND\n"
+def test_a_cache_miss_renders_no_deck(mp_server: MPServer, db_file: Path) -> None:
+    """The UI reads ``structure_json`` only: the structure of ``crystal-atomate run mp-1265`` is
+    fetched and cached without building an input set for the cache row."""
+    from crystal_atomate.cli.flows import load_structure_with_origin
 
-    service(db_file, d12_writer=d12).search_structures(MPQuery(formula="MgO"))
+    structure, origin = load_structure_with_origin("mp-1265")
 
-    [row] = rows(db_file, "materials_structures")
-    assert row["d12_text"] == "MgO\nCRYSTAL\n0 0 0\n225\n4.25\nEND\n"
-
-
-def test_failing_d12_writer_keeps_the_structure(
-    mp_server: MPServer, db_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken(structure: Structure) -> str:
-        raise KeyError("no basis set for Mg")
-
-    with caplog.at_level(logging.WARNING):
-        record = service(db_file, d12_writer=broken).get_structure("mp-1265")
-
-    assert record.formula == "MgO"
+    assert (structure.composition.reduced_formula, origin.material_id) == ("MgO", "mp-1265")
     [row] = rows(db_file, "materials_structures")
     assert (row["material_id"], row["d12_text"]) == ("mp-1265", None)
-    assert "No .d12 for mp-1265" in caplog.text
+    assert "_cell_length_a   3.00520382" in row["cif_text"]
+
+
+def test_a_refetch_clears_a_deck_an_older_version_stored(mp_server: MPServer, db_file: Path) -> None:
+    service(db_file).get_structure("mp-1265")
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("UPDATE materials_structures SET d12_text = 'MgO\nEXTERNAL\n'")
+    conn.close()
+
+    service(db_file).get_structure("mp-1265", refresh=True)
+
+    [row] = rows(db_file, "materials_structures")
+    assert (row["material_id"], row["formula"], row["d12_text"]) == ("mp-1265", "MgO", None)
 
 
 def insert_ui_row(db_file: Path, record: dict) -> None:

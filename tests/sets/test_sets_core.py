@@ -7,7 +7,7 @@ from pymatgen.core import Lattice, Structure
 
 from crystal_atomate.io.basis import BasisSet, UnknownBasisElementError
 from crystal_atomate.io.d12 import CrystalInput, ExternalGeometry
-from crystal_atomate.io.fort34 import StructureError
+from crystal_atomate.io.geometry import StructureError
 from crystal_atomate.sets.base import CrystalInputGenerator, InputSettingsError, deep_update
 from crystal_atomate.sets.core import (
     FreqSetGenerator,
