@@ -9,10 +9,14 @@ computer is ``crystal-atomate aiida computer add`` (same options).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from crystal_atomate.errors import InputError
+
+if TYPE_CHECKING:
+    from crystal_atomate.stores.ui_clusters import UICluster
 
 cluster_app = typer.Typer(
     help="A cluster (SSH + SLURM) for FireWorks and jobflow-remote.", no_args_is_help=True
@@ -28,8 +32,28 @@ def cluster() -> None:
     """Set up a cluster (SSH + SLURM) for FireWorks and jobflow-remote (a group of subcommands)."""
 
 
-def _cluster(cluster_file: Path | None, from_ui: str | None, db: Path):  # noqa: ANN202 - UICluster, imported lazily
-    """Load the cluster named by exactly one of ``--cluster-file`` and ``--from-ui``."""
+def find_cluster(cluster_file: Path | None, from_ui: str | None, db: Path) -> UICluster:
+    """Load the cluster named by exactly one of ``--cluster-file`` and ``--from-ui``.
+
+    Parameters
+    ----------
+    cluster_file
+        A cluster file with the UI's fields.
+    from_ui
+        The name of a cluster in the UI's ``clusters`` table.
+    db
+        The UI's database, for ``from_ui``.
+
+    Returns
+    -------
+    UICluster
+        The cluster.
+
+    Raises
+    ------
+    InputError
+        Neither or both given, or the file or cluster is missing.
+    """
     from crystal_atomate.stores.ui_clusters import load_cluster_file, read_ui_cluster
 
     if (cluster_file is None) == (from_ui is None):
@@ -63,7 +87,7 @@ def fireworks(
         if value is not None
     }
     config = qadapter_config(
-        _cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides
+        find_cluster(cluster_file, from_ui, db), launchpad, fworker, overrides=overrides
     )
     path = write_qadapter_yaml(out, config)
     typer.echo(f"wrote {path}")
@@ -83,6 +107,6 @@ def remote(
     """Add (or replace) the cluster as a jobflow-remote worker of a project."""
     from crystal_atomate.engines.clusters import add_remote_worker
 
-    found = _cluster(cluster_file, from_ui, db)
+    found = find_cluster(cluster_file, from_ui, db)
     path, name = add_remote_worker(project, found, work_dir, worker=worker, pre_run=pre_run)
     typer.echo(f"worker {name} ({found.username}@{found.hostname}:{found.port}, slurm) in {path}")

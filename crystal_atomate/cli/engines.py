@@ -17,6 +17,7 @@ from rich.table import Table
 
 from crystal_atomate.cli.app import database
 from crystal_atomate.cli.flows import load_structure
+from crystal_atomate.errors import InputError
 from crystal_atomate.flows.registry import build_flow, check_flow_settings
 
 console = Console()
@@ -184,9 +185,26 @@ def remote_init(
         help="Opt in: fork jobs from a warm server instead of a fresh `jf execution run` each.",
     ),
     force: bool = typer.Option(False, help="Replace an existing project file."),
+    cluster_file: Path = typer.Option(None, help="Also a SLURM worker for this cluster file."),
+    from_ui: str = typer.Option(None, help="Also a SLURM worker for this cluster of the UI."),
+    cluster_work_dir: str = typer.Option(None, help="Where jobs run on that cluster."),
 ) -> None:
-    """Write the crystal_atomate project into the jobflow-remote projects folder."""
+    """Write the crystal_atomate project into the jobflow-remote projects folder.
+
+    With ``--cluster-file`` or ``--from-ui`` the project also gets a worker that submits through
+    SSH to the cluster's SLURM (``remote submit --worker NAME`` sends flows there).
+    """
+    from crystal_atomate.cli.clusters import find_cluster
+    from crystal_atomate.engines.clusters import remote_worker_config
     from crystal_atomate.engines.remote import project_config, runner_delays, write_project
+
+    cluster = None
+    if cluster_file or from_ui:
+        cluster = find_cluster(cluster_file, from_ui, database(ui_db))
+        if not cluster_work_dir:
+            raise InputError(
+                "--cluster-work-dir is needed with a cluster", hint="e.g. /scratch/$USER/ca"
+            )
 
     runner = None if runner_delay is None else runner_delays(runner_delay)
     config = project_config(
@@ -200,6 +218,8 @@ def remote_init(
         max_jobs=max_jobs,
         warm_executor=warm,
     )
+    if cluster is not None:
+        config["workers"][cluster.name] = remote_worker_config(cluster, str(cluster_work_dir))
     try:
         path = write_project(config, overwrite=force)
     except FileExistsError as exc:

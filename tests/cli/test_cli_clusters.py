@@ -164,3 +164,26 @@ def test_bad_cluster_input_is_one_line(
 def _dump(db: Path) -> list[str]:
     with closing(sqlite3.connect(db)) as conn:
         return list(conn.iterdump())
+
+
+def test_remote_init_with_a_cluster_writes_its_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JFREMOTE_PROJECTS_FOLDER", str(tmp_path / "projects"))
+    import jobflow_remote
+
+    monkeypatch.setattr(jobflow_remote.SETTINGS, "projects_folder", str(tmp_path / "projects"))
+    result = runner.invoke(app, [
+        "remote", "init", "--name", "with_cluster", "--db-dir", str(tmp_path / "db"),
+        "--ui-db", str(tmp_path / "ui.db"), "--cluster-file", str(CLUSTER_EXAMPLE),
+        "--cluster-work-dir", "/scratch/root/ca",
+    ])
+    assert result.exit_code == 0, result.output
+    workers = yaml.safe_load((tmp_path / "projects" / "with_cluster.yaml").read_text())["workers"]
+    assert set(workers) == {"local_shell", "loopback-slurm"}
+    assert workers["loopback-slurm"]["work_dir"] == "/scratch/root/ca"
+    missing = runner.invoke(app, [
+        "remote", "init", "--name", "x", "--db-dir", str(tmp_path / "db"),
+        "--cluster-file", str(CLUSTER_EXAMPLE),
+    ])
+    assert missing.exit_code == 2 and "--cluster-work-dir" in missing.stderr
