@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crystal_atomate.stores.ui_clusters import UICluster, load_cluster_file
 
@@ -164,3 +164,35 @@ def register_ui_cluster(db_file: str | Path, cluster: UICluster) -> bool:
         setup_commands=list(cluster.setup_commands),
     )
     return True
+
+
+def local_documents(root: Path) -> dict[str, dict]:
+    """Run :func:`relax_static_flow` with ``run_locally`` and the replay: the reference documents.
+
+    Parameters
+    ----------
+    root
+        A fresh folder for the run, its store and its replay plan.
+
+    Returns
+    -------
+    dict
+        The relax and static job documents (blobs loaded), by job name.
+    """
+    from jobflow import run_locally
+
+    from crystal_atomate.demo import DEMO_REPLAY, replay_environment
+    from crystal_atomate.stores.jobstore import CrystalMathJobStore
+
+    store = CrystalMathJobStore(root / ".crystal_tui.db")
+    plan = {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}
+    with replay_environment(root / "replay", plan):
+        run_locally(relax_static_flow(), store=store, create_folders=True, root_dir=root,
+                    ensure_success=True, log=False)
+    return documents_by_name(store)
+
+
+def documents_by_name(store: Any) -> dict[str, dict]:
+    """Return a store's job documents by job name (blobs loaded), for :func:`job_differences`."""
+    store.connect()
+    return {doc["name"]: doc for doc in store.query({}, load=True)}

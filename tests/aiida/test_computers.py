@@ -29,11 +29,14 @@ from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.hpc import (
     ClusterUnavailable,
     LoopbackCluster,
+    documents_by_name,
+    local_documents,
     loopback_cluster,
     register_ui_cluster,
     relax_static_flow,
     ui_cluster,
 )
+from crystal_atomate.testing.parity import job_differences
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
@@ -48,6 +51,12 @@ def cluster() -> LoopbackCluster:
         return loopback_cluster()
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, dict]:
+    """The relax and static documents run_locally stores: what AiiDA on the cluster must match."""
+    return local_documents(tmp_path_factory.mktemp("cluster_reference"))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,7 @@ def test_code_executable_is_checked_on_the_cluster(slurm_computer):
         )
 
 
-def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path):
+def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path, reference):
     replay = shutil.which("crystal-atomate-replay")
     assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
     code = ensure_remote_code("crystal", slurm_computer, replay, "crystal_atomate.crystal")
@@ -132,6 +141,10 @@ def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_pa
         assert state == "COMPLETED"
     assert energies["relax"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    docs = documents_by_name(store)
+    assert {name: job_differences(reference[name], docs[name]) for name in docs} == {
+        "relax": [], "static": []
+    }
     if registered:  # the UI's remote_jobs: one row per CalcJob, under the UI's cluster of that name
         with closing(sqlite3.connect(tmp_path / ".crystal_tui.db")) as conn:
             rows = conn.execute(
@@ -249,7 +262,7 @@ def test_shipped_verdi_examples_are_accepted(aiida_profile):
     assert computer.is_configured
 
 
-def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path):
+def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, reference):
     """The whole flow as one work chain; its CalcJobs go through sshd and sbatch."""
     from crystal_atomate.aiida.flow_mode import run_flow
 
@@ -271,3 +284,7 @@ def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path):
     store.connect()
     static = store.query_one({"name": "static"})["output"]
     assert static["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    docs = documents_by_name(store)
+    assert {name: job_differences(reference[name], docs[name]) for name in docs} == {
+        "relax": [], "static": []
+    }

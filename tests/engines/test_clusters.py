@@ -29,11 +29,14 @@ from crystal_atomate.testing.engines import RemoteProject, fresh_launchpad
 from crystal_atomate.testing.hpc import (
     ClusterUnavailable,
     LoopbackCluster,
+    documents_by_name,
+    local_documents,
     loopback_cluster,
     register_ui_cluster,
     relax_static_flow,
     ui_cluster,
 )
+from crystal_atomate.testing.parity import job_differences
 from crystal_atomate.testing.replay_setup import use_replay
 
 pytestmark = pytest.mark.timeout(300)
@@ -50,6 +53,20 @@ def cluster() -> LoopbackCluster:
         return loopback_cluster()
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The relax and static documents run_locally stores: what every cluster engine must match."""
+    return local_documents(tmp_path_factory.mktemp("cluster_reference"))
+
+
+def _assert_same_documents(reference: dict[str, dict], store: CrystalMathJobStore) -> None:
+    """The engine's documents equal run_locally's but for bookkeeping (the parity matrix's rule)."""
+    docs = documents_by_name(store)
+    assert sorted(docs) == ["relax", "static"]
+    for name in ("relax", "static"):
+        assert job_differences(reference[name], docs[name]) == [], name
 
 
 def _energies(store: CrystalMathJobStore) -> dict[str, float]:
@@ -106,7 +123,9 @@ def _assert_remote_jobs(db_file: Path, registered: bool) -> None:
         assert handle.isdigit()
 
 
-def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Path) -> None:
+def test_fireworks_qlaunch_through_slurm(
+    cluster: LoopbackCluster, tmp_path: Path, reference: dict[str, dict]
+) -> None:
     registered = register_ui_cluster(tmp_path / ".crystal_tui.db", ui_cluster(cluster))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     env = {**os.environ, **use_replay(PLAN, tmp_path / "replay")}
@@ -151,6 +170,7 @@ def test_fireworks_qlaunch_through_slurm(cluster: LoopbackCluster, tmp_path: Pat
     states = _wait_for_slurm(cluster, name, lambda states: states.count("COMPLETED") >= 2)
     assert states.count("COMPLETED") >= 2, states
     _assert_remote_jobs(tmp_path / ".crystal_tui.db", registered)
+    _assert_same_documents(reference, store)
 
 
 @pytest.fixture
@@ -184,6 +204,7 @@ def slurm_project(cluster: LoopbackCluster, tmp_path: Path) -> Iterator[RemotePr
 
 
 def test_jobflow_remote_worker_through_ssh_and_slurm(
+    reference: dict[str, dict],
     slurm_project: RemoteProject, cluster: LoopbackCluster
 ) -> None:
     os.environ["JFREMOTE_PROJECTS_FOLDER"] = slurm_project.env["JFREMOTE_PROJECTS_FOLDER"]
@@ -204,3 +225,4 @@ def test_jobflow_remote_worker_through_ssh_and_slurm(
     with closing(sqlite3.connect(slurm_project.store.db_file)) as conn:
         registered = conn.execute("SELECT count(*) FROM clusters").fetchone()[0] == 1
     _assert_remote_jobs(Path(slurm_project.store.db_file), registered)
+    _assert_same_documents(reference, slurm_project.store)
