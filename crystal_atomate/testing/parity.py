@@ -33,6 +33,7 @@ __all__ = [
 #: Fields engines legitimately fill differently (skipped wherever they occur in a document), and
 #: why.
 BOOKKEEPING: dict[str, str] = {
+    "_id": "the store's own document id, new in every store",
     "uuid": "each engine runs freshly built flows, so job uuids differ",
     "hosts": "the flow uuids that contain the job",
     "completed_at": "wall-clock time the job (or calculation) finished",
