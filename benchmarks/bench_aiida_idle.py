@@ -32,7 +32,12 @@ def _run(mode: str, root: Path) -> float:
     from jobflow import Flow
 
     from crystal_atomate.aiida.flow_mode import run_flow, submit_flow
-    from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
+    from crystal_atomate.aiida.setup import (
+        ensure_codes,
+        ensure_localhost,
+        ensure_profile,
+        replay_prepend_text,
+    )
     from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
     from crystal_atomate.testing.replay_setup import replay_command, use_replay

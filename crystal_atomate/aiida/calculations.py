@@ -93,7 +93,8 @@ def restart_files_needed(crystal_input: CrystalInput) -> list[str]:
 
 def crystal_codeinfo(code_uuid: str, withmpi: bool) -> CodeInfo:
     """How to call the program, as ``run_crystal`` does: serial builds read the deck on standard
-    input; MPI builds (Pcrystal, Pproperties) read the file INPUT and write the output to stderr."""
+    input; MPI builds (Pcrystal, Pproperties) read the file INPUT and write the output to stderr.
+    """
     codeinfo = CodeInfo()
     codeinfo.code_uuid = code_uuid
     codeinfo.stdout_name = OUTPUT_FILE
@@ -114,7 +115,8 @@ def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
 
     With ``input_folder`` the folder's files are what runs; ``structure``, ``parameters`` (then the
     deck's own settings) and ``basis`` beside it record what they hold, for the provenance graph
-    (:mod:`crystal_atomate.aiida.lineage`)."""
+    (:mod:`crystal_atomate.aiida.lineage`).
+    """
     folder, structure, parameters = (inputs.get(key) for key in ("input_folder", "structure", "parameters"))
     if folder is not None:
         if INPUT_FILE not in folder.base.repository.list_object_names():
@@ -140,7 +142,8 @@ def _input_set(structure: orm.StructureData, parameters: dict[str, Any], parent:
 @functools.lru_cache(maxsize=16)
 def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) -> CrystalInputSet:
     """Validation and ``prepare_for_submission`` build the same deck: build it once (symmetry
-    analysis of a symmetrized geometry takes seconds). Keyed by content, so it never goes stale."""
+    analysis of a symmetrized geometry takes seconds). Keyed by content, so it never goes stale.
+    """
     pymatgen = Structure.from_dict(json.loads(structure)) if '"lattice"' in structure else Molecule.from_dict(
         json.loads(structure)
     )
@@ -149,7 +152,8 @@ def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) 
 
 def _parent_has_wavefunction(parent: orm.Data | None) -> bool:
     """A remote parent is trusted to hold fort.9 (listing it would open a transport); a folder is
-    looked at, as a Maker looks at ``prev_dir``."""
+    looked at, as a Maker looks at ``prev_dir``.
+    """
     if parent is None:
         return False
     if isinstance(parent, orm.FolderData):
@@ -255,7 +259,8 @@ class PropertiesCalculation(CalcJob):
     @classmethod
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
         """A ``properties`` deck (text, from :class:`~crystal_atomate.io.properties.PropertiesInput`)
-        and the parent SCF whose fort.9 is staged."""
+        and the parent SCF whose fort.9 is staged.
+        """
         super().define(spec)
         spec.input("deck", valid_type=orm.SinglefileData, help="The properties deck (d3).")
         spec.input(

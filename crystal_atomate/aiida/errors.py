@@ -66,7 +66,8 @@ class ProfileNotFound(AiidaUserError):
 
 class StorageUnavailable(AiidaUserError):
     """The profile exists but its storage cannot be opened (PostgreSQL down, database missing,
-    schema of another AiiDA version)."""
+    schema of another AiiDA version).
+    """
 
 
 def load_profile_or_fail(name: str | None = None) -> Any:
@@ -97,7 +98,8 @@ def load_profile_or_fail(name: str | None = None) -> Any:
 
 def ensure_loaded(profile: str | None = None) -> None:
     """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already; the
-    errors of :func:`load_profile_or_fail`."""
+    errors of :func:`load_profile_or_fail`.
+    """
     from aiida.manage import get_manager
 
     if get_manager().get_profile() is None:
@@ -134,7 +136,8 @@ def resolve_code(label: str) -> Any:
 def resolved_code_label(code: str | None = None, profile: str | None = None) -> str:
     """``LABEL@COMPUTER`` of the CRYSTAL code ``code`` (default ``crystal``, as setup makes it) on
     ``profile``, checked before a batch starts; the errors of :func:`ensure_loaded` and
-    :func:`resolve_code`."""
+    :func:`resolve_code`.
+    """
     ensure_loaded(profile)
     return resolve_code(code or "crystal").full_label
 

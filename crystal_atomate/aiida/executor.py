@@ -66,7 +66,8 @@ class CalcJobPending(BaseException):
     chain step, which submits ``builder`` and runs the job again once the CalcJob has finished.
 
     A ``BaseException``, like ``GeneratorExit``: no ``except Exception`` in a job function between
-    ``run_crystal`` and the work chain may mistake it for a failure and swallow it."""
+    ``run_crystal`` and the work chain may mistake it for a failure and swallow it.
+    """
 
     def __init__(self, builder: Any) -> None:
         super().__init__(f"CalcJob {builder.metadata.get('label', '')} pending")
@@ -76,7 +77,8 @@ class CalcJobPending(BaseException):
 @dataclass
 class FinishedCalcJobs:
     """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
-    the job asks for them; each ``run_aiida`` call takes the next one, or raises :class:`CalcJobPending`."""
+    the job asks for them; each ``run_aiida`` call takes the next one, or raises :class:`CalcJobPending`.
+    """
 
     uuids: list[str]
     taken: int = field(default=0)
@@ -169,7 +171,8 @@ def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
 
 def _run_or_take(builder: Any) -> tuple[orm.CalcJobNode, float]:
     """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran (its wall
-    time then from the node's creation to its last change)."""
+    time then from the node's creation to its last change).
+    """
     finished = _FINISHED.get()
     if finished is not None:
         node = finished.take(builder)
@@ -198,7 +201,8 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
 
 def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData | orm.FolderData:
     """The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
-    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder."""
+    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder.
+    """
     _, prev_dir = job_context()
     remote = parent_remote(find_step_calcjob(prev_dir) if prev_dir else None, code)
     if remote is not None:
@@ -219,7 +223,8 @@ def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
 
 def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
     """Resources as ``run_crystal`` would use them, and every file retrieved (the Maker needs fort.9,
-    HESSOPT.DAT, optc* ... in its directory afterwards)."""
+    HESSOPT.DAT, optc* ... in its directory afterwards).
+    """
     options: dict[str, Any] = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpi_procs},
         "withmpi": mpi_procs > 1,
@@ -257,7 +262,8 @@ def use_aiida_executor(
     flow: Any, code: str | None = None, profile: str | None = None, **options: Any
 ) -> Any:
     """Powerup: run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA
-    CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``)."""
+    CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``).
+    """
     from crystal_atomate.jobs.base import BaseCrystalMaker
     from crystal_atomate.jobs.properties import BasePropertiesMaker
     from crystal_atomate.powerups import update_run_crystal_kwargs

@@ -104,7 +104,8 @@ class FlowPlan:
 
     def next_ready(self) -> dict[str, Any] | None:
         """The first job whose parents have all settled, after settling the jobs that can no longer
-        run (a parent stopped its children, or failed); None when no job is ready."""
+        run (a parent stopped its children, or failed); None when no job is ready.
+        """
         while True:
             open_uuids = {entry["uuid"] for entry in self.jobs}
             for entry in self.jobs:
@@ -138,7 +139,8 @@ class FlowPlan:
 
     def respond(self, entry: dict[str, Any], response: Response) -> None:
         """Apply a finished job's response as ``run_locally`` does: replacements, detours (which the
-        job's children then wait for too) and additions join the plan; stops take effect."""
+        job's children then wait for too) and additions join the plan; stops take effect.
+        """
         self.finish(entry, COMPLETED)
         if response.stop_children:
             self.state["stops_children"].append(entry["uuid"])
@@ -181,7 +183,8 @@ class FlowPlan:
 class JobflowWorkChain(WorkChain):
     """Run a jobflow Flow of crystal_atomate jobs; CRYSTAL steps as CalcJobs it calls (see the
     module docstring). Inputs: the flow (JSON), the JobStore (its ``as_dict``) and the folder the
-    job directories are made in, on the daemon's machine."""
+    job directories are made in, on the daemon's machine.
+    """
 
     @classmethod
     def define(cls, spec: Any) -> None:
@@ -221,7 +224,8 @@ class JobflowWorkChain(WorkChain):
 
     def advance(self) -> Any:
         """Finish the jobs whose CalcJobs are done, then start every job that is ready; wait for the
-        CalcJobs started."""
+        CalcJobs started.
+        """
         plan = FlowPlan(self.ctx.plan)
         store = _store(self.inputs.store)
         store.connect()
@@ -340,7 +344,8 @@ def flow_builder(
     ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
     (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
     ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the
-    code is checked here, so an unknown or ambiguous label fails before anything is submitted."""
+    code is checked here, so an unknown or ambiguous label fails before anything is submitted.
+    """
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
     ensure_loaded(profile)

@@ -40,7 +40,8 @@ SAME_GEOMETRY_TOLERANCE = 1e-4
 @dataclass
 class Lineage:
     """What a written directory's CalcJob takes besides its files, and which files stay behind
-    because ``parent_folder`` stages them."""
+    because ``parent_folder`` stages them.
+    """
 
     inputs: dict[str, orm.Data] = field(default_factory=dict)
     staged_from_parent: set[str] = field(default_factory=set)
@@ -128,7 +129,8 @@ def _structure_node(structure: Structure | Molecule, parent: orm.CalcJobNode | N
 
 def same_geometry(first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE) -> bool:
     """Same species in the same order on the same lattice at the same positions (within
-    ``tolerance`` Å, positions modulo a lattice vector): the identical geometry, not a similar one."""
+    ``tolerance`` Å, positions modulo a lattice vector): the identical geometry, not a similar one.
+    """
     if len(first) != len(second) or [site.species for site in first] != [site.species for site in second]:
         return False
     if not np.allclose(first.lattice.matrix, second.lattice.matrix, atol=tolerance):

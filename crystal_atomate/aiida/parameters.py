@@ -112,7 +112,8 @@ def build_input_set(
     with_wavefunction: bool = False,
 ) -> CrystalInputSet:
     """The input set a Maker with these settings writes (``with_wavefunction``: a parent's fort.9
-    will be staged as fort.20, which makes the deck read it with GUESSP, as ``prev_dir`` does)."""
+    will be staged as fort.20, which makes the deck read it with GUESSP, as ``prev_dir`` does).
+    """
     generator = generator_from_parameters(parameters)
     if with_wavefunction and generator.inherit_wavefunction:
         generator = dataclasses.replace(

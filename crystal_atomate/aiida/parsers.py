@@ -43,7 +43,8 @@ _READ_BESIDE_OUTPUT = frozenset({OUTPUT_FILE, "fort.87", "SCFOUT.LOG"})
 def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
     """The error that names the exit code: a cause before a consequence (an MPI abort or a
     truncation follows the real error), and an unrecoverable cause before a recoverable one, so a
-    3xx code means exactly what ``plan_restart`` will answer: no restart."""
+    3xx code means exactly what ``plan_restart`` will answer: no restart.
+    """
     causes = root_causes(kinds)
     fatal = [kind for kind in causes if not kind.recoverable]
     return (fatal or causes)[0]
@@ -51,7 +52,8 @@ def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
 
 def summarise(out: CrystalOutput, restart_files: Sequence[str]) -> dict[str, Any]:
     """``output_parameters``: the task document's output block (eV, Angstrom, kbar) without the
-    structure, the verdict and errors, and which restart files the run left behind."""
+    structure, the verdict and errors, and which restart files the run left behind.
+    """
     results = CrystalOutputDoc.from_crystal_output(out).model_dump(mode="json", exclude={"structure"})
     results = {key: value for key, value in results.items() if value is not None}
     return results | {
@@ -97,14 +99,16 @@ class CrystalParser(Parser):
 
 def _is_read(name: str) -> bool:
     """Whether the parser reads this retrieved file: the output, the companions ``parse_output``
-    finds beside it, the optimisation steps (not the scheduler's files, fort.34 or restart files)."""
+    finds beside it, the optimisation steps (not the scheduler's files, fort.34 or restart files).
+    """
     return name in _READ_BESIDE_OUTPUT or bool(_OPT_STEP.match(name))
 
 
 @contextmanager
 def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
     """These files of the repository in a temporary directory. Not ``as_path()`` of the whole
-    folder: every object copied is a disk-objectstore lookup, and most retrieved files are not read."""
+    folder: every object copied is a disk-objectstore lookup, and most retrieved files are not read.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for name in names:

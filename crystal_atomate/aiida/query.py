@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +103,8 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
 
     Without a status filter the limit goes into the SQL; with one, the rows stream until enough
     match. Energies are then fetched for the listed calculations only, so the CLI's 50 rows do not
-    pay for the energies of every calculation in the profile."""
+    pay for the energies of every calculation in the profile.
+    """
     status = check_status(status)
     if limit is not None and limit <= 0:
         return []
@@ -138,7 +139,8 @@ def _calculations() -> orm.QueryBuilder:
 
 def _energies(pks: list[int]) -> dict[int, float | None]:
     """``output_parameters.energy_hartree`` of these calculations, in one query (aiida-core passes a
-    long ``in`` list as one JSON parameter, so any number of pks is fine)."""
+    long ``in`` list as one JSON parameter, so any number of pks is fine).
+    """
     if not pks:
         return {}
     return dict(
@@ -180,7 +182,8 @@ def import_tui_jobs(db_file: str | Path) -> ImportSummary:
     PENDING, QUEUED or RUNNING row is a node without process state, so no daemon owns it and
     ``verdi process`` leaves it alone, showing the UI's status as its scheduler state, and it stays
     open until a later import finds the row finished and completes it. A row that mirrors a job we
-    ran through AiiDA (its jobflow uuid or directory is a CalcJob's) is not imported again."""
+    ran through AiiDA (its jobflow uuid or directory is a CalcJob's) is not imported again.
+    """
     from crystal_atomate.stores.ui_read import read_ui_jobs
 
     db_file = Path(db_file).resolve()
@@ -319,6 +322,6 @@ def _results(row: UIJob) -> dict[str, Any]:
 def _timestamp(value: str | None) -> datetime:
     """SQLite's CURRENT_TIMESTAMP text is UTC without a zone."""
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     stamp = datetime.fromisoformat(value)
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)

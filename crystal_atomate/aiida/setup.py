@@ -55,7 +55,8 @@ def ensure_profile(
     A work chain run in this process (no daemon, so no broker broadcast says a child finished)
     learns that its CalcJob finished by polling every ``runner.poll.interval`` (AiiDA's default:
     60 s): a restart work chain or a flow would idle a minute after each CalcJob. The profile,
-    made here or found, gets :data:`POLL_INTERVAL_SECONDS` unless its owner set the option."""
+    made here or found, gets :data:`POLL_INTERVAL_SECONDS` unless its owner set the option.
+    """
     from aiida import load_profile
     from aiida.manage.configuration import create_profile, get_config
 
@@ -87,7 +88,8 @@ def ensure_profile(
 def ensure_localhost(label: str = "localhost", workdir: str | Path | None = None) -> orm.Computer:
     """A ``core.local`` + ``core.direct`` computer, configured, polling without delay and without a
     login shell (local jobs finish in a second; AiiDA's default 10 s poll interval, or sourcing the
-    login profile for each of the ~10 commands of a job, would dominate every run)."""
+    login profile for each of the ~10 commands of a job, would dominate every run).
+    """
     try:
         computer = orm.load_computer(label)
     except NotExistent:
@@ -150,7 +152,8 @@ def ensure_codes(
 
 def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = None) -> str:
     """Shell lines that point the replay executable at a plan (AiiDA jobs do not inherit the
-    submitting shell's environment when the daemon runs them)."""
+    submitting shell's environment when the daemon runs them).
+    """
     lines = [f"export CRYSTAL_ATOMATE_REPLAY_PLAN={shlex.quote(str(plan))}"]
     if reference_dir is not None:
         lines.append(f"export CRYSTAL_ATOMATE_REFERENCE_DIR={shlex.quote(str(reference_dir))}")

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,7 +30,8 @@ _errors = Console(stderr=True, highlight=False, soft_wrap=True)
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Print an :class:`~crystal_atomate.aiida.errors.AiidaUserError` as ``error:`` (and ``hint:``)
-    on one line each and exit with its code, instead of a traceback."""
+    on one line each and exit with its code, instead of a traceback.
+    """
     from crystal_atomate.aiida.errors import AiidaUserError
 
     try:
@@ -47,14 +48,14 @@ _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "cyan", "QUEU
 def setup(
     profile: Annotated[str, typer.Option(help="Profile name (created if missing).")] = "crystal-atomate",
     computer: Annotated[str, typer.Option(help="Label of the localhost computer.")] = "localhost",
-    workdir: Annotated[Optional[Path], typer.Option(help="Where jobs run (default ~/aiida_run).")] = None,
-    crystal: Annotated[Optional[str], typer.Option(help="CRYSTAL executable (default: CRYSTAL_CMD).")] = None,
-    properties: Annotated[Optional[str], typer.Option(help="properties executable (default: PROPERTIES_CMD).")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Where jobs run (default ~/aiida_run).")] = None,
+    crystal: Annotated[str | None, typer.Option(help="CRYSTAL executable (default: CRYSTAL_CMD).")] = None,
+    properties: Annotated[str | None, typer.Option(help="properties executable (default: PROPERTIES_CMD).")] = None,
     replay: Annotated[bool, typer.Option(help="Use the replay executable (tests, demo, tutorial).")] = False,
     postgres: Annotated[bool, typer.Option(help="core.psql_dos storage instead of embedded SQLite.")] = False,
     db_host: Annotated[str, typer.Option(help="PostgreSQL host.")] = "127.0.0.1",
     db_port: Annotated[int, typer.Option(help="PostgreSQL port.")] = 5432,
-    db_name: Annotated[Optional[str], typer.Option(help="Database (default: the profile name).")] = None,
+    db_name: Annotated[str | None, typer.Option(help="Database (default: the profile name).")] = None,
     db_user: Annotated[str, typer.Option(help="Database user.")] = "aiida",
     db_password: Annotated[str, typer.Option(help="Database password.")] = "aiida",
     rabbitmq: Annotated[bool, typer.Option(help="RabbitMQ broker instead of the built-in ZeroMQ one.")] = False,
@@ -138,11 +139,11 @@ def _rabbitmq_config(host: str, port: int) -> dict:
 @aiida_app.command()
 def jobs(
     status: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Only this status: pending, queued, running, completed, failed, cancelled."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
-    profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Profile (default: AiiDA's default).")] = None,
 ) -> None:
     """CRYSTAL calculations in AiiDA with the terminal UI's status and energy."""
     from crystal_atomate.aiida.query import check_status, list_crystal_jobs
@@ -162,8 +163,8 @@ def jobs(
 
 @aiida_app.command("import-tui")
 def import_tui(
-    db: Annotated[Optional[Path], typer.Option(help="The UI's database (default: CRYSTAL_TUI_DB).")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="Profile (default: AiiDA's default).")] = None,
+    db: Annotated[Path | None, typer.Option(help="The UI's database (default: CRYSTAL_TUI_DB).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Profile (default: AiiDA's default).")] = None,
 ) -> None:
     """Import the terminal UI's jobs into AiiDA nodes with their timestamps (again: no duplicates)."""
     from crystal_atomate.aiida.query import import_tui_jobs

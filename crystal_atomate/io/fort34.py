@@ -24,9 +24,9 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
+import spglib
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Element, Lattice, Molecule, Structure
-import spglib
 
 from crystal_atomate.io.deck_lines import DeckError
 

@@ -15,7 +15,7 @@ matching ``ATOMSPIN`` list.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -118,7 +118,7 @@ class CrystalGeometry(BaseModel):
         )
 
     def _setting_symbol(self) -> str:
-        """pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
+        """Pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
         symbol = _space_group_symbol(self.space_group)
         if crystal_system(self.space_group) == "trigonal" and symbol.startswith("R"):
             return f"{symbol}:{'R' if self.ifhr else 'H'}"
@@ -126,9 +126,9 @@ class CrystalGeometry(BaseModel):
         return choice if _is_known_setting(choice) else symbol
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space_group(symbol: str) -> SpaceGroup | None:
-    """pymatgen's SpaceGroup for ``symbol`` (None if unknown), kept alive for the process.
+    """Pymatgen's SpaceGroup for ``symbol`` (None if unknown), kept alive for the process.
 
     pymatgen caches SpaceGroup instances only weakly and builds the operations of a cubic group
     with O(n^2) SymmOp comparisons (Fm-3m: ~0.3 s); holding them here also makes the
@@ -140,7 +140,7 @@ def _space_group(symbol: str) -> SpaceGroup | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space_group_by_number(number: int) -> SpaceGroup:
     return SpaceGroup.from_int_number(number)
 

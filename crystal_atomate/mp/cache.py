@@ -323,7 +323,8 @@ class MPCache:
     def put_structures(self, records: list[MPStructure], base_url: str | None) -> None:
         """Cache each record: the UI's ``get_structure`` row and the parsed record, both with a new
         30-day expiry. ``d12_text`` is left NULL (a deck an older version stored is cleared with
-        the structure it was made from)."""
+        the structure it was made from).
+        """
         now, expires = _times(STRUCTURE_TTL)
         values = [
             (

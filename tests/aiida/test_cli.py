@@ -15,11 +15,15 @@ from aiida import orm
 from test_calculations import MGO_STATIC_HA
 from typer.testing import CliRunner
 
-from crystal_atomate.aiida.query import ImportSummary, import_tui_jobs, list_crystal_jobs
-from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES
+from crystal_atomate.aiida.query import (
+    CRYSTAL_PROCESS_TYPES,
+    ImportSummary,
+    import_tui_jobs,
+    list_crystal_jobs,
+)
 from crystal_atomate.cli import app
-from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
+from crystal_atomate.testing.reference import reference_dir
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
