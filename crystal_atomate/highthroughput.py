@@ -672,7 +672,11 @@ class AiidaDaemonEngine:
         nodes = {
             flow.uuid: [
                 submit_flow(
-                    flow, store=self.store, root_dir=self.root_dir, profile=self.profile, code=self.code
+                    flow,
+                    store=self.store,
+                    root_dir=self.root_dir,
+                    profile=self.profile,
+                    code=self.code,
                 ).pk
             ]
             for flow in flows

@@ -117,7 +117,9 @@ def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     deck's own settings) and ``basis`` beside it record what they hold, for the provenance graph
     (:mod:`crystal_atomate.aiida.lineage`).
     """
-    folder, structure, parameters = (inputs.get(key) for key in ("input_folder", "structure", "parameters"))
+    folder, structure, parameters = (
+        inputs.get(key) for key in ("input_folder", "structure", "parameters")
+    )
     if folder is not None:
         if INPUT_FILE not in folder.base.repository.list_object_names():
             return f"input_folder has no {INPUT_FILE} file"
@@ -133,7 +135,9 @@ def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     return None
 
 
-def _input_set(structure: orm.StructureData, parameters: dict[str, Any], parent: orm.Data | None) -> CrystalInputSet:
+def _input_set(
+    structure: orm.StructureData, parameters: dict[str, Any], parent: orm.Data | None
+) -> CrystalInputSet:
     pymatgen = structure_from_node(structure, parameters.get("magmoms"))
     key = (json.dumps(parameters, sort_keys=True), json.dumps(pymatgen.as_dict(), sort_keys=True))
     return _cached_input_set(*key, _parent_has_wavefunction(parent))
@@ -144,8 +148,10 @@ def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) 
     """Validation and ``prepare_for_submission`` build the same deck: build it once (symmetry
     analysis of a symmetrized geometry takes seconds). Keyed by content, so it never goes stale.
     """
-    pymatgen = Structure.from_dict(json.loads(structure)) if '"lattice"' in structure else Molecule.from_dict(
-        json.loads(structure)
+    pymatgen = (
+        Structure.from_dict(json.loads(structure))
+        if '"lattice"' in structure
+        else Molecule.from_dict(json.loads(structure))
     )
     return build_input_set(json.loads(parameters), pymatgen, with_wavefunction=with_wavefunction)
 
@@ -168,7 +174,9 @@ class CrystalCalculation(CalcJob):
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
         """Inputs, outputs and exit codes (generated from the catalogue)."""
         super().define(spec)
-        spec.input("structure", valid_type=orm.StructureData, required=False, help="The structure to run.")
+        spec.input(
+            "structure", valid_type=orm.StructureData, required=False, help="The structure to run."
+        )
         spec.input(
             "parameters",
             valid_type=orm.Dict,
@@ -196,14 +204,24 @@ class CrystalCalculation(CalcJob):
             "input_folder: those restart files the deck reads and the folder lacks).",
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["resources"].default = {
+            "num_machines": 1,
+            "num_mpiprocs_per_machine": 1,
+        }
         spec.inputs["metadata"]["options"]["parser_name"].default = "crystal_atomate.crystal"
         spec.inputs["metadata"]["options"]["input_filename"].default = INPUT_FILE
         spec.inputs["metadata"]["options"]["output_filename"].default = OUTPUT_FILE
-        spec.output("output_parameters", valid_type=orm.Dict, help="Headline results, errors and run facts.")
-        spec.output("output_structure", valid_type=orm.StructureData, required=False, help="Final geometry.")
         spec.output(
-            "output_trajectory", valid_type=orm.TrajectoryData, required=False, help="Optimisation steps."
+            "output_parameters", valid_type=orm.Dict, help="Headline results, errors and run facts."
+        )
+        spec.output(
+            "output_structure", valid_type=orm.StructureData, required=False, help="Final geometry."
+        )
+        spec.output(
+            "output_trajectory",
+            valid_type=orm.TrajectoryData,
+            required=False,
+            help="Optimisation steps.",
         )
         spec.default_output_node = "output_parameters"
         define_exit_codes(spec)
@@ -221,16 +239,25 @@ class CrystalCalculation(CalcJob):
             self._stage_parent(calcinfo, deck, skip=set(names))
         else:
             input_set = _input_set(
-                self.inputs.structure, self.inputs.parameters.get_dict(), self.inputs.get("parent_folder")
+                self.inputs.structure,
+                self.inputs.parameters.get_dict(),
+                self.inputs.get("parent_folder"),
             )
             input_set.crystal_input.write_input(folder.abspath, make_dir=False)
             self._stage_parent(calcinfo, input_set.crystal_input)
-        calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = [*CRYSTAL_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
+        calcinfo.codes_info = [
+            crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))
+        ]
+        calcinfo.retrieve_list = [
+            *CRYSTAL_RETRIEVE,
+            *(self.node.get_option("additional_retrieve_list") or []),
+        ]
         calcinfo.retrieve_temporary_list = list(CRYSTAL_RETRIEVE_TEMPORARY)
         return calcinfo
 
-    def _stage_parent(self, calcinfo: CalcInfo, crystal_input: CrystalInput, skip: Collection[str] = ()) -> None:
+    def _stage_parent(
+        self, calcinfo: CalcInfo, crystal_input: CrystalInput, skip: Collection[str] = ()
+    ) -> None:
         """Copy the parent's restart files the deck reads, but those already in ``skip``."""
         parent = self.inputs.get("parent_folder")
         if parent is None:
@@ -238,8 +265,11 @@ class CrystalCalculation(CalcJob):
         if isinstance(parent, orm.FolderData):
             present = set(parent.base.repository.list_object_names())
             calcinfo.local_copy_list.extend(
-                (parent.uuid, source, target) for source, target in RESTART_FILES.items() if source in present
-                and target not in skip and (target != "fort.20" or crystal_input.scf.guessp)
+                (parent.uuid, source, target)
+                for source, target in RESTART_FILES.items()
+                if source in present
+                and target not in skip
+                and (target != "fort.20" or crystal_input.scf.guessp)
             )
             return
         root = parent.get_remote_path()
@@ -268,11 +298,16 @@ class PropertiesCalculation(CalcJob):
             valid_type=(orm.RemoteData, orm.FolderData),
             help="The SCF run whose fort.9 properties reads.",
         )
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["resources"].default = {
+            "num_machines": 1,
+            "num_mpiprocs_per_machine": 1,
+        }
         spec.inputs["metadata"]["options"]["parser_name"].default = "crystal_atomate.properties"
         spec.inputs["metadata"]["options"]["input_filename"].default = INPUT_FILE
         spec.inputs["metadata"]["options"]["output_filename"].default = OUTPUT_FILE
-        spec.output("output_parameters", valid_type=orm.Dict, help="Band gap, Fermi level, points read.")
+        spec.output(
+            "output_parameters", valid_type=orm.Dict, help="Band gap, Fermi level, points read."
+        )
         spec.output("output_bands", valid_type=orm.SinglefileData, required=False, help="BAND.DAT")
         spec.output("output_dos", valid_type=orm.SinglefileData, required=False, help="DOSS.DAT")
         spec.default_output_node = "output_parameters"
@@ -287,7 +322,14 @@ class PropertiesCalculation(CalcJob):
         if isinstance(parent, orm.FolderData):
             calcinfo.local_copy_list.append((parent.uuid, "fort.9", "fort.9"))
         else:
-            calcinfo.remote_copy_list.append((parent.computer.uuid, f"{parent.get_remote_path()}/fort.9", "fort.9"))
-        calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = [*PROPERTIES_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
+            calcinfo.remote_copy_list.append(
+                (parent.computer.uuid, f"{parent.get_remote_path()}/fort.9", "fort.9")
+            )
+        calcinfo.codes_info = [
+            crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))
+        ]
+        calcinfo.retrieve_list = [
+            *PROPERTIES_RETRIEVE,
+            *(self.node.get_option("additional_retrieve_list") or []),
+        ]
         return calcinfo

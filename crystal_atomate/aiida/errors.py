@@ -129,7 +129,8 @@ def resolve_code(label: str) -> Any:
         ) from None
     except NotExistent:
         raise CodeNotFound(
-            f"no AiiDA code {label!r}", hint="create it with 'crystal-atomate aiida setup', list codes with 'verdi code list'"
+            f"no AiiDA code {label!r}",
+            hint="create it with 'crystal-atomate aiida setup', list codes with 'verdi code list'",
         ) from None
 
 
@@ -154,7 +155,12 @@ def storage_errors(profile: str) -> Iterator[None]:
 
     try:
         yield
-    except (UnreachableStorage, IncompatibleStorageSchema, CorruptStorage, StorageMigrationError) as error:
+    except (
+        UnreachableStorage,
+        IncompatibleStorageSchema,
+        CorruptStorage,
+        StorageMigrationError,
+    ) as error:
         raise StorageUnavailable(
             f"the storage of profile {profile!r} cannot be opened: {_reason(error)}",
             hint="start the database server, or create the database (see docs/aiida.md, PostgreSQL)",
@@ -163,7 +169,11 @@ def storage_errors(profile: str) -> Iterator[None]:
 
 def _reason(error: Exception) -> str:
     """The line of an AiiDA storage error that says what failed (the driver's, without its class)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("(Background")]
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line.startswith("(Background")
+    ]
     if not lines:
         return type(error).__name__
     line = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]

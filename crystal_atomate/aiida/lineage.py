@@ -30,7 +30,16 @@ from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.geometry import CrystalGeometry, ExternalGeometry
 from crystal_atomate.sets.base import RESTART_FILES
 
-__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "deck_structure", "find_step_calcjob", "job_context", "lineage_of", "parent_remote", "same_geometry"]
+__all__ = [
+    "JOBFLOW_DIRECTORY_EXTRA",
+    "Lineage",
+    "deck_structure",
+    "find_step_calcjob",
+    "job_context",
+    "lineage_of",
+    "parent_remote",
+    "same_geometry",
+]
 
 JOBFLOW_DIRECTORY_EXTRA = "jobflow_directory"
 #: Geometries closer than this (Å, lattice vectors and Cartesian positions) are the same structure.
@@ -92,7 +101,9 @@ def lineage_of(
     structure = structure if structure is not None else deck_structure(deck)
     if structure is not None:
         lineage.inputs["structure"] = _structure_node(structure, parent)
-    lineage.inputs["parameters"] = orm.Dict(deck.model_dump(mode="json", exclude={"geometry", "basis"}))
+    lineage.inputs["parameters"] = orm.Dict(
+        deck.model_dump(mode="json", exclude={"geometry", "basis"})
+    )
     if deck.basis is not None:
         lineage.inputs["basis"] = _shared(
             orm.Dict({"name": deck.basis.name, "text": deck.basis.to_string()})
@@ -100,7 +111,9 @@ def lineage_of(
     remote = parent_remote(parent, code)
     if remote is not None:
         lineage.inputs["parent_folder"] = remote
-        lineage.staged_from_parent = {target for target in RESTART_FILES.values() if (workdir / target).is_file()}
+        lineage.staged_from_parent = {
+            target for target in RESTART_FILES.values() if (workdir / target).is_file()
+        }
     return lineage
 
 
@@ -118,20 +131,34 @@ def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
     return None
 
 
-def _structure_node(structure: Structure | Molecule, parent: orm.CalcJobNode | None) -> orm.StructureData:
+def _structure_node(
+    structure: Structure | Molecule, parent: orm.CalcJobNode | None
+) -> orm.StructureData:
     """The parent's ``output_structure`` when ``structure`` is that geometry, else a new node."""
-    produced = parent.outputs["output_structure"] if parent is not None and "output_structure" in parent.outputs else None
-    if produced is not None and isinstance(structure, Structure) and same_geometry(produced.get_pymatgen(), structure):
+    produced = (
+        parent.outputs["output_structure"]
+        if parent is not None and "output_structure" in parent.outputs
+        else None
+    )
+    if (
+        produced is not None
+        and isinstance(structure, Structure)
+        and same_geometry(produced.get_pymatgen(), structure)
+    ):
         return produced
     node, _ = structure_to_node(structure)
     return node
 
 
-def same_geometry(first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE) -> bool:
+def same_geometry(
+    first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE
+) -> bool:
     """Same species in the same order on the same lattice at the same positions (within
     ``tolerance`` Å, positions modulo a lattice vector): the identical geometry, not a similar one.
     """
-    if len(first) != len(second) or [site.species for site in first] != [site.species for site in second]:
+    if len(first) != len(second) or [site.species for site in first] != [
+        site.species for site in second
+    ]:
         return False
     if not np.allclose(first.lattice.matrix, second.lattice.matrix, atol=tolerance):
         return False

@@ -67,7 +67,9 @@ def _generator_name(generator: CrystalInputGenerator) -> str:
     return f"{type(generator).__module__}.{type(generator).__qualname__}"
 
 
-def parameters_from_generator(generator: CrystalInputGenerator, title: str | None = None) -> dict[str, Any]:
+def parameters_from_generator(
+    generator: CrystalInputGenerator, title: str | None = None
+) -> dict[str, Any]:
     """The JSON-able parameters that rebuild ``generator`` (only settings that differ from defaults)."""
     cls = type(generator)
     defaults = cls()

@@ -54,7 +54,9 @@ def summarise(out: CrystalOutput, restart_files: Sequence[str]) -> dict[str, Any
     """``output_parameters``: the task document's output block (eV, Angstrom, kbar) without the
     structure, the verdict and errors, and which restart files the run left behind.
     """
-    results = CrystalOutputDoc.from_crystal_output(out).model_dump(mode="json", exclude={"structure"})
+    results = CrystalOutputDoc.from_crystal_output(out).model_dump(
+        mode="json", exclude={"structure"}
+    )
     results = {key: value for key, value in results.items() if value is not None}
     return results | {
         "state": "successful" if out.state == "converged" else "failed",
@@ -94,7 +96,9 @@ class CrystalParser(Parser):
             self.out("output_trajectory", trajectory)
         if out.state == "converged":
             return None
-        return self.exit_codes[exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))]
+        return self.exit_codes[
+            exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))
+        ]
 
 
 def _is_read(name: str) -> bool:
@@ -112,7 +116,10 @@ def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for name in names:
-            with repository.open(name, mode="rb") as source, (directory / name).open("wb") as target:
+            with (
+                repository.open(name, mode="rb") as source,
+                (directory / name).open("wb") as target,
+            ):
                 shutil.copyfileobj(source, target)
         yield directory
 
@@ -120,7 +127,11 @@ def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
 def _restart_files_present(retrieved: set[str], temporary: Path | None) -> list[str]:
     """Non-empty restart files of the run (fort.9 is looked at in the temporary retrieval)."""
     present = [name for name in RESTART_FILES if name in retrieved and name != "fort.9"]
-    if temporary is not None and (temporary / "fort.9").is_file() and (temporary / "fort.9").stat().st_size:
+    if (
+        temporary is not None
+        and (temporary / "fort.9").is_file()
+        and (temporary / "fort.9").stat().st_size
+    ):
         present.append("fort.9")
     return present
 
@@ -159,7 +170,9 @@ class PropertiesParser(Parser):
             try:
                 out = parse_properties_output(directory / OUTPUT_FILE)
             except Exception as exc:  # noqa: BLE001 - as in CrystalParser
-                return self.exit_codes.ERROR_OUTPUT_FILE_UNREADABLE.format(reason=f"{type(exc).__name__}: {exc}")
+                return self.exit_codes.ERROR_OUTPUT_FILE_UNREADABLE.format(
+                    reason=f"{type(exc).__name__}: {exc}"
+                )
             for name, port in (("BAND.DAT", "output_bands"), ("DOSS.DAT", "output_dos")):
                 if name in names:
                     self.out(port, orm.SinglefileData(directory / name))

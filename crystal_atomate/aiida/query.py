@@ -67,7 +67,9 @@ def check_status(status: str | None) -> str | None:
     if status is None:
         return None
     if status.upper() not in JOB_STATUSES:
-        raise UnknownStatus(f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}")
+        raise UnknownStatus(
+            f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}"
+        )
     return status.upper()
 
 
@@ -83,7 +85,9 @@ class AiidaJobRow:
     exit_status: int | None
 
 
-def tui_status(process_state: str | None, exit_status: int | None, scheduler_state: str | None) -> str:
+def tui_status(
+    process_state: str | None, exit_status: int | None, scheduler_state: str | None
+) -> str:
     """The terminal UI's status for an AiiDA process state (CalcJobs wait while their job runs)."""
     if process_state == "finished":
         return "COMPLETED" if exit_status == 0 else "FAILED"
@@ -209,7 +213,9 @@ def import_tui_jobs(db_file: str | Path) -> ImportSummary:
 def _imported_nodes(db_file: Path) -> dict[int, orm.CalcJobNode]:
     """The nodes earlier imports made from this database, by UI row id."""
     query = orm.QueryBuilder().append(
-        orm.CalcJobNode, filters={f"extras.{_TUI_EXTRA}.db": str(db_file)}, project=["*", f"extras.{_TUI_EXTRA}.id"]
+        orm.CalcJobNode,
+        filters={f"extras.{_TUI_EXTRA}.db": str(db_file)},
+        project=["*", f"extras.{_TUI_EXTRA}.id"],
     )
     return {row_id: node for node, row_id in query.iterall()}
 
@@ -218,7 +224,10 @@ def _our_runs() -> tuple[set[str], set[str]]:
     """The jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
-        filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, "extras": {"has_key": "jobflow_directory"}},
+        filters={
+            "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)},
+            "extras": {"has_key": "jobflow_directory"},
+        },
         project=["extras.jobflow_uuid", "extras.jobflow_directory"],
     )
     uuids, directories = set(), set()
@@ -249,7 +258,10 @@ def _update_row(node: orm.CalcJobNode, row: UIJob) -> bool:
     """Bring an open (active when imported) node to the row's status; whether anything changed."""
     if row.status == node.base.extras.get(_TUI_EXTRA)["status"]:
         return False
-    extra = node.base.extras.get(_TUI_EXTRA) | {"status": row.status, "completed_at": row.completed_at}
+    extra = node.base.extras.get(_TUI_EXTRA) | {
+        "status": row.status,
+        "completed_at": row.completed_at,
+    }
     node.base.extras.set(_TUI_EXTRA, extra)
     if row.status in _ACTIVE_STATES:
         node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
@@ -278,7 +290,9 @@ def _row_inputs(row: UIJob) -> dict[str, orm.Data]:
     deck_text = row.input_file or _deck_file(row.work_dir)
     if not deck_text:
         return {}
-    inputs: dict[str, orm.Data] = {"deck": orm.SinglefileData.from_string(deck_text, filename="input.d12")}
+    inputs: dict[str, orm.Data] = {
+        "deck": orm.SinglefileData.from_string(deck_text, filename="input.d12")
+    }
     structure = _deck_structure(deck_text, Path(row.work_dir))
     if structure is not None:
         inputs["structure"], _ = structure_to_node(structure)

@@ -77,18 +77,26 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
         plan.from_dir = calculation.outputs.remote_folder.get_remote_path()
         self._apply(plan, calculation)
         self.ctx.restarts.append(plan)
-        self.node.base.extras.set("restarts", [record.model_dump(mode="json") for record in self.ctx.restarts])
-        self.report(f"{calculation.process_label}<{calculation.pk}> failed ({', '.join(results['errors'])}): {plan.action}")
+        self.node.base.extras.set(
+            "restarts", [record.model_dump(mode="json") for record in self.ctx.restarts]
+        )
+        self.report(
+            f"{calculation.process_label}<{calculation.pk}> failed ({', '.join(results['errors'])}): {plan.action}"
+        )
         return ProcessHandlerReport(do_break=True)
 
     def _give_up(self, reason: str) -> ProcessHandlerReport:
         self.report(f"not restarted: {reason}")
-        return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(reason=reason))
+        return ProcessHandlerReport(
+            True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(reason=reason)
+        )
 
     def _apply(self, plan: RestartRecord, calculation: orm.CalcJobNode) -> None:
         """The Maker's restart, in inputs: settings update, parent folder, geometry."""
         parameters = self.ctx.inputs.parameters.get_dict()
-        parameters["user_input_settings"] = deep_update(parameters.get("user_input_settings", {}), plan.input_updates)
+        parameters["user_input_settings"] = deep_update(
+            parameters.get("user_input_settings", {}), plan.input_updates
+        )
         parameters["inherit_wavefunction"] = plan.wavefunction
         if plan.wavefunction or plan.hessian:
             self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
@@ -104,7 +112,11 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
 
 
 def _opt_steps(calculation: orm.CalcJobNode) -> list[str]:
-    return [name for name in calculation.outputs.retrieved.base.repository.list_object_names() if _OPT_STEP.match(name)]
+    return [
+        name
+        for name in calculation.outputs.retrieved.base.repository.list_object_names()
+        if _OPT_STEP.match(name)
+    ]
 
 
 def _last_geometry(calculation: orm.CalcJobNode) -> Structure | None:

@@ -44,7 +44,9 @@ CRYSTAL_TYPES = {"triclinic": 1, "monoclinic": 2, "orthorhombic": 3, "tetragonal
 _SYSTEM_BOUNDS = ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
                   (167, "trigonal"), (194, "hexagonal"), (230, "cubic"))
 _REAL = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_ENERGY_HEADER = re.compile(rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)")
+_ENERGY_HEADER = re.compile(
+    rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)"
+)
 
 
 class Fort34ParseError(DeckError):
@@ -72,7 +74,9 @@ def crystal_system(space_group: int) -> str:
 def spin_signs(structure: Structure) -> list[int]:
     """+1 / -1 / 0 per site from the ``magmom`` site property (0 where absent or below 0.01)."""
     magmoms = structure.site_properties.get("magmom") or [0.0] * len(structure)
-    return [0 if m is None or abs(float(np.sum(m))) < 0.01 else int(np.sign(np.sum(m))) for m in magmoms]
+    return [
+        0 if m is None or abs(float(np.sum(m))) < 0.01 else int(np.sign(np.sum(m))) for m in magmoms
+    ]
 
 
 def symmetry_of(
@@ -103,7 +107,11 @@ def symmetry_of(
     ValueError
         spglib finds no symmetry at all (a cell it cannot read).
     """
-    kinds = list(zip(structure.atomic_numbers, spin_signs(structure) if signs is None else signs, strict=True))
+    kinds = list(
+        zip(
+            structure.atomic_numbers, spin_signs(structure) if signs is None else signs, strict=True
+        )
+    )
     unique = list(dict.fromkeys(kinds))
     types = [unique.index(kind) + 1 for kind in kinds]
     cell = (structure.lattice.matrix, structure.frac_coords, types)
@@ -194,7 +202,9 @@ class Fort34(BaseModel):
             try:
                 return [kind(token) for token in tokens[:count]]
             except ValueError:
-                raise Fort34ParseError(f"line {number}: not numbers: {' '.join(tokens)!r}") from None
+                raise Fort34ParseError(
+                    f"line {number}: not numbers: {' '.join(tokens)!r}"
+                ) from None
 
         number, header = take(3, "dimensionality, centring code, crystal type")
         dimensionality, centring, crystal_type = numbers(header, number, int, 3)
@@ -202,13 +212,22 @@ class Fort34(BaseModel):
         if len(header) > 3:
             match = _ENERGY_HEADER.search(lines[0][1])
             if match is None:
-                raise Fort34ParseError(f"line {number}: unreadable energy header {lines[0][1].strip()!r}")
-            energy = EnergyHeader(energy=float(match["energy"]), delta=float(match["delta"]), n=int(match["n"]))
-        lattice = tuple(tuple(numbers(*reversed(take(3, "a lattice vector")), float, 3)) for _ in range(3))
+                raise Fort34ParseError(
+                    f"line {number}: unreadable energy header {lines[0][1].strip()!r}"
+                )
+            energy = EnergyHeader(
+                energy=float(match["energy"]), delta=float(match["delta"]), n=int(match["n"])
+            )
+        lattice = tuple(
+            tuple(numbers(*reversed(take(3, "a lattice vector")), float, 3)) for _ in range(3)
+        )
         number, tokens = take(1, "the number of symmetry operators")
         symmops = []
         for _ in range(numbers(tokens, number, int, 1)[0]):
-            rows = [tuple(numbers(*reversed(take(3, "a symmetry operator row")), float, 3)) for _ in range(4)]
+            rows = [
+                tuple(numbers(*reversed(take(3, "a symmetry operator row")), float, 3))
+                for _ in range(4)
+            ]
             symmops.append(SymmetryOperator(rotation=tuple(rows[:3]), translation=rows[3]))
         number, tokens = take(1, "the number of atoms")
         atoms = []
@@ -220,8 +239,16 @@ class Fort34(BaseModel):
         rest = next(cursor, None)
         if rest is not None:
             space_group = tuple(numbers(rest[1].split(), rest[0], int, 2))
-        return cls(dimensionality=dimensionality, centring=centring, crystal_type=crystal_type, lattice=lattice,
-                   symmops=symmops, atoms=atoms, space_group=space_group, energy=energy)
+        return cls(
+            dimensionality=dimensionality,
+            centring=centring,
+            crystal_type=crystal_type,
+            lattice=lattice,
+            symmops=symmops,
+            atoms=atoms,
+            space_group=space_group,
+            energy=energy,
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Fort34:
@@ -279,10 +306,21 @@ class Fort34(BaseModel):
         symmops: dict[Mat3, SymmetryOperator] = {}
         for rotation, translation in zip(rotations, translations, strict=True):
             cartesian = np.round(matrix.T @ rotation @ np.linalg.inv(matrix.T), 12) + 0.0
-            symmops.setdefault(_as_mat3(cartesian),
-                               SymmetryOperator(rotation=_as_mat3(cartesian), translation=_as_vec3(translation @ matrix)))
-        return cls(dimensionality=3, centring=1, crystal_type=CRYSTAL_TYPES[crystal_system(number)], lattice=lattice,
-                   symmops=list(symmops.values()), atoms=atoms, space_group=(number, len(symmops)))
+            symmops.setdefault(
+                _as_mat3(cartesian),
+                SymmetryOperator(
+                    rotation=_as_mat3(cartesian), translation=_as_vec3(translation @ matrix)
+                ),
+            )
+        return cls(
+            dimensionality=3,
+            centring=1,
+            crystal_type=CRYSTAL_TYPES[crystal_system(number)],
+            lattice=lattice,
+            symmops=list(symmops.values()),
+            atoms=atoms,
+            space_group=(number, len(symmops)),
+        )
 
     @classmethod
     def from_slab(cls, structure: Structure, ecp_elements: Collection[str] = ()) -> Fort34:
@@ -310,10 +348,22 @@ class Fort34(BaseModel):
     @classmethod
     def from_molecule(cls, molecule: Molecule, ecp_elements: Collection[str] = ()) -> Fort34:
         """A 0D fort.34 (identity only, 500 A box) holding the molecule's Cartesian coordinates."""
-        atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
-                            position=_as_vec3(site.coords)) for site in molecule]
-        return cls(dimensionality=0, centring=1, crystal_type=1, lattice=_as_mat3(np.eye(3) * NON_PERIODIC_LENGTH),
-                   symmops=[_IDENTITY], atoms=atoms, space_group=(1, 1))
+        atoms = [
+            Fort34Atom(
+                number=conventional_atomic_number(site.specie.symbol, ecp_elements),
+                position=_as_vec3(site.coords),
+            )
+            for site in molecule
+        ]
+        return cls(
+            dimensionality=0,
+            centring=1,
+            crystal_type=1,
+            lattice=_as_mat3(np.eye(3) * NON_PERIODIC_LENGTH),
+            symmops=[_IDENTITY],
+            atoms=atoms,
+            space_group=(1, 1),
+        )
 
     @property
     def atomic_numbers(self) -> list[int]:
@@ -324,8 +374,12 @@ class Fort34(BaseModel):
         """The periodic structure (2D/1D keep CRYSTAL's 500 A along the non-periodic axes)."""
         if self.dimensionality == 0:
             raise ValueError("a 0D fort.34 is a molecule: use to_molecule()")
-        return Structure(Lattice(self.lattice), self.atomic_numbers, [atom.position for atom in self.atoms],
-                         coords_are_cartesian=True)
+        return Structure(
+            Lattice(self.lattice),
+            self.atomic_numbers,
+            [atom.position for atom in self.atoms],
+            coords_are_cartesian=True,
+        )
 
     def to_molecule(self) -> Molecule:
         """The molecule of a 0D fort.34."""
@@ -334,7 +388,9 @@ class Fort34(BaseModel):
         return Molecule(self.atomic_numbers, [atom.position for atom in self.atoms])
 
 
-_IDENTITY = SymmetryOperator(rotation=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), translation=(0.0, 0.0, 0.0))
+_IDENTITY = SymmetryOperator(
+    rotation=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), translation=(0.0, 0.0, 0.0)
+)
 
 
 def _row(values: Vec3) -> str:

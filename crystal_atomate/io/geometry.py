@@ -80,7 +80,9 @@ class CrystalGeometry(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CrystalGeometry:
-        if self.iflag == 0 and not (isinstance(self.space_group, int) and 1 <= self.space_group <= 230):
+        if self.iflag == 0 and not (
+            isinstance(self.space_group, int) and 1 <= self.space_group <= 230
+        ):
             raise ValueError(f"IFLAG=0 needs a space-group number 1..230, got {self.space_group!r}")
         if self.iflag == 1 and not isinstance(self.space_group, str):
             raise ValueError("IFLAG=1 needs a space-group symbol")
@@ -91,8 +93,10 @@ class CrystalGeometry(BaseModel):
             if crystal_system(self.space_group) == "trigonal" and self.ifhr == 1:
                 expected = 2
             if len(self.lattice_parameters) != expected:
-                raise ValueError(f"space group {self.space_group} takes {expected} lattice parameter(s), "
-                                 f"got {len(self.lattice_parameters)}")
+                raise ValueError(
+                    f"space group {self.space_group} takes {expected} lattice parameter(s), "
+                    f"got {len(self.lattice_parameters)}"
+                )
         if any(p <= 0 for p in self.lattice_parameters):
             raise ValueError("lattice parameters must be positive")
         return self
@@ -111,7 +115,9 @@ class CrystalGeometry(BaseModel):
         if self.iflag != 0 or self.ifso > 1:
             raise NotImplementedError("only numbered space groups with IFSO 0 or 1 can be expanded")
         system = crystal_system(self.space_group)
-        lattice = _lattice_from_parameters(system, self.lattice_parameters, rhombohedral=self.ifhr == 1)
+        lattice = _lattice_from_parameters(
+            system, self.lattice_parameters, rhombohedral=self.ifhr == 1
+        )
         return Structure.from_spacegroup(
             self._setting_symbol(), lattice, [atom.number % 100 for atom in self.atoms],
             [atom.coords for atom in self.atoms], tol=1e-3,
@@ -181,12 +187,19 @@ class SlabGeometry(BaseModel):
     def _parameter_count(self) -> SlabGeometry:
         expected = _slab_parameter_count(self.layer_group)
         if len(self.lattice_parameters) != expected:
-            raise ValueError(f"layer group {self.layer_group} takes {expected} lattice parameter(s)")
+            raise ValueError(
+                f"layer group {self.layer_group} takes {expected} lattice parameter(s)"
+            )
         return self
 
     def to_lines(self) -> list[str]:
-        return ["SLAB", str(self.layer_group), " ".join(format_number(p) for p in self.lattice_parameters),
-                str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+        return [
+            "SLAB",
+            str(self.layer_group),
+            " ".join(format_number(p) for p in self.lattice_parameters),
+            str(len(self.atoms)),
+            *(atom.to_line() for atom in self.atoms),
+        ]
 
 
 class PolymerGeometry(BaseModel):
@@ -214,7 +227,12 @@ class MoleculeGeometry(BaseModel):
     atoms: list[AtomSite] = Field(min_length=1)
 
     def to_lines(self) -> list[str]:
-        return ["MOLECULE", str(self.point_group), str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+        return [
+            "MOLECULE",
+            str(self.point_group),
+            str(len(self.atoms)),
+            *(atom.to_line() for atom in self.atoms),
+        ]
 
 
 class ExternalGeometry(BaseModel):
@@ -251,12 +269,25 @@ def parse_geometry(cursor: LineCursor) -> Geometry:
         return ExternalGeometry()
     if keyword == "CRYSTAL":
         iflag, ifhr, ifso = cursor.ints(3, "'IFLAG IFHR IFSO'")
-        space_group: int | str = cursor.line("a space group").strip() if iflag else cursor.ints(1, "a space-group number")[0]
+        space_group: int | str = (
+            cursor.line("a space group").strip()
+            if iflag
+            else cursor.ints(1, "a space-group number")[0]
+        )
         origin = tuple(cursor.ints(3, "an origin shift 'n1 n2 n3'")) if ifso > 1 else None
         parameters = cursor.reals(None, "the lattice parameters")
         atoms = _parse_atoms(cursor)
-        return _validated(cursor, CrystalGeometry, iflag=iflag, ifhr=ifhr, ifso=ifso, space_group=space_group,
-                          origin_shift=origin, lattice_parameters=parameters, atoms=atoms)
+        return _validated(
+            cursor,
+            CrystalGeometry,
+            iflag=iflag,
+            ifhr=ifhr,
+            ifso=ifso,
+            space_group=space_group,
+            origin_shift=origin,
+            lattice_parameters=parameters,
+            atoms=atoms,
+        )
     if keyword == "MOLECULE":
         group = cursor.ints(1, "a point-group number")[0]
         return _validated(cursor, MoleculeGeometry, point_group=group, atoms=_parse_atoms(cursor))
@@ -264,7 +295,9 @@ def parse_geometry(cursor: LineCursor) -> Geometry:
     parameters = cursor.reals(None, "the lattice parameters")
     model = SlabGeometry if keyword == "SLAB" else PolymerGeometry
     field = "layer_group" if keyword == "SLAB" else "rod_group"
-    return _validated(cursor, model, **{field: group}, lattice_parameters=parameters, atoms=_parse_atoms(cursor))
+    return _validated(
+        cursor, model, **{field: group}, lattice_parameters=parameters, atoms=_parse_atoms(cursor)
+    )
 
 
 def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
@@ -273,8 +306,11 @@ def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
     atoms = []
     for index in range(count):
         if cursor.at_end() or not is_argument_line(cursor.peek()):
-            raise cursor.error("an atom 'Z x y z'", error=CountMismatchError,
-                               hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) follow")
+            raise cursor.error(
+                "an atom 'Z x y z'",
+                error=CountMismatchError,
+                hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) follow",
+            )
         number, *_ = cursor.ints(1, "an atom 'Z x y z'")
         cursor.index -= 1
         coords = cursor.reals(4, "an atom 'Z x y z'")[1:]
@@ -369,15 +405,23 @@ def geometry_from_structure(
     signs = spin_signs(structure)
     atomspin = _atomspin(signs)
     if atomspin and form == "symmetrized":
-        raise ValueError("magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)")
+        raise ValueError(
+            "magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)"
+        )
     if dimensionality == 0:
         molecule = structure if isinstance(structure, Molecule) else Molecule.from_sites(structure)
-        return ExternalGeometry(fort34=Fort34.from_molecule(molecule, ecp_elements=ecp_elements)), atomspin
+        return ExternalGeometry(
+            fort34=Fort34.from_molecule(molecule, ecp_elements=ecp_elements)
+        ), atomspin
     if dimensionality == 2:
-        return ExternalGeometry(fort34=Fort34.from_slab(structure, ecp_elements=ecp_elements)), atomspin
+        return ExternalGeometry(
+            fort34=Fort34.from_slab(structure, ecp_elements=ecp_elements)
+        ), atomspin
     if form == "symmetrized":
         return crystal_geometry_from_structure(structure, symprec, ecp_elements), atomspin
-    fort34 = Fort34.from_structure(structure, symmetry=True, symprec=symprec, ecp_elements=ecp_elements, signs=signs)
+    fort34 = Fort34.from_structure(
+        structure, symmetry=True, symprec=symprec, ecp_elements=ecp_elements, signs=signs
+    )
     return ExternalGeometry(fort34=fort34), atomspin
 
 
@@ -406,10 +450,18 @@ def crystal_geometry_from_structure(
     for group in _equivalent_sites(refined, symprec):
         site = min(group, key=lambda s: tuple(np.round(s.frac_coords % 1.0, 6)))
         coords = np.round(site.frac_coords % 1.0, 10) % 1.0
-        atoms.append(AtomSite(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
-                              coords=tuple(float(x) for x in coords)))
-    return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[round(float(p), 8) for p in parameters],
-                           atoms=atoms)
+        atoms.append(
+            AtomSite(
+                number=conventional_atomic_number(site.specie.symbol, ecp_elements),
+                coords=tuple(float(x) for x in coords),
+            )
+        )
+    return CrystalGeometry(
+        ifso=ifso,
+        space_group=number,
+        lattice_parameters=[round(float(p), 8) for p in parameters],
+        atoms=atoms,
+    )
 
 
 def _refined_structure(structure: Structure, analyzer: SpacegroupAnalyzer) -> Structure:

@@ -378,7 +378,9 @@ class MPCache:
     def put_search(self, query: MPQuery, records: list[MPStructure], base_url: str) -> None:
         """Insert or replace the results of ``query`` with a new 7-day expiry."""
         prefix, params = _search_params(query)
-        self.put_records(ui_cache_key(params, prefix), SOURCE, params, records, SEARCH_TTL, base_url)
+        self.put_records(
+            ui_cache_key(params, prefix), SOURCE, params, records, SEARCH_TTL, base_url
+        )
 
     def put_records(
         self,

@@ -56,7 +56,15 @@ RESTART_FILES: dict[str, str] = {
 }
 
 #: The sections a user may override; each is a field of CrystalInput (plus k-points and basis).
-SETTINGS_SECTIONS = ("hamiltonian", "scf", "optgeom", "freqcalc", "elastcon", "eos", "geometry_keywords")
+SETTINGS_SECTIONS = (
+    "hamiltonian",
+    "scf",
+    "optgeom",
+    "freqcalc",
+    "elastcon",
+    "eos",
+    "geometry_keywords",
+)
 
 FUNCTIONAL_PRESETS: dict[str, dict[str, Any]] = {
     "HF": {"dft": None},
@@ -95,7 +103,9 @@ def deep_update(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str
 class CrystalInputSet(InputSet):
     """The files of one CRYSTAL run: ``INPUT`` (+ ``fort.34``) and restart files from ``prev_dir``."""
 
-    def __init__(self, crystal_input: CrystalInput, restart_files: Mapping[str, str | Path] | None = None):
+    def __init__(
+        self, crystal_input: CrystalInput, restart_files: Mapping[str, str | Path] | None = None
+    ):
         self.crystal_input = crystal_input
         self.restart_files = {name: Path(src) for name, src in (restart_files or {}).items()}
         super().__init__(inputs={"INPUT": crystal_input.to_string()})
@@ -248,7 +258,9 @@ class CrystalInputGenerator(InputGenerator):
             raise InputSettingsError(
                 f"Unknown input settings section(s) {unknown}; valid sections: {list(SETTINGS_SECTIONS)}"
             )
-        sections = {key: self.config_dict[key] for key in SETTINGS_SECTIONS if key in self.config_dict}
+        sections = {
+            key: self.config_dict[key] for key in SETTINGS_SECTIONS if key in self.config_dict
+        }
         if self.functional is not None:
             sections = deep_update(sections, {"hamiltonian": _functional_preset(self.functional)})
         sections = deep_update(sections, self.calculation_updates(structure))
@@ -273,13 +285,20 @@ class CrystalInputGenerator(InputGenerator):
             mesh = tuple(int(n) for n in settings["mesh"])
             return Shrink(mesh=mesh, isp=int(settings.get("isp", gilat * max(mesh))))
         spacing = float(settings["kspacing"])
-        divisions = [max(1, math.ceil(length / spacing)) for length in structure.lattice.reciprocal_lattice.abc]
+        divisions = [
+            max(1, math.ceil(length / spacing))
+            for length in structure.lattice.reciprocal_lattice.abc
+        ]
         if len(set(divisions)) == 1:
             return Shrink(mesh=divisions[0], isp=gilat * divisions[0])
         return Shrink(mesh=tuple(divisions), isp=gilat * max(divisions))
 
     def _basis(self) -> BasisSet:
-        setting = self.user_basis_settings if self.user_basis_settings is not None else self.config_dict["basis"]
+        setting = (
+            self.user_basis_settings
+            if self.user_basis_settings is not None
+            else self.config_dict["basis"]
+        )
         if isinstance(setting, BasisSet):
             return setting
         if isinstance(setting, str):

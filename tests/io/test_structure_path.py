@@ -99,7 +99,10 @@ def test_a_parents_structure_is_checked_when_the_child_runs(
     static = makers["static"].make(relax.output.structure, prev_dir=relax.output.dir_name)
 
     assert calls == {"check_structure": 1}
-    assert (relax.function_kwargs["structure_checked"], static.function_kwargs["structure_checked"]) == (True, False)
+    assert (
+        relax.function_kwargs["structure_checked"],
+        static.function_kwargs["structure_checked"],
+    ) == (True, False)
     responses = _run(Flow([relax, static]), tmp_path, monkeypatch)
 
     energies = [responses[job.uuid][1].output.output.energy_hartree for job in (relax, static)]
