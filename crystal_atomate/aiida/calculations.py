@@ -181,8 +181,10 @@ class CrystalCalculation(CalcJob):
             "parameters",
             valid_type=orm.Dict,
             required=False,
-            help="Input-set generator settings (crystal_atomate.aiida.parameters): generator, title, "
-            "user_input_settings, user_kpoints_settings, user_basis_settings, functional, magmoms, ...",
+            help="Input-set generator settings (crystal_atomate.aiida.parameters): generator, "
+                 "title, "
+            "user_input_settings, user_kpoints_settings, user_basis_settings, functional, magmoms, "
+            "...",
         )
         spec.input(
             "input_folder",
@@ -194,7 +196,8 @@ class CrystalCalculation(CalcJob):
             "basis",
             valid_type=orm.Dict,
             required=False,
-            help="With input_folder: the basis set the written deck uses (name, text), for provenance.",
+            help="With input_folder: the basis set the written deck uses (name, text), for "
+                 "provenance.",
         )
         spec.input(
             "parent_folder",

@@ -89,7 +89,8 @@ def load_profile_or_fail(name: str | None = None) -> Any:
     except (ProfileConfigurationError, ConfigurationError) as error:
         raise ProfileNotFound(
             f"no AiiDA profile {name!r}" if name else f"no default AiiDA profile ({error})",
-            hint="create one with 'crystal-atomate aiida setup --profile NAME', list them with 'verdi profile list'",
+            hint="create one with 'crystal-atomate aiida setup --profile NAME', list them with "
+                 "'verdi profile list'",
         ) from None
     with storage_errors(profile.name):
         get_manager().get_profile_storage()
@@ -163,7 +164,8 @@ def storage_errors(profile: str) -> Iterator[None]:
     ) as error:
         raise StorageUnavailable(
             f"the storage of profile {profile!r} cannot be opened: {_reason(error)}",
-            hint="start the database server, or create the database (see docs/aiida.md, PostgreSQL)",
+            hint="start the database server, or create the database (see docs/aiida.md, "
+                 "PostgreSQL)",
         ) from None
 
 

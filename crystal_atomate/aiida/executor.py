@@ -1,16 +1,16 @@
 """Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any jobflow manager.
 
-``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors`` entry-point
-group) hands the directory the Maker already wrote to a :class:`CrystalCalculation` (``input_folder``)
-or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile, and copies every
-retrieved file back, so the Maker parses and restarts exactly as after a local run. The task document
-gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the jobflow job's uuid
-(extra ``jobflow_uuid``), so either side leads to the other.
+``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors``
+entry-point group) hands the directory the Maker already wrote to a :class:`CrystalCalculation`
+(``input_folder``) or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile,
+and copies every retrieved file back, so the Maker parses and restarts exactly as after a local run.
+The task document gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the
+jobflow job's uuid (extra ``jobflow_uuid``), so either side leads to the other.
 
 Inside a flow-mode work chain (:mod:`crystal_atomate.aiida.flow_mode`) the same call does not block:
-it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob has
-finished it runs the job again, and this call then takes the finished node instead of running one.
-"""
+it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob
+has finished it runs the job again, and this call then takes the finished node instead of running
+one."""
 
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ class CalcJobPending(BaseException):
 @dataclass
 class FinishedCalcJobs:
     """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
-    the job asks for them; each ``run_aiida`` call takes the next one, or raises :class:`CalcJobPending`.
-    """
+    the job asks for them; each ``run_aiida`` call takes the next one, or raises
+    :class:`CalcJobPending`."""
 
     uuids: list[str]
     taken: int = field(default=0)
@@ -139,7 +139,8 @@ def run_aiida(
     _copy_back(node, workdir)
     if not (workdir / OUTPUT_FILE).is_file() or (workdir / OUTPUT_FILE).stat().st_size == 0:
         raise CrystalRunError(
-            f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: {node.exit_message}"
+            f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: "
+            f"{node.exit_message}"
         )
     return CrystalRunRecord(
         command=f"aiida:{aiida_code.full_label}",

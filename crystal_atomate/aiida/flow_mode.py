@@ -5,8 +5,8 @@ graph as ``run_locally`` does (references resolved from the JobStore, ``Response
 addition, ``stop_children`` and ``stop_jobflow``, children of a failed job not run), and every
 finished job's output goes to the JobStore, so the task documents are the ones every other engine
 writes. What differs is how a CRYSTAL step runs: the flow's Makers use the ``aiida`` executor, and a
-job reaching its CRYSTAL step raises :class:`~crystal_atomate.aiida.executor.CalcJobPending`; the work
-chain submits that CalcJob (a child in the provenance graph, as in ``verdi process show``) and
+job reaching its CRYSTAL step raises :class:`~crystal_atomate.aiida.executor.CalcJobPending`; the
+work chain submits that CalcJob (a child in the provenance graph, as in ``verdi process show``) and
 returns to the daemon, and when the CalcJob has finished it runs the job again, which now takes the
 finished CalcJob's files and parses them. A job therefore runs twice, its input writing must be
 deterministic (it is, for our Makers), and nothing blocks a daemon worker while CRYSTAL runs.
@@ -341,11 +341,10 @@ def flow_builder(
     **options: Any,
 ) -> Any:
     """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
-    ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
-    (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
-    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the
-    code is checked here, so an unknown or ambiguous label fails before anything is submitted.
-    """
+    ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the
+    store (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
+    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the code
+    is checked here, so an unknown or ambiguous label fails before anything is submitted."""
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
     ensure_loaded(profile)

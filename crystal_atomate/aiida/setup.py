@@ -177,6 +177,7 @@ def _resolve(command: str, program: str = "crystal") -> str:
     if path is None:
         raise CrystalNotFound(
             f"the {program} executable {command!r} is not on this machine's PATH",
-            hint=f"pass --{program} PATH, set CRYSTAL_ATOMATE_{program.upper()}_CMD, or use --replay (the recorded demo runs)",
+            hint=f"pass --{program} PATH, set CRYSTAL_ATOMATE_{program.upper()}_CMD, or use "
+                 "--replay (the recorded demo runs)",
         )
     return str(Path(path).resolve())

@@ -1,7 +1,8 @@
 """pymatgen structures <-> AiiDA ``StructureData`` with the starting moments kept.
 
 A StructureData has kinds, not site properties: a site's ``magmom`` becomes its own kind (``Ni1``,
-``Ni2`` for antiferromagnetic NiO) and the moments travel in the parameters as ``magmoms`` (kind name
+``Ni2`` for antiferromagnetic NiO) and the moments travel in the parameters as ``magmoms`` (kind
+name
 -> moment), the AiiDA convention for starting magnetisations.
 """
 

@@ -3,8 +3,8 @@
 One process handler covers every failure of the catalogue: it hands the run's errors, its deck and
 the restarts made so far to :func:`crystal_atomate.recovery.plan_restart` - the very function the
 Makers call - and applies the plan the same way a Maker does (settings update, GUESSP/HESSOPT from
-the failed run's folder, the last optimisation geometry). One catalogue, one set of rules, two engines.
-"""
+the failed run's folder, the last optimisation geometry). One catalogue, one set of rules, two
+engines."""
 
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
             "restarts", [record.model_dump(mode="json") for record in self.ctx.restarts]
         )
         self.report(
-            f"{calculation.process_label}<{calculation.pk}> failed ({', '.join(results['errors'])}): {plan.action}"
+            f"{calculation.process_label}<{calculation.pk}> failed "
+            f"({', '.join(results['errors'])}): {plan.action}"
         )
         return ProcessHandlerReport(do_break=True)
 

@@ -156,7 +156,8 @@ def _setup(
     codes = ensure_codes(host, commands["crystal"], commands["properties"], prepend_text=prepend)
     _console.print(f"profile [bold]{loaded.name}[/] ({loaded.storage_backend}, broker {broker})")
     _console.print(
-        f"computer [bold]{host.label}[/] ({host.transport_type}, {host.scheduler_type}) in {host.get_workdir()}"
+        f"computer [bold]{host.label}[/] ({host.transport_type}, {host.scheduler_type}) in "
+        f"{host.get_workdir()}"
     )
     for code in codes.values():
         _console.print(f"code [bold]{code.full_label}[/] -> {code.filepath_executable}")
@@ -241,7 +242,8 @@ def import_tui(
     _load(profile)
     summary = import_tui_jobs(db)
     _console.print(
-        f"imported {summary.imported} job(s), updated {summary.updated}, {summary.unchanged} already in AiiDA, "
+        f"imported {summary.imported} job(s), updated {summary.updated}, {summary.unchanged} "
+        "already in AiiDA, "
         f"{summary.ours} run through AiiDA"
     )
 

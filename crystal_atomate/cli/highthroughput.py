@@ -150,7 +150,8 @@ def _entries_table(batch: Any, states: dict[str, str]) -> Table:
 def submit(
     query: list[str] = typer.Option(
         None,
-        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
+        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, "
+             "band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
     ),
     ids: list[str] = typer.Option(
         None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."
@@ -216,7 +217,8 @@ def submit(
 
     if not (query or ids or folder or optimade or optimade_filter or mpcontribs):
         raise typer.BadParameter(
-            "give structures with --query, --ids, --folder, --optimade, --optimade-filter or --mpcontribs"
+            "give structures with --query, --ids, --folder, --optimade, --optimade-filter or "
+            "--mpcontribs"
         )
     flow_settings = {
         "functional": functional,

@@ -674,7 +674,8 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
                 raise cursor.error(
                     "ATOMSPIN 'label spin' pairs",
                     error=CountMismatchError,
-                    hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} follow",
+                    hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} "
+                         "follow",
                 )
             values.extend(cursor.ints(None, "ATOMSPIN 'label spin' pairs"))
         if len(values) != 2 * count or (not cursor.at_end() and is_argument_line(cursor.peek())):
@@ -697,7 +698,8 @@ _TASKS: dict[str, tuple[str, type[BaseModel], _Spec, Callable[[LineCursor, dict]
 }
 
 
-# -- the deck ---------------------------------------------------------------------------------------
+# -- the deck
+# ---------------------------------------------------------------------------------------
 class CrystalInput(BaseModel):
     """A whole ``.d12`` deck. ``basis=None`` only for geometry-only decks (TESTGEOM/EXTPRT)."""
 

@@ -7,14 +7,13 @@ space-group setting conventions can get in the way.
 
 Layout (verified on real files)::
 
-    3   5   6                       dimensionality, centring code, crystal type [E energy DE delta(n)]
-    a1x a1y a1z                     three lattice rows, Angstrom; 500 for non-periodic axes
-    ...
-    48                              number of symmetry operators
-    r11 r12 r13 / r21 .. / r31 .. / t1 t2 t3    four lines each, Cartesian, x' = R x + t
-    2                               number of atoms (all atoms of the cell)
-    12  x y z                       conventional atomic number (Z, Z+200 for ECP), Cartesian Angstrom
-    225  48                         space group and number of operators (optional; "0 0" = unknown)
+    3   5   6                       dimensionality, centring code, crystal type [E energy DE
+    delta(n)] a1x a1y a1z                     three lattice rows, Angstrom; 500 for non-periodic
+    axes ... 48                              number of symmetry operators r11 r12 r13 / r21 .. / r31
+    .. / t1 t2 t3    four lines each, Cartesian, x' = R x + t 2                               number
+    of atoms (all atoms of the cell) 12  x y z                       conventional atomic number (Z,
+    Z+200 for ECP), Cartesian Angstrom 225  48                         space group and number of
+    operators (optional; "0 0" = unknown)
 """
 
 from __future__ import annotations
@@ -288,13 +287,13 @@ class Fort34(BaseModel):
 
         With ``symmetry`` the operators are spglib's for this very cell (so CRYSTAL can reduce the
         work), one per rotation: pure centring translations of a non-primitive cell are dropped
-        because CRYSTAL counts at most 48 operators; a structure with ``magmom`` site properties gets only the operators that keep the
-        moments, which is what makes antiferromagnetic sublattices inequivalent. Without it the
-        file is P1 (identity only, header ``3 1 1``). ``ecp_elements`` get atomic number Z+200;
-        ``signs`` are the structure's :func:`spin_signs` when the caller has them already. The
-        structure is taken as given: :func:`crystal_atomate.io.geometry.check_structure` is the
-        caller's (the input set checks it once per job).
-        """
+        because CRYSTAL counts at most 48 operators; a structure with ``magmom`` site properties
+        gets only the operators that keep the moments, which is what makes antiferromagnetic
+        sublattices inequivalent. Without it the file is P1 (identity only, header ``3 1 1``).
+        ``ecp_elements`` get atomic number Z+200; ``signs`` are the structure's :func:`spin_signs`
+        when the caller has them already. The structure is taken as given:
+        :func:`crystal_atomate.io.geometry.check_structure` is the caller's (the input set checks it
+        once per job)."""
         atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                             position=_as_vec3(site.coords)) for site in structure]
         lattice = _as_mat3(structure.lattice.matrix)

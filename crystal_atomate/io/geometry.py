@@ -309,7 +309,8 @@ def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
             raise cursor.error(
                 "an atom 'Z x y z'",
                 error=CountMismatchError,
-                hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) follow",
+                hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) "
+                     "follow",
             )
         number, *_ = cursor.ints(1, "an atom 'Z x y z'")
         cursor.index -= 1
@@ -350,7 +351,8 @@ def check_structure(structure: Structure | Molecule) -> None:
     if not structure.is_ordered:
         bad = [i for i, site in enumerate(structure) if not site.is_ordered]
         raise StructureError(
-            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an ordered structure"
+            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an "
+            "ordered structure"
         )
     distances = structure.distance_matrix
     np.fill_diagonal(distances, np.inf)

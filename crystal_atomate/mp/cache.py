@@ -1,10 +1,10 @@
 """Structure look-ups cached in the terminal UI's shared database, under the UI's own keys.
 
 The UI's ``MaterialsService`` caches every call in ``materials_cache`` under
-``generate_cache_key(params, prefix=...)`` (its ``materials_api/cache.py``) and reads it back through
-``CacheRepository.get``, which tries the sources ``mp``, ``optimade``, ``mpcontribs`` in that order
-and skips expired rows. We write and read the same rows, so each program serves the other's
-fetches offline:
+``generate_cache_key(params, prefix=...)`` (its ``materials_api/cache.py``) and reads it back
+through ``CacheRepository.get``, which tries the sources ``mp``, ``optimade``, ``mpcontribs`` in
+that order and skips expired rows. We write and read the same rows, so each program serves the
+other's fetches offline:
 
 =========================  ========================================================  ==========
 call                       key parameters                                            source

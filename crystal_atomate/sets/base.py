@@ -256,7 +256,8 @@ class CrystalInputGenerator(InputGenerator):
         unknown = sorted(set(self.user_input_settings) - set(SETTINGS_SECTIONS))
         if unknown:
             raise InputSettingsError(
-                f"Unknown input settings section(s) {unknown}; valid sections: {list(SETTINGS_SECTIONS)}"
+                f"Unknown input settings section(s) {unknown}; valid sections: "
+                f"{list(SETTINGS_SECTIONS)}"
             )
         sections = {
             key: self.config_dict[key] for key in SETTINGS_SECTIONS if key in self.config_dict

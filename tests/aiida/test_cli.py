@@ -88,8 +88,10 @@ def test_every_profile_setup_makes_or_finds_polls_each_second(tmp_path):
         "from crystal_atomate.aiida.setup import ensure_profile\n"
         "config = get_config(create=True)\n"
         "for name, poll in (('found', None), ('chosen', 5)):\n"
-        "    profile = create_profile(config, name=name, email='a@b', storage_backend='core.sqlite_dos',\n"
-        "        storage_config={'filepath': f'{config.dirpath}/repository/{name}'}, broker_backend=None)\n"
+        "    profile = create_profile(config, name=name, email='a@b', "
+        "storage_backend='core.sqlite_dos',\n"
+        "        storage_config={'filepath': f'{config.dirpath}/repository/{name}'}, "
+        "broker_backend=None)\n"
         "    if poll: profile.set_option('runner.poll.interval', poll)\n"
         "    config.update_profile(profile)\n"
         "config.store()\n"
@@ -109,7 +111,8 @@ def _tui_db(path, jobs):
     with sqlite3.connect(path) as conn:
         ensure_ui_schema(conn)
         conn.executemany(
-            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, "
+            "?, ?)",
             jobs,
         )
     return path
@@ -183,14 +186,17 @@ def _broken_postgres_profile(env: dict[str, str]) -> None:
         "from aiida.manage.configuration import create_profile, get_config\n"
         "config = get_config(create=True)\n"
         "create_profile(config, name='pg', email='a@b', storage_backend='core.sqlite_dos',\n"
-        "               storage_config={'filepath': f'{config.dirpath}/repository/pg'}, broker_backend=None)\n"
+        "               storage_config={'filepath': f'{config.dirpath}/repository/pg'}, "
+        "broker_backend=None)\n"
         "config.store()\n"
         "with socket.socket() as s:\n"
         "    s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]\n"
         "data = json.load(open(config.filepath))\n"
         "data['profiles']['pg']['storage'] = {'backend': 'core.psql_dos', 'config': {\n"
-        "    'database_engine': 'postgresql_psycopg', 'database_hostname': '127.0.0.1', 'database_port': port,\n"
-        "    'database_name': 'missing', 'database_username': 'aiida', 'database_password': 'aiida',\n"
+        "    'database_engine': 'postgresql_psycopg', 'database_hostname': '127.0.0.1', "
+        "'database_port': port,\n"
+        "    'database_name': 'missing', 'database_username': 'aiida', 'database_password': "
+        "'aiida',\n"
         "    'repository_uri': f'file://{config.dirpath}/repository/pg'}}\n"
         "json.dump(data, open(config.filepath, 'w'))\n"
     )
@@ -225,7 +231,8 @@ def _snapshot(root) -> dict[str, float]:
         (
             ("jobs", "--status", "bogus"),
             2,
-            "error: unknown status 'bogus'; choose from pending, queued, running, completed, failed, cancelled",
+            "error: unknown status 'bogus'; choose from pending, queued, running, completed, "
+            "failed, cancelled",
         ),
         (("jobs", "--profile", "nope"), 2, "error: no AiiDA profile 'nope'"),
         (
@@ -275,7 +282,8 @@ def test_setup_without_crystal_names_the_three_fixes(tmp_path):
     result = _cli(env, "setup", "--profile", "new")
     assert result.returncode == 2
     assert result.stderr.splitlines()[1] == (
-        "hint: pass --crystal PATH, set CRYSTAL_ATOMATE_CRYSTAL_CMD, or use --replay (the recorded demo runs)"
+        "hint: pass --crystal PATH, set CRYSTAL_ATOMATE_CRYSTAL_CMD, or use --replay (the recorded "
+        "demo runs)"
     )
     assert not (tmp_path / ".aiida" / "config.json").exists()
 
