@@ -696,7 +696,8 @@ ENGINES: dict[str, Callable[..., Engine]] = {
 def make_engine(name: str, store: JobStore, root_dir: Path = Path("."), **options: Any) -> Engine:
     """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``);
     ``options`` are its own fields (``profile`` and ``code`` for the AiiDA engines), None ones left
-    out."""
+    out.
+    """
     if name not in ENGINES:
         raise UnknownNameError("engine", name, ENGINES)
     return ENGINES[name](

@@ -65,7 +65,7 @@ PARSER_EXIT_CODES: dict[str, tuple[int, str]] = {
 
 
 def exit_code_label(kind: CrystalErrorKind) -> str:
-    """The spec label of a catalogue kind, e.g. ``ERROR_SCF_NOT_CONVERGED``."""
+    """Return the spec label of a catalogue kind, e.g. ``ERROR_SCF_NOT_CONVERGED``."""
     return f"ERROR_{kind.name}"
 
 
@@ -78,7 +78,7 @@ def define_exit_codes(spec: CalcJobProcessSpec) -> None:
 
 
 def restart_files_needed(crystal_input: CrystalInput) -> list[str]:
-    """The restart files the deck reads (names in the new run), so only those are copied."""
+    """Return the restart files the deck reads (names in the new run), so only those are copied."""
     needed = []
     if crystal_input.scf.guessp:
         needed.append("fort.20")
@@ -92,8 +92,10 @@ def restart_files_needed(crystal_input: CrystalInput) -> list[str]:
 
 
 def crystal_codeinfo(code_uuid: str, withmpi: bool) -> CodeInfo:
-    """How to call the program, as ``run_crystal`` does: serial builds read the deck on standard
-    input; MPI builds (Pcrystal, Pproperties) read the file INPUT and write the output to stderr.
+    """How to call the program, as ``run_crystal`` does.
+
+    Serial builds read the deck on standard input; MPI builds (Pcrystal, Pproperties) read the file
+    INPUT and write the output to stderr.
     """
     codeinfo = CodeInfo()
     codeinfo.code_uuid = code_uuid
@@ -157,8 +159,9 @@ def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) 
 
 
 def _parent_has_wavefunction(parent: orm.Data | None) -> bool:
-    """A remote parent is trusted to hold fort.9 (listing it would open a transport); a folder is
-    looked at, as a Maker looks at ``prev_dir``.
+    """Return a remote parent is trusted to hold fort.9 (listing it would open a transport).
+
+    A folder is looked at, as a Maker looks at ``prev_dir``.
     """
     if parent is None:
         return False
@@ -172,7 +175,7 @@ class CrystalCalculation(CalcJob):
 
     @classmethod
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
-        """Inputs, outputs and exit codes (generated from the catalogue)."""
+        """Define the inputs, outputs and exit codes (generated from the catalogue)."""
         super().define(spec)
         spec.input(
             "structure", valid_type=orm.StructureData, required=False, help="The structure to run."

@@ -29,8 +29,10 @@ __all__ = [
 
 
 class AiidaUserError(CrystalAtomateError, ValueError):
-    """A problem the user can fix; ``hint`` says how, ``exit_code`` is what the CLI exits with
-    (2: the command line names something that does not exist, 1: an operation failed).
+    """A problem the user can fix.
+
+    ``hint`` says how, ``exit_code`` is what the CLI exits with (2: the command line names something
+    that does not exist, 1: an operation failed).
 
     One of the project's errors, so every command (``ht submit`` with a bad code included) prints
     it as one ``error:`` line.
@@ -65,8 +67,9 @@ class ProfileNotFound(AiidaUserError):
 
 
 class StorageUnavailable(AiidaUserError):
-    """The profile exists but its storage cannot be opened (PostgreSQL down, database missing,
-    schema of another AiiDA version).
+    """The profile exists but its storage cannot be opened.
+
+    PostgreSQL down, database missing, schema of another AiiDA version.
     """
 
 
@@ -98,8 +101,9 @@ def load_profile_or_fail(name: str | None = None) -> Any:
 
 
 def ensure_loaded(profile: str | None = None) -> None:
-    """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already; the
-    errors of :func:`load_profile_or_fail`.
+    """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already.
+
+    The errors of :func:`load_profile_or_fail`.
     """
     from aiida.manage import get_manager
 
@@ -108,7 +112,7 @@ def ensure_loaded(profile: str | None = None) -> None:
 
 
 def resolve_code(label: str) -> Any:
-    """The code ``label`` (``crystal`` or ``crystal@computer``).
+    """Return the code ``label`` (``crystal`` or ``crystal@computer``).
 
     Raises
     ------
@@ -170,7 +174,10 @@ def storage_errors(profile: str) -> Iterator[None]:
 
 
 def _reason(error: Exception) -> str:
-    """The line of an AiiDA storage error that says what failed (the driver's, without its class)."""
+    """Return the line of an AiiDA storage error that says what failed.
+
+    The driver's, without its class.
+    """
     lines = [
         line.strip()
         for line in str(error).splitlines()

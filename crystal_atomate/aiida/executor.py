@@ -10,7 +10,8 @@ jobflow job's uuid (extra ``jobflow_uuid``), so either side leads to the other.
 Inside a flow-mode work chain (:mod:`crystal_atomate.aiida.flow_mode`) the same call does not block:
 it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob
 has finished it runs the job again, and this call then takes the finished node instead of running
-one."""
+one.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +63,10 @@ _DEFAULT_CODES: dict[str, str] = {"crystal": "crystal", "properties": "propertie
 
 
 class CalcJobPending(BaseException):
-    """This CRYSTAL run's CalcJob has yet to run: raised by :func:`run_aiida` in a flow-mode work
-    chain step, which submits ``builder`` and runs the job again once the CalcJob has finished.
+    """Describe this CRYSTAL run's CalcJob has yet to run.
+
+    Raised by :func:`run_aiida` in a flow-mode work chain step, which submits ``builder`` and runs
+    the job again once the CalcJob has finished.
 
     A ``BaseException``, like ``GeneratorExit``: no ``except Exception`` in a job function between
     ``run_crystal`` and the work chain may mistake it for a failure and swallow it.
@@ -78,7 +81,8 @@ class CalcJobPending(BaseException):
 class FinishedCalcJobs:
     """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
     the job asks for them; each ``run_aiida`` call takes the next one, or raises
-    :class:`CalcJobPending`."""
+    :class:`CalcJobPending`.
+    """
 
     uuids: list[str]
     taken: int = field(default=0)
@@ -157,7 +161,10 @@ def run_aiida(
 
 
 def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
-    """The batch job the CalcJob ran as, named by its computer (the UI's cluster of that name)."""
+    """Return the batch job the CalcJob ran as, named by its computer.
+
+    The UI's cluster of that name.
+    """
     job_id = node.get_job_id()
     if not job_id:
         return None
@@ -171,8 +178,9 @@ def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
 
 
 def _run_or_take(builder: Any) -> tuple[orm.CalcJobNode, float]:
-    """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran (its wall
-    time then from the node's creation to its last change).
+    """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran.
+
+    Its wall time then from the node's creation to its last change.
     """
     finished = _FINISHED.get()
     if finished is not None:
@@ -214,7 +222,10 @@ def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData 
 
 
 def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
-    """The written files, but those the parent folder stages (restart files stay on the computer)."""
+    """Return the written files, but those the parent folder stages.
+
+    Restart files stay on the computer.
+    """
     folder = orm.FolderData()
     for path in sorted(workdir.iterdir()):
         if path.is_file() and path.name not in skip:
@@ -223,8 +234,9 @@ def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
 
 
 def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """Resources as ``run_crystal`` would use them, and every file retrieved (the Maker needs fort.9,
-    HESSOPT.DAT, optc* ... in its directory afterwards).
+    """Resources as ``run_crystal`` would use them, and every file retrieved.
+
+    The Maker needs fort.9, HESSOPT.DAT, optc* ... in its directory afterwards.
     """
     options: dict[str, Any] = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpi_procs},
@@ -237,7 +249,7 @@ def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None
 
 
 def _tag(node: orm.ProcessNode, job_name: str | None, workdir: Path) -> None:
-    """The jobflow side of the provenance, on the node."""
+    """Return the jobflow side of the provenance, on the node."""
     from jobflow import CURRENT_JOB
 
     extras = {JOBFLOW_DIRECTORY_EXTRA: str(workdir)}
@@ -262,8 +274,10 @@ def _copy_back(node: orm.ProcessNode, workdir: Path) -> None:
 def use_aiida_executor(
     flow: Any, code: str | None = None, profile: str | None = None, **options: Any
 ) -> Any:
-    """Powerup: run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA
-    CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``).
+    """Powerup.
+
+    Run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA CalcJob.
+    ``code`` overrides the crystal code label (the properties code stays ``properties``).
     """
     from crystal_atomate.jobs.base import BaseCrystalMaker
     from crystal_atomate.jobs.properties import BasePropertiesMaker

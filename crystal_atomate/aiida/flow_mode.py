@@ -138,8 +138,10 @@ class FlowPlan:
         return "ready"
 
     def respond(self, entry: dict[str, Any], response: Response) -> None:
-        """Apply a finished job's response as ``run_locally`` does: replacements, detours (which the
-        job's children then wait for too) and additions join the plan; stops take effect.
+        """Apply a finished job's response as ``run_locally`` does.
+
+        Replacements, detours (which the job's children then wait for too) and additions join the
+        plan; stops take effect.
         """
         self.finish(entry, COMPLETED)
         if response.stop_children:
@@ -181,9 +183,11 @@ class FlowPlan:
 
 
 class JobflowWorkChain(WorkChain):
-    """Run a jobflow Flow of crystal_atomate jobs; CRYSTAL steps as CalcJobs it calls (see the
-    module docstring). Inputs: the flow (JSON), the JobStore (its ``as_dict``) and the folder the
-    job directories are made in, on the daemon's machine.
+    """Run a jobflow Flow of crystal_atomate jobs.
+
+    CRYSTAL steps as CalcJobs it calls (see the module docstring). Inputs: the flow (JSON), the
+    JobStore (its ``as_dict``) and the folder the job directories are made in, on the daemon's
+    machine.
     """
 
     @classmethod
@@ -223,8 +227,9 @@ class JobflowWorkChain(WorkChain):
         return bool(self.ctx.plan["jobs"])
 
     def advance(self) -> Any:
-        """Finish the jobs whose CalcJobs are done, then start every job that is ready; wait for the
-        CalcJobs started.
+        """Finish the jobs whose CalcJobs are done, then start every job that is ready.
+
+        Wait for the CalcJobs started.
         """
         plan = FlowPlan(self.ctx.plan)
         store = _store(self.inputs.store)
@@ -296,7 +301,10 @@ class JobflowWorkChain(WorkChain):
 
 
 def step_label(name: str, index: int, uuid: str) -> str:
-    """A link label for a job: its name as an identifier, its index and the start of its uuid."""
+    """Return a link label for a job.
+
+    Its name as an identifier, its index and the start of its uuid.
+    """
     slug = re.sub(r"\W+", "_", name).strip("_").lower() or "job"
     return f"{slug}_{index}_{uuid.split('-')[0]}"
 
@@ -316,7 +324,10 @@ def _store(value: orm.Dict) -> JobStore:
 
 
 def _validator(read: Callable[[Any], Any], what: str) -> Callable[[Any, Any], str | None]:
-    """A port validator: None when ``read`` takes the value, else why not, naming the input."""
+    """Return a port validator.
+
+    None when ``read`` takes the value, else why not, naming the input.
+    """
 
     def validate(value: Any, _: Any) -> str | None:
         try:
@@ -340,11 +351,14 @@ def flow_builder(
     profile: str | None = None,
     **options: Any,
 ) -> Any:
-    """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
-    ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the
-    store (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
-    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the code
-    is checked here, so an unknown or ambiguous label fails before anything is submitted."""
+    """Return the work chain's inputs for ``flow``.
+
+    Every CRYSTAL and properties step switched to the ``aiida`` executor (``code`` and ``options``
+    as :func:`use_aiida_executor` takes them), the store (default: ``CrystalMathJobStore`` on the
+    settings' database) and the job folder (default: ``./aiida_flows``). ``profile`` is loaded if no
+    profile is (AiiDA's default when None); the code is checked here, so an unknown or ambiguous
+    label fails before anything is submitted.
+    """
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
     ensure_loaded(profile)

@@ -57,7 +57,10 @@ class Lineage:
 
 
 def find_step_calcjob(directory: str | Path) -> orm.CalcJobNode | None:
-    """The newest CRYSTAL CalcJob that ran in the Maker directory ``directory`` (None if none did)."""
+    """Return the newest CRYSTAL CalcJob that ran in the Maker directory ``directory``.
+
+    None if none did.
+    """
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={
@@ -77,7 +80,7 @@ def lineage_of(
     structure: Structure | Molecule | None,
     prev_dir: str | Path | None,
 ) -> Lineage:
-    """The provenance inputs of the CalcJob running the deck in ``workdir``.
+    """Return the provenance inputs of the CalcJob running the deck in ``workdir``.
 
     Parameters
     ----------
@@ -118,7 +121,10 @@ def lineage_of(
 
 
 def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
-    """The geometry the deck runs on, when it can be expanded (EXTERNAL with its fort.34, CRYSTAL)."""
+    """Return the geometry the deck runs on, when it can be expanded.
+
+    EXTERNAL with its fort.34, CRYSTAL.
+    """
     geometry = deck.geometry
     if isinstance(geometry, ExternalGeometry) and geometry.fort34 is not None:
         fort34 = geometry.fort34
@@ -183,7 +189,10 @@ def parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm
 
 
 def job_context() -> tuple[Any, Any]:
-    """The structure and ``prev_dir`` of the jobflow job being run (resolved), or (None, None)."""
+    """Return the structure and ``prev_dir`` of the jobflow job being run (resolved), or.
+
+    None, None.
+    """
     from jobflow import CURRENT_JOB
 
     job = CURRENT_JOB.job

@@ -41,9 +41,11 @@ _READ_BESIDE_OUTPUT = frozenset({OUTPUT_FILE, "fort.87", "SCFOUT.LOG"})
 
 
 def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
-    """The error that names the exit code: a cause before a consequence (an MPI abort or a
-    truncation follows the real error), and an unrecoverable cause before a recoverable one, so a
-    3xx code means exactly what ``plan_restart`` will answer: no restart.
+    """Return the error that names the exit code.
+
+    A cause before a consequence (an MPI abort or a truncation follows the real error), and an
+    unrecoverable cause before a recoverable one, so a 3xx code means exactly what ``plan_restart``
+    will answer: no restart.
     """
     causes = root_causes(kinds)
     fatal = [kind for kind in causes if not kind.recoverable]
@@ -51,8 +53,10 @@ def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
 
 
 def summarise(out: CrystalOutput, restart_files: Sequence[str]) -> dict[str, Any]:
-    """``output_parameters``: the task document's output block (eV, Angstrom, kbar) without the
-    structure, the verdict and errors, and which restart files the run left behind.
+    """``output_parameters``.
+
+    The task document's output block (eV, Angstrom, kbar) without the structure, the verdict and
+    errors, and which restart files the run left behind.
     """
     results = CrystalOutputDoc.from_crystal_output(out).model_dump(
         mode="json", exclude={"structure"}
@@ -102,16 +106,20 @@ class CrystalParser(Parser):
 
 
 def _is_read(name: str) -> bool:
-    """Whether the parser reads this retrieved file: the output, the companions ``parse_output``
-    finds beside it, the optimisation steps (not the scheduler's files, fort.34 or restart files).
+    """Whether the parser reads this retrieved file.
+
+    The output, the companions ``parse_output`` finds beside it, the optimisation steps (not the
+    scheduler's files, fort.34 or restart files).
     """
     return name in _READ_BESIDE_OUTPUT or bool(_OPT_STEP.match(name))
 
 
 @contextmanager
 def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
-    """These files of the repository in a temporary directory. Not ``as_path()`` of the whole
-    folder: every object copied is a disk-objectstore lookup, and most retrieved files are not read.
+    """Return these files of the repository in a temporary directory.
+
+    Not ``as_path()`` of the whole folder: every object copied is a disk-objectstore lookup, and
+    most retrieved files are not read.
     """
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -1,5 +1,7 @@
-"""The query side: CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import
-of the UI's SQLite jobs (read-only) into AiiDA nodes.
+"""The query side.
+
+CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import of the UI's SQLite
+jobs (read-only) into AiiDA nodes.
 
 Listing is two QueryBuilder projections (the calculations, then the energies of those listed), never
 node loads, so a thousand calculations list in tens of milliseconds.
@@ -88,7 +90,10 @@ class AiidaJobRow:
 def tui_status(
     process_state: str | None, exit_status: int | None, scheduler_state: str | None
 ) -> str:
-    """The terminal UI's status for an AiiDA process state (CalcJobs wait while their job runs)."""
+    """Return the terminal UI's status for an AiiDA process state.
+
+    CalcJobs wait while their job runs.
+    """
     if process_state == "finished":
         return "COMPLETED" if exit_status == 0 else "FAILED"
     if process_state == "excepted":
@@ -130,7 +135,10 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
 
 
 def _calculations() -> orm.QueryBuilder:
-    """The CRYSTAL CalcJobs, newest first, projected onto what a row needs (no node is loaded)."""
+    """Return the CRYSTAL CalcJobs, newest first, projected onto what a row needs.
+
+    No node is loaded.
+    """
     return orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
@@ -142,8 +150,9 @@ def _calculations() -> orm.QueryBuilder:
 
 
 def _energies(pks: list[int]) -> dict[int, float | None]:
-    """``output_parameters.energy_hartree`` of these calculations, in one query (aiida-core passes a
-    long ``in`` list as one JSON parameter, so any number of pks is fine).
+    """``output_parameters.energy_hartree`` of these calculations, in one query.
+
+    Aiida-core passes a long ``in`` list as one JSON parameter, so any number of pks is fine.
     """
     if not pks:
         return {}
@@ -211,7 +220,7 @@ def import_tui_jobs(db_file: str | Path) -> ImportSummary:
 
 
 def _imported_nodes(db_file: Path) -> dict[int, orm.CalcJobNode]:
-    """The nodes earlier imports made from this database, by UI row id."""
+    """Return the nodes earlier imports made from this database, by UI row id."""
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={f"extras.{_TUI_EXTRA}.db": str(db_file)},
@@ -221,7 +230,7 @@ def _imported_nodes(db_file: Path) -> dict[int, orm.CalcJobNode]:
 
 
 def _our_runs() -> tuple[set[str], set[str]]:
-    """The jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
+    """Return the jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={
@@ -286,7 +295,7 @@ def _finish(node: orm.CalcJobNode, row: UIJob) -> None:
 
 
 def _row_inputs(row: UIJob) -> dict[str, orm.Data]:
-    """The row's deck and, when the deck parses and its geometry expands, its structure."""
+    """Return the row's deck and, when the deck parses and its geometry expands, its structure."""
     deck_text = row.input_file or _deck_file(row.work_dir)
     if not deck_text:
         return {}
@@ -317,7 +326,7 @@ def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | No
 
 
 def _results(row: UIJob) -> dict[str, Any]:
-    """The row's energy and key results (the UI's JSON), for ``output_parameters``."""
+    """Return the row's energy and key results (the UI's JSON), for ``output_parameters``."""
     results: dict[str, Any] = {}
     if row.key_results:
         try:

@@ -49,8 +49,10 @@ def ensure_profile(
     broker_config: dict[str, Any] | None = None,
     email: str = "crystal-atomate@localhost",
 ) -> Any:
-    """Load profile ``name``, creating it first if needed (embedded SQLite + ZeroMQ by default, as
-    ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one).
+    """Load profile ``name``, creating it first if needed.
+
+    Embedded SQLite + ZeroMQ by default, as ``verdi presto --use-zeromq``; pass ``core.psql_dos`` +
+    ``core.rabbitmq`` for a scaled-out one.
 
     A work chain run in this process (no daemon, so no broker broadcast says a child finished)
     learns that its CalcJob finished by polling every ``runner.poll.interval`` (AiiDA's default:
@@ -116,7 +118,10 @@ def ensure_code(
     plugin: str,
     prepend_text: str = "",
 ) -> orm.InstalledCode:
-    """The code ``label@computer`` running ``command``; an existing one must run the same executable."""
+    """Return the code ``label@computer`` running ``command``.
+
+    An existing one must run the same executable.
+    """
     executable = _resolve(command, plugin.rsplit(".", 1)[-1])
     try:
         code = orm.load_code(f"{label}@{computer.label}")
@@ -142,7 +147,10 @@ def ensure_code(
 def ensure_codes(
     computer: orm.Computer, crystal: str, properties: str, prefix: str = "", prepend_text: str = ""
 ) -> dict[str, orm.InstalledCode]:
-    """The ``crystal`` and ``properties`` codes (labels ``{prefix}crystal``, ``{prefix}properties``)."""
+    """Return the ``crystal`` and ``properties`` codes.
+
+    Labels ``{prefix}crystal``, ``{prefix}properties``.
+    """
     commands = {"crystal": crystal, "properties": properties}
     return {
         name: ensure_code(f"{prefix}{name}", computer, commands[name], plugin, prepend_text)
@@ -151,8 +159,9 @@ def ensure_codes(
 
 
 def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = None) -> str:
-    """Shell lines that point the replay executable at a plan (AiiDA jobs do not inherit the
-    submitting shell's environment when the daemon runs them).
+    """Shell lines that point the replay executable at a plan.
+
+    AiiDA jobs do not inherit the submitting shell's environment when the daemon runs them.
     """
     lines = [f"export CRYSTAL_ATOMATE_REPLAY_PLAN={shlex.quote(str(plan))}"]
     if reference_dir is not None:

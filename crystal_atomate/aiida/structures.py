@@ -17,7 +17,7 @@ __all__ = ["structure_from_node", "structure_to_node"]
 
 
 def structure_to_node(structure: Structure | Molecule) -> tuple[StructureData, dict[str, float]]:
-    """A StructureData (one kind per element and moment) and the moments of its kinds."""
+    """Return a StructureData (one kind per element and moment) and the moments of its kinds."""
     moments = structure.site_properties.get("magmom")
     if moments is None:
         node = (

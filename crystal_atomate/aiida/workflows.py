@@ -4,7 +4,8 @@ One process handler covers every failure of the catalogue: it hands the run's er
 the restarts made so far to :func:`crystal_atomate.recovery.plan_restart` - the very function the
 Makers call - and applies the plan the same way a Maker does (settings update, GUESSP/HESSOPT from
 the failed run's folder, the last optimisation geometry). One catalogue, one set of rules, two
-engines."""
+engines.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
 
     @classmethod
     def define(cls, spec: Any) -> None:  # type: ignore[override]
-        """The CalcJob's inputs under ``crystal``, its outputs, and the restart loop."""
+        """Return the CalcJob's inputs under ``crystal``, its outputs, and the restart loop."""
         super().define(spec)
         spec.expose_inputs(CrystalCalculation, namespace="crystal")
         spec.expose_outputs(CrystalCalculation)
@@ -53,7 +54,7 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
         spec.exit_code(300, "ERROR_UNRECOVERABLE_FAILURE", message="not restarted: {reason}")
 
     def setup(self) -> None:
-        """The inputs of the next calculation, updated by each restart."""
+        """Return the inputs of the next calculation, updated by each restart."""
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(CrystalCalculation, "crystal"))
         self.ctx.restarts = []
@@ -93,7 +94,7 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
         )
 
     def _apply(self, plan: RestartRecord, calculation: orm.CalcJobNode) -> None:
-        """The Maker's restart, in inputs: settings update, parent folder, geometry."""
+        """Return the Maker's restart, in inputs: settings update, parent folder, geometry."""
         parameters = self.ctx.inputs.parameters.get_dict()
         parameters["user_input_settings"] = deep_update(
             parameters.get("user_input_settings", {}), plan.input_updates
@@ -121,7 +122,10 @@ def _opt_steps(calculation: orm.CalcJobNode) -> list[str]:
 
 
 def _last_geometry(calculation: orm.CalcJobNode) -> Structure | None:
-    """The newest geometry of the failed run: its last optcNNN file, else its parsed structure."""
+    """Return the newest geometry of the failed run.
+
+    Its last optcNNN file, else its parsed structure.
+    """
     steps = sorted(_opt_steps(calculation))
     if steps:
         with calculation.outputs.retrieved.base.repository.as_path() as directory:

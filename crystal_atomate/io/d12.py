@@ -444,7 +444,10 @@ def _exact(kind: type, value: float) -> float | int:
 
 
 def _copy_subblock(cursor: _DeckCursor) -> list[str]:
-    """An opener line through its END, verbatim; keywords checked where the sub-block has a table."""
+    """Return an opener line through its END, verbatim.
+
+    Keywords checked where the sub-block has a table.
+    """
     opener = (cursor.peek_keyword(), cursor.number())
     table = SUBBLOCK_KEYWORDS.get(opener[0])
     lines = [cursor.line("a sub-block")]
@@ -523,7 +526,10 @@ def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
 
 def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None,
                      table: dict | None = None) -> DeckError:
-    """The error for ``keyword`` in ``block``: misplaced (terminator missing) or unknown (misspelt)."""
+    """Return the error for ``keyword`` in ``block``.
+
+    Misplaced (terminator missing) or unknown (misspelt).
+    """
     what = f"a keyword of the {BLOCK_NAMES.get(block, block)} block"
     table = KEYWORDS[block] if table is None else table
     elsewhere = [name for name in blocks_knowing(keyword) if name != block]
@@ -740,7 +746,7 @@ class CrystalInput(BaseModel):
 
     # -- text -------------------------------------------------------------------------------------
     def to_string(self) -> str:
-        """The deck text (newline-terminated)."""
+        """Return the deck text (newline-terminated)."""
         lines = [self.title, *self.geometry.to_lines(), *self.geometry_keywords]
         for task in (self.optgeom, self.freqcalc, self.elastcon, self.eos):
             if task is not None:
@@ -893,7 +899,7 @@ class CrystalInput(BaseModel):
         dimensionality: Literal[0, 2, 3] | None = None,
         symprec: float = 1e-3,
     ) -> CrystalInput:
-        """A deck for a pymatgen ``Structure`` (3D, or a slab) or ``Molecule`` (0D).
+        """Return a deck for a pymatgen ``Structure`` (3D, or a slab) or ``Molecule`` (0D).
 
         The basis is checked first, so a missing element fails before anything is built.
         Magnetic moments (``magmom``) force the EXTERNAL form with up/down sites made
@@ -941,7 +947,7 @@ SLAB_VACUUM = 7.0
 
 
 def looks_like_slab(structure: Structure) -> bool:
-    """True when the atoms leave an empty gap of at least :data:`SLAB_VACUUM` along c."""
+    """Return True when the atoms leave an empty gap of at least :data:`SLAB_VACUUM` along c."""
     z = sorted(structure.frac_coords[:, 2] % 1.0)
     gaps = [b - a for a, b in zip(z, z[1:], strict=False)] + [1.0 - z[-1] + z[0]]
     in_plane = (
@@ -954,7 +960,10 @@ def looks_like_slab(structure: Structure) -> bool:
 
 
 def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
-    """The last block: optional HF flavour or DFT block, then SCF keywords, then the final END."""
+    """Return the last block.
+
+    Optional HF flavour or DFT block, then SCF keywords, then the final END.
+    """
     hamiltonian: dict = {}
     scf: dict = {"extra": []}
     while not is_end(cursor.peek_keyword()):
@@ -978,7 +987,10 @@ def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
 
 
 def _library(cursor: _DeckCursor) -> BasisSet:
-    """The name after ``BASISSET``: one of CRYSTAL's internal libraries (or an allowed name)."""
+    """Return the name after ``BASISSET``.
+
+    One of CRYSTAL's internal libraries (or an allowed name).
+    """
     line = cursor.peek()
     name = line.split()[0] if line else None
     if (

@@ -63,7 +63,7 @@ def format_real(value: float) -> str:
 
 
 def crystal_system(space_group: int) -> str:
-    """The crystal system of a space-group number (1-230)."""
+    """Return the crystal system of a space-group number (1-230)."""
     for last, system in _SYSTEM_BOUNDS:
         if 1 <= space_group <= last:
             return system
@@ -283,7 +283,7 @@ class Fort34(BaseModel):
         cls, structure: Structure, symmetry: bool = True, symprec: float = 1e-3,
         ecp_elements: Collection[str] = (), signs: Sequence[int] | None = None,
     ) -> Fort34:
-        """A 3D fort.34 holding every site of ``structure`` in its own cell.
+        """Return a 3D fort.34 holding every site of ``structure`` in its own cell.
 
         With ``symmetry`` the operators are spglib's for this very cell (so CRYSTAL can reduce the
         work), one per rotation: pure centring translations of a non-primitive cell are dropped
@@ -293,7 +293,8 @@ class Fort34(BaseModel):
         ``ecp_elements`` get atomic number Z+200; ``signs`` are the structure's :func:`spin_signs`
         when the caller has them already. The structure is taken as given:
         :func:`crystal_atomate.io.geometry.check_structure` is the caller's (the input set checks it
-        once per job)."""
+        once per job).
+        """
         atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                             position=_as_vec3(site.coords)) for site in structure]
         lattice = _as_mat3(structure.lattice.matrix)
@@ -370,7 +371,10 @@ class Fort34(BaseModel):
         return [atom.number % 100 for atom in self.atoms]
 
     def to_structure(self) -> Structure:
-        """The periodic structure (2D/1D keep CRYSTAL's 500 A along the non-periodic axes)."""
+        """Return the periodic structure.
+
+        2D/1D keep CRYSTAL's 500 A along the non-periodic axes.
+        """
         if self.dimensionality == 0:
             raise ValueError("a 0D fort.34 is a molecule: use to_molecule()")
         return Structure(
@@ -381,7 +385,7 @@ class Fort34(BaseModel):
         )
 
     def to_molecule(self) -> Molecule:
-        """The molecule of a 0D fort.34."""
+        """Return the molecule of a 0D fort.34."""
         if self.dimensionality != 0:
             raise ValueError(f"a {self.dimensionality}D fort.34 is periodic: use to_structure()")
         return Molecule(self.atomic_numbers, [atom.position for atom in self.atoms])

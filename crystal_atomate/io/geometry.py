@@ -374,7 +374,7 @@ def geometry_from_structure(
     symprec: float = 1e-3,
     ecp_elements: Collection[str] = (),
 ) -> tuple[Geometry, list[tuple[int, int]]]:
-    """The geometry block of a deck for ``structure``, and its ``ATOMSPIN`` pairs.
+    """Return the geometry block of a deck for ``structure``, and its ``ATOMSPIN`` pairs.
 
     The one way from pymatgen to a deck's geometry: the spin signs are read once and serve both
     the symmetry (up and down sites inequivalent) and ``ATOMSPIN``. The structure is taken as
@@ -430,7 +430,7 @@ def geometry_from_structure(
 def crystal_geometry_from_structure(
     structure: Structure, symprec: float = 1e-3, ecp_elements: Collection[str] = (),
 ) -> CrystalGeometry:
-    """The symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
+    """Return the symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
 
     Lattice parameters are rounded to 1e-8 A / degree to drop spglib's refinement noise.
 

@@ -83,7 +83,7 @@ class InputSettingsError(InputError):
 
 
 def load_config(name: str) -> dict[str, Any]:
-    """A YAML settings file shipped beside this module (``BaseCrystalSet`` etc.)."""
+    """Return a YAML settings file shipped beside this module (``BaseCrystalSet`` etc.)."""
     return loadfn(_MODULE_DIR / f"{name}.yaml")
 
 
@@ -175,7 +175,7 @@ class CrystalInputGenerator(InputGenerator):
         *,
         checked: bool = False,
     ) -> CrystalInputSet:
-        """The input set for ``structure``, continuing from ``prev_dir`` when given.
+        """Return the input set for ``structure``, continuing from ``prev_dir`` when given.
 
         The structure is checked here (:meth:`check_structure`), once, unless the caller already
         did: a job checks its structure when it is created and says so with ``checked``.
