@@ -112,8 +112,10 @@ _SOURCE_OF = {target: source for source, target in RESTART_FILES.items()}
 
 
 def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
-    """Either a written directory (``input_folder``) or ``structure`` + ``parameters``, and the
-    parameters must make a valid deck for that structure (the message names the bad key).
+    """Check the inputs name one deck: a written directory, or a structure with its parameters.
+
+    Either ``input_folder`` or ``structure`` + ``parameters``, and the parameters must make a valid
+    deck for that structure (the message names the bad key).
 
     With ``input_folder`` the folder's files are what runs; ``structure``, ``parameters`` (then the
     deck's own settings) and ``basis`` beside it record what they hold, for the provenance graph
@@ -147,8 +149,10 @@ def _input_set(
 
 @functools.lru_cache(maxsize=16)
 def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) -> CrystalInputSet:
-    """Validation and ``prepare_for_submission`` build the same deck: build it once (symmetry
-    analysis of a symmetrized geometry takes seconds). Keyed by content, so it never goes stale.
+    """Build the input set of a structure and its parameters once, keyed by their JSON.
+
+    Validation and ``prepare_for_submission`` build the same deck, and the symmetry analysis of a
+    symmetrized geometry takes seconds. Keyed by content, so it never goes stale.
     """
     pymatgen = (
         Structure.from_dict(json.loads(structure))
@@ -233,7 +237,7 @@ class CrystalCalculation(CalcJob):
         define_exit_codes(spec)
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
-        """Write the deck (and fort.34) into the sandbox and list the files to stage and retrieve."""
+        """Write the deck (and fort.34) into the sandbox; list the files to stage and retrieve."""
         calcinfo = CalcInfo()
         calcinfo.local_copy_list = []
         calcinfo.remote_copy_list = []
@@ -294,8 +298,9 @@ class PropertiesCalculation(CalcJob):
 
     @classmethod
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
-        """A ``properties`` deck (text, from :class:`~crystal_atomate.io.properties.PropertiesInput`)
-        and the parent SCF whose fort.9 is staged.
+        """Define the inputs: a ``properties`` deck and the parent SCF whose fort.9 is staged.
+
+        The deck is text, from :class:`~crystal_atomate.io.properties.PropertiesInput`.
         """
         super().define(spec)
         spec.input("deck", valid_type=orm.SinglefileData, help="The properties deck (d3).")

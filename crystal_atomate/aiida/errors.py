@@ -140,9 +140,10 @@ def resolve_code(label: str) -> Any:
 
 
 def resolved_code_label(code: str | None = None, profile: str | None = None) -> str:
-    """``LABEL@COMPUTER`` of the CRYSTAL code ``code`` (default ``crystal``, as setup makes it) on
-    ``profile``, checked before a batch starts; the errors of :func:`ensure_loaded` and
-    :func:`resolve_code`.
+    """Return ``LABEL@COMPUTER`` of the CRYSTAL code ``code`` on ``profile``.
+
+    ``code`` defaults to ``crystal``, as setup makes it. Checked before a batch starts, so a bad
+    profile or code fails with the errors of :func:`ensure_loaded` and :func:`resolve_code`.
     """
     ensure_loaded(profile)
     return resolve_code(code or "crystal").full_label

@@ -1,4 +1,4 @@
-"""Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any jobflow manager.
+"""Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any manager.
 
 ``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors``
 entry-point group) hands the directory the Maker already wrote to a :class:`CrystalCalculation`
@@ -79,9 +79,10 @@ class CalcJobPending(BaseException):
 
 @dataclass
 class FinishedCalcJobs:
-    """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
-    the job asks for them; each ``run_aiida`` call takes the next one, or raises
-    :class:`CalcJobPending`.
+    """The CalcJobs a flow-mode work chain has already run for the job it is running.
+
+    They are in the order the job asks for them; each ``run_aiida`` call takes the next one, or
+    raises :class:`CalcJobPending`.
     """
 
     uuids: list[str]
@@ -209,7 +210,9 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
 
 
 def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData | orm.FolderData:
-    """The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
+    """Return what a properties CalcJob stages its fort.9 from.
+
+    The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
     was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder.
     """
     _, prev_dir = job_context()

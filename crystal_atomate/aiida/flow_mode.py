@@ -103,8 +103,10 @@ class FlowPlan:
         return [entry for entry in self.jobs if entry["waiting"]]
 
     def next_ready(self) -> dict[str, Any] | None:
-        """The first job whose parents have all settled, after settling the jobs that can no longer
-        run (a parent stopped its children, or failed); None when no job is ready.
+        """Return the first job whose parents have all settled; None when no job is ready.
+
+        The jobs that can no longer run (a parent stopped its children, or failed) are settled
+        first.
         """
         while True:
             open_uuids = {entry["uuid"] for entry in self.jobs}
@@ -255,7 +257,7 @@ class JobflowWorkChain(WorkChain):
         store: JobStore,
         started: dict[str, orm.ProcessNode],
     ) -> None:
-        """Run one job in its directory; it finishes, fails, or asks for a CalcJob (submitted here)."""
+        """Run one job in its directory: it finishes, fails, or asks for a CalcJob (submitted)."""
         job: Job = _decode(entry["job"])
         workdir = Path(self.inputs.root_dir.value) / f"job_{entry['key']}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +284,7 @@ class JobflowWorkChain(WorkChain):
         plan.respond(entry, response)
 
     def _return_step(self, entry: dict[str, Any]) -> None:
-        """Return the outputs of the job's last CalcJob, so the flow's results hang off the work chain."""
+        """Return the outputs of the job's last CalcJob, so the work chain holds them."""
         if not entry["calcs"]:
             return
         calcjob = orm.load_node(entry["calcs"][-1])

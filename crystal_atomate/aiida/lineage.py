@@ -1,11 +1,11 @@
-"""Provenance inputs for a CRYSTAL run whose directory a Maker already wrote (executor and flow mode).
+"""Provenance inputs for a CRYSTAL run whose directory a Maker already wrote (executor, flow mode).
 
 The Maker writes ``INPUT`` (and ``fort.34``, restart files) itself, so the CalcJob runs those bytes
 (``input_folder``); this module adds what the provenance graph needs beside them:
 
-- ``structure``: the structure the job was given; when it is the geometry the previous step's CalcJob
-  produced, that CalcJob's ``output_structure`` node itself, so the graph reads relax -> relaxed
-  structure -> static;
+- ``structure``: the structure the job was given; when it is the geometry the previous step's
+  CalcJob produced, that CalcJob's ``output_structure`` node itself, so the graph reads relax ->
+  relaxed structure -> static;
 - ``parameters``: the deck's settings (task, Hamiltonian, SCF: everything but geometry and basis);
 - ``basis``: the basis set (one node per distinct basis, shared by the steps that use it);
 - ``parent_folder``: the previous step's ``remote_folder``, from which the restart files (fort.9 ->
@@ -48,8 +48,9 @@ SAME_GEOMETRY_TOLERANCE = 1e-4
 
 @dataclass
 class Lineage:
-    """What a written directory's CalcJob takes besides its files, and which files stay behind
-    because ``parent_folder`` stages them.
+    """What a written directory's CalcJob takes besides its files.
+
+    Also which files stay behind because ``parent_folder`` stages them.
     """
 
     inputs: dict[str, orm.Data] = field(default_factory=dict)
@@ -140,7 +141,7 @@ def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
 def _structure_node(
     structure: Structure | Molecule, parent: orm.CalcJobNode | None
 ) -> orm.StructureData:
-    """The parent's ``output_structure`` when ``structure`` is that geometry, else a new node."""
+    """Return the parent's ``output_structure`` when ``structure`` is it, else a new node."""
     produced = (
         parent.outputs["output_structure"]
         if parent is not None and "output_structure" in parent.outputs
@@ -159,8 +160,10 @@ def _structure_node(
 def same_geometry(
     first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE
 ) -> bool:
-    """Same species in the same order on the same lattice at the same positions (within
-    ``tolerance`` Å, positions modulo a lattice vector): the identical geometry, not a similar one.
+    """Tell whether two structures are the identical geometry, not a similar one.
+
+    Same species in the same order on the same lattice at the same positions (within
+    ``tolerance`` Å, positions modulo a lattice vector).
     """
     if len(first) != len(second) or [site.species for site in first] != [
         site.species for site in second
@@ -174,14 +177,17 @@ def same_geometry(
 
 
 def _shared(node: orm.Dict) -> orm.Dict:
-    """A stored Dict with the same (string-valued) content if there is one, so equal inputs are one node."""
+    """Return a stored Dict with the same (string-valued) content if there is one.
+
+    So equal inputs are one node.
+    """
     filters = {f"attributes.{key}": value for key, value in node.get_dict().items()}
     found = orm.QueryBuilder().append(orm.Dict, filters=filters, project="*").first()
     return node if found is None else found[0]
 
 
 def parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm.RemoteData | None:
-    """The previous run's remote folder, when it is on the computer that runs the next one."""
+    """Return the previous run's remote folder, when it is on the computer running the next."""
     if parent is None or "remote_folder" not in parent.outputs:
         return None
     remote = parent.outputs.remote_folder

@@ -145,7 +145,7 @@ def _restart_files_present(retrieved: set[str], temporary: Path | None) -> list[
 
 
 def _trajectory(directory: Path, out: CrystalOutput) -> orm.TrajectoryData | None:
-    """The optimisation's geometries (optcNNN files) with the step energies when they line up."""
+    """Return the optimisation's geometries (optcNNN files), with step energies if they match."""
     steps = sorted(path for path in directory.iterdir() if _OPT_STEP.match(path.name))
     structures = [Fort34.from_file(path) for path in steps]
     structures = [fort34.to_structure() for fort34 in structures if fort34.dimensionality == 3]

@@ -315,7 +315,7 @@ def _deck_file(work_dir: str) -> str | None:
 
 
 def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | None:
-    """The geometry of a deck (EXTERNAL: the fort.34 beside it), or None when it cannot be read."""
+    """Return the geometry of a deck (EXTERNAL: the fort.34 beside it); None if it is unreadable."""
     try:
         deck = CrystalInput.from_string(deck_text)
         if isinstance(deck.geometry, ExternalGeometry) and (work_dir / "fort.34").is_file():

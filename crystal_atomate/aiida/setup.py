@@ -88,9 +88,11 @@ def ensure_profile(
 
 
 def ensure_localhost(label: str = "localhost", workdir: str | Path | None = None) -> orm.Computer:
-    """A ``core.local`` + ``core.direct`` computer, configured, polling without delay and without a
-    login shell (local jobs finish in a second; AiiDA's default 10 s poll interval, or sourcing the
-    login profile for each of the ~10 commands of a job, would dominate every run).
+    """Return a configured ``core.local`` + ``core.direct`` computer.
+
+    It polls without delay and without a login shell: local jobs finish in a second, and AiiDA's
+    default 10 s poll interval, or sourcing the login profile for each of the ~10 commands of a job,
+    would dominate every run.
     """
     try:
         computer = orm.load_computer(label)
@@ -170,8 +172,9 @@ def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = Non
 
 
 def resolve_executables(commands: dict[str, str]) -> dict[str, str]:
-    """The absolute path of each program's command (``{"crystal": ..., "properties": ...}``),
-    checked before anything is created.
+    """Return the absolute path of each program's command, checked before anything is created.
+
+    The result is ``{"crystal": ..., "properties": ...}``.
 
     Raises
     ------

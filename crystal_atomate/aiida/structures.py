@@ -51,7 +51,10 @@ def structure_to_node(structure: Structure | Molecule) -> tuple[StructureData, d
 def structure_from_node(
     node: StructureData, magmoms: Mapping[str, float] | None = None
 ) -> Structure | Molecule:
-    """The pymatgen structure of ``node``, with ``magmom`` site properties when ``magmoms`` are given."""
+    """Return the pymatgen structure of ``node``.
+
+    It has ``magmom`` site properties when ``magmoms`` are given.
+    """
     structure = node.get_pymatgen()
     for name in list(structure.site_properties):
         structure.remove_site_property(name)

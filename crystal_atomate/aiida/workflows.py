@@ -36,7 +36,7 @@ _FAILURES = [CrystalCalculation.exit_codes[f"ERROR_{kind.name}"] for kind in Cry
 
 
 class CrystalBaseWorkChain(BaseRestartWorkChain):
-    """Run a CrystalCalculation; on a recoverable failure, restart it as the jobflow Makers would."""
+    """Run a CrystalCalculation; on a recoverable failure, restart it as the Makers would."""
 
     _process_class = CrystalCalculation
 

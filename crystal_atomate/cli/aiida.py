@@ -32,8 +32,10 @@ _errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Print an :class:`~crystal_atomate.aiida.errors.AiidaUserError` as ``error:`` (and ``hint:``)
-    on one line each and exit with its code, instead of a traceback.
+    """Turn an AiiDA user error into ``error:`` (and ``hint:``) lines and its exit code.
+
+    An :class:`~crystal_atomate.aiida.errors.AiidaUserError` is printed one line each instead of a
+    traceback.
     """
     from crystal_atomate.aiida.errors import AiidaUserError
 
@@ -117,7 +119,10 @@ def _setup(
     storage_config: dict | None,
     broker_config: dict | None,
 ) -> None:
-    """``setup``: the executables are checked first, so a missing CRYSTAL creates nothing."""
+    """Set up a profile, computer and codes; the executables are checked first.
+
+    So a missing CRYSTAL creates nothing.
+    """
     from aiida.manage.configuration.settings import AiiDAConfigDir
 
     from crystal_atomate.aiida.errors import storage_errors
@@ -233,7 +238,7 @@ def import_tui(
     ] = None,
     profile: Annotated[str | None, typer.Option(help="Profile (default: AiiDA's default).")] = None,
 ) -> None:
-    """Import the terminal UI's jobs into AiiDA nodes with their timestamps (again: no duplicates)."""
+    """Import the terminal UI's jobs into AiiDA nodes with their timestamps (no duplicates)."""
     from crystal_atomate.aiida.query import import_tui_jobs
 
     db = db or CrystalAtomateSettings().DB_FILE

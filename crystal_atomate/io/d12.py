@@ -1,4 +1,4 @@
-"""A typed model of the CRYSTAL ``.d12`` input deck: ``CrystalInput.from_string(x.to_string()) == x``.
+"""A typed model of the CRYSTAL ``.d12`` deck: ``CrystalInput.from_string(x.to_string()) == x``.
 
 The deck is title, geometry block (closed by END, or by ``BASISSET <name>`` which also replaces
 the basis block), basis block (closed by END), Hamiltonian/SCF block (closed by END). The reader
@@ -90,7 +90,7 @@ def is_end(keyword: str | None) -> bool:
 
 
 def is_functional(name: str) -> bool:
-    """True for a known CRYSTAL23 functional keyword, optionally with a D3 dispersion suffix."""
+    """Tell whether ``name`` is a CRYSTAL23 functional keyword, maybe with a D3 suffix."""
     name = name.upper()
     return name in FUNCTIONALS or _DISPERSION_SUFFIX.sub("", name) in FUNCTIONALS
 
@@ -105,7 +105,7 @@ class _DeckCursor(LineCursor):
         self.allowed = allowed_keywords(allow_unknown)
 
     def allows(self, keyword: str) -> bool:
-        """True when the caller passed ``keyword`` (or everything) through ``allow_unknown``."""
+        """Tell whether the caller allowed ``keyword`` (or everything) in ``allow_unknown``."""
         return self.allow_all or keyword in self.allowed
 
 
@@ -464,7 +464,9 @@ def _copy_subblock(cursor: _DeckCursor) -> list[str]:
 
 
 def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = None) -> list[str]:
-    """A known keyword of ``block`` the model does not type, with its argument lines, verbatim.
+    """Return a known keyword of ``block`` the model does not type, with its argument lines.
+
+    The lines are kept verbatim.
 
     Raises the typed error CRYSTAL's own failure would hide: numbers where a keyword belongs
     (a count above is too small, or a keyword line was lost), a keyword of another block (its
@@ -559,7 +561,7 @@ def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple
 
 def _parse_block(cursor: _DeckCursor, model: type[BaseModel], spec: _Spec,
                  special: Callable[[LineCursor, dict], bool] | None = None) -> BaseModel:
-    """Parse keyword lines up to the block's END into ``model``; other known lines go to ``extra``."""
+    """Parse keyword lines up to the block's END into ``model``, other known ones into ``extra``."""
     opener = (cursor.peek_keyword(), cursor.number())
     block = "DFT" if model is Dft else opener[0]
     cursor.line(model.__name__)
@@ -844,7 +846,7 @@ class CrystalInput(BaseModel):
     def from_file(
         cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()
     ) -> CrystalInput:
-        """Read a deck (see :meth:`from_string`); for EXTERNAL a ``fort.34`` next to it is attached."""
+        """Read a deck (see :meth:`from_string`); for EXTERNAL, attach the ``fort.34`` beside it."""
         path = Path(path)
         deck = cls.from_string(path.read_text(), allow_unknown=allow_unknown)
         fort34 = path.parent / "fort.34"
@@ -853,7 +855,7 @@ class CrystalInput(BaseModel):
         return deck
 
     def write_input(self, directory: str | Path, make_dir: bool = True) -> Path:
-        """Write ``INPUT`` (and ``fort.34`` for EXTERNAL) after checking the basis covers every element."""
+        """Write ``INPUT`` (and ``fort.34`` for EXTERNAL), once the basis covers every element."""
         self.check_basis()
         directory = Path(directory)
         if make_dir:
@@ -1026,7 +1028,7 @@ def _parse_basis_block(cursor: LineCursor) -> BasisSet:
 
 def _numbers_in_geometry(cursor: LineCursor, geometry: Geometry, after_geometry: int,
                          closed: tuple[str, int, int] | None) -> DeckError:
-    """The error for a line of numbers where a geometry keyword or END belongs, with its likely cause."""
+    """Return the error for numbers where a geometry keyword or END belongs, naming the cause."""
     what = "a geometry-block keyword or END"
     if closed is not None:
         name, opened, end = closed

@@ -136,7 +136,7 @@ class SymmetryOperator(BaseModel):
 
 
 class Fort34Atom(BaseModel):
-    """An atom: conventional atomic number (Z, or Z+200 for ECP) and Cartesian position in Angstrom."""
+    """An atom: conventional atomic number (Z, or Z+200 for ECP), Cartesian position in Angstrom."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -150,7 +150,7 @@ class Fort34Atom(BaseModel):
 
 
 class EnergyHeader(BaseModel):
-    """The ``E <energy> DE <change>(n)`` tail of the first line of an optimisation's final geometry."""
+    """The ``E <energy> DE <change>(n)`` tail of the first line of an optimised geometry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -258,7 +258,10 @@ class Fort34(BaseModel):
         """Render in CRYSTAL's layout; the result parses back to an equal object."""
         header = f"{self.dimensionality:4d}{self.centring:4d}{self.crystal_type:4d}"
         if self.energy is not None:
-            header += f" E{format_real(self.energy.energy)} DE{format_real(self.energy.delta)}({self.energy.n:3d})"
+            header += (
+                f" E{format_real(self.energy.energy)}"
+                f" DE{format_real(self.energy.delta)}({self.energy.n:3d})"
+            )
         lines = [header, *(_row(vector) for vector in self.lattice), f"{len(self.symmops):5d}"]
         for op in self.symmops:
             lines.extend(_row(row) for row in (*op.rotation, op.translation))
@@ -324,7 +327,7 @@ class Fort34(BaseModel):
 
     @classmethod
     def from_slab(cls, structure: Structure, ecp_elements: Collection[str] = ()) -> Fort34:
-        """A 2D (SLAB) fort.34 from a slab ``Structure`` whose c axis is the vacuum direction.
+        """Return a 2D (SLAB) fort.34 of a slab ``Structure`` whose c axis is the vacuum direction.
 
         CRYSTAL wants the surface in the xy plane, z Cartesian and non-periodic; the structure is
         rotated into that frame (a along x) and written P1, which is always valid.
@@ -347,7 +350,7 @@ class Fort34(BaseModel):
 
     @classmethod
     def from_molecule(cls, molecule: Molecule, ecp_elements: Collection[str] = ()) -> Fort34:
-        """A 0D fort.34 (identity only, 500 A box) holding the molecule's Cartesian coordinates."""
+        """Return a 0D fort.34 (identity only, 500 A box) of a molecule's Cartesian coordinates."""
         atoms = [
             Fort34Atom(
                 number=conventional_atomic_number(site.specie.symbol, ecp_elements),

@@ -48,7 +48,7 @@ class StructureError(ValueError):
 
 
 class AtomSite(BaseModel):
-    """``Z x y z``: conventional atomic number (Z+200 for ECP) and coordinates as the block defines."""
+    """``Z x y z``: conventional atomic number (Z+200 for ECP), coordinates as the block defines."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,7 +65,7 @@ def _slab_parameter_count(layer_group: int) -> int:
 
 
 class CrystalGeometry(BaseModel):
-    """``CRYSTAL``: 3D, space group + independent lattice parameters + asymmetric unit (fractional)."""
+    """``CRYSTAL``: 3D; space group, independent lattice parameters, fractional asymmetric unit."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -111,7 +111,7 @@ class CrystalGeometry(BaseModel):
         return lines
 
     def to_structure(self) -> Structure:
-        """Expand the asymmetric unit with pymatgen, in the setting CRYSTAL uses (see module doc)."""
+        """Expand the asymmetric unit with pymatgen, in CRYSTAL's setting (see the module doc)."""
         if self.iflag != 0 or self.ifso > 1:
             raise NotImplementedError("only numbered space groups with IFSO 0 or 1 can be expanded")
         system = crystal_system(self.space_group)
@@ -174,7 +174,7 @@ def _lattice_from_parameters(system: str, p: list[float], rhombohedral: bool = F
 
 
 class SlabGeometry(BaseModel):
-    """``SLAB``: layer group, its lattice parameters, atoms with x y fractional and z in Angstrom."""
+    """``SLAB``: layer group, its lattice parameters, atoms (x y fractional, z in Angstrom)."""
 
     model_config = ConfigDict(extra="forbid")
 

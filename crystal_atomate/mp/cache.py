@@ -225,7 +225,7 @@ class MPCache:
         return self._db().execute(sql, params).fetchall()
 
     def response(self, cache_key: str) -> Cached[dict[str, Any]] | None:
-        """The response cached under ``cache_key``, as the UI's ``CacheRepository.get`` picks it.
+        """Return the response cached under ``cache_key``, as ``CacheRepository.get`` picks it.
 
         The first unexpired row in the UI's source order wins; with none fresh, the newest stale
         row (the caller may serve it offline); None if the key was never cached.
@@ -464,7 +464,7 @@ class MaterialsProject:
         )
 
     def search_structures(self, query: MPQuery, refresh: bool = False) -> list[MPStructure]:
-        """Structures matching ``query``: cached if fresh, else searched, each structure cached too."""
+        """Return the structures matching ``query``: cached if fresh, else searched and cached."""
         return cache_first(
             self.cache.search(query),
             lambda: self.client.search_structures(query),

@@ -101,7 +101,7 @@ def deep_update(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str
 
 
 class CrystalInputSet(InputSet):
-    """The files of one CRYSTAL run: ``INPUT`` (+ ``fort.34``) and restart files from ``prev_dir``."""
+    """The files of one CRYSTAL run: ``INPUT`` (+ ``fort.34``), restart files from ``prev_dir``."""
 
     def __init__(
         self, crystal_input: CrystalInput, restart_files: Mapping[str, str | Path] | None = None
@@ -248,7 +248,7 @@ class CrystalInputGenerator(InputGenerator):
         self._basis().check_elements({site.specie.symbol for site in structure})
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
-        """Section updates that make this generator's calculation type (overridden by subclasses)."""
+        """Return the section updates of this calculation type (subclasses override it)."""
         del structure
         return {}
 
@@ -376,7 +376,7 @@ def check_input_settings(settings: Mapping[str, Any]) -> None:
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside ``annotation`` (``Dft``, ``Dft | None``), if there is one."""
+    """Return the pydantic model inside ``annotation`` (``Dft``, ``Dft | None``), if any."""
     for candidate in (annotation, *get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
@@ -414,7 +414,7 @@ _SECTION_MODELS = {
 
 
 def _validated_sections(sections: dict[str, Any]) -> dict[str, Any]:
-    """Sections as the typed sub-models ``CrystalInput.from_structure`` takes (pydantic validates)."""
+    """Turn sections into the typed sub-models ``CrystalInput.from_structure`` takes."""
     typed: dict[str, Any] = {}
     for key, value in sections.items():
         if key == "geometry_keywords":

@@ -50,7 +50,7 @@ class RelaxSetGenerator(CrystalInputGenerator):
 
 @dataclass
 class TightRelaxSetGenerator(RelaxSetGenerator):
-    """A relax with tighter gradients, SCF and integrals, before frequencies or elastic constants."""
+    """A relax with tighter gradients, SCF and integrals, before frequencies or elastic tensors."""
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
         updates = super().calculation_updates(structure)

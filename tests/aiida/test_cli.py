@@ -206,8 +206,11 @@ def _broken_postgres_profile(env: dict[str, str]) -> None:
 
 
 def _snapshot(root) -> dict[str, float]:
-    """Every file and its mtime, but AiiDA's process-access tracker (``.aiida/access/<profile>/<pid>.pid``,
-    which AiiDA writes on opening a storage and clears as stale later): not the user's data."""
+    """Every file and its mtime, but AiiDA's process-access tracker.
+
+    That is ``.aiida/access/<profile>/<pid>.pid``, which AiiDA writes on opening a storage and
+    clears as stale later: not the user's data.
+    """
     return {
         str(path): path.stat().st_mtime
         for path in root.rglob("*")

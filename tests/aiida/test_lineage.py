@@ -1,5 +1,8 @@
-"""Data lineage: a relax -> static flow run through AiiDA (executor mode under jobflow, flow mode as a
-work chain) is one provenance graph from the input structure to the final energy."""
+"""Data lineage: a relax -> static flow run through AiiDA is one provenance graph.
+
+Executor mode under jobflow and flow mode as a work chain both link the input structure to the
+final energy.
+"""
 
 from __future__ import annotations
 

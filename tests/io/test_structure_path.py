@@ -75,7 +75,7 @@ def test_a_static_job_checks_its_structure_once(
 def test_a_magnetic_structure_reads_its_spins_once(
     mock_crystal: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calls: Counter[str]
 ) -> None:
-    """NiO goes through EXTERNAL: the same signs make up and down Ni inequivalent and fill ATOMSPIN."""
+    """NiO goes through EXTERNAL: the same signs make up/down Ni inequivalent and fill ATOMSPIN."""
     mock_crystal({"NiO static": DEMO_REPLAY["NiO static"][0]})
     maker = replace(demo_flows()[1].jobs[0].maker, max_restarts=0,
                     stop_children_kwargs={"handle_unsuccessful": True})
