@@ -89,6 +89,7 @@ class FinishedCalcJobs:
     taken: int = field(default=0)
 
     def take(self, builder: Any) -> orm.CalcJobNode:
+        """Return the next finished CalcJob; raise :class:`CalcJobPending` when none is left."""
         if self.taken == len(self.uuids):
             raise CalcJobPending(builder)
         self.taken += 1

@@ -68,6 +68,7 @@ class FlowPlan:
 
     @classmethod
     def start(cls, flow: Flow) -> FlowPlan:
+        """Plan ``flow`` from the start: every job queued, none settled."""
         plan = cls(
             {"jobs": [], "outcomes": {}, "stops_children": [], "done": {}, "stop_all": False}
         )
@@ -76,6 +77,7 @@ class FlowPlan:
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
+        """Return the queued jobs (JSON-able entries, in the order they were added)."""
         return self.state["jobs"]
 
     def add(self, flow: Flow) -> list[str]:
@@ -175,6 +177,7 @@ class FlowPlan:
         }
 
     def failed_names(self) -> list[str]:
+        """Return the names of the jobs that failed themselves (not because a parent failed)."""
         return sorted(
             {
                 done["name"]
@@ -194,6 +197,7 @@ class JobflowWorkChain(WorkChain):
 
     @classmethod
     def define(cls, spec: Any) -> None:
+        """Define the inputs (flow, JobStore, root folder), the outline, outputs and exit codes."""
         super().define(spec)
         spec.input(
             "flow",
@@ -223,9 +227,11 @@ class JobflowWorkChain(WorkChain):
         spec.exit_code(402, "ERROR_FLOW_STALLED", message="jobs could not start: {names}")
 
     def setup(self) -> None:
+        """Plan the ``flow`` input; the plan lives in the context, so it is checkpointed."""
         self.ctx.plan = FlowPlan.start(_flow(self.inputs.flow)).state
 
     def has_jobs(self) -> bool:
+        """Tell the outline whether any job is still queued."""
         return bool(self.ctx.plan["jobs"])
 
     def advance(self) -> Any:
@@ -284,7 +290,7 @@ class JobflowWorkChain(WorkChain):
         plan.respond(entry, response)
 
     def _return_step(self, entry: dict[str, Any]) -> None:
-        """Return the outputs of the job's last CalcJob, so the work chain holds them."""
+        """Return the job's last CalcJob outputs, so the flow's results hang off the work chain."""
         if not entry["calcs"]:
             return
         calcjob = orm.load_node(entry["calcs"][-1])
@@ -294,6 +300,7 @@ class JobflowWorkChain(WorkChain):
                 self.out(f"steps.{label}.{name}", calcjob.outputs[name])
 
     def results(self) -> Any:
+        """Output every job's outcome; exit with ``ERROR_JOBS_FAILED`` naming the failed jobs."""
         plan = FlowPlan(self.ctx.plan)
         self.out("jobs", orm.Dict(plan.state["done"]).store())
         failed = plan.failed_names()

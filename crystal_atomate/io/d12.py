@@ -132,6 +132,7 @@ class OptGeom(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``OPTGEOM`` through ``ENDOPT``."""
         return ["OPTGEOM", *_typed_lines(self, _OPT_SPEC), *self.extra, "ENDOPT"]
 
 
@@ -158,6 +159,7 @@ class FreqCalc(_Block):
         return value
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``FREQCALC`` through ``ENDFREQ``."""
         lines = ["FREQCALC", *_typed_lines(self, _FREQ_SPEC)]
         for name in ("intcphf", "irspec"):
             block = getattr(self, name)
@@ -173,6 +175,7 @@ class Elastcon(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``ELASTCON`` through ``END``."""
         return ["ELASTCON", *(["PREOPTGEOM"] if self.preoptgeom else []), *self.extra, "END"]
 
 
@@ -185,6 +188,7 @@ class Eos(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``EOS`` through ``END``."""
         lines = ["EOS"]
         for name in ("range", "prange"):
             value = getattr(self, name)
@@ -220,6 +224,7 @@ class Dft(_Block):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``DFT`` through ``ENDDFT``."""
         lines = ["DFT"]
         if self.functional:
             lines.append(self.functional)
@@ -247,9 +252,11 @@ class Hamiltonian(_Block):
 
     @property
     def spin_polarized(self) -> bool:
+        """Tell whether the run is spin polarized (any method but RHF, or a spin DFT block)."""
         return self.method != "RHF" or (self.dft is not None and self.dft.spin)
 
     def to_lines(self) -> list[str]:
+        """Return the Hamiltonian's lines: the DFT block, else the HF method (none for RHF)."""
         if self.dft is not None:
             return self.dft.to_lines()
         return [] if self.method == "RHF" else [self.method]
@@ -270,6 +277,7 @@ class Shrink(_Block):
         return mesh
 
     def to_lines(self) -> list[str]:
+        """Return the ``SHRINK`` lines (a tuple mesh adds its own line after IS = 0)."""
         head = [
             0 if isinstance(self.mesh, tuple) else self.mesh,
             self.isp,
@@ -327,6 +335,7 @@ class Scf(_Block):
         return value
 
     def to_lines(self) -> list[str]:
+        """Return the SCF keyword lines of the last block (``SHRINK`` first)."""
         lines = self.shrink.to_lines() if self.shrink else []
         lines.extend(_typed_lines(self, _SCF_SPEC))
         if self.atomspin is not None:
@@ -764,6 +773,7 @@ class CrystalInput(BaseModel):
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
+        """Return the deck text, as :meth:`to_string`."""
         return self.to_string()
 
     @classmethod

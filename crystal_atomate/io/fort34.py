@@ -272,6 +272,7 @@ class Fort34(BaseModel):
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
+        """Return the fort.34 text, as :meth:`to_string`."""
         return self.to_string()
 
     def write_file(self, path: str | Path) -> Path:

@@ -56,6 +56,7 @@ class AtomSite(BaseModel):
     coords: Vec3
 
     def to_line(self) -> str:
+        """Return the atom's deck line."""
         return f"{self.number} " + " ".join(format_number(c) for c in self.coords)
 
 
@@ -102,6 +103,7 @@ class CrystalGeometry(BaseModel):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``CRYSTAL`` through the asymmetric unit."""
         lines = ["CRYSTAL", f"{self.iflag} {self.ifhr} {self.ifso}", str(self.space_group)]
         if self.origin_shift is not None:
             lines.append(" ".join(map(str, self.origin_shift)))
@@ -193,6 +195,7 @@ class SlabGeometry(BaseModel):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``SLAB`` through its atoms."""
         return [
             "SLAB",
             str(self.layer_group),
@@ -213,6 +216,7 @@ class PolymerGeometry(BaseModel):
     atoms: list[AtomSite] = Field(min_length=1)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``POLYMER`` through its atoms."""
         return ["POLYMER", str(self.rod_group), format_number(self.lattice_parameters[0]),
                 str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
 
@@ -227,6 +231,7 @@ class MoleculeGeometry(BaseModel):
     atoms: list[AtomSite] = Field(min_length=1)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``MOLECULE`` through its atoms."""
         return [
             "MOLECULE",
             str(self.point_group),
@@ -244,6 +249,7 @@ class ExternalGeometry(BaseModel):
     fort34: Fort34 | None = None
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck line; the geometry itself goes to fort.34."""
         return ["EXTERNAL"]
 
     @classmethod
