@@ -12,7 +12,6 @@ from contextlib import closing
 
 import pytest
 from aiida import orm
-from test_calculations import MGO_STATIC_HA
 from typer.testing import CliRunner
 
 from crystal_atomate.aiida.query import (
@@ -23,6 +22,7 @@ from crystal_atomate.aiida.query import (
 )
 from crystal_atomate.cli import app
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
+from crystal_atomate.testing.recipes import MGO_STATIC_HA
 from crystal_atomate.testing.reference import reference_dir
 
 

@@ -14,13 +14,13 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.tools.visualization import Graph
 from jobflow import Flow, run_locally
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA
 
 from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.flow_mode import run_flow
 from crystal_atomate.aiida.lineage import same_geometry
 from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.recipes import MGO_RELAX_HA, MGO_STATIC_HA
 
 
 def _relax_static() -> Flow:

@@ -7,14 +7,18 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import run_locally
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA, use_aiida_executor
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-
-NIO_RECOVERED_HA = -3.1282821705429e03
+from crystal_atomate.testing.recipes import (
+    MGO_RELAX_HA,
+    MGO_STATIC_HA,
+    NIO_FAILED_HA,
+    NIO_RECOVERED_HA,
+    crystal_inputs,
+)
 
 
 def test_nio_failed_scf_is_recovered_by_the_shared_rules(codes, replay):
