@@ -32,7 +32,12 @@ def _run(mode: str, root: Path) -> float:
     from jobflow import Flow
 
     from crystal_atomate.aiida.flow_mode import run_flow, submit_flow
-    from crystal_atomate.aiida.setup import ensure_codes, ensure_localhost, ensure_profile, replay_prepend_text
+    from crystal_atomate.aiida.setup import (
+        ensure_codes,
+        ensure_localhost,
+        ensure_profile,
+        replay_prepend_text,
+    )
     from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
     from crystal_atomate.testing.replay_setup import replay_command, use_replay
@@ -50,7 +55,9 @@ def _run(mode: str, root: Path) -> float:
         get_manager().load_profile("bench")
     computer = ensure_localhost("localhost", root / "run")
     ensure_codes(computer, replay_command(), replay_command())
-    plan = use_replay({"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, root / "replay")
+    plan = use_replay(
+        {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, root / "replay"
+    )
     computer.set_prepend_text(replay_prepend_text(plan["CRYSTAL_ATOMATE_REPLAY_PLAN"]))
     makers = mgo_makers()
     relax = makers["relax"].make(mgo_structure())
@@ -60,7 +67,9 @@ def _run(mode: str, root: Path) -> float:
     if mode == "daemon":
         from aiida.manage.configuration import get_config
 
-        profile.set_option("daemon.timeout", 60)  # a busy machine starts workers slowly (default 2 s)
+        profile.set_option(
+            "daemon.timeout", 60
+        )  # a busy machine starts workers slowly (default 2 s)
         get_config().update_profile(profile)
         get_config().store()
         client = DaemonClient(profile)
@@ -87,14 +96,24 @@ def main() -> None:
         print(f"{_run(sys.argv[2], Path(os.environ['AIIDA_PATH'])):.1f}")
         return
     print("| mode | relax -> static, flow mode (s) |\n|---|---|")
-    for mode in [m for m in MODES if len(sys.argv) < 3 or sys.argv[1] != "--only" or m == sys.argv[2]]:
+    for mode in [
+        m for m in MODES if len(sys.argv) < 3 or sys.argv[1] != "--only" or m == sys.argv[2]
+    ]:
         with tempfile.TemporaryDirectory() as root:
             env = dict(os.environ, AIIDA_PATH=root)
             env.pop("AIIDA_PROFILE", None)
-            result = subprocess.run([sys.executable, __file__, "--mode", mode], env=env, capture_output=True,
-                                    text=True, check=False)
-            seconds = result.stdout.strip().splitlines()[-1] if result.returncode == 0 else "failed: " + (
-                result.stderr.strip().splitlines() or ["?"])[-1]
+            result = subprocess.run(
+                [sys.executable, __file__, "--mode", mode],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            seconds = (
+                result.stdout.strip().splitlines()[-1]
+                if result.returncode == 0
+                else "failed: " + (result.stderr.strip().splitlines() or ["?"])[-1]
+            )
             print(f"| {mode} | {seconds} |", flush=True)
 
 

@@ -307,7 +307,13 @@ def run_config(name: str, jobs: int, scratch: Path, profile: Path | None = None)
         energies = {round(float(r[1].output.output.energy), 6) for r in responses.values()}
         stages = dict(timer.seconds)
         stages["jobflow"] = total - sum(stages.values())
-        return {"total": total, "cpu": cpu, "build": build, "stages": stages, "energies_eV": sorted(energies)}
+        return {
+            "total": total,
+            "cpu": cpu,
+            "build": build,
+            "stages": stages,
+            "energies_eV": sorted(energies),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -363,8 +369,11 @@ def summarise(name: str, rounds: list[dict[str, Any]], jobs: int) -> dict[str, A
 
 
 def table(summaries: list[dict[str, Any]]) -> str:
-    head = ("| configuration | total s | per job ms | min per job ms | CPU per job ms | " + " | ".join(STAGES)
-            + " | flow build ms/job |")
+    head = (
+        "| configuration | total s | per job ms | min per job ms | CPU per job ms | "
+        + " | ".join(STAGES)
+        + " | flow build ms/job |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summaries:
         st = s["stages_per_job_ms"]

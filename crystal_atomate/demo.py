@@ -221,8 +221,9 @@ def run_demo(store: Any, work_dir: Path, replay: bool = True) -> dict[str, Any]:
 
 
 def replay_code_prepend_text(plan_dir: Path) -> str:
-    """Write the demo's replay plan in ``plan_dir``; return a code's prepend text that points the
-    replay executable at it.
+    """Write the demo's replay plan in ``plan_dir``.
+
+    Return a code's prepend text that points the replay executable at it.
 
     ``crystal-atomate aiida setup --replay`` gives its codes this text, so they run the demo's jobs
     with nothing else set. A plan exported before (a test's, in the computer's prepend text)

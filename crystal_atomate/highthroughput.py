@@ -634,7 +634,7 @@ class AiidaEngine(LocalEngine):
     code: str | None = None
 
     def __post_init__(self) -> None:
-        """Load the profile and pin the code now: an unknown or ambiguous one fails before any flow."""
+        """Load the profile and pin the code now: an unknown or ambiguous one fails first."""
         resolve = _engine_function("aiida", "resolved_code_label")
         self.code = resolve(self.code, self.profile)
 
@@ -662,17 +662,21 @@ class AiidaDaemonEngine:
     code: str | None = None
 
     def __post_init__(self) -> None:
-        """Load the profile and pin the code now: an unknown or ambiguous one fails before any flow."""
+        """Load the profile and pin the code now: an unknown or ambiguous one fails first."""
         resolve = _engine_function("aiida-daemon", "resolved_code_label")
         self.code = resolve(self.code, self.profile)
 
     def submit(self, flows: Sequence[Flow]) -> list[Submission]:
-        """Submit each flow to the daemon of ``profile`` (AiiDA's default when None), with ``code``."""
+        """Submit each flow to the daemon of ``profile`` (None: AiiDA's default), with ``code``."""
         submit_flow = _engine_function("aiida-daemon", "submit_flow")
         nodes = {
             flow.uuid: [
                 submit_flow(
-                    flow, store=self.store, root_dir=self.root_dir, profile=self.profile, code=self.code
+                    flow,
+                    store=self.store,
+                    root_dir=self.root_dir,
+                    profile=self.profile,
+                    code=self.code,
                 ).pk
             ]
             for flow in flows
@@ -690,8 +694,11 @@ ENGINES: dict[str, Callable[..., Engine]] = {
 
 
 def make_engine(name: str, store: JobStore, root_dir: Path = Path("."), **options: Any) -> Engine:
-    """The engine called ``name`` (``local``, ``fireworks``, ``remote``, ``aiida``, ``aiida-daemon``);
-    ``options`` are its own fields (``profile`` and ``code`` for the AiiDA engines), None ones left out."""
+    """Return the engine called ``name``, built with ``options`` (None ones left out).
+
+    ``name`` is ``local``, ``fireworks``, ``remote``, ``aiida`` or ``aiida-daemon``; ``options``
+    are its own fields (``profile`` and ``code`` for the AiiDA engines).
+    """
     if name not in ENGINES:
         raise UnknownNameError("engine", name, ENGINES)
     return ENGINES[name](

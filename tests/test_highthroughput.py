@@ -262,7 +262,7 @@ def test_cli_submit_twice(mp_server: MPServer, db_file: Path, mock_crystal, tmp_
 def test_cli_batch_from_optimade_and_mpcontribs(
     optimade_server, mpcontribs_server, db_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """OPTIMADE and MPContribs seed a batch like the Materials Project does (dry run: no CRYSTAL)."""
+    """OPTIMADE and MPContribs seed a batch as the Materials Project does (dry run: no CRYSTAL)."""
     from crystal_atomate.testing.mpcontribs_server import VALID_KEY as MPCONTRIBS_KEY
 
     monkeypatch.setenv("MPCONTRIBS_API_HOST", mpcontribs_server.host)

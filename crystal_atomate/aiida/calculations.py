@@ -65,7 +65,7 @@ PARSER_EXIT_CODES: dict[str, tuple[int, str]] = {
 
 
 def exit_code_label(kind: CrystalErrorKind) -> str:
-    """The spec label of a catalogue kind, e.g. ``ERROR_SCF_NOT_CONVERGED``."""
+    """Return the spec label of a catalogue kind, e.g. ``ERROR_SCF_NOT_CONVERGED``."""
     return f"ERROR_{kind.name}"
 
 
@@ -78,7 +78,7 @@ def define_exit_codes(spec: CalcJobProcessSpec) -> None:
 
 
 def restart_files_needed(crystal_input: CrystalInput) -> list[str]:
-    """The restart files the deck reads (names in the new run), so only those are copied."""
+    """Return the restart files the deck reads (names in the new run), so only those are copied."""
     needed = []
     if crystal_input.scf.guessp:
         needed.append("fort.20")
@@ -92,8 +92,11 @@ def restart_files_needed(crystal_input: CrystalInput) -> list[str]:
 
 
 def crystal_codeinfo(code_uuid: str, withmpi: bool) -> CodeInfo:
-    """How to call the program, as ``run_crystal`` does: serial builds read the deck on standard
-    input; MPI builds (Pcrystal, Pproperties) read the file INPUT and write the output to stderr."""
+    """How to call the program, as ``run_crystal`` does.
+
+    Serial builds read the deck on standard input; MPI builds (Pcrystal, Pproperties) read the file
+    INPUT and write the output to stderr.
+    """
     codeinfo = CodeInfo()
     codeinfo.code_uuid = code_uuid
     codeinfo.stdout_name = OUTPUT_FILE
@@ -109,13 +112,18 @@ _SOURCE_OF = {target: source for source, target in RESTART_FILES.items()}
 
 
 def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
-    """Either a written directory (``input_folder``) or ``structure`` + ``parameters``, and the
-    parameters must make a valid deck for that structure (the message names the bad key).
+    """Check the inputs name one deck: a written directory, or a structure with its parameters.
+
+    Either ``input_folder`` or ``structure`` + ``parameters``, and the parameters must make a valid
+    deck for that structure (the message names the bad key).
 
     With ``input_folder`` the folder's files are what runs; ``structure``, ``parameters`` (then the
     deck's own settings) and ``basis`` beside it record what they hold, for the provenance graph
-    (:mod:`crystal_atomate.aiida.lineage`)."""
-    folder, structure, parameters = (inputs.get(key) for key in ("input_folder", "structure", "parameters"))
+    (:mod:`crystal_atomate.aiida.lineage`).
+    """
+    folder, structure, parameters = (
+        inputs.get(key) for key in ("input_folder", "structure", "parameters")
+    )
     if folder is not None:
         if INPUT_FILE not in folder.base.repository.list_object_names():
             return f"input_folder has no {INPUT_FILE} file"
@@ -131,7 +139,9 @@ def validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     return None
 
 
-def _input_set(structure: orm.StructureData, parameters: dict[str, Any], parent: orm.Data | None) -> CrystalInputSet:
+def _input_set(
+    structure: orm.StructureData, parameters: dict[str, Any], parent: orm.Data | None
+) -> CrystalInputSet:
     pymatgen = structure_from_node(structure, parameters.get("magmoms"))
     key = (json.dumps(parameters, sort_keys=True), json.dumps(pymatgen.as_dict(), sort_keys=True))
     return _cached_input_set(*key, _parent_has_wavefunction(parent))
@@ -139,17 +149,24 @@ def _input_set(structure: orm.StructureData, parameters: dict[str, Any], parent:
 
 @functools.lru_cache(maxsize=16)
 def _cached_input_set(parameters: str, structure: str, with_wavefunction: bool) -> CrystalInputSet:
-    """Validation and ``prepare_for_submission`` build the same deck: build it once (symmetry
-    analysis of a symmetrized geometry takes seconds). Keyed by content, so it never goes stale."""
-    pymatgen = Structure.from_dict(json.loads(structure)) if '"lattice"' in structure else Molecule.from_dict(
-        json.loads(structure)
+    """Build the input set of a structure and its parameters once, keyed by their JSON.
+
+    Validation and ``prepare_for_submission`` build the same deck, and the symmetry analysis of a
+    symmetrized geometry takes seconds. Keyed by content, so it never goes stale.
+    """
+    pymatgen = (
+        Structure.from_dict(json.loads(structure))
+        if '"lattice"' in structure
+        else Molecule.from_dict(json.loads(structure))
     )
     return build_input_set(json.loads(parameters), pymatgen, with_wavefunction=with_wavefunction)
 
 
 def _parent_has_wavefunction(parent: orm.Data | None) -> bool:
-    """A remote parent is trusted to hold fort.9 (listing it would open a transport); a folder is
-    looked at, as a Maker looks at ``prev_dir``."""
+    """Return a remote parent is trusted to hold fort.9 (listing it would open a transport).
+
+    A folder is looked at, as a Maker looks at ``prev_dir``.
+    """
     if parent is None:
         return False
     if isinstance(parent, orm.FolderData):
@@ -162,15 +179,19 @@ class CrystalCalculation(CalcJob):
 
     @classmethod
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
-        """Inputs, outputs and exit codes (generated from the catalogue)."""
+        """Define the inputs, outputs and exit codes (generated from the catalogue)."""
         super().define(spec)
-        spec.input("structure", valid_type=orm.StructureData, required=False, help="The structure to run.")
+        spec.input(
+            "structure", valid_type=orm.StructureData, required=False, help="The structure to run."
+        )
         spec.input(
             "parameters",
             valid_type=orm.Dict,
             required=False,
-            help="Input-set generator settings (crystal_atomate.aiida.parameters): generator, title, "
-            "user_input_settings, user_kpoints_settings, user_basis_settings, functional, magmoms, ...",
+            help="Input-set generator settings (crystal_atomate.aiida.parameters): generator, "
+                 "title, "
+            "user_input_settings, user_kpoints_settings, user_basis_settings, functional, magmoms, "
+            "...",
         )
         spec.input(
             "input_folder",
@@ -182,7 +203,8 @@ class CrystalCalculation(CalcJob):
             "basis",
             valid_type=orm.Dict,
             required=False,
-            help="With input_folder: the basis set the written deck uses (name, text), for provenance.",
+            help="With input_folder: the basis set the written deck uses (name, text), for "
+                 "provenance.",
         )
         spec.input(
             "parent_folder",
@@ -192,20 +214,30 @@ class CrystalCalculation(CalcJob):
             "input_folder: those restart files the deck reads and the folder lacks).",
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["resources"].default = {
+            "num_machines": 1,
+            "num_mpiprocs_per_machine": 1,
+        }
         spec.inputs["metadata"]["options"]["parser_name"].default = "crystal_atomate.crystal"
         spec.inputs["metadata"]["options"]["input_filename"].default = INPUT_FILE
         spec.inputs["metadata"]["options"]["output_filename"].default = OUTPUT_FILE
-        spec.output("output_parameters", valid_type=orm.Dict, help="Headline results, errors and run facts.")
-        spec.output("output_structure", valid_type=orm.StructureData, required=False, help="Final geometry.")
         spec.output(
-            "output_trajectory", valid_type=orm.TrajectoryData, required=False, help="Optimisation steps."
+            "output_parameters", valid_type=orm.Dict, help="Headline results, errors and run facts."
+        )
+        spec.output(
+            "output_structure", valid_type=orm.StructureData, required=False, help="Final geometry."
+        )
+        spec.output(
+            "output_trajectory",
+            valid_type=orm.TrajectoryData,
+            required=False,
+            help="Optimisation steps.",
         )
         spec.default_output_node = "output_parameters"
         define_exit_codes(spec)
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
-        """Write the deck (and fort.34) into the sandbox and list the files to stage and retrieve."""
+        """Write the deck (and fort.34) into the sandbox; list the files to stage and retrieve."""
         calcinfo = CalcInfo()
         calcinfo.local_copy_list = []
         calcinfo.remote_copy_list = []
@@ -217,16 +249,25 @@ class CrystalCalculation(CalcJob):
             self._stage_parent(calcinfo, deck, skip=set(names))
         else:
             input_set = _input_set(
-                self.inputs.structure, self.inputs.parameters.get_dict(), self.inputs.get("parent_folder")
+                self.inputs.structure,
+                self.inputs.parameters.get_dict(),
+                self.inputs.get("parent_folder"),
             )
             input_set.crystal_input.write_input(folder.abspath, make_dir=False)
             self._stage_parent(calcinfo, input_set.crystal_input)
-        calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = [*CRYSTAL_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
+        calcinfo.codes_info = [
+            crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))
+        ]
+        calcinfo.retrieve_list = [
+            *CRYSTAL_RETRIEVE,
+            *(self.node.get_option("additional_retrieve_list") or []),
+        ]
         calcinfo.retrieve_temporary_list = list(CRYSTAL_RETRIEVE_TEMPORARY)
         return calcinfo
 
-    def _stage_parent(self, calcinfo: CalcInfo, crystal_input: CrystalInput, skip: Collection[str] = ()) -> None:
+    def _stage_parent(
+        self, calcinfo: CalcInfo, crystal_input: CrystalInput, skip: Collection[str] = ()
+    ) -> None:
         """Copy the parent's restart files the deck reads, but those already in ``skip``."""
         parent = self.inputs.get("parent_folder")
         if parent is None:
@@ -234,8 +275,11 @@ class CrystalCalculation(CalcJob):
         if isinstance(parent, orm.FolderData):
             present = set(parent.base.repository.list_object_names())
             calcinfo.local_copy_list.extend(
-                (parent.uuid, source, target) for source, target in RESTART_FILES.items() if source in present
-                and target not in skip and (target != "fort.20" or crystal_input.scf.guessp)
+                (parent.uuid, source, target)
+                for source, target in RESTART_FILES.items()
+                if source in present
+                and target not in skip
+                and (target != "fort.20" or crystal_input.scf.guessp)
             )
             return
         root = parent.get_remote_path()
@@ -254,8 +298,10 @@ class PropertiesCalculation(CalcJob):
 
     @classmethod
     def define(cls, spec: CalcJobProcessSpec) -> None:  # type: ignore[override]
-        """A ``properties`` deck (text, from :class:`~crystal_atomate.io.properties.PropertiesInput`)
-        and the parent SCF whose fort.9 is staged."""
+        """Define the inputs: a ``properties`` deck and the parent SCF whose fort.9 is staged.
+
+        The deck is text, from :class:`~crystal_atomate.io.properties.PropertiesInput`.
+        """
         super().define(spec)
         spec.input("deck", valid_type=orm.SinglefileData, help="The properties deck (d3).")
         spec.input(
@@ -263,11 +309,16 @@ class PropertiesCalculation(CalcJob):
             valid_type=(orm.RemoteData, orm.FolderData),
             help="The SCF run whose fort.9 properties reads.",
         )
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["resources"].default = {
+            "num_machines": 1,
+            "num_mpiprocs_per_machine": 1,
+        }
         spec.inputs["metadata"]["options"]["parser_name"].default = "crystal_atomate.properties"
         spec.inputs["metadata"]["options"]["input_filename"].default = INPUT_FILE
         spec.inputs["metadata"]["options"]["output_filename"].default = OUTPUT_FILE
-        spec.output("output_parameters", valid_type=orm.Dict, help="Band gap, Fermi level, points read.")
+        spec.output(
+            "output_parameters", valid_type=orm.Dict, help="Band gap, Fermi level, points read."
+        )
         spec.output("output_bands", valid_type=orm.SinglefileData, required=False, help="BAND.DAT")
         spec.output("output_dos", valid_type=orm.SinglefileData, required=False, help="DOSS.DAT")
         spec.default_output_node = "output_parameters"
@@ -282,7 +333,14 @@ class PropertiesCalculation(CalcJob):
         if isinstance(parent, orm.FolderData):
             calcinfo.local_copy_list.append((parent.uuid, "fort.9", "fort.9"))
         else:
-            calcinfo.remote_copy_list.append((parent.computer.uuid, f"{parent.get_remote_path()}/fort.9", "fort.9"))
-        calcinfo.codes_info = [crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))]
-        calcinfo.retrieve_list = [*PROPERTIES_RETRIEVE, *(self.node.get_option("additional_retrieve_list") or [])]
+            calcinfo.remote_copy_list.append(
+                (parent.computer.uuid, f"{parent.get_remote_path()}/fort.9", "fort.9")
+            )
+        calcinfo.codes_info = [
+            crystal_codeinfo(self.inputs.code.uuid, bool(self.node.get_option("withmpi")))
+        ]
+        calcinfo.retrieve_list = [
+            *PROPERTIES_RETRIEVE,
+            *(self.node.get_option("additional_retrieve_list") or []),
+        ]
         return calcinfo

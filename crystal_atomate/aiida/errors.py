@@ -29,8 +29,10 @@ __all__ = [
 
 
 class AiidaUserError(CrystalAtomateError, ValueError):
-    """A problem the user can fix; ``hint`` says how, ``exit_code`` is what the CLI exits with
-    (2: the command line names something that does not exist, 1: an operation failed).
+    """A problem the user can fix.
+
+    ``hint`` says how, ``exit_code`` is what the CLI exits with (2: the command line names something
+    that does not exist, 1: an operation failed).
 
     One of the project's errors, so every command (``ht submit`` with a bad code included) prints
     it as one ``error:`` line.
@@ -65,8 +67,10 @@ class ProfileNotFound(AiidaUserError):
 
 
 class StorageUnavailable(AiidaUserError):
-    """The profile exists but its storage cannot be opened (PostgreSQL down, database missing,
-    schema of another AiiDA version)."""
+    """The profile exists but its storage cannot be opened.
+
+    PostgreSQL down, database missing, schema of another AiiDA version.
+    """
 
 
 def load_profile_or_fail(name: str | None = None) -> Any:
@@ -88,7 +92,8 @@ def load_profile_or_fail(name: str | None = None) -> Any:
     except (ProfileConfigurationError, ConfigurationError) as error:
         raise ProfileNotFound(
             f"no AiiDA profile {name!r}" if name else f"no default AiiDA profile ({error})",
-            hint="create one with 'crystal-atomate aiida setup --profile NAME', list them with 'verdi profile list'",
+            hint="create one with 'crystal-atomate aiida setup --profile NAME', list them with "
+                 "'verdi profile list'",
         ) from None
     with storage_errors(profile.name):
         get_manager().get_profile_storage()
@@ -96,8 +101,10 @@ def load_profile_or_fail(name: str | None = None) -> Any:
 
 
 def ensure_loaded(profile: str | None = None) -> None:
-    """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already; the
-    errors of :func:`load_profile_or_fail`."""
+    """Load ``profile`` (AiiDA's default when None) unless a profile is loaded already.
+
+    The errors of :func:`load_profile_or_fail`.
+    """
     from aiida.manage import get_manager
 
     if get_manager().get_profile() is None:
@@ -105,7 +112,7 @@ def ensure_loaded(profile: str | None = None) -> None:
 
 
 def resolve_code(label: str) -> Any:
-    """The code ``label`` (``crystal`` or ``crystal@computer``).
+    """Return the code ``label`` (``crystal`` or ``crystal@computer``).
 
     Raises
     ------
@@ -127,14 +134,17 @@ def resolve_code(label: str) -> Any:
         ) from None
     except NotExistent:
         raise CodeNotFound(
-            f"no AiiDA code {label!r}", hint="create it with 'crystal-atomate aiida setup', list codes with 'verdi code list'"
+            f"no AiiDA code {label!r}",
+            hint="create it with 'crystal-atomate aiida setup', list codes with 'verdi code list'",
         ) from None
 
 
 def resolved_code_label(code: str | None = None, profile: str | None = None) -> str:
-    """``LABEL@COMPUTER`` of the CRYSTAL code ``code`` (default ``crystal``, as setup makes it) on
-    ``profile``, checked before a batch starts; the errors of :func:`ensure_loaded` and
-    :func:`resolve_code`."""
+    """Return ``LABEL@COMPUTER`` of the CRYSTAL code ``code`` on ``profile``.
+
+    ``code`` defaults to ``crystal``, as setup makes it. Checked before a batch starts, so a bad
+    profile or code fails with the errors of :func:`ensure_loaded` and :func:`resolve_code`.
+    """
     ensure_loaded(profile)
     return resolve_code(code or "crystal").full_label
 
@@ -151,16 +161,29 @@ def storage_errors(profile: str) -> Iterator[None]:
 
     try:
         yield
-    except (UnreachableStorage, IncompatibleStorageSchema, CorruptStorage, StorageMigrationError) as error:
+    except (
+        UnreachableStorage,
+        IncompatibleStorageSchema,
+        CorruptStorage,
+        StorageMigrationError,
+    ) as error:
         raise StorageUnavailable(
             f"the storage of profile {profile!r} cannot be opened: {_reason(error)}",
-            hint="start the database server, or create the database (see docs/aiida.md, PostgreSQL)",
+            hint="start the database server, or create the database (see docs/aiida.md, "
+                 "PostgreSQL)",
         ) from None
 
 
 def _reason(error: Exception) -> str:
-    """The line of an AiiDA storage error that says what failed (the driver's, without its class)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("(Background")]
+    """Return the line of an AiiDA storage error that says what failed.
+
+    The driver's, without its class.
+    """
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line.startswith("(Background")
+    ]
     if not lines:
         return type(error).__name__
     line = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]

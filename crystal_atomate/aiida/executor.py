@@ -1,15 +1,16 @@
-"""Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any jobflow manager.
+"""Executor mode: a Maker's CRYSTAL run as an AiiDA CalcJob, for provenance under any manager.
 
-``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors`` entry-point
-group) hands the directory the Maker already wrote to a :class:`CrystalCalculation` (``input_folder``)
-or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile, and copies every
-retrieved file back, so the Maker parses and restarts exactly as after a local run. The task document
-gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the jobflow job's uuid
-(extra ``jobflow_uuid``), so either side leads to the other.
+``run_crystal(directory, executor="aiida")`` (registered in the ``crystal_atomate.executors``
+entry-point group) hands the directory the Maker already wrote to a :class:`CrystalCalculation`
+(``input_folder``) or a :class:`PropertiesCalculation`, runs it to the end on the loaded profile,
+and copies every retrieved file back, so the Maker parses and restarts exactly as after a local run.
+The task document gets the node's uuid (``calcs_reversed[0].run.aiida_uuid``); the node gets the
+jobflow job's uuid (extra ``jobflow_uuid``), so either side leads to the other.
 
 Inside a flow-mode work chain (:mod:`crystal_atomate.aiida.flow_mode`) the same call does not block:
-it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob has
-finished it runs the job again, and this call then takes the finished node instead of running one.
+it raises :class:`CalcJobPending` with the builder, the work chain submits it, and when the CalcJob
+has finished it runs the job again, and this call then takes the finished node instead of running
+one.
 """
 
 from __future__ import annotations
@@ -62,11 +63,14 @@ _DEFAULT_CODES: dict[str, str] = {"crystal": "crystal", "properties": "propertie
 
 
 class CalcJobPending(BaseException):
-    """This CRYSTAL run's CalcJob has yet to run: raised by :func:`run_aiida` in a flow-mode work
-    chain step, which submits ``builder`` and runs the job again once the CalcJob has finished.
+    """Describe this CRYSTAL run's CalcJob has yet to run.
+
+    Raised by :func:`run_aiida` in a flow-mode work chain step, which submits ``builder`` and runs
+    the job again once the CalcJob has finished.
 
     A ``BaseException``, like ``GeneratorExit``: no ``except Exception`` in a job function between
-    ``run_crystal`` and the work chain may mistake it for a failure and swallow it."""
+    ``run_crystal`` and the work chain may mistake it for a failure and swallow it.
+    """
 
     def __init__(self, builder: Any) -> None:
         super().__init__(f"CalcJob {builder.metadata.get('label', '')} pending")
@@ -75,13 +79,17 @@ class CalcJobPending(BaseException):
 
 @dataclass
 class FinishedCalcJobs:
-    """The CalcJobs a flow-mode work chain has already run for the job it is running, in the order
-    the job asks for them; each ``run_aiida`` call takes the next one, or raises :class:`CalcJobPending`."""
+    """The CalcJobs a flow-mode work chain has already run for the job it is running.
+
+    They are in the order the job asks for them; each ``run_aiida`` call takes the next one, or
+    raises :class:`CalcJobPending`.
+    """
 
     uuids: list[str]
     taken: int = field(default=0)
 
     def take(self, builder: Any) -> orm.CalcJobNode:
+        """Return the next finished CalcJob; raise :class:`CalcJobPending` when none is left."""
         if self.taken == len(self.uuids):
             raise CalcJobPending(builder)
         self.taken += 1
@@ -137,7 +145,8 @@ def run_aiida(
     _copy_back(node, workdir)
     if not (workdir / OUTPUT_FILE).is_file() or (workdir / OUTPUT_FILE).stat().st_size == 0:
         raise CrystalRunError(
-            f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: {node.exit_message}"
+            f"AiiDA {node.process_label}<{node.pk}> left no output in {workdir}: "
+            f"{node.exit_message}"
         )
     return CrystalRunRecord(
         command=f"aiida:{aiida_code.full_label}",
@@ -154,7 +163,10 @@ def run_aiida(
 
 
 def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
-    """The batch job the CalcJob ran as, named by its computer (the UI's cluster of that name)."""
+    """Return the batch job the CalcJob ran as, named by its computer.
+
+    The UI's cluster of that name.
+    """
     job_id = node.get_job_id()
     if not job_id:
         return None
@@ -168,8 +180,10 @@ def _scheduler_job(node: orm.CalcJobNode) -> SchedulerJob | None:
 
 
 def _run_or_take(builder: Any) -> tuple[orm.CalcJobNode, float]:
-    """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran (its wall
-    time then from the node's creation to its last change)."""
+    """Run the CalcJob here and now, or, in flow mode, take the one the work chain ran.
+
+    Its wall time then from the node's creation to its last change.
+    """
     finished = _FINISHED.get()
     if finished is not None:
         node = finished.take(builder)
@@ -197,8 +211,11 @@ def _builder(program: Program, workdir: Path, code: orm.AbstractCode) -> Any:
 
 
 def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData | orm.FolderData:
-    """The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
-    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder."""
+    """Return what a properties CalcJob stages its fort.9 from.
+
+    The SCF CalcJob's remote folder (its fort.9, and the link to it) when the job's ``prev_dir``
+    was run through AiiDA on this computer; else the fort.9 the Maker copied, as a folder.
+    """
     _, prev_dir = job_context()
     remote = parent_remote(find_step_calcjob(prev_dir) if prev_dir else None, code)
     if remote is not None:
@@ -209,7 +226,10 @@ def _properties_parent(workdir: Path, code: orm.AbstractCode) -> orm.RemoteData 
 
 
 def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
-    """The written files, but those the parent folder stages (restart files stay on the computer)."""
+    """Return the written files, but those the parent folder stages.
+
+    Restart files stay on the computer.
+    """
     folder = orm.FolderData()
     for path in sorted(workdir.iterdir()):
         if path.is_file() and path.name not in skip:
@@ -218,8 +238,10 @@ def _folder(workdir: Path, skip: set[str]) -> orm.FolderData:
 
 
 def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """Resources as ``run_crystal`` would use them, and every file retrieved (the Maker needs fort.9,
-    HESSOPT.DAT, optc* ... in its directory afterwards)."""
+    """Resources as ``run_crystal`` would use them, and every file retrieved.
+
+    The Maker needs fort.9, HESSOPT.DAT, optc* ... in its directory afterwards.
+    """
     options: dict[str, Any] = {
         "resources": {"num_machines": 1, "num_mpiprocs_per_machine": mpi_procs},
         "withmpi": mpi_procs > 1,
@@ -231,7 +253,7 @@ def _options(mpi_procs: int, timeout: float | None, extra: dict[str, Any] | None
 
 
 def _tag(node: orm.ProcessNode, job_name: str | None, workdir: Path) -> None:
-    """The jobflow side of the provenance, on the node."""
+    """Return the jobflow side of the provenance, on the node."""
     from jobflow import CURRENT_JOB
 
     extras = {JOBFLOW_DIRECTORY_EXTRA: str(workdir)}
@@ -256,8 +278,11 @@ def _copy_back(node: orm.ProcessNode, workdir: Path) -> None:
 def use_aiida_executor(
     flow: Any, code: str | None = None, profile: str | None = None, **options: Any
 ) -> Any:
-    """Powerup: run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA
-    CalcJob. ``code`` overrides the crystal code label (the properties code stays ``properties``)."""
+    """Powerup.
+
+    Run every CRYSTAL and properties step of ``flow`` (a Flow, Job or Maker) as an AiiDA CalcJob.
+    ``code`` overrides the crystal code label (the properties code stays ``properties``).
+    """
     from crystal_atomate.jobs.base import BaseCrystalMaker
     from crystal_atomate.jobs.properties import BasePropertiesMaker
     from crystal_atomate.powerups import update_run_crystal_kwargs

@@ -5,8 +5,8 @@ graph as ``run_locally`` does (references resolved from the JobStore, ``Response
 addition, ``stop_children`` and ``stop_jobflow``, children of a failed job not run), and every
 finished job's output goes to the JobStore, so the task documents are the ones every other engine
 writes. What differs is how a CRYSTAL step runs: the flow's Makers use the ``aiida`` executor, and a
-job reaching its CRYSTAL step raises :class:`~crystal_atomate.aiida.executor.CalcJobPending`; the work
-chain submits that CalcJob (a child in the provenance graph, as in ``verdi process show``) and
+job reaching its CRYSTAL step raises :class:`~crystal_atomate.aiida.executor.CalcJobPending`; the
+work chain submits that CalcJob (a child in the provenance graph, as in ``verdi process show``) and
 returns to the daemon, and when the CalcJob has finished it runs the job again, which now takes the
 finished CalcJob's files and parses them. A job therefore runs twice, its input writing must be
 deterministic (it is, for our Makers), and nothing blocks a daemon worker while CRYSTAL runs.
@@ -68,6 +68,7 @@ class FlowPlan:
 
     @classmethod
     def start(cls, flow: Flow) -> FlowPlan:
+        """Plan ``flow`` from the start: every job queued, none settled."""
         plan = cls(
             {"jobs": [], "outcomes": {}, "stops_children": [], "done": {}, "stop_all": False}
         )
@@ -76,6 +77,7 @@ class FlowPlan:
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
+        """Return the queued jobs (JSON-able entries, in the order they were added)."""
         return self.state["jobs"]
 
     def add(self, flow: Flow) -> list[str]:
@@ -103,8 +105,11 @@ class FlowPlan:
         return [entry for entry in self.jobs if entry["waiting"]]
 
     def next_ready(self) -> dict[str, Any] | None:
-        """The first job whose parents have all settled, after settling the jobs that can no longer
-        run (a parent stopped its children, or failed); None when no job is ready."""
+        """Return the first job whose parents have all settled; None when no job is ready.
+
+        The jobs that can no longer run (a parent stopped its children, or failed) are settled
+        first.
+        """
         while True:
             open_uuids = {entry["uuid"] for entry in self.jobs}
             for entry in self.jobs:
@@ -137,8 +142,11 @@ class FlowPlan:
         return "ready"
 
     def respond(self, entry: dict[str, Any], response: Response) -> None:
-        """Apply a finished job's response as ``run_locally`` does: replacements, detours (which the
-        job's children then wait for too) and additions join the plan; stops take effect."""
+        """Apply a finished job's response as ``run_locally`` does.
+
+        Replacements, detours (which the job's children then wait for too) and additions join the
+        plan; stops take effect.
+        """
         self.finish(entry, COMPLETED)
         if response.stop_children:
             self.state["stops_children"].append(entry["uuid"])
@@ -169,6 +177,7 @@ class FlowPlan:
         }
 
     def failed_names(self) -> list[str]:
+        """Return the names of the jobs that failed themselves (not because a parent failed)."""
         return sorted(
             {
                 done["name"]
@@ -179,12 +188,16 @@ class FlowPlan:
 
 
 class JobflowWorkChain(WorkChain):
-    """Run a jobflow Flow of crystal_atomate jobs; CRYSTAL steps as CalcJobs it calls (see the
-    module docstring). Inputs: the flow (JSON), the JobStore (its ``as_dict``) and the folder the
-    job directories are made in, on the daemon's machine."""
+    """Run a jobflow Flow of crystal_atomate jobs.
+
+    CRYSTAL steps as CalcJobs it calls (see the module docstring). Inputs: the flow (JSON), the
+    JobStore (its ``as_dict``) and the folder the job directories are made in, on the daemon's
+    machine.
+    """
 
     @classmethod
     def define(cls, spec: Any) -> None:
+        """Define the inputs (flow, JobStore, root folder), the outline, outputs and exit codes."""
         super().define(spec)
         spec.input(
             "flow",
@@ -214,14 +227,18 @@ class JobflowWorkChain(WorkChain):
         spec.exit_code(402, "ERROR_FLOW_STALLED", message="jobs could not start: {names}")
 
     def setup(self) -> None:
+        """Plan the ``flow`` input; the plan lives in the context, so it is checkpointed."""
         self.ctx.plan = FlowPlan.start(_flow(self.inputs.flow)).state
 
     def has_jobs(self) -> bool:
+        """Tell the outline whether any job is still queued."""
         return bool(self.ctx.plan["jobs"])
 
     def advance(self) -> Any:
-        """Finish the jobs whose CalcJobs are done, then start every job that is ready; wait for the
-        CalcJobs started."""
+        """Finish the jobs whose CalcJobs are done, then start every job that is ready.
+
+        Wait for the CalcJobs started.
+        """
         plan = FlowPlan(self.ctx.plan)
         store = _store(self.inputs.store)
         store.connect()
@@ -246,7 +263,7 @@ class JobflowWorkChain(WorkChain):
         store: JobStore,
         started: dict[str, orm.ProcessNode],
     ) -> None:
-        """Run one job in its directory; it finishes, fails, or asks for a CalcJob (submitted here)."""
+        """Run one job in its directory: it finishes, fails, or asks for a CalcJob (submitted)."""
         job: Job = _decode(entry["job"])
         workdir = Path(self.inputs.root_dir.value) / f"job_{entry['key']}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -273,7 +290,7 @@ class JobflowWorkChain(WorkChain):
         plan.respond(entry, response)
 
     def _return_step(self, entry: dict[str, Any]) -> None:
-        """Return the outputs of the job's last CalcJob, so the flow's results hang off the work chain."""
+        """Return the job's last CalcJob outputs, so the flow's results hang off the work chain."""
         if not entry["calcs"]:
             return
         calcjob = orm.load_node(entry["calcs"][-1])
@@ -283,6 +300,7 @@ class JobflowWorkChain(WorkChain):
                 self.out(f"steps.{label}.{name}", calcjob.outputs[name])
 
     def results(self) -> Any:
+        """Output every job's outcome; exit with ``ERROR_JOBS_FAILED`` naming the failed jobs."""
         plan = FlowPlan(self.ctx.plan)
         self.out("jobs", orm.Dict(plan.state["done"]).store())
         failed = plan.failed_names()
@@ -292,7 +310,10 @@ class JobflowWorkChain(WorkChain):
 
 
 def step_label(name: str, index: int, uuid: str) -> str:
-    """A link label for a job: its name as an identifier, its index and the start of its uuid."""
+    """Return a link label for a job.
+
+    Its name as an identifier, its index and the start of its uuid.
+    """
     slug = re.sub(r"\W+", "_", name).strip("_").lower() or "job"
     return f"{slug}_{index}_{uuid.split('-')[0]}"
 
@@ -312,7 +333,10 @@ def _store(value: orm.Dict) -> JobStore:
 
 
 def _validator(read: Callable[[Any], Any], what: str) -> Callable[[Any, Any], str | None]:
-    """A port validator: None when ``read`` takes the value, else why not, naming the input."""
+    """Return a port validator.
+
+    None when ``read`` takes the value, else why not, naming the input.
+    """
 
     def validate(value: Any, _: Any) -> str | None:
         try:
@@ -336,11 +360,14 @@ def flow_builder(
     profile: str | None = None,
     **options: Any,
 ) -> Any:
-    """The work chain's inputs for ``flow``: every CRYSTAL and properties step switched to the
-    ``aiida`` executor (``code`` and ``options`` as :func:`use_aiida_executor` takes them), the store
-    (default: ``CrystalMathJobStore`` on the settings' database) and the job folder (default:
-    ``./aiida_flows``). ``profile`` is loaded if no profile is (AiiDA's default when None); the
-    code is checked here, so an unknown or ambiguous label fails before anything is submitted."""
+    """Return the work chain's inputs for ``flow``.
+
+    Every CRYSTAL and properties step switched to the ``aiida`` executor (``code`` and ``options``
+    as :func:`use_aiida_executor` takes them), the store (default: ``CrystalMathJobStore`` on the
+    settings' database) and the job folder (default: ``./aiida_flows``). ``profile`` is loaded if no
+    profile is (AiiDA's default when None); the code is checked here, so an unknown or ambiguous
+    label fails before anything is submitted.
+    """
     from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
     ensure_loaded(profile)

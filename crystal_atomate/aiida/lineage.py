@@ -1,11 +1,11 @@
-"""Provenance inputs for a CRYSTAL run whose directory a Maker already wrote (executor and flow mode).
+"""Provenance inputs for a CRYSTAL run whose directory a Maker already wrote (executor, flow mode).
 
 The Maker writes ``INPUT`` (and ``fort.34``, restart files) itself, so the CalcJob runs those bytes
 (``input_folder``); this module adds what the provenance graph needs beside them:
 
-- ``structure``: the structure the job was given; when it is the geometry the previous step's CalcJob
-  produced, that CalcJob's ``output_structure`` node itself, so the graph reads relax -> relaxed
-  structure -> static;
+- ``structure``: the structure the job was given; when it is the geometry the previous step's
+  CalcJob produced, that CalcJob's ``output_structure`` node itself, so the graph reads relax ->
+  relaxed structure -> static;
 - ``parameters``: the deck's settings (task, Hamiltonian, SCF: everything but geometry and basis);
 - ``basis``: the basis set (one node per distinct basis, shared by the steps that use it);
 - ``parent_folder``: the previous step's ``remote_folder``, from which the restart files (fort.9 ->
@@ -30,7 +30,16 @@ from crystal_atomate.io.d12 import CrystalInput
 from crystal_atomate.io.geometry import CrystalGeometry, ExternalGeometry
 from crystal_atomate.sets.base import RESTART_FILES
 
-__all__ = ["JOBFLOW_DIRECTORY_EXTRA", "Lineage", "deck_structure", "find_step_calcjob", "job_context", "lineage_of", "parent_remote", "same_geometry"]
+__all__ = [
+    "JOBFLOW_DIRECTORY_EXTRA",
+    "Lineage",
+    "deck_structure",
+    "find_step_calcjob",
+    "job_context",
+    "lineage_of",
+    "parent_remote",
+    "same_geometry",
+]
 
 JOBFLOW_DIRECTORY_EXTRA = "jobflow_directory"
 #: Geometries closer than this (Å, lattice vectors and Cartesian positions) are the same structure.
@@ -39,15 +48,20 @@ SAME_GEOMETRY_TOLERANCE = 1e-4
 
 @dataclass
 class Lineage:
-    """What a written directory's CalcJob takes besides its files, and which files stay behind
-    because ``parent_folder`` stages them."""
+    """What a written directory's CalcJob takes besides its files.
+
+    Also which files stay behind because ``parent_folder`` stages them.
+    """
 
     inputs: dict[str, orm.Data] = field(default_factory=dict)
     staged_from_parent: set[str] = field(default_factory=set)
 
 
 def find_step_calcjob(directory: str | Path) -> orm.CalcJobNode | None:
-    """The newest CRYSTAL CalcJob that ran in the Maker directory ``directory`` (None if none did)."""
+    """Return the newest CRYSTAL CalcJob that ran in the Maker directory ``directory``.
+
+    None if none did.
+    """
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={
@@ -67,7 +81,7 @@ def lineage_of(
     structure: Structure | Molecule | None,
     prev_dir: str | Path | None,
 ) -> Lineage:
-    """The provenance inputs of the CalcJob running the deck in ``workdir``.
+    """Return the provenance inputs of the CalcJob running the deck in ``workdir``.
 
     Parameters
     ----------
@@ -91,7 +105,9 @@ def lineage_of(
     structure = structure if structure is not None else deck_structure(deck)
     if structure is not None:
         lineage.inputs["structure"] = _structure_node(structure, parent)
-    lineage.inputs["parameters"] = orm.Dict(deck.model_dump(mode="json", exclude={"geometry", "basis"}))
+    lineage.inputs["parameters"] = orm.Dict(
+        deck.model_dump(mode="json", exclude={"geometry", "basis"})
+    )
     if deck.basis is not None:
         lineage.inputs["basis"] = _shared(
             orm.Dict({"name": deck.basis.name, "text": deck.basis.to_string()})
@@ -99,12 +115,17 @@ def lineage_of(
     remote = parent_remote(parent, code)
     if remote is not None:
         lineage.inputs["parent_folder"] = remote
-        lineage.staged_from_parent = {target for target in RESTART_FILES.values() if (workdir / target).is_file()}
+        lineage.staged_from_parent = {
+            target for target in RESTART_FILES.values() if (workdir / target).is_file()
+        }
     return lineage
 
 
 def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
-    """The geometry the deck runs on, when it can be expanded (EXTERNAL with its fort.34, CRYSTAL)."""
+    """Return the geometry the deck runs on, when it can be expanded.
+
+    EXTERNAL with its fort.34, CRYSTAL.
+    """
     geometry = deck.geometry
     if isinstance(geometry, ExternalGeometry) and geometry.fort34 is not None:
         fort34 = geometry.fort34
@@ -117,19 +138,36 @@ def deck_structure(deck: CrystalInput) -> Structure | Molecule | None:
     return None
 
 
-def _structure_node(structure: Structure | Molecule, parent: orm.CalcJobNode | None) -> orm.StructureData:
-    """The parent's ``output_structure`` when ``structure`` is that geometry, else a new node."""
-    produced = parent.outputs["output_structure"] if parent is not None and "output_structure" in parent.outputs else None
-    if produced is not None and isinstance(structure, Structure) and same_geometry(produced.get_pymatgen(), structure):
+def _structure_node(
+    structure: Structure | Molecule, parent: orm.CalcJobNode | None
+) -> orm.StructureData:
+    """Return the parent's ``output_structure`` when ``structure`` is it, else a new node."""
+    produced = (
+        parent.outputs["output_structure"]
+        if parent is not None and "output_structure" in parent.outputs
+        else None
+    )
+    if (
+        produced is not None
+        and isinstance(structure, Structure)
+        and same_geometry(produced.get_pymatgen(), structure)
+    ):
         return produced
     node, _ = structure_to_node(structure)
     return node
 
 
-def same_geometry(first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE) -> bool:
-    """Same species in the same order on the same lattice at the same positions (within
-    ``tolerance`` Å, positions modulo a lattice vector): the identical geometry, not a similar one."""
-    if len(first) != len(second) or [site.species for site in first] != [site.species for site in second]:
+def same_geometry(
+    first: Structure, second: Structure, tolerance: float = SAME_GEOMETRY_TOLERANCE
+) -> bool:
+    """Tell whether two structures are the identical geometry, not a similar one.
+
+    Same species in the same order on the same lattice at the same positions (within
+    ``tolerance`` Å, positions modulo a lattice vector).
+    """
+    if len(first) != len(second) or [site.species for site in first] != [
+        site.species for site in second
+    ]:
         return False
     if not np.allclose(first.lattice.matrix, second.lattice.matrix, atol=tolerance):
         return False
@@ -139,14 +177,17 @@ def same_geometry(first: Structure, second: Structure, tolerance: float = SAME_G
 
 
 def _shared(node: orm.Dict) -> orm.Dict:
-    """A stored Dict with the same (string-valued) content if there is one, so equal inputs are one node."""
+    """Return a stored Dict with the same (string-valued) content if there is one.
+
+    So equal inputs are one node.
+    """
     filters = {f"attributes.{key}": value for key, value in node.get_dict().items()}
     found = orm.QueryBuilder().append(orm.Dict, filters=filters, project="*").first()
     return node if found is None else found[0]
 
 
 def parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm.RemoteData | None:
-    """The previous run's remote folder, when it is on the computer that runs the next one."""
+    """Return the previous run's remote folder, when it is on the computer running the next."""
     if parent is None or "remote_folder" not in parent.outputs:
         return None
     remote = parent.outputs.remote_folder
@@ -154,7 +195,10 @@ def parent_remote(parent: orm.CalcJobNode | None, code: orm.AbstractCode) -> orm
 
 
 def job_context() -> tuple[Any, Any]:
-    """The structure and ``prev_dir`` of the jobflow job being run (resolved), or (None, None)."""
+    """Return the structure and ``prev_dir`` of the jobflow job being run (resolved), or.
+
+    None, None.
+    """
     from jobflow import CURRENT_JOB
 
     job = CURRENT_JOB.job

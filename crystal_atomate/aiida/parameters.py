@@ -44,7 +44,7 @@ class ParametersError(InputSettingsError):
 
 
 def generator_class(name: str) -> type[CrystalInputGenerator]:
-    """The generator for a short name or an import path (``package.module.ClassName``)."""
+    """Return the generator for a short name or an import path (``package.module.ClassName``)."""
     if name in GENERATORS:
         return GENERATORS[name]
     module, _, attribute = name.rpartition(".")
@@ -67,8 +67,13 @@ def _generator_name(generator: CrystalInputGenerator) -> str:
     return f"{type(generator).__module__}.{type(generator).__qualname__}"
 
 
-def parameters_from_generator(generator: CrystalInputGenerator, title: str | None = None) -> dict[str, Any]:
-    """The JSON-able parameters that rebuild ``generator`` (only settings that differ from defaults)."""
+def parameters_from_generator(
+    generator: CrystalInputGenerator, title: str | None = None
+) -> dict[str, Any]:
+    """Return the JSON-able parameters that rebuild ``generator``.
+
+    Only settings that differ from defaults.
+    """
     cls = type(generator)
     defaults = cls()
     parameters: dict[str, Any] = {"generator": _generator_name(generator)}
@@ -87,7 +92,10 @@ def parameters_from_generator(generator: CrystalInputGenerator, title: str | Non
 
 
 def generator_from_parameters(parameters: Mapping[str, Any]) -> CrystalInputGenerator:
-    """The generator the parameters describe; unknown keys raise :class:`ParametersError` naming them."""
+    """Return the generator the parameters describe.
+
+    Unknown keys raise :class:`ParametersError` naming them.
+    """
     cls = generator_class(str(parameters.get("generator", "static")))
     fields = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(parameters) - fields - set(_OWN_KEYS))
@@ -111,8 +119,11 @@ def build_input_set(
     *,
     with_wavefunction: bool = False,
 ) -> CrystalInputSet:
-    """The input set a Maker with these settings writes (``with_wavefunction``: a parent's fort.9
-    will be staged as fort.20, which makes the deck read it with GUESSP, as ``prev_dir`` does)."""
+    """Return the input set a Maker with these settings writes.
+
+    ``with_wavefunction``: a parent's fort.9 will be staged as fort.20, which makes the deck read it
+    with GUESSP, as ``prev_dir`` does.
+    """
     generator = generator_from_parameters(parameters)
     if with_wavefunction and generator.inherit_wavefunction:
         generator = dataclasses.replace(

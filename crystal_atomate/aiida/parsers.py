@@ -41,18 +41,26 @@ _READ_BESIDE_OUTPUT = frozenset({OUTPUT_FILE, "fort.87", "SCFOUT.LOG"})
 
 
 def primary_error(kinds: Sequence[CrystalErrorKind]) -> CrystalErrorKind:
-    """The error that names the exit code: a cause before a consequence (an MPI abort or a
-    truncation follows the real error), and an unrecoverable cause before a recoverable one, so a
-    3xx code means exactly what ``plan_restart`` will answer: no restart."""
+    """Return the error that names the exit code.
+
+    A cause before a consequence (an MPI abort or a truncation follows the real error), and an
+    unrecoverable cause before a recoverable one, so a 3xx code means exactly what ``plan_restart``
+    will answer: no restart.
+    """
     causes = root_causes(kinds)
     fatal = [kind for kind in causes if not kind.recoverable]
     return (fatal or causes)[0]
 
 
 def summarise(out: CrystalOutput, restart_files: Sequence[str]) -> dict[str, Any]:
-    """``output_parameters``: the task document's output block (eV, Angstrom, kbar) without the
-    structure, the verdict and errors, and which restart files the run left behind."""
-    results = CrystalOutputDoc.from_crystal_output(out).model_dump(mode="json", exclude={"structure"})
+    """``output_parameters``.
+
+    The task document's output block (eV, Angstrom, kbar) without the structure, the verdict and
+    errors, and which restart files the run left behind.
+    """
+    results = CrystalOutputDoc.from_crystal_output(out).model_dump(
+        mode="json", exclude={"structure"}
+    )
     results = {key: value for key, value in results.items() if value is not None}
     return results | {
         "state": "successful" if out.state == "converged" else "failed",
@@ -92,23 +100,34 @@ class CrystalParser(Parser):
             self.out("output_trajectory", trajectory)
         if out.state == "converged":
             return None
-        return self.exit_codes[exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))]
+        return self.exit_codes[
+            exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))
+        ]
 
 
 def _is_read(name: str) -> bool:
-    """Whether the parser reads this retrieved file: the output, the companions ``parse_output``
-    finds beside it, the optimisation steps (not the scheduler's files, fort.34 or restart files)."""
+    """Whether the parser reads this retrieved file.
+
+    The output, the companions ``parse_output`` finds beside it, the optimisation steps (not the
+    scheduler's files, fort.34 or restart files).
+    """
     return name in _READ_BESIDE_OUTPUT or bool(_OPT_STEP.match(name))
 
 
 @contextmanager
 def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
-    """These files of the repository in a temporary directory. Not ``as_path()`` of the whole
-    folder: every object copied is a disk-objectstore lookup, and most retrieved files are not read."""
+    """Return these files of the repository in a temporary directory.
+
+    Not ``as_path()`` of the whole folder: every object copied is a disk-objectstore lookup, and
+    most retrieved files are not read.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for name in names:
-            with repository.open(name, mode="rb") as source, (directory / name).open("wb") as target:
+            with (
+                repository.open(name, mode="rb") as source,
+                (directory / name).open("wb") as target,
+            ):
                 shutil.copyfileobj(source, target)
         yield directory
 
@@ -116,13 +135,17 @@ def _copied(repository: NodeRepository, names: Sequence[str]) -> Iterator[Path]:
 def _restart_files_present(retrieved: set[str], temporary: Path | None) -> list[str]:
     """Non-empty restart files of the run (fort.9 is looked at in the temporary retrieval)."""
     present = [name for name in RESTART_FILES if name in retrieved and name != "fort.9"]
-    if temporary is not None and (temporary / "fort.9").is_file() and (temporary / "fort.9").stat().st_size:
+    if (
+        temporary is not None
+        and (temporary / "fort.9").is_file()
+        and (temporary / "fort.9").stat().st_size
+    ):
         present.append("fort.9")
     return present
 
 
 def _trajectory(directory: Path, out: CrystalOutput) -> orm.TrajectoryData | None:
-    """The optimisation's geometries (optcNNN files) with the step energies when they line up."""
+    """Return the optimisation's geometries (optcNNN files), with step energies if they match."""
     steps = sorted(path for path in directory.iterdir() if _OPT_STEP.match(path.name))
     structures = [Fort34.from_file(path) for path in steps]
     structures = [fort34.to_structure() for fort34 in structures if fort34.dimensionality == 3]
@@ -155,7 +178,9 @@ class PropertiesParser(Parser):
             try:
                 out = parse_properties_output(directory / OUTPUT_FILE)
             except Exception as exc:  # noqa: BLE001 - as in CrystalParser
-                return self.exit_codes.ERROR_OUTPUT_FILE_UNREADABLE.format(reason=f"{type(exc).__name__}: {exc}")
+                return self.exit_codes.ERROR_OUTPUT_FILE_UNREADABLE.format(
+                    reason=f"{type(exc).__name__}: {exc}"
+                )
             for name, port in (("BAND.DAT", "output_bands"), ("DOSS.DAT", "output_dos")):
                 if name in names:
                     self.out(port, orm.SinglefileData(directory / name))

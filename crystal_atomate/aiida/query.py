@@ -1,5 +1,7 @@
-"""The query side: CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import
-of the UI's SQLite jobs (read-only) into AiiDA nodes.
+"""The query side.
+
+CRYSTAL calculations in AiiDA seen as the terminal UI's job list, and the import of the UI's SQLite
+jobs (read-only) into AiiDA nodes.
 
 Listing is two QueryBuilder projections (the calculations, then the energies of those listed), never
 node loads, so a thousand calculations list in tens of milliseconds.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +69,9 @@ def check_status(status: str | None) -> str | None:
     if status is None:
         return None
     if status.upper() not in JOB_STATUSES:
-        raise UnknownStatus(f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}")
+        raise UnknownStatus(
+            f"unknown status {status!r}; choose from {', '.join(s.lower() for s in JOB_STATUSES)}"
+        )
     return status.upper()
 
 
@@ -83,8 +87,13 @@ class AiidaJobRow:
     exit_status: int | None
 
 
-def tui_status(process_state: str | None, exit_status: int | None, scheduler_state: str | None) -> str:
-    """The terminal UI's status for an AiiDA process state (CalcJobs wait while their job runs)."""
+def tui_status(
+    process_state: str | None, exit_status: int | None, scheduler_state: str | None
+) -> str:
+    """Return the terminal UI's status for an AiiDA process state.
+
+    CalcJobs wait while their job runs.
+    """
     if process_state == "finished":
         return "COMPLETED" if exit_status == 0 else "FAILED"
     if process_state == "excepted":
@@ -103,7 +112,8 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
 
     Without a status filter the limit goes into the SQL; with one, the rows stream until enough
     match. Energies are then fetched for the listed calculations only, so the CLI's 50 rows do not
-    pay for the energies of every calculation in the profile."""
+    pay for the energies of every calculation in the profile.
+    """
     status = check_status(status)
     if limit is not None and limit <= 0:
         return []
@@ -125,7 +135,10 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
 
 
 def _calculations() -> orm.QueryBuilder:
-    """The CRYSTAL CalcJobs, newest first, projected onto what a row needs (no node is loaded)."""
+    """Return the CRYSTAL CalcJobs, newest first, projected onto what a row needs.
+
+    No node is loaded.
+    """
     return orm.QueryBuilder().append(
         orm.CalcJobNode,
         filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
@@ -137,8 +150,10 @@ def _calculations() -> orm.QueryBuilder:
 
 
 def _energies(pks: list[int]) -> dict[int, float | None]:
-    """``output_parameters.energy_hartree`` of these calculations, in one query (aiida-core passes a
-    long ``in`` list as one JSON parameter, so any number of pks is fine)."""
+    """``output_parameters.energy_hartree`` of these calculations, in one query.
+
+    Aiida-core passes a long ``in`` list as one JSON parameter, so any number of pks is fine.
+    """
     if not pks:
         return {}
     return dict(
@@ -180,7 +195,8 @@ def import_tui_jobs(db_file: str | Path) -> ImportSummary:
     PENDING, QUEUED or RUNNING row is a node without process state, so no daemon owns it and
     ``verdi process`` leaves it alone, showing the UI's status as its scheduler state, and it stays
     open until a later import finds the row finished and completes it. A row that mirrors a job we
-    ran through AiiDA (its jobflow uuid or directory is a CalcJob's) is not imported again."""
+    ran through AiiDA (its jobflow uuid or directory is a CalcJob's) is not imported again.
+    """
     from crystal_atomate.stores.ui_read import read_ui_jobs
 
     db_file = Path(db_file).resolve()
@@ -204,18 +220,23 @@ def import_tui_jobs(db_file: str | Path) -> ImportSummary:
 
 
 def _imported_nodes(db_file: Path) -> dict[int, orm.CalcJobNode]:
-    """The nodes earlier imports made from this database, by UI row id."""
+    """Return the nodes earlier imports made from this database, by UI row id."""
     query = orm.QueryBuilder().append(
-        orm.CalcJobNode, filters={f"extras.{_TUI_EXTRA}.db": str(db_file)}, project=["*", f"extras.{_TUI_EXTRA}.id"]
+        orm.CalcJobNode,
+        filters={f"extras.{_TUI_EXTRA}.db": str(db_file)},
+        project=["*", f"extras.{_TUI_EXTRA}.id"],
     )
     return {row_id: node for node, row_id in query.iterall()}
 
 
 def _our_runs() -> tuple[set[str], set[str]]:
-    """The jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
+    """Return the jobflow uuids and directories of the CRYSTAL CalcJobs run through AiiDA."""
     query = orm.QueryBuilder().append(
         orm.CalcJobNode,
-        filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, "extras": {"has_key": "jobflow_directory"}},
+        filters={
+            "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)},
+            "extras": {"has_key": "jobflow_directory"},
+        },
         project=["extras.jobflow_uuid", "extras.jobflow_directory"],
     )
     uuids, directories = set(), set()
@@ -246,7 +267,10 @@ def _update_row(node: orm.CalcJobNode, row: UIJob) -> bool:
     """Bring an open (active when imported) node to the row's status; whether anything changed."""
     if row.status == node.base.extras.get(_TUI_EXTRA)["status"]:
         return False
-    extra = node.base.extras.get(_TUI_EXTRA) | {"status": row.status, "completed_at": row.completed_at}
+    extra = node.base.extras.get(_TUI_EXTRA) | {
+        "status": row.status,
+        "completed_at": row.completed_at,
+    }
     node.base.extras.set(_TUI_EXTRA, extra)
     if row.status in _ACTIVE_STATES:
         node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
@@ -271,11 +295,13 @@ def _finish(node: orm.CalcJobNode, row: UIJob) -> None:
 
 
 def _row_inputs(row: UIJob) -> dict[str, orm.Data]:
-    """The row's deck and, when the deck parses and its geometry expands, its structure."""
+    """Return the row's deck and, when the deck parses and its geometry expands, its structure."""
     deck_text = row.input_file or _deck_file(row.work_dir)
     if not deck_text:
         return {}
-    inputs: dict[str, orm.Data] = {"deck": orm.SinglefileData.from_string(deck_text, filename="input.d12")}
+    inputs: dict[str, orm.Data] = {
+        "deck": orm.SinglefileData.from_string(deck_text, filename="input.d12")
+    }
     structure = _deck_structure(deck_text, Path(row.work_dir))
     if structure is not None:
         inputs["structure"], _ = structure_to_node(structure)
@@ -289,7 +315,7 @@ def _deck_file(work_dir: str) -> str | None:
 
 
 def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | None:
-    """The geometry of a deck (EXTERNAL: the fort.34 beside it), or None when it cannot be read."""
+    """Return the geometry of a deck (EXTERNAL: the fort.34 beside it); None if it is unreadable."""
     try:
         deck = CrystalInput.from_string(deck_text)
         if isinstance(deck.geometry, ExternalGeometry) and (work_dir / "fort.34").is_file():
@@ -300,7 +326,7 @@ def _deck_structure(deck_text: str, work_dir: Path) -> Structure | Molecule | No
 
 
 def _results(row: UIJob) -> dict[str, Any]:
-    """The row's energy and key results (the UI's JSON), for ``output_parameters``."""
+    """Return the row's energy and key results (the UI's JSON), for ``output_parameters``."""
     results: dict[str, Any] = {}
     if row.key_results:
         try:
@@ -319,6 +345,6 @@ def _results(row: UIJob) -> dict[str, Any]:
 def _timestamp(value: str | None) -> datetime:
     """SQLite's CURRENT_TIMESTAMP text is UTC without a zone."""
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     stamp = datetime.fromisoformat(value)
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)

@@ -49,13 +49,16 @@ def ensure_profile(
     broker_config: dict[str, Any] | None = None,
     email: str = "crystal-atomate@localhost",
 ) -> Any:
-    """Load profile ``name``, creating it first if needed (embedded SQLite + ZeroMQ by default, as
-    ``verdi presto --use-zeromq``; pass ``core.psql_dos`` + ``core.rabbitmq`` for a scaled-out one).
+    """Load profile ``name``, creating it first if needed.
+
+    Embedded SQLite + ZeroMQ by default, as ``verdi presto --use-zeromq``; pass ``core.psql_dos`` +
+    ``core.rabbitmq`` for a scaled-out one.
 
     A work chain run in this process (no daemon, so no broker broadcast says a child finished)
     learns that its CalcJob finished by polling every ``runner.poll.interval`` (AiiDA's default:
     60 s): a restart work chain or a flow would idle a minute after each CalcJob. The profile,
-    made here or found, gets :data:`POLL_INTERVAL_SECONDS` unless its owner set the option."""
+    made here or found, gets :data:`POLL_INTERVAL_SECONDS` unless its owner set the option.
+    """
     from aiida import load_profile
     from aiida.manage.configuration import create_profile, get_config
 
@@ -85,9 +88,12 @@ def ensure_profile(
 
 
 def ensure_localhost(label: str = "localhost", workdir: str | Path | None = None) -> orm.Computer:
-    """A ``core.local`` + ``core.direct`` computer, configured, polling without delay and without a
-    login shell (local jobs finish in a second; AiiDA's default 10 s poll interval, or sourcing the
-    login profile for each of the ~10 commands of a job, would dominate every run)."""
+    """Return a configured ``core.local`` + ``core.direct`` computer.
+
+    It polls without delay and without a login shell: local jobs finish in a second, and AiiDA's
+    default 10 s poll interval, or sourcing the login profile for each of the ~10 commands of a job,
+    would dominate every run.
+    """
     try:
         computer = orm.load_computer(label)
     except NotExistent:
@@ -114,7 +120,10 @@ def ensure_code(
     plugin: str,
     prepend_text: str = "",
 ) -> orm.InstalledCode:
-    """The code ``label@computer`` running ``command``; an existing one must run the same executable."""
+    """Return the code ``label@computer`` running ``command``.
+
+    An existing one must run the same executable.
+    """
     executable = _resolve(command, plugin.rsplit(".", 1)[-1])
     try:
         code = orm.load_code(f"{label}@{computer.label}")
@@ -140,7 +149,10 @@ def ensure_code(
 def ensure_codes(
     computer: orm.Computer, crystal: str, properties: str, prefix: str = "", prepend_text: str = ""
 ) -> dict[str, orm.InstalledCode]:
-    """The ``crystal`` and ``properties`` codes (labels ``{prefix}crystal``, ``{prefix}properties``)."""
+    """Return the ``crystal`` and ``properties`` codes.
+
+    Labels ``{prefix}crystal``, ``{prefix}properties``.
+    """
     commands = {"crystal": crystal, "properties": properties}
     return {
         name: ensure_code(f"{prefix}{name}", computer, commands[name], plugin, prepend_text)
@@ -149,8 +161,10 @@ def ensure_codes(
 
 
 def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = None) -> str:
-    """Shell lines that point the replay executable at a plan (AiiDA jobs do not inherit the
-    submitting shell's environment when the daemon runs them)."""
+    """Shell lines that point the replay executable at a plan.
+
+    AiiDA jobs do not inherit the submitting shell's environment when the daemon runs them.
+    """
     lines = [f"export CRYSTAL_ATOMATE_REPLAY_PLAN={shlex.quote(str(plan))}"]
     if reference_dir is not None:
         lines.append(f"export CRYSTAL_ATOMATE_REFERENCE_DIR={shlex.quote(str(reference_dir))}")
@@ -158,8 +172,9 @@ def replay_prepend_text(plan: str | Path, reference_dir: str | Path | None = Non
 
 
 def resolve_executables(commands: dict[str, str]) -> dict[str, str]:
-    """The absolute path of each program's command (``{"crystal": ..., "properties": ...}``),
-    checked before anything is created.
+    """Return the absolute path of each program's command, checked before anything is created.
+
+    The result is ``{"crystal": ..., "properties": ...}``.
 
     Raises
     ------
@@ -174,6 +189,7 @@ def _resolve(command: str, program: str = "crystal") -> str:
     if path is None:
         raise CrystalNotFound(
             f"the {program} executable {command!r} is not on this machine's PATH",
-            hint=f"pass --{program} PATH, set CRYSTAL_ATOMATE_{program.upper()}_CMD, or use --replay (the recorded demo runs)",
+            hint=f"pass --{program} PATH, set CRYSTAL_ATOMATE_{program.upper()}_CMD, or use "
+                 "--replay (the recorded demo runs)",
         )
     return str(Path(path).resolve())

@@ -1,7 +1,8 @@
 """pymatgen structures <-> AiiDA ``StructureData`` with the starting moments kept.
 
 A StructureData has kinds, not site properties: a site's ``magmom`` becomes its own kind (``Ni1``,
-``Ni2`` for antiferromagnetic NiO) and the moments travel in the parameters as ``magmoms`` (kind name
+``Ni2`` for antiferromagnetic NiO) and the moments travel in the parameters as ``magmoms`` (kind
+name
 -> moment), the AiiDA convention for starting magnetisations.
 """
 
@@ -16,10 +17,14 @@ __all__ = ["structure_from_node", "structure_to_node"]
 
 
 def structure_to_node(structure: Structure | Molecule) -> tuple[StructureData, dict[str, float]]:
-    """A StructureData (one kind per element and moment) and the moments of its kinds."""
+    """Return a StructureData (one kind per element and moment) and the moments of its kinds."""
     moments = structure.site_properties.get("magmom")
     if moments is None:
-        node = StructureData(pymatgen=structure) if isinstance(structure, Structure) else _molecule_node(structure)
+        node = (
+            StructureData(pymatgen=structure)
+            if isinstance(structure, Structure)
+            else _molecule_node(structure)
+        )
         return node, {}
     kinds: dict[tuple[str, float], str] = {}
     names = []
@@ -27,16 +32,29 @@ def structure_to_node(structure: Structure | Molecule) -> tuple[StructureData, d
         key = (site.specie.symbol, float(moment))
         if key not in kinds:
             same_element = sum(1 for symbol, _ in kinds if symbol == key[0])
-            kinds[key] = key[0] if same_element == 0 and float(moment) == 0.0 else f"{key[0]}{same_element + 1}"
+            kinds[key] = (
+                key[0]
+                if same_element == 0 and float(moment) == 0.0
+                else f"{key[0]}{same_element + 1}"
+            )
         names.append(kinds[key])
     labelled = structure.copy(site_properties={"kind_name": names})
     labelled.remove_site_property("magmom")
-    node = StructureData(pymatgen=labelled) if isinstance(labelled, Structure) else _molecule_node(labelled)
+    node = (
+        StructureData(pymatgen=labelled)
+        if isinstance(labelled, Structure)
+        else _molecule_node(labelled)
+    )
     return node, {name: moment for (_, moment), name in kinds.items()}
 
 
-def structure_from_node(node: StructureData, magmoms: Mapping[str, float] | None = None) -> Structure | Molecule:
-    """The pymatgen structure of ``node``, with ``magmom`` site properties when ``magmoms`` are given."""
+def structure_from_node(
+    node: StructureData, magmoms: Mapping[str, float] | None = None
+) -> Structure | Molecule:
+    """Return the pymatgen structure of ``node``.
+
+    It has ``magmom`` site properties when ``magmoms`` are given.
+    """
     structure = node.get_pymatgen()
     for name in list(structure.site_properties):
         structure.remove_site_property(name)

@@ -3,7 +3,8 @@
 One process handler covers every failure of the catalogue: it hands the run's errors, its deck and
 the restarts made so far to :func:`crystal_atomate.recovery.plan_restart` - the very function the
 Makers call - and applies the plan the same way a Maker does (settings update, GUESSP/HESSOPT from
-the failed run's folder, the last optimisation geometry). One catalogue, one set of rules, two engines.
+the failed run's folder, the last optimisation geometry). One catalogue, one set of rules, two
+engines.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ _FAILURES = [CrystalCalculation.exit_codes[f"ERROR_{kind.name}"] for kind in Cry
 
 
 class CrystalBaseWorkChain(BaseRestartWorkChain):
-    """Run a CrystalCalculation; on a recoverable failure, restart it as the jobflow Makers would."""
+    """Run a CrystalCalculation; on a recoverable failure, restart it as the Makers would."""
 
     _process_class = CrystalCalculation
 
     @classmethod
     def define(cls, spec: Any) -> None:  # type: ignore[override]
-        """The CalcJob's inputs under ``crystal``, its outputs, and the restart loop."""
+        """Return the CalcJob's inputs under ``crystal``, its outputs, and the restart loop."""
         super().define(spec)
         spec.expose_inputs(CrystalCalculation, namespace="crystal")
         spec.expose_outputs(CrystalCalculation)
@@ -53,7 +54,7 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
         spec.exit_code(300, "ERROR_UNRECOVERABLE_FAILURE", message="not restarted: {reason}")
 
     def setup(self) -> None:
-        """The inputs of the next calculation, updated by each restart."""
+        """Return the inputs of the next calculation, updated by each restart."""
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(CrystalCalculation, "crystal"))
         self.ctx.restarts = []
@@ -77,18 +78,27 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
         plan.from_dir = calculation.outputs.remote_folder.get_remote_path()
         self._apply(plan, calculation)
         self.ctx.restarts.append(plan)
-        self.node.base.extras.set("restarts", [record.model_dump(mode="json") for record in self.ctx.restarts])
-        self.report(f"{calculation.process_label}<{calculation.pk}> failed ({', '.join(results['errors'])}): {plan.action}")
+        self.node.base.extras.set(
+            "restarts", [record.model_dump(mode="json") for record in self.ctx.restarts]
+        )
+        self.report(
+            f"{calculation.process_label}<{calculation.pk}> failed "
+            f"({', '.join(results['errors'])}): {plan.action}"
+        )
         return ProcessHandlerReport(do_break=True)
 
     def _give_up(self, reason: str) -> ProcessHandlerReport:
         self.report(f"not restarted: {reason}")
-        return ProcessHandlerReport(True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(reason=reason))
+        return ProcessHandlerReport(
+            True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(reason=reason)
+        )
 
     def _apply(self, plan: RestartRecord, calculation: orm.CalcJobNode) -> None:
-        """The Maker's restart, in inputs: settings update, parent folder, geometry."""
+        """Return the Maker's restart, in inputs: settings update, parent folder, geometry."""
         parameters = self.ctx.inputs.parameters.get_dict()
-        parameters["user_input_settings"] = deep_update(parameters.get("user_input_settings", {}), plan.input_updates)
+        parameters["user_input_settings"] = deep_update(
+            parameters.get("user_input_settings", {}), plan.input_updates
+        )
         parameters["inherit_wavefunction"] = plan.wavefunction
         if plan.wavefunction or plan.hessian:
             self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
@@ -104,11 +114,18 @@ class CrystalBaseWorkChain(BaseRestartWorkChain):
 
 
 def _opt_steps(calculation: orm.CalcJobNode) -> list[str]:
-    return [name for name in calculation.outputs.retrieved.base.repository.list_object_names() if _OPT_STEP.match(name)]
+    return [
+        name
+        for name in calculation.outputs.retrieved.base.repository.list_object_names()
+        if _OPT_STEP.match(name)
+    ]
 
 
 def _last_geometry(calculation: orm.CalcJobNode) -> Structure | None:
-    """The newest geometry of the failed run: its last optcNNN file, else its parsed structure."""
+    """Return the newest geometry of the failed run.
+
+    Its last optcNNN file, else its parsed structure.
+    """
     steps = sorted(_opt_steps(calculation))
     if steps:
         with calculation.outputs.retrieved.base.repository.as_path() as directory:

@@ -148,14 +148,32 @@ def _entries_table(batch: Any, states: dict[str, str]) -> Table:
 
 @ht_app.command()
 def submit(
-    query: list[str] = typer.Option(None, help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, band_gap_max, stable, energy_above_hull_max, max_sites, limit)."),
-    ids: list[str] = typer.Option(None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."),
-    folder: list[Path] = typer.Option(None, help="A folder of CIF files (or one structure file); repeatable."),
-    optimade: str = typer.Option(None, help="A formula to search OPTIMADE providers for, e.g. Fe2O3."),
-    optimade_filter: str = typer.Option(None, help='An OPTIMADE filter, e.g. \'elements HAS "Si"\'.'),
-    provider: list[str] = typer.Option(None, help="OPTIMADE provider (mp, cod, oqmd, ... or a URL); repeatable."),
-    mpcontribs: str = typer.Option(None, help="An MPContribs project whose contributed structures to run."),
-    flow: str = typer.Option("static", help="The flow each structure gets (as for 'crystal-atomate run')."),
+    query: list[str] = typer.Option(
+        None,
+        help="Materials Project criterion KEY=VALUE, repeatable (formula, chemsys, band_gap_min, "
+             "band_gap_max, stable, energy_above_hull_max, max_sites, limit).",
+    ),
+    ids: list[str] = typer.Option(
+        None, help="Material ids, comma separated or repeated, e.g. mp-1265,mp-149."
+    ),
+    folder: list[Path] = typer.Option(
+        None, help="A folder of CIF files (or one structure file); repeatable."
+    ),
+    optimade: str = typer.Option(
+        None, help="A formula to search OPTIMADE providers for, e.g. Fe2O3."
+    ),
+    optimade_filter: str = typer.Option(
+        None, help="An OPTIMADE filter, e.g. 'elements HAS \"Si\"'."
+    ),
+    provider: list[str] = typer.Option(
+        None, help="OPTIMADE provider (mp, cod, oqmd, ... or a URL); repeatable."
+    ),
+    mpcontribs: str = typer.Option(
+        None, help="An MPContribs project whose contributed structures to run."
+    ),
+    flow: str = typer.Option(
+        "static", help="The flow each structure gets (as for 'crystal-atomate run')."
+    ),
     engine: str = typer.Option("local", help="local, fireworks, remote, aiida or aiida-daemon."),
     functional: str = typer.Option(
         None, help="Functional preset (HF, B3LYP, PBE0, HSE06, PBE, PBESOL)."
@@ -177,8 +195,12 @@ def submit(
     ),
     db: Path = typer.Option(None, help="Shared database."),
     work_dir: Path = typer.Option(Path("."), help="Where the job folders go (local engine)."),
-    profile: str = typer.Option(None, help="AiiDA profile (aiida engines; default: AiiDA's default profile)."),
-    code: str = typer.Option(None, help="AiiDA CRYSTAL code, LABEL or LABEL@COMPUTER (aiida engines; default: crystal)."),
+    profile: str = typer.Option(
+        None, help="AiiDA profile (aiida engines; default: AiiDA's default profile)."
+    ),
+    code: str = typer.Option(
+        None, help="AiiDA CRYSTAL code, LABEL or LABEL@COMPUTER (aiida engines; default: crystal)."
+    ),
 ) -> None:
     """One flow per structure, tagged with its origin and batch; finished ones are skipped.
 
@@ -195,9 +217,15 @@ def submit(
 
     if not (query or ids or folder or optimade or optimade_filter or mpcontribs):
         raise typer.BadParameter(
-            "give structures with --query, --ids, --folder, --optimade, --optimade-filter or --mpcontribs"
+            "give structures with --query, --ids, --folder, --optimade, --optimade-filter or "
+            "--mpcontribs"
         )
-    flow_settings = {"functional": functional, "basis": basis, "kspacing": kspacing, "settings": settings_option(settings)}
+    flow_settings = {
+        "functional": functional,
+        "basis": basis,
+        "kspacing": kspacing,
+        "settings": settings_option(settings),
+    }
     check_flow_settings(flow, functional=functional, settings=flow_settings["settings"])
     if engine not in ENGINES:
         raise UnknownNameError("engine", engine, ENGINES)
@@ -207,14 +235,19 @@ def submit(
     )
     store = _store(db)
     with console.status("building flows and checking the store"):
-        candidates = _candidates(query or [], ids or [], folder or [], refresh) + _source_candidates(
-            db, optimade, optimade_filter, provider or [], mpcontribs, refresh
-        )
+        candidates = _candidates(
+            query or [], ids or [], folder or [], refresh
+        ) + _source_candidates(db, optimade, optimade_filter, provider or [], mpcontribs, refresh)
         built = builder.build(candidates, store)
     states: dict[str, str] = {}
     if not dry_run and built.flows:
         runner = make_engine(engine, store, work_dir.resolve(), profile=profile, code=code)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(f"{engine}: {built.flow_name}", total=len(built.flows))
             for result in submit_batch(built, runner, lambda _: progress.advance(task)):

@@ -38,8 +38,10 @@ class OutputFormat(str, Enum):
 
 @contextmanager
 def _materials_project() -> Iterator[MaterialsProject]:
-    """The cache-first service on the settings' database; a user error is one ``error:`` line
-    (exit 2 for bad input, else 1)."""
+    """Return the cache-first service on the settings' database.
+
+    A user error is one ``error:`` line (exit 2 for bad input, else 1).
+    """
     service = MaterialsProject(CrystalAtomateSettings().DB_FILE)
     with source_errors():
         try:

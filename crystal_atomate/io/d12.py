@@ -1,4 +1,4 @@
-"""A typed model of the CRYSTAL ``.d12`` input deck: ``CrystalInput.from_string(x.to_string()) == x``.
+"""A typed model of the CRYSTAL ``.d12`` deck: ``CrystalInput.from_string(x.to_string()) == x``.
 
 The deck is title, geometry block (closed by END, or by ``BASISSET <name>`` which also replaces
 the basis block), basis block (closed by END), Hamiltonian/SCF block (closed by END). The reader
@@ -90,7 +90,7 @@ def is_end(keyword: str | None) -> bool:
 
 
 def is_functional(name: str) -> bool:
-    """True for a known CRYSTAL23 functional keyword, optionally with a D3 dispersion suffix."""
+    """Tell whether ``name`` is a CRYSTAL23 functional keyword, maybe with a D3 suffix."""
     name = name.upper()
     return name in FUNCTIONALS or _DISPERSION_SUFFIX.sub("", name) in FUNCTIONALS
 
@@ -105,7 +105,7 @@ class _DeckCursor(LineCursor):
         self.allowed = allowed_keywords(allow_unknown)
 
     def allows(self, keyword: str) -> bool:
-        """True when the caller passed ``keyword`` (or everything) through ``allow_unknown``."""
+        """Tell whether the caller allowed ``keyword`` (or everything) in ``allow_unknown``."""
         return self.allow_all or keyword in self.allowed
 
 
@@ -132,6 +132,7 @@ class OptGeom(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``OPTGEOM`` through ``ENDOPT``."""
         return ["OPTGEOM", *_typed_lines(self, _OPT_SPEC), *self.extra, "ENDOPT"]
 
 
@@ -158,6 +159,7 @@ class FreqCalc(_Block):
         return value
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``FREQCALC`` through ``ENDFREQ``."""
         lines = ["FREQCALC", *_typed_lines(self, _FREQ_SPEC)]
         for name in ("intcphf", "irspec"):
             block = getattr(self, name)
@@ -173,6 +175,7 @@ class Elastcon(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``ELASTCON`` through ``END``."""
         return ["ELASTCON", *(["PREOPTGEOM"] if self.preoptgeom else []), *self.extra, "END"]
 
 
@@ -185,6 +188,7 @@ class Eos(_Block):
     extra: list[str] = Field(default_factory=list)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``EOS`` through ``END``."""
         lines = ["EOS"]
         for name in ("range", "prange"):
             value = getattr(self, name)
@@ -220,6 +224,7 @@ class Dft(_Block):
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``DFT`` through ``ENDDFT``."""
         lines = ["DFT"]
         if self.functional:
             lines.append(self.functional)
@@ -240,14 +245,18 @@ class Hamiltonian(_Block):
     @model_validator(mode="after")
     def _hf_or_dft(self) -> Hamiltonian:
         if self.dft is not None and self.method != "RHF":
-            raise ValueError(f"{self.method} is a Hartree-Fock method; spin-polarised DFT uses Dft(spin=True)")
+            raise ValueError(
+                f"{self.method} is a Hartree-Fock method; spin-polarised DFT uses Dft(spin=True)"
+            )
         return self
 
     @property
     def spin_polarized(self) -> bool:
+        """Tell whether the run is spin polarized (any method but RHF, or a spin DFT block)."""
         return self.method != "RHF" or (self.dft is not None and self.dft.spin)
 
     def to_lines(self) -> list[str]:
+        """Return the Hamiltonian's lines: the DFT block, else the HF method (none for RHF)."""
         if self.dft is not None:
             return self.dft.to_lines()
         return [] if self.method == "RHF" else [self.method]
@@ -268,8 +277,17 @@ class Shrink(_Block):
         return mesh
 
     def to_lines(self) -> list[str]:
-        head = [0 if isinstance(self.mesh, tuple) else self.mesh, self.isp, *([self.isp2] if self.isp2 else [])]
-        return ["SHRINK", _join(head), *([_join(self.mesh)] if isinstance(self.mesh, tuple) else [])]
+        """Return the ``SHRINK`` lines (a tuple mesh adds its own line after IS = 0)."""
+        head = [
+            0 if isinstance(self.mesh, tuple) else self.mesh,
+            self.isp,
+            *([self.isp2] if self.isp2 else []),
+        ]
+        return [
+            "SHRINK",
+            _join(head),
+            *([_join(self.mesh)] if isinstance(self.mesh, tuple) else []),
+        ]
 
 
 class Scf(_Block):
@@ -317,28 +335,56 @@ class Scf(_Block):
         return value
 
     def to_lines(self) -> list[str]:
+        """Return the SCF keyword lines of the last block (``SHRINK`` first)."""
         lines = self.shrink.to_lines() if self.shrink else []
         lines.extend(_typed_lines(self, _SCF_SPEC))
         if self.atomspin is not None:
-            lines.extend(["ATOMSPIN", str(len(self.atomspin)), *(_join(pair) for pair in self.atomspin)])
+            lines.extend(
+                ["ATOMSPIN", str(len(self.atomspin)), *(_join(pair) for pair in self.atomspin)]
+            )
         return [*lines, *self.extra]
 
 
 # -- table-driven keywords: (field, KEYWORD, converter for the argument line or None for a flag) ---
 _Spec = list[tuple[str, str, Callable | None]]
-_OPT_SPEC: _Spec = [("toldeg", "TOLDEG", float), ("toldex", "TOLDEX", float), ("toldee", "TOLDEE", int),
-                    ("maxcycle", "MAXCYCLE", int), ("finalrun", "FINALRUN", int), ("restart", "RESTART", None),
-                    ("hessopt", "HESSOPT", None), ("onelog", "ONELOG", None),
-                    ("maxtradius", "MAXTRADIUS", float), ("trustradius", "TRUSTRADIUS", None),
-                    ("printopt", "PRINTOPT", None)]
-_FREQ_SPEC: _Spec = [("restart", "RESTART", None), ("numderiv", "NUMDERIV", int), ("intens", "INTENS", None),
-                     ("intpol", "INTPOL", None), ("intraman", "INTRAMAN", None), ("ramanrea", "RAMANREA", None),
-                     ("ramexp", "RAMEXP", (float, float)), ("dispersion", "DISPERSION", None)]
-_SCF_SPEC: _Spec = [("tolinteg", "TOLINTEG", (int,) * 5), ("toldee", "TOLDEE", int), ("maxcycle", "MAXCYCLE", int),
-                    ("fmixing", "FMIXING", int), ("levshift", "LEVSHIFT", (int, int)),
-                    ("broyden", "BROYDEN", (float, int, int)), ("anderson", "ANDERSON", None),
-                    ("smear", "SMEAR", float), ("spinlock", "SPINLOCK", (int, int)), ("guessp", "GUESSP", None),
-                    ("ppan", "PPAN", None), ("ldremo", "LDREMO", int), ("nodiis", "NODIIS", None)]
+_OPT_SPEC: _Spec = [
+    ("toldeg", "TOLDEG", float),
+    ("toldex", "TOLDEX", float),
+    ("toldee", "TOLDEE", int),
+    ("maxcycle", "MAXCYCLE", int),
+    ("finalrun", "FINALRUN", int),
+    ("restart", "RESTART", None),
+    ("hessopt", "HESSOPT", None),
+    ("onelog", "ONELOG", None),
+    ("maxtradius", "MAXTRADIUS", float),
+    ("trustradius", "TRUSTRADIUS", None),
+    ("printopt", "PRINTOPT", None),
+]
+_FREQ_SPEC: _Spec = [
+    ("restart", "RESTART", None),
+    ("numderiv", "NUMDERIV", int),
+    ("intens", "INTENS", None),
+    ("intpol", "INTPOL", None),
+    ("intraman", "INTRAMAN", None),
+    ("ramanrea", "RAMANREA", None),
+    ("ramexp", "RAMEXP", (float, float)),
+    ("dispersion", "DISPERSION", None),
+]
+_SCF_SPEC: _Spec = [
+    ("tolinteg", "TOLINTEG", (int,) * 5),
+    ("toldee", "TOLDEE", int),
+    ("maxcycle", "MAXCYCLE", int),
+    ("fmixing", "FMIXING", int),
+    ("levshift", "LEVSHIFT", (int, int)),
+    ("broyden", "BROYDEN", (float, int, int)),
+    ("anderson", "ANDERSON", None),
+    ("smear", "SMEAR", float),
+    ("spinlock", "SPINLOCK", (int, int)),
+    ("guessp", "GUESSP", None),
+    ("ppan", "PPAN", None),
+    ("ldremo", "LDREMO", int),
+    ("nodiis", "NODIIS", None),
+]
 
 
 def _join(values) -> str:
@@ -407,7 +453,10 @@ def _exact(kind: type, value: float) -> float | int:
 
 
 def _copy_subblock(cursor: _DeckCursor) -> list[str]:
-    """An opener line through its END, verbatim; keywords checked where the sub-block has a table."""
+    """Return an opener line through its END, verbatim.
+
+    Keywords checked where the sub-block has a table.
+    """
     opener = (cursor.peek_keyword(), cursor.number())
     table = SUBBLOCK_KEYWORDS.get(opener[0])
     lines = [cursor.line("a sub-block")]
@@ -424,7 +473,9 @@ def _copy_subblock(cursor: _DeckCursor) -> list[str]:
 
 
 def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = None) -> list[str]:
-    """A known keyword of ``block`` the model does not type, with its argument lines, verbatim.
+    """Return a known keyword of ``block`` the model does not type, with its argument lines.
+
+    The lines are kept verbatim.
 
     Raises the typed error CRYSTAL's own failure would hide: numbers where a keyword belongs
     (a count above is too small, or a keyword line was lost), a keyword of another block (its
@@ -433,9 +484,12 @@ def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = N
     line = cursor.peek()
     what = f"a keyword of the {BLOCK_NAMES[block]} block"
     if is_argument_line(line):
-        raise cursor.error(what, error=CountMismatchError,
-                           hint="numbers with no keyword before them: a count above (atoms, shells, "
-                                "entries of a keyword) is too small, or a keyword line was lost")
+        raise cursor.error(
+            what,
+            error=CountMismatchError,
+            hint="numbers with no keyword before them: a count above (atoms, shells, "
+            "entries of a keyword) is too small, or a keyword line was lost",
+        )
     keyword = line.split()[0].upper()
     arguments = KEYWORDS[block].get(keyword)
     if arguments is None:
@@ -458,33 +512,47 @@ def _untyped(cursor: _DeckCursor, block: str, opener: tuple[str, int] | None = N
 def _counted_lines(cursor: LineCursor, keyword: str) -> list[str]:
     """``N`` then exactly N lines of numbers (ATOMINSE, ATOMDISP, MODISYMM ...)."""
     if cursor.at_end() or len(cursor.peek().split()) != 1:
-        raise cursor.error(f"the number of {keyword} entries (one integer)", error=CountMismatchError)
+        raise cursor.error(
+            f"the number of {keyword} entries (one integer)", error=CountMismatchError
+        )
     count = cursor.ints(1, f"the number of {keyword} entries")[0]
     counted_at = cursor.number(-1)
     lines = [str(cursor.lines[cursor.index - 1][1])]
     for index in range(count):
         if cursor.at_end() or not is_argument_line(cursor.peek()):
-            raise cursor.error(f"an entry of {keyword}", error=CountMismatchError,
-                               hint=f"{keyword} on line {counted_at} announces {count} entries, {index} follow")
+            raise cursor.error(
+                f"an entry of {keyword}",
+                error=CountMismatchError,
+                hint=f"{keyword} on line {counted_at} announces {count} entries, {index} follow",
+            )
         lines.append(cursor.line(f"an entry of {keyword}"))
     if not cursor.at_end() and is_argument_line(cursor.peek()):
-        raise cursor.error("a keyword", error=CountMismatchError,
-                           hint=f"{keyword} on line {counted_at} announces {count} entries, more follow")
+        raise cursor.error(
+            "a keyword",
+            error=CountMismatchError,
+            hint=f"{keyword} on line {counted_at} announces {count} entries, more follow",
+        )
     return lines
 
 
 def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple[str, int] | None,
                      table: dict | None = None) -> DeckError:
-    """The error for ``keyword`` in ``block``: misplaced (terminator missing) or unknown (misspelt)."""
+    """Return the error for ``keyword`` in ``block``.
+
+    Misplaced (terminator missing) or unknown (misspelt).
+    """
     what = f"a keyword of the {BLOCK_NAMES.get(block, block)} block"
     table = KEYWORDS[block] if table is None else table
     elsewhere = [name for name in blocks_knowing(keyword) if name != block]
     if elsewhere and opener is not None:
         name, line = opener
-        return cursor.error(what, error=MissingTerminatorError,
-                            hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block: {name} opened on "
-                                 f"line {line} is not closed, add {TERMINATORS.get(block, 'END')} before line "
-                                 f"{cursor.number()}")
+        return cursor.error(
+            what,
+            error=MissingTerminatorError,
+            hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block: {name} opened on "
+            f"line {line} is not closed, add {TERMINATORS.get(block, 'END')} before line "
+            f"{cursor.number()}",
+        )
     if elsewhere:
         return cursor.error(what, error=UnknownKeywordError,
                             hint=f"{keyword} belongs to the {BLOCK_NAMES[elsewhere[0]]} block"
@@ -493,21 +561,27 @@ def _unknown_keyword(cursor: LineCursor, block: str, keyword: str, opener: tuple
     if hint is None:
         close = [did_you_mean(keyword, table) for table in KEYWORDS.values()]
         hint = next((h for h in close if h), None)
-    return cursor.error(what, error=UnknownKeywordError,
-                        hint=hint or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]")
+    return cursor.error(
+        what,
+        error=UnknownKeywordError,
+        hint=hint or f"if CRYSTAL23 knows {keyword}, read with allow_unknown=[{keyword!r}]",
+    )
 
 
 def _parse_block(cursor: _DeckCursor, model: type[BaseModel], spec: _Spec,
                  special: Callable[[LineCursor, dict], bool] | None = None) -> BaseModel:
-    """Parse keyword lines up to the block's END into ``model``; other known lines go to ``extra``."""
+    """Parse keyword lines up to the block's END into ``model``, other known ones into ``extra``."""
     opener = (cursor.peek_keyword(), cursor.number())
     block = "DFT" if model is Dft else opener[0]
     cursor.line(model.__name__)
     fields: dict = {"extra": []}
     while not is_end(cursor.peek_keyword()):
         if cursor.at_end():
-            raise cursor.error(f"{TERMINATORS[block]} closing {opener[0]}", error=MissingTerminatorError,
-                               hint=f"{opener[0]} opened on line {opener[1]} is never closed")
+            raise cursor.error(
+                f"{TERMINATORS[block]} closing {opener[0]}",
+                error=MissingTerminatorError,
+                hint=f"{opener[0]} opened on line {opener[1]} is never closed",
+            )
         if special is not None and special(cursor, fields):
             continue
         if _read_typed(cursor, spec, fields):
@@ -559,9 +633,14 @@ def _dft_special(cursor: LineCursor, fields: dict) -> bool:
         names = EXCHANGE_NAMES if keyword == "EXCHANGE" else CORRELATION_NAMES
         name = cursor.peek_keyword()
         if name is not None and name not in names and not cursor.allows(name):
-            raise cursor.error(f"an {keyword} functional name", error=UnknownKeywordError,
-                               hint=did_you_mean(name, names) or f"known: {' '.join(sorted(names))}")
-        fields["exchange" if keyword == "EXCHANGE" else "correlation"] = cursor.line(f"a {keyword} name").split()[0]
+            raise cursor.error(
+                f"an {keyword} functional name",
+                error=UnknownKeywordError,
+                hint=did_you_mean(name, names) or f"known: {' '.join(sorted(names))}",
+            )
+        fields["exchange" if keyword == "EXCHANGE" else "correlation"] = cursor.line(
+            f"a {keyword} name"
+        ).split()[0]
     elif keyword == "SPIN":
         fields["spin"] = bool(cursor.line("SPIN"))
     elif keyword in GRIDS:
@@ -580,9 +659,14 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
         following = (cursor.peek() or "").split()
         if not following or not following[0].lstrip("-").isdigit():
             if cursor.periodic:
-                raise cursor.error("SHRINK factors 'IS ISP'", error=CountMismatchError,
-                                   hint="only a molecule takes SHRINK without factors")
-            fields["extra"].append("SHRINK")  # 0D decks write a bare SHRINK; CRYSTAL reads no numbers
+                raise cursor.error(
+                    "SHRINK factors 'IS ISP'",
+                    error=CountMismatchError,
+                    hint="only a molecule takes SHRINK without factors",
+                )
+            fields["extra"].append(
+                "SHRINK"
+            )  # 0D decks write a bare SHRINK; CRYSTAL reads no numbers
             return True
         if "shrink" in fields:
             cursor.index -= 1
@@ -597,17 +681,26 @@ def _scf_special(cursor: LineCursor, fields: dict) -> bool:
         opened = cursor.number()
         cursor.line("ATOMSPIN")
         if cursor.at_end() or len(cursor.peek().split()) != 1:
-            raise cursor.error("the number of ATOMSPIN entries (one integer)", error=CountMismatchError)
+            raise cursor.error(
+                "the number of ATOMSPIN entries (one integer)", error=CountMismatchError
+            )
         count = cursor.ints(1, "the number of ATOMSPIN entries")[0]
         values: list[int] = []
         while len(values) < 2 * count:
             if cursor.at_end() or not is_argument_line(cursor.peek()):
-                raise cursor.error("ATOMSPIN 'label spin' pairs", error=CountMismatchError,
-                                   hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} follow")
+                raise cursor.error(
+                    "ATOMSPIN 'label spin' pairs",
+                    error=CountMismatchError,
+                    hint=f"ATOMSPIN on line {opened} announces {count} atoms, {len(values) // 2} "
+                         "follow",
+                )
             values.extend(cursor.ints(None, "ATOMSPIN 'label spin' pairs"))
         if len(values) != 2 * count or (not cursor.at_end() and is_argument_line(cursor.peek())):
-            raise cursor.error("a keyword after the ATOMSPIN pairs", error=CountMismatchError,
-                               hint=f"ATOMSPIN on line {opened} announces {count} atoms, more follow")
+            raise cursor.error(
+                "a keyword after the ATOMSPIN pairs",
+                error=CountMismatchError,
+                hint=f"ATOMSPIN on line {opened} announces {count} atoms, more follow",
+            )
         fields["atomspin"] = list(zip(values[0::2], values[1::2], strict=True))
     else:
         return False
@@ -622,7 +715,8 @@ _TASKS: dict[str, tuple[str, type[BaseModel], _Spec, Callable[[LineCursor, dict]
 }
 
 
-# -- the deck ---------------------------------------------------------------------------------------
+# -- the deck
+# ---------------------------------------------------------------------------------------
 class CrystalInput(BaseModel):
     """A whole ``.d12`` deck. ``basis=None`` only for geometry-only decks (TESTGEOM/EXTPRT)."""
 
@@ -648,16 +742,22 @@ class CrystalInput(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CrystalInput:
-        tasks = [name for name in ("optgeom", "freqcalc", "elastcon", "eos") if getattr(self, name) is not None]
+        tasks = [
+            name
+            for name in ("optgeom", "freqcalc", "elastcon", "eos")
+            if getattr(self, name) is not None
+        ]
         if len(tasks) > 1:
             raise ValueError(f"only one of OPTGEOM/FREQCALC/ELASTCON/EOS per deck, got {tasks}")
         if self.basis is None and (self.hamiltonian != Hamiltonian() or self.scf != Scf()):
-            raise ValueError("a deck without basis set is geometry-only and takes no Hamiltonian/SCF keywords")
+            raise ValueError(
+                "a deck without basis set is geometry-only and takes no Hamiltonian/SCF keywords"
+            )
         return self
 
     # -- text -------------------------------------------------------------------------------------
     def to_string(self) -> str:
-        """The deck text (newline-terminated)."""
+        """Return the deck text (newline-terminated)."""
         lines = [self.title, *self.geometry.to_lines(), *self.geometry_keywords]
         for task in (self.optgeom, self.freqcalc, self.elastcon, self.eos):
             if task is not None:
@@ -673,6 +773,7 @@ class CrystalInput(BaseModel):
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
+        """Return the deck text, as :meth:`to_string`."""
         return self.to_string()
 
     @classmethod
@@ -707,8 +808,9 @@ class CrystalInput(BaseModel):
         raw = text.splitlines()
         if not raw:
             raise D12ParseError("empty deck", line=1)
-        cursor = _DeckCursor([(number + 1, line) for number, line in clean_lines("\n".join(raw[1:]))],
-                             allow_unknown)
+        cursor = _DeckCursor(
+            [(number + 1, line) for number, line in clean_lines("\n".join(raw[1:]))], allow_unknown
+        )
         geometry = parse_geometry(cursor)
         cursor.periodic = geometry.kind in ("CRYSTAL", "SLAB", "POLYMER")
         fields: dict = {"title": raw[0].strip()[:80], "geometry": geometry, "geometry_keywords": []}
@@ -751,8 +853,10 @@ class CrystalInput(BaseModel):
             raise D12ParseError(f"invalid deck: {exc}", line=cursor.number(-1)) from None
 
     @classmethod
-    def from_file(cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()) -> CrystalInput:
-        """Read a deck (see :meth:`from_string`); for EXTERNAL a ``fort.34`` next to it is attached."""
+    def from_file(
+        cls, path: str | Path, *, allow_unknown: bool | Collection[str] = ()
+    ) -> CrystalInput:
+        """Read a deck (see :meth:`from_string`); for EXTERNAL, attach the ``fort.34`` beside it."""
         path = Path(path)
         deck = cls.from_string(path.read_text(), allow_unknown=allow_unknown)
         fort34 = path.parent / "fort.34"
@@ -761,7 +865,7 @@ class CrystalInput(BaseModel):
         return deck
 
     def write_input(self, directory: str | Path, make_dir: bool = True) -> Path:
-        """Write ``INPUT`` (and ``fort.34`` for EXTERNAL) after checking the basis covers every element."""
+        """Write ``INPUT`` (and ``fort.34`` for EXTERNAL), once the basis covers every element."""
         self.check_basis()
         directory = Path(directory)
         if make_dir:
@@ -779,7 +883,9 @@ class CrystalInput(BaseModel):
             atoms = self.geometry.fort34.atoms if self.geometry.fort34 else None
         else:
             atoms = self.geometry.atoms
-        return None if atoms is None else {Element.from_Z(atom.number % 100).symbol for atom in atoms}
+        return (
+            None if atoms is None else {Element.from_Z(atom.number % 100).symbol for atom in atoms}
+        )
 
     def check_basis(self) -> None:
         """Raise :class:`UnknownBasisElementError` if the basis lacks an element of the geometry."""
@@ -789,14 +895,23 @@ class CrystalInput(BaseModel):
     # -- pymatgen ----------------------------------------------------------------------------------
     @classmethod
     def from_structure(
-        cls, structure: Structure | Molecule, *, title: str | None = None,
-        geometry: Literal["external", "symmetrized"] = "external", basis: BasisSet | str,
-        hamiltonian: Hamiltonian | None = None, scf: Scf | None = None, optgeom: OptGeom | None = None,
-        freqcalc: FreqCalc | None = None, elastcon: Elastcon | None = None, eos: Eos | None = None,
-        geometry_keywords: Collection[str] = (), dimensionality: Literal[0, 2, 3] | None = None,
+        cls,
+        structure: Structure | Molecule,
+        *,
+        title: str | None = None,
+        geometry: Literal["external", "symmetrized"] = "external",
+        basis: BasisSet | str,
+        hamiltonian: Hamiltonian | None = None,
+        scf: Scf | None = None,
+        optgeom: OptGeom | None = None,
+        freqcalc: FreqCalc | None = None,
+        elastcon: Elastcon | None = None,
+        eos: Eos | None = None,
+        geometry_keywords: Collection[str] = (),
+        dimensionality: Literal[0, 2, 3] | None = None,
         symprec: float = 1e-3,
     ) -> CrystalInput:
-        """A deck for a pymatgen ``Structure`` (3D, or a slab) or ``Molecule`` (0D).
+        """Return a deck for a pymatgen ``Structure`` (3D, or a slab) or ``Molecule`` (0D).
 
         The basis is checked first, so a missing element fails before anything is built.
         Magnetic moments (``magmom``) force the EXTERNAL form with up/down sites made
@@ -809,7 +924,9 @@ class CrystalInput(BaseModel):
         hamiltonian = hamiltonian or Hamiltonian()
         scf = scf or Scf()
         if dimensionality is None:
-            dimensionality = 0 if isinstance(structure, Molecule) else 2 if looks_like_slab(structure) else 3
+            dimensionality = (
+                0 if isinstance(structure, Molecule) else 2 if looks_like_slab(structure) else 3
+            )
         geometry_model, atomspin = geometry_from_structure(
             structure, form=geometry, dimensionality=dimensionality, symprec=symprec,
             ecp_elements=basis.ecp_elements,
@@ -818,12 +935,23 @@ class CrystalInput(BaseModel):
             if scf.atomspin is None:
                 scf = scf.model_copy(update={"atomspin": atomspin})
             if hamiltonian.dft is not None:
-                hamiltonian = hamiltonian.model_copy(update={"dft": hamiltonian.dft.model_copy(update={"spin": True})})
+                hamiltonian = hamiltonian.model_copy(
+                    update={"dft": hamiltonian.dft.model_copy(update={"spin": True})}
+                )
             elif hamiltonian.method == "RHF":
                 hamiltonian = hamiltonian.model_copy(update={"method": "UHF"})
-        return cls(title=(title or structure.composition.reduced_formula)[:80], geometry=geometry_model,
-                   geometry_keywords=list(geometry_keywords), optgeom=optgeom, freqcalc=freqcalc,
-                   elastcon=elastcon, eos=eos, basis=basis, hamiltonian=hamiltonian, scf=scf)
+        return cls(
+            title=(title or structure.composition.reduced_formula)[:80],
+            geometry=geometry_model,
+            geometry_keywords=list(geometry_keywords),
+            optgeom=optgeom,
+            freqcalc=freqcalc,
+            elastcon=elastcon,
+            eos=eos,
+            basis=basis,
+            hamiltonian=hamiltonian,
+            scf=scf,
+        )
 
 
 #: A gap this wide (Angstrom) along c between periodic images means the structure is a slab.
@@ -831,16 +959,23 @@ SLAB_VACUUM = 7.0
 
 
 def looks_like_slab(structure: Structure) -> bool:
-    """True when the atoms leave an empty gap of at least :data:`SLAB_VACUUM` along c."""
+    """Return True when the atoms leave an empty gap of at least :data:`SLAB_VACUUM` along c."""
     z = sorted(structure.frac_coords[:, 2] % 1.0)
     gaps = [b - a for a, b in zip(z, z[1:], strict=False)] + [1.0 - z[-1] + z[0]]
-    in_plane = structure.lattice.a * structure.lattice.b * abs(math.sin(math.radians(structure.lattice.gamma)))
+    in_plane = (
+        structure.lattice.a
+        * structure.lattice.b
+        * abs(math.sin(math.radians(structure.lattice.gamma)))
+    )
     height = structure.volume / in_plane
     return max(gaps) * height >= SLAB_VACUUM
 
 
 def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
-    """The last block: optional HF flavour or DFT block, then SCF keywords, then the final END."""
+    """Return the last block.
+
+    Optional HF flavour or DFT block, then SCF keywords, then the final END.
+    """
     hamiltonian: dict = {}
     scf: dict = {"extra": []}
     while not is_end(cursor.peek_keyword()):
@@ -864,13 +999,23 @@ def _parse_hamiltonian_scf(cursor: _DeckCursor) -> tuple[Hamiltonian, Scf]:
 
 
 def _library(cursor: _DeckCursor) -> BasisSet:
-    """The name after ``BASISSET``: one of CRYSTAL's internal libraries (or an allowed name)."""
+    """Return the name after ``BASISSET``.
+
+    One of CRYSTAL's internal libraries (or an allowed name).
+    """
     line = cursor.peek()
     name = line.split()[0] if line else None
-    if name is not None and name.upper() not in LIBRARY_COVERAGE and not cursor.allows(name.upper()):
-        raise cursor.error("the name of a CRYSTAL basis-set library", error=UnknownKeywordError,
-                           hint=did_you_mean(name.upper(), LIBRARY_COVERAGE)
-                           or f"if CRYSTAL23 has it, read with allow_unknown=[{name.upper()!r}]")
+    if (
+        name is not None
+        and name.upper() not in LIBRARY_COVERAGE
+        and not cursor.allows(name.upper())
+    ):
+        raise cursor.error(
+            "the name of a CRYSTAL basis-set library",
+            error=UnknownKeywordError,
+            hint=did_you_mean(name.upper(), LIBRARY_COVERAGE)
+            or f"if CRYSTAL23 has it, read with allow_unknown=[{name.upper()!r}]",
+        )
     return BasisSet.from_library(cursor.line("a basis-set name").split()[0])
 
 
@@ -893,19 +1038,28 @@ def _parse_basis_block(cursor: LineCursor) -> BasisSet:
 
 def _numbers_in_geometry(cursor: LineCursor, geometry: Geometry, after_geometry: int,
                          closed: tuple[str, int, int] | None) -> DeckError:
-    """The error for a line of numbers where a geometry keyword or END belongs, with its likely cause."""
+    """Return the error for numbers where a geometry keyword or END belongs, naming the cause."""
     what = "a geometry-block keyword or END"
     if closed is not None:
         name, opened, end = closed
-        return cursor.error(what, error=MissingTerminatorError,
-                            hint=f"line {end} closed {name} (opened on line {opened}) and the geometry block is "
-                                 f"still open: is {TERMINATORS[name]} missing before line {end}?")
+        return cursor.error(
+            what,
+            error=MissingTerminatorError,
+            hint=f"line {end} closed {name} (opened on line {opened}) and the geometry block is "
+            f"still open: is {TERMINATORS[name]} missing before line {end}?",
+        )
     atoms = getattr(geometry, "atoms", None)
     if atoms is not None and cursor.index == after_geometry:
         count_line = cursor.lines[after_geometry - len(atoms) - 1][0]
-        return cursor.error(what, error=CountMismatchError,
-                            hint=f"the atom count on line {count_line} says {len(atoms)}: is this atom "
-                                 f"{len(atoms) + 1}, or is the geometry END missing before the basis set?")
-    return cursor.error(what, error=CountMismatchError,
-                        hint="numbers with no keyword before them: a keyword line was lost, or an entry count "
-                             "above is too small")
+        return cursor.error(
+            what,
+            error=CountMismatchError,
+            hint=f"the atom count on line {count_line} says {len(atoms)}: is this atom "
+            f"{len(atoms) + 1}, or is the geometry END missing before the basis set?",
+        )
+    return cursor.error(
+        what,
+        error=CountMismatchError,
+        hint="numbers with no keyword before them: a keyword line was lost, or an entry count "
+        "above is too small",
+    )

@@ -7,14 +7,13 @@ space-group setting conventions can get in the way.
 
 Layout (verified on real files)::
 
-    3   5   6                       dimensionality, centring code, crystal type [E energy DE delta(n)]
-    a1x a1y a1z                     three lattice rows, Angstrom; 500 for non-periodic axes
-    ...
-    48                              number of symmetry operators
-    r11 r12 r13 / r21 .. / r31 .. / t1 t2 t3    four lines each, Cartesian, x' = R x + t
-    2                               number of atoms (all atoms of the cell)
-    12  x y z                       conventional atomic number (Z, Z+200 for ECP), Cartesian Angstrom
-    225  48                         space group and number of operators (optional; "0 0" = unknown)
+    3   5   6                       dimensionality, centring code, crystal type [E energy DE
+    delta(n)] a1x a1y a1z                     three lattice rows, Angstrom; 500 for non-periodic
+    axes ... 48                              number of symmetry operators r11 r12 r13 / r21 .. / r31
+    .. / t1 t2 t3    four lines each, Cartesian, x' = R x + t 2                               number
+    of atoms (all atoms of the cell) 12  x y z                       conventional atomic number (Z,
+    Z+200 for ECP), Cartesian Angstrom 225  48                         space group and number of
+    operators (optional; "0 0" = unknown)
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
+import spglib
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Element, Lattice, Molecule, Structure
-import spglib
 
 from crystal_atomate.io.deck_lines import DeckError
 
@@ -44,7 +43,9 @@ CRYSTAL_TYPES = {"triclinic": 1, "monoclinic": 2, "orthorhombic": 3, "tetragonal
 _SYSTEM_BOUNDS = ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
                   (167, "trigonal"), (194, "hexagonal"), (230, "cubic"))
 _REAL = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_ENERGY_HEADER = re.compile(rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)")
+_ENERGY_HEADER = re.compile(
+    rf"E\s*(?P<energy>{_REAL})\s+DE\s*(?P<delta>{_REAL})\s*\(\s*(?P<n>\d+)\s*\)"
+)
 
 
 class Fort34ParseError(DeckError):
@@ -62,7 +63,7 @@ def format_real(value: float) -> str:
 
 
 def crystal_system(space_group: int) -> str:
-    """The crystal system of a space-group number (1-230)."""
+    """Return the crystal system of a space-group number (1-230)."""
     for last, system in _SYSTEM_BOUNDS:
         if 1 <= space_group <= last:
             return system
@@ -72,7 +73,9 @@ def crystal_system(space_group: int) -> str:
 def spin_signs(structure: Structure) -> list[int]:
     """+1 / -1 / 0 per site from the ``magmom`` site property (0 where absent or below 0.01)."""
     magmoms = structure.site_properties.get("magmom") or [0.0] * len(structure)
-    return [0 if m is None or abs(float(np.sum(m))) < 0.01 else int(np.sign(np.sum(m))) for m in magmoms]
+    return [
+        0 if m is None or abs(float(np.sum(m))) < 0.01 else int(np.sign(np.sum(m))) for m in magmoms
+    ]
 
 
 def symmetry_of(
@@ -103,7 +106,11 @@ def symmetry_of(
     ValueError
         spglib finds no symmetry at all (a cell it cannot read).
     """
-    kinds = list(zip(structure.atomic_numbers, spin_signs(structure) if signs is None else signs, strict=True))
+    kinds = list(
+        zip(
+            structure.atomic_numbers, spin_signs(structure) if signs is None else signs, strict=True
+        )
+    )
     unique = list(dict.fromkeys(kinds))
     types = [unique.index(kind) + 1 for kind in kinds]
     cell = (structure.lattice.matrix, structure.frac_coords, types)
@@ -129,7 +136,7 @@ class SymmetryOperator(BaseModel):
 
 
 class Fort34Atom(BaseModel):
-    """An atom: conventional atomic number (Z, or Z+200 for ECP) and Cartesian position in Angstrom."""
+    """An atom: conventional atomic number (Z, or Z+200 for ECP), Cartesian position in Angstrom."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -143,7 +150,7 @@ class Fort34Atom(BaseModel):
 
 
 class EnergyHeader(BaseModel):
-    """The ``E <energy> DE <change>(n)`` tail of the first line of an optimisation's final geometry."""
+    """The ``E <energy> DE <change>(n)`` tail of the first line of an optimised geometry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -194,7 +201,9 @@ class Fort34(BaseModel):
             try:
                 return [kind(token) for token in tokens[:count]]
             except ValueError:
-                raise Fort34ParseError(f"line {number}: not numbers: {' '.join(tokens)!r}") from None
+                raise Fort34ParseError(
+                    f"line {number}: not numbers: {' '.join(tokens)!r}"
+                ) from None
 
         number, header = take(3, "dimensionality, centring code, crystal type")
         dimensionality, centring, crystal_type = numbers(header, number, int, 3)
@@ -202,13 +211,22 @@ class Fort34(BaseModel):
         if len(header) > 3:
             match = _ENERGY_HEADER.search(lines[0][1])
             if match is None:
-                raise Fort34ParseError(f"line {number}: unreadable energy header {lines[0][1].strip()!r}")
-            energy = EnergyHeader(energy=float(match["energy"]), delta=float(match["delta"]), n=int(match["n"]))
-        lattice = tuple(tuple(numbers(*reversed(take(3, "a lattice vector")), float, 3)) for _ in range(3))
+                raise Fort34ParseError(
+                    f"line {number}: unreadable energy header {lines[0][1].strip()!r}"
+                )
+            energy = EnergyHeader(
+                energy=float(match["energy"]), delta=float(match["delta"]), n=int(match["n"])
+            )
+        lattice = tuple(
+            tuple(numbers(*reversed(take(3, "a lattice vector")), float, 3)) for _ in range(3)
+        )
         number, tokens = take(1, "the number of symmetry operators")
         symmops = []
         for _ in range(numbers(tokens, number, int, 1)[0]):
-            rows = [tuple(numbers(*reversed(take(3, "a symmetry operator row")), float, 3)) for _ in range(4)]
+            rows = [
+                tuple(numbers(*reversed(take(3, "a symmetry operator row")), float, 3))
+                for _ in range(4)
+            ]
             symmops.append(SymmetryOperator(rotation=tuple(rows[:3]), translation=rows[3]))
         number, tokens = take(1, "the number of atoms")
         atoms = []
@@ -220,8 +238,16 @@ class Fort34(BaseModel):
         rest = next(cursor, None)
         if rest is not None:
             space_group = tuple(numbers(rest[1].split(), rest[0], int, 2))
-        return cls(dimensionality=dimensionality, centring=centring, crystal_type=crystal_type, lattice=lattice,
-                   symmops=symmops, atoms=atoms, space_group=space_group, energy=energy)
+        return cls(
+            dimensionality=dimensionality,
+            centring=centring,
+            crystal_type=crystal_type,
+            lattice=lattice,
+            symmops=symmops,
+            atoms=atoms,
+            space_group=space_group,
+            energy=energy,
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Fort34:
@@ -232,7 +258,10 @@ class Fort34(BaseModel):
         """Render in CRYSTAL's layout; the result parses back to an equal object."""
         header = f"{self.dimensionality:4d}{self.centring:4d}{self.crystal_type:4d}"
         if self.energy is not None:
-            header += f" E{format_real(self.energy.energy)} DE{format_real(self.energy.delta)}({self.energy.n:3d})"
+            header += (
+                f" E{format_real(self.energy.energy)}"
+                f" DE{format_real(self.energy.delta)}({self.energy.n:3d})"
+            )
         lines = [header, *(_row(vector) for vector in self.lattice), f"{len(self.symmops):5d}"]
         for op in self.symmops:
             lines.extend(_row(row) for row in (*op.rotation, op.translation))
@@ -243,6 +272,7 @@ class Fort34(BaseModel):
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
+        """Return the fort.34 text, as :meth:`to_string`."""
         return self.to_string()
 
     def write_file(self, path: str | Path) -> Path:
@@ -257,16 +287,17 @@ class Fort34(BaseModel):
         cls, structure: Structure, symmetry: bool = True, symprec: float = 1e-3,
         ecp_elements: Collection[str] = (), signs: Sequence[int] | None = None,
     ) -> Fort34:
-        """A 3D fort.34 holding every site of ``structure`` in its own cell.
+        """Return a 3D fort.34 holding every site of ``structure`` in its own cell.
 
         With ``symmetry`` the operators are spglib's for this very cell (so CRYSTAL can reduce the
         work), one per rotation: pure centring translations of a non-primitive cell are dropped
-        because CRYSTAL counts at most 48 operators; a structure with ``magmom`` site properties gets only the operators that keep the
-        moments, which is what makes antiferromagnetic sublattices inequivalent. Without it the
-        file is P1 (identity only, header ``3 1 1``). ``ecp_elements`` get atomic number Z+200;
-        ``signs`` are the structure's :func:`spin_signs` when the caller has them already. The
-        structure is taken as given: :func:`crystal_atomate.io.geometry.check_structure` is the
-        caller's (the input set checks it once per job).
+        because CRYSTAL counts at most 48 operators; a structure with ``magmom`` site properties
+        gets only the operators that keep the moments, which is what makes antiferromagnetic
+        sublattices inequivalent. Without it the file is P1 (identity only, header ``3 1 1``).
+        ``ecp_elements`` get atomic number Z+200; ``signs`` are the structure's :func:`spin_signs`
+        when the caller has them already. The structure is taken as given:
+        :func:`crystal_atomate.io.geometry.check_structure` is the caller's (the input set checks it
+        once per job).
         """
         atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
                             position=_as_vec3(site.coords)) for site in structure]
@@ -279,14 +310,25 @@ class Fort34(BaseModel):
         symmops: dict[Mat3, SymmetryOperator] = {}
         for rotation, translation in zip(rotations, translations, strict=True):
             cartesian = np.round(matrix.T @ rotation @ np.linalg.inv(matrix.T), 12) + 0.0
-            symmops.setdefault(_as_mat3(cartesian),
-                               SymmetryOperator(rotation=_as_mat3(cartesian), translation=_as_vec3(translation @ matrix)))
-        return cls(dimensionality=3, centring=1, crystal_type=CRYSTAL_TYPES[crystal_system(number)], lattice=lattice,
-                   symmops=list(symmops.values()), atoms=atoms, space_group=(number, len(symmops)))
+            symmops.setdefault(
+                _as_mat3(cartesian),
+                SymmetryOperator(
+                    rotation=_as_mat3(cartesian), translation=_as_vec3(translation @ matrix)
+                ),
+            )
+        return cls(
+            dimensionality=3,
+            centring=1,
+            crystal_type=CRYSTAL_TYPES[crystal_system(number)],
+            lattice=lattice,
+            symmops=list(symmops.values()),
+            atoms=atoms,
+            space_group=(number, len(symmops)),
+        )
 
     @classmethod
     def from_slab(cls, structure: Structure, ecp_elements: Collection[str] = ()) -> Fort34:
-        """A 2D (SLAB) fort.34 from a slab ``Structure`` whose c axis is the vacuum direction.
+        """Return a 2D (SLAB) fort.34 of a slab ``Structure`` whose c axis is the vacuum direction.
 
         CRYSTAL wants the surface in the xy plane, z Cartesian and non-periodic; the structure is
         rotated into that frame (a along x) and written P1, which is always valid.
@@ -309,11 +351,23 @@ class Fort34(BaseModel):
 
     @classmethod
     def from_molecule(cls, molecule: Molecule, ecp_elements: Collection[str] = ()) -> Fort34:
-        """A 0D fort.34 (identity only, 500 A box) holding the molecule's Cartesian coordinates."""
-        atoms = [Fort34Atom(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
-                            position=_as_vec3(site.coords)) for site in molecule]
-        return cls(dimensionality=0, centring=1, crystal_type=1, lattice=_as_mat3(np.eye(3) * NON_PERIODIC_LENGTH),
-                   symmops=[_IDENTITY], atoms=atoms, space_group=(1, 1))
+        """Return a 0D fort.34 (identity only, 500 A box) of a molecule's Cartesian coordinates."""
+        atoms = [
+            Fort34Atom(
+                number=conventional_atomic_number(site.specie.symbol, ecp_elements),
+                position=_as_vec3(site.coords),
+            )
+            for site in molecule
+        ]
+        return cls(
+            dimensionality=0,
+            centring=1,
+            crystal_type=1,
+            lattice=_as_mat3(np.eye(3) * NON_PERIODIC_LENGTH),
+            symmops=[_IDENTITY],
+            atoms=atoms,
+            space_group=(1, 1),
+        )
 
     @property
     def atomic_numbers(self) -> list[int]:
@@ -321,20 +375,29 @@ class Fort34(BaseModel):
         return [atom.number % 100 for atom in self.atoms]
 
     def to_structure(self) -> Structure:
-        """The periodic structure (2D/1D keep CRYSTAL's 500 A along the non-periodic axes)."""
+        """Return the periodic structure.
+
+        2D/1D keep CRYSTAL's 500 A along the non-periodic axes.
+        """
         if self.dimensionality == 0:
             raise ValueError("a 0D fort.34 is a molecule: use to_molecule()")
-        return Structure(Lattice(self.lattice), self.atomic_numbers, [atom.position for atom in self.atoms],
-                         coords_are_cartesian=True)
+        return Structure(
+            Lattice(self.lattice),
+            self.atomic_numbers,
+            [atom.position for atom in self.atoms],
+            coords_are_cartesian=True,
+        )
 
     def to_molecule(self) -> Molecule:
-        """The molecule of a 0D fort.34."""
+        """Return the molecule of a 0D fort.34."""
         if self.dimensionality != 0:
             raise ValueError(f"a {self.dimensionality}D fort.34 is periodic: use to_structure()")
         return Molecule(self.atomic_numbers, [atom.position for atom in self.atoms])
 
 
-_IDENTITY = SymmetryOperator(rotation=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), translation=(0.0, 0.0, 0.0))
+_IDENTITY = SymmetryOperator(
+    rotation=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), translation=(0.0, 0.0, 0.0)
+)
 
 
 def _row(values: Vec3) -> str:

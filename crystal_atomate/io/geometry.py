@@ -15,7 +15,7 @@ matching ``ATOMSPIN`` list.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -48,7 +48,7 @@ class StructureError(ValueError):
 
 
 class AtomSite(BaseModel):
-    """``Z x y z``: conventional atomic number (Z+200 for ECP) and coordinates as the block defines."""
+    """``Z x y z``: conventional atomic number (Z+200 for ECP), coordinates as the block defines."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +56,7 @@ class AtomSite(BaseModel):
     coords: Vec3
 
     def to_line(self) -> str:
+        """Return the atom's deck line."""
         return f"{self.number} " + " ".join(format_number(c) for c in self.coords)
 
 
@@ -65,7 +66,7 @@ def _slab_parameter_count(layer_group: int) -> int:
 
 
 class CrystalGeometry(BaseModel):
-    """``CRYSTAL``: 3D, space group + independent lattice parameters + asymmetric unit (fractional)."""
+    """``CRYSTAL``: 3D; space group, independent lattice parameters, fractional asymmetric unit."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -80,7 +81,9 @@ class CrystalGeometry(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CrystalGeometry:
-        if self.iflag == 0 and not (isinstance(self.space_group, int) and 1 <= self.space_group <= 230):
+        if self.iflag == 0 and not (
+            isinstance(self.space_group, int) and 1 <= self.space_group <= 230
+        ):
             raise ValueError(f"IFLAG=0 needs a space-group number 1..230, got {self.space_group!r}")
         if self.iflag == 1 and not isinstance(self.space_group, str):
             raise ValueError("IFLAG=1 needs a space-group symbol")
@@ -91,13 +94,16 @@ class CrystalGeometry(BaseModel):
             if crystal_system(self.space_group) == "trigonal" and self.ifhr == 1:
                 expected = 2
             if len(self.lattice_parameters) != expected:
-                raise ValueError(f"space group {self.space_group} takes {expected} lattice parameter(s), "
-                                 f"got {len(self.lattice_parameters)}")
+                raise ValueError(
+                    f"space group {self.space_group} takes {expected} lattice parameter(s), "
+                    f"got {len(self.lattice_parameters)}"
+                )
         if any(p <= 0 for p in self.lattice_parameters):
             raise ValueError("lattice parameters must be positive")
         return self
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``CRYSTAL`` through the asymmetric unit."""
         lines = ["CRYSTAL", f"{self.iflag} {self.ifhr} {self.ifso}", str(self.space_group)]
         if self.origin_shift is not None:
             lines.append(" ".join(map(str, self.origin_shift)))
@@ -107,18 +113,20 @@ class CrystalGeometry(BaseModel):
         return lines
 
     def to_structure(self) -> Structure:
-        """Expand the asymmetric unit with pymatgen, in the setting CRYSTAL uses (see module doc)."""
+        """Expand the asymmetric unit with pymatgen, in CRYSTAL's setting (see the module doc)."""
         if self.iflag != 0 or self.ifso > 1:
             raise NotImplementedError("only numbered space groups with IFSO 0 or 1 can be expanded")
         system = crystal_system(self.space_group)
-        lattice = _lattice_from_parameters(system, self.lattice_parameters, rhombohedral=self.ifhr == 1)
+        lattice = _lattice_from_parameters(
+            system, self.lattice_parameters, rhombohedral=self.ifhr == 1
+        )
         return Structure.from_spacegroup(
             self._setting_symbol(), lattice, [atom.number % 100 for atom in self.atoms],
             [atom.coords for atom in self.atoms], tol=1e-3,
         )
 
     def _setting_symbol(self) -> str:
-        """pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
+        """Pymatgen's symbol for the setting CRYSTAL picks from IFHR/IFSO."""
         symbol = _space_group_symbol(self.space_group)
         if crystal_system(self.space_group) == "trigonal" and symbol.startswith("R"):
             return f"{symbol}:{'R' if self.ifhr else 'H'}"
@@ -126,9 +134,9 @@ class CrystalGeometry(BaseModel):
         return choice if _is_known_setting(choice) else symbol
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space_group(symbol: str) -> SpaceGroup | None:
-    """pymatgen's SpaceGroup for ``symbol`` (None if unknown), kept alive for the process.
+    """Pymatgen's SpaceGroup for ``symbol`` (None if unknown), kept alive for the process.
 
     pymatgen caches SpaceGroup instances only weakly and builds the operations of a cubic group
     with O(n^2) SymmOp comparisons (Fm-3m: ~0.3 s); holding them here also makes the
@@ -140,7 +148,7 @@ def _space_group(symbol: str) -> SpaceGroup | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space_group_by_number(number: int) -> SpaceGroup:
     return SpaceGroup.from_int_number(number)
 
@@ -168,7 +176,7 @@ def _lattice_from_parameters(system: str, p: list[float], rhombohedral: bool = F
 
 
 class SlabGeometry(BaseModel):
-    """``SLAB``: layer group, its lattice parameters, atoms with x y fractional and z in Angstrom."""
+    """``SLAB``: layer group, its lattice parameters, atoms (x y fractional, z in Angstrom)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -181,12 +189,20 @@ class SlabGeometry(BaseModel):
     def _parameter_count(self) -> SlabGeometry:
         expected = _slab_parameter_count(self.layer_group)
         if len(self.lattice_parameters) != expected:
-            raise ValueError(f"layer group {self.layer_group} takes {expected} lattice parameter(s)")
+            raise ValueError(
+                f"layer group {self.layer_group} takes {expected} lattice parameter(s)"
+            )
         return self
 
     def to_lines(self) -> list[str]:
-        return ["SLAB", str(self.layer_group), " ".join(format_number(p) for p in self.lattice_parameters),
-                str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+        """Return the block's deck lines, ``SLAB`` through its atoms."""
+        return [
+            "SLAB",
+            str(self.layer_group),
+            " ".join(format_number(p) for p in self.lattice_parameters),
+            str(len(self.atoms)),
+            *(atom.to_line() for atom in self.atoms),
+        ]
 
 
 class PolymerGeometry(BaseModel):
@@ -200,6 +216,7 @@ class PolymerGeometry(BaseModel):
     atoms: list[AtomSite] = Field(min_length=1)
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck lines, ``POLYMER`` through its atoms."""
         return ["POLYMER", str(self.rod_group), format_number(self.lattice_parameters[0]),
                 str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
 
@@ -214,7 +231,13 @@ class MoleculeGeometry(BaseModel):
     atoms: list[AtomSite] = Field(min_length=1)
 
     def to_lines(self) -> list[str]:
-        return ["MOLECULE", str(self.point_group), str(len(self.atoms)), *(atom.to_line() for atom in self.atoms)]
+        """Return the block's deck lines, ``MOLECULE`` through its atoms."""
+        return [
+            "MOLECULE",
+            str(self.point_group),
+            str(len(self.atoms)),
+            *(atom.to_line() for atom in self.atoms),
+        ]
 
 
 class ExternalGeometry(BaseModel):
@@ -226,6 +249,7 @@ class ExternalGeometry(BaseModel):
     fort34: Fort34 | None = None
 
     def to_lines(self) -> list[str]:
+        """Return the block's deck line; the geometry itself goes to fort.34."""
         return ["EXTERNAL"]
 
     @classmethod
@@ -251,12 +275,25 @@ def parse_geometry(cursor: LineCursor) -> Geometry:
         return ExternalGeometry()
     if keyword == "CRYSTAL":
         iflag, ifhr, ifso = cursor.ints(3, "'IFLAG IFHR IFSO'")
-        space_group: int | str = cursor.line("a space group").strip() if iflag else cursor.ints(1, "a space-group number")[0]
+        space_group: int | str = (
+            cursor.line("a space group").strip()
+            if iflag
+            else cursor.ints(1, "a space-group number")[0]
+        )
         origin = tuple(cursor.ints(3, "an origin shift 'n1 n2 n3'")) if ifso > 1 else None
         parameters = cursor.reals(None, "the lattice parameters")
         atoms = _parse_atoms(cursor)
-        return _validated(cursor, CrystalGeometry, iflag=iflag, ifhr=ifhr, ifso=ifso, space_group=space_group,
-                          origin_shift=origin, lattice_parameters=parameters, atoms=atoms)
+        return _validated(
+            cursor,
+            CrystalGeometry,
+            iflag=iflag,
+            ifhr=ifhr,
+            ifso=ifso,
+            space_group=space_group,
+            origin_shift=origin,
+            lattice_parameters=parameters,
+            atoms=atoms,
+        )
     if keyword == "MOLECULE":
         group = cursor.ints(1, "a point-group number")[0]
         return _validated(cursor, MoleculeGeometry, point_group=group, atoms=_parse_atoms(cursor))
@@ -264,7 +301,9 @@ def parse_geometry(cursor: LineCursor) -> Geometry:
     parameters = cursor.reals(None, "the lattice parameters")
     model = SlabGeometry if keyword == "SLAB" else PolymerGeometry
     field = "layer_group" if keyword == "SLAB" else "rod_group"
-    return _validated(cursor, model, **{field: group}, lattice_parameters=parameters, atoms=_parse_atoms(cursor))
+    return _validated(
+        cursor, model, **{field: group}, lattice_parameters=parameters, atoms=_parse_atoms(cursor)
+    )
 
 
 def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
@@ -273,8 +312,12 @@ def _parse_atoms(cursor: LineCursor) -> list[AtomSite]:
     atoms = []
     for index in range(count):
         if cursor.at_end() or not is_argument_line(cursor.peek()):
-            raise cursor.error("an atom 'Z x y z'", error=CountMismatchError,
-                               hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) follow")
+            raise cursor.error(
+                "an atom 'Z x y z'",
+                error=CountMismatchError,
+                hint=f"the atom count on line {count_line} says {count}, {index} atom line(s) "
+                     "follow",
+            )
         number, *_ = cursor.ints(1, "an atom 'Z x y z'")
         cursor.index -= 1
         coords = cursor.reals(4, "an atom 'Z x y z'")[1:]
@@ -314,7 +357,8 @@ def check_structure(structure: Structure | Molecule) -> None:
     if not structure.is_ordered:
         bad = [i for i, site in enumerate(structure) if not site.is_ordered]
         raise StructureError(
-            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an ordered structure"
+            f"structure is disordered (partial occupancy) at site(s) {bad}; CRYSTAL needs an "
+            "ordered structure"
         )
     distances = structure.distance_matrix
     np.fill_diagonal(distances, np.inf)
@@ -336,7 +380,7 @@ def geometry_from_structure(
     symprec: float = 1e-3,
     ecp_elements: Collection[str] = (),
 ) -> tuple[Geometry, list[tuple[int, int]]]:
-    """The geometry block of a deck for ``structure``, and its ``ATOMSPIN`` pairs.
+    """Return the geometry block of a deck for ``structure``, and its ``ATOMSPIN`` pairs.
 
     The one way from pymatgen to a deck's geometry: the spin signs are read once and serve both
     the symmetry (up and down sites inequivalent) and ``ATOMSPIN``. The structure is taken as
@@ -369,22 +413,30 @@ def geometry_from_structure(
     signs = spin_signs(structure)
     atomspin = _atomspin(signs)
     if atomspin and form == "symmetrized":
-        raise ValueError("magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)")
+        raise ValueError(
+            "magnetic moments need geometry='external' (CRYSTAL form cannot separate spins)"
+        )
     if dimensionality == 0:
         molecule = structure if isinstance(structure, Molecule) else Molecule.from_sites(structure)
-        return ExternalGeometry(fort34=Fort34.from_molecule(molecule, ecp_elements=ecp_elements)), atomspin
+        return ExternalGeometry(
+            fort34=Fort34.from_molecule(molecule, ecp_elements=ecp_elements)
+        ), atomspin
     if dimensionality == 2:
-        return ExternalGeometry(fort34=Fort34.from_slab(structure, ecp_elements=ecp_elements)), atomspin
+        return ExternalGeometry(
+            fort34=Fort34.from_slab(structure, ecp_elements=ecp_elements)
+        ), atomspin
     if form == "symmetrized":
         return crystal_geometry_from_structure(structure, symprec, ecp_elements), atomspin
-    fort34 = Fort34.from_structure(structure, symmetry=True, symprec=symprec, ecp_elements=ecp_elements, signs=signs)
+    fort34 = Fort34.from_structure(
+        structure, symmetry=True, symprec=symprec, ecp_elements=ecp_elements, signs=signs
+    )
     return ExternalGeometry(fort34=fort34), atomspin
 
 
 def crystal_geometry_from_structure(
     structure: Structure, symprec: float = 1e-3, ecp_elements: Collection[str] = (),
 ) -> CrystalGeometry:
-    """The symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
+    """Return the symmetrised ``CRYSTAL`` block of a 3D structure (spglib standard setting).
 
     Lattice parameters are rounded to 1e-8 A / degree to drop spglib's refinement noise.
 
@@ -406,10 +458,18 @@ def crystal_geometry_from_structure(
     for group in _equivalent_sites(refined, symprec):
         site = min(group, key=lambda s: tuple(np.round(s.frac_coords % 1.0, 6)))
         coords = np.round(site.frac_coords % 1.0, 10) % 1.0
-        atoms.append(AtomSite(number=conventional_atomic_number(site.specie.symbol, ecp_elements),
-                              coords=tuple(float(x) for x in coords)))
-    return CrystalGeometry(ifso=ifso, space_group=number, lattice_parameters=[round(float(p), 8) for p in parameters],
-                           atoms=atoms)
+        atoms.append(
+            AtomSite(
+                number=conventional_atomic_number(site.specie.symbol, ecp_elements),
+                coords=tuple(float(x) for x in coords),
+            )
+        )
+    return CrystalGeometry(
+        ifso=ifso,
+        space_group=number,
+        lattice_parameters=[round(float(p), 8) for p in parameters],
+        atoms=atoms,
+    )
 
 
 def _refined_structure(structure: Structure, analyzer: SpacegroupAnalyzer) -> Structure:

@@ -138,7 +138,7 @@ class BaseCrystalMaker(Maker):
         restarts: list[RestartRecord] | None = None,
         structure_checked: bool = False,
     ) -> Response:
-        """Run CRYSTAL on ``structure`` (continuing from ``prev_dir``), restarting on known failures.
+        """Run CRYSTAL on ``structure`` (continuing from ``prev_dir``); restart on known failures.
 
         ``structure_checked`` is set by :func:`crystal_job`: the structure passed the input set's
         check when the job was created, so building the input does not check it again.

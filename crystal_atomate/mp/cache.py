@@ -1,10 +1,10 @@
 """Structure look-ups cached in the terminal UI's shared database, under the UI's own keys.
 
 The UI's ``MaterialsService`` caches every call in ``materials_cache`` under
-``generate_cache_key(params, prefix=...)`` (its ``materials_api/cache.py``) and reads it back through
-``CacheRepository.get``, which tries the sources ``mp``, ``optimade``, ``mpcontribs`` in that order
-and skips expired rows. We write and read the same rows, so each program serves the other's
-fetches offline:
+``generate_cache_key(params, prefix=...)`` (its ``materials_api/cache.py``) and reads it back
+through ``CacheRepository.get``, which tries the sources ``mp``, ``optimade``, ``mpcontribs`` in
+that order and skips expired rows. We write and read the same rows, so each program serves the
+other's fetches offline:
 
 =========================  ========================================================  ==========
 call                       key parameters                                            source
@@ -96,12 +96,12 @@ def ui_cache_key(params: dict[str, Any], prefix: str) -> str:
 
 
 def structure_cache_key(material_id: str) -> str:
-    """The key of the UI's ``MaterialsService.get_structure(material_id)``."""
+    """Return the key of the UI's ``MaterialsService.get_structure(material_id)``."""
     return ui_cache_key({"material_id": material_id}, "get_structure")
 
 
 def _search_params(query: MPQuery) -> tuple[str, dict[str, Any]]:
-    """The UI's ``search_by_formula`` key for a formula-only query, ours for any other."""
+    """Return the UI's ``search_by_formula`` key for a formula-only query, ours for any other."""
     if query.model_dump(exclude_defaults=True, exclude={"limit"}).keys() == {"formula"}:
         params = {"formula": query.formula, "include_contributions": False, "limit": query.limit}
         return "search_formula", params
@@ -115,7 +115,7 @@ def search_cache_key(query: MPQuery) -> str:
 
 
 def record_to_ui(record: MPStructure) -> dict[str, Any]:
-    """The UI's ``MaterialRecord.to_dict()`` shape; our origin rides in its ``metadata``."""
+    """Return the UI's ``MaterialRecord.to_dict()`` shape; our origin rides in its ``metadata``."""
     properties = {
         "band_gap": record.band_gap,
         "energy_above_hull": record.energy_above_hull,
@@ -225,7 +225,7 @@ class MPCache:
         return self._db().execute(sql, params).fetchall()
 
     def response(self, cache_key: str) -> Cached[dict[str, Any]] | None:
-        """The response cached under ``cache_key``, as the UI's ``CacheRepository.get`` picks it.
+        """Return the response cached under ``cache_key``, as ``CacheRepository.get`` picks it.
 
         The first unexpired row in the UI's source order wins; with none fresh, the newest stale
         row (the caller may serve it offline); None if the key was never cached.
@@ -290,7 +290,7 @@ class MPCache:
             )
 
     def structure(self, material_id: str) -> Cached[MPStructure] | None:
-        """The cached structure of ``material_id``, fresh or not; None if never cached.
+        """Return the cached structure of ``material_id``, fresh or not; None if never cached.
 
         The UI's ``get_structure`` row in ``materials_cache`` first, else the parsed record of
         ``materials_structures`` (what ``CacheRepository.set_material_record`` writes). A record
@@ -321,9 +321,12 @@ class MPCache:
         return Cached(json.loads(row[0]), _parse_time(row[1]), _parse_time(row[2]))
 
     def put_structures(self, records: list[MPStructure], base_url: str | None) -> None:
-        """Cache each record: the UI's ``get_structure`` row and the parsed record, both with a new
-        30-day expiry. ``d12_text`` is left NULL (a deck an older version stored is cleared with
-        the structure it was made from)."""
+        """Cache each record.
+
+        The UI's ``get_structure`` row and the parsed record, both with a new 30-day expiry.
+        ``d12_text`` is left NULL (a deck an older version stored is cleared with the structure it
+        was made from).
+        """
         now, expires = _times(STRUCTURE_TTL)
         values = [
             (
@@ -364,11 +367,14 @@ class MPCache:
             )
 
     def search(self, query: MPQuery) -> Cached[list[MPStructure]] | None:
-        """The cached results of ``query``, fresh or not; None if never cached."""
+        """Return the cached results of ``query``, fresh or not; None if never cached."""
         return self.records(search_cache_key(query))
 
     def records(self, cache_key: str) -> Cached[list[MPStructure]] | None:
-        """The structures of a search response cached under ``cache_key``; None if never cached."""
+        """Return the structures of a search response cached under ``cache_key``.
+
+        None if never cached.
+        """
         cached = self.response(cache_key)
         if cached is None:
             return None
@@ -377,7 +383,9 @@ class MPCache:
     def put_search(self, query: MPQuery, records: list[MPStructure], base_url: str) -> None:
         """Insert or replace the results of ``query`` with a new 7-day expiry."""
         prefix, params = _search_params(query)
-        self.put_records(ui_cache_key(params, prefix), SOURCE, params, records, SEARCH_TTL, base_url)
+        self.put_records(
+            ui_cache_key(params, prefix), SOURCE, params, records, SEARCH_TTL, base_url
+        )
 
     def put_records(
         self,
@@ -388,7 +396,7 @@ class MPCache:
         ttl: timedelta,
         base_url: str | None,
     ) -> None:
-        """A search response ``{"records", "total_count"}`` under ``cache_key``."""
+        """Return a search response ``{"records", "total_count"}`` under ``cache_key``."""
         response = {"records": [record_to_ui(r) for r in records], "total_count": len(records)}
         self.put_response(cache_key, source, params, response, ttl, base_url)
 
@@ -456,7 +464,7 @@ class MaterialsProject:
         )
 
     def search_structures(self, query: MPQuery, refresh: bool = False) -> list[MPStructure]:
-        """Structures matching ``query``: cached if fresh, else searched, each structure cached too."""
+        """Return the structures matching ``query``: cached if fresh, else searched and cached."""
         return cache_first(
             self.cache.search(query),
             lambda: self.client.search_structures(query),

@@ -56,7 +56,15 @@ RESTART_FILES: dict[str, str] = {
 }
 
 #: The sections a user may override; each is a field of CrystalInput (plus k-points and basis).
-SETTINGS_SECTIONS = ("hamiltonian", "scf", "optgeom", "freqcalc", "elastcon", "eos", "geometry_keywords")
+SETTINGS_SECTIONS = (
+    "hamiltonian",
+    "scf",
+    "optgeom",
+    "freqcalc",
+    "elastcon",
+    "eos",
+    "geometry_keywords",
+)
 
 FUNCTIONAL_PRESETS: dict[str, dict[str, Any]] = {
     "HF": {"dft": None},
@@ -75,7 +83,7 @@ class InputSettingsError(InputError):
 
 
 def load_config(name: str) -> dict[str, Any]:
-    """A YAML settings file shipped beside this module (``BaseCrystalSet`` etc.)."""
+    """Return a YAML settings file shipped beside this module (``BaseCrystalSet`` etc.)."""
     return loadfn(_MODULE_DIR / f"{name}.yaml")
 
 
@@ -93,9 +101,11 @@ def deep_update(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str
 
 
 class CrystalInputSet(InputSet):
-    """The files of one CRYSTAL run: ``INPUT`` (+ ``fort.34``) and restart files from ``prev_dir``."""
+    """The files of one CRYSTAL run: ``INPUT`` (+ ``fort.34``), restart files from ``prev_dir``."""
 
-    def __init__(self, crystal_input: CrystalInput, restart_files: Mapping[str, str | Path] | None = None):
+    def __init__(
+        self, crystal_input: CrystalInput, restart_files: Mapping[str, str | Path] | None = None
+    ):
         self.crystal_input = crystal_input
         self.restart_files = {name: Path(src) for name, src in (restart_files or {}).items()}
         super().__init__(inputs={"INPUT": crystal_input.to_string()})
@@ -165,7 +175,7 @@ class CrystalInputGenerator(InputGenerator):
         *,
         checked: bool = False,
     ) -> CrystalInputSet:
-        """The input set for ``structure``, continuing from ``prev_dir`` when given.
+        """Return the input set for ``structure``, continuing from ``prev_dir`` when given.
 
         The structure is checked here (:meth:`check_structure`), once, unless the caller already
         did: a job checks its structure when it is created and says so with ``checked``.
@@ -238,7 +248,7 @@ class CrystalInputGenerator(InputGenerator):
         self._basis().check_elements({site.specie.symbol for site in structure})
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
-        """Section updates that make this generator's calculation type (overridden by subclasses)."""
+        """Return the section updates of this calculation type (subclasses override it)."""
         del structure
         return {}
 
@@ -246,9 +256,12 @@ class CrystalInputGenerator(InputGenerator):
         unknown = sorted(set(self.user_input_settings) - set(SETTINGS_SECTIONS))
         if unknown:
             raise InputSettingsError(
-                f"Unknown input settings section(s) {unknown}; valid sections: {list(SETTINGS_SECTIONS)}"
+                f"Unknown input settings section(s) {unknown}; valid sections: "
+                f"{list(SETTINGS_SECTIONS)}"
             )
-        sections = {key: self.config_dict[key] for key in SETTINGS_SECTIONS if key in self.config_dict}
+        sections = {
+            key: self.config_dict[key] for key in SETTINGS_SECTIONS if key in self.config_dict
+        }
         if self.functional is not None:
             sections = deep_update(sections, {"hamiltonian": _functional_preset(self.functional)})
         sections = deep_update(sections, self.calculation_updates(structure))
@@ -273,13 +286,20 @@ class CrystalInputGenerator(InputGenerator):
             mesh = tuple(int(n) for n in settings["mesh"])
             return Shrink(mesh=mesh, isp=int(settings.get("isp", gilat * max(mesh))))
         spacing = float(settings["kspacing"])
-        divisions = [max(1, math.ceil(length / spacing)) for length in structure.lattice.reciprocal_lattice.abc]
+        divisions = [
+            max(1, math.ceil(length / spacing))
+            for length in structure.lattice.reciprocal_lattice.abc
+        ]
         if len(set(divisions)) == 1:
             return Shrink(mesh=divisions[0], isp=gilat * divisions[0])
         return Shrink(mesh=tuple(divisions), isp=gilat * max(divisions))
 
     def _basis(self) -> BasisSet:
-        setting = self.user_basis_settings if self.user_basis_settings is not None else self.config_dict["basis"]
+        setting = (
+            self.user_basis_settings
+            if self.user_basis_settings is not None
+            else self.config_dict["basis"]
+        )
         if isinstance(setting, BasisSet):
             return setting
         if isinstance(setting, str):
@@ -356,7 +376,7 @@ def check_input_settings(settings: Mapping[str, Any]) -> None:
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside ``annotation`` (``Dft``, ``Dft | None``), if there is one."""
+    """Return the pydantic model inside ``annotation`` (``Dft``, ``Dft | None``), if any."""
     for candidate in (annotation, *get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
@@ -394,7 +414,7 @@ _SECTION_MODELS = {
 
 
 def _validated_sections(sections: dict[str, Any]) -> dict[str, Any]:
-    """Sections as the typed sub-models ``CrystalInput.from_structure`` takes (pydantic validates)."""
+    """Turn sections into the typed sub-models ``CrystalInput.from_structure`` takes."""
     typed: dict[str, Any] = {}
     for key, value in sections.items():
         if key == "geometry_keywords":

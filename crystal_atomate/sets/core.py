@@ -42,6 +42,7 @@ class RelaxSetGenerator(CrystalInputGenerator):
     relax_type: RelaxType = "full"
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
+        """Return ``OPTGEOM`` for ``relax_type``; a molecule has no cell to relax."""
         optgeom: dict[str, Any] = {"type": OPTGEOM_TYPES[self.relax_type], "maxcycle": 100}
         if isinstance(structure, Molecule) and self.relax_type != "default":
             optgeom["type"] = None if self.relax_type == "atoms" else "FULLOPTG"
@@ -50,9 +51,10 @@ class RelaxSetGenerator(CrystalInputGenerator):
 
 @dataclass
 class TightRelaxSetGenerator(RelaxSetGenerator):
-    """A relax with tighter gradients, SCF and integrals, before frequencies or elastic constants."""
+    """A relax with tighter gradients, SCF and integrals, before frequencies or elastic tensors."""
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
+        """Return the relax's updates with tighter gradient, SCF and integral tolerances."""
         updates = super().calculation_updates(structure)
         updates["optgeom"] |= {"toldeg": 0.0001, "toldex": 0.0004, "toldee": 9}
         updates["scf"] = {"toldee": 10, "tolinteg": [8, 8, 8, 8, 16]}
@@ -66,6 +68,7 @@ class FreqSetGenerator(CrystalInputGenerator):
     intensities: bool = True
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
+        """Return ``FREQCALC`` (numerical second derivatives) and a tighter SCF."""
         del structure
         return {"freqcalc": {"numderiv": 2, "intens": self.intensities}, "scf": {"toldee": 10}}
 
@@ -77,6 +80,7 @@ class ElasticSetGenerator(CrystalInputGenerator):
     preoptimise: bool = False
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
+        """Return ``ELASTCON`` (optionally pre-optimised) and a tighter SCF."""
         del structure
         return {"elastcon": {"preoptgeom": self.preoptimise}, "scf": {"toldee": 10}}
 
@@ -88,5 +92,6 @@ class EosSetGenerator(CrystalInputGenerator):
     volume_range: tuple[float, float, int] = (0.92, 1.08, 7)
 
     def calculation_updates(self, structure: Structure | Molecule) -> dict[str, Any]:
+        """Return ``EOS`` over ``volume_range`` and a tighter SCF."""
         del structure
         return {"eos": {"range": list(self.volume_range)}, "scf": {"toldee": 9}}

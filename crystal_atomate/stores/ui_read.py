@@ -1,6 +1,7 @@
-"""The UI's job rows as plain records, read through a read-only connection: the one reader of
-UI rows for every importer (job documents in :mod:`crystal_atomate.stores.jobstore`, AiiDA nodes
-in :mod:`crystal_atomate.aiida.query`).
+"""The UI's job rows as plain records, read through a read-only connection.
+
+The one reader of UI rows for every importer (job documents in
+:mod:`crystal_atomate.stores.jobstore`, AiiDA nodes in :mod:`crystal_atomate.aiida.query`).
 
 An importer must neither write to the UI's file nor create one at a mistyped path, so this reads
 through :func:`~crystal_atomate.stores.ui_queries.open_readonly`; it imports neither maggma nor

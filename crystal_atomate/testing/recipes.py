@@ -2,25 +2,36 @@
 
 CRYSTAL's native EOS job on hexagonal TaAs, replayed from ``hTaAs_eos_lda_ecp_crystal23`` (GPL-3.0
 data that stays in the repository, not in the wheel): the EOS tests, the EOS tutorial and the engine
-parity matrix share its settings from here. The demo's own flows are in :mod:`crystal_atomate.demo`.
+parity matrix share its settings from here. The demo's own flows are in :mod:`crystal_atomate.demo`;
+the energies its replayed runs recorded, and AiiDA inputs equivalent to its Makers
+(:func:`crystal_inputs`), are here so every test module imports them from one place.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from jobflow import Flow
 from pymatgen.core import Structure
 
+from crystal_atomate.demo import demo_flows
 from crystal_atomate.jobs.core import EosMaker
+from crystal_atomate.sets.base import CrystalInputGenerator
 from crystal_atomate.sets.core import EosSetGenerator
 from crystal_atomate.testing.reference import recorded_input
 
 __all__ = [
     "EOS_RECORDING",
     "EOS_REPLAY",
+    "MGO_RELAX_HA",
+    "MGO_STATIC_HA",
     "MGO_STATIC_RECORDING",
     "MGO_STATIC_SETTINGS",
+    "NIO_FAILED_HA",
+    "NIO_RECOVERED_HA",
+    "crystal_inputs",
+    "demo_generators",
     "eos_flow",
     "eos_maker",
     "eos_structure",
@@ -93,3 +104,57 @@ MGO_STATIC_SETTINGS: dict[str, Any] = {
         },
     },
 }
+
+
+#: Final energies (Hartree) of the demo's replayed runs (:data:`crystal_atomate.demo.DEMO_REPLAY`),
+#: as recorded in the real CRYSTAL outputs: every engine must report them to 1e-8 Ha.
+MGO_RELAX_HA = -2.754486980727e02
+MGO_STATIC_HA = -2.7544859113743e02
+NIO_FAILED_HA = -3.1282821683361e03
+NIO_RECOVERED_HA = -3.1282821705429e03
+
+
+@functools.cache
+def demo_generators() -> dict[str, CrystalInputGenerator]:
+    """Return the input-set generators of the demo's Makers, by job name.
+
+    They hold the settings of the recorded decks, so a CalcJob built from them runs what the
+    Maker would.
+    """
+    return {
+        job.name: job.maker.input_set_generator
+        for flow in demo_flows()
+        for job, _ in flow.iterflow()
+    }
+
+
+def crystal_inputs(code: Any, job_name: str, structure: Structure, **extra: Any) -> dict[str, Any]:
+    """Return CalcJob inputs equivalent to the demo Maker ``job_name`` on ``structure``.
+
+    Parameters
+    ----------
+    code
+        The AiiDA ``crystal`` code the CalcJob runs.
+    job_name
+        A demo job (a key of :func:`demo_generators`), whose settings become the parameters.
+    structure
+        The structure, stored as a ``StructureData`` (magnetic moments as parameters).
+    **extra
+        Further CalcJob inputs (``metadata``, ``parent_folder`` ...), passed through.
+
+    Returns
+    -------
+    dict
+        ``code``, ``structure``, ``parameters`` and ``extra``, ready for a builder or ``run``.
+    """
+    # AiiDA is an optional extra: import it only when AiiDA inputs are asked for.
+    from aiida import orm
+
+    from crystal_atomate.aiida.parameters import parameters_from_generator
+    from crystal_atomate.aiida.structures import structure_to_node
+
+    node, magmoms = structure_to_node(structure)
+    parameters = parameters_from_generator(demo_generators()[job_name], title=job_name)
+    if magmoms:
+        parameters["magmoms"] = magmoms
+    return {"code": code, "structure": node, "parameters": orm.Dict(parameters), **extra}

@@ -3,7 +3,6 @@ decks byte for byte, energies from the real recorded outputs, and the exit code 
 
 from __future__ import annotations
 
-import functools
 import stat
 from pathlib import Path
 
@@ -13,34 +12,17 @@ from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory, ParserFactory, WorkflowFactory
 
 from crystal_atomate.aiida.calculations import PARSER_EXIT_CODES, CrystalCalculation
-from crystal_atomate.aiida.parameters import parameters_from_generator
 from crystal_atomate.aiida.setup import ensure_code
 from crystal_atomate.aiida.structures import structure_to_node
-from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
+from crystal_atomate.demo import DEMO_REPLAY, mgo_structure, nio_structure
 from crystal_atomate.io.errors import CrystalErrorKind
-
-MGO_RELAX_HA = -2.754486980727e02
-MGO_STATIC_HA = -2.7544859113743e02
-NIO_FAILED_HA = -3.1282821683361e03
-
-
-@functools.cache
-def demo_generators() -> dict[str, object]:
-    """The input-set generators of the demo's Makers (the settings of the recorded decks)."""
-    return {
-        job.name: job.maker.input_set_generator
-        for flow in demo_flows()
-        for job, _ in flow.iterflow()
-    }
-
-
-def crystal_inputs(code, job_name: str, structure, **extra):
-    """CalcJob inputs equivalent to the demo Maker ``job_name`` on ``structure``."""
-    node, magmoms = structure_to_node(structure)
-    parameters = parameters_from_generator(demo_generators()[job_name], title=job_name)
-    if magmoms:
-        parameters["magmoms"] = magmoms
-    return {"code": code, "structure": node, "parameters": orm.Dict(parameters), **extra}
+from crystal_atomate.testing.recipes import (
+    MGO_RELAX_HA,
+    MGO_STATIC_HA,
+    NIO_FAILED_HA,
+    crystal_inputs,
+    demo_generators,
+)
 
 
 def maker_files(job_name: str, structure, directory: Path) -> dict[str, bytes]:

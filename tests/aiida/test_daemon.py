@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 from aiida.engine import submit
-from test_calculations import MGO_RELAX_HA, crystal_inputs
-from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.calculations import CrystalCalculation
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, mgo_structure, nio_structure
+from crystal_atomate.testing.recipes import MGO_RELAX_HA, NIO_RECOVERED_HA, crystal_inputs
 
 
 def test_submitted_work_runs_in_the_daemon(codes, replay, submit_and_await, started_daemon_client):

@@ -13,8 +13,6 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import Flow, Response, job
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA
-from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA
 from crystal_atomate.aiida.flow_mode import (
@@ -30,6 +28,7 @@ from crystal_atomate.aiida.flow_mode import (
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.ui_queries import list_jobs
+from crystal_atomate.testing.recipes import MGO_RELAX_HA, MGO_STATIC_HA, NIO_RECOVERED_HA
 
 
 @job

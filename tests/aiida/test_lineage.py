@@ -1,5 +1,8 @@
-"""Data lineage: a relax -> static flow run through AiiDA (executor mode under jobflow, flow mode as a
-work chain) is one provenance graph from the input structure to the final energy."""
+"""Data lineage: a relax -> static flow run through AiiDA is one provenance graph.
+
+Executor mode under jobflow and flow mode as a work chain both link the input structure to the
+final energy.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.tools.visualization import Graph
 from jobflow import Flow, run_locally
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA
 
 from crystal_atomate.aiida.executor import use_aiida_executor
 from crystal_atomate.aiida.flow_mode import run_flow
 from crystal_atomate.aiida.lineage import same_geometry
 from crystal_atomate.demo import DEMO_REPLAY, mgo_makers, mgo_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.recipes import MGO_RELAX_HA, MGO_STATIC_HA
 
 
 def _relax_static() -> Flow:
@@ -51,8 +54,14 @@ def relax_static(request, codes, localhost_replay, tmp_path_factory):
     replay = {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}
     with localhost_replay(replay, root / "replay"):
         if request.param == "executor":
-            run_locally(use_aiida_executor(_relax_static()), store=store, create_folders=True, root_dir=root,
-                        ensure_success=True, log=False)
+            run_locally(
+                use_aiida_executor(_relax_static()),
+                store=store,
+                create_folders=True,
+                root_dir=root,
+                ensure_success=True,
+                log=False,
+            )
             workchain = None
         else:
             workchain = run_flow(_relax_static(), store=store, root_dir=root)
@@ -62,8 +71,12 @@ def relax_static(request, codes, localhost_replay, tmp_path_factory):
 
 def test_static_runs_on_the_relaxed_structure_node(relax_static):
     relax, static, _ = relax_static
-    assert relax.outputs.output_parameters["energy_hartree"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
-    assert static.outputs.output_parameters["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    assert relax.outputs.output_parameters["energy_hartree"] == pytest.approx(
+        MGO_RELAX_HA, abs=1e-8
+    )
+    assert static.outputs.output_parameters["energy_hartree"] == pytest.approx(
+        MGO_STATIC_HA, abs=1e-8
+    )
     assert static.inputs.structure.uuid == relax.outputs.output_structure.uuid
     assert static.inputs.parent_folder.uuid == relax.outputs.remote_folder.uuid
     assert same_geometry(relax.inputs.structure.get_pymatgen(), mgo_structure())
@@ -79,7 +92,10 @@ def test_wavefunction_is_staged_from_the_parent_not_the_repository(relax_static)
 
 def test_parameters_and_basis_are_nodes(relax_static):
     relax, static, _ = relax_static
-    assert relax.inputs.parameters["optgeom"] is not None and static.inputs.parameters["optgeom"] is None
+    assert (
+        relax.inputs.parameters["optgeom"] is not None
+        and static.inputs.parameters["optgeom"] is None
+    )
     assert relax.inputs.basis.uuid == static.inputs.basis.uuid
     assert relax.inputs.basis["name"] == static.inputs.basis["name"]
 
@@ -90,7 +106,9 @@ def test_final_energy_leads_back_to_the_input_structure(relax_static):
     structures = _ancestors(energy, orm.StructureData)
     assert structures == {relax.inputs.structure.uuid, relax.outputs.output_structure.uuid}
     assert {relax.uuid, static.uuid} <= _ancestors(energy, orm.CalcJobNode)
-    query = orm.QueryBuilder().append(orm.StructureData, filters={"id": relax.inputs.structure.pk}, tag="start")
+    query = orm.QueryBuilder().append(
+        orm.StructureData, filters={"id": relax.inputs.structure.pk}, tag="start"
+    )
     query.append(orm.Dict, with_ancestors="start", filters={"id": energy.pk}).distinct()
     assert query.count() == 1
 
@@ -100,16 +118,26 @@ def test_flow_work_chain_calls_its_steps_and_returns_their_outputs(relax_static)
     if workchain is None:
         pytest.skip("executor mode runs under jobflow, no work chain")
     assert {node.uuid for node in workchain.called} == {relax.uuid, static.uuid}
-    returned = {link.node.uuid for link in workchain.base.links.get_outgoing(link_type=LinkType.RETURN).all()}
+    returned = {
+        link.node.uuid
+        for link in workchain.base.links.get_outgoing(link_type=LinkType.RETURN).all()
+    }
     assert static.outputs.output_parameters.uuid in returned
     assert relax.outputs.output_structure.uuid in returned
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed (apt-get install graphviz)")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="graphviz is not installed (apt-get install graphviz)"
+)
 def test_provenance_graph_renders_from_energy_to_input(relax_static, tmp_path):
     relax, static, _ = relax_static
     graph = Graph()
     graph.recurse_ancestors(static.outputs.output_parameters, depth=None)
-    assert {relax.inputs.structure.pk, relax.pk, relax.outputs.output_structure.pk, static.pk} <= set(graph.nodes)
+    assert {
+        relax.inputs.structure.pk,
+        relax.pk,
+        relax.outputs.output_structure.pk,
+        static.pk,
+    } <= set(graph.nodes)
     rendered = Path(graph.graphviz.render(str(tmp_path / "lineage"), format="svg"))
     assert rendered.stat().st_size > 1000

@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 from aiida import orm
 from aiida.engine import submit
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, crystal_inputs
-from test_workchain_executor import NIO_RECOVERED_HA
 
 from crystal_atomate.aiida.flow_mode import submit_flow
 from crystal_atomate.aiida.setup import (
@@ -33,6 +31,12 @@ from crystal_atomate.aiida.setup import (
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
+from crystal_atomate.testing.recipes import (
+    MGO_RELAX_HA,
+    MGO_STATIC_HA,
+    NIO_RECOVERED_HA,
+    crystal_inputs,
+)
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 

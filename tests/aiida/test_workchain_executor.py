@@ -7,14 +7,18 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from jobflow import run_locally
-from test_calculations import MGO_RELAX_HA, MGO_STATIC_HA, NIO_FAILED_HA, crystal_inputs
 
 from crystal_atomate.aiida.executor import JOBFLOW_UUID_EXTRA, use_aiida_executor
 from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
-
-NIO_RECOVERED_HA = -3.1282821705429e03
+from crystal_atomate.testing.recipes import (
+    MGO_RELAX_HA,
+    MGO_STATIC_HA,
+    NIO_FAILED_HA,
+    NIO_RECOVERED_HA,
+    crystal_inputs,
+)
 
 
 def test_nio_failed_scf_is_recovered_by_the_shared_rules(codes, replay):
@@ -66,8 +70,17 @@ def test_demo_flows_through_the_aiida_executor_land_in_the_store(codes, replay, 
     assert recovered["output"]["energy_hartree"] == pytest.approx(NIO_RECOVERED_HA, abs=1e-8)
     assert store.query_one({"name": "dos"})["output"]["state"] == "successful"
     static_calc = orm.load_node(static["calcs_reversed"][0]["run"]["aiida_uuid"])
-    (band,) = orm.QueryBuilder().append(orm.CalcJobNode, filters={
-        "label": "band structure", "extras.jobflow_directory": {"like": f"{tmp_path.resolve()}%"}}).all(flat=True)
+    (band,) = (
+        orm.QueryBuilder()
+        .append(
+            orm.CalcJobNode,
+            filters={
+                "label": "band structure",
+                "extras.jobflow_directory": {"like": f"{tmp_path.resolve()}%"},
+            },
+        )
+        .all(flat=True)
+    )
     assert band.inputs.parent_folder.uuid == static_calc.outputs.remote_folder.uuid
     run = relax["output"]["calcs_reversed"][0]["run"]
     assert run["executor"] == "aiida"
@@ -114,13 +127,21 @@ def test_aiida_engines_pin_one_code_or_say_which_to_choose(codes, localhost, tmp
     from crystal_atomate.highthroughput import make_engine
 
     other = ensure_localhost("other-host", tmp_path / "other")
-    second = ensure_code("crystal", other, codes["crystal"].filepath_executable.as_posix(), "crystal_atomate.crystal")
+    second = ensure_code(
+        "crystal", other, codes["crystal"].filepath_executable.as_posix(), "crystal_atomate.crystal"
+    )
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
     try:
         for engine in ("aiida", "aiida-daemon"):
-            with pytest.raises(CodeNotFound, match="2 codes are labelled 'crystal': crystal@localhost, crystal@other-host"):
+            with pytest.raises(
+                CodeNotFound,
+                match="2 codes are labelled 'crystal': crystal@localhost, crystal@other-host",
+            ):
                 make_engine(engine, store, tmp_path)
-            assert make_engine(engine, store, tmp_path, code="crystal@localhost").code == "crystal@localhost"
+            assert (
+                make_engine(engine, store, tmp_path, code="crystal@localhost").code
+                == "crystal@localhost"
+            )
         with pytest.raises(CodeNotFound, match="no AiiDA code 'nope'"):
             make_engine("aiida", store, tmp_path, code="nope")
     finally:  # the session's other tests use the one 'crystal' code

@@ -75,7 +75,7 @@ def test_a_static_job_checks_its_structure_once(
 def test_a_magnetic_structure_reads_its_spins_once(
     mock_crystal: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calls: Counter[str]
 ) -> None:
-    """NiO goes through EXTERNAL: the same signs make up and down Ni inequivalent and fill ATOMSPIN."""
+    """NiO goes through EXTERNAL: the same signs make up/down Ni inequivalent and fill ATOMSPIN."""
     mock_crystal({"NiO static": DEMO_REPLAY["NiO static"][0]})
     maker = replace(demo_flows()[1].jobs[0].maker, max_restarts=0,
                     stop_children_kwargs={"handle_unsuccessful": True})
@@ -99,7 +99,10 @@ def test_a_parents_structure_is_checked_when_the_child_runs(
     static = makers["static"].make(relax.output.structure, prev_dir=relax.output.dir_name)
 
     assert calls == {"check_structure": 1}
-    assert (relax.function_kwargs["structure_checked"], static.function_kwargs["structure_checked"]) == (True, False)
+    assert (
+        relax.function_kwargs["structure_checked"],
+        static.function_kwargs["structure_checked"],
+    ) == (True, False)
     responses = _run(Flow([relax, static]), tmp_path, monkeypatch)
 
     energies = [responses[job.uuid][1].output.output.energy_hartree for job in (relax, static)]

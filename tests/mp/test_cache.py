@@ -225,7 +225,9 @@ def test_a_cache_miss_renders_no_deck(mp_server: MPServer, db_file: Path) -> Non
     assert "_cell_length_a   3.00520382" in row["cif_text"]
 
 
-def test_a_refetch_clears_a_deck_an_older_version_stored(mp_server: MPServer, db_file: Path) -> None:
+def test_a_refetch_clears_a_deck_an_older_version_stored(
+    mp_server: MPServer, db_file: Path
+) -> None:
     service(db_file).get_structure("mp-1265")
     with sqlite3.connect(db_file) as conn:
         conn.execute("UPDATE materials_structures SET d12_text = 'MgO\nEXTERNAL\n'")
