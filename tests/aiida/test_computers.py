@@ -37,11 +37,9 @@ from crystal_atomate.testing.hpc import (
     ui_cluster,
 )
 from crystal_atomate.testing.parity import job_differences
+from crystal_atomate.testing.recipes import MGO_RELAX_HA, MGO_STATIC_HA
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
-
-MGO_RELAX_HA = -2.754486980727e02
-MGO_STATIC_HA = -2.7544859113743e02
 
 
 @pytest.fixture(scope="module")

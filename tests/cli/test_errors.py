@@ -94,7 +94,7 @@ BAD_INPUTS = [
     (["show", "1", "--db", "missing.db"], 2, "no job '1' in missing.db", True),
     (["parse", "missing.out"], 2, "missing.out", False),
     (["parse", "garbage.cif"], 2, "garbage.cif", False),
-    (["ht", "submit"], 2, "give structures with --query, --ids or --folder", True),
+    (["ht", "submit"], 2, "give structures with --query, --ids, --folder, --optimade", True),
     (
         ["ht", "submit", "--folder", "cifs", "--flow", "statik"],
         2,
