@@ -1,17 +1,33 @@
-"""The CrystalMath UI's data layer on AiiDA: the job methods of its ``Database``, backed by QueryBuilder.
+"""The CrystalMath UI's data layer on AiiDA: the job and cluster methods of its ``Database``, backed
+by QueryBuilder.
 
 :class:`AiidaDatabase` answers ``get_all_jobs``, ``get_job``, ``get_jobs_by_status``,
-``get_job_statuses_batch``, ``job_exists_batch``, ``get_job_result`` and ``create_job`` with the
-UI's own records (:class:`Job`, :class:`JobResult`: the fields and types of the UI's dataclasses),
+``get_job_statuses_batch``, ``job_exists_batch``, ``get_job_result``, ``create_job``,
+``update_status``, ``update_results`` and the cluster methods with the UI's own records
+(:class:`Job`, :class:`JobResult`, :class:`Cluster`: the fields and types of the UI's dataclasses),
 so the UI could swap it in for its SQLite ``Database``. A job is a CRYSTAL CalcJob (its id is the
 node's pk): the ones run through AiiDA, the ones imported from the UI, and drafts made by
 ``create_job`` (a node without process state holding the deck, PENDING) that :meth:`submit_job`
-runs as a real CalcJob. Listing is projections only (no node loads).
+runs as a real CalcJob. A cluster is an AiiDA computer (its id is the computer's pk). Listing is
+projections only (no node loads).
+
+What the UI writes is stored where it cannot rewrite provenance:
+
+- ``update_status`` moves only a job no AiiDA process owns (a draft, or a UI job imported while it
+  ran): its scheduler state while active, then its process state and exit status when the UI says
+  it finished, and the node is sealed, as the import does. A CalcJob that AiiDA runs has the
+  engine's status; changing it through the UI is refused (:class:`StatusOwnedByAiida`).
+- ``pid``, the start and end times the UI stamps, and ``update_results``' energy and key results
+  go to the node's ``ui`` extra (extras are not provenance and stay writable on sealed nodes); a
+  job's ``final_energy`` is the UI's value when it set one, else ``output_parameters``'
+  ``energy_hartree``, which :meth:`get_job_result` always reports as the parser stored it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from aiida import orm
@@ -19,18 +35,30 @@ from aiida.common.links import LinkType
 from aiida.engine import run_get_node, submit
 
 from crystal_atomate.aiida.calculations import INPUT_FILE, CrystalCalculation
+from crystal_atomate.aiida.computers import cluster_from_ui, ensure_ssh_computer
 from crystal_atomate.aiida.errors import AiidaUserError
-from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, check_status, tui_status
+from crystal_atomate.aiida.query import (
+    _ACTIVE_STATES,
+    _FINISHED_STATES,
+    CRYSTAL_PROCESS_TYPES,
+    check_status,
+    tui_status,
+)
+from crystal_atomate.errors import EXIT_USAGE
 from crystal_atomate.run import JOB_NAME_ENV
+from crystal_atomate.stores.ui_clusters import UICluster
 
-__all__ = ["AiidaDatabase", "Job", "JobResult", "NotADraft"]
+__all__ = ["AiidaDatabase", "Cluster", "Job", "JobResult", "NotADraft", "NotAJob", "StatusOwnedByAiida"]
 
 _DRAFT_EXTRA = "ui_draft"
+#: The extra holding what the UI wrote: pid, started_at, completed_at, final_energy, key_results.
+_UI_EXTRA = "ui"
 _PROJECTION = [
     "id", "label", "ctime", "mtime", "attributes.process_state", "attributes.exit_status",
     "attributes.scheduler_state", "extras.jobflow_directory", "extras.jobflow_uuid", "extras.tui_job",
-    f"extras.{_DRAFT_EXTRA}",
+    f"extras.{_DRAFT_EXTRA}", f"extras.{_UI_EXTRA}",
 ]
+_UI_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 @dataclass
@@ -72,8 +100,39 @@ class JobResult:
     created_at: str | None = None
 
 
+@dataclass
+class Cluster:
+    """A cluster as the UI's ``Database`` returns it (same fields, same order)."""
+
+    id: int | None
+    name: str
+    type: str
+    hostname: str
+    port: int
+    username: str
+    connection_config: dict[str, Any]
+    status: str
+    cry23_root: str | None = None
+    vasp_root: str | None = None
+    setup_commands: list[str] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
 class NotADraft(AiidaUserError):
     """Only a job made by ``create_job`` and not yet submitted can be submitted."""
+
+
+class NotAJob(AiidaUserError, LookupError):
+    """No CRYSTAL job has this id."""
+
+    exit_code = EXIT_USAGE
+
+
+class StatusOwnedByAiida(AiidaUserError):
+    """The job is an AiiDA process: its status is the engine's, not the UI's to set."""
+
+    exit_code = EXIT_USAGE
 
 
 class AiidaDatabase:
@@ -90,8 +149,20 @@ class AiidaDatabase:
 
     def get_jobs_by_status(self, status: str) -> list[Job]:
         """Jobs with this UI status, newest first."""
-        wanted = check_status(status)
-        return [job for job in self._jobs() if job.status == wanted]
+        return self.find_jobs([status])
+
+    def find_jobs(
+        self, statuses: Sequence[str] = (), name: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs with one of ``statuses`` (all when empty) whose name contains ``name``, newest first.
+
+        Without a status filter the limit goes into the SQL; with one, rows stream until enough
+        match. Energies are fetched for the listed jobs only, so a page of 50 costs two queries
+        whatever the size of the profile.
+        """
+        wanted = {check_status(status) for status in statuses}
+        filters = {"label": {"ilike": f"%{name}%"}} if name else {}
+        return self._jobs(filters, limit=limit, keep=lambda job: not wanted or job.status in wanted)
 
     def get_job_statuses_batch(self, job_ids: list[int]) -> dict[int, str]:
         """Statuses of these jobs (ids that are not jobs are left out)."""
@@ -157,16 +228,166 @@ class AiidaDatabase:
         draft.seal()
         return node.pk
 
-    def _jobs(self, filters: dict[str, Any] | None = None) -> list[Job]:
-        """Jobs matching ``filters`` (on the node), newest first: one projection and one energy query."""
+    def update_status(self, job_id: int, status: str, pid: int | None = None) -> None:
+        """Set the UI status of a job no AiiDA process owns, and record ``pid`` and the UI's
+        start (RUNNING) or end (COMPLETED, FAILED, CANCELLED) time in its ``ui`` extra.
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL job has this id.
+        StatusOwnedByAiida
+            The job is a process AiiDA runs (or ran), and ``status`` is not the one it has.
+        """
+        status = check_status(status)
+        node = self._node(job_id)
+        now = datetime.now(timezone.utc).isoformat()
+        stamp = {"started_at": now} if status == "RUNNING" else {"completed_at": now} if status in _UI_FINISHED else {}
+        if node.process_state is not None or node.is_sealed:
+            current = tui_status(node.process_state and node.process_state.value, node.exit_status,
+                                 node.base.attributes.get("scheduler_state", None))
+            if current != status:
+                raise StatusOwnedByAiida(
+                    f"job {job_id} is an AiiDA process ({current}); its status is AiiDA's to set, not {status}"
+                )
+            _set_ui(node, pid=pid)
+            return
+        _set_ui(node, pid=pid, **stamp)
+        if status in _ACTIVE_STATES:
+            node.base.attributes.set("scheduler_state", _ACTIVE_STATES[status])
+            return
+        state, exit_status = _FINISHED_STATES[status]
+        node.base.attributes.set("scheduler_state", "done")
+        node.set_process_state(state)
+        if exit_status is not None:
+            node.set_exit_status(exit_status)
+        node.seal()
+
+    def update_results(
+        self, job_id: int, final_energy: float | None = None, key_results: dict[str, Any] | None = None
+    ) -> None:
+        """Record the UI's energy and key results in the job's ``ui`` extra (as the UI does, both are
+        replaced; the node's ``output_parameters`` stay as the parser stored them).
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL job has this id.
+        """
+        _set_ui(self._node(job_id), final_energy=final_energy, key_results=key_results or None)
+
+    def create_cluster(
+        self,
+        name: str,
+        type: str,  # noqa: A002 - the UI's argument name
+        hostname: str,
+        username: str,
+        port: int = 22,
+        connection_config: dict[str, Any] | None = None,
+        cry23_root: str | None = None,
+        vasp_root: str | None = None,
+        setup_commands: list[str] | None = None,
+    ) -> int:
+        """The computer for this UI cluster (:func:`~crystal_atomate.aiida.computers.cluster_from_ui`:
+        SLURM for ``slurm``, direct for ``ssh``), created or checked; returns its id.
+
+        ``cry23_root`` and ``vasp_root`` are the codes' business in AiiDA (``aiida computer add``
+        makes the CRYSTAL codes); they are not kept on the computer.
+
+        Raises
+        ------
+        ComputerMismatch
+            A computer with this name exists for another host, scheduler or transport.
+        """
+        del vasp_root
+        config = connection_config or {}
+        cluster = UICluster(
+            name=name, kind=type, hostname=hostname, port=port, username=username,
+            key_file=config.get("key_file"), slurm=config.get("slurm") or {}, cry23_root=cry23_root,
+            setup_commands=tuple(setup_commands or ()),
+        )
+        return ensure_ssh_computer(cluster_from_ui(cluster)).pk
+
+    def get_cluster(self, cluster_id: int) -> Cluster | None:
+        """The computer with this id as a UI cluster, or None."""
+        found = orm.QueryBuilder().append(orm.Computer, filters={"id": cluster_id}).first(flat=True)
+        return _cluster(found) if found is not None else None
+
+    def get_cluster_by_name(self, name: str) -> Cluster | None:
+        """The computer with this label as a UI cluster, or None."""
+        found = orm.QueryBuilder().append(orm.Computer, filters={"label": name}).first(flat=True)
+        return _cluster(found) if found is not None else None
+
+    def get_all_clusters(self) -> list[Cluster]:
+        """Every computer as a UI cluster, ordered by name as the UI lists them."""
+        query = orm.QueryBuilder().append(orm.Computer).order_by({orm.Computer: {"label": "asc"}})
+        return [_cluster(computer) for computer in query.all(flat=True)]
+
+    def _node(self, job_id: int) -> orm.CalcJobNode:
+        """The job's node.
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL CalcJob has this id.
+        """
+        query = orm.QueryBuilder().append(
+            orm.CalcJobNode, filters={"id": job_id, "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}}
+        )
+        node = query.first(flat=True)
+        if node is None:
+            raise NotAJob(f"no CRYSTAL job has id {job_id}")
+        return node
+
+    def _jobs(
+        self, filters: dict[str, Any] | None = None, limit: int | None = None, keep: Any = None
+    ) -> list[Job]:
+        """Jobs matching ``filters`` (on the node) and ``keep`` (on the job), newest first, at most
+        ``limit``: one projection, streamed, then one energy query for the listed jobs."""
+        if limit is not None and limit <= 0:
+            return []
         query = orm.QueryBuilder().append(
             orm.CalcJobNode,
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, **(filters or {})},
             project=_PROJECTION,
-        ).order_by({orm.CalcJobNode: {"ctime": "desc"}})
-        rows = [row for row in query.iterall() if not isinstance(row[10], str)]
-        energies = _energies([row[0] for row in rows])
-        return [_job(row, energies.get(row[0])) for row in rows]
+        ).order_by({orm.CalcJobNode: [{"ctime": "desc"}, {"id": "desc"}]})
+        if keep is None and limit is not None:
+            query.limit(limit)
+        listed: list[tuple[list[Any], Job]] = []
+        for row in query.iterall():
+            if isinstance(row[10], str):
+                continue
+            job = _job(row, None)
+            if keep is None or keep(job):
+                listed.append((row, job))
+                if limit is not None and len(listed) >= limit:
+                    break
+        energies = _energies([job.id for _, job in listed])
+        return [_job(row, energies.get(job.id)) for row, job in listed]
+
+
+def _set_ui(node: orm.CalcJobNode, **values: Any) -> None:
+    """Merge ``values`` into the node's ``ui`` extra."""
+    node.base.extras.set(_UI_EXTRA, node.base.extras.get(_UI_EXTRA, {}) | values)
+
+
+def _cluster(computer: orm.Computer) -> Cluster:
+    """A computer as the UI's cluster: ``slurm`` under SLURM, else ``ssh``; the login from the
+    current user's configuration; its prepend text as the setup commands."""
+    config = computer.get_configuration() if computer.is_configured else {}
+    key_file = config.get("key_filename") or None
+    prepend = computer.get_prepend_text()
+    return Cluster(
+        id=computer.pk,
+        name=computer.label,
+        type="slurm" if computer.scheduler_type == "core.slurm" else "ssh",
+        hostname=computer.hostname,
+        port=int(config.get("port", 22)),
+        username=config.get("username") or "",
+        connection_config={"key_file": key_file} if key_file else {},
+        status="active" if computer.is_configured else "inactive",
+        setup_commands=prepend.splitlines() if prepend else [],
+    )
 
 
 def _energies(pks: list[int]) -> dict[int, float | None]:
@@ -182,11 +403,12 @@ def _energies(pks: list[int]) -> dict[int, float | None]:
 
 
 def _job(row: list[Any], energy: float | None) -> Job:
-    pk, label, ctime, mtime, state, exit_status, scheduler_state, directory, jobflow_uuid, imported, _ = row
+    pk, label, ctime, mtime, state, exit_status, scheduler_state, directory, jobflow_uuid, imported, _, ui = row
     status = tui_status(state, exit_status, scheduler_state)
     imported = imported or {}
+    ui = ui or {}
     work_dir = directory or imported.get("work_dir") or f"aiida://{pk}"
-    finished = status in ("COMPLETED", "FAILED", "CANCELLED")
+    completed = ui.get("completed_at") or imported.get("completed_at")
     return Job(
         id=pk,
         name=label or "",
@@ -194,7 +416,10 @@ def _job(row: list[Any], energy: float | None) -> Job:
         status=status,
         workflow_id=jobflow_uuid,
         created_at=ctime.isoformat(),
-        completed_at=imported.get("completed_at") or (mtime.isoformat() if finished else None),
-        final_energy=energy,
+        started_at=ui.get("started_at"),
+        completed_at=completed or (mtime.isoformat() if status in _UI_FINISHED else None),
+        pid=ui.get("pid"),
+        final_energy=ui["final_energy"] if ui.get("final_energy") is not None else energy,
+        key_results=ui.get("key_results"),
         runner_type="local",
     )
