@@ -25,6 +25,7 @@ What the UI writes is stored where it cannot rewrite provenance:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -143,9 +144,12 @@ class AiidaDatabase:
         return self._jobs()
 
     def get_job(self, job_id: int) -> Job | None:
-        """The job with this id (node pk), or None."""
+        """The job with this id (node pk), or None; unlike the lists (projections only), it carries
+        the deck as ``input_file``: the ``INPUT`` AiiDA wrote, else the ``deck`` input."""
         found = self._jobs({"id": job_id})
-        return found[0] if found else None
+        if not found:
+            return None
+        return dataclasses.replace(found[0], input_file=_deck(orm.load_node(job_id)))
 
     def get_jobs_by_status(self, status: str) -> list[Job]:
         """Jobs with this UI status, newest first."""
@@ -364,6 +368,18 @@ class AiidaDatabase:
                     break
         energies = _energies([job.id for _, job in listed])
         return [_job(row, energies.get(job.id)) for row, job in listed]
+
+
+def _deck(node: orm.CalcJobNode) -> str | None:
+    """The deck the job ran or will run: the ``INPUT`` AiiDA wrote (kept in the node's repository),
+    the one of its ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input."""
+    repositories = [node.base.repository]
+    if "input_folder" in node.inputs:
+        repositories.append(node.inputs.input_folder.base.repository)
+    for repository in repositories:
+        if INPUT_FILE in repository.list_object_names():
+            return repository.get_object_content(INPUT_FILE)
+    return node.inputs.deck.get_content() if "deck" in node.inputs else None
 
 
 def _set_ui(node: orm.CalcJobNode, **values: Any) -> None:
