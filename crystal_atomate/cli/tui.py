@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -9,11 +10,29 @@ import typer
 from crystal_atomate.cli.app import database
 
 
+class Backend(str, Enum):
+    """Where the browser reads jobs; ``sqlite`` is also the way back from AiiDA."""
+
+    sqlite = "sqlite"
+    aiida = "aiida"
+
+
 def tui(
     db: Path = typer.Option(None, help="Shared database (default: CRYSTAL_TUI_DB or .crystal_tui.db)."),
     interval: float = typer.Option(2.0, min=0.1, help="Seconds between checks of the file for changes."),
+    backend: Backend = typer.Option(
+        Backend.sqlite,
+        help="Where the jobs are: the shared database (sqlite) or an AiiDA profile (aiida).",
+    ),
+    profile: str = typer.Option(None, help="AiiDA profile for --backend aiida (default: AiiDA's default)."),
 ) -> None:
     """A terminal job browser: the job list, a job's detail, live refresh (read-only)."""
     from crystal_atomate.tui.app import JobBrowser
 
-    JobBrowser(database(db), poll_seconds=interval).run()
+    if backend is Backend.aiida:
+        from crystal_atomate.tui.aiida_source import AiidaJobs
+
+        source = AiidaJobs(profile)
+    else:
+        source = database(db)
+    JobBrowser(source, poll_seconds=interval).run()

@@ -130,6 +130,10 @@ class SqliteJobs:
             raise SourceUnavailable(f"Cannot read {self.db_file}: {exc}") from exc
 
     def job_detail(self, job_id: int) -> JobDetail | None:
-        """One job's row, results and task documents (None when the file is gone)."""
-        conn = self._connection()
-        return job_detail(conn, job_id) if conn is not None else None
+        """One job's row, results and task documents (None when the file is gone or unreadable)."""
+        try:
+            conn = self._connection()
+            return job_detail(conn, job_id) if conn is not None else None
+        except sqlite3.DatabaseError:
+            self.close()
+            return None
