@@ -62,7 +62,7 @@ class AiidaJobs:
         query = orm.QueryBuilder().append(
             orm.CalcJobNode,
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
-            project=[{"id": {"func": "count"}}, {"id": {"func": "max"}}, {"mtime": {"func": "max"}}],
+            project=[{"uuid": {"func": "count"}}, {"id": {"func": "max"}}, {"mtime": {"func": "max"}}],
         )
         return tuple(query.first() or ())
 
