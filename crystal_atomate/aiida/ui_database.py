@@ -54,10 +54,11 @@ __all__ = ["AiidaDatabase", "Cluster", "Job", "JobResult", "NotADraft", "NotAJob
 _DRAFT_EXTRA = "ui_draft"
 #: The extra holding what the UI wrote: pid, started_at, completed_at, final_energy, key_results.
 _UI_EXTRA = "ui"
+#: One cell per column a job needs: every projected cell costs aiida a conversion, so the extras
+#: (directory, jobflow uuid, import record, draft mark, the UI's values) come as one dict.
 _PROJECTION = [
     "id", "label", "ctime", "mtime", "attributes.process_state", "attributes.exit_status",
-    "attributes.scheduler_state", "extras.jobflow_directory", "extras.jobflow_uuid", "extras.tui_job",
-    f"extras.{_DRAFT_EXTRA}", f"extras.{_UI_EXTRA}",
+    "attributes.scheduler_state", "extras",
 ]
 _UI_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
@@ -166,7 +167,7 @@ class AiidaDatabase:
         """
         wanted = {check_status(status) for status in statuses}
         filters = {"label": {"ilike": f"%{name}%"}} if name else {}
-        return self._jobs(filters, limit=limit, keep=lambda job: not wanted or job.status in wanted)
+        return self._jobs(filters, limit=limit, wanted=wanted)
 
     def get_job_statuses_batch(self, job_ids: list[int]) -> dict[int, str]:
         """Statuses of these jobs (ids that are not jobs are left out)."""
@@ -344,10 +345,11 @@ class AiidaDatabase:
         return node
 
     def _jobs(
-        self, filters: dict[str, Any] | None = None, limit: int | None = None, keep: Any = None
+        self, filters: dict[str, Any] | None = None, limit: int | None = None, wanted: set[str] | None = None
     ) -> list[Job]:
-        """Jobs matching ``filters`` (on the node) and ``keep`` (on the job), newest first, at most
-        ``limit``: one projection, streamed, then one energy query for the listed jobs."""
+        """Jobs matching ``filters`` (on the node) with a status in ``wanted`` (any when empty),
+        newest first, at most ``limit``: one projection, streamed, then one energy query for the
+        listed jobs."""
         if limit is not None and limit <= 0:
             return []
         query = orm.QueryBuilder().append(
@@ -355,19 +357,18 @@ class AiidaDatabase:
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, **(filters or {})},
             project=_PROJECTION,
         ).order_by({orm.CalcJobNode: [{"ctime": "desc"}, {"id": "desc"}]})
-        if keep is None and limit is not None:
+        if not wanted and limit is not None:
             query.limit(limit)
-        listed: list[tuple[list[Any], Job]] = []
+        listed: list[tuple[str, list[Any]]] = []
         for row in query.iterall():
-            if isinstance(row[10], str):
+            status = tui_status(row[4], row[5], row[6])
+            if isinstance(row[7].get(_DRAFT_EXTRA), str) or (wanted and status not in wanted):
                 continue
-            job = _job(row, None)
-            if keep is None or keep(job):
-                listed.append((row, job))
-                if limit is not None and len(listed) >= limit:
-                    break
-        energies = _energies([job.id for _, job in listed])
-        return [_job(row, energies.get(job.id)) for row, job in listed]
+            listed.append((status, row))
+            if limit is not None and len(listed) >= limit:
+                break
+        energies = _energies([row[0] for _, row in listed])
+        return [_job(row, status, energies.get(row[0])) for status, row in listed]
 
 
 def _deck(node: orm.CalcJobNode) -> str | None:
@@ -418,19 +419,18 @@ def _energies(pks: list[int]) -> dict[int, float | None]:
     )
 
 
-def _job(row: list[Any], energy: float | None) -> Job:
-    pk, label, ctime, mtime, state, exit_status, scheduler_state, directory, jobflow_uuid, imported, _, ui = row
-    status = tui_status(state, exit_status, scheduler_state)
-    imported = imported or {}
-    ui = ui or {}
-    work_dir = directory or imported.get("work_dir") or f"aiida://{pk}"
+def _job(row: list[Any], status: str, energy: float | None) -> Job:
+    pk, label, ctime, mtime, _, _, _, extras = row
+    imported = extras.get("tui_job") or {}
+    ui = extras.get(_UI_EXTRA) or {}
+    work_dir = extras.get("jobflow_directory") or imported.get("work_dir") or f"aiida://{pk}"
     completed = ui.get("completed_at") or imported.get("completed_at")
     return Job(
         id=pk,
         name=label or "",
         work_dir=work_dir,
         status=status,
-        workflow_id=jobflow_uuid,
+        workflow_id=extras.get("jobflow_uuid"),
         created_at=ctime.isoformat(),
         started_at=ui.get("started_at"),
         completed_at=completed or (mtime.isoformat() if status in _UI_FINISHED else None),
