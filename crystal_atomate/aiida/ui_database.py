@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiida import orm
@@ -146,7 +146,8 @@ class AiidaDatabase:
 
     def get_job(self, job_id: int) -> Job | None:
         """The job with this id (node pk), or None; unlike the lists (projections only), it carries
-        the deck as ``input_file``: the ``INPUT`` AiiDA wrote, else the ``deck`` input."""
+        the deck as ``input_file``: the ``INPUT`` AiiDA wrote, else the ``deck`` input.
+        """
         found = self._jobs({"id": job_id})
         if not found:
             return None
@@ -199,7 +200,8 @@ class AiidaDatabase:
 
     def create_job(self, name: str, work_dir: str, input_content: str, **_: Any) -> int:
         """A PENDING job holding the deck (``input.d12``); returns its id. The UI's other
-        arguments (cluster, runner, parallelism) are the computer's and code's business in AiiDA."""
+        arguments (cluster, runner, parallelism) are the computer's and code's business in AiiDA.
+        """
         deck = orm.SinglefileData.from_string(input_content, filename="input.d12").store()
         node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
         node.label = name
@@ -246,14 +248,17 @@ class AiidaDatabase:
         """
         status = check_status(status)
         node = self._node(job_id)
-        now = datetime.now(timezone.utc).isoformat()
-        stamp = {"started_at": now} if status == "RUNNING" else {"completed_at": now} if status in _UI_FINISHED else {}
+        now = datetime.now(UTC).isoformat()
+        stamp = {"completed_at": now} if status in _UI_FINISHED else {}
+        if status == "RUNNING":
+            stamp = {"started_at": now}
         if node.process_state is not None or node.is_sealed:
             current = tui_status(node.process_state and node.process_state.value, node.exit_status,
                                  node.base.attributes.get("scheduler_state", None))
             if current != status:
                 raise StatusOwnedByAiida(
-                    f"job {job_id} is an AiiDA process ({current}); its status is AiiDA's to set, not {status}"
+                    f"job {job_id} is an AiiDA process ({current}); its status is AiiDA's to set, "
+                    f"not {status}"
                 )
             _set_ui(node, pid=pid)
             return
@@ -349,7 +354,8 @@ class AiidaDatabase:
     ) -> list[Job]:
         """Jobs matching ``filters`` (on the node) with a status in ``wanted`` (any when empty),
         newest first, at most ``limit``: one projection, streamed, then one energy query for the
-        listed jobs."""
+        listed jobs.
+        """
         if limit is not None and limit <= 0:
             return []
         query = orm.QueryBuilder().append(
@@ -373,7 +379,8 @@ class AiidaDatabase:
 
 def _deck(node: orm.CalcJobNode) -> str | None:
     """The deck the job ran or will run: the ``INPUT`` AiiDA wrote (kept in the node's repository),
-    the one of its ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input."""
+    the one of its ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input.
+    """
     repositories = [node.base.repository]
     if "input_folder" in node.inputs:
         repositories.append(node.inputs.input_folder.base.repository)
@@ -390,7 +397,8 @@ def _set_ui(node: orm.CalcJobNode, **values: Any) -> None:
 
 def _cluster(computer: orm.Computer) -> Cluster:
     """A computer as the UI's cluster: ``slurm`` under SLURM, else ``ssh``; the login from the
-    current user's configuration; its prepend text as the setup commands."""
+    current user's configuration; its prepend text as the setup commands.
+    """
     config = computer.get_configuration() if computer.is_configured else {}
     key_file = config.get("key_filename") or None
     prepend = computer.get_prepend_text()

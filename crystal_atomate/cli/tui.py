@@ -24,7 +24,9 @@ def tui(
         Backend.sqlite,
         help="Where the jobs are: the shared database (sqlite) or an AiiDA profile (aiida).",
     ),
-    profile: str = typer.Option(None, help="AiiDA profile for --backend aiida (default: AiiDA's default)."),
+    profile: str = typer.Option(
+        None, help="AiiDA profile for --backend aiida (default: AiiDA's default)."
+    ),
 ) -> None:
     """A terminal job browser: the job list, a job's detail, live refresh (read-only)."""
     from crystal_atomate.tui.app import JobBrowser

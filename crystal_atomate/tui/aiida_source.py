@@ -33,7 +33,7 @@ _SORT_FIELDS = {
 
 
 class AiidaJobs:
-    """The CRYSTAL calculations of an AiiDA profile as a :class:`~crystal_atomate.tui.sources.JobSource`.
+    """The CRYSTAL calculations of an AiiDA profile, as a job source for the browser.
 
     Parameters
     ----------
@@ -57,12 +57,18 @@ class AiidaJobs:
         self.database = AiidaDatabase()
 
     def change_token(self) -> Hashable:
-        """How many CRYSTAL calculations there are, the newest id and the latest change: one
-        aggregate query (a state change, or the UI's extras, moves ``mtime``)."""
+        """Return the count of CRYSTAL calculations, the newest id and the latest change.
+
+        One aggregate query; a state change, or the UI's extras, moves ``mtime``.
+        """
         query = orm.QueryBuilder().append(
             orm.CalcJobNode,
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
-            project=[{"uuid": {"func": "count"}}, {"id": {"func": "max"}}, {"mtime": {"func": "max"}}],
+            project=[
+                {"uuid": {"func": "count"}},
+                {"id": {"func": "max"}},
+                {"mtime": {"func": "max"}},
+            ],
         )
         return tuple(query.first() or ())
 
@@ -75,8 +81,10 @@ class AiidaJobs:
         descending: bool = True,
         limit: int | None = None,
     ) -> list[JobRow]:
-        """The calculations as job rows. Newest first (the default) pages in the query; another
-        order sorts every matching job first, as the SQLite source does (jobs without a value last).
+        """Return the calculations as job rows.
+
+        Newest first (the default) pages in the query; another order sorts every matching job
+        first, as the SQLite source does (jobs without a value last).
 
         Raises
         ------
@@ -91,7 +99,7 @@ class AiidaJobs:
         return [_row(job) for job in jobs[:limit]]
 
     def job_detail(self, job_id: int) -> JobDetail | None:
-        """The calculation, its deck and ``output_parameters`` (AiiDA keeps no jobflow documents)."""
+        """Return the calculation, its deck and ``output_parameters`` (no jobflow documents)."""
         job = self.database.get_job(job_id)
         if job is None:
             return None

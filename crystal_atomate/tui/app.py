@@ -67,8 +67,7 @@ def row_cells(job: JobRow) -> tuple[str | Text, ...]:
 
 
 class JobBrowser(App[None]):
-    """The job list of one source (a shared database, an AiiDA profile), with a detail screen
-    per job.
+    """The job list of one source (a shared database, an AiiDA profile), a detail screen per job.
 
     Parameters
     ----------
@@ -143,7 +142,7 @@ class JobBrowser(App[None]):
         return self.source.job_detail(job_id)
 
     def poll(self) -> None:
-        """Reload only when the fingerprint changed: an idle browser costs one or two tiny queries."""
+        """Reload only when the fingerprint changed: an idle browser costs a query or two."""
         if self.source.change_token() != self._token:
             self.reload()
 

@@ -37,7 +37,7 @@ class JobSource(Protocol):
     label: str
 
     def change_token(self) -> Hashable:
-        """A cheap fingerprint of the job list; the browser reloads only when it changes."""
+        """Return a cheap fingerprint of the job list; the browser reloads only when it changes."""
 
     def list_jobs(
         self,
@@ -48,8 +48,10 @@ class JobSource(Protocol):
         descending: bool = True,
         limit: int | None = None,
     ) -> list[JobRow]:
-        """The job list, filtered by UI status and name text, sorted by a column of
-        :data:`~crystal_atomate.stores.ui_queries.SORT_COLUMNS` (jobs without a value last).
+        """Return the job list, filtered by UI status and name text, sorted by a column.
+
+        The sort keys are :data:`~crystal_atomate.stores.ui_queries.SORT_COLUMNS`; jobs without a
+        value for the column come last.
 
         Raises
         ------
@@ -58,7 +60,7 @@ class JobSource(Protocol):
         """
 
     def job_detail(self, job_id: int) -> JobDetail | None:
-        """One job's detail, or None when there is no such job (or nothing to read)."""
+        """Return one job's detail, or None when there is no such job (or nothing to read)."""
 
     def close(self) -> None:
         """Release what the source holds open."""
@@ -93,8 +95,10 @@ class SqliteJobs:
         self._conn = None
 
     def change_token(self) -> Hashable:
-        """The file's fingerprint (:func:`~crystal_atomate.stores.ui_queries.change_token`), None
-        while there is no file or it cannot be read."""
+        """Return the file's fingerprint, None while there is no file or it cannot be read.
+
+        The fingerprint is :func:`~crystal_atomate.stores.ui_queries.change_token`'s.
+        """
         try:
             conn = self._connection()
             return change_token(conn) if conn is not None else None
@@ -111,7 +115,7 @@ class SqliteJobs:
         descending: bool = True,
         limit: int | None = None,
     ) -> list[JobRow]:
-        """The UI's ``jobs`` rows (:func:`~crystal_atomate.stores.ui_queries.list_jobs`).
+        """Return the UI's ``jobs`` rows (:func:`~crystal_atomate.stores.ui_queries.list_jobs`).
 
         Raises
         ------
@@ -130,7 +134,7 @@ class SqliteJobs:
             raise SourceUnavailable(f"Cannot read {self.db_file}: {exc}") from exc
 
     def job_detail(self, job_id: int) -> JobDetail | None:
-        """One job's row, results and task documents (None when the file is gone or unreadable)."""
+        """Return one job's row, results and task documents (None: no such job or file)."""
         try:
             conn = self._connection()
             return job_detail(conn, job_id) if conn is not None else None

@@ -10,7 +10,14 @@ from aiida import orm
 from crystal_atomate.aiida.ui_database import AiidaDatabase
 from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.testing.reference import reference_dir
-from crystal_atomate.testing.tui_pilot import SIZE, pilot_test, rows_of, table_of, text_of, wait_until
+from crystal_atomate.testing.tui_pilot import (
+    SIZE,
+    pilot_test,
+    rows_of,
+    table_of,
+    text_of,
+    wait_until,
+)
 from crystal_atomate.tui.aiida_source import AiidaJobs
 from crystal_atomate.tui.app import JobBrowser
 from crystal_atomate.tui.detail import DetailScreen
@@ -26,8 +33,11 @@ def profile_jobs(codes, localhost_replay, tmp_path_factory) -> dict[str, int]:
     deck = (reference_dir() / DEMO_REPLAY["static"]["recording"] / "INPUT.d12").read_text()
     database = AiidaDatabase()
     with localhost_replay({"browser MgO static": DEMO_REPLAY["static"]}, root / "replay"):
-        static = database.submit_job(database.create_job("browser MgO static", str(root / "static"), deck),
-                                     code=codes["crystal"].full_label, wait=True)
+        static = database.submit_job(
+            database.create_job("browser MgO static", str(root / "static"), deck),
+            code=codes["crystal"].full_label,
+            wait=True,
+        )
     assert orm.load_node(static).is_finished_ok
     failed = database.create_job("browser si opt", str(root / "si"), "Si OPT\nCRYSTAL\nOPTGEOM\n")
     database.update_status(failed, "FAILED")
@@ -47,8 +57,12 @@ async def test_the_list_shows_the_calculations_of_the_profile(profile_jobs):
     async with app.run_test(size=SIZE) as pilot:
         assert app.sub_title.startswith("AiiDA profile ")
         rows = _mine(app)
-        assert list(rows) == ["browser nio afm", "browser si opt", "browser MgO static"], "newest first"
-        assert {name: row[0] for name, row in rows.items()} == {name: str(pk) for name, pk in profile_jobs.items()}
+        assert list(rows) == ["browser nio afm", "browser si opt", "browser MgO static"], (
+            "newest first"
+        )
+        assert {name: row[0] for name, row in rows.items()} == {
+            name: str(pk) for name, pk in profile_jobs.items()
+        }
         assert [row[1] for row in rows.values()] == ["RUNNING", "FAILED", "COMPLETED"]
         assert float(rows["browser MgO static"][3]) == pytest.approx(MGO_STATIC_HA, abs=1e-8)
         assert rows["browser nio afm"][3] == "-3128.2821705429" and rows["browser si opt"][3] == "-"
@@ -60,7 +74,9 @@ async def test_the_list_shows_the_calculations_of_the_profile(profile_jobs):
             await pilot.press("s")
         energies = [row[3] for row in rows_of(app).values()]
         present = [float(value) for value in energies if value != "-"]
-        assert present == sorted(present, reverse=True) and energies[len(present):] == ["-"] * (len(energies) - len(present))
+        assert present == sorted(present, reverse=True) and energies[len(present) :] == ["-"] * (
+            len(energies) - len(present)
+        )
         await pilot.press("q")
     assert app.return_code == 0
 
@@ -69,7 +85,9 @@ async def test_the_list_shows_the_calculations_of_the_profile(profile_jobs):
 async def test_detail_of_a_calculation(profile_jobs):
     app = JobBrowser(AiidaJobs(), poll_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
-        table_of(app).move_cursor(row=table_of(app).get_row_index(str(profile_jobs["browser MgO static"])))
+        table_of(app).move_cursor(
+            row=table_of(app).get_row_index(str(profile_jobs["browser MgO static"]))
+        )
         await pilot.press("enter")
         screen = app.screen
         assert isinstance(screen, DetailScreen)

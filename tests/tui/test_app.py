@@ -17,7 +17,14 @@ from crystal_atomate.demo import run_demo
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.tui_schema import UI_MIGRATIONS, UI_V1_SQL, ui_schema_version
 from crystal_atomate.stores.ui_queries import list_jobs, open_readonly, resolve_job_uuid
-from crystal_atomate.testing.tui_pilot import SIZE, pilot_test, rows_of, table_of, text_of, wait_until
+from crystal_atomate.testing.tui_pilot import (
+    SIZE,
+    pilot_test,
+    rows_of,
+    table_of,
+    text_of,
+    wait_until,
+)
 from crystal_atomate.tui.app import JobBrowser, parse_filter
 from crystal_atomate.tui.detail import DetailScreen
 from crystal_atomate.tui.sources import SourceUnavailable, SqliteJobs
