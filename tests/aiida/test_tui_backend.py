@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 from aiida import orm
+from typer.testing import CliRunner
 
+from crystal_atomate.aiida.errors import ProfileNotFound
 from crystal_atomate.aiida.ui_database import AiidaDatabase
+from crystal_atomate.cli import app
 from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.tui_pilot import (
@@ -115,7 +118,9 @@ async def test_a_new_calculation_appears_and_its_status_follows(profile_jobs, tm
 
 
 def test_an_unknown_profile_is_one_clear_error(aiida_profile):
-    from crystal_atomate.aiida.errors import ProfileNotFound
-
     with pytest.raises(ProfileNotFound, match="no AiiDA profile 'no-such-profile'"):
         AiidaJobs("no-such-profile")
+    result = CliRunner().invoke(app, ["tui", "--backend", "aiida", "--profile", "no-such-profile"])
+    assert result.exit_code == 2
+    assert "error: no AiiDA profile 'no-such-profile'" in result.output
+    assert orm.QueryBuilder().append(orm.Computer).count() >= 1, "the session profile stays loaded"
