@@ -158,7 +158,7 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
     from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, import_tui_jobs, list_crystal_jobs
     from crystal_atomate.aiida.ui_database import AiidaDatabase
     from crystal_atomate.cli import app
-    from crystal_atomate.tui.aiida_source import AiidaJobs
+    from crystal_atomate.aiida.job_source import AiidaJobs
 
     for _ in range(_REAL_CALCJOBS):
         real_calcjob()

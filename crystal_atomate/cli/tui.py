@@ -32,7 +32,7 @@ def tui(
     from crystal_atomate.tui.app import JobBrowser
 
     if backend is Backend.aiida:
-        from crystal_atomate.tui.aiida_source import AiidaJobs
+        from crystal_atomate.aiida.job_source import AiidaJobs
 
         source = AiidaJobs(profile)
     else:

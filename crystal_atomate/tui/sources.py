@@ -2,7 +2,7 @@
 
 The browser only lists, details and polls, so a backend is three questions (:class:`JobSource`).
 :class:`SqliteJobs` asks them of the UI's file through read-only connections; the AiiDA one
-(:mod:`crystal_atomate.tui.aiida_source`) asks a profile and is imported only when chosen, so the
+(:mod:`crystal_atomate.aiida.job_source`) asks a profile and is imported only when chosen, so the
 SQLite browser never loads aiida.
 """
 

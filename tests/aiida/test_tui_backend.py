@@ -21,7 +21,7 @@ from crystal_atomate.testing.tui_pilot import (
     text_of,
     wait_until,
 )
-from crystal_atomate.tui.aiida_source import AiidaJobs
+from crystal_atomate.aiida.job_source import AiidaJobs
 from crystal_atomate.tui.app import JobBrowser
 from crystal_atomate.tui.detail import DetailScreen
 

@@ -1,9 +1,10 @@
 """The job browser on an AiiDA profile (``crystal-atomate tui --backend aiida``).
 
 The CRYSTAL calculations of the profile, read through
-:class:`~crystal_atomate.aiida.ui_database.AiidaDatabase` (the UI's data layer on AiiDA), shown as
-the browser shows the shared database's rows. Imported only when that backend is chosen: it loads
-aiida.
+:class:`~crystal_atomate.aiida.ui_database.AiidaDatabase` (the UI's data layer on AiiDA), answering
+the browser's :class:`~crystal_atomate.tui.sources.JobSource` questions. It lives with the AiiDA
+code, not in :mod:`crystal_atomate.tui`: the browser knows no backend (the layers keep ``tui`` and
+``aiida`` apart), and the command line picks this one only for ``--backend aiida``.
 """
 
 from __future__ import annotations
