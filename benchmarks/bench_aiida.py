@@ -5,7 +5,8 @@
    that only copies the recorded MgO static output (the plugin's own cost: every CalcJob step is
    real but the binary is a ``cat``) and once with the replay executable, plus the replay alone;
 2. listing ``--calculations`` CRYSTAL calculations (the UI's jobs imported by ``import_tui_jobs``
-   next to the real CalcJobs of part 1): ``list_crystal_jobs()`` and ``crystal-atomate aiida jobs``;
+   next to the real CalcJobs of part 1): ``list_crystal_jobs()``, ``AiidaDatabase().get_all_jobs()``,
+   the job browser's AiiDA source (first page, all rows, change token) and ``crystal-atomate aiida jobs``;
 3. an N-job flow of MgO statics through jobflow's ``run_locally`` vs the same flow in executor mode
    and in flow mode
    (every CRYSTAL step an AiiDA CalcJob): the difference per job is the cost of provenance.
@@ -157,6 +158,7 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
     from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, import_tui_jobs, list_crystal_jobs
     from crystal_atomate.aiida.ui_database import AiidaDatabase
     from crystal_atomate.cli import app
+    from crystal_atomate.aiida.job_source import AiidaJobs
 
     for _ in range(_REAL_CALCJOBS):
         real_calcjob()
@@ -182,6 +184,9 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
         "list": _timed(list_crystal_jobs, repeat),
         "list 50": _timed(lambda: list_crystal_jobs(limit=50), repeat),
         "ui adapter": _timed(AiidaDatabase().get_all_jobs, repeat),
+        "browser 50": _timed(lambda: AiidaJobs().list_jobs(limit=50), repeat),
+        "browser all": _timed(AiidaJobs().list_jobs, repeat),
+        "browser token": _timed(AiidaJobs().change_token, repeat),
         "cli": _timed(cli(), repeat),
         "cli all": _timed(cli("--limit", str(listed)), repeat),
         "cli process": _timed(
@@ -265,6 +270,8 @@ def _report_listing(listed: dict[str, float], repeat: int) -> None:
           f"median of {repeat}:")
     print(f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: {listed['list 50'] * 1000:.0f} ms")
     print(f"  AiidaDatabase().get_all_jobs() (the UI's Job records): {listed['ui adapter'] * 1000:.0f} ms")
+    print(f"  tui --backend aiida, the job source: first page (limit=50) {listed['browser 50'] * 1000:.0f} ms, "
+          f"all rows {listed['browser all'] * 1000:.0f} ms, change token {listed['browser token'] * 1000:.1f} ms")
     print(f"  crystal-atomate aiida jobs, in process: {listed['cli'] * 1000:.0f} ms (50 rows), "
           f"{listed['cli all'] * 1000:.0f} ms (all rows); "
           f"as a new process (interpreter and imports included): {listed['cli process']:.2f} s")

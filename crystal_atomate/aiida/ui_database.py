@@ -1,17 +1,34 @@
-"""The CrystalMath UI's data layer on AiiDA: the job methods of its ``Database``, backed by QueryBuilder.
+"""The CrystalMath UI's data layer on AiiDA: the job and cluster methods of its ``Database``, backed
+by QueryBuilder.
 
 :class:`AiidaDatabase` answers ``get_all_jobs``, ``get_job``, ``get_jobs_by_status``,
-``get_job_statuses_batch``, ``job_exists_batch``, ``get_job_result`` and ``create_job`` with the
-UI's own records (:class:`Job`, :class:`JobResult`: the fields and types of the UI's dataclasses),
+``get_job_statuses_batch``, ``job_exists_batch``, ``get_job_result``, ``create_job``,
+``update_status``, ``update_results`` and the cluster methods with the UI's own records
+(:class:`Job`, :class:`JobResult`, :class:`Cluster`: the fields and types of the UI's dataclasses),
 so the UI could swap it in for its SQLite ``Database``. A job is a CRYSTAL CalcJob (its id is the
 node's pk): the ones run through AiiDA, the ones imported from the UI, and drafts made by
 ``create_job`` (a node without process state holding the deck, PENDING) that :meth:`submit_job`
-runs as a real CalcJob. Listing is projections only (no node loads).
+runs as a real CalcJob. A cluster is an AiiDA computer (its id is the computer's pk). Listing is
+projections only (no node loads).
+
+What the UI writes is stored where it cannot rewrite provenance:
+
+- ``update_status`` moves only a job no AiiDA process owns (a draft, or a UI job imported while it
+  ran): its scheduler state while active, then its process state and exit status when the UI says
+  it finished, and the node is sealed, as the import does. A CalcJob that AiiDA runs has the
+  engine's status; changing it through the UI is refused (:class:`StatusOwnedByAiida`).
+- ``pid``, the start and end times the UI stamps, and ``update_results``' energy and key results
+  go to the node's ``ui`` extra (extras are not provenance and stay writable on sealed nodes); a
+  job's ``final_energy`` is the UI's value when it set one, else ``output_parameters``'
+  ``energy_hartree``, which :meth:`get_job_result` always reports as the parser stored it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiida import orm
@@ -19,18 +36,31 @@ from aiida.common.links import LinkType
 from aiida.engine import run_get_node, submit
 
 from crystal_atomate.aiida.calculations import INPUT_FILE, CrystalCalculation
+from crystal_atomate.aiida.computers import cluster_from_ui, ensure_ssh_computer
 from crystal_atomate.aiida.errors import AiidaUserError
-from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, check_status, tui_status
+from crystal_atomate.aiida.query import (
+    _ACTIVE_STATES,
+    _FINISHED_STATES,
+    CRYSTAL_PROCESS_TYPES,
+    check_status,
+    tui_status,
+)
+from crystal_atomate.errors import EXIT_USAGE
 from crystal_atomate.run import JOB_NAME_ENV
+from crystal_atomate.stores.ui_clusters import UICluster
 
-__all__ = ["AiidaDatabase", "Job", "JobResult", "NotADraft"]
+__all__ = ["AiidaDatabase", "Cluster", "Job", "JobResult", "NotADraft", "NotAJob", "StatusOwnedByAiida"]
 
 _DRAFT_EXTRA = "ui_draft"
+#: The extra holding what the UI wrote: pid, started_at, completed_at, final_energy, key_results.
+_UI_EXTRA = "ui"
+#: One cell per column a job needs: every projected cell costs aiida a conversion, so the extras
+#: (directory, jobflow uuid, import record, draft mark, the UI's values) come as one dict.
 _PROJECTION = [
     "id", "label", "ctime", "mtime", "attributes.process_state", "attributes.exit_status",
-    "attributes.scheduler_state", "extras.jobflow_directory", "extras.jobflow_uuid", "extras.tui_job",
-    f"extras.{_DRAFT_EXTRA}",
+    "attributes.scheduler_state", "extras",
 ]
+_UI_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 @dataclass
@@ -72,8 +102,39 @@ class JobResult:
     created_at: str | None = None
 
 
+@dataclass
+class Cluster:
+    """A cluster as the UI's ``Database`` returns it (same fields, same order)."""
+
+    id: int | None
+    name: str
+    type: str
+    hostname: str
+    port: int
+    username: str
+    connection_config: dict[str, Any]
+    status: str
+    cry23_root: str | None = None
+    vasp_root: str | None = None
+    setup_commands: list[str] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
 class NotADraft(AiidaUserError):
     """Only a job made by ``create_job`` and not yet submitted can be submitted."""
+
+
+class NotAJob(AiidaUserError, LookupError):
+    """No CRYSTAL job has this id."""
+
+    exit_code = EXIT_USAGE
+
+
+class StatusOwnedByAiida(AiidaUserError):
+    """The job is an AiiDA process: its status is the engine's, not the UI's to set."""
+
+    exit_code = EXIT_USAGE
 
 
 class AiidaDatabase:
@@ -84,14 +145,30 @@ class AiidaDatabase:
         return self._jobs()
 
     def get_job(self, job_id: int) -> Job | None:
-        """The job with this id (node pk), or None."""
+        """The job with this id (node pk), or None; unlike the lists (projections only), it carries
+        the deck as ``input_file``: the ``INPUT`` AiiDA wrote, else the ``deck`` input.
+        """
         found = self._jobs({"id": job_id})
-        return found[0] if found else None
+        if not found:
+            return None
+        return dataclasses.replace(found[0], input_file=_deck(orm.load_node(job_id)))
 
     def get_jobs_by_status(self, status: str) -> list[Job]:
         """Jobs with this UI status, newest first."""
-        wanted = check_status(status)
-        return [job for job in self._jobs() if job.status == wanted]
+        return self.find_jobs([status])
+
+    def find_jobs(
+        self, statuses: Sequence[str] = (), name: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs with one of ``statuses`` (all when empty) whose name contains ``name``, newest first.
+
+        Without a status filter the limit goes into the SQL; with one, rows stream until enough
+        match. Energies are fetched for the listed jobs only, so a page of 50 costs two queries
+        whatever the size of the profile.
+        """
+        wanted = {check_status(status) for status in statuses}
+        filters = {"label": {"ilike": f"%{name}%"}} if name else {}
+        return self._jobs(filters, limit=limit, wanted=wanted)
 
     def get_job_statuses_batch(self, job_ids: list[int]) -> dict[int, str]:
         """Statuses of these jobs (ids that are not jobs are left out)."""
@@ -123,7 +200,8 @@ class AiidaDatabase:
 
     def create_job(self, name: str, work_dir: str, input_content: str, **_: Any) -> int:
         """A PENDING job holding the deck (``input.d12``); returns its id. The UI's other
-        arguments (cluster, runner, parallelism) are the computer's and code's business in AiiDA."""
+        arguments (cluster, runner, parallelism) are the computer's and code's business in AiiDA.
+        """
         deck = orm.SinglefileData.from_string(input_content, filename="input.d12").store()
         node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
         node.label = name
@@ -157,16 +235,184 @@ class AiidaDatabase:
         draft.seal()
         return node.pk
 
-    def _jobs(self, filters: dict[str, Any] | None = None) -> list[Job]:
-        """Jobs matching ``filters`` (on the node), newest first: one projection and one energy query."""
+    def update_status(self, job_id: int, status: str, pid: int | None = None) -> None:
+        """Set the UI status of a job no AiiDA process owns, and record ``pid`` and the UI's
+        start (RUNNING) or end (COMPLETED, FAILED, CANCELLED) time in its ``ui`` extra.
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL job has this id.
+        StatusOwnedByAiida
+            The job is a process AiiDA runs (or ran), and ``status`` is not the one it has.
+        """
+        status = check_status(status)
+        node = self._node(job_id)
+        now = datetime.now(UTC).isoformat()
+        stamp = {"completed_at": now} if status in _UI_FINISHED else {}
+        if status == "RUNNING":
+            stamp = {"started_at": now}
+        if node.process_state is not None or node.is_sealed:
+            current = tui_status(node.process_state and node.process_state.value, node.exit_status,
+                                 node.base.attributes.get("scheduler_state", None))
+            if current != status:
+                raise StatusOwnedByAiida(
+                    f"job {job_id} is an AiiDA process ({current}); its status is AiiDA's to set, "
+                    f"not {status}"
+                )
+            _set_ui(node, pid=pid)
+            return
+        _set_ui(node, pid=pid, **stamp)
+        if status in _ACTIVE_STATES:
+            node.base.attributes.set("scheduler_state", _ACTIVE_STATES[status])
+            return
+        state, exit_status = _FINISHED_STATES[status]
+        node.base.attributes.set("scheduler_state", "done")
+        node.set_process_state(state)
+        if exit_status is not None:
+            node.set_exit_status(exit_status)
+        node.seal()
+
+    def update_results(
+        self, job_id: int, final_energy: float | None = None, key_results: dict[str, Any] | None = None
+    ) -> None:
+        """Record the UI's energy and key results in the job's ``ui`` extra (as the UI does, both are
+        replaced; the node's ``output_parameters`` stay as the parser stored them).
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL job has this id.
+        """
+        _set_ui(self._node(job_id), final_energy=final_energy, key_results=key_results or None)
+
+    def create_cluster(
+        self,
+        name: str,
+        type: str,  # noqa: A002 - the UI's argument name
+        hostname: str,
+        username: str,
+        port: int = 22,
+        connection_config: dict[str, Any] | None = None,
+        cry23_root: str | None = None,
+        vasp_root: str | None = None,
+        setup_commands: list[str] | None = None,
+    ) -> int:
+        """The computer for this UI cluster (:func:`~crystal_atomate.aiida.computers.cluster_from_ui`:
+        SLURM for ``slurm``, direct for ``ssh``), created or checked; returns its id.
+
+        ``cry23_root`` and ``vasp_root`` are the codes' business in AiiDA (``aiida computer add``
+        makes the CRYSTAL codes); they are not kept on the computer.
+
+        Raises
+        ------
+        ComputerMismatch
+            A computer with this name exists for another host, scheduler or transport.
+        """
+        del vasp_root
+        config = connection_config or {}
+        cluster = UICluster(
+            name=name, kind=type, hostname=hostname, port=port, username=username,
+            key_file=config.get("key_file"), slurm=config.get("slurm") or {}, cry23_root=cry23_root,
+            setup_commands=tuple(setup_commands or ()),
+        )
+        return ensure_ssh_computer(cluster_from_ui(cluster)).pk
+
+    def get_cluster(self, cluster_id: int) -> Cluster | None:
+        """The computer with this id as a UI cluster, or None."""
+        found = orm.QueryBuilder().append(orm.Computer, filters={"id": cluster_id}).first(flat=True)
+        return _cluster(found) if found is not None else None
+
+    def get_cluster_by_name(self, name: str) -> Cluster | None:
+        """The computer with this label as a UI cluster, or None."""
+        found = orm.QueryBuilder().append(orm.Computer, filters={"label": name}).first(flat=True)
+        return _cluster(found) if found is not None else None
+
+    def get_all_clusters(self) -> list[Cluster]:
+        """Every computer as a UI cluster, ordered by name as the UI lists them."""
+        query = orm.QueryBuilder().append(orm.Computer).order_by({orm.Computer: {"label": "asc"}})
+        return [_cluster(computer) for computer in query.all(flat=True)]
+
+    def _node(self, job_id: int) -> orm.CalcJobNode:
+        """The job's node.
+
+        Raises
+        ------
+        NotAJob
+            No CRYSTAL CalcJob has this id.
+        """
+        query = orm.QueryBuilder().append(
+            orm.CalcJobNode, filters={"id": job_id, "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}}
+        )
+        node = query.first(flat=True)
+        if node is None:
+            raise NotAJob(f"no CRYSTAL job has id {job_id}")
+        return node
+
+    def _jobs(
+        self, filters: dict[str, Any] | None = None, limit: int | None = None, wanted: set[str] | None = None
+    ) -> list[Job]:
+        """Jobs matching ``filters`` (on the node) with a status in ``wanted`` (any when empty),
+        newest first, at most ``limit``: one projection, streamed, then one energy query for the
+        listed jobs.
+        """
+        if limit is not None and limit <= 0:
+            return []
         query = orm.QueryBuilder().append(
             orm.CalcJobNode,
             filters={"process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}, **(filters or {})},
             project=_PROJECTION,
-        ).order_by({orm.CalcJobNode: {"ctime": "desc"}})
-        rows = [row for row in query.iterall() if not isinstance(row[10], str)]
-        energies = _energies([row[0] for row in rows])
-        return [_job(row, energies.get(row[0])) for row in rows]
+        ).order_by({orm.CalcJobNode: [{"ctime": "desc"}, {"id": "desc"}]})
+        if not wanted and limit is not None:
+            query.limit(limit)
+        listed: list[tuple[str, list[Any]]] = []
+        for row in query.iterall():
+            status = tui_status(row[4], row[5], row[6])
+            if isinstance(row[7].get(_DRAFT_EXTRA), str) or (wanted and status not in wanted):
+                continue
+            listed.append((status, row))
+            if limit is not None and len(listed) >= limit:
+                break
+        energies = _energies([row[0] for _, row in listed])
+        return [_job(row, status, energies.get(row[0])) for status, row in listed]
+
+
+def _deck(node: orm.CalcJobNode) -> str | None:
+    """The deck the job ran or will run: the ``INPUT`` AiiDA wrote (kept in the node's repository),
+    the one of its ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input.
+    """
+    repositories = [node.base.repository]
+    if "input_folder" in node.inputs:
+        repositories.append(node.inputs.input_folder.base.repository)
+    for repository in repositories:
+        if INPUT_FILE in repository.list_object_names():
+            return repository.get_object_content(INPUT_FILE)
+    return node.inputs.deck.get_content() if "deck" in node.inputs else None
+
+
+def _set_ui(node: orm.CalcJobNode, **values: Any) -> None:
+    """Merge ``values`` into the node's ``ui`` extra."""
+    node.base.extras.set(_UI_EXTRA, node.base.extras.get(_UI_EXTRA, {}) | values)
+
+
+def _cluster(computer: orm.Computer) -> Cluster:
+    """A computer as the UI's cluster: ``slurm`` under SLURM, else ``ssh``; the login from the
+    current user's configuration; its prepend text as the setup commands.
+    """
+    config = computer.get_configuration() if computer.is_configured else {}
+    key_file = config.get("key_filename") or None
+    prepend = computer.get_prepend_text()
+    return Cluster(
+        id=computer.pk,
+        name=computer.label,
+        type="slurm" if computer.scheduler_type == "core.slurm" else "ssh",
+        hostname=computer.hostname,
+        port=int(config.get("port", 22)),
+        username=config.get("username") or "",
+        connection_config={"key_file": key_file} if key_file else {},
+        status="active" if computer.is_configured else "inactive",
+        setup_commands=prepend.splitlines() if prepend else [],
+    )
 
 
 def _energies(pks: list[int]) -> dict[int, float | None]:
@@ -181,20 +427,23 @@ def _energies(pks: list[int]) -> dict[int, float | None]:
     )
 
 
-def _job(row: list[Any], energy: float | None) -> Job:
-    pk, label, ctime, mtime, state, exit_status, scheduler_state, directory, jobflow_uuid, imported, _ = row
-    status = tui_status(state, exit_status, scheduler_state)
-    imported = imported or {}
-    work_dir = directory or imported.get("work_dir") or f"aiida://{pk}"
-    finished = status in ("COMPLETED", "FAILED", "CANCELLED")
+def _job(row: list[Any], status: str, energy: float | None) -> Job:
+    pk, label, ctime, mtime, _, _, _, extras = row
+    imported = extras.get("tui_job") or {}
+    ui = extras.get(_UI_EXTRA) or {}
+    work_dir = extras.get("jobflow_directory") or imported.get("work_dir") or f"aiida://{pk}"
+    completed = ui.get("completed_at") or imported.get("completed_at")
     return Job(
         id=pk,
         name=label or "",
         work_dir=work_dir,
         status=status,
-        workflow_id=jobflow_uuid,
+        workflow_id=extras.get("jobflow_uuid"),
         created_at=ctime.isoformat(),
-        completed_at=imported.get("completed_at") or (mtime.isoformat() if finished else None),
-        final_energy=energy,
+        started_at=ui.get("started_at"),
+        completed_at=completed or (mtime.isoformat() if status in _UI_FINISHED else None),
+        pid=ui.get("pid"),
+        final_energy=ui["final_energy"] if ui.get("final_energy") is not None else energy,
+        key_results=ui.get("key_results"),
         runner_type="local",
     )

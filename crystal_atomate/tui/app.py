@@ -1,15 +1,15 @@
-"""``crystal-atomate tui``: a Textual job browser over the shared database.
+"""``crystal-atomate tui``: a Textual job browser over the shared database or an AiiDA profile.
 
-It shows the rows of the terminal UI's ``jobs`` table (whoever wrote them: a jobflow engine
-through :class:`~crystal_atomate.stores.jobstore.CrystalMathJobStore`, or the original UI) and,
-for one job, its task documents. It only ever reads, through a read-only connection, so it can
-stay open next to running engines: every ``poll_seconds`` it compares a cheap fingerprint of the
-file (:func:`~crystal_atomate.stores.ui_queries.change_token`) and reloads only when it changed.
+It shows the jobs of a :class:`~crystal_atomate.tui.sources.JobSource`: by default the rows of the
+terminal UI's ``jobs`` table (whoever wrote them: a jobflow engine through
+:class:`~crystal_atomate.stores.jobstore.CrystalMathJobStore`, or the original UI) and, for one
+job, its task documents; with ``--backend aiida`` the CRYSTAL calculations of an AiiDA profile. It
+only ever reads, so it can stay open next to running engines: every ``poll_seconds`` it compares a
+cheap fingerprint of the jobs (the source's ``change_token``) and reloads only when it changed.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from rich.text import Text
@@ -18,16 +18,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from crystal_atomate.stores.tui_mirror import UI_STATUSES
-from crystal_atomate.stores.ui_queries import (
-    JobDetail,
-    JobRow,
-    age,
-    change_token,
-    job_detail,
-    list_jobs,
-    open_readonly,
-)
+from crystal_atomate.stores.ui_queries import JobDetail, JobRow, age
 from crystal_atomate.tui.detail import STATUS_STYLES, DetailScreen
+from crystal_atomate.tui.sources import JobSource, SourceUnavailable, SqliteJobs
 
 __all__ = ["COLUMNS", "JobBrowser", "parse_filter", "row_cells"]
 
@@ -74,7 +67,16 @@ def row_cells(job: JobRow) -> tuple[str | Text, ...]:
 
 
 class JobBrowser(App[None]):
-    """The job list of one shared database, with a detail screen per job."""
+    """The job list of one source (a shared database, an AiiDA profile), a detail screen per job.
+
+    Parameters
+    ----------
+    source
+        Where the jobs are: a :class:`~crystal_atomate.tui.sources.JobSource`, or the path of a
+        shared SQLite database.
+    poll_seconds
+        Seconds between two checks of the source's change token.
+    """
 
     TITLE = "crystal-atomate jobs"
     AUTO_FOCUS = "#jobs"
@@ -95,17 +97,16 @@ class JobBrowser(App[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, db_file: str | Path, poll_seconds: float = 2.0) -> None:
+    def __init__(self, source: JobSource | str | Path, poll_seconds: float = 2.0) -> None:
         super().__init__()
-        self.db_file = Path(db_file).expanduser().absolute()
+        self.source: JobSource = SqliteJobs(source) if isinstance(source, (str, Path)) else source
         self.poll_seconds = poll_seconds
         self.sort_key = "created"
         self.descending = True
         self.statuses: tuple[str, ...] = ()
         self.name_filter: str | None = None
         self.jobs: list[JobRow] = []
-        self._conn: sqlite3.Connection | None = None
-        self._token: tuple | None = None
+        self._token: object = None
 
     def compose(self) -> ComposeResult:
         """Lay out the screen: the filter box (hidden until ``/``), the job table, a status line."""
@@ -118,8 +119,8 @@ class JobBrowser(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Add the columns, show the jobs and start polling the database for changes."""
-        self.sub_title = str(self.db_file)
+        """Add the columns, show the jobs and start polling the source for changes."""
+        self.sub_title = self.source.label
         table = self.query_one("#jobs", DataTable)
         for label, key in COLUMNS:
             table.add_column(label, key=key)
@@ -131,61 +132,37 @@ class JobBrowser(App[None]):
         return not (action in _LIST_ACTIONS and isinstance(self.screen, DetailScreen))
 
     def on_unmount(self) -> None:
-        """Close the read-only connection, so the app leaves no handle on the shared file."""
-        self._close()
+        """Close the source, so the app leaves no handle on a shared file."""
+        self.source.close()
 
-    # -- the database ----------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection | None:
-        """Return the read-only connection, opened once the file exists (an engine creates it)."""
-        if self._conn is None and self.db_file.is_file():
-            self._conn = open_readonly(self.db_file)
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+    # -- the source ------------------------------------------------------------------------
 
     def load_detail(self, job_id: int) -> JobDetail | None:
-        """One job's detail for the detail screen (None when the database is gone)."""
-        conn = self._connection()
-        return job_detail(conn, job_id) if conn is not None else None
+        """One job's detail for the detail screen (None when the job or the database is gone)."""
+        return self.source.job_detail(job_id)
 
     def poll(self) -> None:
-        """Reload only when the fingerprint changed: an idle browser costs two tiny queries."""
-        try:
-            conn = self._connection()
-            token = change_token(conn) if conn is not None else None
-        except sqlite3.DatabaseError:
-            self._close()
-            token = None
-        if token != self._token:
+        """Reload only when the fingerprint changed: an idle browser costs a query or two."""
+        if self.source.change_token() != self._token:
             self.reload()
 
     def reload(self) -> None:
-        """Re-read the job list (and the open detail screen) from the database."""
+        """Re-read the job list (and the open detail screen) from the source."""
         try:
-            conn = self._connection()
-            self._token = change_token(conn) if conn is not None else None
-            self.jobs = self._query(conn) if conn is not None else []
-        except sqlite3.DatabaseError as exc:
-            self._close()
+            self._token = self.source.change_token()
+            self.jobs = self.source.list_jobs(
+                statuses=self.statuses,
+                name=self.name_filter,
+                sort=self.sort_key,
+                descending=self.descending,
+            )
+        except SourceUnavailable as exc:
             self._token, self.jobs = None, []
-            self._show_jobs(f"Cannot read {self.db_file}: {exc}")
+            self._show_jobs(str(exc))
             return
-        self._show_jobs(None if self._conn is not None else f"No database at {self.db_file} yet.")
+        self._show_jobs(None)
         if isinstance(self.screen, DetailScreen):
             self.screen.action_reload()
-
-    def _query(self, conn: sqlite3.Connection) -> list[JobRow]:
-        return list_jobs(
-            conn,
-            statuses=self.statuses,
-            name=self.name_filter,
-            sort=self.sort_key,
-            descending=self.descending,
-        )
 
     # -- the table -------------------------------------------------------------------------
 
@@ -230,7 +207,7 @@ class JobBrowser(App[None]):
     # -- actions ---------------------------------------------------------------------------
 
     def action_refresh_jobs(self) -> None:
-        """Re-read the database now, without waiting for the next poll."""
+        """Re-read the source now, without waiting for the next poll."""
         self.reload()
 
     def action_sort(self) -> None:

@@ -7,23 +7,27 @@ documents), and empty ones. The browser must never write to any of them.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sqlite3
-from collections.abc import Callable, Coroutine
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Static
 
 from crystal_atomate.demo import run_demo
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.stores.tui_schema import UI_MIGRATIONS, UI_V1_SQL, ui_schema_version
 from crystal_atomate.stores.ui_queries import list_jobs, open_readonly, resolve_job_uuid
+from crystal_atomate.testing.tui_pilot import (
+    SIZE,
+    pilot_test,
+    rows_of,
+    table_of,
+    text_of,
+    wait_until,
+)
 from crystal_atomate.tui.app import JobBrowser, parse_filter
 from crystal_atomate.tui.detail import DetailScreen
+from crystal_atomate.tui.sources import SourceUnavailable, SqliteJobs
 
 #: Final energies (Hartree) of the recorded CRYSTAL runs the demo replays.
 RECORDED_HARTREE = {
@@ -31,7 +35,6 @@ RECORDED_HARTREE = {
     "static": -275.44859113743,
     "NiO static": -3128.2821705429,
 }
-SIZE = (140, 50)
 
 
 @pytest.fixture(scope="session")
@@ -105,42 +108,6 @@ def empty_db(tmp_path) -> Path:
     store.connect()
     store.close()
     return tmp_path / "empty.db"
-
-
-def pilot_test(scenario: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async pilot scenario as a plain test (no pytest asyncio plugin is needed)."""
-
-    @functools.wraps(scenario)
-    def test(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(scenario(*args, **kwargs))
-
-    return test
-
-
-def table_of(app: JobBrowser) -> DataTable:
-    return app.query_one("#jobs", DataTable)
-
-
-def rows_of(app: JobBrowser) -> dict[str, list[str]]:
-    """The table as the user sees it, by job name (cells as plain text)."""
-    table = table_of(app)
-    return {
-        str(row[2]): [str(cell) for cell in row]
-        for row in (table.get_row_at(i) for i in range(table.row_count))
-    }
-
-
-def text_of(screen, selector: str) -> str:
-    return str(screen.query_one(selector, Static).content)
-
-
-async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app's timers run until ``condition`` holds (polling is the behaviour under test)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached before the timeout"
-        await pilot.pause(0.05)
 
 
 def tables_in(path: Path) -> set[str]:
@@ -318,3 +285,15 @@ def test_queries_on_a_file_without_our_tables(ui_db):
             "nio_afm",
             "si_opt",
         ]
+
+
+def test_sqlite_source_says_why_it_cannot_read(tmp_path):
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database, just bytes " * 100)
+    for path, message in ((tmp_path / "none.db", "No database at"), (broken, "Cannot read")):
+        source = SqliteJobs(path)
+        with pytest.raises(SourceUnavailable, match=message):
+            source.list_jobs()
+        assert source.change_token() is None and source.job_detail(1) is None
+        source.close()
+    assert not (tmp_path / "none.db").exists()
