@@ -5,8 +5,9 @@
    that only copies the recorded MgO static output (the plugin's own cost: every CalcJob step is
    real but the binary is a ``cat``) and once with the replay executable, plus the replay alone;
 2. listing ``--calculations`` CRYSTAL calculations (the UI's jobs imported by ``import_tui_jobs``
-   next to the real CalcJobs of part 1): ``list_crystal_jobs()``, ``AiidaDatabase().get_all_jobs()``,
-   the job browser's AiiDA source (first page, all rows, change token) and ``crystal-atomate aiida jobs``;
+   next to the real CalcJobs of part 1): ``list_crystal_jobs()``,
+   ``AiidaDatabase().get_all_jobs()``, the job browser's AiiDA source (first page, all rows, change
+   token) and ``crystal-atomate aiida jobs``;
 3. an N-job flow of MgO statics through jobflow's ``run_locally`` vs the same flow in executor mode
    and in flow mode
    (every CRYSTAL step an AiiDA CalcJob): the difference per job is the cost of provenance.
@@ -33,7 +34,16 @@ from typing import Any
 #: The MgO static that the replay code replays and the copying code copies.
 _RECORDING = "mgo_scf_band_doss_b3lyp_crystal17"
 _REAL_CALCJOBS = 3
-_TUI_STATUSES = ("COMPLETED", "COMPLETED", "COMPLETED", "FAILED", "RUNNING", "QUEUED", "PENDING", "CANCELLED")
+_TUI_STATUSES = (
+    "COMPLETED",
+    "COMPLETED",
+    "COMPLETED",
+    "FAILED",
+    "RUNNING",
+    "QUEUED",
+    "PENDING",
+    "CANCELLED",
+)
 
 
 def _profile(root: Path):
@@ -103,14 +113,18 @@ def calcjob_contenders(root: Path, computer, codes) -> dict[str, Callable[[], No
 
     add = CalculationFactory("core.arithmetic.add")
     bash = ensure_code("bash", computer, "bash", "core.arithmetic.add")
-    copying = ensure_code("crystal-cp", computer, str(_copying_crystal(root)), "crystal_atomate.crystal")
+    copying = ensure_code(
+        "crystal-cp", computer, str(_copying_crystal(root)), "crystal_atomate.crystal"
+    )
     maker = _static_maker("static")
     structure, _ = structure_to_node(mgo_structure())
     parameters = orm.Dict(parameters_from_generator(maker.input_set_generator, title="static"))
 
     def crystal(code: orm.Code) -> Callable[[], None]:
         def run() -> None:
-            _, node = run_get_node(CrystalCalculation, code=code, structure=structure, parameters=parameters)
+            _, node = run_get_node(
+                CrystalCalculation, code=code, structure=structure, parameters=parameters
+            )
             assert node.is_finished_ok, (node.exit_status, node.exit_message)
         return run
 
@@ -137,28 +151,41 @@ def _tui_database(path: Path, count: int) -> Path:
     from crystal_atomate.stores.tui_schema import ensure_ui_schema
 
     rows = [
-        (f"job {i}", f"/scratch/job_{i}", _TUI_STATUSES[i % len(_TUI_STATUSES)],
-         f"2024-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:00:00", -275.0 - i * 1e-3 if i % 3 == 0 else None)
+        (
+            f"job {i}",
+            f"/scratch/job_{i}",
+            _TUI_STATUSES[i % len(_TUI_STATUSES)],
+            f"2024-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:00:00",
+            -275.0 - i * 1e-3 if i % 3 == 0 else None,
+        )
         for i in range(count)
     ]
     with sqlite3.connect(path) as conn:
         ensure_ui_schema(conn)
         conn.executemany(
-            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, ?, ?)", rows
+            "INSERT INTO jobs (name, work_dir, status, created_at, final_energy) VALUES (?, ?, ?, "
+            "?, ?)",
+            rows,
         )
     return path
 
 
-def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, repeat: int) -> dict[str, float]:
+def listing(
+    root: Path, real_calcjob: Callable[[], None], calculations: int, repeat: int
+) -> dict[str, float]:
     """Part 2: list the CRYSTAL calculations (a few real CalcJobs, topped up to ``calculations``
     with imported UI jobs: 1,000 real ones would take an hour here)."""
     from aiida import orm
     from typer.testing import CliRunner
 
-    from crystal_atomate.aiida.query import CRYSTAL_PROCESS_TYPES, import_tui_jobs, list_crystal_jobs
+    from crystal_atomate.aiida.job_source import AiidaJobs
+    from crystal_atomate.aiida.query import (
+        CRYSTAL_PROCESS_TYPES,
+        import_tui_jobs,
+        list_crystal_jobs,
+    )
     from crystal_atomate.aiida.ui_database import AiidaDatabase
     from crystal_atomate.cli import app
-    from crystal_atomate.aiida.job_source import AiidaJobs
 
     for _ in range(_REAL_CALCJOBS):
         real_calcjob()
@@ -190,7 +217,9 @@ def listing(root: Path, real_calcjob: Callable[[], None], calculations: int, rep
         "cli": _timed(cli(), repeat),
         "cli all": _timed(cli("--limit", str(listed)), repeat),
         "cli process": _timed(
-            lambda: subprocess.run(["crystal-atomate", "aiida", "jobs"], env=env, check=True, capture_output=True),
+            lambda: subprocess.run(
+                ["crystal-atomate", "aiida", "jobs"], env=env, check=True, capture_output=True
+            ),
             max(repeat // 3, 1),
         ),
     }
@@ -216,7 +245,14 @@ def flow_overhead(root: Path, jobs: int) -> dict[str, float]:
             assert node.is_finished_ok, node.exit_message
         else:
             work = use_aiida_executor(work) if mode == "executor" else work
-            run_locally(work, store=store, create_folders=True, root_dir=folder, ensure_success=True, log=False)
+            run_locally(
+                work,
+                store=store,
+                create_folders=True,
+                root_dir=folder,
+                ensure_success=True,
+                log=False,
+            )
         return time.perf_counter() - start
 
     return {mode: timed(mode) for mode in ("run_locally", "executor", "flow mode")}
@@ -237,7 +273,9 @@ def main() -> None:
     from crystal_atomate.demo import DEMO_REPLAY
     from crystal_atomate.testing.replay_setup import use_replay
 
-    env = use_replay({"bench*": DEMO_REPLAY["static"], "static": DEMO_REPLAY["static"]}, root / "replay")
+    env = use_replay(
+        {"bench*": DEMO_REPLAY["static"], "static": DEMO_REPLAY["static"]}, root / "replay"
+    )
     os.environ.update(env)
     computer.set_prepend_text(replay_prepend_text(env["CRYSTAL_ATOMATE_REPLAY_PLAN"]))
 
@@ -245,12 +283,19 @@ def main() -> None:
     if "calcjob" in args.parts:
         _report_calcjobs(_interleaved(contenders, args.repeat), computer, args.repeat)
     if "listing" in args.parts:
-        _report_listing(listing(root, contenders["copy"], args.calculations, args.repeat), args.repeat)
+        _report_listing(
+            listing(root, contenders["copy"], args.calculations, args.repeat), args.repeat
+        )
     if "flow" in args.parts:
         times = flow_overhead(root, args.jobs)
         for mode, seconds in times.items():
-            print(f"{args.jobs}-job flow, {mode}: {seconds:.1f} s ({seconds / args.jobs:.2f} s/job)")
-        print(f"provenance cost per job, executor mode: {(times['executor'] - times['run_locally']) / args.jobs:.2f} s")
+            print(
+                f"{args.jobs}-job flow, {mode}: {seconds:.1f} s ({seconds / args.jobs:.2f} s/job)"
+            )
+        print(
+            "provenance cost per job, executor mode: "
+            f"{(times['executor'] - times['run_locally']) / args.jobs:.2f} s"
+        )
 
 
 def _report_calcjobs(times: dict[str, float], computer, repeat: int) -> None:
@@ -259,22 +304,43 @@ def _report_calcjobs(times: dict[str, float], computer, repeat: int) -> None:
           f"{computer.get_minimum_job_poll_interval()} s, transport {computer.get_configuration()} "
           "(every CalcJob below runs on it)")
     print(f"bare core.arithmetic.add CalcJob (median of {repeat}): {bare:.2f} s")
-    print(f"CrystalCalculation, copying code (median of {repeat}): {times['copy']:.2f} s "
-          f"(ratio {times['copy'] / bare:.2f})")
-    print(f"CrystalCalculation, replay code (median of {repeat}): {times['replay']:.2f} s "
-          f"(ratio {times['replay'] / bare:.2f}; replay executable alone {times['replay alone']:.2f} s)")
+    print(
+        f"CrystalCalculation, copying code (median of {repeat}): {times['copy']:.2f} s "
+        f"(ratio {times['copy'] / bare:.2f})"
+    )
+    print(
+        f"CrystalCalculation, replay code (median of {repeat}): {times['replay']:.2f} s "
+        f"(ratio {times['replay'] / bare:.2f}; replay executable alone {times['replay alone']:.2f} "
+        "s)"
+    )
 
 
 def _report_listing(listed: dict[str, float], repeat: int) -> None:
-    print(f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the UI's jobs), "
-          f"median of {repeat}:")
-    print(f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: {listed['list 50'] * 1000:.0f} ms")
-    print(f"  AiidaDatabase().get_all_jobs() (the UI's Job records): {listed['ui adapter'] * 1000:.0f} ms")
-    print(f"  tui --backend aiida, the job source: first page (limit=50) {listed['browser 50'] * 1000:.0f} ms, "
-          f"all rows {listed['browser all'] * 1000:.0f} ms, change token {listed['browser token'] * 1000:.1f} ms")
-    print(f"  crystal-atomate aiida jobs, in process: {listed['cli'] * 1000:.0f} ms (50 rows), "
-          f"{listed['cli all'] * 1000:.0f} ms (all rows); "
-          f"as a new process (interpreter and imports included): {listed['cli process']:.2f} s")
+    print(
+        f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the "
+        "UI's jobs), "
+        f"median of {repeat}:"
+    )
+    print(
+        f"  list_crystal_jobs(): {listed['list'] * 1000:.0f} ms; limit=50: "
+        f"{listed['list 50'] * 1000:.0f} ms"
+    )
+    print(
+        "  AiidaDatabase().get_all_jobs() (the UI's Job records): "
+        f"{listed['ui adapter'] * 1000:.0f} ms"
+    )
+    print(
+        "  tui --backend aiida, the job source: first page (limit=50) "
+        f"{listed['browser 50'] * 1000:.0f} ms, "
+        f"all rows {listed['browser all'] * 1000:.0f} ms, change token "
+        f"{listed['browser token'] * 1000:.1f} ms"
+    )
+    print(
+        f"  crystal-atomate aiida jobs, in process: {listed['cli'] * 1000:.0f} ms (50 rows), "
+        f"{listed['cli all'] * 1000:.0f} ms (all rows); "
+        f"as a new process (interpreter and imports included): {listed['cli process']:.2f} s"
+    )
+
 
 if __name__ == "__main__":
     main()

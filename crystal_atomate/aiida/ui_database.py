@@ -1,5 +1,6 @@
-"""The CrystalMath UI's data layer on AiiDA: the job and cluster methods of its ``Database``, backed
-by QueryBuilder.
+"""The CrystalMath UI's data layer on AiiDA, backed by QueryBuilder.
+
+These are the job and cluster methods of the UI's ``Database``.
 
 :class:`AiidaDatabase` answers ``get_all_jobs``, ``get_job``, ``get_jobs_by_status``,
 ``get_job_statuses_batch``, ``job_exists_batch``, ``get_job_result``, ``create_job``,
@@ -49,7 +50,15 @@ from crystal_atomate.errors import EXIT_USAGE
 from crystal_atomate.run import JOB_NAME_ENV
 from crystal_atomate.stores.ui_clusters import UICluster
 
-__all__ = ["AiidaDatabase", "Cluster", "Job", "JobResult", "NotADraft", "NotAJob", "StatusOwnedByAiida"]
+__all__ = [
+    "AiidaDatabase",
+    "Cluster",
+    "Job",
+    "JobResult",
+    "NotADraft",
+    "NotAJob",
+    "StatusOwnedByAiida",
+]
 
 _DRAFT_EXTRA = "ui_draft"
 #: The extra holding what the UI wrote: pid, started_at, completed_at, final_energy, key_results.
@@ -145,8 +154,10 @@ class AiidaDatabase:
         return self._jobs()
 
     def get_job(self, job_id: int) -> Job | None:
-        """The job with this id (node pk), or None; unlike the lists (projections only), it carries
-        the deck as ``input_file``: the ``INPUT`` AiiDA wrote, else the ``deck`` input.
+        """Return the job with this id (node pk), or None.
+
+        Unlike the lists (projections only), it carries the deck as ``input_file``: the ``INPUT``
+        AiiDA wrote, else the ``deck`` input.
         """
         found = self._jobs({"id": job_id})
         if not found:
@@ -160,7 +171,7 @@ class AiidaDatabase:
     def find_jobs(
         self, statuses: Sequence[str] = (), name: str | None = None, limit: int | None = None
     ) -> list[Job]:
-        """Jobs with one of ``statuses`` (all when empty) whose name contains ``name``, newest first.
+        """Find jobs with one of ``statuses`` (any if empty), name containing ``name``, newest first.
 
         Without a status filter the limit goes into the SQL; with one, rows stream until enough
         match. Energies are fetched for the listed jobs only, so a page of 50 costs two queries
@@ -172,7 +183,11 @@ class AiidaDatabase:
 
     def get_job_statuses_batch(self, job_ids: list[int]) -> dict[int, str]:
         """Statuses of these jobs (ids that are not jobs are left out)."""
-        return {job.id: job.status for job in self._jobs({"id": {"in": list(job_ids)}})} if job_ids else {}
+        return (
+            {job.id: job.status for job in self._jobs({"id": {"in": list(job_ids)}})}
+            if job_ids
+            else {}
+        )
 
     def job_exists_batch(self, job_ids: list[int]) -> dict[int, bool]:
         """Whether each id is a job."""
@@ -180,7 +195,7 @@ class AiidaDatabase:
         return {job_id: job_id in present for job_id in job_ids}
 
     def get_job_result(self, job_id: int) -> JobResult | None:
-        """The job's ``output_parameters`` as the UI's detailed result, or None before it has one."""
+        """Return the job's ``output_parameters`` as the UI's detailed result (None before then)."""
         query = orm.QueryBuilder().append(orm.CalcJobNode, filters={"id": job_id}, tag="calc")
         query.append(orm.Dict, with_incoming="calc", edge_filters={"label": "output_parameters"},
                      project=["attributes", "ctime"])
@@ -199,8 +214,10 @@ class AiidaDatabase:
         )
 
     def create_job(self, name: str, work_dir: str, input_content: str, **_: Any) -> int:
-        """A PENDING job holding the deck (``input.d12``); returns its id. The UI's other
-        arguments (cluster, runner, parallelism) are the computer's and code's business in AiiDA.
+        """Create a PENDING job holding the deck (``input.d12``) and return its id.
+
+        The UI's other arguments (cluster, runner, parallelism) are the computer's and code's
+        business in AiiDA.
         """
         deck = orm.SinglefileData.from_string(input_content, filename="input.d12").store()
         node = orm.CalcJobNode(process_type=CRYSTAL_PROCESS_TYPES[0])
@@ -210,8 +227,10 @@ class AiidaDatabase:
         return node.store().pk
 
     def submit_job(self, job_id: int, code: str = "crystal", wait: bool = False) -> int:
-        """Run the draft ``job_id`` as a CrystalCalculation on its deck (to the end in this process
-        when ``wait``, else through the daemon); the draft is closed and the CalcJob's id returned.
+        """Run the draft ``job_id`` as a CrystalCalculation on its deck; return the CalcJob's id.
+
+        It runs to the end in this process when ``wait``, else through the daemon; the draft is
+        closed.
 
         Raises
         ------
@@ -222,7 +241,9 @@ class AiidaDatabase:
         if not draft.base.extras.get(_DRAFT_EXTRA, False) or draft.is_sealed:
             raise NotADraft(f"job {job_id} is not a pending job made by create_job")
         folder = orm.FolderData()
-        folder.base.repository.put_object_from_bytes(draft.inputs.deck.get_content(mode="rb"), INPUT_FILE)
+        folder.base.repository.put_object_from_bytes(
+            draft.inputs.deck.get_content(mode="rb"), INPUT_FILE
+        )
         builder = CrystalCalculation.get_builder()
         builder.code = orm.load_code(code)
         builder.input_folder = folder
@@ -236,8 +257,10 @@ class AiidaDatabase:
         return node.pk
 
     def update_status(self, job_id: int, status: str, pid: int | None = None) -> None:
-        """Set the UI status of a job no AiiDA process owns, and record ``pid`` and the UI's
-        start (RUNNING) or end (COMPLETED, FAILED, CANCELLED) time in its ``ui`` extra.
+        """Set the UI status of a job no AiiDA process owns.
+
+        ``pid`` and the UI's start (RUNNING) or end (COMPLETED, FAILED, CANCELLED) time go into the
+        job's ``ui`` extra.
 
         Raises
         ------
@@ -274,10 +297,15 @@ class AiidaDatabase:
         node.seal()
 
     def update_results(
-        self, job_id: int, final_energy: float | None = None, key_results: dict[str, Any] | None = None
+        self,
+        job_id: int,
+        final_energy: float | None = None,
+        key_results: dict[str, Any] | None = None,
     ) -> None:
-        """Record the UI's energy and key results in the job's ``ui`` extra (as the UI does, both are
-        replaced; the node's ``output_parameters`` stay as the parser stored them).
+        """Record the UI's energy and key results in the job's ``ui`` extra.
+
+        As the UI does, both are replaced; the node's ``output_parameters`` stay as the parser
+        stored them.
 
         Raises
         ------
@@ -298,8 +326,10 @@ class AiidaDatabase:
         vasp_root: str | None = None,
         setup_commands: list[str] | None = None,
     ) -> int:
-        """The computer for this UI cluster (:func:`~crystal_atomate.aiida.computers.cluster_from_ui`:
-        SLURM for ``slurm``, direct for ``ssh``), created or checked; returns its id.
+        """Create (or check) the computer for this UI cluster and return its id.
+
+        :func:`~crystal_atomate.aiida.computers.cluster_from_ui` makes it: SLURM for ``slurm``,
+        direct for ``ssh``.
 
         ``cry23_root`` and ``vasp_root`` are the codes' business in AiiDA (``aiida computer add``
         makes the CRYSTAL codes); they are not kept on the computer.
@@ -319,12 +349,12 @@ class AiidaDatabase:
         return ensure_ssh_computer(cluster_from_ui(cluster)).pk
 
     def get_cluster(self, cluster_id: int) -> Cluster | None:
-        """The computer with this id as a UI cluster, or None."""
+        """Return the computer with this id as a UI cluster, or None."""
         found = orm.QueryBuilder().append(orm.Computer, filters={"id": cluster_id}).first(flat=True)
         return _cluster(found) if found is not None else None
 
     def get_cluster_by_name(self, name: str) -> Cluster | None:
-        """The computer with this label as a UI cluster, or None."""
+        """Return the computer with this label as a UI cluster, or None."""
         found = orm.QueryBuilder().append(orm.Computer, filters={"label": name}).first(flat=True)
         return _cluster(found) if found is not None else None
 
@@ -334,7 +364,7 @@ class AiidaDatabase:
         return [_cluster(computer) for computer in query.all(flat=True)]
 
     def _node(self, job_id: int) -> orm.CalcJobNode:
-        """The job's node.
+        """Load the job's node.
 
         Raises
         ------
@@ -342,7 +372,8 @@ class AiidaDatabase:
             No CRYSTAL CalcJob has this id.
         """
         query = orm.QueryBuilder().append(
-            orm.CalcJobNode, filters={"id": job_id, "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}}
+            orm.CalcJobNode,
+            filters={"id": job_id, "process_type": {"in": list(CRYSTAL_PROCESS_TYPES)}},
         )
         node = query.first(flat=True)
         if node is None:
@@ -350,11 +381,14 @@ class AiidaDatabase:
         return node
 
     def _jobs(
-        self, filters: dict[str, Any] | None = None, limit: int | None = None, wanted: set[str] | None = None
+        self,
+        filters: dict[str, Any] | None = None,
+        limit: int | None = None,
+        wanted: set[str] | None = None,
     ) -> list[Job]:
-        """Jobs matching ``filters`` (on the node) with a status in ``wanted`` (any when empty),
-        newest first, at most ``limit``: one projection, streamed, then one energy query for the
-        listed jobs.
+        """List jobs matching ``filters`` with a status in ``wanted`` (any if empty), newest first.
+
+        At most ``limit``: one projection, streamed, then one energy query for the listed jobs.
         """
         if limit is not None and limit <= 0:
             return []
@@ -378,8 +412,10 @@ class AiidaDatabase:
 
 
 def _deck(node: orm.CalcJobNode) -> str | None:
-    """The deck the job ran or will run: the ``INPUT`` AiiDA wrote (kept in the node's repository),
-    the one of its ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input.
+    """Return the deck the job ran or will run.
+
+    That is the ``INPUT`` AiiDA wrote (kept in the node's repository), the one of its
+    ``input_folder`` (copied as it is, so not kept twice), or its ``deck`` input.
     """
     repositories = [node.base.repository]
     if "input_folder" in node.inputs:
@@ -396,8 +432,10 @@ def _set_ui(node: orm.CalcJobNode, **values: Any) -> None:
 
 
 def _cluster(computer: orm.Computer) -> Cluster:
-    """A computer as the UI's cluster: ``slurm`` under SLURM, else ``ssh``; the login from the
-    current user's configuration; its prepend text as the setup commands.
+    """Describe a computer as the UI's cluster.
+
+    ``slurm`` under SLURM, else ``ssh``; the login from the current user's configuration; its
+    prepend text as the setup commands.
     """
     config = computer.get_configuration() if computer.is_configured else {}
     key_file = config.get("key_filename") or None

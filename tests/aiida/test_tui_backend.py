@@ -9,6 +9,7 @@ from aiida import orm
 from typer.testing import CliRunner
 
 from crystal_atomate.aiida.errors import ProfileNotFound
+from crystal_atomate.aiida.job_source import AiidaJobs
 from crystal_atomate.aiida.ui_database import AiidaDatabase
 from crystal_atomate.cli import app
 from crystal_atomate.demo import DEMO_REPLAY
@@ -21,7 +22,6 @@ from crystal_atomate.testing.tui_pilot import (
     text_of,
     wait_until,
 )
-from crystal_atomate.aiida.job_source import AiidaJobs
 from crystal_atomate.tui.app import JobBrowser
 from crystal_atomate.tui.detail import DetailScreen
 

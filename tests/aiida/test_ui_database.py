@@ -24,10 +24,29 @@ from crystal_atomate.testing.ui_client import UIClientMissing, ui_module
 
 #: Fields of the UI's ``Job`` that mean the same on both backends (ids, times and the deck
 #: differ by construction: a node pk, AiiDA's clock).
-_SAME_JOB_FIELDS = ("name", "work_dir", "input_file", "status", "workflow_id", "pid", "final_energy", "key_results",
-                    "cluster_id", "runner_type", "dft_code")
-_SAME_CLUSTER_FIELDS = ("name", "type", "hostname", "port", "username", "connection_config", "status",
-                        "setup_commands")
+_SAME_JOB_FIELDS = (
+    "name",
+    "work_dir",
+    "input_file",
+    "status",
+    "workflow_id",
+    "pid",
+    "final_energy",
+    "key_results",
+    "cluster_id",
+    "runner_type",
+    "dft_code",
+)
+_SAME_CLUSTER_FIELDS = (
+    "name",
+    "type",
+    "hostname",
+    "port",
+    "username",
+    "connection_config",
+    "status",
+    "setup_commands",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +66,11 @@ def _summary(jobs) -> list[tuple]:
 
 
 def test_records_have_the_ui_fields(ui_core):
-    for ours, theirs in ((Job, ui_core.Job), (JobResult, ui_core.JobResult), (Cluster, ui_core.Cluster)):
+    for ours, theirs in (
+        (Job, ui_core.Job),
+        (JobResult, ui_core.JobResult),
+        (Cluster, ui_core.Cluster),
+    ):
         assert [(f.name, f.default) for f in dataclasses.fields(ours)] == [
             (f.name, f.default) for f in dataclasses.fields(theirs)
         ]
@@ -70,7 +93,11 @@ def test_one_scenario_on_both_backends(ui_core, codes, replay, tmp_path):
     node = orm.load_node(job_id)
     assert node.is_finished_ok, node.exit_message
     mine = [job for job in aiida.get_all_jobs() if job.work_dir == str(tmp_path / "aiida")]
-    assert _summary(mine)[0][:2] == _summary(sqlite.get_all_jobs())[0][:2] == ("MgO static", "COMPLETED")
+    assert (
+        _summary(mine)[0][:2]
+        == _summary(sqlite.get_all_jobs())[0][:2]
+        == ("MgO static", "COMPLETED")
+    )
     assert mine[0].final_energy == pytest.approx(sqlite.get_all_jobs()[0].final_energy, abs=1e-8)
     assert aiida.get_job_statuses_batch([job_id, draft, -1]) == {job_id: "COMPLETED"}
     assert aiida.job_exists_batch([job_id, -1]) == {job_id: True, -1: False}
@@ -102,12 +129,14 @@ def test_the_ui_runner_scenario_gives_the_same_jobs(ui_core, aiida_profile, tmp_
 
     theirs, ours = sqlite.get_job(sqlite_id), aiida.get_job(aiida_id)
     assert _fields(ours, _SAME_JOB_FIELDS) == _fields(theirs, _SAME_JOB_FIELDS)
-    assert ours.status == "COMPLETED" and ours.pid == 4242 and ours.key_results == {"band_gap_ev": 7.8}
+    assert (
+        ours.status == "COMPLETED" and ours.pid == 4242 and ours.key_results == {"band_gap_ev": 7.8}
+    )
     assert ours.started_at <= ours.completed_at and theirs.started_at and theirs.completed_at
     listed = ("name", "status", "pid", "final_energy", "key_results")
-    assert [_fields(job, listed) for job in aiida.get_jobs_by_status("COMPLETED") if job.id == aiida_id] == [
-        _fields(job, listed) for job in sqlite.get_jobs_by_status("COMPLETED")
-    ]
+    assert [
+        _fields(job, listed) for job in aiida.get_jobs_by_status("COMPLETED") if job.id == aiida_id
+    ] == [_fields(job, listed) for job in sqlite.get_jobs_by_status("COMPLETED")]
     node = orm.load_node(aiida_id)
     assert node.is_sealed and node.is_finished_ok and "output_parameters" not in node.outputs
     assert aiida.get_job_result(aiida_id) is None, "update_results writes extras, never outputs"
@@ -133,7 +162,9 @@ def test_a_job_aiida_runs_keeps_its_provenance(codes, replay, tmp_path):
         "COMPLETED", 99, -1.0, {"note": "from the UI"})
     node = orm.load_node(job_id)
     assert node.is_finished_ok and node.outputs.output_parameters.get_dict() == outputs
-    assert aiida.get_job_result(job_id).key_results["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    assert aiida.get_job_result(job_id).key_results["energy_hartree"] == pytest.approx(
+        MGO_STATIC_HA, abs=1e-8
+    )
     with pytest.raises(NotAJob):
         aiida.update_results(-1, final_energy=0.0)
     with pytest.raises(NotAJob):
@@ -144,8 +175,12 @@ def test_clusters_are_computers(ui_core, aiida_profile, tmp_path):
     key = tmp_path / "id_ed25519"
     key.write_text("not a real key")
     cluster = {
-        "name": "archer-ui", "type": "slurm", "hostname": "login.archer2.ac.uk", "username": "alice",
-        "port": 2222, "connection_config": {"key_file": str(key)},
+        "name": "archer-ui",
+        "type": "slurm",
+        "hostname": "login.archer2.ac.uk",
+        "username": "alice",
+        "port": 2222,
+        "connection_config": {"key_file": str(key)},
         "setup_commands": ["module load crystal/23"],
     }
     sqlite = ui_core.Database(tmp_path / "ui.db")
