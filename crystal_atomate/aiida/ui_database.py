@@ -171,7 +171,7 @@ class AiidaDatabase:
     def find_jobs(
         self, statuses: Sequence[str] = (), name: str | None = None, limit: int | None = None
     ) -> list[Job]:
-        """Find jobs with one of ``statuses`` (any if empty), name containing ``name``, newest first.
+        """Find jobs with one of ``statuses`` (any if empty) named like ``name``, newest first.
 
         Without a status filter the limit goes into the SQL; with one, rows stream until enough
         match. Energies are fetched for the listed jobs only, so a page of 50 costs two queries
