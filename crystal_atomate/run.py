@@ -245,7 +245,13 @@ def run_local(
     started_at = datetime.now(UTC)
     start = time.perf_counter()
     with _run_directory(workdir, settings.SCRATCH_DIR) as rundir:
-        returncode = _execute(command, mpi, rundir, env, timeout)
+        try:
+            returncode = _execute(command, mpi, rundir, env, timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise CrystalRunError(
+                f"{command!r} was still running after its time limit of {timeout:g} s and was "
+                f"killed; its output so far is in {workdir / OUTPUT_FILE}"
+            ) from exc
     elapsed = time.perf_counter() - start
     if (workdir / OUTPUT_FILE).stat().st_size == 0:
         raise CrystalRunError(

@@ -25,13 +25,16 @@ from aiida.parsers import Parser
 from pymatgen.core import Structure
 
 from crystal_atomate.aiida.calculations import OUTPUT_FILE, exit_code_label
-from crystal_atomate.io.errors import CrystalErrorKind
+from crystal_atomate.io.errors import CrystalError, CrystalErrorKind, classify_line
 from crystal_atomate.io.fort34 import Fort34
 from crystal_atomate.io.outputs import CrystalOutput, parse_output
 from crystal_atomate.io.outputs.properties import parse_properties_output
 from crystal_atomate.recovery import root_causes
 from crystal_atomate.schemas.task import CrystalOutputDoc
 from crystal_atomate.sets.base import RESTART_FILES
+
+#: Where AiiDA's schedulers leave the job's standard error among the retrieved files.
+SCHEDULER_STDERR = "_scheduler-stderr.txt"
 
 __all__ = ["CrystalParser", "PropertiesParser", "primary_error", "summarise"]
 
@@ -93,6 +96,8 @@ class CrystalParser(Parser):
                 self.logger.error(f"cannot parse {OUTPUT_FILE}: {reason}\n{traceback.format_exc()}")
                 return self.exit_codes.ERROR_OUTPUT_FILE_UNREADABLE.format(reason=reason)
             trajectory = _trajectory(directory, out)
+        if out.state != "converged":
+            out.errors = [*_scheduler_kills(repository, names), *out.errors]
         self.out("output_parameters", orm.Dict(summarise(out, left_behind)))
         if isinstance(out.structure, Structure):
             self.out("output_structure", orm.StructureData(pymatgen=out.structure))
@@ -103,6 +108,23 @@ class CrystalParser(Parser):
         return self.exit_codes[
             exit_code_label(primary_error(out.error_kinds or [CrystalErrorKind.TRUNCATED]))
         ]
+
+
+def _scheduler_kills(repository: NodeRepository, names: set[str]) -> list[CrystalError]:
+    """Return what the scheduler said when it killed the run (walltime, memory), if it did.
+
+    A job killed at its time limit leaves CRYSTAL's output cut short with nothing in it saying
+    why; SLURM writes the reason (``... CANCELLED AT ... DUE TO TIME LIMIT ***``) to the job's
+    standard error, which AiiDA retrieves as ``_scheduler-stderr.txt``. Classified by the same
+    catalogue as the output, so the restart rules see ``walltime_killed`` either way.
+    """
+    if SCHEDULER_STDERR not in names:
+        return []
+    text = repository.get_object_content(SCHEDULER_STDERR, mode="r")
+    found = (classify_line(line, number, source="scheduler") for number, line in
+             enumerate(text.splitlines(), start=1))
+    return [error for error in found
+            if error is not None and error.kind is CrystalErrorKind.WALLTIME_KILLED][:1]
 
 
 def _is_read(name: str) -> bool:

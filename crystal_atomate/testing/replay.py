@@ -28,6 +28,7 @@ import fnmatch
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,6 +88,12 @@ class ReplayStep(BaseModel):
     )
     lattice_tolerance: float = Field(
         0.05, description="Largest allowed difference (Angstrom) in lattice lengths."
+    )
+    stall_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Write the first half of the output, then wait this long before the rest: a "
+        "run that outlives its walltime, for a scheduler to kill mid-run.",
     )
 
 
@@ -376,7 +383,24 @@ def replay(deck: str, workdir: Path, plan: ReplayPlan, job_name: str | None = No
         shutil.copyfile(path, workdir / path.name)
     if not properties:
         _write_wavefunction_marker(workdir, step.recording)
-    return (folder / step.output).read_text(errors="replace")
+    output = (folder / step.output).read_text(errors="replace")
+    if step.stall_seconds:
+        return _stalled(output, step.stall_seconds)
+    return output
+
+
+def _stalled(output: str, seconds: float) -> str:
+    """Write the first half of ``output`` to standard output, wait, and return the rest.
+
+    A scheduler's time limit then kills the replay while it waits, leaving a truncated output, as
+    it would leave a real CRYSTAL run's.
+    """
+    lines = output.splitlines(keepends=True)
+    head = "".join(lines[: len(lines) // 2])
+    sys.stdout.write(head)
+    sys.stdout.flush()
+    time.sleep(seconds)
+    return output[len(head) :]
 
 
 def _read_deck(workdir: Path) -> str:

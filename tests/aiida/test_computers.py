@@ -286,3 +286,37 @@ def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, reference):
     assert {name: job_differences(reference[name], docs[name]) for name in docs} == {
         "relax": [], "static": []
     }
+
+
+@pytest.mark.timeout(600)
+def test_a_slurm_walltime_kill_is_classified_and_recovered(slurm_computer, cluster, tmp_path):
+    """SLURM kills the first run at its 1-minute limit; the restart work chain reads why from the
+    scheduler's standard error, restarts as the Makers would, and the second run converges."""
+    from aiida.engine import run_get_node
+
+    from crystal_atomate.aiida.workflows import CrystalBaseWorkChain
+    from crystal_atomate.demo import mgo_structure
+    from crystal_atomate.testing.recipes import crystal_inputs
+
+    code = ensure_remote_code(
+        "crystal", slurm_computer, shutil.which("crystal-atomate-replay"), "crystal_atomate.crystal"
+    )
+    stalled = {**DEMO_REPLAY["static"], "stall_seconds": 600}
+    plan = use_replay({"static": [stalled, DEMO_REPLAY["static"]]}, tmp_path / "replay")
+    slurm_computer.set_prepend_text(
+        replay_prepend_text(plan["CRYSTAL_ATOMATE_REPLAY_PLAN"], reference_dir())
+    )
+    options = {"max_wallclock_seconds": 60, "queue_name": cluster.partition}
+    inputs = crystal_inputs(code, "static", mgo_structure(), metadata={"options": options})
+    results, node = run_get_node(CrystalBaseWorkChain, crystal=inputs)
+    assert node.is_finished_ok, node.exit_message
+    killed, recovered = sorted(node.called, key=lambda calc: calc.ctime)
+    assert killed.outputs.output_parameters["errors"][0] == "walltime_killed"
+    stderr = killed.outputs.retrieved.base.repository.get_object_content("_scheduler-stderr.txt")
+    assert "DUE TO TIME LIMIT" in stderr
+    state = cluster.ssh(f"squeue -h -t all -j {killed.get_job_id()} -o %T").stdout.strip()
+    assert state == "TIMEOUT"
+    assert recovered.is_finished_ok
+    assert results["output_parameters"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
+    (restart,) = node.base.extras.get("restarts")
+    assert restart["errors"] == ["walltime_killed", "truncated"]

@@ -77,3 +77,19 @@ def test_unknown_and_ambiguous_job_names(tmp_path):
         plan.steps_for("static")
     with pytest.raises(ReplayError, match="matches several replay entries"):
         plan.steps_for("relax")
+
+
+def test_a_stalled_replay_is_cut_short_by_a_timeout(
+    ref_dir, mock_crystal, stage_recorded_deck, tmp_path
+):
+    """A stall writes the first half of the output and waits: a timeout (a scheduler's time
+    limit) leaves a truncated output that the parser says was cut short."""
+    mock_crystal({"MgO bulk": {"recording": MGO_SCF, "stall_seconds": 120}})
+    workdir = stage_recorded_deck(MGO_SCF, tmp_path / "run")
+    with pytest.raises(CrystalRunError):
+        run_crystal(workdir, timeout=10)
+    written = (workdir / "OUTPUT").read_text()
+    recorded = (ref_dir / MGO_SCF / "OUTPUT.out").read_text()
+    assert recorded.startswith(written)
+    assert len(written.splitlines()) == len(recorded.splitlines()) // 2
+    assert parse_output(workdir / "OUTPUT").error_kinds[-1].value == "truncated"
