@@ -56,6 +56,9 @@ def add(
     profile: Annotated[
         str | None, typer.Option(help="AiiDA profile (default: the default one).")
     ] = None,
+    prefix: Annotated[
+        str, typer.Option(help="Code label prefix (codes PREFIXcrystal, PREFIXproperties).")
+    ] = "",
 ) -> None:
     """Create (idempotently) the computer and its codes, then test the connection and scheduler."""
     from crystal_atomate.aiida.computers import (
@@ -97,7 +100,7 @@ def add(
         ("properties", properties, "crystal_atomate.properties"),
     ):
         if executable:
-            code = ensure_remote_code(label, computer, executable, plugin)
+            code = ensure_remote_code(f"{prefix}{label}", computer, executable, plugin)
             typer.echo(f"code {code.full_label} -> {executable}")
     for check in check_computer(computer):
         typer.echo(f"ok: {check}")

@@ -41,6 +41,11 @@ from crystal_atomate.testing.recipes import MGO_RELAX_HA, MGO_STATIC_HA
 from crystal_atomate.testing.reference import reference_dir
 from crystal_atomate.testing.replay_setup import use_replay
 
+#: The cluster's code label: the session's other tests load the localhost code ``crystal`` by its
+#: bare label, which a second ``crystal`` code would make ambiguous.
+SLURM_CODE = "slurm-crystal"
+CRYSTAL_PLUGIN = "crystal_atomate.crystal"
+
 
 @pytest.fixture(scope="module")
 def cluster() -> LoopbackCluster:
@@ -110,7 +115,7 @@ def test_code_executable_is_checked_on_the_cluster(slurm_computer):
 def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path, reference):
     replay = shutil.which("crystal-atomate-replay")
     assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
-    code = ensure_remote_code("crystal", slurm_computer, replay, "crystal_atomate.crystal")
+    code = ensure_remote_code(SLURM_CODE, slurm_computer, replay, "crystal_atomate.crystal")
     plan = use_replay(
         {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, tmp_path / "replay"
     )["CRYSTAL_ATOMATE_REPLAY_PLAN"]
@@ -218,10 +223,11 @@ def test_computer_add_from_the_shipped_cluster_file(aiida_profile, cluster, tmp_
     args = [
         "add", "loopback-from-file", "--cluster-file", str(CLUSTER_EXAMPLE), "--crystal", replay,
         "--workdir", str(tmp_path / "work"), "--poll", "1", "--profile", aiida_profile.name,
+        "--prefix", "file-",
     ]
     result = TyperRunner().invoke(computer_app, args)
     assert result.exit_code == 0, result.output
-    assert f"code crystal@loopback-from-file -> {replay}" in result.output
+    assert f"code file-crystal@loopback-from-file -> {replay}" in result.output
     assert "core.slurm answers" in result.output and "is writable" in result.output
     computer = orm.load_computer("loopback-from-file")
     assert computer.get_prepend_text() == "export OMP_NUM_THREADS=1"
@@ -265,7 +271,7 @@ def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, reference):
     from crystal_atomate.aiida.flow_mode import run_flow
 
     code = ensure_remote_code(
-        "crystal", slurm_computer, shutil.which("crystal-atomate-replay"), "crystal_atomate.crystal"
+        SLURM_CODE, slurm_computer, str(shutil.which("crystal-atomate-replay")), CRYSTAL_PLUGIN
     )
     plan = use_replay(
         {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}, tmp_path / "replay"
@@ -299,7 +305,7 @@ def test_a_slurm_walltime_kill_is_classified_and_recovered(slurm_computer, clust
     from crystal_atomate.testing.recipes import crystal_inputs
 
     code = ensure_remote_code(
-        "crystal", slurm_computer, shutil.which("crystal-atomate-replay"), "crystal_atomate.crystal"
+        SLURM_CODE, slurm_computer, str(shutil.which("crystal-atomate-replay")), CRYSTAL_PLUGIN
     )
     stalled = {**DEMO_REPLAY["static"], "stall_seconds": 600}
     plan = use_replay({"static": [stalled, DEMO_REPLAY["static"]]}, tmp_path / "replay")
