@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 from crystal_atomate.io.d12 import CrystalInput
+from crystal_atomate.testing.hpc import (
+    ClusterUnavailable,
+    LoopbackCluster,
+    local_documents,
+    loopback_cluster,
+)
 from crystal_atomate.testing.mp_server import VALID_KEY, MPServer, start_server
 from crystal_atomate.testing.mpcontribs_server import MPContribsServer
 from crystal_atomate.testing.mpcontribs_server import start_server as start_mpcontribs_server
@@ -113,3 +119,18 @@ def mpcontribs_server() -> Iterator[MPContribsServer]:
     server = start_mpcontribs_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> LoopbackCluster:
+    """The running loopback SLURM cluster (``.ci/hpc.sh``), or a skip saying how to start it."""
+    try:
+        return loopback_cluster()
+    except ClusterUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def cluster_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The relax and static documents run_locally stores: what every cluster engine must match."""
+    return local_documents(tmp_path_factory.mktemp("cluster_reference"))

@@ -37,6 +37,7 @@ __all__ = [
     "AiidaJobRow",
     "ImportSummary",
     "UnknownStatus",
+    "calculation_energies",
     "check_status",
     "import_tui_jobs",
     "list_crystal_jobs",
@@ -127,7 +128,7 @@ def list_crystal_jobs(status: str | None = None, limit: int | None = None) -> li
             listed.append((pk, label or "", row_status, ctime, exit_status))
             if limit is not None and len(listed) >= limit:
                 break
-    energies = _energies([pk for pk, *_ in listed])
+    energies = calculation_energies([pk for pk, *_ in listed])
     return [
         AiidaJobRow(pk, label, row_status, energies.get(pk), ctime, exit_status)
         for pk, label, row_status, ctime, exit_status in listed
@@ -149,7 +150,7 @@ def _calculations() -> orm.QueryBuilder:
     ).order_by({orm.CalcJobNode: {"ctime": "desc"}})
 
 
-def _energies(pks: list[int]) -> dict[int, float | None]:
+def calculation_energies(pks: list[int]) -> dict[int, float | None]:
     """``output_parameters.energy_hartree`` of these calculations, in one query.
 
     Aiida-core passes a long ``in`` list as one JSON parameter, so any number of pks is fine.

@@ -43,6 +43,7 @@ from crystal_atomate.aiida.query import (
     _ACTIVE_STATES,
     _FINISHED_STATES,
     CRYSTAL_PROCESS_TYPES,
+    calculation_energies,
     check_status,
     tui_status,
 )
@@ -407,7 +408,7 @@ class AiidaDatabase:
             listed.append((status, row))
             if limit is not None and len(listed) >= limit:
                 break
-        energies = _energies([row[0] for _, row in listed])
+        energies = calculation_energies([row[0] for _, row in listed])
         return [_job(row, status, energies.get(row[0])) for status, row in listed]
 
 
@@ -450,18 +451,6 @@ def _cluster(computer: orm.Computer) -> Cluster:
         connection_config={"key_file": key_file} if key_file else {},
         status="active" if computer.is_configured else "inactive",
         setup_commands=prepend.splitlines() if prepend else [],
-    )
-
-
-def _energies(pks: list[int]) -> dict[int, float | None]:
-    if not pks:
-        return {}
-    return dict(
-        orm.QueryBuilder()
-        .append(orm.CalcJobNode, filters={"id": {"in": pks}}, project="id", tag="calc")
-        .append(orm.Dict, with_incoming="calc", edge_filters={"label": "output_parameters"},
-                project="attributes.energy_hartree")
-        .all()
     )
 
 

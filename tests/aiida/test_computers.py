@@ -27,11 +27,7 @@ from crystal_atomate.aiida.setup import replay_prepend_text
 from crystal_atomate.demo import DEMO_REPLAY
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.hpc import (
-    ClusterUnavailable,
-    LoopbackCluster,
     documents_by_name,
-    local_documents,
-    loopback_cluster,
     register_ui_cluster,
     relax_static_flow,
     ui_cluster,
@@ -45,21 +41,6 @@ from crystal_atomate.testing.replay_setup import use_replay
 #: bare label, which a second ``crystal`` code would make ambiguous.
 SLURM_CODE = "slurm-crystal"
 CRYSTAL_PLUGIN = "crystal_atomate.crystal"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> LoopbackCluster:
-    """The running loopback cluster, or a skip that says how to start it."""
-    try:
-        return loopback_cluster()
-    except ClusterUnavailable as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    """The relax and static documents run_locally stores: what AiiDA on the cluster must match."""
-    return local_documents(tmp_path_factory.mktemp("cluster_reference"))
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +93,9 @@ def test_code_executable_is_checked_on_the_cluster(slurm_computer):
         )
 
 
-def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_path, reference):
+def test_relax_static_runs_through_ssh_and_slurm(
+    slurm_computer, cluster, tmp_path, cluster_reference
+):
     replay = shutil.which("crystal-atomate-replay")
     assert replay, "crystal-atomate-replay is not on PATH: pip install -e ."
     code = ensure_remote_code(SLURM_CODE, slurm_computer, replay, "crystal_atomate.crystal")
@@ -145,7 +128,7 @@ def test_relax_static_runs_through_ssh_and_slurm(slurm_computer, cluster, tmp_pa
     assert energies["relax"] == pytest.approx(MGO_RELAX_HA, abs=1e-8)
     assert energies["static"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     docs = documents_by_name(store)
-    assert {name: job_differences(reference[name], docs[name]) for name in docs} == {
+    assert {name: job_differences(cluster_reference[name], docs[name]) for name in docs} == {
         "relax": [], "static": []
     }
     if registered:  # the UI's remote_jobs: one row per CalcJob, under the UI's cluster of that name
@@ -266,7 +249,7 @@ def test_shipped_verdi_examples_are_accepted(aiida_profile):
     assert computer.is_configured
 
 
-def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, reference):
+def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, cluster_reference):
     """The whole flow as one work chain; its CalcJobs go through sshd and sbatch."""
     from crystal_atomate.aiida.flow_mode import run_flow
 
@@ -289,7 +272,7 @@ def test_flow_mode_on_the_cluster(slurm_computer, cluster, tmp_path, reference):
     static = store.query_one({"name": "static"})["output"]
     assert static["output"]["energy_hartree"] == pytest.approx(MGO_STATIC_HA, abs=1e-8)
     docs = documents_by_name(store)
-    assert {name: job_differences(reference[name], docs[name]) for name in docs} == {
+    assert {name: job_differences(cluster_reference[name], docs[name]) for name in docs} == {
         "relax": [], "static": []
     }
 

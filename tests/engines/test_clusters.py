@@ -27,11 +27,8 @@ from crystal_atomate.engines.remote import project_config, submit_flows, write_p
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.engines import RemoteProject, fresh_launchpad
 from crystal_atomate.testing.hpc import (
-    ClusterUnavailable,
     LoopbackCluster,
     documents_by_name,
-    local_documents,
-    loopback_cluster,
     register_ui_cluster,
     relax_static_flow,
     ui_cluster,
@@ -44,21 +41,6 @@ pytestmark = pytest.mark.timeout(300)
 MGO_RELAX_HA = -2.754486980727e02
 MGO_STATIC_HA = -2.7544859113743e02
 PLAN = {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}
-
-
-@pytest.fixture(scope="module")
-def cluster() -> LoopbackCluster:
-    """The running loopback cluster, or a skip that says how to start it."""
-    try:
-        return loopback_cluster()
-    except ClusterUnavailable as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The relax and static documents run_locally stores: what every cluster engine must match."""
-    return local_documents(tmp_path_factory.mktemp("cluster_reference"))
 
 
 def _assert_same_documents(reference: dict[str, dict], store: CrystalMathJobStore) -> None:
@@ -124,7 +106,7 @@ def _assert_remote_jobs(db_file: Path, registered: bool) -> None:
 
 
 def test_fireworks_qlaunch_through_slurm(
-    cluster: LoopbackCluster, tmp_path: Path, reference: dict[str, dict]
+    cluster: LoopbackCluster, tmp_path: Path, cluster_reference: dict[str, dict]
 ) -> None:
     registered = register_ui_cluster(tmp_path / ".crystal_tui.db", ui_cluster(cluster))
     store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
@@ -170,7 +152,7 @@ def test_fireworks_qlaunch_through_slurm(
     states = _wait_for_slurm(cluster, name, lambda states: states.count("COMPLETED") >= 2)
     assert states.count("COMPLETED") >= 2, states
     _assert_remote_jobs(tmp_path / ".crystal_tui.db", registered)
-    _assert_same_documents(reference, store)
+    _assert_same_documents(cluster_reference, store)
 
 
 @pytest.fixture
@@ -204,7 +186,7 @@ def slurm_project(cluster: LoopbackCluster, tmp_path: Path) -> Iterator[RemotePr
 
 
 def test_jobflow_remote_worker_through_ssh_and_slurm(
-    reference: dict[str, dict],
+    cluster_reference: dict[str, dict],
     slurm_project: RemoteProject, cluster: LoopbackCluster
 ) -> None:
     os.environ["JFREMOTE_PROJECTS_FOLDER"] = slurm_project.env["JFREMOTE_PROJECTS_FOLDER"]
@@ -225,4 +207,4 @@ def test_jobflow_remote_worker_through_ssh_and_slurm(
     with closing(sqlite3.connect(slurm_project.store.db_file)) as conn:
         registered = conn.execute("SELECT count(*) FROM clusters").fetchone()[0] == 1
     _assert_remote_jobs(Path(slurm_project.store.db_file), registered)
-    _assert_same_documents(reference, slurm_project.store)
+    _assert_same_documents(cluster_reference, slurm_project.store)

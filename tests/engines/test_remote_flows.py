@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from jobflow import Flow
 
-from crystal_atomate.demo import DEMO_REPLAY, demo_flows, mgo_structure, nio_structure
+from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
 from crystal_atomate.engines.remote import LOCAL_WORKER, failed_jobs, load_project, sync_ui_states
 from crystal_atomate.engines.remote_exec import EXEC_DIR_ENV, running_servers, stop_servers
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore
-from crystal_atomate.flows.core import RelaxBandStructureMaker
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.engines import RemoteProject, remote_project
+from crystal_atomate.testing.hpc import relax_static_flow
 from crystal_atomate.testing.replay_setup import use_replay
 
 # Each job is a fresh `jf execution run` (seconds of imports, minutes on a loaded 2-core machine).
@@ -40,18 +40,6 @@ def _settled(states: dict[tuple[str, int], str]) -> bool:
     return len(finished) == len(states) == 5
 
 
-def _relax_static() -> Flow:
-    makers = {job.name: job.maker for job, _ in demo_flows()[0].iterflow()}
-    maker = RelaxBandStructureMaker(
-        name="MgO relax static",
-        relax_maker=makers["relax"],
-        static_maker=makers["static"],
-        band_structure_maker=None,
-        dos_maker=None,
-    )
-    return maker.make(mgo_structure())
-
-
 def _unfixable() -> Flow:
     (static,) = demo_flows()[1].jobs
     maker = dataclasses.replace(static.maker, name="NiO unfixable", max_restarts=0)
@@ -60,7 +48,7 @@ def _unfixable() -> Flow:
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteProject]:
-    flows = {"mgo": _relax_static(), "nio": demo_flows()[1], "unfixable": _unfixable()}
+    flows = {"mgo": relax_static_flow(), "nio": demo_flows()[1], "unfixable": _unfixable()}
     plan = {**DEMO_REPLAY, "NiO unfixable": NIO_FAILED_RUN}
     exec_dir = str(tmp_path_factory.mktemp("exec"))
     with remote_project(tmp_path_factory.mktemp("remote"), flows, plan) as remote:
