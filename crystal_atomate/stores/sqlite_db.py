@@ -14,6 +14,7 @@ transaction: a transaction opened inside another on the same database joins it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import re
@@ -312,3 +313,19 @@ class SQLiteDatabase:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every connection this process opened.
+
+        Run at exit: the last connection to close checkpoints the WAL, so a clean exit leaves the
+        database as one file (no ``-wal``/``-shm`` beside it) for the UI and for backups.
+        """
+        pid = os.getpid()
+        with cls._registry_lock:
+            mine = [database for (owner, _), database in cls._registry.items() if owner == pid]
+        for database in mine:
+            database.close()
+
+
+atexit.register(SQLiteDatabase.close_all)
