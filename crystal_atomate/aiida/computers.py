@@ -17,6 +17,7 @@ from aiida import orm
 from aiida.common.exceptions import NotExistent
 
 from crystal_atomate.aiida.errors import AiidaUserError
+from crystal_atomate.aiida.setup import install_code
 from crystal_atomate.errors import EXIT_USAGE
 from crystal_atomate.stores.ui_clusters import UICluster
 
@@ -145,26 +146,11 @@ def ensure_remote_code(
     ------
     RemoteExecutableMissing
         ``executable`` is not a file on ``computer``.
-    ComputerMismatch
+    CodeMismatch
         A code with that label runs another executable there.
     """
     _check_remote_file(computer, executable)
-    try:
-        code = orm.load_code(f"{label}@{computer.label}")
-    except NotExistent:
-        return orm.InstalledCode(
-            label=label,
-            computer=computer,
-            filepath_executable=executable,
-            default_calc_job_plugin=plugin,
-            prepend_text=prepend_text,
-            description=f"CRYSTAL {label} on {computer.label}",
-        ).store()
-    if str(code.filepath_executable) != executable:
-        raise ComputerMismatch(
-            f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}"
-        )
-    return code
+    return install_code(label, computer, executable, plugin, prepend_text)
 
 
 def _store_computer(spec: ClusterComputer) -> orm.Computer:

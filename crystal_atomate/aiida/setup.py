@@ -24,6 +24,7 @@ __all__ = [
     "ensure_codes",
     "ensure_localhost",
     "ensure_profile",
+    "install_code",
     "replay_prepend_text",
     "resolve_executables",
 ]
@@ -120,23 +121,55 @@ def ensure_code(
     plugin: str,
     prepend_text: str = "",
 ) -> orm.InstalledCode:
-    """Return the code ``label@computer`` running ``command``.
+    """Return the code ``label@computer`` running ``command`` (resolved on this machine).
 
     An existing one must run the same executable.
     """
     executable = _resolve(command, plugin.rsplit(".", 1)[-1])
+    return install_code(label, computer, executable, plugin, prepend_text)
+
+
+def install_code(
+    label: str,
+    computer: orm.Computer,
+    executable: str,
+    plugin: str,
+    prepend_text: str = "",
+) -> orm.InstalledCode:
+    """Return the code ``label@computer`` running ``executable``, created if missing.
+
+    Parameters
+    ----------
+    label, computer
+        Where the code is looked up, and made.
+    executable
+        Absolute path of the executable on ``computer`` (already checked by the caller).
+    plugin
+        The code's default CalcJob plugin.
+    prepend_text
+        Shell lines the code's jobs run first.
+
+    Returns
+    -------
+    orm.InstalledCode
+        The stored code.
+
+    Raises
+    ------
+    CodeMismatch
+        A code with that label runs another executable (codes are immutable in AiiDA).
+    """
     try:
         code = orm.load_code(f"{label}@{computer.label}")
     except NotExistent:
-        code = orm.InstalledCode(
+        return orm.InstalledCode(
             label=label,
             computer=computer,
             filepath_executable=executable,
             default_calc_job_plugin=plugin,
             prepend_text=prepend_text,
-            description=f"CRYSTAL {label} ({command})",
+            description=f"CRYSTAL {label} ({executable}) on {computer.label}",
         ).store()
-        return code
     if str(code.filepath_executable) != executable:
         raise CodeMismatch(
             f"code {label}@{computer.label} runs {code.filepath_executable}, not {executable}",

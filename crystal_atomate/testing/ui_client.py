@@ -1,8 +1,8 @@
 """The CrystalMath UI's own data layer, for tests that open our database with the UI's code.
 
 The UI's code is not ours to ship: it is found at ``$CRYSTALMATH_CLIENT_DIR`` (default
-``../shared/crystalmath-client/tui`` beside the checkout), and tests that need it skip, with the
-reason, where it is absent. CI has it.
+``shared/crystalmath-client/tui`` in the folder that holds the checkout), and tests that need it
+skip, with the reason, where it is absent. CI has it.
 """
 
 from __future__ import annotations
