@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 
 from crystal_atomate.tui.app import JobBrowser
 
-__all__ = ["SIZE", "pilot_test", "rows_of", "table_of", "text_of", "wait_until"]
+__all__ = ["SIZE", "pilot_test", "rows_of", "table_of", "table_rows", "text_of", "wait_until"]
 
 #: Terminal size of the tests: wide enough for every column.
 SIZE = (140, 50)
@@ -48,13 +48,23 @@ def table_of(app: JobBrowser) -> DataTable:
     return app.query_one("#jobs", DataTable)
 
 
-def rows_of(app: JobBrowser) -> dict[str, list[str]]:
-    """Return the table as the user sees it, by job name (cells as plain text)."""
+def table_rows(app: JobBrowser) -> list[list[str]]:
+    """Return every line of the table as the user sees it, top to bottom (cells as plain text).
+
+    Use it to check an order over the whole table: job names need not be unique.
+    """
     table = table_of(app)
-    return {
-        str(row[2]): [str(cell) for cell in row]
-        for row in (table.get_row_at(i) for i in range(table.row_count))
-    }
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def rows_of(app: JobBrowser) -> dict[str, list[str]]:
+    """Return the table by job name (cells as plain text), in the order of first appearance.
+
+    Only for jobs whose names are unique: a repeated name keeps its first line's place but its
+    last line's cells, so an order read from it over jobs with shared names (a profile or database
+    other tests also wrote to) is wrong; read :func:`table_rows` for that.
+    """
+    return {row[2]: row for row in table_rows(app)}
 
 
 def text_of(screen: Screen | JobBrowser, selector: str) -> str:
