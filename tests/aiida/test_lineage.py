@@ -6,7 +6,9 @@ final energy.
 
 from __future__ import annotations
 
+import functools
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,29 +48,55 @@ def _ancestors(node: orm.Node, kind: type[orm.Node]) -> set[str]:
     return set(query.all(flat=True))
 
 
-@pytest.fixture(scope="module", params=["executor", "flow"])
-def relax_static(request, codes, localhost_replay, tmp_path_factory):
-    """The MgO relax -> static flow run in one AiiDA mode; its two CalcJobs."""
-    root = tmp_path_factory.mktemp(f"lineage_{request.param}")
-    store = CrystalMathJobStore(root / ".crystal_tui.db")
-    replay = {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}
-    with localhost_replay(replay, root / "replay"):
-        if request.param == "executor":
-            run_locally(
-                use_aiida_executor(_relax_static()),
-                store=store,
-                create_folders=True,
-                root_dir=root,
-                ensure_success=True,
-                log=False,
-            )
-            workchain = None
-        else:
-            workchain = run_flow(_relax_static(), store=store, root_dir=root)
-            assert workchain.is_finished_ok, workchain.exit_message
-    return _calcjob("relax", root), _calcjob("static", root), workchain
+#: The result of one mode's run: its relax and static CalcJobs, and the work chain (flow mode only).
+Run = tuple[orm.CalcJobNode, orm.CalcJobNode, orm.WorkChainNode | None]
+
+#: Every AiiDA mode: executor mode (jobflow drives, each step a CalcJob), flow mode (a work chain).
+EVERY_MODE = pytest.mark.parametrize("relax_static", ["executor", "flow"], indirect=True)
+#: Flow mode only: the checks of the work chain that runs the steps (executor mode has none).
+FLOW_MODE = pytest.mark.parametrize("relax_static", ["flow"], indirect=True)
 
 
+@pytest.fixture(scope="module")
+def lineage_runs(codes, localhost_replay, tmp_path_factory) -> Callable[[str], Run]:
+    """Run the MgO relax -> static flow in a mode the first time a test asks for that mode.
+
+    Cached per mode for the module, whatever order the tests of the two modes run in (a
+    module-scoped fixture parametrised per test would be torn down and run again at every switch).
+    """
+    del codes
+
+    @functools.cache
+    def run(mode: str) -> Run:
+        root = tmp_path_factory.mktemp(f"lineage_{mode}")
+        store = CrystalMathJobStore(root / ".crystal_tui.db")
+        replay = {"relax": DEMO_REPLAY["relax"], "static": DEMO_REPLAY["static"]}
+        with localhost_replay(replay, root / "replay"):
+            if mode == "executor":
+                run_locally(
+                    use_aiida_executor(_relax_static()),
+                    store=store,
+                    create_folders=True,
+                    root_dir=root,
+                    ensure_success=True,
+                    log=False,
+                )
+                workchain = None
+            else:
+                workchain = run_flow(_relax_static(), store=store, root_dir=root)
+                assert workchain.is_finished_ok, workchain.exit_message
+        return _calcjob("relax", root), _calcjob("static", root), workchain
+
+    return run
+
+
+@pytest.fixture
+def relax_static(request, lineage_runs) -> Run:
+    """The flow run in the mode the test is parametrised with (``EVERY_MODE`` or ``FLOW_MODE``)."""
+    return lineage_runs(request.param)
+
+
+@EVERY_MODE
 def test_static_runs_on_the_relaxed_structure_node(relax_static):
     relax, static, _ = relax_static
     assert relax.outputs.output_parameters["energy_hartree"] == pytest.approx(
@@ -82,6 +110,7 @@ def test_static_runs_on_the_relaxed_structure_node(relax_static):
     assert same_geometry(relax.inputs.structure.get_pymatgen(), mgo_structure())
 
 
+@EVERY_MODE
 def test_wavefunction_is_staged_from_the_parent_not_the_repository(relax_static):
     relax, static, _ = relax_static
     assert "fort.20" not in static.inputs.input_folder.base.repository.list_object_names()
@@ -90,6 +119,7 @@ def test_wavefunction_is_staged_from_the_parent_not_the_repository(relax_static)
     assert "fort.20" not in relax.inputs.input_folder.base.repository.list_object_names()
 
 
+@EVERY_MODE
 def test_parameters_and_basis_are_nodes(relax_static):
     relax, static, _ = relax_static
     assert (
@@ -100,6 +130,7 @@ def test_parameters_and_basis_are_nodes(relax_static):
     assert relax.inputs.basis["name"] == static.inputs.basis["name"]
 
 
+@EVERY_MODE
 def test_final_energy_leads_back_to_the_input_structure(relax_static):
     relax, static, _ = relax_static
     energy = static.outputs.output_parameters
@@ -113,10 +144,9 @@ def test_final_energy_leads_back_to_the_input_structure(relax_static):
     assert query.count() == 1
 
 
+@FLOW_MODE
 def test_flow_work_chain_calls_its_steps_and_returns_their_outputs(relax_static):
     relax, static, workchain = relax_static
-    if workchain is None:
-        pytest.skip("executor mode runs under jobflow, no work chain")
     assert {node.uuid for node in workchain.called} == {relax.uuid, static.uuid}
     returned = {
         link.node.uuid
@@ -126,6 +156,7 @@ def test_flow_work_chain_calls_its_steps_and_returns_their_outputs(relax_static)
     assert relax.outputs.output_structure.uuid in returned
 
 
+@EVERY_MODE
 @pytest.mark.skipif(
     shutil.which("dot") is None, reason="graphviz is not installed (apt-get install graphviz)"
 )
