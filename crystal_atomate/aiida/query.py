@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CRYSTAL_PROCESS_TYPES",
     "JOB_STATUSES",
+    "UI_ACTIVE_STATES",
+    "UI_FINISHED_STATES",
     "AiidaJobRow",
     "ImportSummary",
     "UnknownStatus",
@@ -51,6 +53,23 @@ CRYSTAL_PROCESS_TYPES = (
 _TUI_EXTRA = "tui_job"
 #: The terminal UI's job statuses, as :func:`tui_status` gives them.
 JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+#: How a node that no AiiDA process owns (a UI job imported, or made through the UI's data layer)
+#: records a UI status; :func:`tui_status` reads both back.
+#:
+#: Finished UI statuses -> (process state, exit status) of the sealed node that records them.
+UI_FINISHED_STATES: dict[str, tuple[str, int | None]] = {
+    "COMPLETED": ("finished", 0),
+    "FAILED": ("finished", 300),
+    "CANCELLED": ("killed", None),
+}
+#: Active UI statuses -> the scheduler state the node shows (no process state: no daemon owns it).
+UI_ACTIVE_STATES: dict[str, str | None] = {
+    "PENDING": None,
+    "QUEUED": "queued",
+    "RUNNING": "running",
+}
 
 
 class UnknownStatus(AiidaUserError):
@@ -166,16 +185,6 @@ def calculation_energies(pks: list[int]) -> dict[int, float | None]:
     )
 
 
-#: Finished UI statuses -> (process state, exit status) of the sealed node that records them.
-_FINISHED_STATES = {
-    "COMPLETED": ("finished", 0),
-    "FAILED": ("finished", 300),
-    "CANCELLED": ("killed", None),
-}
-#: Active UI statuses -> the scheduler state the node shows (no process state: no daemon owns it).
-_ACTIVE_STATES = {"PENDING": None, "QUEUED": "queued", "RUNNING": "running"}
-
-
 @dataclass(frozen=True)
 class ImportSummary:
     """What :func:`import_tui_jobs` did, per UI row."""
@@ -256,8 +265,8 @@ def _import_row(row: UIJob, db_file: Path) -> None:
         node.base.links.add_incoming(data.store(), LinkType.INPUT_CALC, label)
     node.base.extras.set(_TUI_EXTRA, {"db": str(db_file), "id": row.id, "work_dir": row.work_dir,
                                       "status": row.status, "completed_at": row.completed_at})
-    if row.status in _ACTIVE_STATES:
-        node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
+    if row.status in UI_ACTIVE_STATES:
+        node.base.attributes.set("scheduler_state", UI_ACTIVE_STATES[row.status])
         node.store()
         return
     node.store()
@@ -273,8 +282,8 @@ def _update_row(node: orm.CalcJobNode, row: UIJob) -> bool:
         "completed_at": row.completed_at,
     }
     node.base.extras.set(_TUI_EXTRA, extra)
-    if row.status in _ACTIVE_STATES:
-        node.base.attributes.set("scheduler_state", _ACTIVE_STATES[row.status])
+    if row.status in UI_ACTIVE_STATES:
+        node.base.attributes.set("scheduler_state", UI_ACTIVE_STATES[row.status])
         return True
     node.base.attributes.set("scheduler_state", "done")
     _finish(node, row)
@@ -283,7 +292,7 @@ def _update_row(node: orm.CalcJobNode, row: UIJob) -> bool:
 
 def _finish(node: orm.CalcJobNode, row: UIJob) -> None:
     """Record a finished row on its stored node: state, exit status, results; then seal it."""
-    state, exit_status = _FINISHED_STATES.get(row.status, ("excepted", None))
+    state, exit_status = UI_FINISHED_STATES.get(row.status, ("excepted", None))
     node.set_process_state(state)
     if exit_status is not None:
         node.set_exit_status(exit_status)

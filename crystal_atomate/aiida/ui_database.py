@@ -40,9 +40,9 @@ from crystal_atomate.aiida.calculations import INPUT_FILE, CrystalCalculation
 from crystal_atomate.aiida.computers import cluster_from_ui, ensure_ssh_computer
 from crystal_atomate.aiida.errors import AiidaUserError
 from crystal_atomate.aiida.query import (
-    _ACTIVE_STATES,
-    _FINISHED_STATES,
     CRYSTAL_PROCESS_TYPES,
+    UI_ACTIVE_STATES,
+    UI_FINISHED_STATES,
     calculation_energies,
     check_status,
     tui_status,
@@ -70,7 +70,6 @@ _PROJECTION = [
     "id", "label", "ctime", "mtime", "attributes.process_state", "attributes.exit_status",
     "attributes.scheduler_state", "extras",
 ]
-_UI_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 @dataclass
@@ -273,7 +272,7 @@ class AiidaDatabase:
         status = check_status(status)
         node = self._node(job_id)
         now = datetime.now(UTC).isoformat()
-        stamp = {"completed_at": now} if status in _UI_FINISHED else {}
+        stamp = {"completed_at": now} if status in UI_FINISHED_STATES else {}
         if status == "RUNNING":
             stamp = {"started_at": now}
         if node.process_state is not None or node.is_sealed:
@@ -287,10 +286,10 @@ class AiidaDatabase:
             _set_ui(node, pid=pid)
             return
         _set_ui(node, pid=pid, **stamp)
-        if status in _ACTIVE_STATES:
-            node.base.attributes.set("scheduler_state", _ACTIVE_STATES[status])
+        if status in UI_ACTIVE_STATES:
+            node.base.attributes.set("scheduler_state", UI_ACTIVE_STATES[status])
             return
-        state, exit_status = _FINISHED_STATES[status]
+        state, exit_status = UI_FINISHED_STATES[status]
         node.base.attributes.set("scheduler_state", "done")
         node.set_process_state(state)
         if exit_status is not None:
@@ -468,7 +467,7 @@ def _job(row: list[Any], status: str, energy: float | None) -> Job:
         workflow_id=extras.get("jobflow_uuid"),
         created_at=ctime.isoformat(),
         started_at=ui.get("started_at"),
-        completed_at=completed or (mtime.isoformat() if status in _UI_FINISHED else None),
+        completed_at=completed or (mtime.isoformat() if status in UI_FINISHED_STATES else None),
         pid=ui.get("pid"),
         final_energy=ui["final_energy"] if ui.get("final_energy") is not None else energy,
         key_results=ui.get("key_results"),
