@@ -34,6 +34,8 @@ from typing import Any
 #: The MgO static that the replay code replays and the copying code copies.
 _RECORDING = "mgo_scf_band_doss_b3lyp_crystal17"
 _REAL_CALCJOBS = 3
+#: Seed criterion 4: the job list in under 100 ms at 1,000 calculations.
+_LIST_TARGET_SECONDS = 0.1
 _TUI_STATUSES = (
     "COMPLETED",
     "COMPLETED",
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=("calcjob", "listing", "flow"),
                         default=["calcjob", "listing", "flow"])
     args = parser.parse_args()
+    print(f"start: {_load()}")
     root = Path(tempfile.mkdtemp(prefix="bench-aiida-"))
     computer, codes = _profile(root)
 
@@ -296,6 +299,7 @@ def main() -> None:
             "provenance cost per job, executor mode: "
             f"{(times['executor'] - times['run_locally']) / args.jobs:.2f} s"
         )
+    print(f"end: {_load()}")
 
 
 def _report_calcjobs(times: dict[str, float], computer, repeat: int) -> None:
@@ -315,6 +319,17 @@ def _report_calcjobs(times: dict[str, float], computer, repeat: int) -> None:
     )
 
 
+def _against_target(seconds: float) -> str:
+    """Compare a job-list time with the seed's criterion 4 (under 100 ms at 1,000 calculations)."""
+    verdict = "under" if seconds < _LIST_TARGET_SECONDS else "OVER"
+    return f"{verdict} the {_LIST_TARGET_SECONDS * 1000:.0f} ms target"
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: on a shared machine they qualify every figure."""
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def _report_listing(listed: dict[str, float], repeat: int) -> None:
     print(
         f"{listed['calculations']} CRYSTAL calculations ({listed['import']:.1f} s to import the "
@@ -327,11 +342,11 @@ def _report_listing(listed: dict[str, float], repeat: int) -> None:
     )
     print(
         "  AiidaDatabase().get_all_jobs() (the UI's Job records): "
-        f"{listed['ui adapter'] * 1000:.0f} ms"
+        f"{listed['ui adapter'] * 1000:.0f} ms ({_against_target(listed['ui adapter'])})"
     )
     print(
         "  tui --backend aiida, the job source: first page (limit=50) "
-        f"{listed['browser 50'] * 1000:.0f} ms, "
+        f"{listed['browser 50'] * 1000:.0f} ms ({_against_target(listed['browser 50'])}), "
         f"all rows {listed['browser all'] * 1000:.0f} ms, change token "
         f"{listed['browser token'] * 1000:.1f} ms"
     )
