@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from pymatgen.core import DummySpecies, Element, Lattice, Molecule, Structure
 
@@ -106,6 +106,125 @@ _EOS_FIT = re.compile(
 _FOREIGN_TRIGGER = re.compile(
     r"ERROR|forrtl|MPI_A|TIME LIMIT|oom|io error|Read_int_1d|INPUT DECK|NOT FOUND"
 )
+
+#: What a landmark line starts with (after its blanks) -> the handler that reads it. Each
+#: handler acts only on lines beginning with one of its prefixes, so these prefixes are all the
+#: search needs; the ``TTTT`` timings (a fifth of all lines) are left out: only the last counts.
+_HANDLERS: dict[str, str] = {
+    "CYC": "_cyc",
+    "==": "_scf_end",
+    "TOTAL ENERGY": "_total",
+    "TOTAL ATOMIC": "_total",
+    "TOO SMALL": "_total",
+    "ER": "_error",
+    "io": "_error",
+    "EE": "_banner_e",
+    "* ": "_star",
+    "*\t": "_star",
+    "MAX ": "_opt_test",
+    "RMS ": "_opt_test",
+    "DIRECT LATTICE": "_direct",
+    "DIRECT ENERGY": "_direct",
+    "DISTANCE BETWEEN": "_direct",
+    "INSULATING STATE": "_in",
+    "INDIRECT": "_in",
+    "POLYNOMIAL FITTING": "_po",
+    "POSSIBLY CONDUCTING": "_po",
+    "SPIN LOCKING": "_spin_locking",
+    "CARTESIAN ": "_cartesian",
+    "CELL OPTIMIZATION": "_ce",
+    "CENTRAL POINT": "_ce",
+    "COORDINATE": "_co",
+    "CONVERGENCE TESTS UNSATISFIED": "_co",
+    "ATOMS IN THE ASYMMETRIC UNIT": "_atoms",
+    "ATOMIC WAVEFUNCTION": "_atoms",
+    "CRYSTAL - ": "_crystal_header",
+    "FINAL OPTIMIZED GEOMETRY": "_final_geometry",
+    "FREQUENCY CALCULATION": "_frequency_marker",
+    "N. OF ": "_counts",
+    "NUMBER OF AO": "_counts",
+    "SHRINK": "_shrink",
+    "TYPE OF CALCULATION": "_calc_type",
+    "KOHN-SHAM HAMILTONIAN": "_hamiltonian",
+    "HARTREE-FOCK HAMILTONIAN": "_hamiltonian",
+    "HYBRID EXCHANGE": "_hybrid",
+    "(EXCHANGE)": "_functional",
+    "D3 DISPERSION": "_d3",
+    "MULLIKEN POPULATION ANALYSIS": "_mulliken",
+    "ALPHA": "_spin_label",
+    "BETA": "_spin_label",
+    "BA": "_band_gap_final",
+    "MODES": "_modes",
+    "SYMMETRIZED ELASTIC": "_elastic",
+    "ELASTIC MODULI": "_compliance",
+    "ENERGY CHANGE > 0": "_rejected",
+    "PRIMITIVE CELL - CENTRING CODE": "_primitive",
+    "GEOMETRY FOR WAVE FUNCTION": "_dimension",
+    "GRADIENT WITH RESPECT TO THE CELL": "_cell_gradient",
+    "EOS": "_eos",
+    "SORTING VOLUMES/ENERGIES": "_eos_points",
+    "EQUATION OF STATE": "_eos_fits",
+    "WA": "_warning",
+}
+#: Lines every SCF cycle prints: read in bulk between two other landmarks (only the last
+#: cycle's band edges and charges count, while every ``CYC`` line is kept).
+_PER_CYCLE = (
+    "CYC",
+    "TOTAL ATOMIC",
+    "INSULATING STATE",
+    "DIRECT ENERGY",
+    "INDIRECT",
+    "POSSIBLY CONDUCTING",
+    "SPIN LOCKING",
+)
+_BAND_PREFIXES = _PER_CYCLE[2:]
+
+
+def _alternation(prefixes: Iterable[str]) -> str:
+    return "|".join(re.escape(prefix) for prefix in prefixes)
+
+
+def _line_start(pattern: str) -> bytes:
+    r"""Make a one-line pattern searchable over a chunk: after a line end and blanks.
+
+    ``\s`` becomes "a blank but not a line end", so no match runs over into the next line.
+    """
+    return rb"\n [^\S\n]*+" + pattern.replace(r"\s", r"[^\S\n]").encode()
+
+
+#: A landmark line (group 1: its prefix) or a line that does not start with a blank (not
+#: CRYSTAL's own: MPI, the Fortran runtime, a wrapper; group 1 is None) that holds something
+#: the foreign-line reader takes, searched from the line end before it.
+_LANDMARK = re.compile(
+    rb"\n(?: [^\S\n]*+("
+    + _alternation(prefix for prefix in _HANDLERS if prefix not in _PER_CYCLE).encode()
+    + rb")|(?=[^ \n\r])(?=STRESS TENSOR|PRESSURE IN GIGAPASCAL|[^\n]*?(?:"
+    + _FOREIGN_TRIGGER.pattern.encode()
+    + rb")))"
+)
+_LANDMARK_TEXT = re.compile(r" [^\S\n]*+(" + _alternation(_HANDLERS) + r")")
+_BAND_LINE = re.compile(_line_start("(" + _alternation(_BAND_PREFIXES) + ")"))
+_CYC_LINE = re.compile(_line_start(_CYC.pattern))
+_PER_CYCLE_LINE = re.compile(_line_start(f"(?:{_alternation(_PER_CYCLE)})"))
+#: The numeric rows after ``TOTAL ATOMIC CHARGES``/``SPINS`` (as :func:`_numeric_line` reads).
+_NUMERIC_ROWS = re.compile(rb"(?:\n[^\S\n]*+[-+.\d][^\n]*+)*+")
+_TIMING_MARK = b"TTTTTTTTTT"
+#: Bytes read at a time: large enough that the per-chunk work vanishes, small next to any output.
+_CHUNK_BYTES = 1 << 22
+
+
+def _starts_line(buffer: bytes, at: int) -> bool:
+    """Whether ``at`` begins a CRYSTAL line's text: one blank, then only blanks before it."""
+    start = buffer.rfind(b"\n", 0, at) + 1
+    return buffer[start : start + 1] == b" " and not buffer[start:at].strip()
+
+
+def _float_b(text: bytes) -> float:
+    """:func:`_float` for the bytes a chunk search captured."""
+    try:
+        return float(text)
+    except ValueError:
+        return _float(text.decode("ascii", "replace"))
 
 
 def _float(text: str) -> float:
@@ -321,84 +440,197 @@ class OutputScanner:
         self.mulliken_spin: list[re.Match[str]] | None = None
         self.frequency_tables = 0
         self.last_timing: str | None = None
-        self.dispatch: dict[str, Callable[[str], None]] = {
-            "CY": self._cyc,
-            "==": self._scf_end,
-            "TO": self._total,
-            "ER": self._error,
-            "EE": self._banner_e,
-            "TT": self._timing,
-            "* ": self._star,
-            "*\t": self._star,
-            "MA": self._opt_test,
-            "RM": self._opt_test,
-            "DI": self._direct,
-            "IN": self._in,
-            "PO": self._po,
-            "SP": self._spin_locking,
-            "CA": self._cartesian,
-            "CE": self._ce,
-            "CO": self._co,
-            "AT": self._atoms,
-            "CR": self._crystal_header,
-            "FI": self._final_geometry,
-            "FR": self._frequency_marker,
-            "N.": self._counts,
-            "NU": self._counts,
-            "SH": self._shrink,
-            "TY": self._calc_type,
-            "KO": self._hamiltonian,
-            "HA": self._hamiltonian,
-            "HY": self._hybrid,
-            "(E": self._functional,
-            "D3": self._d3,
-            "MU": self._mulliken,
-            "AL": self._spin_label,
-            "BE": self._spin_label,
-            "BA": self._band_gap_final,
-            "MO": self._modes,
-            "SY": self._elastic,
-            "EL": self._compliance,
-            "EN": self._rejected,
-            "PR": self._primitive,
-            "GE": self._dimension,
-            "GR": self._cell_gradient,
-            "EO": self._eos,
-            "SO": self._eos_points,
-            "EQ": self._eos_fits,
-            "WA": self._warning,
-            "io": self._error,
+        self.dispatch: dict[bytes, Callable[[str], None]] = {
+            prefix.encode(): getattr(self, name) for prefix, name in _HANDLERS.items()
         }
 
     # ------------------------------------------------------------------ driving
-    def feed_lines(self, lines: Iterable[str]) -> None:
-        """Scan an iterable of lines (a file object streams; nothing is read ahead).
+    def feed_file(self, handle: BinaryIO) -> None:
+        """Scan a file opened in binary mode, chunk by chunk (memory bounded by the chunk).
 
-        The loop keeps the line counter local and publishes it only to the handlers that run,
-        because attribute writes on every one of millions of lines are measurable.
+        Chunks end at a line end; the partial line after it is carried into the next chunk.
         """
-        handler_for = self.dispatch.get
+        carry = b""
+        while chunk := handle.read(_CHUNK_BYTES):
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                carry += chunk
+                continue
+            self._feed_chunk(carry + chunk[:cut])
+            carry = chunk[cut:]
+        if carry:
+            self._feed_chunk(carry + b"\n")
+
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        """Scan an iterable of text lines (a stream), batched into chunks as :meth:`feed_file`."""
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            batch.append(line if line.endswith("\n") else line + "\n")
+            size += len(line)
+            if size >= _CHUNK_BYTES:
+                self._feed_chunk("".join(batch).encode("utf-8", "surrogateescape"))
+                batch, size = [], 0
+        if batch:
+            self._feed_chunk("".join(batch).encode("utf-8", "surrogateescape"))
+
+    def _feed_chunk(self, data: bytes) -> None:
+        """Scan whole lines: only the landmark lines are found (compiled searches) and decoded.
+
+        Most lines cost nothing in Python: the per-cycle lines between two other landmarks are
+        read in bulk (:meth:`_cycle_lines`), and an open table (:attr:`block`) takes the lines
+        after its header one by one until it hands one back. The line counter is brought up to
+        date only where a handler runs.
+        """
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = b"\n" + data
+        base = self.line_number
+        counted_to, counted = 0, 0
+        position = 0
+        find = buffer.find
+        dispatch = self.dispatch
+        while True:
+            if self.block is not None:
+                position = self._feed_block(buffer, position)
+                if position < 0:
+                    break
+                counted_to, counted = position + 1, self.line_number - base + 1
+                continue
+            found = _LANDMARK.search(buffer, position)
+            landmark = len(buffer) if found is None else found.start()
+            if landmark > position:
+                self._cycle_lines(buffer, position, landmark)
+            if found is None:
+                break
+            start = landmark + 1
+            counted += buffer.count(b"\n", counted_to, start)
+            counted_to = start
+            self.line_number = base + counted
+            position = find(b"\n", start)
+            prefix = found.group(1)
+            if prefix is None:
+                self._foreign(buffer[start : position + 1].decode("utf-8", "replace"))
+            else:
+                text = buffer[found.start(1) : position + 1].decode("utf-8", "replace")
+                dispatch[prefix](text)
+        self._last_timing(buffer)
+        self.line_number = base + buffer.count(b"\n") - 1
+
+    def _cycle_lines(self, buffer: bytes, start: int, stop: int) -> None:
+        """Read the per-cycle lines between two landmarks: every ``CYC``, the last edges, charges.
+
+        Equivalent to handling each line in turn: a ``CYC`` line closes the band edges read
+        before it (the next edge line starts afresh), so only the edge lines after the last
+        cycle that printed any can survive; the charge tables replace one another.
+        """
+        if _PER_CYCLE_LINE.search(buffer, start, stop) is None:
+            return
+        cycles = list(_CYC_LINE.finditer(buffer, start, stop))
+        if cycles:
+            run = self.scf_open
+            if run is None or run.converged is not None:
+                run = self._open_scf()
+            for found in cycles:
+                run.add_cycle(
+                    int(found.group(1)), _float_b(found.group(2)), _float_b(found.group(3))
+                )
+        self._band_lines(buffer, [start, *(f.start() for f in cycles), stop], cycles)
+        first = self.atomic_guess_seen and self.reference_electrons is None
+        self._charge_table(buffer, start, stop, b"TOTAL ATOMIC CHARGES", self._charges_done, first)
+        self._charge_table(buffer, start, stop, b"TOTAL ATOMIC SPINS", self._spins_done, False)
+
+    def _band_lines(self, buffer: bytes, bounds: list[int], cycles: list[re.Match[bytes]]) -> None:
+        """Apply the band-edge lines of the last stretch between cycles that has any."""
+        for index in range(len(bounds) - 2, -1, -1):
+            lines = list(_BAND_LINE.finditer(buffer, bounds[index], bounds[index + 1]))
+            if not lines:
+                continue
+            if index:
+                self.band_closed = True
+                self.band_spin = "both"
+            for found in lines:
+                end = buffer.find(b"\n", found.start(1))
+                text = buffer[found.start(1) : end + 1].decode("utf-8", "replace")
+                self.dispatch[found.group(1)](text)
+            break
+        if cycles and (not lines or index < len(bounds) - 2):
+            self.band_closed = True
+            self.band_spin = "both"
+
+    def _charge_table(
+        self,
+        buffer: bytes,
+        start: int,
+        stop: int,
+        title: bytes,
+        done: Callable[[list[str], list[str]], None],
+        first: bool,
+    ) -> None:
+        """Read the last table named ``title`` between two landmarks (the first too, once).
+
+        With ``first``, the first table is read too: the first charges after the atomic guess
+        give the reference electron counts.
+        """
+        at = buffer.find(title, start, stop) if first else buffer.rfind(title, start, stop)
+        while at >= 0 and not _starts_line(buffer, at):
+            at = buffer.find(title, at + 1, stop) if first else buffer.rfind(title, start, at)
+        while at >= 0:
+            line_end = buffer.find(b"\n", at)
+            rows = _NUMERIC_ROWS.match(buffer, line_end)
+            assert rows is not None  # the pattern matches the empty string
+            if rows.end() >= len(buffer) - 1:
+                self.block = _RowCollector(_numeric_line, done, max_skip=0)
+                self.block.rows = (
+                    rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:]
+                )
+                return
+            done(rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:], [])
+            if not first:
+                return
+            first = False
+            last = buffer.rfind(title, start, stop)
+            at = last if last > at else -1
+
+    def _feed_block(self, buffer: bytes, position: int) -> int:
+        """Hand the open table the lines after ``position`` until it closes.
+
+        Returns where the landmark search resumes (the line end before the next line to
+        search), or -1 when the chunk ended with the table still open.
+        """
+        end = len(buffer) - 1
         number = self.line_number
-        block = self.block
-        for number, line in enumerate(lines, start=self.line_number + 1):  # noqa: B007 - kept after loop
-            if block is not None:
-                self.line_number = number
-                taken = block.feed(line)
-                block = self.block
-                if taken:
-                    continue
-            if line[:1] == " ":
-                text = line.lstrip()
-                handler = handler_for(text[:2])
-                if handler is not None:
-                    self.line_number = number
-                    handler(text)
-                    block = self.block
-            elif line[:1] not in _LINE_ENDS:
-                self.line_number = number
-                self._foreign(line)
-                block = self.block
-        self.line_number = number
+        while self.block is not None:
+            if position >= end:
+                return -1
+            start = position + 1
+            position = buffer.find(b"\n", start)
+            number += 1
+            self.line_number = number
+            line = buffer[start : position + 1].decode("utf-8", "replace")
+            if not self.block.feed(line):
+                self._dispatch_text(line)
+        return position
+
+    def _dispatch_text(self, line: str) -> None:
+        """Route one decoded line as the landmark search would (a line a table handed back)."""
+        if line[:1] == " ":
+            found = _LANDMARK_TEXT.match(line)
+            if found is not None:
+                self.dispatch[found.group(1).encode()](found.string[found.start(1) :])
+        elif line[:1] not in _LINE_ENDS:
+            self._foreign(line)
+
+    def _last_timing(self, buffer: bytes) -> None:
+        """Keep the chunk's last ``TTTT`` timing line; only the file's last one is decoded."""
+        end = len(buffer)
+        while (found := buffer.rfind(_TIMING_MARK, 0, end)) >= 0:
+            start = buffer.rfind(b"\n", 0, found) + 1
+            line = buffer[start : buffer.find(b"\n", found)]
+            if line[:1] == b" " and line.lstrip().startswith(b"TT"):
+                self.last_timing = line.lstrip().decode("utf-8", "replace")
+                return
+            end = start
 
     def _start_block(self, collector: _RowCollector | _TitleCatcher) -> None:
         """Later lines go to the collector until it hands one back."""
@@ -663,10 +895,6 @@ class OutputScanner:
     def _spins_done(self, rows: list[str], _skipped: list[str]) -> None:
         self._end_block()
         self.spin_rows = rows
-
-    def _timing(self, text: str) -> None:
-        """Every ``TTTT`` line carries the running totals; only the last one is decoded."""
-        self.last_timing = text
 
     # ------------------------------------------------------------------ band structure
     def _band(

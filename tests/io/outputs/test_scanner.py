@@ -76,10 +76,16 @@ for kind in CrystalErrorKind:
 for where, source, how in inline:
     patterns[f"{where}: {source}"] = (re.compile(source), how != "match")
 
+def as_subject(pattern, text):
+    """The text in the pattern's own type (the scanner searches bytes, the rest text)."""
+    return text.encode() if isinstance(pattern.pattern, bytes) else text
+
 def literal_prefix(pattern):
     """The text a match must start with, blanks as one space (empty when it starts otherwise)."""
     out = []
-    for op, arg in sre_parse.parse(pattern.pattern):
+    source = pattern.pattern
+    source = source.decode() if isinstance(source, bytes) else source
+    for op, arg in sre_parse.parse(source):
         if op is sre_parse.LITERAL:
             out.append(chr(arg))
         elif op is sre_parse.AT:
@@ -107,7 +113,7 @@ TAILS = [
 
 def prefixes(name, pattern):
     found = {"", literal_prefix(pattern)}
-    hits = [line for line in real_lines if pattern.search(line)][:2]
+    hits = [line for line in real_lines if pattern.search(as_subject(pattern, line))][:2]
     for line in hits:
         cuts = [i for i in range(1, len(line)) if line[i - 1] != " " and line[i] == " "]
         found.update(line[:i] for i in cuts[:12])
@@ -120,7 +126,7 @@ for name, (pattern, search) in sorted(patterns.items()):
     start = time.perf_counter()
     for head in prefixes(name, pattern):
         for tail in TAILS:
-            text = head + tail
+            text = as_subject(pattern, head + tail)
             pattern.match(text)
             if search:
                 pattern.search(text)
