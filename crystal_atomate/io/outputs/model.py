@@ -7,6 +7,7 @@ faithful numbers and the converted ones travel together in one JSON document.
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from dataclasses import field
 from enum import Enum
@@ -113,11 +114,13 @@ class ScfRun:
         ]
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class OptStep:
     """One optimisation point with its convergence tests (None when not printed).
 
-    A slotted dataclass, not a model: long optimisations print tens of thousands of points.
+    A plain slotted dataclass, not a model nor a pydantic dataclass: long optimisations print
+    tens of thousands of points and the scanner fills them field by field (nothing to validate).
+    Pydantic serialises it with the output like any dataclass.
     """
 
     point: int

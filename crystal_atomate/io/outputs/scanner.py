@@ -114,7 +114,8 @@ _HANDLERS: dict[str, str] = {
     "CYC": "_cyc",
     "==": "_scf_end",
     "TOTAL ENERGY": "_total",
-    "TOTAL ATOMIC": "_total",
+    "TOTAL ATOMIC CHARGES": "_total",
+    "TOTAL ATOMIC SPINS": "_total",
     "TOO SMALL": "_total",
     "ER": "_error",
     "io": "_error",
@@ -123,7 +124,6 @@ _HANDLERS: dict[str, str] = {
     "*\t": "_star",
     "MAX ": "_opt_test",
     "RMS ": "_opt_test",
-    "DIRECT LATTICE": "_direct",
     "DIRECT ENERGY": "_direct",
     "DISTANCE BETWEEN": "_direct",
     "INSULATING STATE": "_in",
@@ -131,12 +131,10 @@ _HANDLERS: dict[str, str] = {
     "POLYNOMIAL FITTING": "_po",
     "POSSIBLY CONDUCTING": "_po",
     "SPIN LOCKING": "_spin_locking",
-    "CARTESIAN ": "_cartesian",
     "CELL OPTIMIZATION": "_ce",
     "CENTRAL POINT": "_ce",
     "COORDINATE": "_co",
     "CONVERGENCE TESTS UNSATISFIED": "_co",
-    "ATOMS IN THE ASYMMETRIC UNIT": "_atoms",
     "ATOMIC WAVEFUNCTION": "_atoms",
     "CRYSTAL - ": "_crystal_header",
     "FINAL OPTIMIZED GEOMETRY": "_final_geometry",
@@ -158,9 +156,7 @@ _HANDLERS: dict[str, str] = {
     "SYMMETRIZED ELASTIC": "_elastic",
     "ELASTIC MODULI": "_compliance",
     "ENERGY CHANGE > 0": "_rejected",
-    "PRIMITIVE CELL - CENTRING CODE": "_primitive",
     "GEOMETRY FOR WAVE FUNCTION": "_dimension",
-    "GRADIENT WITH RESPECT TO THE CELL": "_cell_gradient",
     "EOS": "_eos",
     "SORTING VOLUMES/ENERGIES": "_eos_points",
     "EQUATION OF STATE": "_eos_fits",
@@ -168,49 +164,133 @@ _HANDLERS: dict[str, str] = {
 }
 #: Lines every SCF cycle prints: read in bulk between two other landmarks (only the last
 #: cycle's band edges and charges count, while every ``CYC`` line is kept).
+#: Tables only whose last copy counts (an optimisation prints them at every point): header ->
+#: kind. They are read once per chunk (:meth:`OutputScanner._resolve_deferred`). ``STRESS
+#: TENSOR`` is printed without the leading blank.
+_LAST_WINS = {
+    "DIRECT LATTICE VECTORS CARTESIAN": "lattice",
+    "CARTESIAN COORDINATES - PRIMITIVE CELL": "cartesian",
+    "CARTESIAN FORCES IN HARTREE/BOHR": "forces",
+    "PRIMITIVE CELL - CENTRING CODE": "cell",
+    "ATOMS IN THE ASYMMETRIC UNIT": "asym",
+    "GRADIENT WITH RESPECT TO THE CELL": "cell_gradient",
+}
 _PER_CYCLE = (
     "CYC",
-    "TOTAL ATOMIC",
+    "TOTAL ATOMIC CHARGES",
+    "TOTAL ATOMIC SPINS",
     "INSULATING STATE",
     "DIRECT ENERGY",
     "INDIRECT",
     "POSSIBLY CONDUCTING",
     "SPIN LOCKING",
 )
-_BAND_PREFIXES = _PER_CYCLE[2:]
+_PER_CYCLE_BYTES = frozenset(prefix.encode() for prefix in _PER_CYCLE)
+_BAND_BYTES = _PER_CYCLE_BYTES - {b"CYC", b"TOTAL ATOMIC CHARGES", b"TOTAL ATOMIC SPINS"}
 
 
 def _alternation(prefixes: Iterable[str]) -> str:
     return "|".join(re.escape(prefix) for prefix in prefixes)
 
 
-def _line_start(pattern: str) -> bytes:
-    r"""Make a one-line pattern searchable over a chunk: after a line end and blanks.
+def _trie(prefixes: Iterable[str]) -> str:
+    """Build an alternation of literal prefixes factored by their leading characters.
 
-    ``\s`` becomes "a blank but not a line end", so no match runs over into the next line.
+    ``re`` tries the branches of an alternation one by one at every line; factored, a line is
+    turned away after a few character tests instead of one per prefix.
     """
-    return rb"\n [^\S\n]*+" + pattern.replace(r"\s", r"[^\S\n]").encode()
+    groups: dict[str, list[str]] = {}
+    for prefix in prefixes:
+        groups.setdefault(prefix[0], []).append(prefix[1:])
+    branches = []
+    for first, rests in sorted(groups.items()):
+        if "" in rests or len(rests) == 1:
+            branches.append(re.escape(first + min(rests, key=len)))
+        else:
+            branches.append(re.escape(first) + "(?:" + _trie(rests) + ")")
+    return "|".join(branches)
 
 
-#: A landmark line (group 1: its prefix) or a line that does not start with a blank (not
-#: CRYSTAL's own: MPI, the Fortran runtime, a wrapper; group 1 is None) that holds something
-#: the foreign-line reader takes, searched from the line end before it.
+#: A landmark line (group 1: its prefix), or a line that does not start with a blank (group 1
+#: is None: not CRYSTAL's own, but MPI, the Fortran runtime, a wrapper), searched from the line
+#: end before it.
 _LANDMARK = re.compile(
     rb"\n(?: [^\S\n]*+("
-    + _alternation(prefix for prefix in _HANDLERS if prefix not in _PER_CYCLE).encode()
-    + rb")|(?=[^ \n\r])(?=STRESS TENSOR|PRESSURE IN GIGAPASCAL|[^\n]*?(?:"
-    + _FOREIGN_TRIGGER.pattern.encode()
-    + rb")))"
+    + _trie([*_HANDLERS, *_LAST_WINS]).encode()
+    + rb")|[^ \n\r])"
 )
-_LANDMARK_TEXT = re.compile(r" [^\S\n]*+(" + _alternation(_HANDLERS) + r")")
-_BAND_LINE = re.compile(_line_start("(" + _alternation(_BAND_PREFIXES) + ")"))
-_CYC_LINE = re.compile(_line_start(_CYC.pattern))
-_PER_CYCLE_LINE = re.compile(_line_start(f"(?:{_alternation(_PER_CYCLE)})"))
+#: What makes a foreign line worth decoding (see :meth:`OutputScanner._foreign`).
+_FOREIGN_LINE = re.compile(
+    rb"STRESS TENSOR|PRESSURE IN GIGAPASCAL|.*?(?:" + _FOREIGN_TRIGGER.pattern.encode() + rb")"
+)
+_LANDMARK_TEXT = re.compile(r" [^\S\n]*+(" + _alternation([*_HANDLERS, *_LAST_WINS]) + r")")
+_LAST_WINS_KIND = {prefix.encode(): kind for prefix, kind in _LAST_WINS.items()}
+#: A ``CYC`` line read where the landmark search found it.
+_CYC_BYTES = re.compile(_CYC.pattern.replace(r"\s", r"[^\S\n]").encode())
 #: The numeric rows after ``TOTAL ATOMIC CHARGES``/``SPINS`` (as :func:`_numeric_line` reads).
 _NUMERIC_ROWS = re.compile(rb"(?:\n[^\S\n]*+[-+.\d][^\n]*+)*+")
 _TIMING_MARK = b"TTTTTTTTTT"
 #: Bytes read at a time: large enough that the per-chunk work vanishes, small next to any output.
 _CHUNK_BYTES = 1 << 22
+
+
+#: Landmarks whose handlers neither read nor change what the per-cycle lines set, nor open
+#: a table now: the per-cycle lines before them can wait (None: a foreign line).
+_FREE: frozenset[bytes | None] = frozenset(
+    {
+        None,
+        *(
+            prefix.encode()
+            for prefix in (
+                "MAX ",
+                "RMS ",
+                "TOTAL ENERGY",
+                "TOO SMALL",
+                "ER",
+                "io",
+                "* ",
+                "*\t",
+                "COORDINATE",
+                "CONVERGENCE TESTS UNSATISFIED",
+                "CELL OPTIMIZATION",
+                "CENTRAL POINT",
+                "DISTANCE BETWEEN",
+                "ENERGY CHANGE > 0",
+                "GEOMETRY FOR WAVE FUNCTION",
+                "FINAL OPTIMIZED GEOMETRY",
+                "FREQUENCY CALCULATION",
+                "N. OF ",
+                "NUMBER OF AO",
+                "SHRINK",
+                "TYPE OF CALCULATION",
+                "KOHN-SHAM HAMILTONIAN",
+                "HARTREE-FOCK HAMILTONIAN",
+                "HYBRID EXCHANGE",
+                "(EXCHANGE)",
+                "D3 DISPERSION",
+                "BA",
+                "EOS",
+                "WA",
+            )
+        ),
+    }
+)
+#: Deferred geometry tables that read what an earlier table left (the cell, the lattice) ...
+_PRODUCER = {"asym": "cell", "cartesian": "lattice"}
+#: ... and the scanner attribute that holds it; the asymmetric unit consumes its cell.
+_PENDING = {"cell": "pending_cell", "lattice": "pending_lattice"}
+_CONSUMES = frozenset({"asym"})
+_UNCHANGED = "unchanged"
+_CONSUMED = "consumed"
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """A table whose reading waits for the chunk end: its kind, header end, what it reads."""
+
+    kind: str
+    position: int
+    source: _Deferred | str
 
 
 def _starts_line(buffer: bytes, at: int) -> bool:
@@ -416,7 +496,9 @@ class OutputScanner:
     def __init__(self, source: str = "output") -> None:
         self.source = source
         self.out = CrystalOutput()
-        self.line_number = 0
+        self._line_number = 0
+        self._line_start = 0
+        self._base = self._counted_to = self._counted = 0
         self.block: _RowCollector | _TitleCatcher | None = None
         self.scf_open: ScfRun | None = None
         self.step: OptStep | None = None
@@ -440,6 +522,10 @@ class OutputScanner:
         self.mulliken_spin: list[re.Match[str]] | None = None
         self.frequency_tables = 0
         self.last_timing: str | None = None
+        self._buffer: bytes | None = None
+        self._line_end = 0
+        self.deferred: dict[str, _Deferred] = {}
+        self.producers: dict[str, _Deferred | str] = {}
         self.dispatch: dict[bytes, Callable[[str], None]] = {
             prefix.encode(): getattr(self, name) for prefix, name in _HANDLERS.items()
         }
@@ -456,10 +542,10 @@ class OutputScanner:
             if not cut:
                 carry += chunk
                 continue
-            self._feed_chunk(carry + chunk[:cut])
+            self._feed_chunk(b"".join((b"\n", carry, memoryview(chunk)[:cut])))
             carry = chunk[cut:]
         if carry:
-            self._feed_chunk(carry + b"\n")
+            self._feed_chunk(b"\n" + carry + b"\n")
 
     def feed_lines(self, lines: Iterable[str]) -> None:
         """Scan an iterable of text lines (a stream), batched into chunks as :meth:`feed_file`."""
@@ -469,128 +555,145 @@ class OutputScanner:
             batch.append(line if line.endswith("\n") else line + "\n")
             size += len(line)
             if size >= _CHUNK_BYTES:
-                self._feed_chunk("".join(batch).encode("utf-8", "surrogateescape"))
+                self._feed_chunk(("\n" + "".join(batch)).encode("utf-8", "surrogateescape"))
                 batch, size = [], 0
         if batch:
-            self._feed_chunk("".join(batch).encode("utf-8", "surrogateescape"))
+            self._feed_chunk(("\n" + "".join(batch)).encode("utf-8", "surrogateescape"))
 
-    def _feed_chunk(self, data: bytes) -> None:
-        """Scan whole lines: only the landmark lines are found (compiled searches) and decoded.
+    def _feed_chunk(self, buffer: bytes) -> None:
+        """Scan whole lines (``buffer`` starts with a line end): only landmark lines are decoded.
 
-        Most lines cost nothing in Python: the per-cycle lines between two other landmarks are
-        read in bulk (:meth:`_cycle_lines`), and an open table (:attr:`block`) takes the lines
-        after its header one by one until it hands one back. The line counter is brought up to
-        date only where a handler runs.
+        Most lines cost nothing in Python. The per-cycle lines are only noted, and read in bulk
+        (:meth:`_cycle_lines`) when a landmark that depends on them comes (the ``_FREE`` ones
+        do not); the tables whose last copy is all that counts (``_LAST_WINS``) are read once
+        per chunk (:meth:`_resolve_deferred`); any other table (:attr:`block`) takes the lines
+        after its header one by one until it hands one back. Line numbers are counted only
+        when a handler asks (:attr:`line_number`).
         """
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = b"\n" + data
-        base = self.line_number
-        counted_to, counted = 0, 0
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._buffer, self._base, self._counted_to, self._counted = buffer, self._line_number, 0, 0
         position = 0
+        if self.block is not None:
+            position = self._feed_block(buffer, 0)
+            self._counted_to, self._counted = position + 1, self._line_number - self._base + 1
+        cycle_lines: list[re.Match[bytes]] = []
+        note_cycle_line = cycle_lines.append
         find = buffer.find
         dispatch = self.dispatch
-        while True:
+        deferred_kind = _LAST_WINS_KIND.get
+        for found in _LANDMARK.finditer(buffer) if position >= 0 else ():
+            if found.start() < position:
+                continue
+            prefix = found[1]
+            if prefix in _PER_CYCLE_BYTES:
+                note_cycle_line(found)
+                continue
+            start = found.start() + 1
+            position = self._line_end = find(b"\n", start)
+            self._line_start = start
+            if prefix is None:
+                if _FOREIGN_LINE.match(buffer, start, position):
+                    self._foreign(buffer[start : position + 1].decode("utf-8", "replace"))
+                continue
+            kind = deferred_kind(prefix)
+            if kind is not None:
+                self._defer(kind)
+                continue
+            if cycle_lines and prefix not in _FREE:
+                self._cycle_lines(buffer, cycle_lines)
+                cycle_lines.clear()
+            dispatch[prefix](buffer[found.start(1) : position + 1].decode("utf-8", "replace"))
             if self.block is not None:
                 position = self._feed_block(buffer, position)
                 if position < 0:
                     break
-                counted_to, counted = position + 1, self.line_number - base + 1
-                continue
-            found = _LANDMARK.search(buffer, position)
-            landmark = len(buffer) if found is None else found.start()
-            if landmark > position:
-                self._cycle_lines(buffer, position, landmark)
-            if found is None:
-                break
-            start = landmark + 1
-            counted += buffer.count(b"\n", counted_to, start)
-            counted_to = start
-            self.line_number = base + counted
-            position = find(b"\n", start)
-            prefix = found.group(1)
-            if prefix is None:
-                self._foreign(buffer[start : position + 1].decode("utf-8", "replace"))
-            else:
-                text = buffer[found.start(1) : position + 1].decode("utf-8", "replace")
-                dispatch[prefix](text)
+                self._counted_to, self._counted = position + 1, self._line_number - self._base + 1
+        if cycle_lines:
+            self._cycle_lines(buffer, cycle_lines)
+        self._resolve_deferred(buffer)
         self._last_timing(buffer)
-        self.line_number = base + buffer.count(b"\n") - 1
+        self._buffer, self._line_start = None, 0
+        self._line_number = self._base + buffer.count(b"\n") - 1
 
-    def _cycle_lines(self, buffer: bytes, start: int, stop: int) -> None:
-        """Read the per-cycle lines between two landmarks: every ``CYC``, the last edges, charges.
+    @property
+    def line_number(self) -> int:
+        """Number of the line being read, counted from the last one counted when asked."""
+        if self._line_start:
+            assert self._buffer is not None
+            self._counted += self._buffer.count(b"\n", self._counted_to, self._line_start)
+            self._counted_to, self._line_start = self._line_start, 0
+            self._line_number = self._base + self._counted
+        return self._line_number
+
+    @line_number.setter
+    def line_number(self, value: int) -> None:
+        self._line_number, self._line_start = value, 0
+
+    def _cycle_lines(self, buffer: bytes, lines: list[re.Match[bytes]]) -> None:
+        """Read the per-cycle lines noted since the last read: every ``CYC``, the last edges.
 
         Equivalent to handling each line in turn: a ``CYC`` line closes the band edges read
         before it (the next edge line starts afresh), so only the edge lines after the last
         cycle that printed any can survive; the charge tables replace one another.
         """
-        if _PER_CYCLE_LINE.search(buffer, start, stop) is None:
-            return
-        cycles = list(_CYC_LINE.finditer(buffer, start, stop))
+        cycles = [
+            found for line in lines if line[1] == b"CYC"
+            and (found := _CYC_BYTES.match(buffer, line.start(1))) is not None
+        ]
         if cycles:
-            run = self.scf_open
-            if run is None or run.converged is not None:
-                run = self._open_scf()
-            for found in cycles:
-                run.add_cycle(
-                    int(found.group(1)), _float_b(found.group(2)), _float_b(found.group(3))
-                )
-        self._band_lines(buffer, [start, *(f.start() for f in cycles), stop], cycles)
-        first = self.atomic_guess_seen and self.reference_electrons is None
-        self._charge_table(buffer, start, stop, b"TOTAL ATOMIC CHARGES", self._charges_done, first)
-        self._charge_table(buffer, start, stop, b"TOTAL ATOMIC SPINS", self._spins_done, False)
+            run = self._scf_for_cycles()
+            run.cycle_numbers.extend([int(found[1]) for found in cycles])
+            run.cycle_energies_ha.extend([_float_b(found[2]) for found in cycles])
+            run.cycle_deltas_ha.extend([_float_b(found[3]) for found in cycles])
+        self._band_lines(buffer, lines)
+        charges = [line for line in lines if line[1] == b"TOTAL ATOMIC CHARGES"]
+        if charges:
+            if self.atomic_guess_seen and self.reference_electrons is None:
+                self._charge_table(buffer, charges[0], self._charges_done)
+            self._charge_table(buffer, charges[-1], self._charges_done)
+        spins = [line for line in lines if line[1] == b"TOTAL ATOMIC SPINS"]
+        if spins:
+            self._charge_table(buffer, spins[-1], self._spins_done)
 
-    def _band_lines(self, buffer: bytes, bounds: list[int], cycles: list[re.Match[bytes]]) -> None:
+    def _band_lines(self, buffer: bytes, lines: list[re.Match[bytes]]) -> None:
         """Apply the band-edge lines of the last stretch between cycles that has any."""
-        for index in range(len(bounds) - 2, -1, -1):
-            lines = list(_BAND_LINE.finditer(buffer, bounds[index], bounds[index + 1]))
-            if not lines:
-                continue
-            if index:
-                self.band_closed = True
-                self.band_spin = "both"
-            for found in lines:
-                end = buffer.find(b"\n", found.start(1))
-                text = buffer[found.start(1) : end + 1].decode("utf-8", "replace")
-                self.dispatch[found.group(1)](text)
-            break
-        if cycles and (not lines or index < len(bounds) - 2):
+        cycle_at = [index for index, line in enumerate(lines) if line[1] == b"CYC"]
+        stretch: list[re.Match[bytes]] = []
+        after = len(lines)
+        for before in [*reversed(cycle_at), -1]:
+            stretch = [line for line in lines[before + 1 : after] if line[1] in _BAND_BYTES]
+            if stretch:
+                if before >= 0:
+                    self.band_closed = True
+                    self.band_spin = "both"
+                break
+            after = before
+        for found in stretch:
+            end = buffer.find(b"\n", found.start(1))
+            self.dispatch[found[1]](buffer[found.start(1) : end + 1].decode("utf-8", "replace"))
+        if cycle_at and (not stretch or stretch[-1].start() < lines[cycle_at[-1]].start()):
             self.band_closed = True
             self.band_spin = "both"
 
     def _charge_table(
         self,
         buffer: bytes,
-        start: int,
-        stop: int,
-        title: bytes,
+        title: re.Match[bytes],
         done: Callable[[list[str], list[str]], None],
-        first: bool,
     ) -> None:
-        """Read the last table named ``title`` between two landmarks (the first too, once).
+        """Read the numeric rows after a ``TOTAL ATOMIC CHARGES``/``SPINS`` line.
 
-        With ``first``, the first table is read too: the first charges after the atomic guess
-        give the reference electron counts.
+        Rows that run to the chunk end are continued by a table reader in the next chunk.
         """
-        at = buffer.find(title, start, stop) if first else buffer.rfind(title, start, stop)
-        while at >= 0 and not _starts_line(buffer, at):
-            at = buffer.find(title, at + 1, stop) if first else buffer.rfind(title, start, at)
-        while at >= 0:
-            line_end = buffer.find(b"\n", at)
-            rows = _NUMERIC_ROWS.match(buffer, line_end)
-            assert rows is not None  # the pattern matches the empty string
-            if rows.end() >= len(buffer) - 1:
-                self.block = _RowCollector(_numeric_line, done, max_skip=0)
-                self.block.rows = (
-                    rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:]
-                )
-                return
-            done(rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:], [])
-            if not first:
-                return
-            first = False
-            last = buffer.rfind(title, start, stop)
-            at = last if last > at else -1
+        rows = _NUMERIC_ROWS.match(buffer, buffer.find(b"\n", title.start(1)))
+        assert rows is not None  # the pattern matches the empty string
+        lines = rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:]
+        if rows.end() >= len(buffer) - 1:
+            self.block = _RowCollector(_numeric_line, done, max_skip=0)
+            self.block.rows = lines
+            return
+        done(lines, [])
 
     def _feed_block(self, buffer: bytes, position: int) -> int:
         """Hand the open table the lines after ``position`` until it closes.
@@ -607,6 +710,7 @@ class OutputScanner:
             position = buffer.find(b"\n", start)
             number += 1
             self.line_number = number
+            self._line_end = position
             line = buffer[start : position + 1].decode("utf-8", "replace")
             if not self.block.feed(line):
                 self._dispatch_text(line)
@@ -616,8 +720,13 @@ class OutputScanner:
         """Route one decoded line as the landmark search would (a line a table handed back)."""
         if line[:1] == " ":
             found = _LANDMARK_TEXT.match(line)
-            if found is not None:
-                self.dispatch[found.group(1).encode()](found.string[found.start(1) :])
+            if found is None:
+                return
+            kind = _LAST_WINS.get(found[1])
+            if kind is not None:
+                self._defer(kind)
+            else:
+                self.dispatch[found[1].encode()](line[found.start(1) :])
         elif line[:1] not in _LINE_ENDS:
             self._foreign(line)
 
@@ -635,6 +744,76 @@ class OutputScanner:
     def _start_block(self, collector: _RowCollector | _TitleCatcher) -> None:
         """Later lines go to the collector until it hands one back."""
         self.block = collector
+
+    def _defer(self, kind: str) -> None:
+        """Note a ``_LAST_WINS`` table (at :attr:`_line_end`) to be read at the chunk end.
+
+        A geometry table reads the cell or lattice printed before it: its record points at
+        the table that produced it, or says that an earlier table consumed it.
+        """
+        source: _Deferred | str = _UNCHANGED
+        producer = _PRODUCER.get(kind)
+        if producer is not None:
+            source = self.producers.get(producer, _UNCHANGED)
+            if kind in _CONSUMES:
+                self.producers[producer] = _CONSUMED
+        record = _Deferred(kind, self._line_end, source)
+        self.deferred[kind] = record
+        if kind in _PENDING:
+            self.producers[kind] = record
+
+    def _resolve_deferred(self, buffer: bytes) -> None:
+        """Read the last deferred table of each kind in this chunk, in the order printed."""
+        if not self.deferred:
+            return
+        still_open = self.block
+        records = {id(record): record for record in self.deferred.values()}
+        for record in self.deferred.values():
+            if isinstance(record.source, _Deferred):
+                records[id(record.source)] = record.source
+        self.deferred, self.producers = {}, {}
+        counted_to, number = 0, self._base
+        for record in sorted(records.values(), key=lambda record: record.position):
+            if record.source is _CONSUMED:
+                setattr(self, _PENDING[_PRODUCER[record.kind]], None)
+            number += buffer.count(b"\n", counted_to, record.position)
+            counted_to = record.position
+            self._run_deferred(buffer, record, number)
+        if still_open is not None:
+            self.block = still_open
+
+    def _run_deferred(self, buffer: bytes, record: _Deferred, number: int) -> None:
+        """Feed one deferred table (its header is line ``number``) its lines.
+
+        A table still open at the chunk end stays open: the next chunk feeds it.
+        """
+        collector = self._last_wins_table(record.kind)
+        self.block = collector
+        self.line_number = number
+        position = record.position
+        end = len(buffer) - 1
+        while self.block is collector and position < end:
+            start = position + 1
+            position = buffer.find(b"\n", start)
+            self.line_number += 1
+            if not collector.feed(buffer[start : position + 1].decode("utf-8", "replace")):
+                break
+
+    def _last_wins_table(self, kind: str) -> _RowCollector:
+        """Build the reader of one ``_LAST_WINS`` table."""
+        if kind == "lattice":
+            return _RowCollector(_ROW3.match, self._lattice_done, max_rows=3)
+        if kind == "cartesian":
+            return _RowCollector(_CART_ATOM.match, self._cartesian_done, max_skip=5)
+        if kind == "forces":
+            return _RowCollector(_FORCE_ROW.match, self._forces_done, max_skip=2)
+        if kind == "cell":
+            return _RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1)
+        if kind == "asym":
+            return _RowCollector(_ASYM_ATOM.match, self._asym_done, max_skip=3)
+        if kind == "cell_gradient":
+            return _RowCollector(_ROW3.match, self._cell_gradient_done, max_rows=3)
+        return _RowCollector(_ROW3.match, self._stress_done, max_rows=3)
 
     def _end_block(self) -> None:
         self.block = None
@@ -656,7 +835,7 @@ class OutputScanner:
     def _foreign(self, line: str) -> None:
         """Read a line of MPI, the Fortran runtime or a wrapper (or CRYSTAL's bare stress block)."""
         if line.startswith("STRESS TENSOR"):
-            self._start_block(_RowCollector(_ROW3.match, self._stress_done, max_rows=3))
+            self._defer("stress")
         elif line.startswith("PRESSURE IN GIGAPASCAL"):
             found = _PRESSURE.match(line)
             if found:
@@ -820,6 +999,13 @@ class OutputScanner:
             self._gap(text)
 
     # ------------------------------------------------------------------ SCF
+    def _scf_for_cycles(self) -> ScfRun:
+        """Return the SCF the next cycles belong to: the open one, or a new one."""
+        run = self.scf_open
+        if run is None or run.converged is not None:
+            run = self._open_scf()
+        return run
+
     def _open_scf(self) -> ScfRun:
         run = self.scf_open
         if run is None or run.cycle_numbers or run.converged is not None:
@@ -832,9 +1018,7 @@ class OutputScanner:
         found = _CYC.match(text)
         if not found:
             return
-        run = self.scf_open
-        if run is None or run.converged is not None:
-            run = self._open_scf()
+        run = self._scf_for_cycles()
         run.add_cycle(int(found.group(1)), _float(found.group(2)), _float(found.group(3)))
         self.band_closed = True
         self.band_spin = "both"
@@ -977,9 +1161,7 @@ class OutputScanner:
             self._add_error(text)
 
     def _direct(self, text: str) -> None:
-        if text.startswith("DIRECT LATTICE VECTORS CARTESIAN"):
-            self._start_block(_RowCollector(_ROW3.match, self._lattice_done, max_rows=3))
-        elif text.startswith("DIRECT ENERGY BAND GAP"):
+        if text.startswith("DIRECT ENERGY BAND GAP"):
             self._gap(text)
         elif text.startswith("DISTANCE BETWEEN ATOMS"):
             self._add_error(text)
@@ -1053,12 +1235,6 @@ class OutputScanner:
         if len(rows) == 3:
             self.pending_lattice = _matrix(rows)
 
-    def _cartesian(self, text: str) -> None:
-        if text.startswith("CARTESIAN COORDINATES - PRIMITIVE CELL"):
-            self._start_block(_RowCollector(_CART_ATOM.match, self._cartesian_done, max_skip=5))
-        elif text.startswith("CARTESIAN FORCES IN HARTREE/BOHR"):
-            self._start_block(_RowCollector(_FORCE_ROW.match, self._forces_done, max_skip=2))
-
     def _cartesian_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         if rows and self.pending_lattice is not None:
@@ -1069,20 +1245,12 @@ class OutputScanner:
                 coords=[[_float(row.group(i)) for i in (4, 5, 6)] for row in rows],
             )
 
-    def _primitive(self, text: str) -> None:
-        if text.startswith("PRIMITIVE CELL - CENTRING CODE"):
-            self._start_block(
-                _RowCollector(_CELL_ROW.match, self._cell_done, max_rows=1, max_skip=1)
-            )
-
     def _cell_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
         self.pending_cell = [_float(v) for v in rows[0].groups()] if rows else None
 
     def _atoms(self, text: str) -> None:
-        if text.startswith("ATOMS IN THE ASYMMETRIC UNIT"):
-            self._start_block(_RowCollector(_ASYM_ATOM.match, self._asym_done, max_skip=3))
-        elif text.startswith("ATOMIC WAVEFUNCTION"):
+        if text.startswith("ATOMIC WAVEFUNCTION"):
             self.atomic_guess_seen = True
 
     def _asym_done(self, rows: list[re.Match[str]], skipped: list[str]) -> None:
@@ -1104,10 +1272,6 @@ class OutputScanner:
             self.out.forces_ha_per_bohr = [
                 [_float(row.group(i)) for i in (3, 4, 5)] for row in rows
             ]
-
-    def _cell_gradient(self, text: str) -> None:
-        if text.startswith("GRADIENT WITH RESPECT TO THE CELL"):
-            self._start_block(_RowCollector(_ROW3.match, self._cell_gradient_done, max_rows=3))
 
     def _cell_gradient_done(self, rows: list[re.Match[str]], _skipped: list[str]) -> None:
         self._end_block()
