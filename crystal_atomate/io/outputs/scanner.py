@@ -185,8 +185,9 @@ _PER_CYCLE = (
     "POSSIBLY CONDUCTING",
     "SPIN LOCKING",
 )
-_PER_CYCLE_BYTES = frozenset(prefix.encode() for prefix in _PER_CYCLE)
-_BAND_BYTES = _PER_CYCLE_BYTES - {b"CYC", b"TOTAL ATOMIC CHARGES", b"TOTAL ATOMIC SPINS"}
+#: Left out of the landmark search: looked for only near the end of each SCF (the last cycle's).
+_BAND_AND_CHARGES = _PER_CYCLE[1:]
+_BAND_PREFIXES = _PER_CYCLE[3:]
 
 
 def _alternation(prefixes: Iterable[str]) -> str:
@@ -216,7 +217,7 @@ def _trie(prefixes: Iterable[str]) -> str:
 #: end before it.
 _LANDMARK = re.compile(
     rb"\n(?: [^\S\n]*+("
-    + _trie([*_HANDLERS, *_LAST_WINS]).encode()
+    + _trie([*(p for p in _HANDLERS if p not in _BAND_AND_CHARGES), *_LAST_WINS]).encode()
     + rb")|[^ \n\r])"
 )
 #: What makes a foreign line worth decoding (see :meth:`OutputScanner._foreign`).
@@ -225,6 +226,7 @@ _FOREIGN_LINE = re.compile(
 )
 _LANDMARK_TEXT = re.compile(r" [^\S\n]*+(" + _alternation([*_HANDLERS, *_LAST_WINS]) + r")")
 _LAST_WINS_KIND = {prefix.encode(): kind for prefix, kind in _LAST_WINS.items()}
+_BAND_PREFIX_BYTES = tuple(prefix.encode() for prefix in _BAND_PREFIXES)
 #: A ``CYC`` line read where the landmark search found it.
 _CYC_BYTES = re.compile(_CYC.pattern.replace(r"\s", r"[^\S\n]").encode())
 #: The numeric rows after ``TOTAL ATOMIC CHARGES``/``SPINS`` (as :func:`_numeric_line` reads).
@@ -271,26 +273,43 @@ _FREE: frozenset[bytes | None] = frozenset(
                 "BA",
                 "EOS",
                 "WA",
+                "CRYSTAL - ",
             )
         ),
     }
 )
-#: Deferred geometry tables that read what an earlier table left (the cell, the lattice) ...
-_PRODUCER = {"asym": "cell", "cartesian": "lattice"}
-#: ... and the scanner attribute that holds it; the asymmetric unit consumes its cell.
-_PENDING = {"cell": "pending_cell", "lattice": "pending_lattice"}
-_CONSUMES = frozenset({"asym"})
-_UNCHANGED = "unchanged"
-_CONSUMED = "consumed"
+#: Deferred tables by group. The geometry tables read what an earlier table left (the lattice
+#: for the Cartesian atoms, the cell for the asymmetric unit, which consumes it): each of those
+#: groups is read whole, in order. The others are independent: their last table that reads
+#: (``_COMPLETE``) wins, so they are read from the last one back until one does.
+_GROUP = {
+    "lattice": "cartesian",
+    "cartesian": "cartesian",
+    "cell": "asym",
+    "asym": "asym",
+    "forces": "forces",
+    "cell_gradient": "cell_gradient",
+    "stress": "stress",
+}
+_READ_WHOLE = frozenset({"cartesian", "asym"})
+#: Rows an independent table must have read to count.
+_COMPLETE = {"forces": 1, "cell_gradient": 3, "stress": 3}
 
 
-@dataclass(slots=True)
-class _Deferred:
-    """A table whose reading waits for the chunk end: its kind, header end, what it reads."""
+def _band_lines_in(buffer: bytes, start: int, stop: int) -> list[tuple[int, bytes]]:
+    """Find the band-edge lines between two offsets, in order: (offset of the prefix, prefix).
 
-    kind: str
-    position: int
-    source: _Deferred | str
+    A few literal searches over the short stretch between two cycles, cheaper there than a
+    regular expression tried at every line.
+    """
+    found = []
+    for prefix in _BAND_PREFIX_BYTES:
+        at = buffer.find(prefix, start, stop)
+        while at >= 0:
+            if _starts_line(buffer, at):
+                found.append((at, prefix))
+            at = buffer.find(prefix, at + 1, stop)
+    return sorted(found)
 
 
 def _starts_line(buffer: bytes, at: int) -> bool:
@@ -498,7 +517,8 @@ class OutputScanner:
         self.out = CrystalOutput()
         self._line_number = 0
         self._line_start = 0
-        self._base = self._counted_to = self._counted = 0
+        self._base = self._counted_to = self._counted = self._cycles_from = 0
+        self.scf_announced = False
         self.block: _RowCollector | _TitleCatcher | None = None
         self.scf_open: ScfRun | None = None
         self.step: OptStep | None = None
@@ -524,8 +544,8 @@ class OutputScanner:
         self.last_timing: str | None = None
         self._buffer: bytes | None = None
         self._line_end = 0
-        self.deferred: dict[str, _Deferred] = {}
-        self.producers: dict[str, _Deferred | str] = {}
+        self.deferred: dict[str, list[tuple[int, str]]] = {}
+        self._line_at = (0, 0)
         self.dispatch: dict[bytes, Callable[[str], None]] = {
             prefix.encode(): getattr(self, name) for prefix, name in _HANDLERS.items()
         }
@@ -577,8 +597,9 @@ class OutputScanner:
         if self.block is not None:
             position = self._feed_block(buffer, 0)
             self._counted_to, self._counted = position + 1, self._line_number - self._base + 1
-        cycle_lines: list[re.Match[bytes]] = []
-        note_cycle_line = cycle_lines.append
+        cycles: list[re.Match[bytes]] = []
+        note_cycle = cycles.append
+        self._cycles_from = 0
         find = buffer.find
         dispatch = self.dispatch
         deferred_kind = _LAST_WINS_KIND.get
@@ -586,31 +607,34 @@ class OutputScanner:
             if found.start() < position:
                 continue
             prefix = found[1]
-            if prefix in _PER_CYCLE_BYTES:
-                note_cycle_line(found)
+            if prefix == b"CYC":
+                note_cycle(found)
                 continue
             start = found.start() + 1
-            position = self._line_end = find(b"\n", start)
-            self._line_start = start
             if prefix is None:
-                if _FOREIGN_LINE.match(buffer, start, position):
+                if _FOREIGN_LINE.match(buffer, start):
+                    position = self._line_end = find(b"\n", start)
+                    self._line_start = start
                     self._foreign(buffer[start : position + 1].decode("utf-8", "replace"))
                 continue
+            position = self._line_end = find(b"\n", start)
+            self._line_start = start
             kind = deferred_kind(prefix)
             if kind is not None:
                 self._defer(kind)
                 continue
-            if cycle_lines and prefix not in _FREE:
-                self._cycle_lines(buffer, cycle_lines)
-                cycle_lines.clear()
+            if prefix not in _FREE or (cycles and prefix == b"CRYSTAL - "):
+                self._cycle_lines(buffer, cycles, start)
+                cycles.clear()
+                self._cycles_from = position
             dispatch[prefix](buffer[found.start(1) : position + 1].decode("utf-8", "replace"))
             if self.block is not None:
                 position = self._feed_block(buffer, position)
                 if position < 0:
                     break
                 self._counted_to, self._counted = position + 1, self._line_number - self._base + 1
-        if cycle_lines:
-            self._cycle_lines(buffer, cycle_lines)
+                self._cycles_from = position
+        self._cycle_lines(buffer, cycles, len(buffer))
         self._resolve_deferred(buffer)
         self._last_timing(buffer)
         self._buffer, self._line_start = None, 0
@@ -630,63 +654,65 @@ class OutputScanner:
     def line_number(self, value: int) -> None:
         self._line_number, self._line_start = value, 0
 
-    def _cycle_lines(self, buffer: bytes, lines: list[re.Match[bytes]]) -> None:
-        """Read the per-cycle lines noted since the last read: every ``CYC``, the last edges.
+    def _cycle_lines(self, buffer: bytes, cycles: list[re.Match[bytes]], stop: int) -> None:
+        """Read what the SCF cycles printed since the last read (up to ``stop``).
 
-        Equivalent to handling each line in turn: a ``CYC`` line closes the band edges read
-        before it (the next edge line starts afresh), so only the edge lines after the last
-        cycle that printed any can survive; the charge tables replace one another.
+        Every ``CYC`` line is kept. The band edges and charges are looked for near the end
+        only: a ``CYC`` line closes the edges read before it (the next edge line starts afresh)
+        and the charge tables replace one another, so only the last ones can survive.
         """
-        cycles = [
-            found for line in lines if line[1] == b"CYC"
-            and (found := _CYC_BYTES.match(buffer, line.start(1))) is not None
+        start = self._cycles_from
+        if stop <= start:
+            return
+        read = [
+            found for line in cycles if (found := _CYC_BYTES.match(buffer, line.start(1)))
         ]
-        if cycles:
+        if read:
             run = self._scf_for_cycles()
-            run.cycle_numbers.extend([int(found[1]) for found in cycles])
-            run.cycle_energies_ha.extend([_float_b(found[2]) for found in cycles])
-            run.cycle_deltas_ha.extend([_float_b(found[3]) for found in cycles])
-        self._band_lines(buffer, lines)
-        charges = [line for line in lines if line[1] == b"TOTAL ATOMIC CHARGES"]
-        if charges:
-            if self.atomic_guess_seen and self.reference_electrons is None:
-                self._charge_table(buffer, charges[0], self._charges_done)
-            self._charge_table(buffer, charges[-1], self._charges_done)
-        spins = [line for line in lines if line[1] == b"TOTAL ATOMIC SPINS"]
-        if spins:
-            self._charge_table(buffer, spins[-1], self._spins_done)
+            run.cycle_numbers.extend([int(found[1]) for found in read])
+            run.cycle_energies_ha.extend([_float_b(found[2]) for found in read])
+            run.cycle_deltas_ha.extend([_float_b(found[3]) for found in read])
+        self._band_lines(buffer, [start, *(found.start() - 1 for found in read), stop])
+        if self.atomic_guess_seen and self.reference_electrons is None:
+            self._charge_table(buffer, start, stop, b"TOTAL ATOMIC CHARGES", first=True)
+        self._charge_table(buffer, start, stop, b"TOTAL ATOMIC CHARGES")
+        if self.out.spin_polarized is not False:
+            self._charge_table(buffer, start, stop, b"TOTAL ATOMIC SPINS")
 
-    def _band_lines(self, buffer: bytes, lines: list[re.Match[bytes]]) -> None:
+    def _band_lines(self, buffer: bytes, bounds: list[int]) -> None:
         """Apply the band-edge lines of the last stretch between cycles that has any."""
-        cycle_at = [index for index, line in enumerate(lines) if line[1] == b"CYC"]
-        stretch: list[re.Match[bytes]] = []
-        after = len(lines)
-        for before in [*reversed(cycle_at), -1]:
-            stretch = [line for line in lines[before + 1 : after] if line[1] in _BAND_BYTES]
-            if stretch:
-                if before >= 0:
-                    self.band_closed = True
-                    self.band_spin = "both"
+        last = len(bounds) - 2
+        index, lines = last, []
+        while index >= 0:
+            lines = _band_lines_in(buffer, bounds[index], bounds[index + 1])
+            if lines:
                 break
-            after = before
-        for found in stretch:
-            end = buffer.find(b"\n", found.start(1))
-            self.dispatch[found[1]](buffer[found.start(1) : end + 1].decode("utf-8", "replace"))
-        if cycle_at and (not stretch or stretch[-1].start() < lines[cycle_at[-1]].start()):
+            index -= 1
+        if lines and index > 0:
+            self.band_closed = True
+            self.band_spin = "both"
+        for at, prefix in lines:
+            end = buffer.find(b"\n", at)
+            self.dispatch[prefix](buffer[at : end + 1].decode("utf-8", "replace"))
+        if last > 0 and (not lines or index < last):
             self.band_closed = True
             self.band_spin = "both"
 
     def _charge_table(
-        self,
-        buffer: bytes,
-        title: re.Match[bytes],
-        done: Callable[[list[str], list[str]], None],
+        self, buffer: bytes, start: int, stop: int, title: bytes, *, first: bool = False
     ) -> None:
-        """Read the numeric rows after a ``TOTAL ATOMIC CHARGES``/``SPINS`` line.
+        """Read the last (or ``first``) table named ``title`` between ``start`` and ``stop``.
 
         Rows that run to the chunk end are continued by a table reader in the next chunk.
         """
-        rows = _NUMERIC_ROWS.match(buffer, buffer.find(b"\n", title.start(1)))
+        find = buffer.find if first else buffer.rfind
+        at = find(title, start, stop)
+        while at >= 0 and not _starts_line(buffer, at):
+            at = buffer.find(title, at + 1, stop) if first else buffer.rfind(title, start, at)
+        if at < 0:
+            return
+        done = self._spins_done if title.endswith(b"SPINS") else self._charges_done
+        rows = _NUMERIC_ROWS.match(buffer, buffer.find(b"\n", at))
         assert rows is not None  # the pattern matches the empty string
         lines = rows.group().decode("utf-8", "replace").splitlines(keepends=True)[1:]
         if rows.end() >= len(buffer) - 1:
@@ -746,51 +772,56 @@ class OutputScanner:
         self.block = collector
 
     def _defer(self, kind: str) -> None:
-        """Note a ``_LAST_WINS`` table (at :attr:`_line_end`) to be read at the chunk end.
-
-        A geometry table reads the cell or lattice printed before it: its record points at
-        the table that produced it, or says that an earlier table consumed it.
-        """
-        source: _Deferred | str = _UNCHANGED
-        producer = _PRODUCER.get(kind)
-        if producer is not None:
-            source = self.producers.get(producer, _UNCHANGED)
-            if kind in _CONSUMES:
-                self.producers[producer] = _CONSUMED
-        record = _Deferred(kind, self._line_end, source)
-        self.deferred[kind] = record
-        if kind in _PENDING:
-            self.producers[kind] = record
+        """Note a ``_LAST_WINS`` table (its header ends at :attr:`_line_end`) for the chunk end."""
+        self.deferred.setdefault(_GROUP[kind], []).append((self._line_end, kind))
 
     def _resolve_deferred(self, buffer: bytes) -> None:
-        """Read the last deferred table of each kind in this chunk, in the order printed."""
+        """Read the deferred tables of this chunk.
+
+        The geometry groups are read whole, in order; of each other group, the last table that
+        reads (an earlier one only when a later one does not). A table still open at the chunk
+        end stays open for the next chunk, unless the main scan left a (later) table open.
+        """
         if not self.deferred:
             return
-        still_open = self.block
-        records = {id(record): record for record in self.deferred.values()}
-        for record in self.deferred.values():
-            if isinstance(record.source, _Deferred):
-                records[id(record.source)] = record.source
-        self.deferred, self.producers = {}, {}
-        counted_to, number = 0, self._base
-        for record in sorted(records.values(), key=lambda record: record.position):
-            if record.source is _CONSUMED:
-                setattr(self, _PENDING[_PRODUCER[record.kind]], None)
-            number += buffer.count(b"\n", counted_to, record.position)
-            counted_to = record.position
-            self._run_deferred(buffer, record, number)
-        if still_open is not None:
-            self.block = still_open
+        still_open, open_at = self.block, -1
+        crossing: _RowCollector | None = None
+        self._line_at = (0, self._base)
+        whole = sorted(
+            record
+            for group, records in self.deferred.items()
+            if group in _READ_WHOLE
+            for record in records
+        )
+        for position, kind in whole:
+            collector = self._run_deferred(buffer, position, kind)
+            if self.block is collector:
+                open_at, crossing = position, collector
+        for group, records in self.deferred.items():
+            if group in _READ_WHOLE:
+                continue
+            for position, kind in reversed(records):
+                collector = self._run_deferred(buffer, position, kind)
+                if self.block is collector:
+                    if position > open_at:
+                        open_at, crossing = position, collector
+                    continue
+                if len(collector.rows) >= _COMPLETE[kind]:
+                    break
+        self.deferred = {}
+        self.block = still_open if still_open is not None else crossing
 
-    def _run_deferred(self, buffer: bytes, record: _Deferred, number: int) -> None:
-        """Feed one deferred table (its header is line ``number``) its lines.
-
-        A table still open at the chunk end stays open: the next chunk feeds it.
-        """
-        collector = self._last_wins_table(record.kind)
+    def _run_deferred(self, buffer: bytes, position: int, kind: str) -> _RowCollector:
+        """Feed one deferred table (its header ends at ``position``) the lines after it."""
+        collector = self._last_wins_table(kind)
+        counted_to, number = self._line_at
+        if position >= counted_to:
+            number += buffer.count(b"\n", counted_to, position)
+        else:
+            number -= buffer.count(b"\n", position, counted_to)
+        self._line_at = (position, number)
         self.block = collector
         self.line_number = number
-        position = record.position
         end = len(buffer) - 1
         while self.block is collector and position < end:
             start = position + 1
@@ -798,6 +829,7 @@ class OutputScanner:
             self.line_number += 1
             if not collector.feed(buffer[start : position + 1].decode("utf-8", "replace")):
                 break
+        return collector
 
     def _last_wins_table(self, kind: str) -> _RowCollector:
         """Build the reader of one ``_LAST_WINS`` table."""
@@ -936,7 +968,7 @@ class OutputScanner:
     def _crystal_header(self, text: str) -> None:
         """Open an SCF at ``CRYSTAL - SCF - TYPE OF CALCULATION``; note a PROPERTIES run."""
         if text.startswith("CRYSTAL - SCF"):
-            self._open_scf()
+            self.scf_announced = True
         elif text.startswith("CRYSTAL - PROPERTIES"):
             self.flags.add("properties")
 
@@ -1000,7 +1032,14 @@ class OutputScanner:
 
     # ------------------------------------------------------------------ SCF
     def _scf_for_cycles(self) -> ScfRun:
-        """Return the SCF the next cycles belong to: the open one, or a new one."""
+        """Return the SCF the next cycles belong to: the one announced, the open one, or a new one.
+
+        ``CRYSTAL - SCF`` only announces its SCF (:meth:`_open_scf` runs at its first cycle or
+        its end), so the header is not a point where the per-cycle lines must be read.
+        """
+        if self.scf_announced:
+            self.scf_announced = False
+            return self._open_scf()
         run = self.scf_open
         if run is None or run.converged is not None:
             run = self._open_scf()
@@ -1027,7 +1066,8 @@ class OutputScanner:
         found = _SCF_END.match(text)
         if not found:
             return
-        run = self.scf_open if self.scf_open is not None else self._open_scf()
+        run = self._scf_for_cycles() if self.scf_announced else self.scf_open
+        run = run if run is not None else self._open_scf()
         run.converged = found.group(1) == "CONVERGENCE"
         run.energy_ha = _float(found.group(2))
         run.n_cycles = int(found.group(3))
@@ -1373,6 +1413,8 @@ class OutputScanner:
         if self.block is not None:
             self.block.done(self.block.rows, self.block.skipped)
             self.block = None
+        if self.scf_announced:
+            self._scf_for_cycles()
         out = self.out
         found = _TIMING.match(self.last_timing) if self.last_timing else None
         if found:
