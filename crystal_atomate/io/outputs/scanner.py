@@ -483,7 +483,7 @@ class _RowCollector:
 class _Geometry:
     """The latest printed geometry of one kind and the line where it ended."""
 
-    line_number: int = -1
+    order: int = -1
     lattice: list[list[float]] | None = None
     cell_parameters: list[float] | None = None
     numbers: list[int] = field(default_factory=list)
@@ -545,7 +545,7 @@ class OutputScanner:
         self._buffer: bytes | None = None
         self._line_end = 0
         self.deferred: dict[str, list[tuple[int, str]]] = {}
-        self._line_at = (0, 0)
+        self._offset = self._table_order = 0
         self.dispatch: dict[bytes, Callable[[str], None]] = {
             prefix.encode(): getattr(self, name) for prefix, name in _HANDLERS.items()
         }
@@ -639,6 +639,7 @@ class OutputScanner:
         self._last_timing(buffer)
         self._buffer, self._line_start = None, 0
         self._line_number = self._base + buffer.count(b"\n") - 1
+        self._offset += len(buffer) - 1
 
     @property
     def line_number(self) -> int:
@@ -786,7 +787,6 @@ class OutputScanner:
             return
         still_open, open_at = self.block, -1
         crossing: _RowCollector | None = None
-        self._line_at = (0, self._base)
         whole = sorted(
             record
             for group, records in self.deferred.items()
@@ -810,23 +810,22 @@ class OutputScanner:
                     break
         self.deferred = {}
         self.block = still_open if still_open is not None else crossing
+        if crossing is not None:
+            self._table_order = self._offset + open_at
 
     def _run_deferred(self, buffer: bytes, position: int, kind: str) -> _RowCollector:
-        """Feed one deferred table (its header ends at ``position``) the lines after it."""
+        """Feed one deferred table (its header ends at ``position``) the lines after it.
+
+        Its place in the file (:attr:`_table_order`, a byte offset) tells which geometry was
+        printed last; no line needs counting.
+        """
         collector = self._last_wins_table(kind)
-        counted_to, number = self._line_at
-        if position >= counted_to:
-            number += buffer.count(b"\n", counted_to, position)
-        else:
-            number -= buffer.count(b"\n", position, counted_to)
-        self._line_at = (position, number)
         self.block = collector
-        self.line_number = number
+        self._table_order = self._offset + position
         end = len(buffer) - 1
         while self.block is collector and position < end:
             start = position + 1
             position = buffer.find(b"\n", start)
-            self.line_number += 1
             if not collector.feed(buffer[start : position + 1].decode("utf-8", "replace")):
                 break
         return collector
@@ -1279,7 +1278,7 @@ class OutputScanner:
         self._end_block()
         if rows and self.pending_lattice is not None:
             self.cartesian = _Geometry(
-                line_number=self.line_number,
+                order=self._table_order,
                 lattice=self.pending_lattice,
                 numbers=[int(row.group(2)) for row in rows],
                 coords=[[_float(row.group(i)) for i in (4, 5, 6)] for row in rows],
@@ -1298,7 +1297,7 @@ class OutputScanner:
         if not rows:
             return
         self.cell_block = _Geometry(
-            line_number=self.line_number,
+            order=self._table_order,
             cell_parameters=self.pending_cell,
             numbers=[int(row.group(3)) for row in rows],
             coords=[[_float(row.group(i)) for i in (5, 6, 7)] for row in rows],
@@ -1465,7 +1464,7 @@ class OutputScanner:
             if self.out.dimensionality == 0 and cell.numbers and "X(ANGSTROM)" in cell.columns:
                 return Molecule([_species(z) for z in cell.numbers], cell.coords)
             if (
-                cell.line_number > cart.line_number
+                cell.order > cart.order
                 and cell.cell_parameters
                 and "X/A" in cell.columns
                 and "Z/C" in cell.columns
