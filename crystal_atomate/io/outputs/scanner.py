@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, BinaryIO
 
+import numpy as np
 from pymatgen.core import DummySpecies, Element, Lattice, Molecule, Structure
 
 from crystal_atomate.io.errors import CrystalErrorKind, classify_line
@@ -232,6 +233,7 @@ _CYC_BYTES = re.compile(_CYC.pattern.replace(r"\s", r"[^\S\n]").encode())
 #: The numeric rows after ``TOTAL ATOMIC CHARGES``/``SPINS`` (as :func:`_numeric_line` reads).
 _NUMERIC_ROWS = re.compile(rb"(?:\n[^\S\n]*+[-+.\d][^\n]*+)*+")
 _TIMING_MARK = b"TTTTTTTTTT"
+_NEWLINE = ord("\n")
 #: Bytes read at a time: large enough that the per-chunk work vanishes, small next to any output.
 _CHUNK_BYTES = 1 << 22
 
@@ -292,6 +294,10 @@ _GROUP = {
     "stress": "stress",
 }
 _READ_WHOLE = frozenset({"cartesian", "asym"})
+#: The producer whose state each geometry group's tables read, and the geometry they leave.
+_PRODUCER = {"asym": "cell", "cartesian": "lattice"}
+_TARGET = {"asym": "cell_block", "cartesian": "cartesian"}
+_PENDING = {"cell": "pending_cell", "lattice": "pending_lattice"}
 #: Rows an independent table must have read to count.
 _COMPLETE = {"forces": 1, "cell_gradient": 3, "stress": 3}
 
@@ -310,6 +316,11 @@ def _band_lines_in(buffer: bytes, start: int, stop: int) -> list[tuple[int, byte
                 found.append((at, prefix))
             at = buffer.find(prefix, at + 1, stop)
     return sorted(found)
+
+
+def _line_ends(buffer: bytes, start: int = 0, stop: int | None = None) -> int:
+    """Count the line ends in ``buffer[start:stop]``, vectorised (``bytes.count`` is 4x slower)."""
+    return int(np.count_nonzero(np.frombuffer(buffer, np.uint8)[start:stop] == _NEWLINE))
 
 
 def _starts_line(buffer: bytes, at: int) -> bool:
@@ -546,6 +557,7 @@ class OutputScanner:
         self._line_end = 0
         self.deferred: dict[str, list[tuple[int, str]]] = {}
         self._offset = self._table_order = 0
+        self._crossing = (-1, None)
         self.dispatch: dict[bytes, Callable[[str], None]] = {
             prefix.encode(): getattr(self, name) for prefix, name in _HANDLERS.items()
         }
@@ -638,7 +650,7 @@ class OutputScanner:
         self._resolve_deferred(buffer)
         self._last_timing(buffer)
         self._buffer, self._line_start = None, 0
-        self._line_number = self._base + buffer.count(b"\n") - 1
+        self._line_number = self._base + _line_ends(buffer) - 1
         self._offset += len(buffer) - 1
 
     @property
@@ -646,7 +658,7 @@ class OutputScanner:
         """Number of the line being read, counted from the last one counted when asked."""
         if self._line_start:
             assert self._buffer is not None
-            self._counted += self._buffer.count(b"\n", self._counted_to, self._line_start)
+            self._counted += _line_ends(self._buffer, self._counted_to, self._line_start)
             self._counted_to, self._line_start = self._line_start, 0
             self._line_number = self._base + self._counted
         return self._line_number
@@ -777,41 +789,58 @@ class OutputScanner:
         self.deferred.setdefault(_GROUP[kind], []).append((self._line_end, kind))
 
     def _resolve_deferred(self, buffer: bytes) -> None:
-        """Read the deferred tables of this chunk.
+        """Read the deferred tables of this chunk (:meth:`_read_geometry`, last that reads).
 
-        The geometry groups are read whole, in order; of each other group, the last table that
-        reads (an earlier one only when a later one does not). A table still open at the chunk
-        end stays open for the next chunk, unless the main scan left a (later) table open.
+        Of each independent group, the last table that reads counts (an earlier one is read
+        only when a later one does not). A table still open at the chunk end stays open for
+        the next chunk, unless the main scan left a (later) table open.
         """
         if not self.deferred:
             return
-        still_open, open_at = self.block, -1
-        crossing: _RowCollector | None = None
-        whole = sorted(
-            record
-            for group, records in self.deferred.items()
-            if group in _READ_WHOLE
-            for record in records
-        )
-        for position, kind in whole:
-            collector = self._run_deferred(buffer, position, kind)
-            if self.block is collector:
-                open_at, crossing = position, collector
+        still_open = self.block
+        self._crossing: tuple[int, _RowCollector | None] = (-1, None)
         for group, records in self.deferred.items():
             if group in _READ_WHOLE:
+                self._read_geometry(buffer, group, records)
                 continue
             for position, kind in reversed(records):
                 collector = self._run_deferred(buffer, position, kind)
-                if self.block is collector:
-                    if position > open_at:
-                        open_at, crossing = position, collector
-                    continue
-                if len(collector.rows) >= _COMPLETE[kind]:
+                if self.block is not collector and len(collector.rows) >= _COMPLETE[kind]:
                     break
         self.deferred = {}
+        open_at, crossing = self._crossing
         self.block = still_open if still_open is not None else crossing
         if crossing is not None:
             self._table_order = self._offset + open_at
+
+    def _read_geometry(self, buffer: bytes, group: str, records: list[tuple[int, str]]) -> None:
+        """Read a geometry group as if every table were read in order, from as few as exact.
+
+        The state is what the tables leave: the producer's (lattice, cell) and the consumer's
+        geometry. Reading from the last producer before the last consumer gives the same state
+        as reading them all once a consumer in that stretch has its rows (or, with no consumer
+        in it, once its producer has); otherwise the stretch doubles back to an earlier
+        producer, read from the state the chunk started with (linear in the tables overall).
+        """
+        producer, target = _PRODUCER[group], _TARGET[group]
+        pending = _PENDING[producer]
+        saved = (getattr(self, pending), getattr(self, target))
+        kinds = [kind for _, kind in records]
+        consumers = [index for index, kind in enumerate(kinds) if kind == group]
+        last = consumers[-1] if consumers else len(records)
+        start = max((i for i in range(last) if kinds[i] == producer), default=0)
+        while True:
+            setattr(self, pending, saved[0])
+            setattr(self, target, saved[1])
+            for position, kind in records[start:]:
+                self._run_deferred(buffer, position, kind)
+            read = getattr(self, target) is not saved[1] or (
+                not consumers and getattr(self, pending) is not saved[0]
+            )
+            if start == 0 or read:
+                return
+            back = max(0, 2 * start - len(records))
+            start = max((i for i in range(back + 1) if kinds[i] == producer), default=0)
 
     def _run_deferred(self, buffer: bytes, position: int, kind: str) -> _RowCollector:
         """Feed one deferred table (its header ends at ``position``) the lines after it.
@@ -822,12 +851,14 @@ class OutputScanner:
         collector = self._last_wins_table(kind)
         self.block = collector
         self._table_order = self._offset + position
-        end = len(buffer) - 1
+        header, end = position, len(buffer) - 1
         while self.block is collector and position < end:
             start = position + 1
             position = buffer.find(b"\n", start)
             if not collector.feed(buffer[start : position + 1].decode("utf-8", "replace")):
                 break
+        if self.block is collector and header >= self._crossing[0]:
+            self._crossing = (header, collector)
         return collector
 
     def _last_wins_table(self, kind: str) -> _RowCollector:
