@@ -78,8 +78,8 @@ def parse_output(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         _check_readable_text(path)
-        with path.open(encoding="utf-8", errors="replace", newline=None) as handle:
-            scanner.feed_lines(handle)
+        with path.open("rb") as handle:
+            scanner.feed_file(handle)
     else:
         scanner.feed_lines(_guard_stream(source))
     if scanner.out.crystal_version is None and "started" not in scanner.flags:
@@ -141,8 +141,8 @@ def _merge_scfout(output: CrystalOutput, path: Path) -> None:
     if not path.is_file() or path.stat().st_size == 0:
         return
     scanner = OutputScanner(source="SCFOUT.LOG")
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        scanner.feed_lines(handle)
+    with path.open("rb") as handle:
+        scanner.feed_file(handle)
     extra = scanner.result()
     cut = 1 if output.scf else 0
     output.scf = output.scf[:cut] + extra.scf + output.scf[cut:]

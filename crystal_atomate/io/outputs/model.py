@@ -7,13 +7,20 @@ faithful numbers and the converted ones travel together in one JSON document.
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from dataclasses import field
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
-from pydantic.dataclasses import dataclass
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    computed_field,
+    field_serializer,
+)
 from pymatgen.core import Molecule, Structure
 
 from crystal_atomate.io.errors import CrystalError, CrystalErrorKind
@@ -68,28 +75,34 @@ def _integers() -> array:
     return array("q")
 
 
-@dataclass(slots=True, config=ConfigDict(arbitrary_types_allowed=True))
+def _packed(typecode: str) -> Any:
+    """Annotate a packed ``array`` field: it serialises as a JSON list and validates from one."""
+
+    def read(value: Any) -> array:
+        return value if isinstance(value, array) else array(typecode, value)
+
+    listed = PlainSerializer(lambda value: value.tolist(), return_type=list)
+    return Annotated[array, BeforeValidator(read), listed]
+
+
+@dataclasses.dataclass(slots=True)
 class ScfRun:
     """One SCF: its cycles and how it ended (``converged`` is None when it never ended).
 
-    A slotted dataclass, not a model: an optimisation has one per point. The cycles are kept as
-    three packed arrays (cycle number, ETOT, DETOT: 24 bytes a cycle), not as one object per
-    cycle, so that an output of 200,000 cycles costs ~5 MB, not ~180 MB. They serialise as plain
-    lists; :attr:`cycles` gives them as :class:`ScfCycle` objects.
+    A plain slotted dataclass (an optimisation has one per point; nothing to validate while
+    scanning). The cycles are kept as three packed arrays (cycle number, ETOT, DETOT: 24 bytes
+    a cycle), not as one object per cycle, so that an output of 200,000 cycles costs ~5 MB, not
+    ~180 MB. They serialise as plain lists and validate back from them; :attr:`cycles` gives
+    them as :class:`ScfCycle` objects.
     """
 
-    cycle_numbers: array = field(default_factory=_integers)
-    cycle_energies_ha: array = field(default_factory=_doubles)
-    cycle_deltas_ha: array = field(default_factory=_doubles)
+    cycle_numbers: _packed("q") = field(default_factory=_integers)  # type: ignore[valid-type]
+    cycle_energies_ha: _packed("d") = field(default_factory=_doubles)  # type: ignore[valid-type]
+    cycle_deltas_ha: _packed("d") = field(default_factory=_doubles)  # type: ignore[valid-type]
     converged: bool | None = None
     n_cycles: int | None = None
     energy_ha: float | None = None
     source: str = "output"
-
-    @field_serializer("cycle_numbers", "cycle_energies_ha", "cycle_deltas_ha")
-    def _serialize_array(self, value: array) -> list[float]:
-        """Packed arrays travel as JSON lists."""
-        return value.tolist()
 
     def add_cycle(self, cycle: int, energy_ha: float, delta_energy_ha: float) -> None:
         """Append one ``CYC`` line."""
@@ -113,11 +126,13 @@ class ScfRun:
         ]
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class OptStep:
     """One optimisation point with its convergence tests (None when not printed).
 
-    A slotted dataclass, not a model: long optimisations print tens of thousands of points.
+    A plain slotted dataclass, not a model nor a pydantic dataclass: long optimisations print
+    tens of thousands of points and the scanner fills them field by field (nothing to validate).
+    Pydantic serialises it with the output like any dataclass.
     """
 
     point: int

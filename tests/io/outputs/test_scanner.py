@@ -1,4 +1,4 @@
-"""No regular expression in the package backtracks super-linearly (issue 18, item 3).
+"""The output scanner: no regular expression backtracks super-linearly, chunks change nothing.
 
 Every pattern of ``crystal_atomate`` - module-level compiled ones, the error catalogue's, and
 literal patterns written inline in a call such as ``re.fullmatch(r"...", text)`` - is fed
@@ -8,6 +8,9 @@ outputs. The battery runs in a child process because a regex stuck in the C engi
 interrupted from Python; the child prints each pattern before trying it, so a hang names its
 pattern. Exponential or quadratic patterns take seconds to hours on these 4,000-character
 lines; linear ones take milliseconds, so the bound below is generous.
+
+The scanner reads files in chunks of bytes; the same outputs read at any chunk size, with CRLF
+line ends or from a stream, must give the same result.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import crystal_atomate
+from crystal_atomate.io.outputs import parse_output, scanner
 from crystal_atomate.testing.reference import reference_file
 
 PACKAGE = Path(crystal_atomate.__file__).parent
@@ -76,10 +80,16 @@ for kind in CrystalErrorKind:
 for where, source, how in inline:
     patterns[f"{where}: {source}"] = (re.compile(source), how != "match")
 
+def as_subject(pattern, text):
+    """The text in the pattern's own type (the scanner searches bytes, the rest text)."""
+    return text.encode() if isinstance(pattern.pattern, bytes) else text
+
 def literal_prefix(pattern):
     """The text a match must start with, blanks as one space (empty when it starts otherwise)."""
     out = []
-    for op, arg in sre_parse.parse(pattern.pattern):
+    source = pattern.pattern
+    source = source.decode() if isinstance(source, bytes) else source
+    for op, arg in sre_parse.parse(source):
         if op is sre_parse.LITERAL:
             out.append(chr(arg))
         elif op is sre_parse.AT:
@@ -107,7 +117,7 @@ TAILS = [
 
 def prefixes(name, pattern):
     found = {"", literal_prefix(pattern)}
-    hits = [line for line in real_lines if pattern.search(line)][:2]
+    hits = [line for line in real_lines if pattern.search(as_subject(pattern, line))][:2]
     for line in hits:
         cuts = [i for i in range(1, len(line)) if line[i - 1] != " " and line[i] == " "]
         found.update(line[:i] for i in cuts[:12])
@@ -120,7 +130,7 @@ for name, (pattern, search) in sorted(patterns.items()):
     start = time.perf_counter()
     for head in prefixes(name, pattern):
         for tail in TAILS:
-            text = head + tail
+            text = as_subject(pattern, head + tail)
             pattern.match(text)
             if search:
                 pattern.search(text)
@@ -231,3 +241,65 @@ def test_the_old_floats_only_pattern_is_caught() -> None:
     probe = "import re, sys; re.compile(sys.argv[1]).match('1.11' * 20 + 'x')"
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run([sys.executable, "-c", probe, old], timeout=3, check=False)
+
+
+#: Real outputs of every kind the scanner reads in chunks: optimisation (ONELOG), spin
+#: polarised SCF with charges and spins, frequencies, elastic constants, EOS, a molecule, a
+#: conducting smeared spin run, a truncated run and a failed optimisation.
+CHUNKED = [
+    "mgo_opt_onelog_crystal22",
+    "nio_scf_uhf_afm_crystal17",
+    "mgo_scf_spin_band_crystal17",
+    "dryice_freq_ir_b3lypd3_crystal22",
+    "elastcon_3d_pbe0_crystal17",
+    "hTaAs_eos_lda_ecp_crystal23",
+    "s2_molecule_opt_hse06_crystal17",
+    "graphene_vacancy_scf_spin_smear_crystal17",
+    "be_scf_truncated_crystal17",
+    "mackinawite_opt_failed_crystal17",
+]
+
+
+def _document(path: Path) -> dict[str, object]:
+    """Everything the parser reports, as JSON data (the path itself left out)."""
+    document = parse_output(path, discover=False).model_dump(mode="json")
+    document.pop("source_path")
+    return document
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 97, 4099])
+@pytest.mark.parametrize("folder", CHUNKED)
+def test_chunk_boundaries_change_nothing(
+    folder: str, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables, SCFs and last-wins geometry split at any byte read as from one chunk."""
+    path = reference_file(folder, "OUTPUT.out")
+    whole = _document(path)
+    assert whole["state"] in {"converged", "failed"} and whole["crystal_version"]
+    monkeypatch.setattr(scanner, "_CHUNK_BYTES", chunk_bytes)
+    assert _document(path) == whole
+
+
+def test_crlf_and_missing_final_newline_read_the_same(tmp_path: Path) -> None:
+    """A Windows-edited output (CRLF) and one cut without its last line end read the same."""
+    path = reference_file("nio_scf_uhf_afm_crystal17", "OUTPUT.out")
+    text = path.read_bytes()
+    crlf = tmp_path / "crlf.out"
+    crlf.write_bytes(text.replace(b"\n", b"\r\n"))
+    unended = tmp_path / "unended.out"
+    unended.write_bytes(text.rstrip(b"\n"))
+    whole = _document(path)
+    assert _document(crlf) == whole
+    assert _document(unended) == whole
+    assert whole["scf_cycles"] == 13
+    assert whole["mulliken"]["spins"] == [3.057, -3.057, -0.072, 0.072]
+
+
+def test_stream_and_path_read_the_same() -> None:
+    """Lines from a text stream go through the same chunk reader as a file (big and small)."""
+    path = reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out")
+    with path.open(encoding="utf-8") as handle:
+        from_stream = parse_output(handle).model_dump(mode="json")
+    from_stream.pop("source_path")
+    assert from_stream == _document(path)
+    assert len(from_stream["scf"]) == 4 and from_stream["opt_points"] == 4
