@@ -193,32 +193,59 @@ def _projection(properties: dict | list | None) -> tuple[list[str], list[str]]:
     return include, exclude
 
 
-def _pick(source: Any, parts: list[str], target: dict) -> None:
-    """Copy ``parts`` of ``source`` into ``target``, reaching through lists as Mongo does."""
-    head, rest = parts[0], parts[1:]
-    if not isinstance(source, dict) or head not in source:
-        return
-    value = source[head]
-    if not rest:
-        target[head] = value
-    elif isinstance(value, dict):
-        _pick(value, rest, target.setdefault(head, {}))
-    elif isinstance(value, list):
-        picked = target.setdefault(head, [{} if isinstance(v, dict) else None for v in value])
-        for item, out in zip(value, picked, strict=False):
-            if isinstance(item, dict):
-                _pick(item, rest, out)
-        target[head] = [p for p in picked if p is not None]
+#: A projection tree: each key maps to ``True`` (the whole value) or to the tree of its fields.
+Projection = dict[str, Any]
+
+
+def _projection_tree(fields: list[str]) -> Projection:
+    """Merge dotted inclusion fields into one tree, so fields inside one list are picked together.
+
+    A field and one of its parents (``a`` and ``a.x``) is a path collision, which MongoDB 4.4+
+    refuses; the parent wins here, whatever the order, as on older MongoDB.
+    """
+    tree: Projection = {}
+    for field in fields:
+        *parents, last = field.split(".")
+        node = tree
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is True:
+                break
+            node = child
+        else:
+            node[last] = True
+    return tree
+
+
+def _project_value(value: Any, tree: Projection) -> Any:
+    """Apply a projection tree below a field, reaching through lists as MongoDB does.
+
+    A sub-document keeps the projected fields it has (maybe none); a list keeps, in order, its
+    projected sub-documents and nested lists and drops its scalars; a scalar is left out
+    (returned as ``_MISSING``).
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in tree.items():
+            if key in value:
+                picked = value[key] if sub is True else _project_value(value[key], sub)
+                if picked is not _MISSING:
+                    out[key] = picked
+        return out
+    if isinstance(value, list):
+        picked = (_project_value(item, tree) for item in value)
+        return [item for item in picked if item is not _MISSING]
+    return _MISSING
+
+
+_MISSING = object()
 
 
 def project(doc: dict, properties: dict | list | None) -> dict:
     """Apply a Mongo projection (inclusion of dotted fields, or exclusion) to a document."""
     include, exclude = _projection(properties)
     if include:
-        out: dict = {}
-        for field in include:
-            _pick(doc, field.split("."), out)
-        return out
+        return _project_value(doc, _projection_tree(include))
     for field in exclude:
         *parents, last = field.split(".")
         holder = get(doc, parents) if parents else doc

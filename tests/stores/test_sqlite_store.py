@@ -85,6 +85,58 @@ def test_projection_sort_skip_limit(store):
     assert first == {"sites": [{"el": "Mg"}, {"el": "O"}]}
 
 
+SITES = {"task_id": 10, "output": {"structure": {"sites": [
+    {"species": [{"element": "Mg", "occu": 1}], "xyz": [0, 0, 0], "label": "Mg", "0": {"x": 5}},
+    {"species": [{"element": "O", "occu": 1}], "xyz": [2.1, 2.1, 2.1], "label": "O", "1": {"y": 6}},
+]}}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (["output.structure.sites.species", "output.structure.sites.xyz"],
+         [{"species": [{"element": "Mg", "occu": 1}], "xyz": [0, 0, 0]},
+          {"species": [{"element": "O", "occu": 1}], "xyz": [2.1, 2.1, 2.1]}]),
+        (["output.structure.sites.xyz", "output.structure.sites.species.element"],
+         [{"xyz": [0, 0, 0], "species": [{"element": "Mg"}]},
+          {"xyz": [2.1, 2.1, 2.1], "species": [{"element": "O"}]}]),
+        # a number in a projected path names a field of each element, not an index
+        (["output.structure.sites.0.x", "output.structure.sites.1.y"],
+         [{"0": {"x": 5}}, {"1": {"y": 6}}]),
+        (["output.structure.sites.label", "output.structure.sites.missing"],
+         [{"label": "Mg"}, {"label": "O"}]),
+    ],
+)
+def test_two_projected_fields_in_one_list_stay_paired(store, fields, expected):
+    """Each element gets its own values of every field projected into the list (as mongomock)."""
+    store.update(SITES)
+    doc = store.query_one({"task_id": 10}, properties=fields)
+    assert doc["output"]["structure"]["sites"] == expected
+
+
+def test_projection_through_lists_with_other_values(tmp_path):
+    """Lists mixing sub-documents, scalars and lists: MongoDB's find() keeps each element's own
+    fields, drops scalars, reaches into nested lists; a field and its parent give the parent.
+
+    Only our store: mongomock fails on these documents (AttributeError: 'int' object has no
+    attribute 'items'; OperationFailure on the path collision).
+    """
+    s = SQLiteStore(tmp_path / "p.db", "p", key="k")
+    s.connect()
+    s.update([
+        {"k": 1, "a": [1, {"x": 1, "y": 2}, None, {"y": 5}, "s", {"x": 7}]},
+        {"k": 2, "a": [[{"x": 1, "y": 2}, 3], {"x": 3, "z": 4}], "b": 5},
+    ])
+    for fields in (["a.x", "a.y"], ["a.y", "a.x"]):
+        assert s.query_one({"k": 1}, properties=fields)["a"] == [{"x": 1, "y": 2}, {"y": 5},
+                                                                 {"x": 7}]
+        assert s.query_one({"k": 2}, properties=fields)["a"] == [[{"x": 1, "y": 2}], {"x": 3}]
+    for fields in (["a", "a.x"], ["a.x", "a"]):
+        assert s.query_one({"k": 1}, properties=fields)["a"] == [1, {"x": 1, "y": 2}, None,
+                                                                 {"y": 5}, "s", {"x": 7}]
+    assert s.query_one({"k": 2}, properties=["b.x", "k"]) == {"k": 2}
+
+
 def test_multi_key_sort(store):
     store.update([{"task_id": 5, "name": "si", "e": -7.0}])
     docs = list(store.query({"name": {"$in": ["si", "mgo"]}}, sort={"name": 1, "e": -1}))
