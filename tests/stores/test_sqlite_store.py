@@ -9,7 +9,7 @@ import pytest
 from maggma.stores import MemoryStore
 
 from crystal_atomate.stores.query import UnsupportedOperatorError
-from crystal_atomate.stores.sqlite_store import SQLiteStore
+from crystal_atomate.stores.sqlite_store import EncodedDocument, SQLiteStore
 
 DOCS = [
     {"task_id": 1, "name": "mgo", "e": -10.5, "tags": ["oxide", "cubic"], "a": {"b": 1, "c": "x"},
@@ -135,6 +135,35 @@ def test_projection_through_lists_with_other_values(tmp_path):
         assert s.query_one({"k": 1}, properties=fields)["a"] == [1, {"x": 1, "y": 2}, None,
                                                                  {"y": 5}, "s", {"x": 7}]
     assert s.query_one({"k": 2}, properties=["b.x", "k"]) == {"k": 2}
+
+
+def test_keys_that_became_lists_are_matched_as_mongo_does(tmp_path):
+    """The compiled key look-up follows the collection's list paths (as mongomock upserts)."""
+    results = []
+    for s in (MemoryStore("m", key="k"), SQLiteStore(tmp_path / "k.db", "k", key="k")):
+        s.connect()
+        for k, v in [("a", 1), ("b", 2), (["b", "z"], 3), ("z", 4), ("a", 5)]:
+            s.update({"k": k, "v": v})
+        s.update([{"k": "q", "v": 6}, {"k": "q", "v": 7}])
+        results.append(sorted((str(d["k"]), d["v"]) for d in s.query({})))
+    assert results[0] == results[1] == [("a", 5), ("b", 2), ("q", 7), ("z", 4)]
+
+
+def test_update_encoded_writes_documents_as_given(tmp_path):
+    seen = []
+    s = SQLiteStore(tmp_path / "e.db", "e", key="task_id",
+                    on_update=lambda conn, docs: seen.extend(docs))
+    s.connect()
+    doc = {"task_id": 7, "sites": [{"el": "Mg"}, {"el": "O"}], "e": -1.5}
+    s.update_encoded([EncodedDocument(doc, frozenset({"sites"}))])
+    assert "_id" not in doc and seen == [doc]
+    stored = s.query_one({"sites.el": "O"})  # a list path: found through the list
+    assert stored["e"] == -1.5 and stored["sites"] == doc["sites"]
+    s.update_encoded([EncodedDocument({"task_id": 7, "e": -2.0}, frozenset())])
+    again = s.query_one({"task_id": 7})
+    assert again == {"task_id": 7, "e": -2.0, "_id": stored["_id"]} and s.count() == 1
+    with pytest.raises(KeyError, match="task_id"):
+        s.update_encoded([EncodedDocument({"e": 1.0}, frozenset())])
 
 
 def test_multi_key_sort(store):
