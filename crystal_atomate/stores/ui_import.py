@@ -133,7 +133,8 @@ def _structure_dict(structure: Structure) -> dict | None:
 
     pymatgen's ``as_dict`` serialises the lattice, with its parameters and volume, once more
     for every site and then deletes it, and sums oxidation states through failing attribute
-    look-ups: ~3 ms for a 71-atom cell. Here the lattice is serialised once, each element once.
+    look-ups: ~3 ms for a 71-atom cell. Here the lattice is serialised once, each element and
+    each composition's label once, the fractional coordinates in one array.
     Plain means what CRYSTAL outputs give: sites of elements (no oxidation states, dummy
     species or properties), no charge or properties set on the structure, finite numbers.
     The tests compare the result with pymatgen's on every recorded output.
@@ -144,14 +145,16 @@ def _structure_dict(structure: Structure) -> dict | None:
         return None
     lattice = _lattice_dict(structure.lattice)
     elements: dict[Any, dict] = {}
+    labels: dict[tuple, str] = {}
     sites = []
     total = lattice["volume"] + sum(lattice["matrix"][0]) + sum(lattice["matrix"][1])
     total += sum(lattice["matrix"][2])
-    for site in structure:
+    for site, abc in zip(structure, structure.frac_coords.astype(float).tolist(), strict=True):
         if site.properties:
             return None
+        occupancies = tuple(site.species.items())
         species = []
-        for spec, occu in site.species.items():
+        for spec, occu in occupancies:
             if type(spec) is not Element:
                 return None
             base = elements.get(spec)
@@ -160,11 +163,13 @@ def _structure_dict(structure: Structure) -> dict | None:
                     k: v for k, v in spec.as_dict().items() if k not in ("@module", "@class")
                 }
             species.append({**base, "occu": occu})
-        abc = site.frac_coords.astype(float).tolist()
+        label = getattr(site, "_label", None)  # set by the caller; else the species string
+        if label is None:
+            label = labels.get(occupancies) or labels.setdefault(occupancies, site.label)
         xyz = site.coords.astype(float).tolist()
         total += abc[0] + abc[1] + abc[2] + xyz[0] + xyz[1] + xyz[2]
         sites.append(
-            {"species": species, "abc": abc, "properties": {}, "label": site.label, "xyz": xyz}
+            {"species": species, "abc": abc, "properties": {}, "label": label, "xyz": xyz}
         )
     if not math.isfinite(total):
         return None
