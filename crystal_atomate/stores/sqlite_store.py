@@ -114,6 +114,7 @@ class _Foreign(Exception):
 
 
 _NATIVE = frozenset({str, int, bool, type(None)})
+_isfinite = math.isfinite  # a global name, not an attribute look-up per leaf
 
 
 def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
@@ -121,30 +122,32 @@ def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
 
     Datetimes and non-finite floats become tagged strings, ``ObjectId`` its hex string; any other
     non-JSON value raises :class:`_Foreign`, so plain documents (jobflow's are already sanitised)
-    are walked once, and only the others go through ``jsanitize``.
+    are walked once, and only the others go through ``jsanitize``. Leaves are checked inline
+    (most nodes of a document are leaves) and lists copied at once, then patched.
     """
     kind = type(value)
-    if kind in _NATIVE:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else encode_scalar(value)
     if kind is dict:
         out = {}
-        for k, v in value.items():  # scalars inline: most nodes of a document are leaves
+        for k, v in value.items():
             key = k if type(k) is str else str(k)
             leaf = type(v)
-            if leaf in _NATIVE or (leaf is float and math.isfinite(v)):
+            if leaf in _NATIVE or (leaf is float and _isfinite(v)):
                 out[key] = v
             else:
                 out[key] = _encode_doc(v, f"{path}.{key}" if path else key, arrays)
         return out
     if kind is list or kind is tuple:
         arrays.add(path)
-        return [
-            v if type(v) in _NATIVE or (type(v) is float and math.isfinite(v))
-            else _encode_doc(v, path, arrays)
-            for v in value
-        ]
+        items = list(value)
+        for i, v in enumerate(items):
+            leaf = type(v)
+            if not (leaf in _NATIVE or (leaf is float and _isfinite(v))):
+                items[i] = _encode_doc(v, path, arrays)
+        return items
+    if kind in _NATIVE:
+        return value
+    if kind is float:
+        return value if _isfinite(value) else encode_scalar(value)
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, datetime):
