@@ -12,6 +12,7 @@ it again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -25,7 +26,7 @@ from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI
 from crystal_atomate.stores.ui_read import UIJob
 
 if TYPE_CHECKING:
-    from pymatgen.core import Lattice, Structure
+    from pymatgen.core import Element, Lattice, Structure
 
 __all__ = ["find_output", "imported_document", "parse_result_document", "tui_job_uuid"]
 
@@ -128,13 +129,19 @@ def _lattice_dict(lattice: Lattice) -> dict:
     }
 
 
+@functools.cache
+def _element_dict(element: Element) -> dict:
+    """``element.as_dict()`` as a site lists it (pymatgen takes ~50 us; elements are singletons)."""
+    return {k: v for k, v in element.as_dict().items() if k not in ("@module", "@class")}
+
+
 def _structure_dict(structure: Structure) -> dict | None:
     """Return ``structure.as_dict()`` as ``model_dump(mode="json")`` has it; None if not plain.
 
     pymatgen's ``as_dict`` serialises the lattice, with its parameters and volume, once more
     for every site and then deletes it, and sums oxidation states through failing attribute
-    look-ups: ~3 ms for a 71-atom cell. Here the lattice is serialised once, each element and
-    each composition's label once, the fractional coordinates in one array.
+    look-ups: ~3 ms for a 71-atom cell. Here the lattice is serialised once, each element once
+    per process, each composition's label once, the fractional coordinates in one array.
     Plain means what CRYSTAL outputs give: sites of elements (no oxidation states, dummy
     species or properties), no charge or properties set on the structure, finite numbers.
     The tests compare the result with pymatgen's on every recorded output.
@@ -144,7 +151,6 @@ def _structure_dict(structure: Structure) -> dict | None:
     if structure.properties or getattr(structure, "_charge", None) is not None:
         return None
     lattice = _lattice_dict(structure.lattice)
-    elements: dict[Any, dict] = {}
     labels: dict[tuple, str] = {}
     sites = []
     total = lattice["volume"] + sum(lattice["matrix"][0]) + sum(lattice["matrix"][1])
@@ -157,12 +163,7 @@ def _structure_dict(structure: Structure) -> dict | None:
         for spec, occu in occupancies:
             if type(spec) is not Element:
                 return None
-            base = elements.get(spec)
-            if base is None:
-                base = elements[spec] = {
-                    k: v for k, v in spec.as_dict().items() if k not in ("@module", "@class")
-                }
-            species.append({**base, "occu": occu})
+            species.append({**_element_dict(spec), "occu": occu})
         label = getattr(site, "_label", None)  # set by the caller; else the species string
         if label is None:
             label = labels.get(occupancies) or labels.setdefault(occupancies, site.label)
