@@ -253,6 +253,8 @@ def imported_document(job: UIJob, parsed: Any) -> EncodedDocument:
     result = parse_result_document(parsed, "output.parsed", arrays)
     energy_ha = job.final_energy
     parsed_ha = result.get("energy_ha")
+    # read from the encoded result: a NaN or infinite energy is a tagged string there, so the
+    # UI row's energy is kept instead
     energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha
     parsed_state = result.get("state")
     if parsed_state is None:
