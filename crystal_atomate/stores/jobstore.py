@@ -11,23 +11,21 @@ into job documents (:meth:`CrystalMathJobStore.import_tui_jobs`).
 
 from __future__ import annotations
 
-import uuid as uuid_lib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jobflow import JobStore
 
-from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.settings import CrystalAtomateSettings
-from crystal_atomate.stores.sqlite_store import SQLiteStore
-from crystal_atomate.stores.tui_mirror import IMPORTED_FROM_UI, mark_job_state, mirror_documents
+from crystal_atomate.stores.sqlite_store import EncodedDocument, SQLiteStore
+from crystal_atomate.stores.tui_mirror import mark_job_state, mirror_documents
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
-from crystal_atomate.stores.ui_read import UIJob, read_ui_jobs
+from crystal_atomate.stores.ui_import import find_output, imported_document, tui_job_uuid
+from crystal_atomate.stores.ui_read import read_ui_jobs
 
 __all__ = ["CrystalMathJobStore", "UIDocsStore", "tui_job_uuid"]
 
-_OUTPUT_GLOBS = ("{name}.out", "*.out", "OUTPUT", "*.log")
 #: Imported documents written per transaction: memory stays flat in the number of UI jobs.
 _IMPORT_BATCH = 50
 
@@ -42,42 +40,6 @@ def _default_parser() -> Callable[[Path], Any]:
     from crystal_atomate.io.outputs import parse_output
 
     return parse_output
-
-
-def tui_job_uuid(work_dir: str) -> str:
-    """Derive a stable jobflow uuid for a UI job, so importing twice finds the same document.
-
-    Parameters
-    ----------
-    work_dir
-        The UI row's ``work_dir``.
-
-    Returns
-    -------
-    str
-        A UUID5 of the folder.
-    """
-    return str(uuid_lib.uuid5(uuid_lib.NAMESPACE_URL, f"crystal-tui:{work_dir}"))
-
-
-def _find_output(work_dir: Path, name: str) -> Path | None:
-    if not work_dir.is_dir():
-        return None
-    for pattern in _OUTPUT_GLOBS:
-        try:
-            hits = sorted(work_dir.glob(pattern.format(name=name)))
-        except ValueError:  # a name that is not a valid glob pattern
-            hits = []
-        files = [h for h in hits if h.is_file()]
-        if files:
-            return files[0]
-    return None
-
-
-def _as_dict(parsed: Any) -> dict:
-    if hasattr(parsed, "model_dump"):
-        return parsed.model_dump(mode="json")
-    return dict(parsed)
 
 
 class UIDocsStore(SQLiteStore):
@@ -261,66 +223,23 @@ class CrystalMathJobStore(JobStore):
         self._ensure_connected()
         parse = parse or _default_parser()
         imported: list[str] = []
-        batch: list[dict] = []
+        batch: list[EncodedDocument] = []
         for job in read_ui_jobs(self.db_file, statuses=("COMPLETED", "FAILED"), unlinked=True):
-            output_file = _find_output(Path(job.work_dir), job.name)
+            output_file = find_output(job.work_dir, job.name)
             if output_file is not None:
-                batch.append(_imported_document(job, _as_dict(parse(output_file))))
+                batch.append(imported_document(job, parse(output_file)))
             if len(batch) == _IMPORT_BATCH:
                 imported += self._store_imported(batch)
                 batch = []
         return imported + self._store_imported(batch)
 
-    def _store_imported(self, docs: list[dict]) -> list[str]:
+    def _store_imported(self, docs: list[EncodedDocument]) -> list[str]:
         """Write one batch of imported documents (one transaction; few documents held at once)."""
         if docs:
-            self.docs_store.update(docs, key=["uuid", "index"])
-        return [doc["uuid"] for doc in docs]
+            self.docs_store.update_encoded(docs, key=["uuid", "index"])
+        return [doc.doc["uuid"] for doc in docs]
 
 
 def _field(doc: Any, name: str) -> Any:
     """Get a field of a job document given as a dict or a pydantic model."""
     return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
-
-
-def _imported_document(job: UIJob, parsed: dict) -> dict:
-    """Build a job document with our task documents' field names.
-
-    Field names such as ``output.output.energy_hartree``: imported runs so answer the same queries;
-    the parser's full result is kept under ``parsed``.
-    """
-    energy_ha = job.final_energy
-    parsed_ha = parsed.get("energy_ha")
-    energy_ha = parsed_ha if isinstance(parsed_ha, (int, float)) else energy_ha
-    parsed_state = parsed.get("state")
-    if parsed_state is None:
-        state = "successful" if job.status == "COMPLETED" else "failed"
-    else:
-        state = "successful" if parsed_state == "converged" else "failed"
-    output = {
-        "state": state,
-        "dir_name": job.work_dir,
-        "task_label": job.name,
-        "input": {"d12": job.input_file},
-        "errors": parsed.get("error_kinds", []),
-        "output": {
-            "energy_hartree": energy_ha,
-            "energy": None if energy_ha is None else energy_ha * HARTREE_TO_EV,
-            "bandgap": parsed.get("band_gap_ev"),
-            "scf_cycles": parsed.get("scf_cycles"),
-        },
-        "parsed": parsed,
-    }
-    metadata: dict[str, Any] = {"tui_job_id": job.id, "imported_from": IMPORTED_FROM_UI}
-    if job.workflow_id:
-        metadata["flow_uuid"] = job.workflow_id
-    return {
-        "uuid": tui_job_uuid(job.work_dir),
-        "index": 1,
-        "name": job.name,
-        "output": output,
-        "completed_at": job.completed_at,
-        "metadata": metadata,
-        "hosts": [],
-    }
-

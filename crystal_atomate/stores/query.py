@@ -44,6 +44,7 @@ __all__ = [
     "MAX_QUERY_DEPTH",
     "Compiler",
     "check_shape",
+    "check_value",
     "InvalidFieldError",
     "InvalidQuery",
     "UnsupportedOperatorError",
@@ -467,13 +468,13 @@ class Compiler:
                 self._bind(value)
             return f"{val} IN ({', '.join('?' * len(values))})"
         for value in values:
-            _check_value(value)
+            check_value(value)
         self._bind(_dumps(values))
         return f"{val} IN (SELECT value FROM json_each(?))"
 
     def _bind(self, value: Any) -> None:
         """Append a parameter SQLite can hold: 64-bit integers, UTF-8-encodable text."""
-        _check_value(value)
+        check_value(value)
         self.params.append(value)
 
     def _range(self, val: str, typ: str, sql_op: str, target: Any) -> str:
@@ -559,7 +560,20 @@ def _flattened(key: str, clauses: list[Mapping[str, Any]]) -> list[Mapping[str, 
     return flat
 
 
-def _check_value(value: Any) -> None:
+def check_value(value: Any) -> None:
+    """Refuse a value SQLite cannot bind as a query parameter.
+
+    Parameters
+    ----------
+    value
+        An integer (it must fit in 64 bits) or a string (it must be valid UTF-8); other values
+        pass.
+
+    Raises
+    ------
+    InvalidQuery
+        Naming the value.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         _check_int(value)
     elif isinstance(value, str):

@@ -26,6 +26,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from crystal_atomate.stores.query import (
     Compiler,
     InvalidFieldError,
     check_shape,
+    check_value,
     decode_document,
     encode_scalar,
     path_literal,
@@ -51,9 +53,11 @@ from crystal_atomate.stores.sqlite_db import DEFAULT_LOCK_DEADLINE, SQLiteDataba
 
 __all__ = [
     "DEFAULT_INDEXES",
+    "EncodedDocument",
     "SQLiteStore",
     "create_collection",
     "docs_table",
+    "encode_document",
 ]
 
 #: Fields jobflow looks documents up by; each gets an expression index in every collection.
@@ -110,6 +114,7 @@ class _Foreign(Exception):
 
 
 _NATIVE = frozenset({str, int, bool, type(None)})
+_isfinite = math.isfinite  # a global name, not an attribute look-up per leaf
 
 
 def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
@@ -117,30 +122,32 @@ def _encode_doc(value: Any, path: str, arrays: set[str]) -> Any:
 
     Datetimes and non-finite floats become tagged strings, ``ObjectId`` its hex string; any other
     non-JSON value raises :class:`_Foreign`, so plain documents (jobflow's are already sanitised)
-    are walked once, and only the others go through ``jsanitize``.
+    are walked once, and only the others go through ``jsanitize``. Leaves are checked inline
+    (most nodes of a document are leaves) and lists copied at once, then patched.
     """
     kind = type(value)
-    if kind in _NATIVE:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else encode_scalar(value)
     if kind is dict:
         out = {}
-        for k, v in value.items():  # scalars inline: most nodes of a document are leaves
+        for k, v in value.items():
             key = k if type(k) is str else str(k)
             leaf = type(v)
-            if leaf in _NATIVE or (leaf is float and math.isfinite(v)):
+            if leaf in _NATIVE or (leaf is float and _isfinite(v)):
                 out[key] = v
             else:
                 out[key] = _encode_doc(v, f"{path}.{key}" if path else key, arrays)
         return out
     if kind is list or kind is tuple:
         arrays.add(path)
-        return [
-            v if type(v) in _NATIVE or (type(v) is float and math.isfinite(v))
-            else _encode_doc(v, path, arrays)
-            for v in value
-        ]
+        items = list(value)
+        for i, v in enumerate(items):
+            leaf = type(v)
+            if not (leaf in _NATIVE or (leaf is float and _isfinite(v))):
+                items[i] = _encode_doc(v, path, arrays)
+        return items
+    if kind in _NATIVE:
+        return value
+    if kind is float:
+        return value if _isfinite(value) else encode_scalar(value)
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, datetime):
@@ -172,6 +179,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _lookup(doc: Any, field: str) -> tuple[bool, Any]:
+    """``(present, value)`` of a dotted field: a plain dict lookup for a top-level one."""
+    if "." not in field and isinstance(doc, dict):
+        return field in doc, doc.get(field)
+    return has(doc, field), get(doc, field)
+
+
 def _sort_clause(sort: Mapping[str, Sort | int] | None) -> str:
     terms = []
     for field, direction in (sort or {}).items():
@@ -193,32 +207,59 @@ def _projection(properties: dict | list | None) -> tuple[list[str], list[str]]:
     return include, exclude
 
 
-def _pick(source: Any, parts: list[str], target: dict) -> None:
-    """Copy ``parts`` of ``source`` into ``target``, reaching through lists as Mongo does."""
-    head, rest = parts[0], parts[1:]
-    if not isinstance(source, dict) or head not in source:
-        return
-    value = source[head]
-    if not rest:
-        target[head] = value
-    elif isinstance(value, dict):
-        _pick(value, rest, target.setdefault(head, {}))
-    elif isinstance(value, list):
-        picked = target.setdefault(head, [{} if isinstance(v, dict) else None for v in value])
-        for item, out in zip(value, picked, strict=False):
-            if isinstance(item, dict):
-                _pick(item, rest, out)
-        target[head] = [p for p in picked if p is not None]
+#: A projection tree: each key maps to ``True`` (the whole value) or to the tree of its fields.
+Projection = dict[str, Any]
+
+
+def _projection_tree(fields: list[str]) -> Projection:
+    """Merge dotted inclusion fields into one tree, so fields inside one list are picked together.
+
+    A field and one of its parents (``a`` and ``a.x``) is a path collision, which MongoDB 4.4+
+    refuses; the parent wins here, whatever the order, as on older MongoDB.
+    """
+    tree: Projection = {}
+    for field in fields:
+        *parents, last = field.split(".")
+        node = tree
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is True:
+                break
+            node = child
+        else:
+            node[last] = True
+    return tree
+
+
+def _project_value(value: Any, tree: Projection) -> Any:
+    """Apply a projection tree below a field, reaching through lists as MongoDB does.
+
+    A sub-document keeps the projected fields it has (maybe none); a list keeps, in order, its
+    projected sub-documents and nested lists and drops its scalars; a scalar is left out
+    (returned as ``_MISSING``).
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in tree.items():
+            if key in value:
+                picked = value[key] if sub is True else _project_value(value[key], sub)
+                if picked is not _MISSING:
+                    out[key] = picked
+        return out
+    if isinstance(value, list):
+        picked = (_project_value(item, tree) for item in value)
+        return [item for item in picked if item is not _MISSING]
+    return _MISSING
+
+
+_MISSING = object()
 
 
 def project(doc: dict, properties: dict | list | None) -> dict:
     """Apply a Mongo projection (inclusion of dotted fields, or exclusion) to a document."""
     include, exclude = _projection(properties)
     if include:
-        out: dict = {}
-        for field in include:
-            _pick(doc, field.split("."), out)
-        return out
+        return _project_value(doc, _projection_tree(include))
     for field in exclude:
         *parents, last = field.split(".")
         holder = get(doc, parents) if parents else doc
@@ -302,6 +343,8 @@ class SQLiteStore(Store):
         self._database: tuple[int, SQLiteDatabase] | None = None
         self._array_paths: set[str] = set()
         self._data_version: tuple[int, int, int] | None = None
+        self._key_sql: dict[tuple, str] = {}
+        self._key_sql_paths: frozenset[str] = frozenset()
         super().__init__(
             key=key,
             last_updated_field=last_updated_field,
@@ -571,28 +614,63 @@ class SQLiteStore(Store):
             Another program kept the write lock past ``timeout``; nothing was written.
         """
         docs = docs if isinstance(docs, list) else [docs]
+        arrays: set[str] = set()
+        views, stored = [], []
+        for raw in docs:
+            view, encoded = _prepare(raw, arrays)
+            views.append(view)
+            stored.append(encoded)
+        self._write(views, stored, arrays, key)
+
+    def update_encoded(self, docs: list[EncodedDocument], key: list | str | None = None) -> None:
+        """Upsert documents built in their stored form, without walking them again.
+
+        For writers that build documents JSON-safe as they go (the import of the UI's own runs):
+        :meth:`update` would walk each document once more to encode it. The documents are
+        written as given, and the validator and ``on_update`` see them in that form.
+
+        Parameters
+        ----------
+        docs
+            The documents with their list paths.
+        key
+            Field(s) identifying a document; default the store's key.
+
+        Raises
+        ------
+        KeyError
+            A document lacks a key field.
+        DatabaseLockedError
+            Another program kept the write lock past ``timeout``; nothing was written.
+        """
+        views = [d.doc for d in docs]
+        self._write(views, views, set().union(*(d.arrays for d in docs)), key)
+
+    def _write(
+        self, views: list[Any], stored: list[Any], arrays: set[str], key: list | str | None
+    ) -> None:
+        """Validate, then upsert and run ``on_update`` in one transaction (see :meth:`update`)."""
         key = key or self.key
         keys = [key] if isinstance(key, str) else list(key)
-        prepared, encoded, arrays = [], [], set()
-        for raw in docs:
-            doc, stored = _prepare(raw, arrays)
+        kept, encoded = [], []
+        for doc, text in zip(views, stored, strict=True):
             if self.validator and not self.validator.is_valid(doc):
                 if self.validator.strict:
                     raise ValueError(self.validator.validation_errors(doc))
                 self.logger.error(self.validator.validation_errors(doc))
                 continue
-            missing = [k for k in keys if not has(doc, k)]
+            missing = [k for k in keys if not _lookup(doc, k)[0]]
             if missing:
                 raise KeyError(f"document has no key field {missing[0]!r}")
-            prepared.append(doc)
-            encoded.append(stored)
-        if not prepared:
+            kept.append(doc)
+            encoded.append(text)
+        if not kept:
             return
-        with self.transaction(_describe(self.name, prepared, keys)) as conn:
+        with self.transaction(_describe(self.name, kept, keys)) as conn:
             self._note_arrays(conn, arrays)
-            self._upsert(conn, prepared, encoded, keys)
+            self._upsert(conn, kept, encoded, keys)
             if self.on_update is not None:
-                self.on_update(conn, prepared)
+                self.on_update(conn, kept)
 
     def _note_arrays(self, conn: sqlite3.Connection, arrays: set[str]) -> None:
         """Record paths that now hold a list, so queries on them get array semantics."""
@@ -604,22 +682,46 @@ class SQLiteStore(Store):
             )
             self._array_paths |= new
 
+    def _key_filter(
+        self, array_paths: frozenset[str], keys: list[str], values: list[Any]
+    ) -> tuple[str, list[Any]]:
+        """Compile the filter finding a document by its key values: ``(where, params)``.
+
+        Keys of text and integers (uuid, index: every job document) on paths that never held a
+        list compile to the same SQL, binding each value once, whatever the values; that SQL is
+        compiled once per key fields, value types and known list paths, and only the values are
+        checked and bound. Other keys are compiled each time.
+        """
+        kinds = tuple(type(v) for v in values)
+        cacheable = all(kind is str or kind is int for kind in kinds)
+        if cacheable:
+            if array_paths != self._key_sql_paths:
+                self._key_sql, self._key_sql_paths = {}, array_paths
+            where = self._key_sql.get((tuple(keys), kinds))
+            if where is not None:
+                for value in values:
+                    check_value(value)
+                return where, values
+        compiler = Compiler(array_paths)
+        where = compiler.where(_plain(dict(zip(keys, values, strict=True))))
+        if cacheable and compiler.params == values:
+            self._key_sql[(tuple(keys), kinds)] = where
+        return where, compiler.params
+
     def _upsert(
         self, conn: sqlite3.Connection, docs: list[dict], encoded: list[dict], keys: list[str]
     ) -> None:
         """Insert or replace each document; a replaced one keeps its ``_id``, as in MongoDB."""
-        compiler_paths = self._compiler(conn).array_paths
+        array_paths = self._compiler(conn).array_paths
         for doc, stored in zip(docs, encoded, strict=True):
-            compiler = Compiler(compiler_paths)
-            where = compiler.where(_plain({k: get(doc, k) for k in keys}))
+            where, params = self._key_filter(array_paths, keys, [_lookup(doc, k)[1] for k in keys])
             row = conn.execute(
                 f"SELECT id, json_extract(doc, '$._id') FROM {self.table} WHERE {where} LIMIT 1",
-                compiler.params,
+                params,
             ).fetchone()
             if "_id" not in stored:
-                stored["_id"] = (
-                    row[1] if row is not None and row[1] is not None else str(ObjectId())
-                )
+                _id = row[1] if row is not None and row[1] is not None else str(ObjectId())
+                stored = {**stored, "_id": _id}
             text = _dumps(stored)
             if row is None:
                 conn.execute(f"INSERT INTO {self.table}(doc) VALUES (?)", (text,))
@@ -749,13 +851,55 @@ class SQLiteStore(Store):
         return hash((str(Path(self.db_file).expanduser().resolve()), self.collection_name))
 
 
-def _prepare(raw: Any, arrays: set[str]) -> tuple[dict, dict]:
+def _prepare(raw: Any, arrays: set[str], path: str = "") -> tuple[Any, Any]:
     """Return (the document as the validator and hooks see it, its encoded form to store)."""
     try:
-        return raw, _encode_doc(raw, "", arrays)
+        return raw, _encode_doc(raw, path, arrays)
     except _Foreign:
         doc = jsanitize(raw, allow_bson=True, recursive_msonable=True)
-        return doc, _encode_doc(doc, "", arrays)
+        return doc, _encode_doc(doc, path, arrays)
+
+
+def encode_document(value: Any, path: str = "", arrays: set[str] | None = None) -> Any:
+    """Return a value as a store keeps it: JSON-safe, in one walk; note the paths holding lists.
+
+    Datetimes and non-finite floats become tagged strings (which read back as they were),
+    ``ObjectId`` its hex string; anything else JSON cannot hold (MSONable, numpy...) goes through
+    ``jsanitize`` first.
+
+    Parameters
+    ----------
+    value
+        A document, or a part of one.
+    path
+        The dotted path of ``value`` in its document (empty for a whole document).
+    arrays
+        Receives the dotted path of every list met (indexes are not part of a path).
+
+    Returns
+    -------
+    Any
+        The encoded value, sharing nothing mutable with ``value``.
+    """
+    return _prepare(value, set() if arrays is None else arrays, path)[1]
+
+
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A document in its stored form, for :meth:`SQLiteStore.update_encoded`.
+
+    Parameters
+    ----------
+    doc
+        JSON-safe as :func:`encode_document` returns it (no datetime, non-finite float or
+        foreign object); the store neither copies nor walks it again.
+    arrays
+        Every dotted path of ``doc`` that holds a list (a superset only costs query speed; a
+        missing path makes queries through that list miss).
+    """
+
+    doc: dict
+    arrays: frozenset[str]
 
 
 def _describe(name: str, docs: list[dict], keys: list[str]) -> str:

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydash import get
-
 from crystal_atomate.io.units import HARTREE_TO_EV
 
 __all__ = [
@@ -77,9 +75,26 @@ STATE_TO_STATUS = {"successful": "COMPLETED", "failed": "FAILED", "error": "FAIL
 IMPORTED_FROM_UI = "crystal_tui"
 
 
+def _at(doc: Any, path: str) -> Any:
+    """Look up a dotted path of a job document (a list item by its index); None if absent.
+
+    Job documents reach the mirror as plain dicts and lists (the store sanitised anything
+    else), so plain look-ups do what ``pydash.get`` did, several times faster.
+    """
+    value = doc
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, (list, tuple)) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
 def _first(doc: Mapping[str, Any], paths: tuple[str, ...]) -> Any:
     for path in paths:
-        value = get(doc, path)
+        value = _at(doc, path)
         if value is not None:
             return value
     return None
@@ -245,7 +260,7 @@ def _key_results(doc: Mapping[str, Any], energy_ha: float | None, dir_name: str 
 
 
 def _is_imported(doc: Mapping[str, Any]) -> bool:
-    return get(doc, "metadata.imported_from") == IMPORTED_FROM_UI
+    return _at(doc, "metadata.imported_from") == IMPORTED_FROM_UI
 
 
 def mirror_document(conn: sqlite3.Connection, doc: Mapping[str, Any]) -> int | None:

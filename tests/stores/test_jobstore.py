@@ -95,6 +95,30 @@ def test_ui_tables_show_the_jobs(db, tmp_path):
     assert store.tui_job_id(first.uuid) == r1["id"]
 
 
+def test_mirror_reads_list_items_of_task_documents(db):
+    """Fields inside ``calcs_reversed`` (a list) reach the UI row; a missing item is no value."""
+    store = CrystalMathJobStore(db)
+    uid = "0b0b0b0b-1111-2222-3333-444444444444"
+    run = {"started_at": "2026-01-02T03:04:05+00:00",
+           "scheduler": {"cluster": "nowhere", "job_id": 12}}
+    store.update({"uuid": uid, "index": 1, "name": "scf", "completed_at": "2026-01-02T04:00:00",
+                  "output": {"state": "failed", "output": {"scf_cycles": 3},
+                             "calcs_reversed": [{"has_crystal_completed": False, "run": run}]}})
+    store.update({"uuid": uid[:-1] + "5", "index": 1, "name": "empty",
+                  "output": {"state": "successful", "calcs_reversed": []}})
+    conn = sqlite3.connect(db)
+    row = conn.execute(
+        "SELECT j.started_at, j.status, r.convergence_status FROM jobs j "
+        "JOIN job_results r ON r.job_id = j.id WHERE j.name = 'scf'"
+    ).fetchone()
+    assert row == ("2026-01-02 03:04:05", "FAILED", "NOT_CONVERGED")
+    empty = conn.execute(
+        "SELECT j.started_at, r.convergence_status FROM jobs j "
+        "JOIN job_results r ON r.job_id = j.id WHERE j.name = 'empty'"
+    ).fetchone()
+    assert empty == (None, None)
+
+
 def test_mark_job_state_moves_the_row(db):
     store = CrystalMathJobStore(db)
     uid = "0a0a0a0a-1111-2222-3333-444444444444"
