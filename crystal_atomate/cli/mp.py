@@ -87,7 +87,7 @@ def search(
     ] = None,
     stable: Annotated[bool, typer.Option("--stable", help="Only materials on the hull.")] = False,
     max_sites: Annotated[int | None, typer.Option(min=1, help="Most sites in the cell.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most materials listed.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most materials listed.")] = 50,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Ask the server even if cached.")
     ] = False,

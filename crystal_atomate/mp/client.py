@@ -129,7 +129,9 @@ class MPQuery(BaseModel):
     stable: bool = Field(False, description="Only materials on the convex hull.")
     energy_above_hull_max: float | None = Field(None, ge=0, description="eV/atom.")
     max_sites: int | None = Field(None, ge=1, description="Most sites in the cell.")
-    limit: int = Field(100, ge=1, le=1000, description="Most materials returned.")
+    #: 50 as the UI's ``MaterialsService.search_by_formula``: the limit is part of the shared
+    #: cache key, so a default formula search here and in the UI finds the other's answer.
+    limit: int = Field(50, ge=1, le=1000, description="Most materials returned.")
 
     def describe(self) -> str:
         """Describe the criteria that were set, for messages: 'formula=MgO, stable=True'."""

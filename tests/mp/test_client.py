@@ -89,7 +89,7 @@ def test_search_by_formula(mp_server: MPServer) -> None:
     sent = mp_server.requests[-1]
     assert sent.path == SUMMARY
     assert (sent.params["formula"], sent.params["deprecated"], sent.params["_limit"]) == (
-        "Si", "False", "100",
+        "Si", "False", "50",
     )
 
 

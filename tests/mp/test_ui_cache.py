@@ -5,6 +5,7 @@ we serve what it cached, offline (the local Materials Project server, the UI's c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sqlite3
 from pathlib import Path
@@ -60,6 +61,17 @@ def test_search_keys(ui_materials: ModuleType) -> None:
     )
     other = MPQuery(formula="MgO", stable=True)
     assert search_cache_key(other).startswith("summary_search:")
+
+
+def test_default_formula_search_shares_the_uis_key(ui_materials: ModuleType) -> None:
+    """``mp search --formula MgO`` with no ``--limit`` asks what the UI's default search asks."""
+    search = ui_materials.MaterialsService.search_by_formula
+    ui_limit = inspect.signature(search).parameters["limit"].default
+    assert MPQuery(formula="MgO").limit == ui_limit == 50
+    assert search_cache_key(MPQuery(formula="MgO")) == ui_materials.generate_cache_key(
+        {"formula": "MgO", "include_contributions": False, "limit": ui_limit},
+        prefix="search_formula",
+    )
 
 
 def test_our_fetch_is_a_hit_for_the_ui(
