@@ -24,14 +24,24 @@ from pathlib import Path
 
 import pytest
 from jobflow import Flow
+from monty.serialization import dumpfn, loadfn
 
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
-from crystal_atomate.engines.remote import LOCAL_WORKER, failed_jobs, load_project, sync_ui_states
+from crystal_atomate.engines.remote import (
+    LOCAL_WORKER,
+    failed_jobs,
+    load_project,
+    project_config,
+    sync_ui_states,
+    write_project,
+)
 from crystal_atomate.engines.remote_exec import EXEC_DIR_ENV, running_servers, stop_servers
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore
+from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.engines import RemoteProject, remote_project
 from crystal_atomate.testing.hpc import relax_static_flow
+from crystal_atomate.testing.job_completion import complete_job, recorded_dos
 from crystal_atomate.testing.replay_setup import use_replay
 
 # Each job is a fresh `jf execution run` (seconds of imports, minutes on a loaded 2-core machine).
@@ -187,7 +197,6 @@ def _without_versions(spec: object) -> object:
 # -- a completion killed between its writes (issue 18, item 1) --------------------------------
 
 MGO_DOSS = "mgo_scf_band_doss_b3lyp_crystal17"
-HA = 27.211386245988  # eV
 
 
 @dataclasses.dataclass
@@ -200,17 +209,19 @@ class Completion:
     run_dir: Path
     uuid: str
 
-    def run(self, writer: str, die_after: str | None = None) -> int:
-        """Store the job as ``writer`` does in a child process; return its exit status."""
-        kill = ["--die-after", die_after] if die_after else []
+    def killed_after(self, writer: str, die_after: str) -> None:
+        """Store the job as ``writer`` does in a child process killed after one write."""
         result = subprocess.run(
-            [sys.executable, "-m", "crystal_atomate.testing.job_completion",
+            [sys.executable, "-m", "crystal_atomate.testing.job_completion", "complete",
              str(self.project_file), str(self.job_file), str(self.run_dir), "--writer", writer,
-             *kill],
+             "--die-after", die_after],
             capture_output=True, text=True, timeout=120,
         )
-        assert result.returncode in (0, -signal.SIGKILL), result.stderr
-        return result.returncode
+        assert result.returncode == -signal.SIGKILL, result.stderr
+
+    def retried(self, writer: str) -> None:
+        """Store the job again as ``writer`` does (here: the same code, in this process)."""
+        complete_job(self.project_file, loadfn(self.job_file), self.run_dir, writer)
 
     def stored(self) -> tuple[int, int]:
         """Return how many documents and blobs of the job the UI file holds."""
@@ -229,11 +240,6 @@ class Completion:
 
 @pytest.fixture
 def completion(tmp_path: Path, ref_dir: Path) -> Iterator[Completion]:
-    from monty.serialization import dumpfn
-
-    from crystal_atomate.engines.remote import project_config, write_project
-    from crystal_atomate.testing.job_completion import recorded_dos
-
     config = project_config(
         name="torn", db_dir=tmp_path / "db", ui_db_file=tmp_path / ".crystal_tui.db",
         work_dir=tmp_path / "work", base_dir=tmp_path / "base",
@@ -250,8 +256,8 @@ def completion(tmp_path: Path, ref_dir: Path) -> Iterator[Completion]:
 def _assert_recorded_dos(store: CrystalMathJobStore, uuid: str) -> None:
     dos = store.get_output(uuid, load=True)["dos"]
     assert dos["@class"] == "Dos" and len(dos["energies"]) == 302
-    assert dos["efermi"] == pytest.approx(-0.15202 * HA, abs=1e-6)
-    assert dos["energies"][0] == pytest.approx((-0.553 - 0.15202) * HA, abs=1e-6)
+    assert dos["efermi"] == pytest.approx(-0.15202 * HARTREE_TO_EV, abs=1e-6)
+    assert dos["energies"][0] == pytest.approx((-0.553 - 0.15202) * HARTREE_TO_EV, abs=1e-6)
 
 
 @pytest.mark.timeout(120)
@@ -271,7 +277,7 @@ def test_a_completion_killed_between_its_writes_never_shows_completed_without_th
 ) -> None:
     """SIGKILL a job's completion right after one of its two writes committed: the UI row says
     COMPLETED only if the whole output loads; the retried completion then finishes it."""
-    assert completion.run(writer, die_after) == -signal.SIGKILL
+    completion.killed_after(writer, die_after)
     assert completion.stored() == stored
     assert completion.ui_status() == status
     if status == "COMPLETED":
@@ -282,7 +288,7 @@ def test_a_completion_killed_between_its_writes_never_shows_completed_without_th
 
     # jobflow-remote retries the runner's step of a DOWNLOADED job; jobflow runs the job again
     # (a new blob; the one a kill left behind stays unreferenced)
-    assert completion.run(writer) == 0
+    completion.retried(writer)
     assert completion.stored() == (1, 1 if writer == "runner" else stored[1] + 1)
     assert completion.ui_status() == "COMPLETED"
     _assert_recorded_dos(completion.store, completion.uuid)
