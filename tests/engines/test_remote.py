@@ -9,6 +9,10 @@ while the relaxation runs and started again; the failed job is rerun with ``jf j
 replay (standing in for the fixed CRYSTAL installation) is repaired. Every job runs in
 jobflow-remote's plain ``jf execution run``, the default ``remote init`` writes (the warm executor
 is opt-in and tested in ``test_remote_exec.py``); no warm server may appear in the module's folder.
+
+Without the runner: a job's completion on the project's job store, as jobflow-remote's
+``update_store`` and as jobflow's ``JobStore.update`` perform it, SIGKILLed between its two writes
+(issue 18, item 1): the UI row is COMPLETED only when the whole output loads.
 """
 
 from __future__ import annotations
