@@ -136,6 +136,16 @@ CREATE TABLE jobflow_job_links (
     tui_job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE
 );
 
+CREATE TABLE jobflow_blob_waits (
+    blob_uuid TEXT NOT NULL,
+    job_uuid TEXT NOT NULL,
+    job_index INTEGER NOT NULL,
+    docs_collection TEXT NOT NULL,
+    PRIMARY KEY (blob_uuid, job_uuid, job_index)
+);
+
+CREATE INDEX ix_jobflow_blob_waits_job ON jobflow_blob_waits (job_uuid, job_index);
+
 CREATE TABLE jobflow_docs_outputs (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 
 CREATE TABLE jobflow_arrays_outputs (path TEXT PRIMARY KEY);

@@ -6,9 +6,11 @@ The project (:func:`project_config`, written by ``crystal-atomate remote init``)
 * the job store in the terminal UI's SQLite file: the same ``outputs``/``outputs_blobs``
   collections ``CrystalMathJobStore`` uses, so documents written by the runner land where
   ``run_locally`` and FireWorks put theirs, and the store's mirror fills the UI's ``jobs`` row in
-  the same transaction. jobflow-remote rebuilds a job store only from a plain ``JobStore`` dict (any
-  other ``@class`` is read as a ``type:`` spec), so the section is a ``JobStore`` over the very
-  ``SQLiteStore`` pair ``CrystalMathJobStore`` builds, not a copy or a mirror of it;
+  the same transaction, once the blobs the document names are stored (the runner writes them
+  first; see :mod:`crystal_atomate.stores.tui_completion`). jobflow-remote rebuilds a job store
+  only from a plain ``JobStore`` dict (any other ``@class`` is read as a ``type:`` spec), so the
+  section is a ``JobStore`` over the very store pair ``CrystalMathJobStore`` builds
+  (``UIDocsStore``, ``UIBlobStore``), not a copy or a mirror of it;
 * a local shell worker, and an exec config (``crystal``) exporting the CRYSTAL commands. The
   worker runs each job with jobflow-remote's own ``jf -fe execution run``. The warm executor
   (:mod:`crystal_atomate.engines.remote_exec`: jobs forked from a server that imported
@@ -17,10 +19,10 @@ The project (:func:`project_config`, written by ``crystal-atomate remote init``)
   at the price of a long-lived process whose limits and state the jobs inherit.
 
 The UI's table follows a job as far as jobflow-remote lets an outsider see it: QUEUED at
-submission (:func:`submit_flows`), COMPLETED or FAILED when the runner stores the job document,
-and the rest (RUNNING, a worker-side exception, a restart queued, a rerun) when
-:func:`sync_ui_states` reads the queue, as ``crystal-atomate remote status`` does. jobflow-remote
-has no hook in its runner or worker to report states sooner.
+submission (:func:`submit_flows`), COMPLETED or FAILED when the runner has stored the job
+document and its blobs, and the rest (RUNNING, a worker-side exception, a restart queued, a
+rerun) when :func:`sync_ui_states` reads the queue, as ``crystal-atomate remote status`` does.
+jobflow-remote has no hook in its runner or worker to report states sooner.
 """
 
 from __future__ import annotations
@@ -227,10 +229,14 @@ def load_project(project: str | Path | Project | None = None) -> Project:
 
 def ui_store(project: Project) -> CrystalMathJobStore | None:
     """Return the project's job store as a ``CrystalMathJobStore`` if it is the UI's SQLite file."""
-    docs = project.get_jobstore().docs_store
+    jobstore = project.get_jobstore()
+    docs, data = jobstore.docs_store, jobstore.additional_stores.get("data")
     if not isinstance(docs, SQLiteStore):
         return None
-    return CrystalMathJobStore(docs.db_file, collection_name=docs.collection_name)
+    blobs = data.collection_name if isinstance(data, SQLiteStore) else "outputs_blobs"
+    return CrystalMathJobStore(
+        docs.db_file, collection_name=docs.collection_name, data_collection_name=blobs
+    )
 
 
 def submit_flows(

@@ -3,14 +3,18 @@
 ``CrystalMathJobStore("path/.crystal_tui.db")`` is the whole setup: job documents go to a
 :class:`UIDocsStore` (a :class:`SQLiteStore` whose hooks create the UI schema and mirror each
 document into the UI's ``jobs`` table), and large objects (band structures, DOS, trajectories)
-to a second collection of the same file, the ``data`` additional store. A job document, its data
-blobs and its UI row are written in one transaction. Engines report states as jobs move
-(:meth:`CrystalMathJobStore.mark_job_state`), and calculations the UI ran by itself can be turned
-into job documents (:meth:`CrystalMathJobStore.import_tui_jobs`).
+to a second collection of the same file, the ``data`` additional store (a :class:`UIBlobStore`).
+A job document, its data blobs and its UI row are written in one transaction. A job store
+rebuilt from these two stores (jobflow-remote's) writes them separately; a UI row still changes
+only once the document's blobs are stored (:mod:`~crystal_atomate.stores.tui_completion`).
+Engines report states as jobs move (:meth:`CrystalMathJobStore.mark_job_state`), and
+calculations the UI ran by itself can be turned into job documents
+(:meth:`CrystalMathJobStore.import_tui_jobs`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,13 @@ from jobflow import JobStore
 
 from crystal_atomate.settings import CrystalAtomateSettings
 from crystal_atomate.stores.sqlite_store import EncodedDocument, SQLiteStore
-from crystal_atomate.stores.tui_mirror import mark_job_state, mirror_documents
+from crystal_atomate.stores.tui_completion import complete_waiting_jobs, mirror_stored_documents
+from crystal_atomate.stores.tui_mirror import mark_job_state
 from crystal_atomate.stores.tui_schema import ensure_ui_schema
 from crystal_atomate.stores.ui_import import find_output, imported_document, tui_job_uuid
 from crystal_atomate.stores.ui_read import read_ui_jobs
 
-__all__ = ["CrystalMathJobStore", "UIDocsStore", "tui_job_uuid"]
+__all__ = ["CrystalMathJobStore", "UIBlobStore", "UIDocsStore", "tui_job_uuid"]
 
 #: Imported documents written per transaction: memory stays flat in the number of UI jobs.
 _IMPORT_BATCH = 50
@@ -47,8 +52,10 @@ class UIDocsStore(SQLiteStore):
 
     A :class:`SQLiteStore` whose hooks create (or upgrade) the UI schema when it connects and
     mirror every written job document into the UI's ``jobs`` and ``job_results`` tables in the
-    same transaction. A class of its own, rather than hooks passed at run time, so that a
-    serialised job store (jobflow-remote's project file) mirrors too.
+    same transaction; a document whose ``data`` blobs are not all stored yet waits for them
+    (:class:`UIBlobStore` mirrors it when they come). A class of its own, rather than hooks
+    passed at run time, so that a serialised job store (jobflow-remote's project file) mirrors
+    too.
 
     Parameters
     ----------
@@ -60,6 +67,8 @@ class UIDocsStore(SQLiteStore):
         The store key.
     timeout
         Seconds a writer waits for another program's write lock.
+    blobs_collection_name
+        The collection of the ``data`` blobs, in the same file.
     """
 
     #: Marks a store that mirrors into the UI's tables (engines check it).
@@ -71,6 +80,49 @@ class UIDocsStore(SQLiteStore):
         collection_name: str = "outputs",
         key: str = "uuid",
         timeout: float | None = None,
+        blobs_collection_name: str = "outputs_blobs",
+    ) -> None:
+        self.blobs_collection_name = blobs_collection_name
+        super().__init__(
+            db_file,
+            collection_name,
+            key=key,
+            timeout=timeout or _settings().DB_LOCK_DEADLINE,
+            on_connect=ensure_ui_schema,
+            on_update=self._mirror,
+        )
+
+    def _mirror(self, conn: sqlite3.Connection, docs: list[dict]) -> None:
+        """Mirror the documents just written whose blobs are stored (the ``on_update`` hook)."""
+        mirror_stored_documents(conn, docs, self.collection_name, self.blobs_collection_name)
+
+
+class UIBlobStore(SQLiteStore):
+    """The ``data`` blobs' store of a file shared with the terminal UI.
+
+    A :class:`SQLiteStore` whose hook mirrors, in the transaction that stores a job's last
+    missing blob, the job document that waited for it: a writer that stores a document before
+    its blobs (jobflow's ``JobStore.update`` on a store rebuilt from a project file) never leaves
+    a finished UI row whose output cannot load.
+
+    Parameters
+    ----------
+    db_file
+        The shared SQLite file.
+    collection_name
+        The collection of blobs.
+    key
+        The store key.
+    timeout
+        Seconds a writer waits for another program's write lock.
+    """
+
+    def __init__(
+        self,
+        db_file: str | Path,
+        collection_name: str = "outputs_blobs",
+        key: str = "blob_uuid",
+        timeout: float | None = None,
     ) -> None:
         super().__init__(
             db_file,
@@ -78,7 +130,7 @@ class UIDocsStore(SQLiteStore):
             key=key,
             timeout=timeout or _settings().DB_LOCK_DEADLINE,
             on_connect=ensure_ui_schema,
-            on_update=mirror_documents,
+            on_update=complete_waiting_jobs,
         )
 
 
@@ -116,8 +168,11 @@ class CrystalMathJobStore(JobStore):
         self.data_collection_name = data_collection_name
         self.timeout = timeout
         deadline = timeout or _settings().DB_LOCK_DEADLINE
-        docs = UIDocsStore(self.db_file, collection_name, timeout=deadline)
-        data = SQLiteStore(self.db_file, data_collection_name, key="blob_uuid", timeout=deadline)
+        docs = UIDocsStore(
+            self.db_file, collection_name, timeout=deadline,
+            blobs_collection_name=data_collection_name,
+        )
+        data = UIBlobStore(self.db_file, data_collection_name, timeout=deadline)
         super().__init__(docs, additional_stores={"data": data}, save=save, load=load)
 
     def _ensure_connected(self) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "UI_V1_LEGACY_SQL",
     "UI_MIGRATIONS",
     "LINKS_DDL",
+    "WAITS_TABLE",
     "ensure_ui_schema",
     "ui_schema_version",
     "render_schema_sql",
@@ -233,11 +234,21 @@ ALTER TABLE jobs ADD COLUMN workflow_id TEXT;
 """
 
 #: Links a jobflow job uuid to the UI's job row it is mirrored into (ours, prefixed).
+#: Blobs a stored job document names that are not stored yet (stores/tui_completion.py).
+WAITS_TABLE = "jobflow_blob_waits"
 LINKS_DDL = [
     """CREATE TABLE IF NOT EXISTS jobflow_job_links (
     job_uuid TEXT PRIMARY KEY,
     tui_job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE
 )""",
+    f"""CREATE TABLE IF NOT EXISTS {WAITS_TABLE} (
+    blob_uuid TEXT NOT NULL,
+    job_uuid TEXT NOT NULL,
+    job_index INTEGER NOT NULL,
+    docs_collection TEXT NOT NULL,
+    PRIMARY KEY (blob_uuid, job_uuid, job_index)
+)""",
+    f"CREATE INDEX IF NOT EXISTS ix_{WAITS_TABLE}_job ON {WAITS_TABLE} (job_uuid, job_index)",
 ]
 
 
@@ -299,9 +310,11 @@ def ui_schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _our_tables_present(conn: sqlite3.Connection) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobflow_job_links'"
-    ).fetchone() is not None
+    found = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN (?, ?)",
+        ("jobflow_job_links", WAITS_TABLE),
+    ).fetchone()[0]
+    return found == 2
 
 
 def _upgrade(conn: sqlite3.Connection) -> int:
@@ -320,7 +333,7 @@ def _upgrade(conn: sqlite3.Connection) -> int:
 
 
 def ensure_ui_schema(conn: sqlite3.Connection) -> int:
-    """Bring the UI schema to v9 and add our link table; returns the version found.
+    """Bring the UI schema to v9 and add our tables (links, blob waits); returns the version found.
 
     A file already at v9 (or newer: a later UI we do not know, left alone) costs two reads.
     Foreign keys are switched off around the upgrade because SQLite forbids changing them

@@ -34,10 +34,12 @@ from crystal_atomate.testing.replay_setup import use_replay
 __all__ = [
     "LAUNCH_TIMEOUT",
     "REMOTE_PROJECT",
+    "RUNNER_SHUTDOWN_TIMEOUT",
     "RemoteProject",
     "fresh_launchpad",
     "remote_project",
     "run_launchers",
+    "shutdown_runner",
     "wait_for_runner",
 ]
 
@@ -45,6 +47,9 @@ __all__ = [
 LAUNCH_TIMEOUT = 180
 #: The jobflow-remote project name the tests use (in a temporary projects folder).
 REMOTE_PROJECT = "crystal_atomate_test"
+#: Seconds a runner daemon gets to shut down: each runner process first finishes the step it is
+#: in, and on a loaded 2-core machine ``jf`` alone takes seconds to import.
+RUNNER_SHUTDOWN_TIMEOUT = 120
 
 
 @contextmanager
@@ -100,6 +105,12 @@ def _logs(launch_dir: Path) -> str:
     return "\n".join(log.read_text()[-2000:] for log in sorted(launch_dir.glob("launcher-*.log")))
 
 
+def _runner_log(base_dir: Path) -> str:
+    """Return the tail of the runner log of the project in ``base_dir``."""
+    log = base_dir / "log" / "runner.log"
+    return log.read_text()[-3000:] if log.exists() else "(no runner log)"
+
+
 def wait_for_runner(
     states: Callable[[], dict],
     wanted: Callable[[dict], bool],
@@ -116,13 +127,69 @@ def wait_for_runner(
     current = states()
     while not wanted(current):
         if time.monotonic() > deadline:
-            log = base_dir / "log" / "runner.log"
-            tail = log.read_text()[-3000:] if log.exists() else "(no runner log)"
             raise TimeoutError(
-                f"timed out after {timeout:.0f} s waiting for {what}: {current}\n{tail}"
+                f"timed out after {timeout:.0f} s waiting for {what}: {current}\n"
+                f"{_runner_log(base_dir)}"
             )
         time.sleep(0.5)
         current = states()
+
+
+def shutdown_runner(
+    jf: list[str],
+    env: Mapping[str, str],
+    base_dir: Path,
+    timeout: float = RUNNER_SHUTDOWN_TIMEOUT,
+) -> str:
+    """Shut a project's runner daemon down and wait for supervisord and its runners to exit.
+
+    ``jf runner shutdown`` asks supervisord to stop; the wait is on the processes themselves
+    (supervisord's pid file in ``base_dir``), not on ``jf runner shutdown --wait``, whose polling
+    of the daemon through the queue database and supervisord's XML-RPC costs a loaded machine
+    more than the shutdown itself. Processes still there after ``timeout`` seconds are killed.
+
+    Parameters
+    ----------
+    jf
+        The ``jf`` command with its project options, e.g. ``["jf", "-p", name]``.
+    env
+        The environment that finds the project.
+    base_dir
+        The project's ``base_dir`` (its ``daemon/supervisord.pid``).
+    timeout
+        Seconds for the command and the processes together.
+
+    Returns
+    -------
+    str
+        What went wrong, with the tail of the runner log: empty after a clean shutdown (or
+        when no daemon runs).
+    """
+    pid_file = base_dir / "daemon" / "supervisord.pid"
+    try:
+        daemon = psutil.Process(int(pid_file.read_text().strip()))
+        if "supervisord" not in " ".join(daemon.cmdline()):  # a stale file, its pid reused
+            return ""
+        processes = [daemon, *daemon.children(recursive=True)]
+    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
+        return ""
+    deadline = time.monotonic() + timeout
+    problems = []
+    try:
+        result = subprocess.run(
+            [*jf, "runner", "shutdown"], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode:
+            problems.append(f"jf runner shutdown failed:\n{result.stdout}\n{result.stderr}")
+    except subprocess.TimeoutExpired:
+        problems.append(f"jf runner shutdown did not return within {timeout:.0f} s")
+    _, alive = psutil.wait_procs(processes, timeout=max(deadline - time.monotonic(), 1))
+    if alive:
+        problems.append(f"still running after {timeout:.0f} s, killed: {alive}")
+        for process in alive:
+            process.kill()
+        psutil.wait_procs(alive, timeout=10)
+    return "\n".join([*problems, _runner_log(base_dir)]) if problems else ""
 
 
 @dataclass
@@ -171,20 +238,9 @@ class RemoteProject:
             rows = conn.execute("SELECT name, status, final_energy, workflow_id FROM jobs")
             return {name: tuple(rest) for name, *rest in rows.fetchall()}
 
-    def shutdown_runner(self) -> None:
-        """Stop the runner daemon; if it does not go, kill supervisord and its runner processes."""
-        pid_file = self.base_dir / "daemon" / "supervisord.pid"
-        pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
-        if pid is None or not psutil.pid_exists(pid):
-            return
-        subprocess.run(
-            ["jf", "-p", self.name, "runner", "shutdown", "--wait"],
-            env=self.env, capture_output=True, timeout=60,
-        )
-        if psutil.pid_exists(pid):
-            daemon = psutil.Process(pid)
-            for process in [*daemon.children(recursive=True), daemon]:
-                process.kill()
+    def shutdown_runner(self) -> str:
+        """Shut the runner daemon down (see :func:`shutdown_runner`); return what went wrong."""
+        return shutdown_runner(["jf", "-p", self.name], self.env, self.base_dir)
 
 
 def _init_project(

@@ -9,24 +9,43 @@ while the relaxation runs and started again; the failed job is rerun with ``jf j
 replay (standing in for the fixed CRYSTAL installation) is repaired. Every job runs in
 jobflow-remote's plain ``jf execution run``, the default ``remote init`` writes (the warm executor
 is opt-in and tested in ``test_remote_exec.py``); no warm server may appear in the module's folder.
+
+Without the runner: a job's completion on the project's job store, as jobflow-remote's
+``update_store`` and as jobflow's ``JobStore.update`` perform it, SIGKILLed between its two writes
+(issue 18, item 1): the UI row is COMPLETED only when the whole output loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import signal
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from jobflow import Flow
+from monty.serialization import dumpfn, loadfn
 
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure
-from crystal_atomate.engines.remote import LOCAL_WORKER, failed_jobs, load_project, sync_ui_states
+from crystal_atomate.engines.remote import (
+    LOCAL_WORKER,
+    failed_jobs,
+    load_project,
+    project_config,
+    sync_ui_states,
+    write_project,
+)
 from crystal_atomate.engines.remote_exec import EXEC_DIR_ENV, running_servers, stop_servers
 from crystal_atomate.engines.remote_store import EmbeddedMongoStore
+from crystal_atomate.io.units import HARTREE_TO_EV
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 from crystal_atomate.testing.engines import RemoteProject, remote_project
 from crystal_atomate.testing.hpc import relax_static_flow
+from crystal_atomate.testing.job_completion import complete_job, recorded_dos
 from crystal_atomate.testing.replay_setup import use_replay
 
 # Each job is a fresh `jf execution run` (seconds of imports, minutes on a loaded 2-core machine).
@@ -177,3 +196,103 @@ def _without_versions(spec: object) -> object:
     if isinstance(spec, dict):
         return {k: _without_versions(v) for k, v in spec.items() if k != "@version"}
     return spec
+
+
+# -- a completion killed between its writes (issue 18, item 1) --------------------------------
+
+MGO_DOSS = "mgo_scf_band_doss_b3lyp_crystal17"
+
+
+@dataclasses.dataclass
+class Completion:
+    """A project file on a fresh UI database, a DOS job QUEUED in it as ``submit_flows`` does."""
+
+    project_file: Path
+    store: CrystalMathJobStore
+    job_file: Path
+    run_dir: Path
+    uuid: str
+
+    def killed_after(self, writer: str, die_after: str) -> None:
+        """Store the job as ``writer`` does in a child process killed after one write."""
+        result = subprocess.run(
+            [sys.executable, "-m", "crystal_atomate.testing.job_completion", "complete",
+             str(self.project_file), str(self.job_file), str(self.run_dir), "--writer", writer,
+             "--die-after", die_after],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == -signal.SIGKILL, result.stderr
+
+    def retried(self, writer: str) -> None:
+        """Store the job again as ``writer`` does (here: the same code, in this process)."""
+        complete_job(self.project_file, loadfn(self.job_file), self.run_dir, writer)
+
+    def stored(self) -> tuple[int, int]:
+        """Return how many documents and blobs of the job the UI file holds."""
+        docs = self.store.docs_store.count({"uuid": self.uuid})
+        return docs, self.store.additional_stores["data"].count()
+
+    def ui_status(self) -> str:
+        """Return the status of the job's UI row, as the UI and ``crystal-atomate jobs`` read it."""
+        with closing(sqlite3.connect(self.store.db_file)) as conn:
+            (status,) = conn.execute(
+                "SELECT j.status FROM jobs j JOIN jobflow_job_links l ON l.tui_job_id = j.id "
+                "WHERE l.job_uuid = ?", (self.uuid,)
+            ).fetchone()
+        return status
+
+
+@pytest.fixture
+def completion(tmp_path: Path, ref_dir: Path) -> Iterator[Completion]:
+    config = project_config(
+        name="torn", db_dir=tmp_path / "db", ui_db_file=tmp_path / ".crystal_tui.db",
+        work_dir=tmp_path / "work", base_dir=tmp_path / "base",
+    )
+    project_file = write_project(config, folder=tmp_path / "projects")
+    dos_job = recorded_dos(str(ref_dir / MGO_DOSS / "DOSS.DAT"))
+    dumpfn(dos_job, tmp_path / "job.json")
+    store = CrystalMathJobStore(tmp_path / ".crystal_tui.db")
+    store.mark_job_state(dos_job.uuid, "QUEUED", name=dos_job.name)
+    yield Completion(project_file, store, tmp_path / "job.json", tmp_path / "run", dos_job.uuid)
+    store.close()
+
+
+def _assert_recorded_dos(store: CrystalMathJobStore, uuid: str) -> None:
+    dos = store.get_output(uuid, load=True)["dos"]
+    assert dos["@class"] == "Dos" and len(dos["energies"]) == 302
+    assert dos["efermi"] == pytest.approx(-0.15202 * HARTREE_TO_EV, abs=1e-6)
+    assert dos["energies"][0] == pytest.approx((-0.553 - 0.15202) * HARTREE_TO_EV, abs=1e-6)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("writer", "die_after", "stored", "status"),
+    [
+        # jobflow-remote's runner (update_store): the blob, then the document
+        ("runner", "data", (0, 1), "QUEUED"),
+        ("runner", "docs", (1, 1), "COMPLETED"),
+        # jobflow's JobStore.update on the project's store: the document, then the blob
+        ("jobflow", "docs", (1, 0), "QUEUED"),
+        ("jobflow", "data", (1, 1), "COMPLETED"),
+    ],
+)
+def test_a_completion_killed_between_its_writes_never_shows_completed_without_the_blob(
+    completion: Completion, writer: str, die_after: str, stored: tuple[int, int], status: str
+) -> None:
+    """SIGKILL a job's completion right after one of its two writes committed: the UI row says
+    COMPLETED only if the whole output loads; the retried completion then finishes it."""
+    completion.killed_after(writer, die_after)
+    assert completion.stored() == stored
+    assert completion.ui_status() == status
+    if status == "COMPLETED":
+        _assert_recorded_dos(completion.store, completion.uuid)
+    elif stored[0]:  # the document is stored without its blob: what the row must not claim
+        with pytest.raises(KeyError):
+            completion.store.get_output(completion.uuid, load=True)
+
+    # jobflow-remote retries the runner's step of a DOWNLOADED job; jobflow runs the job again
+    # (a new blob; the one a kill left behind stays unreferenced)
+    completion.retried(writer)
+    assert completion.stored() == (1, 1 if writer == "runner" else stored[1] + 1)
+    assert completion.ui_status() == "COMPLETED"
+    _assert_recorded_dos(completion.store, completion.uuid)
