@@ -27,7 +27,6 @@ __all__ = [
     "UI_STATUSES",
     "MirrorFields",
     "mark_job_state",
-    "mirror_documents",
     "ui_time",
 ]
 
@@ -369,20 +368,6 @@ def _record_remote_job(
                 scheduler.get("nodes"), json.dumps({"scheduler": "slurm", "state": status}),
             ),
         )
-
-
-def mirror_documents(conn: sqlite3.Connection, docs: list[Mapping[str, Any]]) -> None:
-    """Mirror each job document: the ``on_update`` hook of the job documents' store.
-
-    Parameters
-    ----------
-    conn
-        A connection inside the write transaction of the documents.
-    docs
-        The documents just written.
-    """
-    for doc in docs:
-        mirror_document(conn, doc)
 
 
 def _now(conn: sqlite3.Connection) -> str:
