@@ -303,3 +303,43 @@ def test_stream_and_path_read_the_same() -> None:
     from_stream.pop("source_path")
     assert from_stream == _document(path)
     assert len(from_stream["scf"]) == 4 and from_stream["opt_points"] == 4
+
+
+def _long_scf(path: Path, cycles: int) -> Path:
+    """The ONELOG MgO output with its first SCF grown to ``cycles`` cycles (a valid output).
+
+    The fourth cycle's lines (``CYC`` to the next ``CYC``) are repeated, renumbered.
+    """
+    lines = reference_file("mgo_opt_onelog_crystal22", "OUTPUT.out").read_text().splitlines(True)
+    starts = [i for i, line in enumerate(lines) if line.startswith(" CYC ")]
+    head, cycle, tail = lines[: starts[3]], lines[starts[3] : starts[4]], lines[starts[4] :]
+    with path.open("w") as handle:
+        handle.writelines(head)
+        for number in range(3, 3 + cycles):
+            handle.write(cycle[0].replace(" CYC   3", f" CYC{number:4d}", 1))
+            handle.writelines(cycle[1:])
+        handle.writelines(tail)
+    return path
+
+
+def test_memory_stays_flat_in_the_file_size(tmp_path: Path) -> None:
+    """Issue 18: 205,001 cycles of a 200 MB output took 179 MB; reading holds one chunk.
+
+    An output whose first SCF has 24,000 cycles (~26 MB): the peak of the parser's own
+    allocations stays near one chunk, and the result keeps 24 bytes a cycle.
+    """
+    import tracemalloc
+
+    path = _long_scf(tmp_path / "OUTPUT.out", 24_000)
+    assert path.stat().st_size > 6 * scanner._CHUNK_BYTES
+    tracemalloc.start()
+    try:
+        out = parse_output(path, discover=False)
+        retained, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    first = out.scf[0]
+    assert first.cycle_count == 3 + 24_000 + 4 and max(first.cycle_numbers) == 24_002
+    assert out.energy_ha == pytest.approx(-275.4486980727, abs=1e-8)
+    assert peak < 4 * scanner._CHUNK_BYTES
+    assert retained < 24 * 24_007 + 2_000_000
