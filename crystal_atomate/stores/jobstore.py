@@ -40,6 +40,15 @@ def _settings() -> CrystalAtomateSettings:
     return CrystalAtomateSettings()
 
 
+def _shared_file(timeout: float | None, on_update: Callable[..., None]) -> dict[str, Any]:
+    """Options of a store in the UI's file: its schema on connect, its hook, the lock deadline."""
+    return {
+        "timeout": timeout or _settings().DB_LOCK_DEADLINE,
+        "on_connect": ensure_ui_schema,
+        "on_update": on_update,
+    }
+
+
 def _default_parser() -> Callable[[Path], Any]:
     """Import the CRYSTAL output parser, only when it is needed."""
     from crystal_atomate.io.outputs import parse_output
@@ -83,14 +92,7 @@ class UIDocsStore(SQLiteStore):
         blobs_collection_name: str = "outputs_blobs",
     ) -> None:
         self.blobs_collection_name = blobs_collection_name
-        super().__init__(
-            db_file,
-            collection_name,
-            key=key,
-            timeout=timeout or _settings().DB_LOCK_DEADLINE,
-            on_connect=ensure_ui_schema,
-            on_update=self._mirror,
-        )
+        super().__init__(db_file, collection_name, key=key, **_shared_file(timeout, self._mirror))
 
     def _mirror(self, conn: sqlite3.Connection, docs: list[dict]) -> None:
         """Mirror the documents just written whose blobs are stored (the ``on_update`` hook)."""
@@ -125,12 +127,7 @@ class UIBlobStore(SQLiteStore):
         timeout: float | None = None,
     ) -> None:
         super().__init__(
-            db_file,
-            collection_name,
-            key=key,
-            timeout=timeout or _settings().DB_LOCK_DEADLINE,
-            on_connect=ensure_ui_schema,
-            on_update=complete_waiting_jobs,
+            db_file, collection_name, key=key, **_shared_file(timeout, complete_waiting_jobs)
         )
 
 
