@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,6 @@ from jobflow import Flow, run_locally
 from crystal_atomate.demo import DEMO_REPLAY, demo_flows, nio_structure, run_demo
 from crystal_atomate.io.errors import CrystalErrorKind
 from crystal_atomate.jobs.base import CrystalJobFailed
-from crystal_atomate.jobs.core import StaticMaker
-from crystal_atomate.sets.core import StaticSetGenerator
 from crystal_atomate.stores.jobstore import CrystalMathJobStore
 
 
@@ -93,26 +92,8 @@ def test_the_ui_job_list_shows_every_job(demo_run):
 
 
 def _nio_job(**maker_kwargs):
-    return StaticMaker(
-        name="NiO static",
-        input_set_generator=StaticSetGenerator(
-            functional="HF",
-            user_basis_settings=demo_flows()[1]
-            .jobs[0]
-            .maker.input_set_generator.user_basis_settings,
-            user_kpoints_settings={"shrink": [8, 8]},
-            user_input_settings={
-                "scf": {
-                    "tolinteg": None,
-                    "toldee": None,
-                    "maxcycle": 10,
-                    "fmixing": 50,
-                    "spinlock": [0, 15],
-                }
-            },
-        ),
-        **maker_kwargs,
-    ).make(nio_structure())
+    """The demo's NiO static (the recorded failing SCF), with other maker settings."""
+    return replace(demo_flows()[1].jobs[0].maker, **maker_kwargs).make(nio_structure())
 
 
 def test_unfixable_failure_stops_children_when_asked(mock_crystal, tmp_path, monkeypatch):
